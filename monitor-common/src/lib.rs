@@ -1,0 +1,253 @@
+//! Types shared by the eBPF programs (`monitor-ebpf`) and the userspace monitor.
+//!
+//! Everything here is `#[repr(C)]` plain data: the kernel writes it into the ring buffer or
+//! reads it from maps and read-only globals, and userspace decodes it. Layout changes must
+//! be made on both sides at once; the size assertions at the bottom catch accidental drift.
+#![no_std]
+
+/// Kernel event kinds (the `kind` field of [`Event`]).
+pub mod kind {
+    pub const EXEC: u16 = 1;
+    pub const CONNECT: u16 = 2;
+    pub const SETID: u16 = 3;
+    pub const FILE: u16 = 4;
+    pub const FORK: u16 = 5;
+    pub const EXIT: u16 = 6;
+}
+
+/// File operations (the `op` field of a [`kind::FILE`] event).
+pub mod file_op {
+    pub const OPEN: u16 = 1;
+    pub const UNLINK: u16 = 2;
+    pub const RMDIR: u16 = 3;
+    pub const RENAME: u16 = 4;
+    pub const LINK: u16 = 5;
+    pub const SYMLINK: u16 = 6;
+    pub const MKDIR: u16 = 7;
+    pub const TRUNCATE: u16 = 8;
+    pub const CHMOD: u16 = 9;
+    pub const CHOWN: u16 = 10;
+    pub const SETXATTR: u16 = 11;
+    pub const REMOVEXATTR: u16 = 12;
+    pub const MKNOD: u16 = 13;
+}
+
+/// Bits of [`Event::flags`].
+pub mod flag {
+    /// The first variable field (path) was cut at its capacity.
+    pub const PATH1_TRUNCATED: u32 = 1 << 0;
+    /// The second variable field (argv or second path) was cut at its capacity.
+    pub const PATH2_TRUNCATED: u32 = 1 << 1;
+    /// An inode on the object's ancestry is watched.
+    pub const WATCH_INODE: u32 = 1 << 2;
+    /// A prefix of the object's absolute path string is watched.
+    pub const WATCH_PATH: u32 = 1 << 3;
+    /// The path was built from a user string, not from the kernel's dentry (failed call or
+    /// path-based syscall): symlinks inside the string are not resolved.
+    pub const PATH_FROM_STRING: u32 = 1 << 4;
+    /// The process's root directory is not the host's (container or chroot).
+    pub const FOREIGN_ROOT: u32 = 1 << 5;
+    /// The dentry walk hit its depth bound before reaching the root.
+    pub const PATH_DEPTH_EXCEEDED: u32 = 1 << 6;
+    /// Sent because a rule asked for every event of this class (no kernel filter).
+    pub const UNFILTERED: u32 = 1 << 7;
+    /// The second watched object (rename/link destination) matched.
+    pub const WATCH_PATH2: u32 = 1 << 8;
+    /// The process is a thread-group leader's exit (EXIT events).
+    pub const GROUP_EXIT: u32 = 1 << 9;
+    /// The user string had `.`, `..` or empty components: the kernel could not decide and
+    /// forwarded the event; userspace normalises the path and matches it.
+    pub const PATH_UNCLEAN: u32 = 1 << 10;
+}
+
+pub const COMM_LEN: usize = 16;
+/// Capacity of each variable field in an event (PATH_MAX).
+pub const FIELD_CAP: usize = 4096;
+/// Bytes of a user-supplied path string the kernel reads.
+pub const USER_PATH_CAP: usize = 256;
+/// Maximum number of dentries walked towards the root.
+pub const MAX_PATH_DEPTH: usize = 48;
+/// Per-CPU ring-buffer drop counter slots.
+pub const DROP_COUNTERS: u32 = 1;
+
+/// The eight credential ids of a task, in `struct cred` order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ids {
+    pub uid: u32,
+    pub euid: u32,
+    pub suid: u32,
+    pub fsuid: u32,
+    pub gid: u32,
+    pub egid: u32,
+    pub sgid: u32,
+    pub fsgid: u32,
+}
+
+/// Fixed part of every ring-buffer record; `len1` then `len2` bytes of variable data follow.
+///
+/// * EXEC: field 1 = executable path (resolved by the kernel), field 2 = argv, NUL-separated.
+/// * CONNECT: field 1 = path passed by the caller, field 2 = canonical path of the socket.
+/// * FILE: field 1 = absolute path of the object, field 2 = second path (rename/link target).
+/// * SETID: no fields; `old_ids` are the ids before the call, `ids` after.
+/// * FORK: `args[0]` = child pid. EXIT: `args[0]` = exit code.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Event {
+    pub kind: u16,
+    pub op: u16,
+    pub flags: u32,
+    /// Total record size: `size_of::<Event>() + len1 + len2`.
+    pub size: u32,
+    /// x86-64 syscall number, or -1 for scheduler events.
+    pub syscall: i32,
+    /// `bpf_ktime_get_boot_ns()` at the event.
+    pub ts_boot_ns: u64,
+    pub cgroup_id: u64,
+    /// Syscall return value.
+    pub ret: i64,
+    /// Raw syscall arguments a0..a3.
+    pub args: [u64; 4],
+    /// Inode number and device of the object (file, socket, executable), 0 if unknown.
+    pub ino: u64,
+    pub dev: u32,
+    /// `i_mode` of the object.
+    pub mode: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub ids: Ids,
+    pub old_ids: Ids,
+    pub auid: u32,
+    pub sessionid: u32,
+    pub len1: u32,
+    pub len2: u32,
+    /// Id of the watch that selected the object (0: none).
+    pub watch: u32,
+    /// Id of the watch that selected the second path of a rename or link (0: none).
+    pub watch2: u32,
+    /// OPEN: the effective open flags (`creat` and `openat2` included).
+    pub extra: u32,
+    pub comm: [u8; COMM_LEN],
+}
+
+pub const EVENT_SIZE: usize = core::mem::size_of::<Event>();
+
+/// Key of the watched-inode map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct InodeKey {
+    pub ino: u64,
+    pub dev: u32,
+    pub _pad: u32,
+}
+
+/// What a watch entry (inode or path hash) means to the kernel filter.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WatchValue {
+    pub watch_id: u32,
+    /// WATCH_* bits: which event classes this watch selects.
+    pub classes: u32,
+}
+
+/// Bits of [`WatchValue::classes`] and [`Config::unfiltered`].
+pub mod class {
+    pub const EXEC: u32 = 1 << 0;
+    pub const CONNECT: u32 = 1 << 1;
+    pub const FILE: u32 = 1 << 2;
+    pub const SETID: u32 = 1 << 3;
+}
+
+/// Byte offsets of the kernel struct members the programs read, taken from the running
+/// kernel's BTF by userspace at load time (aya's Rust programs have no CO-RE relocations).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelOffsets {
+    pub task_real_parent: u32,
+    pub task_tgid: u32,
+    pub task_pid: u32,
+    pub task_fs: u32,
+    pub task_files: u32,
+    pub task_mm: u32,
+    pub task_cred: u32,
+    pub task_loginuid: u32,
+    pub task_sessionid: u32,
+    pub task_exit_code: u32,
+    pub fs_root: u32,
+    pub fs_pwd: u32,
+    pub path_mnt: u32,
+    pub path_dentry: u32,
+    pub dentry_parent: u32,
+    pub dentry_name: u32,
+    pub dentry_inode: u32,
+    pub qstr_len: u32,
+    pub qstr_name: u32,
+    pub inode_ino: u32,
+    pub inode_sb: u32,
+    pub inode_mode: u32,
+    pub sb_dev: u32,
+    pub mount_mnt: u32,
+    pub mount_parent: u32,
+    pub mount_mountpoint: u32,
+    pub vfsmount_root: u32,
+    pub files_fdt: u32,
+    pub fdtable_fd: u32,
+    pub fdtable_max_fds: u32,
+    pub file_path: u32,
+    pub file_private_data: u32,
+    pub socket_sk: u32,
+    pub unix_sock_path: u32,
+    pub unix_sock_peer: u32,
+    pub mm_arg_start: u32,
+    pub mm_arg_end: u32,
+    pub cred_uid: u32,
+    pub bprm_file: u32,
+    pub _pad: u32,
+}
+
+/// Read-only configuration of the kernel programs (global `CONFIG`), set at load time.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Config {
+    pub offsets: KernelOffsets,
+    /// `class::*` bits for which every event goes to userspace (a rule has no path filter).
+    pub unfiltered: u32,
+    /// Device and inode of the host's root directory, to tell chroots and containers apart.
+    pub host_root_dev: u32,
+    pub host_root_ino: u64,
+    /// The monitor's own tgid: its activity is never reported to itself.
+    pub self_tgid: u32,
+    pub _pad: u32,
+}
+
+/// FNV-1a, 64-bit: the path-prefix hash both sides compute over normalised absolute paths.
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+pub const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+#[inline(always)]
+pub fn fnv1a_step(hash: u64, byte: u8) -> u64 {
+    (hash ^ byte as u64).wrapping_mul(FNV_PRIME)
+}
+
+/// Hash of a whole path (userspace side of the prefix match).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h = FNV_OFFSET;
+    for &b in bytes {
+        h = fnv1a_step(h, b);
+    }
+    h
+}
+
+const _: () = assert!(EVENT_SIZE == 208);
+const _: () = assert!(core::mem::size_of::<Ids>() == 32);
+const _: () = assert!(core::mem::size_of::<InodeKey>() == 16);
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    unsafe impl aya::Pod for Config {}
+    unsafe impl aya::Pod for InodeKey {}
+    unsafe impl aya::Pod for WatchValue {}
+    unsafe impl aya::Pod for Event {}
+}

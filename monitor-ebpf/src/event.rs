@@ -1,0 +1,116 @@
+//! Building and submitting ring-buffer records, shared by every hook.
+//!
+//! A record is assembled in a per-CPU scratch buffer (the 512-byte stack is far too small):
+//! the fixed [`Event`] header, then field 1 and field 2. It is copied into the ring buffer
+//! with `bpf_ringbuf_output`; when the ring is full the per-CPU drop counter goes up instead.
+
+use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns};
+use monitor_common::{Event, EVENT_SIZE, FIELD_CAP};
+
+use crate::kernel::{task_ids, task_loginuid, task_ppid, task_sessionid};
+use crate::{DROPS, EVENTS, EVENT_SCRATCH};
+
+/// Scratch size: header + two full fields, rounded up so masked offsets stay inside.
+pub const EVENT_BUF: usize = 16384;
+
+#[repr(C)]
+pub struct EventScratch {
+    pub buf: [u8; EVENT_BUF],
+}
+
+/// A record being built in the per-CPU scratch buffer.
+pub struct Draft {
+    base: *mut u8,
+    len1: usize,
+}
+
+impl Draft {
+    /// Start a record for the current task with the common header filled in.
+    #[inline(always)]
+    pub fn new(kind: u16, op: u16, syscall: i32, task: u64) -> Option<Draft> {
+        let base = EVENT_SCRATCH.get_ptr_mut(0)? as *mut u8;
+        let ev = unsafe { &mut *(base as *mut Event) };
+        let pid_tgid = bpf_get_current_pid_tgid();
+        ev.kind = kind;
+        ev.op = op;
+        ev.flags = 0;
+        ev.size = EVENT_SIZE as u32;
+        ev.syscall = syscall;
+        ev.ts_boot_ns = unsafe { bpf_ktime_get_boot_ns() };
+        ev.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
+        ev.ret = 0;
+        ev.args = [0; 4];
+        ev.ino = 0;
+        ev.dev = 0;
+        ev.mode = 0;
+        ev.pid = (pid_tgid >> 32) as u32;
+        ev.tid = pid_tgid as u32;
+        ev.ppid = task_ppid(task);
+        ev.ids = task_ids(task);
+        ev.old_ids = ev.ids;
+        ev.auid = task_loginuid(task);
+        ev.sessionid = task_sessionid(task);
+        ev.len1 = 0;
+        ev.len2 = 0;
+        ev.watch = 0;
+        ev.watch2 = 0;
+        ev.extra = 0;
+        ev.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        Some(Draft { base, len1: 0 })
+    }
+
+    #[inline(always)]
+    pub fn event(&mut self) -> &mut Event {
+        unsafe { &mut *(self.base as *mut Event) }
+    }
+
+    /// Where field 1 goes.
+    #[inline(always)]
+    pub fn field1(&mut self) -> *mut u8 {
+        unsafe { self.base.add(EVENT_SIZE) }
+    }
+
+    /// Record the length of field 1; field 2 starts right after it.
+    #[inline(always)]
+    pub fn set_len1(&mut self, len: usize) {
+        let len = if len > FIELD_CAP { FIELD_CAP } else { len };
+        self.len1 = len;
+        self.event().len1 = len as u32;
+    }
+
+    /// Where field 2 goes (after field 1).
+    #[inline(always)]
+    pub fn field2(&mut self) -> *mut u8 {
+        unsafe { self.base.add(EVENT_SIZE + (self.len1 & (FIELD_CAP - 1))) }
+    }
+
+    #[inline(always)]
+    pub fn set_len2(&mut self, len: usize) {
+        let len = if len > FIELD_CAP { FIELD_CAP } else { len };
+        self.event().len2 = len as u32;
+    }
+
+    /// Copy the record into the ring buffer, or count it as dropped.
+    #[inline(always)]
+    pub fn submit(mut self) {
+        let ev = self.event();
+        let len1 = (ev.len1 as usize) & (2 * FIELD_CAP - 1);
+        let len2 = (ev.len2 as usize) & (2 * FIELD_CAP - 1);
+        let size = EVENT_SIZE + len1 + len2;
+        if size > EVENT_SIZE + 2 * FIELD_CAP {
+            return count_drop();
+        }
+        ev.size = size as u32;
+        let record = unsafe { core::slice::from_raw_parts(self.base as *const u8, size) };
+        if EVENTS.output::<[u8]>(record, 0).is_err() {
+            count_drop();
+        }
+    }
+}
+
+#[inline(always)]
+fn count_drop() {
+    if let Some(counter) = DROPS.get_ptr_mut(0) {
+        unsafe { *counter += 1 };
+    }
+}

@@ -1,0 +1,142 @@
+//! Kernel side of the monitor: tracepoint programs that observe, filter and emit.
+//!
+//! Pipeline inside the kernel: `sys_enter` stashes the arguments of every hooked syscall
+//! ([`syscalls`]); the per-class exit programs resolve the object (file, socket, credentials),
+//! decide against the watch maps ([`path`]) and emit a record ([`event`]); the scheduler BTF
+//! tracepoints ([`sched`]) report exec/fork/exit so userspace can keep its process table.
+//! Programs only read: they always return 0 and never alter a syscall.
+#![no_std]
+#![no_main]
+
+mod event;
+mod kernel;
+mod path;
+mod sched;
+mod syscalls;
+
+use aya_ebpf::{
+    macros::{btf_tracepoint, map, tracepoint},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    programs::{BtfTracePointContext, TracePointContext},
+};
+use monitor_common::{Config, InodeKey, WatchValue};
+
+/// Filled by userspace at load time (kernel offsets, filter settings).
+#[no_mangle]
+static CONFIG: Config = unsafe { core::mem::zeroed() };
+
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+
+/// Ring-buffer output failures, per CPU.
+#[map]
+static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(monitor_common::DROP_COUNTERS, 0);
+
+#[map]
+static EVENT_SCRATCH: PerCpuArray<event::EventScratch> = PerCpuArray::with_max_entries(1, 0);
+
+#[map]
+static PATH_SCRATCH: PerCpuArray<path::PathScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// Watched objects by identity.
+#[map]
+static WATCH_INODES: HashMap<InodeKey, WatchValue> = HashMap::with_max_entries(8192, 0);
+
+/// Watched absolute paths by FNV-1a hash (written and canonical spellings).
+#[map]
+static WATCH_PATHS: HashMap<u64, WatchValue> = HashMap::with_max_entries(16384, 0);
+
+/// Syscall arguments between sys_enter and sys_exit, by pid_tgid. LRU so that a task that
+/// never returns (exit_group, exec from a thread) cannot leak entries.
+#[map]
+static PENDING: LruHashMap<u64, syscalls::Pending> = LruHashMap::with_max_entries(16384, 0);
+
+#[tracepoint]
+pub fn sys_enter(ctx: TracePointContext) -> u32 {
+    syscalls::stash(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_open(ctx: TracePointContext) -> u32 {
+    syscalls::exit_file(&ctx, syscalls::FileShape::Open);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_path(ctx: TracePointContext) -> u32 {
+    syscalls::exit_file(&ctx, syscalls::FileShape::Path);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_two_paths(ctx: TracePointContext) -> u32 {
+    syscalls::exit_file(&ctx, syscalls::FileShape::TwoPaths);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_fd(ctx: TracePointContext) -> u32 {
+    syscalls::exit_file(&ctx, syscalls::FileShape::Fd);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
+    syscalls::exit_connect(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_setid(ctx: TracePointContext) -> u32 {
+    syscalls::exit_setid(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit_exec(ctx: TracePointContext) -> u32 {
+    syscalls::exit_exec(&ctx);
+    0
+}
+
+#[btf_tracepoint(function = "sched_process_exec")]
+pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
+    sched::exec(&ctx);
+    0
+}
+
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
+    sched::fork(&ctx);
+    0
+}
+
+#[btf_tracepoint(function = "sched_process_exit")]
+pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
+    sched::exit(&ctx);
+    0
+}
+
+/// Whether `tgid` is the monitor itself (its own activity is never reported).
+#[inline(always)]
+fn is_self(tgid: u32) -> bool {
+    tgid == unsafe { core::ptr::read_volatile(&CONFIG.self_tgid) }
+}
+
+/// Whether every event of `class` goes to userspace (a rule without a path filter).
+#[inline(always)]
+fn unfiltered(class: u32) -> bool {
+    (unsafe { core::ptr::read_volatile(&CONFIG.unfiltered) } & class) != 0
+}
+
+/// Whether the watch (if any) selects events of `class`.
+#[inline(always)]
+fn selects(watch: &WatchValue, class: u32) -> bool {
+    watch.watch_id != 0 && watch.classes & class != 0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}

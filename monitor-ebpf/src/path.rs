@@ -1,0 +1,326 @@
+//! Path resolution and watch matching, shared by every hook.
+//!
+//! Two ways to decide that an object is watched:
+//! * **inode**: walk `d_parent` (crossing mounts) from the object's dentry up to the root and
+//!   look each ancestor's (device, inode) up in `WATCH_INODES`. This is exact whatever the
+//!   spelling: relative paths, symlinks, `..`, hard links and bind mounts all end at the same
+//!   inode. Used when the kernel gives us the object (open result, exec'd file, connected
+//!   socket, descriptor argument).
+//! * **path string**: for path-based syscalls (unlink, rename, chmod, …) and failed calls, the
+//!   user's string is appended to the base directory's path (dfd, cwd or root; its ancestry is
+//!   checked by inode) and every `/`-prefix of the result is hashed (FNV-1a) and looked up in
+//!   `WATCH_PATHS`, which holds the written and the canonical (symlink-free) spelling of each
+//!   watch. A string with `.`, `..` or empty components cannot be matched that way; such
+//!   events are forwarded flagged `PATH_UNCLEAN` and userspace normalises and decides.
+//!
+//! Loop state is kept in the per-CPU scratch map rather than in registers: reloaded values are
+//! bounded unknowns to the verifier, so states of different iterations prune each other.
+
+use aya_ebpf::helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_user_str};
+use monitor_common::{flag, fnv1a_step, WatchValue, FIELD_CAP, FNV_OFFSET, MAX_PATH_DEPTH, USER_PATH_CAP};
+
+use crate::kernel::{dentry_inode, off, read, task_file, task_fs_path, file_path, KPath};
+use crate::{PATH_SCRATCH, WATCH_INODES, WATCH_PATHS};
+
+/// The walk writes the path backwards so that it ends at `WALK_END`.
+pub const WALK_END: usize = 4096;
+const WALK_BUF: usize = 2 * WALK_END;
+const USER_BUF: usize = 1024;
+/// Prefixes longer than this are not hashed; userspace warns about such watches.
+pub const HASH_CAP: usize = 256;
+const AT_FDCWD: i64 = -100;
+
+#[repr(C)]
+pub struct PathScratch {
+    walk: [u8; WALK_BUF],
+    user: [u8; USER_BUF],
+    dentry: u64,
+    vfsmount: u64,
+    hash: u64,
+    watch: WatchValue,
+    skip: u32,
+    found: u32,
+    walk_flags: u32,
+    pos: u32,
+    comp: u32,
+    dots: u32,
+    unclean: u32,
+    _pad: u32,
+    /// See [`launder`].
+    launder: [u64; 4],
+}
+
+/// Pass a value through map memory. The verifier does not track values stored in maps, so
+/// what comes back is an unknown of the right range: code after a many-way dispatch (one
+/// constant per syscall) is then verified once instead of once per constant.
+#[inline(always)]
+pub fn launder<T: Copy>(value: T) -> Option<T> {
+    const { assert!(core::mem::size_of::<T>() <= 32) };
+    let s = scratch()?;
+    unsafe {
+        let slot = (*s).launder.as_mut_ptr() as *mut T;
+        core::ptr::write_volatile(slot, value);
+        Some(core::ptr::read_volatile(slot))
+    }
+}
+
+/// Result of resolving one path into an event field.
+#[derive(Clone, Copy)]
+pub struct Resolved {
+    /// Bytes written to the destination field.
+    pub len: usize,
+    /// `flag::*` bits (truncation, which kind of match, string-based).
+    pub flags: u32,
+    /// The watch that selected the object; `watch_id == 0` when none did.
+    pub watch: WatchValue,
+}
+
+#[inline(always)]
+fn scratch() -> Option<*mut PathScratch> {
+    PATH_SCRATCH.get_ptr_mut(0)
+}
+
+#[inline(always)]
+fn vol<T: Copy>(p: *const T) -> T {
+    unsafe { core::ptr::read_volatile(p) }
+}
+
+/// Walk from `start` to the root, skipping the first `skip` ancestors. Leaves the path in
+/// `s.walk[s.pos..WALK_END]`. Every loop-carried value lives in scratch memory: a value kept
+/// in a register (say "found a watch at level k") would split the verifier's states at every
+/// level and make the walk's verification exponential in its depth.
+#[inline(always)]
+fn walk(s: *mut PathScratch, start: KPath, skip: u32) -> (WatchValue, u32) {
+    let mount_mnt = off!(mount_mnt) as u64;
+    unsafe {
+        (*s).dentry = start.dentry;
+        (*s).vfsmount = start.vfsmount;
+        (*s).skip = skip;
+        (*s).found = 0;
+        (*s).watch = WatchValue { watch_id: 0, classes: 0 };
+        (*s).walk_flags = flag::PATH_DEPTH_EXCEEDED;
+        (*s).pos = WALK_END as u32;
+    }
+    for _ in 0..MAX_PATH_DEPTH {
+        let dentry = vol(unsafe { &(*s).dentry });
+        let vfsmount = vol(unsafe { &(*s).vfsmount });
+        if vol(unsafe { &(*s).skip }) == 0 && vol(unsafe { &(*s).found }) == 0 {
+            if let Some((key, _)) = dentry_inode(dentry) {
+                if let Some(v) = unsafe { WATCH_INODES.get(&key) } {
+                    unsafe {
+                        (*s).found = 1;
+                        (*s).watch = *v;
+                    }
+                }
+            }
+        }
+        let mnt_root = read::<u64>(vfsmount, off!(vfsmount_root)).unwrap_or(0);
+        if dentry == mnt_root {
+            let mount = vfsmount.wrapping_sub(mount_mnt);
+            let parent = read::<u64>(mount, off!(mount_parent)).unwrap_or(0);
+            if parent == mount || parent == 0 {
+                unsafe { (*s).walk_flags = 0 };
+                break;
+            }
+            unsafe {
+                (*s).dentry = read::<u64>(mount, off!(mount_mountpoint)).unwrap_or(0);
+                (*s).vfsmount = parent + mount_mnt;
+            }
+            continue;
+        }
+        let parent = read::<u64>(dentry, off!(dentry_parent)).unwrap_or(0);
+        if parent == dentry || parent == 0 {
+            unsafe { (*s).walk_flags = 0 };
+            break;
+        }
+        unsafe { (*s).dentry = parent };
+        let skip = vol(unsafe { &(*s).skip });
+        if skip > 0 {
+            unsafe { (*s).skip = skip - 1 };
+            continue;
+        }
+        let qstr = dentry + off!(dentry_name) as u64;
+        let len = (read::<u32>(qstr, off!(qstr_len)).unwrap_or(0) & 0xff) as usize;
+        let name = read::<u64>(qstr, off!(qstr_name)).unwrap_or(0);
+        let pos = (vol(unsafe { &(*s).pos }) as usize) & (WALK_BUF - 1);
+        if pos < len + 1 {
+            unsafe { (*s).walk_flags = flag::PATH1_TRUNCATED };
+            break;
+        }
+        let new_pos = pos - len - 1;
+        unsafe {
+            let walk = (*s).walk.as_mut_ptr();
+            bpf_probe_read_kernel(
+                walk.add((new_pos + 1) & (WALK_END - 1)).cast(),
+                len as u32,
+                name as *const _,
+            );
+            *walk.add(new_pos & (WALK_END - 1)) = b'/';
+            (*s).pos = new_pos as u32;
+        }
+    }
+    let mut flags = vol(unsafe { &(*s).walk_flags });
+    if vol(unsafe { &(*s).found }) != 0 {
+        flags |= flag::WATCH_INODE;
+    }
+    (unsafe { core::ptr::read_volatile(&(*s).watch) }, flags)
+}
+
+/// Append `len` bytes from `src` at `dst + at`, bounded by the field capacity.
+#[inline(always)]
+unsafe fn append(dst: *mut u8, at: usize, src: *const u8, len: usize) -> usize {
+    let room = FIELD_CAP - 1 - (at & (FIELD_CAP - 1));
+    let n = if len > room { room } else { len };
+    let n = n & (FIELD_CAP - 1);
+    bpf_probe_read_kernel(dst.add(at & (FIELD_CAP - 1)).cast(), n as u32, src.cast());
+    n
+}
+
+/// Copy the walked path into the field at `dst`; returns its length.
+#[inline(always)]
+fn copy_walk(s: *mut PathScratch, dst: *mut u8) -> usize {
+    let pos = (vol(unsafe { &(*s).pos }) as usize) & (WALK_END - 1);
+    let len = WALK_END - pos;
+    unsafe { append(dst, 0, (*s).walk.as_ptr().add(pos), len) }
+}
+
+/// Look every `/`-prefix of the absolute path at `buf` up in `WATCH_PATHS`, and tell whether
+/// the path has empty, `.` or `..` components (then prefixes do not name real directories:
+/// the caller forwards the event for userspace to normalise).
+#[inline(always)]
+fn scan_path(s: *mut PathScratch, buf: *const u8, len: usize) -> (WatchValue, bool) {
+    // Hash, component length, dots in it, the match and the unclean flag all live in map
+    // memory (see module doc).
+    unsafe {
+        (*s).hash = FNV_OFFSET;
+        (*s).comp = 0;
+        (*s).dots = 0;
+        (*s).unclean = 0;
+        (*s).found = 0;
+        (*s).watch = WatchValue { watch_id: 0, classes: 0 };
+    }
+    for i in 0..HASH_CAP {
+        if i >= len {
+            break;
+        }
+        let c = unsafe { *buf.add(i) };
+        let hash = vol(unsafe { &(*s).hash });
+        if c == b'/' {
+            let comp = vol(unsafe { &(*s).comp });
+            let dots = vol(unsafe { &(*s).dots });
+            if i > 0 && (comp == 0 || (dots == comp && comp <= 2)) {
+                unsafe { (*s).unclean = 1 };
+            } else if i > 0 && vol(unsafe { &(*s).found }) == 0 {
+                if let Some(v) = unsafe { WATCH_PATHS.get(&hash) } {
+                    unsafe {
+                        (*s).watch = *v;
+                        (*s).found = 1;
+                    }
+                }
+            }
+            unsafe {
+                (*s).comp = 0;
+                (*s).dots = 0;
+            }
+        } else {
+            unsafe {
+                (*s).comp += 1;
+                (*s).dots += (c == b'.') as u32;
+            }
+        }
+        unsafe { (*s).hash = fnv1a_step(hash, c) };
+    }
+    let comp = vol(unsafe { &(*s).comp });
+    let dots = vol(unsafe { &(*s).dots });
+    if len > 1 && (comp == 0 || (dots == comp && comp <= 2)) {
+        unsafe { (*s).unclean = 1 };
+    } else if vol(unsafe { &(*s).found }) == 0 && len <= HASH_CAP {
+        let hash = vol(unsafe { &(*s).hash });
+        if let Some(v) = unsafe { WATCH_PATHS.get(&hash) } {
+            unsafe {
+                (*s).watch = *v;
+                (*s).found = 1;
+            }
+        }
+    }
+    let watch = unsafe { core::ptr::read_volatile(&(*s).watch) };
+    (watch, vol(unsafe { &(*s).unclean }) != 0)
+}
+
+/// Resolve the object at `start` (a dentry the kernel gave us) into the field at `dst`.
+#[inline(always)]
+pub fn resolve_kpath(start: KPath, dst: *mut u8) -> Option<Resolved> {
+    // Inode matching only: the kernel's own dentry needs no string comparison. Watched paths
+    // that do not exist yet are caught by the string match of the syscall that creates them,
+    // and userspace then adds their inode.
+    let s = scratch()?;
+    let (watch, flags) = launder(walk(s, start, 0))?;
+    let mut len = copy_walk(s, dst);
+    if len == 0 {
+        unsafe { *dst = b'/' };
+        len = 1;
+    }
+    Some(Resolved { len, flags, watch })
+}
+
+/// Resolve the object behind descriptor `fd` of `task`.
+#[inline(always)]
+pub fn resolve_fd(task: u64, fd: i64, dst: *mut u8) -> Option<(Resolved, u64)> {
+    let file = task_file(task, fd)?;
+    let path = file_path(file)?;
+    let r = resolve_kpath(path, dst)?;
+    Some((r, path.dentry))
+}
+
+/// Resolve the user path string at `upath` (relative to `dfd`, `AT_FDCWD` or the root) of
+/// `task` into an absolute path in the field at `dst`: the base directory's path from the
+/// kernel, then the string as the caller wrote it.
+#[inline(always)]
+pub fn resolve_user(task: u64, dfd: i64, upath: u64, dst: *mut u8) -> Option<Resolved> {
+    let s = scratch()?;
+    let n = unsafe {
+        bpf_probe_read_user_str(
+            (*s).user.as_mut_ptr().cast(),
+            USER_PATH_CAP as u32,
+            upath as *const _,
+        )
+    };
+    if n <= 0 {
+        return None;
+    }
+    let n = ((n - 1) as usize) & (USER_BUF - 1);
+    let mut flags = flag::PATH_FROM_STRING;
+    if n >= USER_PATH_CAP - 1 {
+        flags |= flag::PATH1_TRUNCATED;
+    }
+    let absolute = n > 0 && unsafe { (*s).user[0] } == b'/';
+    let base = if absolute {
+        task_fs_path(task, false)?
+    } else if dfd as i32 as i64 == AT_FDCWD {
+        task_fs_path(task, true)?
+    } else {
+        file_path(task_file(task, dfd as i32 as i64)?)?
+    };
+    let (mut watch, walk_flags) = launder(walk(s, base, 0))?;
+    flags |= walk_flags;
+    let mut len = copy_walk(s, dst);
+    if !absolute && n > 0 {
+        unsafe { *dst.add(len & (FIELD_CAP - 1)) = b'/' };
+        len += 1;
+    }
+    len += unsafe { append(dst, len, (*s).user.as_ptr(), n) };
+    if len == 0 {
+        unsafe { *dst = b'/' };
+        len = 1;
+    }
+    let (by_path, unclean) = scan_path(s, dst, len);
+    if unclean {
+        // The base's inode says nothing about where `..` leads: let userspace decide.
+        watch = WatchValue { watch_id: 0, classes: 0 };
+        flags = (flags | flag::PATH_UNCLEAN) & !flag::WATCH_INODE;
+    } else if watch.watch_id == 0 && by_path.watch_id != 0 {
+        watch = by_path;
+        flags |= flag::WATCH_PATH;
+    }
+    Some(Resolved { len, flags, watch })
+}

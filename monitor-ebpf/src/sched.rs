@@ -1,0 +1,95 @@
+//! Scheduler BTF tracepoints: successful exec, fork and exit.
+//!
+//! Every exec is reported (with argv) so userspace knows each process's executable and
+//! arguments for ancestry and for alerts raised later by that process; `flags` and `watch`
+//! say whether the executable itself is watched.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_user},
+    programs::BtfTracePointContext,
+};
+use monitor_common::{class, flag, kind, FIELD_CAP};
+
+use crate::event::Draft;
+use crate::kernel::{current_task, file_path, off, read, task_tgid};
+use crate::path::resolve_kpath;
+use crate::{is_self, selects, unfiltered, PENDING};
+
+const EXECVE: i32 = 59;
+
+pub fn exec(ctx: &BtfTracePointContext) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if is_self((pid_tgid >> 32) as u32) {
+        return;
+    }
+    // The execve stash is not needed any more: this exec succeeded.
+    let _ = PENDING.remove(&pid_tgid);
+    let task = current_task();
+    let bprm: u64 = ctx.arg(2);
+    let Some(mut d) = Draft::new(kind::EXEC, 0, EXECVE, task) else { return };
+    let Some(file) = read::<u64>(bprm, off!(bprm_file)) else { return };
+    let Some(path) = file_path(file) else { return };
+    if let Some((key, mode)) = crate::kernel::dentry_inode(path.dentry) {
+        let ev = d.event();
+        ev.ino = key.ino;
+        ev.dev = key.dev;
+        ev.mode = mode;
+    }
+    let Some(r) = resolve_kpath(path, d.field1()) else { return };
+    d.set_len1(r.len);
+    let mut flags = r.flags;
+    if selects(&r.watch, class::EXEC) {
+        d.event().watch = r.watch.watch_id;
+    } else {
+        flags &= !(flag::WATCH_INODE | flag::WATCH_PATH);
+    }
+    if unfiltered(class::EXEC) {
+        flags |= flag::UNFILTERED;
+    }
+    // argv lives in the new image's memory, NUL-separated, between arg_start and arg_end.
+    let mm = read::<u64>(task, off!(task_mm)).unwrap_or(0);
+    let start = read::<u64>(mm, off!(mm_arg_start)).unwrap_or(0);
+    let end = read::<u64>(mm, off!(mm_arg_end)).unwrap_or(0);
+    let mut len = end.saturating_sub(start) as usize;
+    if len > FIELD_CAP - 1 {
+        len = FIELD_CAP - 1;
+        flags |= flag::PATH2_TRUNCATED;
+    }
+    let dst = d.field2();
+    let len = len & (FIELD_CAP - 1);
+    if unsafe { bpf_probe_read_user(dst.cast(), len as u32, start as *const _) } == 0 {
+        d.set_len2(len);
+    }
+    d.event().ret = 0;
+    d.event().flags = flags;
+    d.submit();
+}
+
+pub fn fork(ctx: &BtfTracePointContext) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if is_self((pid_tgid >> 32) as u32) {
+        return;
+    }
+    let child: u64 = ctx.arg(1);
+    let child_tgid = task_tgid(child);
+    let child_pid = read::<u32>(child, off!(task_pid)).unwrap_or(0);
+    if child_pid != child_tgid {
+        return; // a new thread, not a new process
+    }
+    let Some(mut d) = Draft::new(kind::FORK, 0, -1, current_task()) else { return };
+    d.event().args[0] = child_tgid as u64;
+    d.submit();
+}
+
+pub fn exit(ctx: &BtfTracePointContext) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if (pid_tgid >> 32) as u32 != pid_tgid as u32 || is_self((pid_tgid >> 32) as u32) {
+        return; // only the thread-group leader's exit ends the process
+    }
+    let task: u64 = ctx.arg(0);
+    let code = read::<i32>(task, off!(task_exit_code)).unwrap_or(0);
+    let Some(mut d) = Draft::new(kind::EXIT, 0, -1, current_task()) else { return };
+    d.event().args[0] = code as u32 as u64;
+    d.event().flags = flag::GROUP_EXIT;
+    d.submit();
+}

@@ -1,0 +1,513 @@
+//! Syscall tracepoints: argument stash on entry, and the per-class exit handlers.
+//!
+//! `sys_enter` runs for every hooked syscall and stores its six arguments (and, for the
+//! setuid family, the credentials before the call) keyed by pid_tgid. Each exit handler takes
+//! that entry back, reads the result, resolves the object and decides whether it is watched.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user, generated::bpf_probe_read_user_str},
+    programs::TracePointContext,
+};
+use monitor_common::{class, file_op, flag, kind, Ids, WatchValue};
+
+use crate::event::Draft;
+use crate::kernel::{current_task, dentry_inode, off, read, task_file, task_ids, KPath};
+use crate::path::{resolve_fd, resolve_kpath, resolve_user, Resolved};
+use crate::{is_self, selects, unfiltered, PENDING};
+
+const AT_FDCWD: i64 = -100;
+const AT_REMOVEDIR: u64 = 0x200;
+const AF_UNIX: u16 = 1;
+const SUN_PATH_MAX: u32 = 108;
+const O_WRONLY: u64 = 0o1;
+const O_CREAT: u64 = 0o100;
+const O_TRUNC: u64 = 0o1000;
+
+/// x86-64 syscall numbers used by the dispatch below.
+mod nr {
+    pub const OPEN: i64 = 2;
+    pub const TRUNCATE: i64 = 76;
+    pub const FTRUNCATE: i64 = 77;
+    pub const RENAME: i64 = 82;
+    pub const MKDIR: i64 = 83;
+    pub const RMDIR: i64 = 84;
+    pub const CREAT: i64 = 85;
+    pub const LINK: i64 = 86;
+    pub const UNLINK: i64 = 87;
+    pub const SYMLINK: i64 = 88;
+    pub const CHMOD: i64 = 90;
+    pub const FCHMOD: i64 = 91;
+    pub const CHOWN: i64 = 92;
+    pub const FCHOWN: i64 = 93;
+    pub const LCHOWN: i64 = 94;
+    pub const MKNOD: i64 = 133;
+    pub const SETXATTR: i64 = 188;
+    pub const LSETXATTR: i64 = 189;
+    pub const FSETXATTR: i64 = 190;
+    pub const REMOVEXATTR: i64 = 197;
+    pub const LREMOVEXATTR: i64 = 198;
+    pub const FREMOVEXATTR: i64 = 199;
+    pub const OPENAT: i64 = 257;
+    pub const MKDIRAT: i64 = 258;
+    pub const MKNODAT: i64 = 259;
+    pub const FCHOWNAT: i64 = 260;
+    pub const UNLINKAT: i64 = 263;
+    pub const RENAMEAT: i64 = 264;
+    pub const LINKAT: i64 = 265;
+    pub const SYMLINKAT: i64 = 266;
+    pub const FCHMODAT: i64 = 268;
+    pub const RENAMEAT2: i64 = 316;
+    pub const EXECVE: i64 = 59;
+    pub const EXECVEAT: i64 = 322;
+    pub const OPENAT2: i64 = 437;
+    pub const FCHMODAT2: i64 = 452;
+    pub const SETXATTRAT: i64 = 463;
+    pub const REMOVEXATTRAT: i64 = 466;
+    pub const SETUID: i64 = 105;
+    pub const SETFSGID: i64 = 123;
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Pending {
+    nr: i64,
+    args: [u64; 6],
+    old_ids: Ids,
+}
+
+/// The setuid family: setuid 105, setgid 106, setreuid 113, setregid 114, setresuid 117,
+/// setresgid 119, setfsuid 122, setfsgid 123.
+#[inline(always)]
+fn is_setid(n: i64) -> bool {
+    matches!(n, 105 | 106 | 113 | 114 | 117 | 119 | 122 | 123)
+}
+
+#[inline(always)]
+fn arg(ctx: &TracePointContext, i: usize) -> u64 {
+    unsafe { ctx.read_at::<u64>(16 + 8 * i).unwrap_or(0) }
+}
+
+pub fn stash(ctx: &TracePointContext) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if is_self((pid_tgid >> 32) as u32) {
+        return;
+    }
+    let n = unsafe { ctx.read_at::<i32>(8).unwrap_or(-1) } as i64;
+    let old_ids = if is_setid(n) { task_ids(current_task()) } else { Ids::default() };
+    let pending = Pending {
+        nr: n,
+        args: [arg(ctx, 0), arg(ctx, 1), arg(ctx, 2), arg(ctx, 3), arg(ctx, 4), arg(ctx, 5)],
+        old_ids,
+    };
+    let _ = PENDING.insert(&pid_tgid, &pending, 0);
+}
+
+/// Take back the stashed arguments of the current task and read the return value.
+#[inline(always)]
+fn take(ctx: &TracePointContext) -> Option<(Pending, i64)> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let pending = unsafe { *PENDING.get(&pid_tgid)? };
+    let _ = PENDING.remove(&pid_tgid);
+    let ret = unsafe { ctx.read_at::<i64>(16).unwrap_or(0) };
+    Some((pending, ret))
+}
+
+#[inline(always)]
+fn fill_syscall(d: &mut Draft, p: &Pending, ret: i64) {
+    let ev = d.event();
+    ev.ret = ret;
+    ev.args = [p.args[0], p.args[1], p.args[2], p.args[3]];
+}
+
+/// How a syscall names its object.
+#[derive(Clone, Copy)]
+#[repr(C, u8)]
+enum Obj {
+    None,
+    /// Descriptor in argument `i`.
+    Fd(u8),
+    /// The descriptor the syscall returned (successful open).
+    Returned,
+    /// Path string in argument `path`, relative to the descriptor in argument `dfd`
+    /// (`CWD`: the working directory).
+    Path { dfd: u8, path: u8 },
+    /// A string copied as is (the target text of a symlink).
+    Raw(u8),
+}
+
+/// `Obj::Path::dfd` meaning "relative to the working directory".
+const CWD: u8 = 0xff;
+
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct FileCall {
+    op: u16,
+    first: Obj,
+    second: Obj,
+}
+
+fn p(path: u8) -> Obj {
+    Obj::Path { dfd: CWD, path }
+}
+
+fn pat(dfd: u8, path: u8) -> Obj {
+    Obj::Path { dfd, path }
+}
+
+#[inline(always)]
+fn describe(n: i64, args: &[u64; 6]) -> Option<FileCall> {
+    use file_op::*;
+    let (op, first, second) = match n {
+        nr::OPEN | nr::CREAT => (OPEN, p(0), Obj::None),
+        nr::OPENAT | nr::OPENAT2 => (OPEN, pat(0, 1), Obj::None),
+        nr::UNLINK => (UNLINK, p(0), Obj::None),
+        nr::UNLINKAT if args[2] & AT_REMOVEDIR != 0 => (RMDIR, pat(0, 1), Obj::None),
+        nr::UNLINKAT => (UNLINK, pat(0, 1), Obj::None),
+        nr::RMDIR => (RMDIR, p(0), Obj::None),
+        nr::RENAME => (RENAME, p(0), p(1)),
+        nr::RENAMEAT | nr::RENAMEAT2 => (RENAME, pat(0, 1), pat(2, 3)),
+        nr::LINK => (LINK, p(0), p(1)),
+        nr::LINKAT => (LINK, pat(0, 1), pat(2, 3)),
+        nr::SYMLINK => (SYMLINK, p(1), Obj::Raw(0)),
+        nr::SYMLINKAT => (SYMLINK, pat(1, 2), Obj::Raw(0)),
+        nr::MKDIR => (MKDIR, p(0), Obj::None),
+        nr::MKDIRAT => (MKDIR, pat(0, 1), Obj::None),
+        nr::MKNOD => (MKNOD, p(0), Obj::None),
+        nr::MKNODAT => (MKNOD, pat(0, 1), Obj::None),
+        nr::TRUNCATE => (TRUNCATE, p(0), Obj::None),
+        nr::FTRUNCATE => (TRUNCATE, Obj::Fd(0), Obj::None),
+        nr::CHMOD => (CHMOD, p(0), Obj::None),
+        nr::FCHMOD => (CHMOD, Obj::Fd(0), Obj::None),
+        nr::FCHMODAT | nr::FCHMODAT2 => (CHMOD, pat(0, 1), Obj::None),
+        nr::CHOWN | nr::LCHOWN => (CHOWN, p(0), Obj::None),
+        nr::FCHOWN => (CHOWN, Obj::Fd(0), Obj::None),
+        nr::FCHOWNAT => (CHOWN, pat(0, 1), Obj::None),
+        nr::SETXATTR | nr::LSETXATTR => (SETXATTR, p(0), Obj::None),
+        nr::FSETXATTR => (SETXATTR, Obj::Fd(0), Obj::None),
+        nr::SETXATTRAT => (SETXATTR, pat(0, 1), Obj::None),
+        nr::REMOVEXATTR | nr::LREMOVEXATTR => (REMOVEXATTR, p(0), Obj::None),
+        nr::FREMOVEXATTR => (REMOVEXATTR, Obj::Fd(0), Obj::None),
+        nr::REMOVEXATTRAT => (REMOVEXATTR, pat(0, 1), Obj::None),
+        _ => return None,
+    };
+    Some(FileCall { op, first, second })
+}
+
+/// Effective open flags of an open-family call.
+#[inline(always)]
+fn open_flags(n: i64, args: &[u64; 6]) -> u64 {
+    match n {
+        nr::OPEN => args[1],
+        nr::CREAT => O_CREAT | O_WRONLY | O_TRUNC,
+        nr::OPENAT => args[2],
+        nr::OPENAT2 => unsafe { bpf_probe_read_user(args[2] as *const u64).unwrap_or(0) },
+        _ => 0,
+    }
+}
+
+/// Record the identity of the object behind `dentry` in the header.
+#[inline(always)]
+fn set_identity(d: &mut Draft, dentry: u64) {
+    if let Some((key, mode)) = dentry_inode(dentry) {
+        let ev = d.event();
+        ev.ino = key.ino;
+        ev.dev = key.dev;
+        ev.mode = mode;
+    }
+}
+
+/// Argument `i` without a bounds-check panic (the verifier rejects panic paths).
+#[inline(always)]
+fn argn(args: &[u64; 6], i: u8) -> u64 {
+    // Constant offsets only: the verifier rejects variable-offset stack reads.
+    match i {
+        0 => args[0],
+        1 => args[1],
+        2 => args[2],
+        3 => args[3],
+        4 => args[4],
+        5 => args[5],
+        _ => 0,
+    }
+}
+
+#[inline(always)]
+fn path_arg(obj: Obj) -> Option<(u8, u8)> {
+    let v = match obj {
+        Obj::Path { dfd, path } => (dfd, path),
+        _ => return None,
+    };
+    crate::path::launder(v)
+}
+
+/// Resolve the path string in argument `path` relative to argument `dfd` (or the cwd).
+#[inline(always)]
+fn resolve_path_arg(task: u64, args: &[u64; 6], dfd: u8, path: u8, dst: *mut u8) -> Option<Resolved> {
+    let dfd = if dfd == CWD { AT_FDCWD } else { argn(args, dfd) as i32 as i64 };
+    resolve_user(task, dfd, argn(args, path), dst)
+}
+
+/// Resolve `obj` into field 1 (or field 2). Returns what was resolved.
+#[inline(always)]
+fn resolve_obj(d: &mut Draft, task: u64, obj: Obj, args: &[u64; 6], second: bool) -> Option<Resolved> {
+    let dst = if second { d.field2() } else { d.field1() };
+    match obj {
+        Obj::None => None,
+        Obj::Fd(i) => {
+            let (r, dentry) = resolve_fd(task, argn(args, i) as i32 as i64, dst)?;
+            if !second {
+                set_identity(d, dentry);
+            }
+            Some(r)
+        }
+        Obj::Returned => None,
+        Obj::Path { dfd, path } => {
+            let dfd = if dfd == CWD { AT_FDCWD } else { argn(args, dfd) as i32 as i64 };
+            resolve_user(task, dfd, argn(args, path), dst)
+        }
+        Obj::Raw(i) => {
+            let n = unsafe {
+                bpf_probe_read_user_str(dst.cast(), monitor_common::USER_PATH_CAP as u32, argn(args, i) as *const _)
+            };
+            let len = if n > 0 { (n - 1) as usize } else { 0 };
+            Some(Resolved { len, flags: 0, watch: WatchValue { watch_id: 0, classes: 0 } })
+        }
+    }
+}
+
+/// Which file syscalls a program handles; each program verifies only its own shape.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum FileShape {
+    /// open, creat, openat, openat2: the returned descriptor, or the path on failure.
+    Open,
+    /// One path argument (unlink, mkdir, chmod, ...; symlink's text is copied raw).
+    Path,
+    /// Two path arguments (rename, link).
+    TwoPaths,
+    /// A descriptor argument (fchmod, fchown, ftruncate, fsetxattr, fremovexattr).
+    Fd,
+}
+
+#[inline(always)]
+fn shape_of(call: &FileCall) -> FileShape {
+    match (call.op, call.first, call.second) {
+        (file_op::OPEN, _, _) => FileShape::Open,
+        (_, Obj::Fd(_), _) => FileShape::Fd,
+        (_, _, Obj::Path { .. }) => FileShape::TwoPaths,
+        _ => FileShape::Path,
+    }
+}
+
+pub fn exit_file(ctx: &TracePointContext, shape: FileShape) {
+    let Some((pending, ret)) = take(ctx) else { return };
+    let Some(call) = describe(pending.nr, &pending.args) else { return };
+    if shape_of(&call) != shape {
+        return;
+    }
+    let Some(call) = crate::path::launder(call) else { return };
+    let task = current_task();
+    let Some(mut d) = Draft::new(kind::FILE, call.op, pending.nr as i32, task) else { return };
+    fill_syscall(&mut d, &pending, ret);
+
+    // Each shape calls its resolver directly, and the first result goes through map memory
+    // before the second path is resolved: the verifier then checks each resolver once.
+    let r1 = match shape {
+        FileShape::Open => {
+            d.event().extra = open_flags(pending.nr, &pending.args) as u32;
+            if ret >= 0 {
+                match resolve_fd(task, ret, d.field1()) {
+                    Some((r, dentry)) => {
+                        set_identity(&mut d, dentry);
+                        Some(r)
+                    }
+                    None => None,
+                }
+            } else {
+                let Some((dfd, path)) = path_arg(call.first) else { return };
+                resolve_path_arg(task, &pending.args, dfd, path, d.field1())
+            }
+        }
+        FileShape::Fd => {
+            let fd = match call.first {
+                Obj::Fd(i) => argn(&pending.args, i) as i32 as i64,
+                _ => -1,
+            };
+            match resolve_fd(task, fd, d.field1()) {
+                Some((r, dentry)) => {
+                    set_identity(&mut d, dentry);
+                    Some(r)
+                }
+                None => None,
+            }
+        }
+        _ => {
+            let Some((dfd, path)) = path_arg(call.first) else { return };
+            resolve_path_arg(task, &pending.args, dfd, path, d.field1())
+        }
+    };
+    let Some(r1) = r1 else { return };
+    let Some(r1) = crate::path::launder(r1) else { return };
+    d.set_len1(r1.len);
+    let mut flags = r1.flags;
+    let mut watch2 = WatchValue { watch_id: 0, classes: 0 };
+    match (shape, call.second) {
+        (FileShape::TwoPaths, Obj::Path { dfd, path }) => {
+            if let Some(r2) = resolve_path_arg(task, &pending.args, dfd, path, d.field2()) {
+                d.set_len2(r2.len);
+                if r2.flags & flag::PATH1_TRUNCATED != 0 {
+                    flags |= flag::PATH2_TRUNCATED;
+                }
+                flags |= r2.flags & flag::PATH_UNCLEAN;
+                watch2 = r2.watch;
+            }
+        }
+        (FileShape::Path, Obj::Raw(i)) => {
+            let n = unsafe {
+                bpf_probe_read_user_str(
+                    d.field2().cast(),
+                    monitor_common::USER_PATH_CAP as u32,
+                    argn(&pending.args, i) as *const _,
+                )
+            };
+            if n > 0 {
+                d.set_len2((n - 1) as usize);
+            }
+        }
+        _ => {}
+    }
+    let all = unfiltered(class::FILE);
+    let undecided = flags & flag::PATH_UNCLEAN != 0;
+    if !(all || undecided || selects(&r1.watch, class::FILE) || selects(&watch2, class::FILE)) {
+        return;
+    }
+    let ev = d.event();
+    ev.watch = r1.watch.watch_id;
+    ev.watch2 = watch2.watch_id;
+    if watch2.watch_id != 0 {
+        flags |= flag::WATCH_PATH2;
+    }
+    if all {
+        flags |= flag::UNFILTERED;
+    }
+    ev.flags = flags;
+    d.submit();
+}
+
+/// Path of the listening socket a connected unix socket (descriptor `fd`) reached.
+#[inline(always)]
+fn unix_peer_path(task: u64, fd: i64) -> Option<KPath> {
+    let file = task_file(task, fd)?;
+    let socket = read::<u64>(file, off!(file_private_data))?;
+    let sk = read::<u64>(socket, off!(socket_sk))?;
+    let peer = read::<u64>(sk, off!(unix_sock_peer))?;
+    let path = KPath::at(peer + off!(unix_sock_path) as u64)?;
+    if path.dentry == 0 {
+        None
+    } else {
+        Some(path)
+    }
+}
+
+pub fn exit_connect(ctx: &TracePointContext) {
+    let Some((pending, ret)) = take(ctx) else { return };
+    let uaddr = pending.args[1];
+    let family = unsafe { bpf_probe_read_user(uaddr as *const u16).unwrap_or(0) };
+    if family != AF_UNIX {
+        return;
+    }
+    let task = current_task();
+    let Some(mut d) = Draft::new(kind::CONNECT, 0, pending.nr as i32, task) else { return };
+    fill_syscall(&mut d, &pending, ret);
+    // Field 1: the path exactly as the caller passed it (abstract sockets have none).
+    let n = unsafe { bpf_probe_read_user_str(d.field1().cast(), SUN_PATH_MAX, (uaddr + 2) as *const _) };
+    if n <= 1 {
+        return;
+    }
+    d.set_len1((n - 1) as usize);
+    // Field 2: the socket the kernel reached (connected) or the caller's path resolved.
+    let fd = pending.args[0] as i32 as i64;
+    let resolved = if ret == 0 {
+        match unix_peer_path(task, fd) {
+            Some(path) => {
+                set_identity(&mut d, path.dentry);
+                resolve_kpath(path, d.field2())
+            }
+            None => resolve_user(task, AT_FDCWD, uaddr + 2, d.field2()),
+        }
+    } else {
+        resolve_user(task, AT_FDCWD, uaddr + 2, d.field2())
+    };
+    let Some(r) = resolved else { return };
+    d.set_len2(r.len);
+    let all = unfiltered(class::CONNECT);
+    if !(all || r.flags & flag::PATH_UNCLEAN != 0 || selects(&r.watch, class::CONNECT)) {
+        return;
+    }
+    let ev = d.event();
+    ev.flags = r.flags | if all { flag::UNFILTERED } else { 0 };
+    ev.watch = r.watch.watch_id;
+    d.submit();
+}
+
+/// Any id that became 0 from non-zero.
+#[inline(always)]
+fn became_root(old: &Ids, new: &Ids) -> bool {
+    let to0 = |o: u32, n: u32| n == 0 && o != 0;
+    to0(old.uid, new.uid)
+        || to0(old.euid, new.euid)
+        || to0(old.suid, new.suid)
+        || to0(old.fsuid, new.fsuid)
+        || to0(old.gid, new.gid)
+        || to0(old.egid, new.egid)
+        || to0(old.sgid, new.sgid)
+        || to0(old.fsgid, new.fsgid)
+}
+
+pub fn exit_setid(ctx: &TracePointContext) {
+    let Some((pending, ret)) = take(ctx) else { return };
+    if !(nr::SETUID..=nr::SETFSGID).contains(&pending.nr) {
+        return;
+    }
+    let task = current_task();
+    let new = task_ids(task);
+    let old = pending.old_ids;
+    // A failed request for id 0 by a non-root caller is an attempt worth seeing too.
+    let asked_root = (0..3).any(|i| pending.args[i] as u32 == 0);
+    let attempt = ret < 0 && old.euid != 0 && asked_root;
+    let all = unfiltered(class::SETID);
+    if !(all || became_root(&old, &new) || attempt) {
+        return;
+    }
+    let Some(mut d) = Draft::new(kind::SETID, 0, pending.nr as i32, task) else { return };
+    fill_syscall(&mut d, &pending, ret);
+    let ev = d.event();
+    ev.old_ids = old;
+    ev.ids = new;
+    if all {
+        ev.flags |= flag::UNFILTERED;
+    }
+    d.submit();
+}
+
+/// Failed execve/execveat (successful ones are reported by `sched_process_exec`).
+pub fn exit_exec(ctx: &TracePointContext) {
+    let Some((pending, ret)) = take(ctx) else { return };
+    if ret >= 0 || !(pending.nr == nr::EXECVE || pending.nr == nr::EXECVEAT) {
+        return;
+    }
+    let task = current_task();
+    let Some(mut d) = Draft::new(kind::EXEC, 0, pending.nr as i32, task) else { return };
+    fill_syscall(&mut d, &pending, ret);
+    let obj = if pending.nr == nr::EXECVE { p(0) } else { pat(0, 1) };
+    let Some(obj) = crate::path::launder(obj) else { return };
+    let Some(r) = resolve_obj(&mut d, task, obj, &pending.args, false) else { return };
+    d.set_len1(r.len);
+    let all = unfiltered(class::EXEC);
+    if !(all || r.flags & flag::PATH_UNCLEAN != 0 || selects(&r.watch, class::EXEC)) {
+        return;
+    }
+    let ev = d.event();
+    ev.flags = r.flags | if all { flag::UNFILTERED } else { 0 };
+    ev.watch = r.watch.watch_id;
+    d.submit();
+}

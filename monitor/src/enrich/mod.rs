@@ -1,0 +1,86 @@
+//! Enrichment: turning a kernel event into an alert subject with process, user and host
+//! context. The process table is kept from fork/exec/exit events and seeded from /proc.
+
+pub mod process;
+pub mod users;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Converts CLOCK_BOOTTIME nanoseconds (kernel timestamps) into wall-clock time.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    /// Realtime minus boottime, in ns, measured at start.
+    pub offset_ns: i128,
+}
+
+impl Clock {
+    pub fn measure() -> Clock {
+        let boot = |id| {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            unsafe { libc::clock_gettime(id, &mut ts) };
+            ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+        };
+        let b1 = boot(libc::CLOCK_BOOTTIME);
+        let real = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0);
+        let b2 = boot(libc::CLOCK_BOOTTIME);
+        Clock { offset_ns: real - (b1 + b2) / 2 }
+    }
+
+    pub fn wall_ns(&self, boot_ns: u64) -> i128 {
+        boot_ns as i128 + self.offset_ns
+    }
+
+    /// Current CLOCK_BOOTTIME in ns.
+    pub fn boot_now() -> u64 {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
+}
+
+/// RFC 3339 UTC with nanoseconds, e.g. `2026-11-23T14:02:03.123456789Z`.
+pub fn rfc3339(wall_ns: i128) -> String {
+    let secs = wall_ns.div_euclid(1_000_000_000) as i64;
+    let nanos = wall_ns.rem_euclid(1_000_000_000) as u32;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(1_795_443_723_000_000_001), "2026-11-23T14:22:03.000000001Z");
+        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000000000Z");
+    }
+}

@@ -1,0 +1,134 @@
+//! The process table: pid → parent, executable, argv. Seeded from /proc at start, then kept
+//! current from the kernel's fork/exec/exit events, so that short-lived processes and their
+//! parents are known even after they are gone from /proc.
+
+use crate::event::{Action, Event};
+use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
+
+#[derive(Clone, Debug, Default)]
+pub struct ProcInfo {
+    pub ppid: u32,
+    pub exe: Option<Vec<u8>>,
+    pub args: Vec<Vec<u8>>,
+    pub comm: Vec<u8>,
+}
+
+/// At most this many ancestors are listed (a guard against cycles in stale data).
+const MAX_ANCESTORS: usize = 64;
+
+#[derive(Default)]
+pub struct ProcessTable {
+    procs: HashMap<u32, ProcInfo>,
+}
+
+impl ProcessTable {
+    pub fn new() -> ProcessTable {
+        ProcessTable::default()
+    }
+
+    /// Read every process in /proc.
+    pub fn seed_from_proc(&mut self) {
+        let Ok(dir) = std::fs::read_dir("/proc") else { return };
+        for entry in dir.flatten() {
+            if let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) {
+                if let Some(info) = read_proc(pid) {
+                    self.procs.insert(pid, info);
+                }
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.procs.len()
+    }
+
+    /// Apply a lifecycle event (and learn about processes first seen in any event).
+    pub fn observe(&mut self, ev: &Event) {
+        match ev.action {
+            Action::Fork => {
+                let child = ev.child_or_code as u32;
+                let mut info = self.procs.get(&ev.pid).cloned().unwrap_or_default();
+                info.ppid = ev.pid;
+                self.procs.insert(child, info);
+            }
+            Action::Exec if ev.success() => {
+                let info = self.procs.entry(ev.pid).or_default();
+                info.ppid = ev.ppid;
+                info.exe = ev.path.clone();
+                info.args = ev.argv.clone();
+                info.comm = ev.comm.clone();
+            }
+            Action::Exit => {
+                self.procs.remove(&ev.pid);
+            }
+            _ => {
+                let info = self.procs.entry(ev.pid).or_insert_with(|| read_proc(ev.pid).unwrap_or_default());
+                info.ppid = ev.ppid;
+                if info.comm.is_empty() {
+                    info.comm = ev.comm.clone();
+                }
+            }
+        }
+    }
+
+    /// What we know of `pid`; reads /proc for a process we have not seen yet.
+    pub fn get(&mut self, pid: u32) -> Option<&ProcInfo> {
+        if !self.procs.contains_key(&pid) {
+            let info = read_proc(pid)?;
+            self.procs.insert(pid, info);
+        }
+        self.procs.get(&pid)
+    }
+
+    /// (pid, executable) of each ancestor of `pid`, parent first, up to pid 1.
+    pub fn ancestors(&mut self, pid: u32) -> Vec<(u32, Option<Vec<u8>>)> {
+        let mut out = Vec::new();
+        let mut cur = self.get(pid).map(|p| p.ppid).unwrap_or(0);
+        while cur != 0 && out.len() < MAX_ANCESTORS {
+            let info = self.get(cur).cloned();
+            out.push((cur, info.as_ref().and_then(|i| i.exe.clone())));
+            if cur == 1 {
+                break;
+            }
+            cur = info.map(|i| i.ppid).unwrap_or(0);
+        }
+        out
+    }
+}
+
+/// Read one process from /proc; `None` when it is gone.
+pub fn read_proc(pid: u32) -> Option<ProcInfo> {
+    let base = format!("/proc/{pid}");
+    let stat = std::fs::read(format!("{base}/stat")).ok()?;
+    // comm is in parentheses and may itself contain ") ": split at the last ')'.
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let open = stat.iter().position(|&b| b == b'(')?;
+    let comm = stat.get(open + 1..close)?.to_vec();
+    let rest = std::str::from_utf8(stat.get(close + 2..)?).ok()?;
+    let ppid = rest.split(' ').nth(1)?.parse().ok()?;
+    let exe = std::fs::read_link(format!("{base}/exe")).ok().map(|p| p.as_os_str().as_bytes().to_vec());
+    let args = std::fs::read(format!("{base}/cmdline"))
+        .map(|c| {
+            let c = c.strip_suffix(&[0]).unwrap_or(&c).to_vec();
+            if c.is_empty() { Vec::new() } else { c.split(|&b| b == 0).map(|s| s.to_vec()).collect() }
+        })
+        .unwrap_or_default();
+    Some(ProcInfo { ppid, exe, args, comm })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_itself_from_proc() {
+        let me = read_proc(std::process::id()).unwrap();
+        assert!(me.exe.is_some());
+        assert!(!me.args.is_empty());
+        let mut table = ProcessTable::new();
+        let anc = table.ancestors(std::process::id());
+        assert!(!anc.is_empty());
+        assert_eq!(anc.last().unwrap().0, 1, "chain ends at pid 1: {anc:?}");
+    }
+}

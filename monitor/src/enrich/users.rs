@@ -1,0 +1,45 @@
+//! uid → user name, from /etc/passwd, re-read when the file changes.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+#[derive(Default)]
+pub struct Users {
+    names: HashMap<u32, String>,
+    mtime: Option<SystemTime>,
+}
+
+impl Users {
+    pub fn new() -> Users {
+        let mut u = Users::default();
+        u.reload();
+        u
+    }
+
+    fn reload(&mut self) {
+        let path = "/etc/passwd";
+        self.mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        self.names = std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut it = l.split(':');
+                let name = it.next()?;
+                let uid = it.nth(1)?.parse().ok()?;
+                Some((uid, name.to_string()))
+            })
+            .collect();
+    }
+
+    /// Re-read /etc/passwd if it changed since the last read.
+    pub fn refresh(&mut self) {
+        let now = std::fs::metadata("/etc/passwd").and_then(|m| m.modified()).ok();
+        if now != self.mtime {
+            self.reload();
+        }
+    }
+
+    pub fn name(&self, uid: u32) -> Option<&str> {
+        self.names.get(&uid).map(String::as_str)
+    }
+}

@@ -1,0 +1,100 @@
+//! The source-agnostic event: what every source (eBPF, audit, capture) produces and what
+//! enrichment, rule matching and the sinks consume.
+
+pub use monitor_common::Ids;
+
+/// What happened, independent of which syscall did it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Exec,
+    Connect,
+    SetId,
+    Fork,
+    Exit,
+    Open,
+    Unlink,
+    Rmdir,
+    Rename,
+    Link,
+    Symlink,
+    Mkdir,
+    Mknod,
+    Truncate,
+    Chmod,
+    Chown,
+    SetXattr,
+    RemoveXattr,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Exec => "exec",
+            Action::Connect => "connect",
+            Action::SetId => "setid",
+            Action::Fork => "fork",
+            Action::Exit => "exit",
+            Action::Open => "open",
+            Action::Unlink => "unlink",
+            Action::Rmdir => "rmdir",
+            Action::Rename => "rename",
+            Action::Link => "link",
+            Action::Symlink => "symlink",
+            Action::Mkdir => "mkdir",
+            Action::Mknod => "mknod",
+            Action::Truncate => "truncate",
+            Action::Chmod => "chmod",
+            Action::Chown => "chown",
+            Action::SetXattr => "setxattr",
+            Action::RemoveXattr => "removexattr",
+        }
+    }
+}
+
+/// One observed event. Strings from the kernel are raw bytes: they may be invalid UTF-8.
+#[derive(Clone, Debug)]
+pub struct Event {
+    pub action: Action,
+    /// x86-64 syscall number, -1 for scheduler events.
+    pub syscall: i32,
+    pub ret: i64,
+    pub args: [u64; 4],
+    /// Nanoseconds since boot (CLOCK_BOOTTIME).
+    pub ts_boot_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub ids: Ids,
+    pub old_ids: Ids,
+    pub auid: u32,
+    pub sessionid: u32,
+    pub cgroup_id: u64,
+    pub comm: Vec<u8>,
+    /// The object: file, executable, or (connect) the path the caller passed.
+    pub path: Option<Vec<u8>>,
+    /// Rename/link destination, symlink target text, or (connect) the canonical socket path.
+    pub path2: Option<Vec<u8>>,
+    /// exec: the new argv.
+    pub argv: Vec<Vec<u8>>,
+    pub ino: u64,
+    pub dev: u32,
+    pub mode: u32,
+    /// Watch ids the kernel filter matched (0: none).
+    pub watch: u32,
+    pub watch2: u32,
+    pub open_flags: u32,
+    /// `monitor_common::flag` bits.
+    pub flags: u32,
+    /// fork: the child's pid. exit: the exit code.
+    pub child_or_code: u64,
+}
+
+impl Event {
+    pub fn success(&self) -> bool {
+        self.ret >= 0
+    }
+
+    pub fn flag(&self, bit: u32) -> bool {
+        self.flags & bit != 0
+    }
+}

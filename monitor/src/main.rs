@@ -1,0 +1,173 @@
+//! `monitor`: runtime security monitor for Docker hosts.
+//!
+//! Pipeline: source (eBPF) → enrich (process, user, host) → match (auditctl rules) → sink
+//! (JSON lines on stdout). Logs go to stderr.
+
+mod enrich;
+mod event;
+mod pipeline;
+mod rules;
+mod sink;
+mod source;
+
+use clap::{Parser, Subcommand};
+use rules::{parse::SystemIds, RuleErrors, RuleSet};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit codes (documented in README.md).
+mod exit {
+    pub const RUNTIME: u8 = 1;
+    pub const RULES: u8 = 2;
+    pub const NOT_ROOT: u8 = 3;
+    pub const KERNEL: u8 = 4;
+}
+
+#[derive(Parser)]
+#[command(
+    name = "monitor",
+    version,
+    about = "Runtime security monitor for container hosts: eBPF sensors, auditctl rules, JSON alerts on stdout",
+    after_help = "Alerts are written to stdout, one JSON object per line; logs go to stderr (RUST_LOG=debug for more)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load the eBPF sensors and print one JSON alert per matching event (needs root).
+    Run {
+        /// Rules file or directory of *.rules files (auditctl syntax); repeatable.
+        /// Without it the built-in default pack is used.
+        #[arg(long = "rules", short = 'r', value_name = "PATH")]
+        rules: Vec<PathBuf>,
+    },
+    /// Validate and list rules.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Validate rule files: print problems as file:line:col: message; non-zero exit on errors.
+    Check {
+        /// Rules files or directories.
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Print the rules that would be loaded (default pack without --rules).
+    List {
+        #[arg(long = "rules", short = 'r', value_name = "PATH")]
+        rules: Vec<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { rules } => run(rules),
+        Command::Rules { command: RulesCommand::Check { paths } } => rules_check(paths),
+        Command::Rules { command: RulesCommand::List { rules } } => rules_list(rules),
+    }
+}
+
+fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("monitor: {msg}");
+    ExitCode::from(code)
+}
+
+/// Load rules from paths, or the built-in pack. Errors are printed one per line.
+fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, ExitCode> {
+    let ids = SystemIds::load();
+    let loaded = if paths.is_empty() {
+        RuleSet::builtin(&ids).map_err(anyhow::Error::from)
+    } else {
+        RuleSet::load(paths, &ids)
+    };
+    match loaded {
+        Ok(set) => {
+            for w in &set.warnings {
+                tracing::warn!("{w}");
+            }
+            Ok(set)
+        }
+        Err(e) => {
+            if let Some(errors) = e.downcast_ref::<RuleErrors>() {
+                for d in &errors.0 {
+                    eprintln!("{d}");
+                }
+                Err(fail(exit::RULES, format!("{} error(s) in rules; nothing loaded", errors.0.len())))
+            } else {
+                Err(fail(exit::RULES, format!("{e:#}")))
+            }
+        }
+    }
+}
+
+fn run(paths: Vec<PathBuf>) -> ExitCode {
+    if unsafe { libc::geteuid() } != 0 {
+        return fail(exit::NOT_ROOT, "must run as root (loading eBPF programs needs CAP_BPF and CAP_PERFMON)");
+    }
+    if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return fail(exit::KERNEL, "kernel BTF (/sys/kernel/btf/vmlinux) is missing: a kernel built with CONFIG_DEBUG_INFO_BTF is required");
+    }
+    let rules = match load_rules(&paths) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return fail(exit::RUNTIME, format!("cannot start the runtime: {e}")),
+    };
+    match rt.block_on(pipeline::run_live(rules)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(exit::RUNTIME, format!("{e:#}")),
+    }
+}
+
+fn rules_check(paths: Vec<PathBuf>) -> ExitCode {
+    let rules = match load_rules(&paths) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    for w in &rules.warnings {
+        println!("{w}");
+    }
+    let mut per_key: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    for r in &rules.rules {
+        let e = per_key.entry(r.key()).or_default();
+        if r.inactive.is_none() { e.0 += 1 } else { e.1 += 1 }
+    }
+    for (key, (active, inactive)) in per_key {
+        let key = if key.is_empty() { "(no key)" } else { key };
+        println!("{key}: {active} active, {inactive} inactive");
+    }
+    println!("{} rules in {} file(s), {} warning(s)", rules.rules.len(), rules.files.len(), rules.warnings.len());
+    ExitCode::SUCCESS
+}
+
+fn rules_list(paths: Vec<PathBuf>) -> ExitCode {
+    let rules = match load_rules(&paths) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    for r in &rules.rules {
+        let state = match &r.inactive {
+            Some(reason) => format!("inactive: {reason}"),
+            None => "active".into(),
+        };
+        println!("{}\t{}\t{:?},{:?}\t{:?}\t{state}", r.source, r.key(), r.list, r.action, r.origin);
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,162 @@
+//! The live pipeline: ring buffer → decode → enrich → match → JSON line on stdout.
+
+use crate::enrich::{self, process::ProcessTable, users::Users, Clock};
+use crate::event::{Action, Event};
+use crate::rules::{matcher::Matcher, targets::FilterPlan, RuleSet};
+use crate::sink::json::{render, AlertInput};
+use crate::source::ebpf::{decode::decode, EbpfSource};
+use anyhow::{Context, Result};
+use std::io::Write;
+use std::time::Duration;
+use tokio::io::unix::AsyncFd;
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{info, warn};
+
+/// Everything between a decoded event and an alert line.
+pub struct Pipeline<W: Write> {
+    pub rules: RuleSet,
+    pub plan: FilterPlan,
+    pub table: ProcessTable,
+    pub users: Users,
+    pub clock: Clock,
+    pub hostname: String,
+    pub sequence: u64,
+    pub out: W,
+    pub events: u64,
+    pub decode_errors: u64,
+}
+
+impl<W: Write> Pipeline<W> {
+    pub fn new(rules: RuleSet, plan: FilterPlan, out: W) -> Pipeline<W> {
+        let mut table = ProcessTable::new();
+        table.seed_from_proc();
+        Pipeline {
+            rules,
+            plan,
+            table,
+            users: Users::new(),
+            clock: Clock::measure(),
+            hostname: enrich::hostname(),
+            sequence: 0,
+            out,
+            events: 0,
+            decode_errors: 0,
+        }
+    }
+
+    /// Handle one raw record. Errors are output failures (the sink is gone).
+    pub fn handle_record(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.events += 1;
+        match decode(bytes) {
+            Ok(ev) => self.handle_event(&ev),
+            Err(e) => {
+                self.decode_errors += 1;
+                warn!(error = %e, "undecodable kernel record");
+                Ok(())
+            }
+        }
+    }
+
+    pub fn handle_event(&mut self, ev: &Event) -> std::io::Result<()> {
+        self.table.observe(ev);
+        if matches!(ev.action, Action::Fork | Action::Exit) {
+            return Ok(());
+        }
+        let exe: Option<Vec<u8>> = if ev.action == Action::Exec && ev.success() {
+            ev.path.clone()
+        } else {
+            self.table.get(ev.pid).and_then(|p| p.exe.clone())
+        };
+        let matcher = Matcher { rules: &self.rules.rules, plan: &self.plan };
+        let Some(rule) = matcher.evaluate(ev, exe.as_deref()) else { return Ok(()) };
+        self.sequence += 1;
+        let process = self.table.get(ev.pid).cloned();
+        let parent = self.table.get(ev.ppid).cloned();
+        let ancestors = self.table.ancestors(ev.pid);
+        self.users.refresh();
+        let line = render(&AlertInput {
+            ev,
+            rule,
+            sequence: self.sequence,
+            timestamp: enrich::rfc3339(self.clock.wall_ns(ev.ts_boot_ns)),
+            hostname: &self.hostname,
+            process: process.as_ref(),
+            parent: parent.as_ref(),
+            ancestors: &ancestors,
+            user_name: self.users.name(ev.ids.uid),
+            euser_name: self.users.name(ev.ids.euid),
+        });
+        self.out.write_all(line.as_bytes())?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()
+    }
+}
+
+/// How often watched paths are re-resolved (a socket or file recreated gets a new inode).
+const REFRESH_EVERY: Duration = Duration::from_secs(2);
+
+/// Run the live eBPF pipeline until SIGINT/SIGTERM or until stdout goes away.
+pub async fn run_live(rules: RuleSet) -> Result<()> {
+    let plan = crate::rules::targets::plan(&rules.rules);
+    let mut source = EbpfSource::load(&plan)?;
+    info!(
+        hooks = source.attached.len(),
+        rules = rules.rules.len(),
+        watched_paths = plan.targets.len(),
+        "monitor running"
+    );
+    let ring = source.take_ring()?;
+    // SAFETY: the AsyncFd owns the RingBuf, which owns the map's fd: the fd outlives the
+    // registration.
+    let mut ring = unsafe { AsyncFd::register(ring) }.context("polling the ring buffer")?;
+    let stdout = std::io::stdout();
+    let mut pipeline = Pipeline::new(rules, plan, stdout.lock());
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut refresh = tokio::time::interval(REFRESH_EVERY);
+    let mut last_drops = 0u64;
+    let reason = loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                let ring = guard.get_inner_mut();
+                while let Some(item) = ring.next() {
+                    if let Err(e) = pipeline.handle_record(&item) {
+                        return finish(e);
+                    }
+                }
+                guard.clear_ready();
+            }
+            _ = sigint.recv() => break "SIGINT",
+            _ = sigterm.recv() => break "SIGTERM",
+            _ = refresh.tick() => {
+                if pipeline.plan.refresh() {
+                    source.sync_watches(&pipeline.plan)?;
+                }
+                let drops = source.drops().unwrap_or(0);
+                if drops > last_drops {
+                    warn!(lost = drops - last_drops, total = drops, "ring buffer full: events lost in the kernel");
+                    last_drops = drops;
+                }
+            }
+        }
+    };
+    // Drain what the kernel already produced before stopping.
+    let ring = ring.get_mut();
+    while let Some(item) = ring.next() {
+        if let Err(e) = pipeline.handle_record(&item) {
+            return finish(e);
+        }
+    }
+    info!(reason, events = pipeline.events, alerts = pipeline.sequence, "monitor stopped");
+    Ok(())
+}
+
+/// stdout closed (the reader went away): a clean stop, not a crash.
+fn finish(e: std::io::Error) -> Result<()> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        info!("stdout closed; stopping");
+        return Ok(());
+    }
+    Err(e).context("writing alerts to stdout")
+}

@@ -1,0 +1,171 @@
+//! Rule evaluation with auditd's semantics: exit rules in load order, the first rule whose
+//! syscall set and every condition match decides (`always` alerts, `never` suppresses).
+
+use super::model::*;
+use super::targets::FilterPlan;
+use crate::event::{Action as Act, Event};
+
+/// Access kinds of an event, in `perm` bits. A unix socket connect counts as a write.
+pub fn event_perm(ev: &Event) -> u8 {
+    const O_ACCMODE: u32 = 3;
+    const O_CREAT: u32 = 0o100;
+    const O_TRUNC: u32 = 0o1000;
+    match ev.action {
+        Act::Exec => perm::EXEC,
+        Act::Open => {
+            let mut p = match ev.open_flags & O_ACCMODE {
+                0 => perm::READ,
+                1 => perm::WRITE,
+                _ => perm::READ | perm::WRITE,
+            };
+            if ev.open_flags & (O_CREAT | O_TRUNC) != 0 {
+                p |= perm::WRITE;
+            }
+            p
+        }
+        Act::Unlink | Act::Rmdir | Act::Rename | Act::Link | Act::Symlink | Act::Mkdir
+        | Act::Mknod | Act::Truncate | Act::Connect => perm::WRITE,
+        Act::Chmod | Act::Chown | Act::SetXattr | Act::RemoveXattr => perm::ATTR,
+        Act::SetId | Act::Fork | Act::Exit => 0,
+    }
+}
+
+/// What an event is about, for `path=`/`dir=` conditions.
+fn objects(ev: &Event) -> impl Iterator<Item = &[u8]> {
+    let (a, b): (Option<&Vec<u8>>, Option<&Vec<u8>>) = match ev.action {
+        // Canonical socket path first, then the caller's spelling.
+        Act::Connect => (ev.path2.as_ref(), ev.path.as_ref()),
+        // A symlink's second field is the link's text, not an object.
+        Act::Symlink => (ev.path.as_ref(), None),
+        _ => (ev.path.as_ref(), ev.path2.as_ref()),
+    };
+    a.into_iter().chain(b).map(|v| v.as_slice())
+}
+
+fn under(object: &[u8], dir: &str) -> bool {
+    let dir = dir.as_bytes();
+    if dir == b"/" {
+        return object.starts_with(b"/");
+    }
+    object.starts_with(dir) && (object.len() == dir.len() || object[dir.len()] == b'/')
+}
+
+pub struct Matcher<'a> {
+    pub rules: &'a [Rule],
+    pub plan: &'a FilterPlan,
+}
+
+impl<'a> Matcher<'a> {
+    /// The first exit rule that matches, if it is an `always` rule.
+    pub fn evaluate(&self, ev: &Event, exe: Option<&[u8]>) -> Option<&'a Rule> {
+        if ev.syscall < 0 {
+            return None; // scheduler lifecycle events only feed the process table
+        }
+        let perm_bits = event_perm(ev);
+        for rule in self.rules {
+            if rule.list != List::Exit || rule.inactive.is_some() {
+                continue;
+            }
+            if !rule.syscalls.contains(ev.syscall as u32) {
+                continue;
+            }
+            if rule.conds.iter().all(|c| self.cond(c, ev, exe, perm_bits)) {
+                return (rule.action == Action::Always).then_some(rule);
+            }
+        }
+        None
+    }
+
+    fn cond(&self, c: &Cond, ev: &Event, exe: Option<&[u8]>, perm_bits: u8) -> bool {
+        match c {
+            Cond::Num { field, op, value } => match num_field(ev, *field) {
+                Some(v) => op.compare(v, *value),
+                None => false,
+            },
+            Cond::Perm(p) => perm_bits & p != 0,
+            Cond::FileType { negate, mode } => {
+                ev.mode != 0 && ((ev.mode & 0o170000 == *mode) != *negate)
+            }
+            Cond::Compare { a, b, negate } => (id_field(ev, *a) == id_field(ev, *b)) != *negate,
+            Cond::Path { field, negate, path } => {
+                let hit = match field {
+                    PathField::Exe => exe.is_some_and(|e| self.same_path(e, path)),
+                    PathField::Path => self.is_path(ev, path),
+                    PathField::Dir => self.is_under(ev, path),
+                };
+                hit != *negate
+            }
+        }
+    }
+
+    fn spellings<'p>(&'p self, path: &'p str) -> impl Iterator<Item = &'p str> {
+        let canonical = self.plan.by_written(path).map(|t| t.canonical.as_str());
+        std::iter::once(path).chain(canonical)
+    }
+
+    fn same_path(&self, object: &[u8], path: &str) -> bool {
+        self.spellings(path).any(|p| object == p.as_bytes())
+    }
+
+    fn is_path(&self, ev: &Event, path: &str) -> bool {
+        if objects(ev).any(|o| self.same_path(o, path)) {
+            return true;
+        }
+        // Reached under another name (hard link, bind mount): same inode.
+        let target = self.plan.by_written(path);
+        ev.ino != 0 && target.and_then(|t| t.identity) == Some((ev.dev, ev.ino))
+    }
+
+    fn is_under(&self, ev: &Event, dir: &str) -> bool {
+        if objects(ev).any(|o| self.spellings(dir).any(|d| under(o, d))) {
+            return true;
+        }
+        // The kernel matched a watched ancestor by inode: the object is below that watch,
+        // hence below every watch that contains it.
+        let Some(dir_target) = self.plan.by_written(dir) else { return false };
+        [ev.watch, ev.watch2]
+            .iter()
+            .filter_map(|id| self.plan.target(*id))
+            .any(|t| under(t.canonical.as_bytes(), &dir_target.canonical))
+    }
+}
+
+fn id_field(ev: &Event, f: IdField) -> u32 {
+    match f {
+        IdField::Uid => ev.ids.uid,
+        IdField::Euid => ev.ids.euid,
+        IdField::Suid => ev.ids.suid,
+        IdField::Fsuid => ev.ids.fsuid,
+        IdField::Auid => ev.auid,
+        IdField::Gid => ev.ids.gid,
+        IdField::Egid => ev.ids.egid,
+        IdField::Sgid => ev.ids.sgid,
+        IdField::Fsgid => ev.ids.fsgid,
+    }
+}
+
+fn num_field(ev: &Event, f: NumField) -> Option<u64> {
+    Some(match f {
+        NumField::Uid => ev.ids.uid as u64,
+        NumField::Euid => ev.ids.euid as u64,
+        NumField::Suid => ev.ids.suid as u64,
+        NumField::Fsuid => ev.ids.fsuid as u64,
+        NumField::Gid => ev.ids.gid as u64,
+        NumField::Egid => ev.ids.egid as u64,
+        NumField::Sgid => ev.ids.sgid as u64,
+        NumField::Fsgid => ev.ids.fsgid as u64,
+        NumField::Auid => ev.auid as u64,
+        NumField::Pid => ev.pid as u64,
+        NumField::Ppid => ev.ppid as u64,
+        NumField::SessionId => ev.sessionid as u64,
+        NumField::Success => ev.success() as u64,
+        NumField::Exit => ev.ret as u64,
+        NumField::Arg(i) => *ev.args.get(i as usize)?,
+        NumField::Inode => {
+            if ev.ino == 0 {
+                return None;
+            }
+            ev.ino
+        }
+    })
+}

@@ -1,0 +1,136 @@
+//! Rules: auditctl-syntax files → parsed rules → kernel filter plan + matcher.
+
+pub mod matcher;
+pub mod model;
+pub mod parse;
+mod syscall_table;
+pub mod syscalls;
+pub mod targets;
+
+use anyhow::{bail, Context, Result};
+use model::{Diagnostic, Rule};
+use parse::{IdResolver, Line, Placement};
+use std::path::{Path, PathBuf};
+
+/// The default rule pack, built into the binary (files under the repository's `rules/`).
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("builtin:docker.rules", include_str!("../../../rules/docker.rules")),
+    ("builtin:privilege.rules", include_str!("../../../rules/privilege.rules")),
+];
+
+/// A loaded, validated rule set.
+#[derive(Clone, Debug, Default)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    pub warnings: Vec<Diagnostic>,
+    /// The files read, in order.
+    pub files: Vec<String>,
+}
+
+/// Loading failed: every error found, in file order.
+#[derive(Debug)]
+pub struct RuleErrors(pub Vec<Diagnostic>);
+
+impl std::fmt::Display for RuleErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RuleErrors {}
+
+impl RuleSet {
+    /// Parse `(name, text)` sources in order. Any error fails the whole set.
+    pub fn from_texts<'a>(
+        texts: impl IntoIterator<Item = (String, &'a str)>,
+        ids: &dyn IdResolver,
+    ) -> std::result::Result<RuleSet, RuleErrors> {
+        let mut set = RuleSet::default();
+        let mut errors = Vec::new();
+        for (name, text) in texts {
+            let (lines, report) = parse::parse_text(text, &name, ids);
+            errors.extend(report.errors);
+            set.warnings.extend(report.warnings);
+            set.files.push(name);
+            for (line, _) in lines {
+                match line {
+                    Line::Rule(rule, Placement::Append) => set.rules.push(*rule),
+                    Line::Rule(rule, Placement::Prepend) => set.rules.insert(0, *rule),
+                    Line::DeleteAll => set.rules.clear(),
+                    Line::Delete(rule) => {
+                        if let Some(pos) = set.rules.iter().position(|r| same_rule(r, &rule)) {
+                            set.rules.remove(pos);
+                        }
+                    }
+                    Line::Control => {}
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(RuleErrors(errors))
+        }
+    }
+
+    /// The built-in default pack.
+    pub fn builtin(ids: &dyn IdResolver) -> std::result::Result<RuleSet, RuleErrors> {
+        RuleSet::from_texts(BUILTIN.iter().map(|(n, t)| (n.to_string(), *t)), ids)
+    }
+
+    /// Load files and directories (every `*.rules` file inside, sorted by name).
+    pub fn load(paths: &[PathBuf], ids: &dyn IdResolver) -> Result<RuleSet> {
+        let files = expand(paths)?;
+        let mut texts = Vec::new();
+        for f in &files {
+            let text = std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read rules file {}", f.display()))?;
+            texts.push((f.display().to_string(), text));
+        }
+        Ok(RuleSet::from_texts(texts.iter().map(|(n, t)| (n.clone(), t.as_str())), ids)?)
+    }
+
+    pub fn active(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().filter(|r| r.inactive.is_none())
+    }
+}
+
+fn same_rule(a: &Rule, b: &Rule) -> bool {
+    a.list == b.list
+        && a.action == b.action
+        && a.syscalls == b.syscalls
+        && a.conds == b.conds
+        && a.keys == b.keys
+}
+
+/// Files named directly, and the `*.rules` files of directories.
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let md = std::fs::metadata(p).with_context(|| format!("rules path {} does not exist", p.display()))?;
+        if md.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("cannot list {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|e| e == "rules") && f.is_file())
+                .collect();
+            entries.sort();
+            if entries.is_empty() {
+                bail!("rules directory {} has no *.rules files", p.display());
+            }
+            out.extend(entries);
+        } else {
+            out.push(Path::new(p).to_path_buf());
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

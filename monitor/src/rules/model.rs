@@ -1,0 +1,218 @@
+//! The parsed form of auditctl rules.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// Where a rule (or a problem) comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    pub file: Arc<str>,
+    pub line: u32,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// A problem found while reading rules, printed as `file:line:col: message`.
+#[derive(Clone, Debug)]
+pub struct Diagnostic {
+    pub source: Source,
+    pub col: u32,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.source, self.col, self.message)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum List {
+    Exit,
+    Task,
+    User,
+    Exclude,
+    Filesystem,
+    IoUring,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Always,
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Gt,
+    Le,
+    Ge,
+    /// `&`: all bits of the value set.
+    BitMask,
+    /// `&=`: bit test (any of the value's bits set).
+    BitTest,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Eq => "=",
+            Op::Ne => "!=",
+            Op::Lt => "<",
+            Op::Gt => ">",
+            Op::Le => "<=",
+            Op::Ge => ">=",
+            Op::BitMask => "&",
+            Op::BitTest => "&=",
+        }
+    }
+
+    pub fn compare(self, lhs: u64, rhs: u64) -> bool {
+        match self {
+            Op::Eq => lhs == rhs,
+            Op::Ne => lhs != rhs,
+            Op::Lt => lhs < rhs,
+            Op::Gt => lhs > rhs,
+            Op::Le => lhs <= rhs,
+            Op::Ge => lhs >= rhs,
+            Op::BitMask => lhs & rhs == rhs,
+            Op::BitTest => lhs & rhs != 0,
+        }
+    }
+}
+
+/// Numeric fields the monitor evaluates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NumField {
+    Uid,
+    Euid,
+    Suid,
+    Fsuid,
+    Gid,
+    Egid,
+    Sgid,
+    Fsgid,
+    Auid,
+    Pid,
+    Ppid,
+    SessionId,
+    Success,
+    Exit,
+    Arg(u8),
+    Inode,
+}
+
+/// Access classes of `-p` / `perm=`.
+pub mod perm {
+    pub const READ: u8 = 1;
+    pub const WRITE: u8 = 2;
+    pub const EXEC: u8 = 4;
+    pub const ATTR: u8 = 8;
+    pub const ALL: u8 = READ | WRITE | EXEC | ATTR;
+
+    pub fn parse(s: &str) -> Option<u8> {
+        let mut bits = 0;
+        for c in s.chars() {
+            bits |= match c {
+                'r' => READ,
+                'w' => WRITE,
+                'x' => EXEC,
+                'a' => ATTR,
+                _ => return None,
+            };
+        }
+        (bits != 0).then_some(bits)
+    }
+
+    pub fn render(bits: u8) -> String {
+        [(READ, 'r'), (WRITE, 'w'), (EXEC, 'x'), (ATTR, 'a')]
+            .iter()
+            .filter(|(b, _)| bits & b != 0)
+            .map(|(_, c)| *c)
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cond {
+    Num { field: NumField, op: Op, value: u64 },
+    /// `path=` (exact object), `dir=` (object at or below), `exe=` (process executable).
+    Path { field: PathField, negate: bool, path: String },
+    Perm(u8),
+    /// `filetype=`: S_IF* value of the object.
+    FileType { negate: bool, mode: u32 },
+    /// `-C a=b` / `-C a!=b` between two credential ids.
+    Compare { a: IdField, b: IdField, negate: bool },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdField {
+    Uid,
+    Euid,
+    Suid,
+    Fsuid,
+    Auid,
+    Gid,
+    Egid,
+    Sgid,
+    Fsgid,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathField {
+    Path,
+    Dir,
+    Exe,
+}
+
+/// A set of syscall numbers, or all of them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Syscalls {
+    All,
+    Set(Vec<u32>),
+}
+
+impl Syscalls {
+    pub fn contains(&self, nr: u32) -> bool {
+        match self {
+            Syscalls::All => true,
+            Syscalls::Set(set) => set.contains(&nr),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Origin {
+    /// `-w PATH -p PERMS`
+    Watch { path: String, perms: u8 },
+    /// `-a list,action ...`
+    Syscall,
+}
+
+/// One rule, in load order. Watches are stored as the exit rules auditctl turns them into.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub source: Source,
+    pub origin: Origin,
+    pub list: List,
+    pub action: Action,
+    pub syscalls: Syscalls,
+    pub conds: Vec<Cond>,
+    pub keys: Vec<String>,
+    /// Why the monitor cannot evaluate this rule (it is loaded but never matches).
+    pub inactive: Option<String>,
+}
+
+impl Rule {
+    /// The rule's key for alerts: its first `-k`, or "" when it has none.
+    pub fn key(&self) -> &str {
+        self.keys.first().map(String::as_str).unwrap_or("")
+    }
+}

@@ -1,0 +1,197 @@
+//! From rules to the kernel filter: which paths are watched, by which event classes, and
+//! which classes must reach userspace unfiltered.
+//!
+//! Each distinct path named by a watch or a `path=`/`dir=` field becomes a [`Target`] with a
+//! numeric id. The kernel gets its identity (device, inode), the hash of its written spelling
+//! and the hash of its canonical (symlink-free) spelling; events carry the id back.
+
+use super::model::*;
+use super::syscalls::class_of;
+use monitor_common::class;
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+pub const ALL_CLASSES: u32 = class::EXEC | class::CONNECT | class::FILE | class::SETID;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub id: u32,
+    /// As written in the rules (normalised).
+    pub written: String,
+    /// With every existing symlink resolved.
+    pub canonical: String,
+    /// `class::*` bits of events this target selects.
+    pub classes: u32,
+    /// (kernel dev_t, inode) when the path exists.
+    pub identity: Option<(u32, u64)>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct FilterPlan {
+    pub targets: Vec<Target>,
+    /// Classes for which some rule has no path condition: everything goes to userspace.
+    pub unfiltered: u32,
+}
+
+impl FilterPlan {
+    pub fn target(&self, id: u32) -> Option<&Target> {
+        self.targets.get((id as usize).checked_sub(1)?)
+    }
+
+    pub fn by_written(&self, path: &str) -> Option<&Target> {
+        self.targets.iter().find(|t| t.written == path)
+    }
+
+    /// Re-read identities and canonical spellings (a file recreated or a symlink changed).
+    /// Returns whether anything changed.
+    pub fn refresh(&mut self) -> bool {
+        let mut changed = false;
+        for t in &mut self.targets {
+            let canonical = canonicalise(&t.written);
+            let identity = identity(&canonical);
+            if canonical != t.canonical || identity != t.identity {
+                t.canonical = canonical;
+                t.identity = identity;
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
+/// Event classes a rule's syscalls cover.
+fn rule_classes(rule: &Rule) -> u32 {
+    let mut classes = match &rule.syscalls {
+        Syscalls::All => ALL_CLASSES,
+        Syscalls::Set(set) => set.iter().fold(0, |acc, nr| acc | class_of(*nr)),
+    };
+    for c in &rule.conds {
+        if let Cond::Perm(p) = c {
+            classes &= perm_classes(*p);
+        }
+    }
+    classes
+}
+
+/// Classes that can produce each access kind. A unix socket connect counts as a write.
+pub fn perm_classes(p: u8) -> u32 {
+    let mut c = 0;
+    if p & perm::EXEC != 0 {
+        c |= class::EXEC;
+    }
+    if p & (perm::READ | perm::WRITE | perm::ATTR) != 0 {
+        c |= class::FILE;
+    }
+    if p & perm::WRITE != 0 {
+        c |= class::CONNECT;
+    }
+    c
+}
+
+pub fn plan(rules: &[Rule]) -> FilterPlan {
+    let mut by_path: BTreeMap<String, u32> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut unfiltered = 0;
+    for rule in rules {
+        if rule.inactive.is_some() || rule.list != List::Exit || rule.action != Action::Always {
+            continue;
+        }
+        let classes = rule_classes(rule);
+        let mut selected = false;
+        for c in &rule.conds {
+            if let Cond::Path { field: PathField::Path | PathField::Dir, negate: false, path } = c {
+                selected = true;
+                let entry = by_path.entry(path.clone()).or_insert_with(|| {
+                    order.push(path.clone());
+                    0
+                });
+                *entry |= classes;
+            }
+        }
+        if !selected {
+            // Setid rules that require some id to be 0 are served by the kernel's
+            // "id became 0" filter; any other setid rule needs every setid call.
+            let needs = if requires_root_id(rule) { classes & !class::SETID } else { classes };
+            unfiltered |= needs;
+        }
+    }
+    // Paths in `never` rules or negated conditions still need ids so the matcher can name
+    // them, but select no classes.
+    for rule in rules {
+        for c in &rule.conds {
+            if let Cond::Path { field: PathField::Path | PathField::Dir, path, .. } = c {
+                if !by_path.contains_key(path) {
+                    by_path.insert(path.clone(), 0);
+                    order.push(path.clone());
+                }
+            }
+        }
+    }
+    let targets = order
+        .iter()
+        .enumerate()
+        .map(|(i, written)| {
+            let canonical = canonicalise(written);
+            Target {
+                id: i as u32 + 1,
+                written: written.clone(),
+                identity: identity(&canonical),
+                canonical,
+                classes: by_path[written],
+            }
+        })
+        .collect();
+    FilterPlan { targets, unfiltered }
+}
+
+/// Whether the rule only matches events after which some credential id is 0.
+fn requires_root_id(rule: &Rule) -> bool {
+    rule.conds.iter().any(|c| {
+        matches!(
+            c,
+            Cond::Num {
+                field: NumField::Uid | NumField::Euid | NumField::Suid | NumField::Fsuid
+                    | NumField::Gid | NumField::Egid | NumField::Sgid | NumField::Fsgid,
+                op: Op::Eq,
+                value: 0,
+            }
+        )
+    })
+}
+
+/// Resolve symlinks in the longest existing prefix of `path`; keep the rest as written.
+pub fn canonicalise(path: &str) -> String {
+    let mut existing = PathBuf::from(path);
+    let mut rest: Vec<std::ffi::OsString> = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(&existing) {
+            let mut out = real;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return out.to_string_lossy().into_owned();
+        }
+        match (existing.file_name().map(|f| f.to_owned()), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return path.to_string(),
+        }
+    }
+}
+
+/// (kernel dev_t, inode) of an existing path, following symlinks.
+pub fn identity(path: &str) -> Option<(u32, u64)> {
+    let md = std::fs::metadata(Path::new(path)).ok()?;
+    Some((kernel_dev(md.dev()), md.ino()))
+}
+
+/// Convert a userspace `st_dev` into the kernel's internal `dev_t` (major << 20 | minor),
+/// which is what `super_block.s_dev` holds.
+pub fn kernel_dev(st_dev: u64) -> u32 {
+    let major = ((st_dev >> 8) & 0xfff) | ((st_dev >> 32) & !0xfff);
+    let minor = (st_dev & 0xff) | ((st_dev >> 12) & !0xff);
+    ((major << 20) | minor) as u32
+}

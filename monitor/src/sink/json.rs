@@ -1,0 +1,165 @@
+//! Alert JSON: one object per line, ECS-aligned nested field names (see docs/alert-schema.md).
+//!
+//! Strings from the kernel are bytes chosen by whoever ran the syscall: serde_json escapes
+//! quotes, newlines and control characters, so each alert stays exactly one line.
+
+use crate::enrich::process::ProcInfo;
+use crate::event::{Action, Event, Ids};
+use crate::rules::model::Rule;
+use monitor_common::flag;
+use serde_json::{json, Map, Value};
+
+/// Everything an alert line is made from.
+pub struct AlertInput<'a> {
+    pub ev: &'a Event,
+    pub rule: &'a Rule,
+    pub sequence: u64,
+    pub timestamp: String,
+    pub hostname: &'a str,
+    pub process: Option<&'a ProcInfo>,
+    pub parent: Option<&'a ProcInfo>,
+    pub ancestors: &'a [(u32, Option<Vec<u8>>)],
+    pub user_name: Option<&'a str>,
+    pub euser_name: Option<&'a str>,
+}
+
+/// Bytes as a JSON string (invalid UTF-8 sequences become U+FFFD).
+fn text(b: &[u8]) -> Value {
+    Value::String(String::from_utf8_lossy(b).into_owned())
+}
+
+fn ids(i: &Ids) -> Value {
+    json!({
+        "uid": i.uid, "euid": i.euid, "suid": i.suid, "fsuid": i.fsuid,
+        "gid": i.gid, "egid": i.egid, "sgid": i.sgid, "fsgid": i.fsgid,
+    })
+}
+
+pub fn render(a: &AlertInput) -> String {
+    let ev = a.ev;
+    let mut root = Map::new();
+    root.insert("@timestamp".into(), json!(a.timestamp));
+    root.insert(
+        "event".into(),
+        json!({
+            "kind": "alert",
+            "action": ev.action.as_str(),
+            "outcome": if ev.success() { "success" } else { "failure" },
+            "sequence": a.sequence,
+        }),
+    );
+    let mut rule = json!({
+        "key": a.rule.key(),
+        "source": a.rule.source.to_string(),
+    });
+    if a.rule.keys.len() > 1 {
+        rule["keys"] = json!(a.rule.keys);
+    }
+    root.insert("rule".into(), rule);
+
+    // The process: for an exec, the new image; otherwise what the table knows.
+    let (exe, args): (Option<&[u8]>, Vec<Value>) = if ev.action == Action::Exec && ev.success() {
+        (ev.path.as_deref(), ev.argv.iter().map(|x| text(x)).collect())
+    } else {
+        (
+            a.process.and_then(|p| p.exe.as_deref()),
+            a.process.map(|p| p.args.iter().map(|x| text(x)).collect()).unwrap_or_default(),
+        )
+    };
+    let mut process = json!({
+        "pid": ev.pid,
+        "thread": {"id": ev.tid},
+        "name": text(&ev.comm),
+        "executable": exe.map(text),
+        "args": args,
+        "parent": {
+            "pid": ev.ppid,
+            "executable": a.parent.and_then(|p| p.exe.as_deref()).map(text),
+        },
+        "ancestors": a.ancestors.iter().map(|(pid, exe)| json!({
+            "pid": pid,
+            "executable": exe.as_deref().map(text),
+        })).collect::<Vec<_>>(),
+    });
+    if ev.action == Action::Exec && ev.flag(flag::PATH2_TRUNCATED) {
+        process["args_truncated"] = json!(true);
+    }
+    root.insert("process".into(), process);
+
+    let mut user = json!({
+        "id": ev.ids.uid.to_string(),
+        "name": a.user_name,
+        "effective": {"id": ev.ids.euid.to_string(), "name": a.euser_name},
+        "audit": {"id": ev.auid.to_string()},
+    });
+    if ev.auid == u32::MAX {
+        user["audit"]["id"] = json!("unset");
+    }
+    root.insert("user".into(), user);
+    root.insert("group".into(), json!({"id": ev.ids.gid.to_string(), "effective": {"id": ev.ids.egid.to_string()}}));
+
+    let syscall_name = crate::rules::syscalls::name(ev.syscall as u32);
+    root.insert(
+        "syscall".into(),
+        json!({
+            "name": syscall_name,
+            "number": ev.syscall,
+            "return": ev.ret,
+            "args": ev.args.iter().map(|x| format!("{x:#x}")).collect::<Vec<_>>(),
+        }),
+    );
+
+    match ev.action {
+        Action::Connect => {
+            root.insert(
+                "file".into(),
+                json!({
+                    "path": ev.path2.as_deref().map(text),
+                    "type": "socket",
+                    "inode": (ev.ino != 0).then_some(ev.ino),
+                }),
+            );
+            root.insert("socket".into(), json!({"requested_path": ev.path.as_deref().map(text)}));
+        }
+        Action::SetId => {
+            root.insert(
+                "setid".into(),
+                json!({
+                    "before": ids(&ev.old_ids),
+                    "after": ids(&ev.ids),
+                    "requested": ev.args[..3].iter().map(|x| *x as u32 as i32 as i64).collect::<Vec<_>>(),
+                    "became_root": became_root(&ev.old_ids, &ev.ids),
+                }),
+            );
+        }
+        _ => {
+            let mut file = json!({ "path": ev.path.as_deref().map(text) });
+            if let Some(p2) = &ev.path2 {
+                let k = if ev.action == Action::Symlink { "link_target" } else { "target_path" };
+                file[k] = text(p2);
+            }
+            if ev.ino != 0 {
+                file["inode"] = json!(ev.ino);
+                file["mode"] = json!(format!("{:o}", ev.mode));
+            }
+            if ev.action == Action::Open {
+                file["open_flags"] = json!(format!("{:#o}", ev.open_flags));
+            }
+            if ev.flag(flag::PATH1_TRUNCATED) || ev.flag(flag::PATH2_TRUNCATED) {
+                file["truncated"] = json!(true);
+            }
+            if ev.flag(flag::PATH_FROM_STRING) {
+                file["resolved_from"] = json!("string");
+            }
+            root.insert("file".into(), file);
+        }
+    }
+    root.insert("host".into(), json!({"hostname": a.hostname}));
+    Value::Object(root).to_string()
+}
+
+pub fn became_root(old: &Ids, new: &Ids) -> bool {
+    let to0 = |o: u32, n: u32| n == 0 && o != 0;
+    to0(old.uid, new.uid) || to0(old.euid, new.euid) || to0(old.suid, new.suid) || to0(old.fsuid, new.fsuid)
+        || to0(old.gid, new.gid) || to0(old.egid, new.egid) || to0(old.sgid, new.sgid) || to0(old.fsgid, new.fsgid)
+}

@@ -1,0 +1,3 @@
+//! Sinks: where alerts go. `json` writes one ECS-aligned JSON object per line.
+
+pub mod json;

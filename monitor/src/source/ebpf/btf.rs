@@ -1,0 +1,244 @@
+//! A small reader for kernel BTF (/sys/kernel/btf/vmlinux): just enough to find struct
+//! member byte offsets, including members of anonymous nested structs and unions.
+//!
+//! The input comes from outside the program, so every length and index is checked; a
+//! malformed blob is an error, never a panic.
+
+use anyhow::{bail, ensure, Context, Result};
+use std::collections::HashMap;
+
+const MAGIC: u16 = 0xeb9f;
+const KIND_STRUCT: u32 = 4;
+const KIND_UNION: u32 = 5;
+const KIND_TYPEDEF: u32 = 8;
+const KIND_VOLATILE: u32 = 9;
+const KIND_CONST: u32 = 10;
+const KIND_RESTRICT: u32 = 11;
+const KIND_TYPE_TAG: u32 = 18;
+
+#[derive(Debug, Clone)]
+struct Member {
+    name: u32,
+    type_id: u32,
+    bit_offset: u32,
+}
+
+#[derive(Debug, Clone)]
+enum Type {
+    Composite { name: u32, members: Vec<Member> },
+    /// typedef / const / volatile / restrict / type_tag: refers to another type.
+    Alias(u32),
+    Other,
+}
+
+/// Parsed BTF: types by id and the string section.
+pub struct Btf {
+    types: Vec<Type>,
+    strings: Vec<u8>,
+    structs: HashMap<String, u32>,
+}
+
+fn u16_at(b: &[u8], at: usize) -> Result<u16> {
+    let s = b.get(at..at + 2).context("BTF truncated")?;
+    Ok(u16::from_le_bytes([s[0], s[1]]))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Result<u32> {
+    let s = b.get(at..at + 4).context("BTF truncated")?;
+    Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+impl Btf {
+    pub fn from_sys_fs() -> Result<Btf> {
+        let path = "/sys/kernel/btf/vmlinux";
+        let data = std::fs::read(path)
+            .with_context(|| format!("cannot read {path}: the kernel must be built with BTF"))?;
+        Btf::parse(&data).with_context(|| format!("parsing {path}"))
+    }
+
+    pub fn parse(data: &[u8]) -> Result<Btf> {
+        ensure!(u16_at(data, 0)? == MAGIC, "bad BTF magic");
+        let hdr_len = u32_at(data, 4)? as usize;
+        let type_off = u32_at(data, 8)? as usize;
+        let type_len = u32_at(data, 12)? as usize;
+        let str_off = u32_at(data, 16)? as usize;
+        let str_len = u32_at(data, 20)? as usize;
+        let types_start = hdr_len.checked_add(type_off).context("BTF offsets overflow")?;
+        let types_end = types_start.checked_add(type_len).context("BTF offsets overflow")?;
+        let str_start = hdr_len.checked_add(str_off).context("BTF offsets overflow")?;
+        let str_end = str_start.checked_add(str_len).context("BTF offsets overflow")?;
+        let tsec = data.get(types_start..types_end).context("BTF type section out of range")?;
+        let strings = data.get(str_start..str_end).context("BTF string section out of range")?.to_vec();
+
+        let mut types = vec![Type::Other]; // id 0 is void
+        let mut at = 0usize;
+        while at < tsec.len() {
+            let name = u32_at(tsec, at)?;
+            let info = u32_at(tsec, at + 4)?;
+            let size_or_type = u32_at(tsec, at + 8)?;
+            at += 12;
+            let vlen = (info & 0xffff) as usize;
+            let kind = (info >> 24) & 0x1f;
+            let kind_flag = info >> 31 == 1;
+            let ty = match kind {
+                KIND_STRUCT | KIND_UNION => {
+                    let mut members = Vec::with_capacity(vlen.min(tsec.len() / 12));
+                    for i in 0..vlen {
+                        let m = at + i * 12;
+                        let off = u32_at(tsec, m + 8)?;
+                        members.push(Member {
+                            name: u32_at(tsec, m)?,
+                            type_id: u32_at(tsec, m + 4)?,
+                            bit_offset: if kind_flag { off & 0x00ff_ffff } else { off },
+                        });
+                    }
+                    at += vlen * 12;
+                    Type::Composite { name, members }
+                }
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
+                    Type::Alias(size_or_type)
+                }
+                _ => {
+                    at += match kind {
+                        1 => 4,                // INT
+                        3 => 12,               // ARRAY
+                        6 => vlen * 8,         // ENUM
+                        13 => vlen * 8,        // FUNC_PROTO
+                        14 => 4,               // VAR
+                        15 => vlen * 12,       // DATASEC
+                        17 => 4,               // DECL_TAG
+                        19 => vlen * 12,       // ENUM64
+                        2 | 7 | 12 | 16 => 0,  // PTR, FWD, FUNC, FLOAT
+                        k => bail!("unknown BTF kind {k}"),
+                    };
+                    Type::Other
+                }
+            };
+            types.push(ty);
+        }
+        let mut btf = Btf { types, strings, structs: HashMap::new() };
+        for (id, ty) in btf.types.iter().enumerate() {
+            if let Type::Composite { name, .. } = ty {
+                if *name != 0 {
+                    if let Some(n) = btf.name(*name) {
+                        btf.structs.entry(n.to_string()).or_insert(id as u32);
+                    }
+                }
+            }
+        }
+        Ok(btf)
+    }
+
+    fn name(&self, off: u32) -> Option<&str> {
+        let rest = self.strings.get(off as usize..)?;
+        let end = rest.iter().position(|&b| b == 0)?;
+        std::str::from_utf8(&rest[..end]).ok()
+    }
+
+    fn resolve(&self, mut id: u32) -> Option<&Type> {
+        for _ in 0..32 {
+            match self.types.get(id as usize)? {
+                Type::Alias(next) => id = *next,
+                ty => return Some(ty),
+            }
+        }
+        None
+    }
+
+    /// Bit offset of `member` in composite type `id`, searching anonymous members too.
+    fn find(&self, id: u32, member: &str, depth: u32) -> Option<(u32, u32)> {
+        if depth > 8 {
+            return None;
+        }
+        let Type::Composite { members, .. } = self.resolve(id)? else { return None };
+        for m in members {
+            if m.name != 0 {
+                if self.name(m.name) == Some(member) {
+                    return Some((m.bit_offset, m.type_id));
+                }
+            } else if let Some((off, ty)) = self.find(m.type_id, member, depth + 1) {
+                return Some((m.bit_offset + off, ty));
+            }
+        }
+        None
+    }
+
+    /// Byte offset of a dotted member path (`"fs.pwd"` style walks through embedded
+    /// structs, not pointers) inside `struct name`.
+    pub fn offset(&self, strukt: &str, path: &str) -> Result<u32> {
+        let mut id = *self
+            .structs
+            .get(strukt)
+            .with_context(|| format!("kernel BTF has no struct {strukt}"))?;
+        let mut bits = 0u32;
+        for part in path.split('.') {
+            let (off, ty) = self
+                .find(id, part, 0)
+                .with_context(|| format!("kernel BTF: struct {strukt} has no member {path}"))?;
+            bits += off;
+            id = ty;
+        }
+        ensure!(bits % 8 == 0, "{strukt}.{path} is a bitfield");
+        Ok(bits / 8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Build a tiny BTF blob: struct outer { int a; union { int b; int c; }; }.
+    fn blob() -> Vec<u8> {
+        let strings = b"\0int\0outer\0a\0b\0c\0".to_vec();
+        let mut t = Vec::new();
+        let push = |t: &mut Vec<u8>, v: u32| t.extend_from_slice(&v.to_le_bytes());
+        // 1: int
+        push(&mut t, 1); push(&mut t, 1 << 24); push(&mut t, 4); push(&mut t, 32);
+        // 2: anonymous union { b @0, c @0 }
+        push(&mut t, 0); push(&mut t, (5 << 24) | 2); push(&mut t, 4);
+        push(&mut t, 13); push(&mut t, 1); push(&mut t, 0);
+        push(&mut t, 15); push(&mut t, 1); push(&mut t, 0);
+        // 3: struct outer { a @0, <anon> @32 }
+        push(&mut t, 5); push(&mut t, (4 << 24) | 2); push(&mut t, 8);
+        push(&mut t, 11); push(&mut t, 1); push(&mut t, 0);
+        push(&mut t, 0); push(&mut t, 2); push(&mut t, 32);
+        let mut b = Vec::new();
+        b.extend_from_slice(&MAGIC.to_le_bytes());
+        b.extend_from_slice(&[1, 0]);
+        push(&mut b, 24);
+        push(&mut b, 0);
+        push(&mut b, t.len() as u32);
+        push(&mut b, t.len() as u32);
+        push(&mut b, strings.len() as u32);
+        b.extend_from_slice(&t);
+        b.extend_from_slice(&strings);
+        b
+    }
+
+    #[test]
+    fn finds_members_of_anonymous_unions() {
+        let btf = Btf::parse(&blob()).unwrap();
+        assert_eq!(btf.offset("outer", "a").unwrap(), 0);
+        assert_eq!(btf.offset("outer", "c").unwrap(), 4);
+        assert!(btf.offset("outer", "zz").is_err());
+        assert!(btf.offset("nope", "a").is_err());
+    }
+
+    #[test]
+    fn truncated_input_is_an_error() {
+        let b = blob();
+        for len in 0..b.len() {
+            let _ = Btf::parse(&b[..len]);
+        }
+    }
+
+    #[test]
+    fn running_kernel_has_the_members_we_need() {
+        if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+            return;
+        }
+        let btf = Btf::from_sys_fs().unwrap();
+        let offsets = super::super::offsets::from_btf(&btf).unwrap();
+        assert!(offsets.task_fs > 0 && offsets.dentry_parent > 0);
+    }
+}

@@ -1,0 +1,139 @@
+//! Decoding ring-buffer records ([`monitor_common::Event`] + two variable fields).
+//!
+//! Records come from the kernel, but the decoder treats them as untrusted: sizes are checked
+//! against the buffer and a malformed record is an error, never a panic.
+
+use crate::event::{Action, Event};
+use anyhow::{bail, ensure, Result};
+use monitor_common::{file_op, flag, kind, Event as Raw, EVENT_SIZE, FIELD_CAP};
+
+/// Decode one record.
+pub fn decode(buf: &[u8]) -> Result<Event> {
+    ensure!(buf.len() >= EVENT_SIZE, "record of {} bytes is shorter than the header", buf.len());
+    // SAFETY: Raw is plain old data and the buffer holds at least EVENT_SIZE bytes.
+    let raw: Raw = unsafe { std::ptr::read_unaligned(buf.as_ptr() as *const Raw) };
+    let len1 = raw.len1 as usize;
+    let len2 = raw.len2 as usize;
+    ensure!(len1 <= FIELD_CAP && len2 <= FIELD_CAP, "field length out of range");
+    ensure!(EVENT_SIZE + len1 + len2 <= buf.len(), "fields run past the record");
+    let field1 = &buf[EVENT_SIZE..EVENT_SIZE + len1];
+    let field2 = &buf[EVENT_SIZE + len1..EVENT_SIZE + len1 + len2];
+    let action = match raw.kind {
+        kind::EXEC => Action::Exec,
+        kind::CONNECT => Action::Connect,
+        kind::SETID => Action::SetId,
+        kind::FORK => Action::Fork,
+        kind::EXIT => Action::Exit,
+        kind::FILE => match raw.op {
+            file_op::OPEN => Action::Open,
+            file_op::UNLINK => Action::Unlink,
+            file_op::RMDIR => Action::Rmdir,
+            file_op::RENAME => Action::Rename,
+            file_op::LINK => Action::Link,
+            file_op::SYMLINK => Action::Symlink,
+            file_op::MKDIR => Action::Mkdir,
+            file_op::MKNOD => Action::Mknod,
+            file_op::TRUNCATE => Action::Truncate,
+            file_op::CHMOD => Action::Chmod,
+            file_op::CHOWN => Action::Chown,
+            file_op::SETXATTR => Action::SetXattr,
+            file_op::REMOVEXATTR => Action::RemoveXattr,
+            op => bail!("unknown file operation {op}"),
+        },
+        k => bail!("unknown event kind {k}"),
+    };
+    let comm_len = raw.comm.iter().position(|&b| b == 0).unwrap_or(raw.comm.len());
+    let opt = |f: &[u8]| if f.is_empty() { None } else { Some(f.to_vec()) };
+    let (path, path2, argv) = match action {
+        Action::Exec => (opt(field1), None, split_argv(field2)),
+        _ => (opt(field1), opt(field2), Vec::new()),
+    };
+    let mut flags = raw.flags;
+    if action == Action::Exec && raw.flags & flag::PATH2_TRUNCATED != 0 {
+        flags |= flag::PATH2_TRUNCATED;
+    }
+    Ok(Event {
+        action,
+        syscall: raw.syscall,
+        ret: raw.ret,
+        args: raw.args,
+        ts_boot_ns: raw.ts_boot_ns,
+        pid: raw.pid,
+        tid: raw.tid,
+        ppid: raw.ppid,
+        ids: raw.ids,
+        old_ids: raw.old_ids,
+        auid: raw.auid,
+        sessionid: raw.sessionid,
+        cgroup_id: raw.cgroup_id,
+        comm: raw.comm[..comm_len].to_vec(),
+        path,
+        path2,
+        argv,
+        ino: raw.ino,
+        dev: raw.dev,
+        mode: raw.mode,
+        watch: raw.watch,
+        watch2: raw.watch2,
+        open_flags: raw.extra,
+        flags,
+        child_or_code: raw.args[0],
+    })
+}
+
+/// argv as the kernel laid it out: NUL-terminated strings back to back.
+fn split_argv(field: &[u8]) -> Vec<Vec<u8>> {
+    let field = field.strip_suffix(&[0]).unwrap_or(field);
+    if field.is_empty() {
+        return Vec::new();
+    }
+    field.split(|&b| b == 0).map(|s| s.to_vec()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(kind_: u16, op: u16, f1: &[u8], f2: &[u8]) -> Vec<u8> {
+        let mut raw: Raw = unsafe { std::mem::zeroed() };
+        raw.kind = kind_;
+        raw.op = op;
+        raw.len1 = f1.len() as u32;
+        raw.len2 = f2.len() as u32;
+        raw.pid = 42;
+        raw.comm[..3].copy_from_slice(b"cat");
+        let mut b = unsafe {
+            std::slice::from_raw_parts(&raw as *const Raw as *const u8, EVENT_SIZE).to_vec()
+        };
+        b.extend_from_slice(f1);
+        b.extend_from_slice(f2);
+        b
+    }
+
+    #[test]
+    fn decodes_exec_with_argv() {
+        let ev = decode(&record(kind::EXEC, 0, b"/usr/bin/docker", b"docker\0ps\0-a\0")).unwrap();
+        assert_eq!(ev.action, Action::Exec);
+        assert_eq!(ev.path.as_deref(), Some(&b"/usr/bin/docker"[..]));
+        assert_eq!(ev.argv, vec![b"docker".to_vec(), b"ps".to_vec(), b"-a".to_vec()]);
+        assert_eq!(ev.comm, b"cat");
+        assert_eq!(ev.pid, 42);
+    }
+
+    #[test]
+    fn decodes_rename_with_two_paths() {
+        let ev = decode(&record(kind::FILE, file_op::RENAME, b"/a", b"/etc/docker/x")).unwrap();
+        assert_eq!(ev.action, Action::Rename);
+        assert_eq!(ev.path2.as_deref(), Some(&b"/etc/docker/x"[..]));
+    }
+
+    #[test]
+    fn rejects_malformed_records() {
+        assert!(decode(&[0u8; 10]).is_err());
+        let mut r = record(kind::FILE, file_op::OPEN, b"/x", b"");
+        r.truncate(EVENT_SIZE + 1);
+        assert!(decode(&r).is_err());
+        assert!(decode(&record(99, 0, b"", b"")).is_err());
+        assert!(decode(&record(kind::FILE, 999, b"", b"")).is_err());
+    }
+}

@@ -1,0 +1,187 @@
+//! The eBPF source: load the kernel programs with this kernel's struct offsets and the rule
+//! set's filter, attach them to their tracepoints, keep the watch maps current, and hand out
+//! the ring buffer.
+
+pub mod btf;
+pub mod decode;
+pub mod offsets;
+pub mod tracefs;
+
+use crate::rules::targets::{FilterPlan, Target};
+use anyhow::{Context, Result};
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::{BtfTracePoint, TracePoint};
+use aya::{Btf as AyaBtf, Ebpf, EbpfLoader};
+use monitor_common::{class, fnv1a, Config, InodeKey, WatchValue};
+use std::collections::HashSet;
+use tracing::{debug, warn};
+
+static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor-ebpf"));
+
+use crate::rules::syscalls::{
+    CONNECT_SYSCALLS, EXEC_SYSCALLS, FD_SYSCALLS, FILE_SYSCALLS, OPEN_SYSCALLS, PATH_SYSCALLS,
+    SETID_SYSCALLS, TWO_PATH_SYSCALLS,
+};
+
+pub struct EbpfSource {
+    ebpf: Ebpf,
+    /// Hooks attached, as `category:name`.
+    pub attached: Vec<String>,
+    inode_keys: HashSet<InodeKey>,
+    path_keys: HashSet<u64>,
+}
+
+impl EbpfSource {
+    pub fn load(plan: &FilterPlan) -> Result<EbpfSource> {
+        tracefs::ensure_mounted()?;
+        let btf = btf::Btf::from_sys_fs()?;
+        let offsets = offsets::from_btf(&btf).context("the running kernel lacks a structure the programs read")?;
+        let root = std::fs::metadata("/").context("stat /")?;
+        use std::os::unix::fs::MetadataExt;
+        let config = Config {
+            offsets,
+            unfiltered: plan.unfiltered,
+            host_root_dev: crate::rules::targets::kernel_dev(root.dev()),
+            host_root_ino: root.ino(),
+            self_tgid: std::process::id(),
+            _pad: 0,
+        };
+        let mut ebpf = EbpfLoader::new()
+            .set_global("CONFIG", &config, true)
+            .load(PROGRAMS)
+            .context("loading the eBPF programs into the kernel")?;
+        let mut source = EbpfSource { ebpf, attached: Vec::new(), inode_keys: HashSet::new(), path_keys: HashSet::new() };
+        source.sync_watches(plan)?;
+        source.attach()?;
+        Ok(source)
+    }
+
+    fn attach(&mut self) -> Result<()> {
+        let enter: Vec<u32> = FILE_SYSCALLS
+            .iter()
+            .chain(CONNECT_SYSCALLS)
+            .chain(SETID_SYSCALLS)
+            .chain(EXEC_SYSCALLS)
+            .copied()
+            .collect();
+        self.attach_syscalls("sys_enter", "sys_enter_", &enter)?;
+        self.attach_syscalls("sys_exit_open", "sys_exit_", OPEN_SYSCALLS)?;
+        self.attach_syscalls("sys_exit_path", "sys_exit_", PATH_SYSCALLS)?;
+        self.attach_syscalls("sys_exit_two_paths", "sys_exit_", TWO_PATH_SYSCALLS)?;
+        self.attach_syscalls("sys_exit_fd", "sys_exit_", FD_SYSCALLS)?;
+        self.attach_syscalls("sys_exit_connect", "sys_exit_", CONNECT_SYSCALLS)?;
+        self.attach_syscalls("sys_exit_setid", "sys_exit_", SETID_SYSCALLS)?;
+        self.attach_syscalls("sys_exit_exec", "sys_exit_", EXEC_SYSCALLS)?;
+        let btf = AyaBtf::from_sys_fs().context("reading kernel BTF")?;
+        for name in ["sched_process_exec", "sched_process_fork", "sched_process_exit"] {
+            let prog: &mut BtfTracePoint = self
+                .ebpf
+                .program_mut(name)
+                .with_context(|| format!("program {name} missing from the object"))?
+                .try_into()?;
+            prog.load(name, &btf).with_context(|| format!("loading {name}"))?;
+            prog.attach().with_context(|| format!("attaching {name}"))?;
+            self.attached.push(format!("tp_btf:{name}"));
+        }
+        Ok(())
+    }
+
+    fn attach_syscalls(&mut self, program: &str, prefix: &str, nrs: &[u32]) -> Result<()> {
+        let prog: &mut TracePoint = self
+            .ebpf
+            .program_mut(program)
+            .with_context(|| format!("program {program} missing from the object"))?
+            .try_into()?;
+        prog.load().with_context(|| format!("loading {program} (verifier)"))?;
+        for nr in nrs {
+            let name = crate::rules::syscalls::name(*nr).unwrap_or("?");
+            let tp = format!("{prefix}{name}");
+            match prog.attach("syscalls", &tp) {
+                Ok(_) => self.attached.push(format!("syscalls:{tp}")),
+                // Newer syscalls (setxattrat, ...) do not exist on every kernel.
+                Err(e) => warn!(tracepoint = %tp, error = %e, "tracepoint not attached"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Make the kernel's watch maps match the plan (after a refresh or a reload).
+    pub fn sync_watches(&mut self, plan: &FilterPlan) -> Result<()> {
+        let effective = effective_classes(plan);
+        let mut inodes: std::collections::HashMap<InodeKey, WatchValue> = Default::default();
+        let mut paths: std::collections::HashMap<u64, WatchValue> = Default::default();
+        for (t, classes) in plan.targets.iter().zip(effective) {
+            if classes == 0 {
+                continue;
+            }
+            let value = WatchValue { watch_id: t.id, classes };
+            let merge = |old: Option<&WatchValue>| match old {
+                Some(o) => WatchValue { watch_id: o.watch_id, classes: o.classes | classes },
+                None => value,
+            };
+            for spelling in [&t.written, &t.canonical] {
+                let h = fnv1a(spelling.as_bytes());
+                let v = merge(paths.get(&h));
+                paths.insert(h, v);
+            }
+            if let Some((dev, ino)) = t.identity {
+                let key = InodeKey { ino, dev, _pad: 0 };
+                let v = merge(inodes.get(&key));
+                inodes.insert(key, v);
+            }
+        }
+        let mut inode_map: BpfHashMap<_, InodeKey, WatchValue> =
+            BpfHashMap::try_from(self.ebpf.map_mut("WATCH_INODES").context("WATCH_INODES map")?)?;
+        for stale in self.inode_keys.iter().filter(|k| !inodes.contains_key(k)) {
+            let _ = inode_map.remove(stale);
+        }
+        for (k, v) in &inodes {
+            inode_map.insert(k, v, 0).context("updating WATCH_INODES")?;
+        }
+        self.inode_keys = inodes.keys().copied().collect();
+        let mut path_map: BpfHashMap<_, u64, WatchValue> =
+            BpfHashMap::try_from(self.ebpf.map_mut("WATCH_PATHS").context("WATCH_PATHS map")?)?;
+        for stale in self.path_keys.iter().filter(|k| !paths.contains_key(k)) {
+            let _ = path_map.remove(stale);
+        }
+        for (k, v) in &paths {
+            path_map.insert(k, v, 0).context("updating WATCH_PATHS")?;
+        }
+        self.path_keys = paths.keys().copied().collect();
+        debug!(inodes = inodes.len(), paths = paths.len(), "watch maps synchronised");
+        Ok(())
+    }
+
+    /// Take the ring buffer (once).
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
+        let map = self.ebpf.take_map("EVENTS").context("EVENTS ring buffer missing")?;
+        Ok(RingBuf::try_from(map)?)
+    }
+
+    /// Total ring-buffer output failures over all CPUs since load.
+    pub fn drops(&self) -> Result<u64> {
+        let map: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(self.ebpf.map("DROPS").context("DROPS map")?)?;
+        Ok(map.get(&0, 0)?.iter().sum())
+    }
+}
+
+/// A watched object is also below every watched ancestor: it inherits their classes, so a
+/// narrow watch deep in the tree never hides a broad one above it (the kernel stops at the
+/// first watched ancestor it finds).
+fn effective_classes(plan: &FilterPlan) -> Vec<u32> {
+    let under = |inner: &Target, outer: &Target| {
+        let (i, o) = (inner.canonical.as_str(), outer.canonical.as_str());
+        o == "/" || i == o || (i.starts_with(o) && i.as_bytes().get(o.len()) == Some(&b'/'))
+    };
+    plan.targets
+        .iter()
+        .map(|t| {
+            plan.targets
+                .iter()
+                .filter(|o| under(t, o))
+                .fold(0, |acc, o| acc | o.classes)
+                & (class::EXEC | class::CONNECT | class::FILE | class::SETID)
+        })
+        .collect()
+}

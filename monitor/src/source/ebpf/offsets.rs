@@ -1,0 +1,59 @@
+//! The kernel struct offsets the eBPF programs need, looked up in the running kernel's BTF.
+
+use super::btf::Btf;
+use anyhow::{ensure, Result};
+use monitor_common::KernelOffsets;
+
+pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
+    let o = |s: &str, m: &str| btf.offset(s, m);
+    let cred_uid = o("cred", "uid")?;
+    // The programs read the eight ids as one array: they must be contiguous.
+    for (i, id) in ["gid", "suid", "sgid", "euid", "egid", "fsuid", "fsgid"].iter().enumerate() {
+        ensure!(
+            o("cred", id)? == cred_uid + 4 * (i as u32 + 1),
+            "struct cred ids are not laid out contiguously"
+        );
+    }
+    Ok(KernelOffsets {
+        task_real_parent: o("task_struct", "real_parent")?,
+        task_tgid: o("task_struct", "tgid")?,
+        task_pid: o("task_struct", "pid")?,
+        task_fs: o("task_struct", "fs")?,
+        task_files: o("task_struct", "files")?,
+        task_mm: o("task_struct", "mm")?,
+        task_cred: o("task_struct", "cred")?,
+        task_loginuid: o("task_struct", "loginuid")?,
+        task_sessionid: o("task_struct", "sessionid")?,
+        task_exit_code: o("task_struct", "exit_code")?,
+        fs_root: o("fs_struct", "root")?,
+        fs_pwd: o("fs_struct", "pwd")?,
+        path_mnt: o("path", "mnt")?,
+        path_dentry: o("path", "dentry")?,
+        dentry_parent: o("dentry", "d_parent")?,
+        dentry_name: o("dentry", "d_name")?,
+        dentry_inode: o("dentry", "d_inode")?,
+        qstr_len: o("qstr", "len")?,
+        qstr_name: o("qstr", "name")?,
+        inode_ino: o("inode", "i_ino")?,
+        inode_sb: o("inode", "i_sb")?,
+        inode_mode: o("inode", "i_mode")?,
+        sb_dev: o("super_block", "s_dev")?,
+        mount_mnt: o("mount", "mnt")?,
+        mount_parent: o("mount", "mnt_parent")?,
+        mount_mountpoint: o("mount", "mnt_mountpoint")?,
+        vfsmount_root: o("vfsmount", "mnt_root")?,
+        files_fdt: o("files_struct", "fdt")?,
+        fdtable_fd: o("fdtable", "fd")?,
+        fdtable_max_fds: o("fdtable", "max_fds")?,
+        file_path: o("file", "f_path")?,
+        file_private_data: o("file", "private_data")?,
+        socket_sk: o("socket", "sk")?,
+        unix_sock_path: o("unix_sock", "path")?,
+        unix_sock_peer: o("unix_sock", "peer")?,
+        mm_arg_start: o("mm_struct", "arg_start")?,
+        mm_arg_end: o("mm_struct", "arg_end")?,
+        cred_uid,
+        bprm_file: o("linux_binprm", "file")?,
+        _pad: 0,
+    })
+}

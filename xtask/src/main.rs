@@ -1,0 +1,72 @@
+//! `cargo xtask`: the project's own automation, so a fresh machine needs nothing by hand.
+//!
+//! * `setup`  installs what the build needs (nightly rust-src, bpf-linker) and, with
+//!   `--test-deps`, what the tests need (auditd, docker.io, busybox-static, bpftool).
+//! * `build`  builds `target/release/monitor` with the eBPF object embedded.
+//! * `run`    setup + build + `monitor run` with the built-in rules.
+//! * `test`   setup (with test deps) + the whole test suite.
+
+mod setup;
+mod util;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "Build, run and test the container-host monitor")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install the build toolchain (idempotent; fast when everything is present).
+    Setup {
+        /// Also install the packages the tests need (auditd, docker.io, busybox-static, bpftool).
+        #[arg(long)]
+        test_deps: bool,
+    },
+    /// Build target/release/monitor with the eBPF programs embedded.
+    Build,
+    /// Set up, build, and run the monitor with the built-in default rules (as root).
+    Run {
+        /// Extra arguments passed to `monitor run`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up (including test packages), build, and run the whole test suite.
+    Test {
+        /// Extra arguments passed to `cargo test`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Setup { test_deps } => setup::setup(test_deps),
+        Command::Build => build(),
+        Command::Run { args } => {
+            setup::setup(false)?;
+            build()?;
+            let bin = util::workspace_root().join("target/release/monitor");
+            let mut cmd = std::process::Command::new(bin);
+            cmd.arg("run").args(args);
+            util::run(&mut cmd)
+        }
+        Command::Test { args } => {
+            setup::setup(true)?;
+            build()?;
+            let mut cmd = util::cargo();
+            cmd.args(["test", "--release"]).args(args);
+            util::run(&mut cmd)
+        }
+    }
+}
+
+fn build() -> Result<()> {
+    let mut cmd = util::cargo();
+    cmd.args(["build", "--release", "-p", "monitor"]);
+    util::run(&mut cmd)
+}

@@ -1,0 +1,110 @@
+//! `cargo xtask setup`: install the eBPF toolchain and the test packages.
+//!
+//! Every step checks first and does nothing when its piece is already present, so a second
+//! run takes well under a second.
+
+use crate::util::{output, run, succeeds};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// bpf-linker release known to build against the nightly's LLVM 22 on this machine kind.
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const NIGHTLY: &str = "nightly";
+
+/// Debian packages the tests drive for real, with a binary that proves each is installed.
+const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("auditd", "/usr/sbin/auditctl"),
+    ("bpftool", "/usr/sbin/bpftool"),
+    ("docker.io", "/usr/sbin/dockerd"),
+    ("busybox-static", "/bin/busybox"),
+];
+
+pub fn setup(test_deps: bool) -> Result<()> {
+    ensure_rust_src()?;
+    ensure_bpf_linker()?;
+    if test_deps {
+        ensure_packages(TEST_PACKAGES)?;
+    }
+    Ok(())
+}
+
+fn ensure_rust_src() -> Result<()> {
+    let sysroot = output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))
+        .context("the nightly toolchain is required to build the eBPF programs")?;
+    let src = Path::new(&sysroot).join("lib/rustlib/src/rust/library/core");
+    if src.exists() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing rust-src for {NIGHTLY}");
+    run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", NIGHTLY]))
+}
+
+fn cargo_bin_dir() -> PathBuf {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"));
+    home.join("bin")
+}
+
+fn ensure_bpf_linker() -> Result<()> {
+    let installed = cargo_bin_dir().join("bpf-linker");
+    if succeeds(Command::new(&installed).arg("--version")) {
+        return Ok(());
+    }
+    // bpf-linker must use exactly the LLVM that produced the bitcode: the nightly's own
+    // libLLVM. It finds it through LLVM_PREFIX/lib, which we populate with symlinks.
+    let sysroot = output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))?;
+    let sys_lib = Path::new(&sysroot).join("lib");
+    let libllvm = std::fs::read_dir(&sys_lib)
+        .with_context(|| format!("reading {}", sys_lib.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with("libLLVM.so."))
+        .with_context(|| format!("no libLLVM.so.* in {}", sys_lib.display()))?;
+    let major = libllvm
+        .trim_start_matches("libLLVM.so.")
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if major != "22" && major != "21" {
+        bail!("nightly ships LLVM {major}; bpf-linker {BPF_LINKER_VERSION} supports 21 and 22");
+    }
+    let prefix = crate::util::workspace_root().join("target/llvm-prefix");
+    let prefix_lib = prefix.join("lib");
+    std::fs::create_dir_all(&prefix_lib)?;
+    for name in ["libLLVM.so".to_string(), libllvm.clone()] {
+        let link = prefix_lib.join(&name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(sys_lib.join(&libllvm), &link)
+            .with_context(|| format!("symlinking {}", link.display()))?;
+    }
+    eprintln!("xtask: building bpf-linker {BPF_LINKER_VERSION} against {libllvm} (about a minute)");
+    run(Command::new("cargo")
+        .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION])
+        .args(["--no-default-features", "--features", &format!("llvm-{major}")])
+        .env("LLVM_PREFIX", &prefix)
+        .env(format!("LLVM_SYS_{major}0_PREFIX"), &prefix))
+}
+
+fn ensure_packages(packages: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .filter(|(_, probe)| !Path::new(probe).exists())
+        .map(|(pkg, _)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    eprintln!("xtask: installing Debian packages {missing:?}");
+    let apt = |args: &[&str]| {
+        run(Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    apt(&["update", "-q"])?;
+    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+    args.extend(&missing);
+    apt(&args)
+}
