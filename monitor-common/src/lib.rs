@@ -84,6 +84,22 @@ pub struct Ids {
     pub fsgid: u32,
 }
 
+impl Ids {
+    /// Whether any id is 0 now that was non-zero in `old` (a transition to root).
+    #[inline(always)]
+    pub fn became_root(&self, old: &Ids) -> bool {
+        let to0 = |o: u32, n: u32| n == 0 && o != 0;
+        to0(old.uid, self.uid)
+            || to0(old.euid, self.euid)
+            || to0(old.suid, self.suid)
+            || to0(old.fsuid, self.fsuid)
+            || to0(old.gid, self.gid)
+            || to0(old.egid, self.egid)
+            || to0(old.sgid, self.sgid)
+            || to0(old.fsgid, self.fsgid)
+    }
+}
+
 /// Fixed part of every ring-buffer record; `len1` then `len2` bytes of variable data follow.
 ///
 /// * EXEC: field 1 = executable path (resolved by the kernel), field 2 = argv, NUL-separated.

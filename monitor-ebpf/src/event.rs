@@ -64,6 +64,17 @@ impl Draft {
         unsafe { &mut *(self.base as *mut Event) }
     }
 
+    /// Record the identity (device, inode, mode) of the object behind `dentry`.
+    #[inline(always)]
+    pub fn set_identity(&mut self, dentry: u64) {
+        if let Some((key, mode)) = crate::kernel::dentry_inode(dentry) {
+            let ev = self.event();
+            ev.ino = key.ino;
+            ev.dev = key.dev;
+            ev.mode = mode;
+        }
+    }
+
     /// Where field 1 goes.
     #[inline(always)]
     pub fn field1(&mut self) -> *mut u8 {

@@ -29,12 +29,7 @@ pub fn exec(ctx: &BtfTracePointContext) {
     let Some(mut d) = Draft::new(kind::EXEC, 0, EXECVE, task) else { return };
     let Some(file) = read::<u64>(bprm, off!(bprm_file)) else { return };
     let Some(path) = file_path(file) else { return };
-    if let Some((key, mode)) = crate::kernel::dentry_inode(path.dentry) {
-        let ev = d.event();
-        ev.ino = key.ino;
-        ev.dev = key.dev;
-        ev.mode = mode;
-    }
+    d.set_identity(path.dentry);
     let Some(r) = resolve_kpath(path, d.field1()) else { return };
     d.set_len1(r.len);
     let mut flags = r.flags;

@@ -11,7 +11,7 @@ use aya_ebpf::{
 use monitor_common::{class, file_op, flag, kind, Ids, WatchValue};
 
 use crate::event::Draft;
-use crate::kernel::{current_task, dentry_inode, off, read, task_file, task_ids, KPath};
+use crate::kernel::{current_task, off, read, task_file, task_ids, KPath};
 use crate::path::{resolve_fd, resolve_kpath, resolve_user, Resolved};
 use crate::{is_self, selects, unfiltered, PENDING};
 
@@ -126,8 +126,6 @@ enum Obj {
     None,
     /// Descriptor in argument `i`.
     Fd(u8),
-    /// The descriptor the syscall returned (successful open).
-    Returned,
     /// Path string in argument `path`, relative to the descriptor in argument `dfd`
     /// (`CWD`: the working directory).
     Path { dfd: u8, path: u8 },
@@ -205,17 +203,6 @@ fn open_flags(n: i64, args: &[u64; 6]) -> u64 {
     }
 }
 
-/// Record the identity of the object behind `dentry` in the header.
-#[inline(always)]
-fn set_identity(d: &mut Draft, dentry: u64) {
-    if let Some((key, mode)) = dentry_inode(dentry) {
-        let ev = d.event();
-        ev.ino = key.ino;
-        ev.dev = key.dev;
-        ev.mode = mode;
-    }
-}
-
 /// Argument `i` without a bounds-check panic (the verifier rejects panic paths).
 #[inline(always)]
 fn argn(args: &[u64; 6], i: u8) -> u64 {
@@ -256,11 +243,10 @@ fn resolve_obj(d: &mut Draft, task: u64, obj: Obj, args: &[u64; 6], second: bool
         Obj::Fd(i) => {
             let (r, dentry) = resolve_fd(task, argn(args, i) as i32 as i64, dst)?;
             if !second {
-                set_identity(d, dentry);
+                d.set_identity(dentry);
             }
             Some(r)
         }
-        Obj::Returned => None,
         Obj::Path { dfd, path } => {
             let dfd = if dfd == CWD { AT_FDCWD } else { argn(args, dfd) as i32 as i64 };
             resolve_user(task, dfd, argn(args, path), dst)
@@ -317,7 +303,7 @@ pub fn exit_file(ctx: &TracePointContext, shape: FileShape) {
             if ret >= 0 {
                 match resolve_fd(task, ret, d.field1()) {
                     Some((r, dentry)) => {
-                        set_identity(&mut d, dentry);
+                        d.set_identity(dentry);
                         Some(r)
                     }
                     None => None,
@@ -334,7 +320,7 @@ pub fn exit_file(ctx: &TracePointContext, shape: FileShape) {
             };
             match resolve_fd(task, fd, d.field1()) {
                 Some((r, dentry)) => {
-                    set_identity(&mut d, dentry);
+                    d.set_identity(dentry);
                     Some(r)
                 }
                 None => None,
@@ -429,7 +415,7 @@ pub fn exit_connect(ctx: &TracePointContext) {
     let resolved = if ret == 0 {
         match unix_peer_path(task, fd) {
             Some(path) => {
-                set_identity(&mut d, path.dentry);
+                d.set_identity(path.dentry);
                 resolve_kpath(path, d.field2())
             }
             None => resolve_user(task, AT_FDCWD, uaddr + 2, d.field2()),
@@ -449,20 +435,6 @@ pub fn exit_connect(ctx: &TracePointContext) {
     d.submit();
 }
 
-/// Any id that became 0 from non-zero.
-#[inline(always)]
-fn became_root(old: &Ids, new: &Ids) -> bool {
-    let to0 = |o: u32, n: u32| n == 0 && o != 0;
-    to0(old.uid, new.uid)
-        || to0(old.euid, new.euid)
-        || to0(old.suid, new.suid)
-        || to0(old.fsuid, new.fsuid)
-        || to0(old.gid, new.gid)
-        || to0(old.egid, new.egid)
-        || to0(old.sgid, new.sgid)
-        || to0(old.fsgid, new.fsgid)
-}
-
 pub fn exit_setid(ctx: &TracePointContext) {
     let Some((pending, ret)) = take(ctx) else { return };
     if !(nr::SETUID..=nr::SETFSGID).contains(&pending.nr) {
@@ -475,7 +447,7 @@ pub fn exit_setid(ctx: &TracePointContext) {
     let asked_root = (0..3).any(|i| pending.args[i] as u32 == 0);
     let attempt = ret < 0 && old.euid != 0 && asked_root;
     let all = unfiltered(class::SETID);
-    if !(all || became_root(&old, &new) || attempt) {
+    if !(all || new.became_root(&old) || attempt) {
         return;
     }
     let Some(mut d) = Draft::new(kind::SETID, 0, pending.nr as i32, task) else { return };

@@ -73,7 +73,6 @@ impl<W: Write> Pipeline<W> {
         let process = self.table.get(ev.pid).cloned();
         let parent = self.table.get(ev.ppid).cloned();
         let ancestors = self.table.ancestors(ev.pid);
-        self.users.refresh();
         let line = render(&AlertInput {
             ev,
             rule,
@@ -130,6 +129,7 @@ pub async fn run_live(rules: RuleSet) -> Result<()> {
             _ = sigint.recv() => break "SIGINT",
             _ = sigterm.recv() => break "SIGTERM",
             _ = refresh.tick() => {
+                pipeline.users.refresh();
                 if pipeline.plan.refresh() {
                     source.sync_watches(&pipeline.plan)?;
                 }

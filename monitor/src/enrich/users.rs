@@ -3,6 +3,20 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
+/// (name, id) pairs of a passwd- or group-format file (`name:x:id:...`); empty if unreadable.
+pub fn read_id_table(path: &str) -> Vec<(String, u32)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split(':');
+            let name = it.next()?;
+            let id = it.nth(1)?.parse().ok()?;
+            Some((name.to_string(), id))
+        })
+        .collect()
+}
+
 #[derive(Default)]
 pub struct Users {
     names: HashMap<u32, String>,
@@ -19,16 +33,7 @@ impl Users {
     fn reload(&mut self) {
         let path = "/etc/passwd";
         self.mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        self.names = std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| {
-                let mut it = l.split(':');
-                let name = it.next()?;
-                let uid = it.nth(1)?.parse().ok()?;
-                Some((uid, name.to_string()))
-            })
-            .collect();
+        self.names = read_id_table(path).into_iter().map(|(name, id)| (id, name)).collect();
     }
 
     /// Re-read /etc/passwd if it changed since the last read.

@@ -22,19 +22,8 @@ pub struct SystemIds {
 
 impl SystemIds {
     pub fn load() -> SystemIds {
-        let read = |path: &str| -> Vec<(String, u32)> {
-            std::fs::read_to_string(path)
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| {
-                    let mut it = l.split(':');
-                    let name = it.next()?;
-                    let id = it.nth(1)?.parse().ok()?;
-                    Some((name.to_string(), id))
-                })
-                .collect()
-        };
-        SystemIds { users: read("/etc/passwd"), groups: read("/etc/group") }
+        use crate::enrich::users::read_id_table;
+        SystemIds { users: read_id_table("/etc/passwd"), groups: read_id_table("/etc/group") }
     }
 }
 

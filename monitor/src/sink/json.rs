@@ -128,7 +128,7 @@ pub fn render(a: &AlertInput) -> String {
                     "before": ids(&ev.old_ids),
                     "after": ids(&ev.ids),
                     "requested": ev.args[..3].iter().map(|x| *x as u32 as i32 as i64).collect::<Vec<_>>(),
-                    "became_root": became_root(&ev.old_ids, &ev.ids),
+                    "became_root": ev.ids.became_root(&ev.old_ids),
                 }),
             );
         }
@@ -156,10 +156,4 @@ pub fn render(a: &AlertInput) -> String {
     }
     root.insert("host".into(), json!({"hostname": a.hostname}));
     Value::Object(root).to_string()
-}
-
-pub fn became_root(old: &Ids, new: &Ids) -> bool {
-    let to0 = |o: u32, n: u32| n == 0 && o != 0;
-    to0(old.uid, new.uid) || to0(old.euid, new.euid) || to0(old.suid, new.suid) || to0(old.fsuid, new.fsuid)
-        || to0(old.gid, new.gid) || to0(old.egid, new.egid) || to0(old.sgid, new.sgid) || to0(old.fsgid, new.fsgid)
 }
