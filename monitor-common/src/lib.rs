@@ -67,8 +67,15 @@ pub const FIELD_CAP: usize = 4096;
 pub const USER_PATH_CAP: usize = 256;
 /// Maximum number of dentries walked towards the root.
 pub const MAX_PATH_DEPTH: usize = 48;
-/// Per-CPU ring-buffer drop counter slots.
-pub const DROP_COUNTERS: u32 = 1;
+/// Per-CPU counters of events lost in the kernel, by cause.
+pub mod drop_cause {
+    /// The ring buffer was full.
+    pub const RING_FULL: u32 = 0;
+    /// A resolve stage could not be tail-called (program array slot empty).
+    pub const TAIL_CALL: u32 = 1;
+}
+/// Number of drop counter slots.
+pub const DROP_COUNTERS: u32 = 2;
 
 /// The eight credential ids of a task, in `struct cred` order.
 #[repr(C)]

@@ -5,7 +5,7 @@
 //! with `bpf_ringbuf_output`; when the ring is full the per-CPU drop counter goes up instead.
 
 use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns};
-use monitor_common::{Event, EVENT_SIZE, FIELD_CAP};
+use monitor_common::{drop_cause, Event, EVENT_SIZE, FIELD_CAP};
 
 use crate::kernel::{task_ids, task_loginuid, task_ppid, task_sessionid};
 use crate::{DROPS, EVENTS, EVENT_SCRATCH};
@@ -59,6 +59,15 @@ impl Draft {
         Some(Draft { base, len1: 0 })
     }
 
+    /// Continue the record started by [`Draft::new`] in an earlier stage of this event
+    /// (a tail-called program on the same CPU).
+    #[inline(always)]
+    pub fn resume() -> Option<Draft> {
+        let base = EVENT_SCRATCH.get_ptr_mut(0)? as *mut u8;
+        let len1 = unsafe { core::ptr::read_volatile(&(*(base as *const Event)).len1) } as usize;
+        Some(Draft { base, len1: len1 & (FIELD_CAP - 1) })
+    }
+
     #[inline(always)]
     pub fn event(&mut self) -> &mut Event {
         unsafe { &mut *(self.base as *mut Event) }
@@ -81,10 +90,22 @@ impl Draft {
         unsafe { self.base.add(EVENT_SIZE) }
     }
 
+    /// Length of field 1 (where field 2 starts).
+    #[inline(always)]
+    pub fn len1(&self) -> usize {
+        self.len1
+    }
+
+    /// Where a field starting `offset` bytes after the header goes.
+    #[inline(always)]
+    pub fn field_at(&mut self, offset: usize) -> *mut u8 {
+        unsafe { self.base.add(EVENT_SIZE + (offset & (FIELD_CAP - 1))) }
+    }
+
     /// Record the length of field 1; field 2 starts right after it.
     #[inline(always)]
     pub fn set_len1(&mut self, len: usize) {
-        let len = if len > FIELD_CAP { FIELD_CAP } else { len };
+        let len = if len > FIELD_CAP - 1 { FIELD_CAP - 1 } else { len };
         self.len1 = len;
         self.event().len1 = len as u32;
     }
@@ -97,7 +118,7 @@ impl Draft {
 
     #[inline(always)]
     pub fn set_len2(&mut self, len: usize) {
-        let len = if len > FIELD_CAP { FIELD_CAP } else { len };
+        let len = if len > FIELD_CAP - 1 { FIELD_CAP - 1 } else { len };
         self.event().len2 = len as u32;
     }
 
@@ -109,19 +130,20 @@ impl Draft {
         let len2 = (ev.len2 as usize) & (2 * FIELD_CAP - 1);
         let size = EVENT_SIZE + len1 + len2;
         if size > EVENT_SIZE + 2 * FIELD_CAP {
-            return count_drop();
+            return count_drop(drop_cause::RING_FULL);
         }
         ev.size = size as u32;
         let record = unsafe { core::slice::from_raw_parts(self.base as *const u8, size) };
         if EVENTS.output::<[u8]>(record, 0).is_err() {
-            count_drop();
+            count_drop(drop_cause::RING_FULL);
         }
     }
 }
 
+/// Count an event lost in the kernel.
 #[inline(always)]
-fn count_drop() {
-    if let Some(counter) = DROPS.get_ptr_mut(0) {
+pub fn count_drop(cause: u32) {
+    if let Some(counter) = DROPS.get_ptr_mut(cause) {
         unsafe { *counter += 1 };
     }
 }

@@ -11,12 +11,13 @@
 mod event;
 mod kernel;
 mod path;
+mod resolve;
 mod sched;
 mod syscalls;
 
 use aya_ebpf::{
     macros::{btf_tracepoint, map, tracepoint},
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
     programs::{BtfTracePointContext, TracePointContext},
 };
 use monitor_common::{Config, InodeKey, WatchValue};
@@ -37,6 +38,14 @@ static EVENT_SCRATCH: PerCpuArray<event::EventScratch> = PerCpuArray::with_max_e
 
 #[map]
 static PATH_SCRATCH: PerCpuArray<path::PathScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// The current event's objects, between the stages of [`resolve`].
+#[map]
+static JOB: PerCpuArray<resolve::Job> = PerCpuArray::with_max_entries(1, 0);
+
+/// The stage programs of [`resolve`], filled by userspace before any hook is attached.
+#[map]
+static STAGES: ProgramArray = ProgramArray::with_max_entries(2, 0);
 
 /// Watched objects by identity.
 #[map]
@@ -96,6 +105,20 @@ pub fn sys_exit_setid(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn sys_exit_exec(ctx: TracePointContext) -> u32 {
     syscalls::exit_exec(&ctx);
+    0
+}
+
+/// Stage of [`resolve`] (tail-called, never attached).
+#[tracepoint]
+pub fn resolve_stage(ctx: TracePointContext) -> u32 {
+    resolve::resolve_stage(&ctx);
+    0
+}
+
+/// Stage of [`resolve`] (tail-called, never attached).
+#[tracepoint]
+pub fn finish_stage(ctx: TracePointContext) -> u32 {
+    resolve::finish_stage(&ctx);
     0
 }
 

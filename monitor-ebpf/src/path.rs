@@ -16,24 +16,22 @@
 //! Loop state is kept in the per-CPU scratch map rather than in registers: reloaded values are
 //! bounded unknowns to the verifier, so states of different iterations prune each other.
 
-use aya_ebpf::helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_user_str};
+use aya_ebpf::helpers::generated::bpf_probe_read_kernel;
 use monitor_common::{flag, fnv1a_step, WatchValue, FIELD_CAP, FNV_OFFSET, MAX_PATH_DEPTH, USER_PATH_CAP};
 
-use crate::kernel::{dentry_inode, off, read, task_file, task_fs_path, file_path, KPath};
+use crate::kernel::{dentry_inode, off, read, KPath};
+use crate::resolve::{target_kind, Target};
 use crate::{PATH_SCRATCH, WATCH_INODES, WATCH_PATHS};
 
 /// The walk writes the path backwards so that it ends at `WALK_END`.
 pub const WALK_END: usize = 4096;
 const WALK_BUF: usize = 2 * WALK_END;
-const USER_BUF: usize = 1024;
 /// Prefixes longer than this are not hashed; userspace warns about such watches.
 pub const HASH_CAP: usize = 256;
-const AT_FDCWD: i64 = -100;
 
 #[repr(C)]
 pub struct PathScratch {
     walk: [u8; WALK_BUF],
-    user: [u8; USER_BUF],
     dentry: u64,
     vfsmount: u64,
     hash: u64,
@@ -65,6 +63,7 @@ pub fn launder<T: Copy>(value: T) -> Option<T> {
 }
 
 /// Result of resolving one path into an event field.
+#[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Resolved {
     /// Bytes written to the destination field.
@@ -263,56 +262,39 @@ pub fn resolve_kpath(start: KPath, dst: *mut u8) -> Option<Resolved> {
     Some(Resolved { len, flags, watch })
 }
 
-/// Resolve the object behind descriptor `fd` of `task`.
+/// Resolve a job target (see [`crate::resolve`]) into the field at `dst`: the base's path
+/// from the kernel, then, for a user string, `/` and the string as the caller wrote it.
 #[inline(always)]
-pub fn resolve_fd(task: u64, fd: i64, dst: *mut u8) -> Option<(Resolved, u64)> {
-    let file = task_file(task, fd)?;
-    let path = file_path(file)?;
-    let r = resolve_kpath(path, dst)?;
-    Some((r, path.dentry))
-}
-
-/// Resolve the user path string at `upath` (relative to `dfd`, `AT_FDCWD` or the root) of
-/// `task` into an absolute path in the field at `dst`: the base directory's path from the
-/// kernel, then the string as the caller wrote it.
-#[inline(always)]
-pub fn resolve_user(task: u64, dfd: i64, upath: u64, dst: *mut u8) -> Option<Resolved> {
+pub fn resolve_target(t: &Target, string: *const u8, dst: *mut u8) -> Option<Resolved> {
     let s = scratch()?;
-    let n = unsafe {
-        bpf_probe_read_user_str(
-            (*s).user.as_mut_ptr().cast(),
-            USER_PATH_CAP as u32,
-            upath as *const _,
-        )
-    };
-    if n <= 0 {
-        return None;
+    let kind = t.kind;
+    if kind == target_kind::RAW {
+        let n = unsafe { append(dst, 0, string, (t.len as usize) & (USER_PATH_CAP - 1)) };
+        return Some(Resolved { len: n, flags: t.flags, watch: WatchValue { watch_id: 0, classes: 0 } });
     }
-    let n = ((n - 1) as usize) & (USER_BUF - 1);
-    let mut flags = flag::PATH_FROM_STRING;
-    if n >= USER_PATH_CAP - 1 {
-        flags |= flag::PATH1_TRUNCATED;
-    }
-    let absolute = n > 0 && unsafe { (*s).user[0] } == b'/';
-    let base = if absolute {
-        task_fs_path(task, false)?
-    } else if dfd as i32 as i64 == AT_FDCWD {
-        task_fs_path(task, true)?
-    } else {
-        file_path(task_file(task, dfd as i32 as i64)?)?
-    };
-    let (mut watch, walk_flags) = launder(walk(s, base, 0))?;
-    flags |= walk_flags;
+    let (mut watch, walk_flags) = launder(walk(s, t.base, 0))?;
     let mut len = copy_walk(s, dst);
-    if !absolute && n > 0 {
+    if kind != target_kind::USER {
+        if len == 0 {
+            unsafe { *dst = b'/' };
+            len = 1;
+        }
+        return Some(Resolved { len, flags: walk_flags, watch });
+    }
+    let n = (t.len as usize) & (USER_PATH_CAP - 1);
+    let mut flags = walk_flags | t.flags;
+    if t.absolute == 0 && n > 0 {
         unsafe { *dst.add(len & (FIELD_CAP - 1)) = b'/' };
         len += 1;
     }
-    len += unsafe { append(dst, len, (*s).user.as_ptr(), n) };
+    len += unsafe { append(dst, len, string, n) };
     if len == 0 {
         unsafe { *dst = b'/' };
         len = 1;
     }
+    // Through map memory: every clamp above yields its own constant length, and the scan
+    // loop would otherwise be verified once per constant.
+    let len = launder(len)? & (2 * FIELD_CAP - 1);
     let (by_path, unclean) = scan_path(s, dst, len);
     if unclean {
         // The base's inode says nothing about where `..` leads: let userspace decide.

@@ -5,15 +5,15 @@
 //! that entry back, reads the result, resolves the object and decides whether it is watched.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user, generated::bpf_probe_read_user_str},
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
     programs::TracePointContext,
 };
-use monitor_common::{class, file_op, flag, kind, Ids, WatchValue};
+use monitor_common::{class, file_op, flag, kind, Ids, USER_PATH_CAP};
 
 use crate::event::Draft;
-use crate::kernel::{current_task, off, read, task_file, task_ids, KPath};
-use crate::path::{resolve_fd, resolve_kpath, resolve_user, Resolved};
-use crate::{is_self, selects, unfiltered, PENDING};
+use crate::kernel::{current_task, file_path, off, read, task_file, task_ids, KPath};
+use crate::resolve::{start, Job};
+use crate::{is_self, unfiltered, PENDING};
 
 const AT_FDCWD: i64 = -100;
 const AT_REMOVEDIR: u64 = 0x200;
@@ -218,47 +218,26 @@ fn argn(args: &[u64; 6], i: u8) -> u64 {
     }
 }
 
+/// Describe `obj` (a path string or a raw string) as the job's next target.
 #[inline(always)]
-fn path_arg(obj: Obj) -> Option<(u8, u8)> {
-    let v = match obj {
-        Obj::Path { dfd, path } => (dfd, path),
-        _ => return None,
-    };
-    crate::path::launder(v)
-}
-
-/// Resolve the path string in argument `path` relative to argument `dfd` (or the cwd).
-#[inline(always)]
-fn resolve_path_arg(task: u64, args: &[u64; 6], dfd: u8, path: u8, dst: *mut u8) -> Option<Resolved> {
-    let dfd = if dfd == CWD { AT_FDCWD } else { argn(args, dfd) as i32 as i64 };
-    resolve_user(task, dfd, argn(args, path), dst)
-}
-
-/// Resolve `obj` into field 1 (or field 2). Returns what was resolved.
-#[inline(always)]
-fn resolve_obj(d: &mut Draft, task: u64, obj: Obj, args: &[u64; 6], second: bool) -> Option<Resolved> {
-    let dst = if second { d.field2() } else { d.field1() };
+fn push_obj(job: &mut Job, task: u64, obj: Obj, args: &[u64; 6]) -> Option<()> {
+    let cap = USER_PATH_CAP as u32;
     match obj {
-        Obj::None => None,
-        Obj::Fd(i) => {
-            let (r, dentry) = resolve_fd(task, argn(args, i) as i32 as i64, dst)?;
-            if !second {
-                d.set_identity(dentry);
-            }
-            Some(r)
-        }
         Obj::Path { dfd, path } => {
             let dfd = if dfd == CWD { AT_FDCWD } else { argn(args, dfd) as i32 as i64 };
-            resolve_user(task, dfd, argn(args, path), dst)
+            job.push_user(task, dfd, argn(args, path), cap)
         }
-        Obj::Raw(i) => {
-            let n = unsafe {
-                bpf_probe_read_user_str(dst.cast(), monitor_common::USER_PATH_CAP as u32, argn(args, i) as *const _)
-            };
-            let len = if n > 0 { (n - 1) as usize } else { 0 };
-            Some(Resolved { len, flags: 0, watch: WatchValue { watch_id: 0, classes: 0 } })
-        }
+        Obj::Raw(i) => job.push_raw(argn(args, i), cap).map(|_| ()),
+        _ => None,
     }
+}
+
+/// The open file behind descriptor `fd`: its path, and its identity recorded in the event.
+#[inline(always)]
+fn fd_object(d: &mut Draft, task: u64, fd: i64) -> Option<KPath> {
+    let path = file_path(task_file(task, fd)?)?;
+    d.set_identity(path.dentry);
+    Some(path)
 }
 
 /// Which file syscalls a program handles; each program verifies only its own shape.
@@ -284,99 +263,52 @@ fn shape_of(call: &FileCall) -> FileShape {
     }
 }
 
-pub fn exit_file(ctx: &TracePointContext, shape: FileShape) {
+/// Returns `int` because the verifier allows tail calls only in such functions.
+pub fn exit_file(ctx: &TracePointContext, shape: FileShape) -> i32 {
+    exit_file_inner(ctx, shape);
+    0
+}
+
+#[inline(always)]
+fn exit_file_inner(ctx: &TracePointContext, shape: FileShape) {
     let Some((pending, ret)) = take(ctx) else { return };
     let Some(call) = describe(pending.nr, &pending.args) else { return };
     if shape_of(&call) != shape {
         return;
     }
+    // One verification of what follows, not one per syscall constant.
     let Some(call) = crate::path::launder(call) else { return };
     let task = current_task();
     let Some(mut d) = Draft::new(kind::FILE, call.op, pending.nr as i32, task) else { return };
     fill_syscall(&mut d, &pending, ret);
-
-    // Each shape calls its resolver directly, and the first result goes through map memory
-    // before the second path is resolved: the verifier then checks each resolver once.
-    let r1 = match shape {
+    let Some(job) = Job::begin(class::FILE) else { return };
+    let args = &pending.args;
+    let first = match shape {
         FileShape::Open => {
-            d.event().extra = open_flags(pending.nr, &pending.args) as u32;
+            d.event().extra = open_flags(pending.nr, args) as u32;
             if ret >= 0 {
-                match resolve_fd(task, ret, d.field1()) {
-                    Some((r, dentry)) => {
-                        d.set_identity(dentry);
-                        Some(r)
-                    }
-                    None => None,
-                }
+                fd_object(&mut d, task, ret).and_then(|path| job.push_kernel(path))
             } else {
-                let Some((dfd, path)) = path_arg(call.first) else { return };
-                resolve_path_arg(task, &pending.args, dfd, path, d.field1())
+                push_obj(job, task, call.first, args)
             }
         }
         FileShape::Fd => {
             let fd = match call.first {
-                Obj::Fd(i) => argn(&pending.args, i) as i32 as i64,
+                Obj::Fd(i) => argn(args, i) as i32 as i64,
                 _ => -1,
             };
-            match resolve_fd(task, fd, d.field1()) {
-                Some((r, dentry)) => {
-                    d.set_identity(dentry);
-                    Some(r)
-                }
-                None => None,
-            }
+            fd_object(&mut d, task, fd).and_then(|path| job.push_kernel(path))
         }
-        _ => {
-            let Some((dfd, path)) = path_arg(call.first) else { return };
-            resolve_path_arg(task, &pending.args, dfd, path, d.field1())
-        }
+        FileShape::Path | FileShape::TwoPaths => push_obj(job, task, call.first, args),
     };
-    let Some(r1) = r1 else { return };
-    let Some(r1) = crate::path::launder(r1) else { return };
-    d.set_len1(r1.len);
-    let mut flags = r1.flags;
-    let mut watch2 = WatchValue { watch_id: 0, classes: 0 };
-    match (shape, call.second) {
-        (FileShape::TwoPaths, Obj::Path { dfd, path }) => {
-            if let Some(r2) = resolve_path_arg(task, &pending.args, dfd, path, d.field2()) {
-                d.set_len2(r2.len);
-                if r2.flags & flag::PATH1_TRUNCATED != 0 {
-                    flags |= flag::PATH2_TRUNCATED;
-                }
-                flags |= r2.flags & flag::PATH_UNCLEAN;
-                watch2 = r2.watch;
-            }
-        }
-        (FileShape::Path, Obj::Raw(i)) => {
-            let n = unsafe {
-                bpf_probe_read_user_str(
-                    d.field2().cast(),
-                    monitor_common::USER_PATH_CAP as u32,
-                    argn(&pending.args, i) as *const _,
-                )
-            };
-            if n > 0 {
-                d.set_len2((n - 1) as usize);
-            }
-        }
-        _ => {}
-    }
-    let all = unfiltered(class::FILE);
-    let undecided = flags & flag::PATH_UNCLEAN != 0;
-    if !(all || undecided || selects(&r1.watch, class::FILE) || selects(&watch2, class::FILE)) {
+    if first.is_none() {
         return;
     }
-    let ev = d.event();
-    ev.watch = r1.watch.watch_id;
-    ev.watch2 = watch2.watch_id;
-    if watch2.watch_id != 0 {
-        flags |= flag::WATCH_PATH2;
+    if shape != FileShape::Open && shape != FileShape::Fd {
+        // rename/link's new name, symlink's target text; a failure leaves field 2 empty.
+        let _ = push_obj(job, task, call.second, args);
     }
-    if all {
-        flags |= flag::UNFILTERED;
-    }
-    ev.flags = flags;
-    d.submit();
+    start(ctx);
 }
 
 /// Path of the listening socket a connected unix socket (descriptor `fd`) reached.
@@ -394,7 +326,14 @@ fn unix_peer_path(task: u64, fd: i64) -> Option<KPath> {
     }
 }
 
-pub fn exit_connect(ctx: &TracePointContext) {
+/// Returns `int` because the verifier allows tail calls only in such functions.
+pub fn exit_connect(ctx: &TracePointContext) -> i32 {
+    exit_connect_inner(ctx);
+    0
+}
+
+#[inline(always)]
+fn exit_connect_inner(ctx: &TracePointContext) {
     let Some((pending, ret)) = take(ctx) else { return };
     let uaddr = pending.args[1];
     let family = unsafe { bpf_probe_read_user(uaddr as *const u16).unwrap_or(0) };
@@ -404,35 +343,24 @@ pub fn exit_connect(ctx: &TracePointContext) {
     let task = current_task();
     let Some(mut d) = Draft::new(kind::CONNECT, 0, pending.nr as i32, task) else { return };
     fill_syscall(&mut d, &pending, ret);
+    let Some(job) = Job::begin(class::CONNECT) else { return };
     // Field 1: the path exactly as the caller passed it (abstract sockets have none).
-    let n = unsafe { bpf_probe_read_user_str(d.field1().cast(), SUN_PATH_MAX, (uaddr + 2) as *const _) };
-    if n <= 1 {
-        return;
+    match job.push_raw(uaddr + 2, SUN_PATH_MAX) {
+        Some(len) if len > 0 => {}
+        _ => return,
     }
-    d.set_len1((n - 1) as usize);
     // Field 2: the socket the kernel reached (connected) or the caller's path resolved.
-    let fd = pending.args[0] as i32 as i64;
-    let resolved = if ret == 0 {
-        match unix_peer_path(task, fd) {
-            Some(path) => {
-                d.set_identity(path.dentry);
-                resolve_kpath(path, d.field2())
-            }
-            None => resolve_user(task, AT_FDCWD, uaddr + 2, d.field2()),
+    let peer = if ret == 0 { unix_peer_path(task, pending.args[0] as i32 as i64) } else { None };
+    let second = match peer {
+        Some(path) => {
+            d.set_identity(path.dentry);
+            job.push_kernel(path)
         }
-    } else {
-        resolve_user(task, AT_FDCWD, uaddr + 2, d.field2())
+        None => job.push_user(task, AT_FDCWD, uaddr + 2, SUN_PATH_MAX),
     };
-    let Some(r) = resolved else { return };
-    d.set_len2(r.len);
-    let all = unfiltered(class::CONNECT);
-    if !(all || r.flags & flag::PATH_UNCLEAN != 0 || selects(&r.watch, class::CONNECT)) {
-        return;
+    if second.is_some() {
+        start(ctx);
     }
-    let ev = d.event();
-    ev.flags = r.flags | if all { flag::UNFILTERED } else { 0 };
-    ev.watch = r.watch.watch_id;
-    d.submit();
 }
 
 pub fn exit_setid(ctx: &TracePointContext) {
@@ -462,7 +390,14 @@ pub fn exit_setid(ctx: &TracePointContext) {
 }
 
 /// Failed execve/execveat (successful ones are reported by `sched_process_exec`).
-pub fn exit_exec(ctx: &TracePointContext) {
+/// Returns `int` because the verifier allows tail calls only in such functions.
+pub fn exit_exec(ctx: &TracePointContext) -> i32 {
+    exit_exec_inner(ctx);
+    0
+}
+
+#[inline(always)]
+fn exit_exec_inner(ctx: &TracePointContext) {
     let Some((pending, ret)) = take(ctx) else { return };
     if ret >= 0 || !(pending.nr == nr::EXECVE || pending.nr == nr::EXECVEAT) {
         return;
@@ -470,16 +405,10 @@ pub fn exit_exec(ctx: &TracePointContext) {
     let task = current_task();
     let Some(mut d) = Draft::new(kind::EXEC, 0, pending.nr as i32, task) else { return };
     fill_syscall(&mut d, &pending, ret);
+    let Some(job) = Job::begin(class::EXEC) else { return };
     let obj = if pending.nr == nr::EXECVE { p(0) } else { pat(0, 1) };
     let Some(obj) = crate::path::launder(obj) else { return };
-    let Some(r) = resolve_obj(&mut d, task, obj, &pending.args, false) else { return };
-    d.set_len1(r.len);
-    let all = unfiltered(class::EXEC);
-    if !(all || r.flags & flag::PATH_UNCLEAN != 0 || selects(&r.watch, class::EXEC)) {
-        return;
+    if push_obj(job, task, obj, &pending.args).is_some() {
+        start(ctx);
     }
-    let ev = d.event();
-    ev.flags = r.flags | if all { flag::UNFILTERED } else { 0 };
-    ev.watch = r.watch.watch_id;
-    d.submit();
 }

@@ -9,7 +9,7 @@ pub mod tracefs;
 
 use crate::rules::targets::{FilterPlan, Target};
 use anyhow::{Context, Result};
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, ProgramArray, RingBuf};
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf as AyaBtf, Ebpf, EbpfLoader};
 use monitor_common::{class, fnv1a, Config, InodeKey, WatchValue};
@@ -56,7 +56,26 @@ impl EbpfSource {
         Ok(source)
     }
 
+    /// Load the tail-called stages and put them in `STAGES`; must precede every attach, or
+    /// the first events would find an empty slot.
+    fn load_stages(&mut self) -> Result<()> {
+        for (slot, name) in [(0u32, "resolve_stage"), (1, "finish_stage")] {
+            let prog: &mut TracePoint = self
+                .ebpf
+                .program_mut(name)
+                .with_context(|| format!("program {name} missing from the object"))?
+                .try_into()?;
+            prog.load().with_context(|| format!("loading {name} (verifier)"))?;
+            let fd = prog.fd().with_context(|| format!("{name} has no descriptor"))?.try_clone()?;
+            let mut stages: ProgramArray<&mut MapData> =
+                ProgramArray::try_from(self.ebpf.map_mut("STAGES").context("STAGES map")?)?;
+            stages.set(slot, &fd, 0).with_context(|| format!("installing {name} in STAGES"))?;
+        }
+        Ok(())
+    }
+
     fn attach(&mut self) -> Result<()> {
+        self.load_stages()?;
         let enter: Vec<u32> = FILE_SYSCALLS
             .iter()
             .chain(CONNECT_SYSCALLS)
@@ -158,11 +177,16 @@ impl EbpfSource {
         Ok(RingBuf::try_from(map)?)
     }
 
-    /// Total ring-buffer output failures over all CPUs since load.
+    /// Events lost in the kernel since load, over all CPUs and causes (ring buffer full,
+    /// stage not reachable).
     pub fn drops(&self) -> Result<u64> {
         let map: PerCpuArray<&MapData, u64> =
             PerCpuArray::try_from(self.ebpf.map("DROPS").context("DROPS map")?)?;
-        Ok(map.get(&0, 0)?.iter().sum())
+        let mut total = 0;
+        for cause in 0..monitor_common::DROP_COUNTERS {
+            total += map.get(&cause, 0)?.iter().sum::<u64>();
+        }
+        Ok(total)
     }
 }
 
