@@ -12,8 +12,15 @@ use crate::CONFIG;
 /// Read one field of `CONFIG.offsets` without copying the whole struct onto the stack.
 macro_rules! off {
     ($field:ident) => {
-        unsafe { core::ptr::read_volatile(&crate::CONFIG.offsets.$field) as usize }
+        crate::kernel::config_u32(core::ptr::addr_of!(crate::CONFIG.offsets.$field))
     };
+}
+
+/// Volatile read of a `CONFIG` member: the loader rewrites the global, so the compiler must
+/// not fold the zeroes it was compiled with.
+#[inline(always)]
+pub fn config_u32(field: *const u32) -> usize {
+    unsafe { core::ptr::read_volatile(field) as usize }
 }
 pub(crate) use off;
 

@@ -264,37 +264,40 @@ pub fn resolve_kpath(start: KPath, dst: *mut u8) -> Option<Resolved> {
 
 /// Resolve a job target (see [`crate::resolve`]) into the field at `dst`: the base's path
 /// from the kernel, then, for a user string, `/` and the string as the caller wrote it.
+///
+/// `foreign`: the task's root is not the host's (a container, a chroot), so the path is not
+/// a host path and only inode matches count.
 #[inline(always)]
-pub fn resolve_target(t: &Target, string: *const u8, dst: *mut u8) -> Option<Resolved> {
+pub fn resolve_target(t: &Target, string: *const u8, foreign: bool, dst: *mut u8) -> Option<Resolved> {
     let s = scratch()?;
     let kind = t.kind;
     if kind == target_kind::RAW {
         let n = unsafe { append(dst, 0, string, (t.len as usize) & (USER_PATH_CAP - 1)) };
         return Some(Resolved { len: n, flags: t.flags, watch: WatchValue { watch_id: 0, classes: 0 } });
     }
-    let (mut watch, walk_flags) = launder(walk(s, t.base, 0))?;
+    let (mut watch, mut flags) = launder(walk(s, t.base, 0))?;
     let mut len = copy_walk(s, dst);
-    if kind != target_kind::USER {
-        if len == 0 {
-            unsafe { *dst = b'/' };
-            len = 1;
+    if kind == target_kind::USER {
+        let n = (t.len as usize) & (USER_PATH_CAP - 1);
+        flags |= flag::PATH_FROM_STRING | t.flags;
+        if t.absolute == 0 && n > 0 {
+            unsafe { *dst.add(len & (FIELD_CAP - 1)) = b'/' };
+            len += 1;
         }
-        return Some(Resolved { len, flags: walk_flags, watch });
+        len += unsafe { append(dst, len, string, n) };
     }
-    let n = (t.len as usize) & (USER_PATH_CAP - 1);
-    let mut flags = walk_flags | t.flags;
-    if t.absolute == 0 && n > 0 {
-        unsafe { *dst.add(len & (FIELD_CAP - 1)) = b'/' };
-        len += 1;
-    }
-    len += unsafe { append(dst, len, string, n) };
     if len == 0 {
         unsafe { *dst = b'/' };
         len = 1;
     }
+    if foreign {
+        return Some(Resolved { len, flags, watch });
+    }
     // Through map memory: every clamp above yields its own constant length, and the scan
     // loop would otherwise be verified once per constant.
     let len = launder(len)? & (2 * FIELD_CAP - 1);
+    // Also for kernel paths: a watched path created after the last inode refresh is known
+    // by its spelling only.
     let (by_path, unclean) = scan_path(s, dst, len);
     if unclean {
         // The base's inode says nothing about where `..` leads: let userspace decide.

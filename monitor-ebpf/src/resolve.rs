@@ -14,7 +14,7 @@ use aya_ebpf::{helpers::generated::bpf_probe_read_user_str, programs::TracePoint
 use monitor_common::{drop_cause, flag, WatchValue, USER_PATH_CAP};
 
 use crate::event::{count_drop, Draft};
-use crate::kernel::{file_path, task_file, task_fs_path, KPath};
+use crate::kernel::{file_path, task_file, task_fs_path, task_has_host_root, KPath};
 use crate::path::{launder, resolve_target, Resolved};
 use crate::{selects, unfiltered, JOB, STAGES};
 
@@ -60,7 +60,8 @@ pub struct Job {
     pub current: u32,
     /// `class::*` of the event, for the filter decision in `finish`.
     pub class: u32,
-    pub _pad: u32,
+    /// The task's root is not the host's: its paths are not host paths.
+    pub foreign: u32,
 }
 
 #[inline(always)]
@@ -69,13 +70,14 @@ fn vol<T: Copy>(p: *const T) -> T {
 }
 
 impl Job {
-    /// The current CPU's job, emptied, for an event of `class`.
+    /// The current CPU's job, emptied, for an event of `class` by `task`.
     #[inline(always)]
-    pub fn begin(class: u32) -> Option<&'static mut Job> {
+    pub fn begin(class: u32, task: u64) -> Option<&'static mut Job> {
         let job = unsafe { &mut *JOB.get_ptr_mut(0)? };
         job.count = 0;
         job.current = 0;
         job.class = class;
+        job.foreign = !task_has_host_root(task) as u32;
         Some(job)
     }
 
@@ -169,7 +171,8 @@ fn resolve_stage_inner(ctx: &TracePointContext) {
     let dst = d.field_at(offset);
     let string = unsafe { (*job).strings[i].as_ptr() };
     let none = Resolved { len: 0, flags: 0, watch: WatchValue { watch_id: 0, classes: 0 } };
-    let r = resolve_target(&target, string, dst).unwrap_or(none);
+    let foreign = vol(unsafe { &(*job).foreign }) != 0;
+    let r = resolve_target(&target, string, foreign, dst).unwrap_or(none);
     if i == 0 {
         d.set_len1(r.len);
     } else {
@@ -223,6 +226,9 @@ pub fn finish_stage(_ctx: &TracePointContext) {
     }
     if all {
         flags |= flag::UNFILTERED;
+    }
+    if vol(&job.foreign) != 0 {
+        flags |= flag::FOREIGN_ROOT;
     }
     let ev = d.event();
     ev.watch = primary.watch.watch_id;

@@ -281,7 +281,7 @@ fn exit_file_inner(ctx: &TracePointContext, shape: FileShape) {
     let task = current_task();
     let Some(mut d) = Draft::new(kind::FILE, call.op, pending.nr as i32, task) else { return };
     fill_syscall(&mut d, &pending, ret);
-    let Some(job) = Job::begin(class::FILE) else { return };
+    let Some(job) = Job::begin(class::FILE, task) else { return };
     let args = &pending.args;
     let first = match shape {
         FileShape::Open => {
@@ -343,7 +343,7 @@ fn exit_connect_inner(ctx: &TracePointContext) {
     let task = current_task();
     let Some(mut d) = Draft::new(kind::CONNECT, 0, pending.nr as i32, task) else { return };
     fill_syscall(&mut d, &pending, ret);
-    let Some(job) = Job::begin(class::CONNECT) else { return };
+    let Some(job) = Job::begin(class::CONNECT, task) else { return };
     // Field 1: the path exactly as the caller passed it (abstract sockets have none).
     match job.push_raw(uaddr + 2, SUN_PATH_MAX) {
         Some(len) if len > 0 => {}
@@ -405,7 +405,7 @@ fn exit_exec_inner(ctx: &TracePointContext) {
     let task = current_task();
     let Some(mut d) = Draft::new(kind::EXEC, 0, pending.nr as i32, task) else { return };
     fill_syscall(&mut d, &pending, ret);
-    let Some(job) = Job::begin(class::EXEC) else { return };
+    let Some(job) = Job::begin(class::EXEC, task) else { return };
     let obj = if pending.nr == nr::EXECVE { p(0) } else { pat(0, 1) };
     let Some(obj) = crate::path::launder(obj) else { return };
     if push_obj(job, task, obj, &pending.args).is_some() {

@@ -68,6 +68,8 @@ pub struct Event {
     pub old_ids: Ids,
     pub auid: u32,
     pub sessionid: u32,
+    /// cgroup v2 id of the task; the container enrichment keys on it.
+    #[allow(dead_code)]
     pub cgroup_id: u64,
     pub comm: Vec<u8>,
     /// The object: file, executable, or (connect) the path the caller passed.

@@ -75,6 +75,10 @@ fn main() -> ExitCode {
         )
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. }) {
+        // Listing commands end quietly when their reader goes away (`monitor rules list | head`).
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     match cli.command {
         Command::Run { rules } => run(rules),
         Command::Rules { command: RulesCommand::Check { paths } } => rules_check(paths),
@@ -167,7 +171,7 @@ fn rules_list(paths: Vec<PathBuf>) -> ExitCode {
             Some(reason) => format!("inactive: {reason}"),
             None => "active".into(),
         };
-        println!("{}\t{}\t{:?},{:?}\t{:?}\t{state}", r.source, r.key(), r.list, r.action, r.origin);
+        println!("{}\t{}\t{state}", r.source, r.describe());
     }
     ExitCode::SUCCESS
 }

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{signal, SignalKind};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Everything between a decoded event and an alert line.
 pub struct Pipeline<W: Write> {
@@ -133,9 +133,10 @@ pub async fn run_live(rules: RuleSet) -> Result<()> {
                 if pipeline.plan.refresh() {
                     source.sync_watches(&pipeline.plan)?;
                 }
+                debug!(processes = pipeline.table.len(), events = pipeline.events, "tick");
                 let drops = source.drops().unwrap_or(0);
                 if drops > last_drops {
-                    warn!(lost = drops - last_drops, total = drops, "ring buffer full: events lost in the kernel");
+                    warn!(lost = drops - last_drops, total = drops, "events lost in the kernel (ring buffer full or stage unreachable)");
                     last_drops = drops;
                 }
             }

@@ -30,9 +30,12 @@ pub fn event_perm(ev: &Event) -> u8 {
     }
 }
 
-/// What an event is about, for `path=`/`dir=` conditions.
+/// What an event is about, for `path=`/`dir=` conditions. None by spelling when the task's
+/// root is not the host's: its paths name the container's files, and only the kernel's
+/// inode match (`watch`, `ino`) says whether a host object was touched.
 fn objects(ev: &Event) -> impl Iterator<Item = &[u8]> {
     let (a, b): (Option<&Vec<u8>>, Option<&Vec<u8>>) = match ev.action {
+        _ if ev.flag(monitor_common::flag::FOREIGN_ROOT) => (None, None),
         // Canonical socket path first, then the caller's spelling.
         Act::Connect => (ev.path2.as_ref(), ev.path.as_ref()),
         // A symlink's second field is the link's text, not an object.

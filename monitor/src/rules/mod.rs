@@ -95,10 +95,6 @@ impl RuleSet {
         }
         Ok(RuleSet::from_texts(texts.iter().map(|(n, t)| (n.clone(), t.as_str())), ids)?)
     }
-
-    pub fn active(&self) -> impl Iterator<Item = &Rule> {
-        self.rules.iter().filter(|r| r.inactive.is_none())
-    }
 }
 
 fn same_rule(a: &Rule, b: &Rule) -> bool {

@@ -211,6 +211,50 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// The rule in auditctl-like words, for `monitor rules list`.
+    pub fn describe(&self) -> String {
+        let lower = |d: String| d.to_lowercase();
+        let mut out = match &self.origin {
+            Origin::Watch { path, perms } => format!("-w {path} -p {}", perm::render(*perms)),
+            Origin::Syscall => {
+                let calls = match &self.syscalls {
+                    Syscalls::All => "-S all".to_string(),
+                    Syscalls::Set(set) => {
+                        let names: Vec<&str> =
+                            set.iter().map(|n| crate::rules::syscalls::name(*n).unwrap_or("?")).collect();
+                        format!("-S {}", names.join(","))
+                    }
+                };
+                format!("-a {},{} {calls}", lower(format!("{:?}", self.action)), lower(format!("{:?}", self.list)))
+            }
+        };
+        if let Origin::Syscall = self.origin {
+            for c in &self.conds {
+                let text = match c {
+                    Cond::Num { field: NumField::Arg(i), op, value } => format!("a{i}{}{value:#x}", op.as_str()),
+                    Cond::Num { field, op, value } => format!("{}{}{value}", lower(format!("{field:?}")), op.as_str()),
+                    Cond::Path { field, negate, path } => {
+                        format!("{}{}{path}", lower(format!("{field:?}")), if *negate { "!=" } else { "=" })
+                    }
+                    Cond::Perm(bits) => format!("perm={}", perm::render(*bits)),
+                    Cond::FileType { negate, mode } => format!("filetype{}{mode:o}", if *negate { "!=" } else { "=" }),
+                    Cond::Compare { a, b, negate } => {
+                        let op = if *negate { "!=" } else { "=" };
+                        out.push_str(&format!(" -C {}{op}{}", lower(format!("{a:?}")), lower(format!("{b:?}"))));
+                        continue;
+                    }
+                };
+                out.push_str(" -F ");
+                out.push_str(&text);
+            }
+        }
+        for k in &self.keys {
+            out.push_str(" -k ");
+            out.push_str(k);
+        }
+        out
+    }
+
     /// The rule's key for alerts: its first `-k`, or "" when it has none.
     pub fn key(&self) -> &str {
         self.keys.first().map(String::as_str).unwrap_or("")

@@ -46,8 +46,8 @@ impl EbpfSource {
             self_tgid: std::process::id(),
             _pad: 0,
         };
-        let mut ebpf = EbpfLoader::new()
-            .set_global("CONFIG", &config, true)
+        let ebpf = EbpfLoader::new()
+            .override_global("CONFIG", &config, true)
             .load(PROGRAMS)
             .context("loading the eBPF programs into the kernel")?;
         let mut source = EbpfSource { ebpf, attached: Vec::new(), inode_keys: HashSet::new(), path_keys: HashSet::new() };
