@@ -178,7 +178,12 @@ unsafe fn append(dst: *mut u8, at: usize, src: *const u8, len: usize) -> usize {
 /// Copy the walked path into the field at `dst`; returns its length.
 #[inline(always)]
 fn copy_walk(s: *mut PathScratch, dst: *mut u8) -> usize {
-    let pos = (vol(unsafe { &(*s).pos }) as usize) & (WALK_END - 1);
+    let pos = vol(unsafe { &(*s).pos }) as usize;
+    if pos >= WALK_END {
+        // Nothing walked: the start was the root.
+        return 0;
+    }
+    let pos = pos & (WALK_END - 1);
     let len = WALK_END - pos;
     unsafe { append(dst, 0, (*s).walk.as_ptr().add(pos), len) }
 }

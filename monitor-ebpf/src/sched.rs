@@ -16,17 +16,22 @@ use crate::path::resolve_kpath;
 use crate::{is_self, selects, unfiltered, PENDING};
 
 const EXECVE: i32 = 59;
+const EXECVEAT: i32 = 322;
 
 pub fn exec(ctx: &BtfTracePointContext) {
     let pid_tgid = bpf_get_current_pid_tgid();
     if is_self((pid_tgid >> 32) as u32) {
         return;
     }
-    // The execve stash is not needed any more: this exec succeeded.
+    // The stash says which call it was (execve or execveat); it is not needed after this.
+    let syscall = match unsafe { PENDING.get(&pid_tgid) } {
+        Some(p) if p.nr() == EXECVEAT => EXECVEAT,
+        _ => EXECVE,
+    };
     let _ = PENDING.remove(&pid_tgid);
     let task = current_task();
     let bprm: u64 = ctx.arg(2);
-    let Some(mut d) = Draft::new(kind::EXEC, 0, EXECVE, task) else { return };
+    let Some(mut d) = Draft::new(kind::EXEC, 0, syscall, task) else { return };
     let Some(file) = read::<u64>(bprm, off!(bprm_file)) else { return };
     let Some(path) = file_path(file) else { return };
     d.set_identity(path.dentry);

@@ -75,6 +75,14 @@ pub struct Pending {
     old_ids: Ids,
 }
 
+impl Pending {
+    /// The syscall number.
+    #[inline(always)]
+    pub fn nr(&self) -> i32 {
+        self.nr as i32
+    }
+}
+
 /// The setuid family: setuid 105, setgid 106, setreuid 113, setregid 114, setresuid 117,
 /// setresgid 119, setfsuid 122, setfsgid 123.
 #[inline(always)]

@@ -55,8 +55,8 @@ enum Command {
 enum RulesCommand {
     /// Validate rule files: print problems as file:line:col: message; non-zero exit on errors.
     Check {
-        /// Rules files or directories.
-        #[arg(required = true, value_name = "PATH")]
+        /// Rules files or directories (default: the built-in pack).
+        #[arg(value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
     /// Print the rules that would be loaded (default pack without --rules).
@@ -69,6 +69,7 @@ enum RulesCommand {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

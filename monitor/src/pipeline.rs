@@ -48,7 +48,10 @@ impl<W: Write> Pipeline<W> {
     pub fn handle_record(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.events += 1;
         match decode(bytes) {
-            Ok(ev) => self.handle_event(&ev),
+            Ok(mut ev) => {
+                enrich::paths::canonicalise_event(&mut ev);
+                self.handle_event(&ev)
+            }
             Err(e) => {
                 self.decode_errors += 1;
                 warn!(error = %e, "undecodable kernel record");
@@ -68,7 +71,10 @@ impl<W: Write> Pipeline<W> {
             self.table.get(ev.pid).and_then(|p| p.exe.clone())
         };
         let matcher = Matcher { rules: &self.rules.rules, plan: &self.plan };
-        let Some(rule) = matcher.evaluate(ev, exe.as_deref()) else { return Ok(()) };
+        let Some(rule) = matcher.evaluate(ev, exe.as_deref()) else {
+            tracing::trace!(action = ev.action.as_str(), pid = ev.pid, path = ?ev.path.as_deref().map(String::from_utf8_lossy), flags = ev.flags, "no rule matched");
+            return Ok(());
+        };
         self.sequence += 1;
         let process = self.table.get(ev.pid).cloned();
         let parent = self.table.get(ev.ppid).cloned();

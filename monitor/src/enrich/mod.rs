@@ -1,6 +1,7 @@
 //! Enrichment: turning a kernel event into an alert subject with process, user and host
 //! context. The process table is kept from fork/exec/exit events and seeded from /proc.
 
+pub mod paths;
 pub mod process;
 pub mod users;
 

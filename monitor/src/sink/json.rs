@@ -35,6 +35,21 @@ fn ids(i: &Ids) -> Value {
     })
 }
 
+/// `event.action`: the action, refined where the syscall alone says more — an open that can
+/// modify the file is a `write`, and the setid family splits into `setuid` and `setgid`.
+fn action_name(ev: &Event) -> &'static str {
+    const O_ACCMODE: u32 = 0o3;
+    const O_CREAT: u32 = 0o100;
+    const O_TRUNC: u32 = 0o1000;
+    match ev.action {
+        Action::Open if ev.open_flags & O_ACCMODE != 0 || ev.open_flags & (O_CREAT | O_TRUNC) != 0 => "write",
+        // setgid 106, setregid 114, setresgid 119, setfsgid 123.
+        Action::SetId if matches!(ev.syscall, 106 | 114 | 119 | 123) => "setgid",
+        Action::SetId => "setuid",
+        other => other.as_str(),
+    }
+}
+
 pub fn render(a: &AlertInput) -> String {
     let ev = a.ev;
     let mut root = Map::new();
@@ -43,7 +58,7 @@ pub fn render(a: &AlertInput) -> String {
         "event".into(),
         json!({
             "kind": "alert",
-            "action": ev.action.as_str(),
+            "action": action_name(ev),
             "outcome": if ev.success() { "success" } else { "failure" },
             "sequence": a.sequence,
         }),

@@ -1,0 +1,165 @@
+//! The `monitor` command line: exit codes and one-line errors a user or a service manager
+//! acts on, and the rule-pack checks (ours and the real auditctl's).
+
+use monitor_tests::{monitor_bin, privileged, scratch_dir};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn monitor(args: &[&str]) -> Output {
+    Command::new(monitor_bin()).args(args).output().expect("running monitor")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_syntax_error_names_file_and_line_and_loads_nothing() {
+    let dir = scratch_dir("cli-bad");
+    let bad = dir.join("bad.rules");
+    std::fs::write(&bad, "# ok\n-w /etc/docker -k docker\n-a always,exit -F arch=b64 -S nosuchcall -k x\n").unwrap();
+    let o = monitor(&["rules", "check", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains(&format!("{}:3:", bad.display())), "{err}");
+    assert!(err.contains("nothing loaded"), "{err}");
+    if privileged() {
+        // `run` refuses before loading any program.
+        let o = monitor(&["run", "--rules", bad.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains(&format!("{}:3:", bad.display())), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn a_missing_rules_file_is_a_clear_error() {
+    let o = monitor(&["rules", "check", "/nonexistent/monitor.rules"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("/nonexistent/monitor.rules"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+}
+
+#[test]
+fn not_root_is_refused_with_one_line() {
+    if !privileged() {
+        return;
+    }
+    let o = Command::new(monitor_bin())
+        .arg("run")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("running monitor as nobody");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("root"), "{err}");
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn the_default_pack_checks_clean() {
+    let o = monitor(&["rules", "check"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for key in ["docker-socket", "docker-daemon", "docker-config", "setuid-root"] {
+        assert!(out.contains(key), "key {key} missing from:\n{out}");
+    }
+}
+
+/// The rule files of the default pack.
+fn pack() -> Vec<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rules"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    files
+}
+
+#[test]
+fn the_default_pack_loads_in_the_real_auditctl() {
+    if !privileged() {
+        return;
+    }
+    let _lock = AUDIT.lock().unwrap();
+    // auditctl resolves every watch's parent and every `dir=` against the filesystem and
+    // refuses the rule when it is missing (/etc/sysconfig on Debian, /var/lib/docker before
+    // Docker first ran). Such directories are created for the check and removed after it.
+    let created = create_missing_dirs(&pack());
+    let before = Command::new("auditctl").arg("-l").output().expect("auditctl (cargo xtask setup --test-deps installs it)");
+    assert!(before.status.success());
+    // Whatever the host had is put back afterwards.
+    let saved = scratch_dir("cli-audit").join("saved.rules");
+    let before = String::from_utf8_lossy(&before.stdout).into_owned();
+    let had_rules = before.lines().any(|l| l.starts_with('-'));
+    std::fs::write(&saved, &before).unwrap();
+    let auditctl = |args: &[&std::ffi::OsStr]| Command::new("auditctl").args(args).output().unwrap();
+    let mut results = Vec::new();
+    for file in pack() {
+        auditctl(&["-D".as_ref()]);
+        let loaded = auditctl(&["-R".as_ref(), file.as_os_str()]);
+        let listed = auditctl(&["-l".as_ref()]);
+        results.push((file, loaded, listed));
+    }
+    auditctl(&["-D".as_ref()]);
+    if had_rules {
+        auditctl(&["-R".as_ref(), saved.as_os_str()]);
+    }
+    for d in created.iter().rev() {
+        let _ = std::fs::remove_dir(d);
+    }
+    for (file, loaded, listed) in results {
+        assert!(
+            loaded.status.success(),
+            "auditctl -R {} failed:\n{}{}",
+            file.display(),
+            stderr(&loaded),
+            String::from_utf8_lossy(&loaded.stdout)
+        );
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        let ours = std::fs::read_to_string(&file).unwrap();
+        let rules = ours.lines().filter(|l| l.trim_start().starts_with('-')).count();
+        let active = listed.lines().filter(|l| l.starts_with('-')).count();
+        assert_eq!(active, rules, "auditctl -l after {}:\n{listed}", file.display());
+    }
+}
+
+/// Directories auditctl needs for the pack that do not exist here, created (outermost first).
+fn create_missing_dirs(files: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
+    let mut needed = Vec::new();
+    for file in files {
+        for line in std::fs::read_to_string(file).unwrap().lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            for (i, w) in words.iter().enumerate() {
+                let next = words.get(i + 1).copied().unwrap_or("");
+                let dir = match *w {
+                    "-w" => Path::new(next).parent().map(Path::to_path_buf),
+                    _ if w.starts_with("dir=") => Some(Path::new(&w[4..]).to_path_buf()),
+                    _ if w.starts_with("exe=") || w.starts_with("path=") => {
+                        Path::new(w.split_once('=').unwrap().1).parent().map(Path::to_path_buf)
+                    }
+                    _ => None,
+                };
+                needed.extend(dir);
+            }
+        }
+    }
+    let mut created = Vec::new();
+    for dir in needed {
+        let mut missing: Vec<_> = dir.ancestors().take_while(|a| !a.exists()).map(Path::to_path_buf).collect();
+        missing.reverse();
+        for m in missing {
+            std::fs::create_dir(&m).unwrap();
+            created.push(m);
+        }
+    }
+    created
+}
+
+static AUDIT: std::sync::Mutex<()> = std::sync::Mutex::new(());

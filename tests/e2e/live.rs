@@ -1,0 +1,352 @@
+//! The live pipeline end to end: one real `monitor run` with test rules watches a scratch
+//! tree; each test makes real syscalls there and asserts the JSON alerts (or their absence).
+//!
+//! Absence is proved with a fence: after the activity that must stay silent, the test writes
+//! a file under a watched fence directory and waits for that alert. Records leave the kernel
+//! in order, so anything the silent activity had raised would have come first.
+
+use monitor_tests::{get, privileged, s, scratch_dir, sh, Monitor};
+use serde_json::Value;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+struct Live {
+    root: PathBuf,
+    rules: PathBuf,
+    monitor: Monitor,
+}
+
+/// Rule lines of the test rules file (1-based), for `rule.source`.
+const LINE_DIR: usize = 2;
+const LINE_SOCK: usize = 3;
+const LINE_EXEC: usize = 4;
+const LINE_ROOT: usize = 6;
+
+fn live() -> Option<&'static Live> {
+    if !privileged() {
+        return None;
+    }
+    static LIVE: OnceLock<Live> = OnceLock::new();
+    Some(LIVE.get_or_init(|| {
+        let root = scratch_dir("live");
+        for d in ["watched/sub", "unwatched", "sockets", "other-sockets", "bin", "fence"] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::os::unix::fs::symlink(root.join("sockets"), root.join("sockets-link")).unwrap();
+        fs::copy("/usr/bin/true", root.join("bin/watched-true")).unwrap();
+        fs::copy("/usr/bin/true", root.join("bin/unwatched-true")).unwrap();
+        std::os::unix::fs::symlink(root.join("bin/watched-true"), root.join("bin/link-true")).unwrap();
+        fs::write(root.join("watched/readme"), "read me").unwrap();
+        let r = root.display();
+        let rules = root.join("e2e.rules");
+        // Line numbers matter: see LINE_*.
+        fs::write(
+            &rules,
+            format!(
+                "# end-to-end test rules\n\
+                 -w {r}/watched -p wa -k e2e-dir\n\
+                 -w {r}/sockets -p w -k e2e-sock\n\
+                 -w {r}/bin/watched-true -p x -k e2e-exec\n\
+                 -w {r}/fence -p w -k e2e-fence\n\
+                 -a always,exit -F arch=b64 -S setuid,setreuid,setresuid -F euid=0 -k e2e-root\n"
+            ),
+        )
+        .unwrap();
+        let monitor = Monitor::start(&rules);
+        Live { root, rules, monitor }
+    }))
+}
+
+impl Live {
+    fn source(&self, line: usize) -> String {
+        format!("{}:{line}", self.rules.display())
+    }
+
+    fn path(&self, rel: &str) -> String {
+        self.root.join(rel).display().to_string()
+    }
+
+    /// Wait until everything done before this call has gone through the monitor.
+    fn fence(&self) {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let f = self.path(&format!("fence/{}", N.fetch_add(1, Ordering::SeqCst)));
+        fs::write(&f, "").unwrap();
+        self.monitor.wait_for(&format!("fence {f}"), |a| s(a, "file.path") == f);
+    }
+
+    fn expect(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.monitor.wait_for(what, pred).json
+    }
+}
+
+/// Fields every alert carries, checked against what we know of the caller.
+fn check_common(a: &Value, key: &str, source: &str) {
+    assert_eq!(s(a, "event.kind"), "alert", "{a}");
+    assert_eq!(s(a, "rule.key"), key, "{a}");
+    assert_eq!(s(a, "rule.source"), source, "{a}");
+    assert!(get(a, "event.sequence").as_u64().is_some_and(|n| n > 0), "{a}");
+    let ts = s(a, "@timestamp");
+    assert!(ts.len() == 30 && ts.ends_with('Z') && &ts[10..11] == "T", "RFC 3339 with ns: {ts}");
+    assert!(!s(a, "host.hostname").is_empty(), "{a}");
+    assert!(get(a, "process.pid").as_u64().is_some(), "{a}");
+    assert!(get(a, "process.parent.pid").as_u64().is_some(), "{a}");
+    assert!(!s(a, "process.name").is_empty(), "{a}");
+    assert_eq!(s(a, "user.id"), "0", "{a}");
+    assert_eq!(s(a, "user.name"), "root", "{a}");
+    assert_eq!(s(a, "user.effective.id"), "0", "{a}");
+}
+
+fn me() -> u64 {
+    std::process::id() as u64
+}
+
+fn my_exe() -> String {
+    fs::canonicalize("/proc/self/exe").unwrap().display().to_string()
+}
+
+#[test]
+fn writes_renames_chmods_and_unlinks_under_a_watched_directory() {
+    let Some(l) = live() else { return };
+    let a = l.path("watched/abs-a");
+    let b = l.path("watched/abs-b");
+    fs::write(&a, "x").unwrap();
+    fs::rename(&a, &b).unwrap();
+    fs::set_permissions(&b, fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::chown(&b, Some(0), Some(0)).unwrap();
+    fs::remove_file(&b).unwrap();
+
+    let src = l.source(LINE_DIR);
+    let w = l.expect("write abs-a", |x| s(x, "event.action") == "write" && s(x, "file.path") == a);
+    check_common(&w, "e2e-dir", &src);
+    assert_eq!(s(&w, "event.outcome"), "success");
+    assert_eq!(get(&w, "process.pid").as_u64(), Some(me()));
+    assert_eq!(s(&w, "process.executable"), my_exe());
+    assert!(get(&w, "process.args").as_array().is_some_and(|v| !v.is_empty()), "{w}");
+    assert!(get(&w, "file.inode").as_u64().is_some(), "{w}");
+
+    let r = l.expect("rename abs-a", |x| s(x, "event.action") == "rename" && s(x, "file.path") == a);
+    check_common(&r, "e2e-dir", &src);
+    assert_eq!(s(&r, "file.target_path"), b);
+    let c = l.expect("chmod abs-b", |x| s(x, "event.action") == "chmod" && s(x, "file.path") == b);
+    check_common(&c, "e2e-dir", &src);
+    let o = l.expect("chown abs-b", |x| s(x, "event.action") == "chown" && s(x, "file.path") == b);
+    check_common(&o, "e2e-dir", &src);
+    let u = l.expect("unlink abs-b", |x| s(x, "event.action") == "unlink" && s(x, "file.path") == b);
+    check_common(&u, "e2e-dir", &src);
+    assert_eq!(get(&u, "process.pid").as_u64(), Some(me()));
+
+    // Sequence numbers grow in output order.
+    let seq = |x: &Value| get(x, "event.sequence").as_u64().unwrap();
+    assert!(seq(&w) < seq(&r) && seq(&r) < seq(&c) && seq(&c) < seq(&o) && seq(&o) < seq(&u));
+}
+
+#[test]
+fn relative_paths_and_dotdot_reach_their_watch() {
+    let Some(l) = live() else { return };
+    let root = l.root.display();
+    sh(&format!("cd {root}/watched/sub && echo x > ../rel-a && mv ../rel-a ../rel-b && chmod 600 ../rel-b && rm ../rel-b"));
+    sh(&format!("cd {root} && echo x > watched/rel-c && rm watched/rel-c"));
+    sh(&format!("echo x > {root}/unwatched/../watched/dot-d && rm {root}/unwatched/../watched/./dot-d"));
+    let src = l.source(LINE_DIR);
+    for (action, name) in [
+        ("write", "rel-a"),
+        ("rename", "rel-a"),
+        ("chmod", "rel-b"),
+        ("unlink", "rel-b"),
+        ("write", "rel-c"),
+        ("unlink", "rel-c"),
+        ("write", "dot-d"),
+        ("unlink", "dot-d"),
+    ] {
+        let p = l.path(&format!("watched/{name}"));
+        let a = l.expect(&format!("{action} {name}"), |x| s(x, "event.action") == action && s(x, "file.path") == p);
+        check_common(&a, "e2e-dir", &src);
+        if action == "rename" {
+            assert_eq!(s(&a, "file.target_path"), l.path("watched/rel-b"), "{a}");
+        }
+    }
+}
+
+#[test]
+fn connect_to_a_watched_socket_through_any_spelling() {
+    let Some(l) = live() else { return };
+    let sock = l.path("sockets/s1");
+    let _listener = UnixListener::bind(&sock).unwrap();
+    UnixStream::connect(&sock).unwrap();
+    let via_link = l.path("sockets-link/s1");
+    UnixStream::connect(&via_link).unwrap();
+    {
+        let _cwd = CWD.lock().unwrap();
+        let old = std::env::current_dir().unwrap();
+        std::env::set_current_dir(l.root.join("sockets-link")).unwrap();
+        let r = UnixStream::connect("s1");
+        std::env::set_current_dir(old).unwrap();
+        r.unwrap();
+    }
+    let src = l.source(LINE_SOCK);
+    for requested in [sock.as_str(), via_link.as_str(), "s1"] {
+        let a = l.expect(&format!("connect via {requested}"), |x| {
+            s(x, "event.action") == "connect" && s(x, "socket.requested_path") == requested
+        });
+        check_common(&a, "e2e-sock", &src);
+        assert_eq!(s(&a, "file.path"), sock, "{a}");
+        assert_eq!(s(&a, "file.type"), "socket", "{a}");
+        assert_eq!(s(&a, "event.outcome"), "success", "{a}");
+        assert_eq!(get(&a, "process.pid").as_u64(), Some(me()), "{a}");
+    }
+}
+
+/// Serialises tests that change the (process-wide) working directory.
+static CWD: Mutex<()> = Mutex::new(());
+
+#[test]
+fn exec_of_a_watched_binary() {
+    let Some(l) = live() else { return };
+    let bin = l.path("bin/watched-true");
+    assert!(Command::new(&bin).arg("e2e-direct").status().unwrap().success());
+    assert!(Command::new(l.path("bin/link-true")).arg("e2e-link").status().unwrap().success());
+    let src = l.source(LINE_EXEC);
+    for arg in ["e2e-direct", "e2e-link"] {
+        let a = l.expect(&format!("exec {arg}"), |x| {
+            s(x, "event.action") == "exec" && get(x, "process.args").get(1).and_then(Value::as_str) == Some(arg)
+        });
+        check_common(&a, "e2e-exec", &src);
+        assert_eq!(s(&a, "process.executable"), bin, "{a}");
+        assert_eq!(s(&a, "file.path"), bin, "{a}");
+        assert_eq!(get(&a, "process.parent.pid").as_u64(), Some(me()), "{a}");
+        assert_eq!(s(&a, "process.parent.executable"), my_exe(), "{a}");
+        assert_eq!(s(&a, "event.outcome"), "success", "{a}");
+    }
+}
+
+/// Fork a child that runs `steps` (raw setresuid calls) and exits; returns its pid.
+fn setresuid_child(steps: &[(u32, u32, u32)]) -> u32 {
+    let steps = steps.to_vec();
+    // Only raw syscalls between fork and _exit: the parent is multithreaded.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        for (r, e, s) in &steps {
+            let rc = unsafe { libc::syscall(libc::SYS_setresuid, *r, *e, *s) };
+            if rc != 0 {
+                unsafe { libc::_exit(1) };
+            }
+        }
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "setresuid child failed: {status:#x}");
+    pid as u32
+}
+
+#[test]
+fn setresuid_back_to_root_is_reported() {
+    let Some(l) = live() else { return };
+    // Drop to nobody keeping saved uid 0, then take root back: uid 65534 -> 0.
+    let pid = setresuid_child(&[(65534, 65534, 0), (0, 0, 0)]);
+    let a = l.expect("setresuid to 0", |x| {
+        s(x, "event.action") == "setuid" && get(x, "process.pid").as_u64() == Some(pid as u64)
+    });
+    check_common(&a, "e2e-root", &l.source(LINE_ROOT));
+    assert_eq!(s(&a, "syscall.name"), "setresuid", "{a}");
+    assert_eq!(get(&a, "setid.before.uid").as_u64(), Some(65534), "{a}");
+    assert_eq!(get(&a, "setid.before.euid").as_u64(), Some(65534), "{a}");
+    assert_eq!(get(&a, "setid.after.uid").as_u64(), Some(0), "{a}");
+    assert_eq!(get(&a, "setid.became_root").as_bool(), Some(true), "{a}");
+    assert_eq!(get(&a, "process.parent.pid").as_u64(), Some(me()), "{a}");
+    // Only the transition is reported, not the drop before it.
+    l.fence();
+    let from_child = l.monitor.matching(|x| get(x, "process.pid").as_u64() == Some(pid as u64));
+    assert_eq!(from_child.len(), 1, "{from_child:?}");
+}
+
+#[test]
+fn the_same_activity_elsewhere_is_silent() {
+    let Some(l) = live() else { return };
+    let root = l.root.display();
+    // Files in an unwatched directory, relative and absolute.
+    let u = l.path("unwatched/neg-a");
+    fs::write(&u, "x").unwrap();
+    fs::rename(&u, l.path("unwatched/neg-b")).unwrap();
+    fs::set_permissions(l.path("unwatched/neg-b"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::remove_file(l.path("unwatched/neg-b")).unwrap();
+    sh(&format!("cd {root}/unwatched && echo x > neg-c && mv neg-c ../unwatched/neg-d && rm neg-d"));
+    // A read of a file under a watch without `r`.
+    fs::read(l.path("watched/readme")).unwrap();
+    // A unix socket elsewhere.
+    let other = l.path("other-sockets/neg-s");
+    let _listener = UnixListener::bind(&other).unwrap();
+    UnixStream::connect(&other).unwrap();
+    // An unwatched copy of the watched binary.
+    assert!(Command::new(l.path("bin/unwatched-true")).arg("e2e-neg").status().unwrap().success());
+    // Privilege drops that never reach root.
+    let child = setresuid_child(&[(65534, 65534, 65534)]);
+
+    l.fence();
+    let noise = l.monitor.matching(|x| {
+        s(x, "file.path").contains("/unwatched/")
+            || s(x, "file.path").contains("neg-")
+            || s(x, "file.path").ends_with("/readme")
+            || s(x, "socket.requested_path").contains("other-sockets")
+            || get(x, "process.args").get(1).and_then(Value::as_str) == Some("e2e-neg")
+            || get(x, "process.pid").as_u64() == Some(child as u64)
+    });
+    assert!(noise.is_empty(), "alerts for unwatched activity: {noise:#?}");
+}
+
+#[test]
+fn every_alert_line_follows_the_documented_schema() {
+    let Some(l) = live() else { return };
+    // Make sure there is something to check.
+    fs::write(l.path("watched/schema"), "x").unwrap();
+    l.fence();
+    let doc = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/alert-schema.md")).unwrap();
+    let rows = schema_rows(&doc);
+    assert!(rows.len() >= 30, "schema table not found in docs/alert-schema.md ({} rows)", rows.len());
+    let all = l.monitor.all();
+    assert!(!all.is_empty());
+    for a in &all {
+        let group = match s(a, "event.action") {
+            "connect" => "connect",
+            "setuid" | "setgid" => "setid",
+            _ => "file",
+        };
+        for (field, ty, when) in &rows {
+            if when != "always" && when != group {
+                continue;
+            }
+            let v = get(a, field);
+            let ok = ty.split('|').any(|t| match t {
+                "string" => v.is_string(),
+                "null" => v.is_null(),
+                "integer" => v.is_i64() || v.is_u64(),
+                "array" => v.is_array(),
+                "object" => v.is_object(),
+                "boolean" => v.is_boolean(),
+                other => panic!("unknown type {other} in the schema table"),
+            });
+            assert!(ok, "{field} should be {ty} ({when}) in {a}");
+        }
+    }
+}
+
+/// `(field, type, when)` of each row of the schema table: `| `field` | type | when | ... |`.
+fn schema_rows(doc: &str) -> Vec<(String, String, String)> {
+    doc.lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            let when = *cells.get(3)?;
+            if cells.len() >= 5 && ["always", "file", "connect", "setid"].contains(&when) {
+                Some((cells[1].trim_matches('`').to_string(), cells[2].trim_matches('`').to_string(), when.to_string()))
+            } else {
+                None
+            }
+        })
+        .collect()
+}

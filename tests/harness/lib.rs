@@ -1,0 +1,236 @@
+//! Harness for the end-to-end tests: run the real `monitor` binary with test rules, collect
+//! the JSON alerts it prints, and let a test wait for the alerts its syscalls must raise.
+//!
+//! The tests need root (they load eBPF programs). Without root they are skipped with a
+//! message, except under `CI=true`, where a skip is a failure.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a test waits for an alert that must come.
+pub const ALERT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `monitor run` may take to load and attach everything.
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Whether privileged tests can run. Panics under `CI=true` when they cannot.
+pub fn privileged() -> bool {
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("end-to-end tests need root; with CI=true they must run, not skip");
+    }
+    eprintln!("SKIPPED: end-to-end tests need root");
+    false
+}
+
+/// The monitor binary under test: `$MONITOR_BIN`, or the workspace's release build.
+pub fn monitor_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("MONITOR_BIN") {
+        return p.into();
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/monitor");
+    assert!(p.exists(), "{} is missing: run `cargo xtask build` first (`cargo xtask test` does)", p.display());
+    p
+}
+
+/// One alert line, with when the harness read it.
+#[derive(Clone, Debug)]
+pub struct Alert {
+    pub json: Value,
+    pub received: Instant,
+}
+
+#[derive(Default)]
+struct Output {
+    alerts: Vec<Alert>,
+    /// Lines on stdout that were not one JSON object (must never happen).
+    garbage: Vec<String>,
+    stderr: Vec<String>,
+    ready: bool,
+    exit: Option<String>,
+}
+
+/// A running `monitor run`.
+pub struct Monitor {
+    out: Arc<(Mutex<Output>, Condvar)>,
+    pid: u32,
+}
+
+impl Monitor {
+    /// Start `monitor run --rules RULES` and wait until its hooks are attached.
+    pub fn start(rules: &Path) -> Monitor {
+        let out: Arc<(Mutex<Output>, Condvar)> = Arc::default();
+        let (pid_tx, pid_rx) = std::sync::mpsc::channel();
+        let rules = rules.to_path_buf();
+        let shared = out.clone();
+        // The child is spawned from a thread that lives as long as the child: the parent-death
+        // signal below fires when the spawning *thread* ends, and test threads end early.
+        std::thread::spawn(move || {
+            let mut cmd = Command::new(monitor_bin());
+            cmd.arg("run").arg("--rules").arg(&rules);
+            cmd.env("RUST_LOG", "info");
+            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+            unsafe {
+                cmd.pre_exec(|| {
+                    // The monitor stops when the test process goes away, however it ends.
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
+            let mut child = cmd.spawn().expect("spawning the monitor");
+            pid_tx.send(child.id()).unwrap();
+            let stdout = child.stdout.take().unwrap();
+            let stderr = child.stderr.take().unwrap();
+            let s = shared.clone();
+            std::thread::spawn(move || read_stdout(stdout, s));
+            let s = shared.clone();
+            std::thread::spawn(move || read_stderr(stderr, s));
+            let status = child.wait().expect("waiting for the monitor");
+            let (lock, cond) = &*shared;
+            lock.lock().unwrap_or_else(|e| e.into_inner()).exit = Some(status.to_string());
+            cond.notify_all();
+        });
+        let pid = pid_rx.recv().expect("monitor spawned");
+        let m = Monitor { out, pid };
+        m.wait_ready();
+        m
+    }
+
+    fn wait_ready(&self) {
+        let (lock, cond) = &*self.out;
+        let deadline = Instant::now() + START_TIMEOUT;
+        let mut out = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while !out.ready {
+            if let Some(exit) = &out.exit {
+                panic!("monitor exited during start ({exit}):\n{}", out.stderr.join("\n"));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "monitor not ready after {START_TIMEOUT:?}:\n{}", out.stderr.join("\n"));
+            out = cond.wait_timeout(out, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The first alert (in output order) that satisfies `pred`, waiting up to `timeout`.
+    pub fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Alert {
+        let (lock, cond) = &*self.out;
+        let deadline = Instant::now() + ALERT_TIMEOUT;
+        let mut out = lock.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            assert!(out.garbage.is_empty(), "non-JSON lines on stdout: {:?}", out.garbage);
+            if let Some(a) = out.alerts.iter().find(|a| pred(&a.json)) {
+                return a.clone();
+            }
+            if let Some(exit) = &out.exit {
+                panic!("monitor exited ({exit}) while waiting for {what}:\n{}", out.stderr.join("\n"));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                let seen: Vec<String> = out.alerts.iter().map(|a| summary(&a.json)).collect();
+                panic!("no alert for {what} within {ALERT_TIMEOUT:?}; alerts seen:\n{}", seen.join("\n"));
+            }
+            out = cond.wait_timeout(out, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    /// Every alert so far that satisfies `pred`.
+    pub fn matching(&self, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let out = self.out.0.lock().unwrap_or_else(|e| e.into_inner());
+        out.alerts.iter().filter(|a| pred(&a.json)).map(|a| a.json.clone()).collect()
+    }
+
+    /// Every alert so far.
+    pub fn all(&self) -> Vec<Value> {
+        self.matching(|_| true)
+    }
+
+    /// Everything the monitor logged so far.
+    pub fn stderr(&self) -> Vec<String> {
+        self.out.0.lock().unwrap_or_else(|e| e.into_inner()).stderr.clone()
+    }
+}
+
+fn read_stdout(stdout: impl std::io::Read, out: Arc<(Mutex<Output>, Condvar)>) {
+    for line in BufReader::new(stdout).lines() {
+        let Ok(line) = line else { break };
+        let received = Instant::now();
+        let (lock, cond) = &*out;
+        let mut o = lock.lock().unwrap_or_else(|e| e.into_inner());
+        match serde_json::from_str::<Value>(&line) {
+            Ok(json) if json.is_object() => o.alerts.push(Alert { json, received }),
+            _ => o.garbage.push(line),
+        }
+        cond.notify_all();
+    }
+}
+
+fn read_stderr(stderr: impl std::io::Read, out: Arc<(Mutex<Output>, Condvar)>) {
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        let (lock, cond) = &*out;
+        let mut o = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if line.contains("monitor running") {
+            o.ready = true;
+        }
+        o.stderr.push(line);
+        cond.notify_all();
+    }
+}
+
+/// One line per alert for failure messages.
+pub fn summary(a: &Value) -> String {
+    format!(
+        "{} {} key={} path={} pid={} exe={}",
+        a["event"]["sequence"], a["event"]["action"], a["rule"]["key"], a["file"]["path"], a["process"]["pid"],
+        a["process"]["executable"]
+    )
+}
+
+/// `a[path]` for a dotted path such as `process.parent.pid`.
+pub fn get<'v>(a: &'v Value, dotted: &str) -> &'v Value {
+    dotted.split('.').fold(a, |v, k| &v[k])
+}
+
+/// Alert field as a string ("" when absent or not a string).
+pub fn s<'v>(a: &'v Value, dotted: &str) -> &'v str {
+    get(a, dotted).as_str().unwrap_or("")
+}
+
+/// A fresh directory for one test binary, removed when the process exits.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("monitor-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    // A symlink-free spelling: the kernel reports canonical paths.
+    let dir = std::fs::canonicalize(&dir).unwrap();
+    SCRATCH.lock().unwrap_or_else(|e| e.into_inner()).push(dir.clone());
+    extern "C" fn cleanup() {
+        if let Ok(dirs) = SCRATCH.lock() {
+            for d in dirs.iter() {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| unsafe {
+        libc::atexit(cleanup);
+    });
+    dir
+}
+
+static SCRATCH: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Run `sh -c SCRIPT` and require success.
+pub fn sh(script: &str) {
+    let status = Command::new("sh").arg("-c").arg(script).status().expect("running sh");
+    assert!(status.success(), "`{script}` failed: {status}");
+}
