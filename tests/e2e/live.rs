@@ -5,7 +5,7 @@
 //! a file under a watched fence directory and waits for that alert. Records leave the kernel
 //! in order, so anything the silent activity had raised would have come first.
 
-use monitor_tests::{get, privileged, s, scratch_dir, sh, Monitor};
+use monitor_tests::{get, privileged, s, scratch_dir, sh, timestamp_ns, Monitor};
 use serde_json::Value;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -349,4 +349,35 @@ fn schema_rows(doc: &str) -> Vec<(String, String, String)> {
             }
         })
         .collect()
+}
+
+/// A burst of watched writes: every one is reported, in order, and the delay between the
+/// syscall (`@timestamp`, kernel clock) and the line reaching a reader is printed. The figure
+/// is an observation for the record, not a pass/fail threshold.
+#[test]
+fn a_burst_of_writes_is_reported_completely_and_in_order() {
+    let Some(l) = live() else { return };
+    const N: usize = 500;
+    fs::create_dir_all(l.path("watched/burst")).unwrap();
+    for i in 0..N {
+        fs::write(l.path(&format!("watched/burst/{i}")), "x").unwrap();
+    }
+    let last = l.path(&format!("watched/burst/{}", N - 1));
+    l.monitor.wait_for("last write of the burst", |x| s(x, "file.path") == last);
+    let prefix = l.path("watched/burst/");
+    let alerts = l.monitor.matching_alerts(|x| s(x, "event.action") == "write" && s(x, "file.path").starts_with(&prefix));
+    let names: Vec<usize> =
+        alerts.iter().map(|a| s(&a.json, "file.path")[prefix.len()..].parse().unwrap()).collect();
+    assert_eq!(names, (0..N).collect::<Vec<_>>(), "every write once, in order");
+    let mut lat_us: Vec<i128> = alerts
+        .iter()
+        .map(|a| {
+            let sent = timestamp_ns(s(&a.json, "@timestamp")).unwrap();
+            let got = a.received_wall.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i128;
+            (got - sent) / 1000
+        })
+        .collect();
+    lat_us.sort();
+    let pct = |p: usize| lat_us[(lat_us.len() - 1) * p / 100];
+    eprintln!("alert latency over {N} writes (syscall to line read): p50 {} us, p99 {} us, max {} us", pct(50), pct(99), pct(100));
 }

@@ -44,6 +44,8 @@ pub fn monitor_bin() -> PathBuf {
 pub struct Alert {
     pub json: Value,
     pub received: Instant,
+    /// Wall-clock time the line was read, to compare with `@timestamp`.
+    pub received_wall: std::time::SystemTime,
 }
 
 #[derive(Default)]
@@ -142,6 +144,12 @@ impl Monitor {
         }
     }
 
+    /// Every alert so far that satisfies `pred`, with its reception times.
+    pub fn matching_alerts(&self, pred: impl Fn(&Value) -> bool) -> Vec<Alert> {
+        let out = self.out.0.lock().unwrap_or_else(|e| e.into_inner());
+        out.alerts.iter().filter(|a| pred(&a.json)).cloned().collect()
+    }
+
     /// Every alert so far that satisfies `pred`.
     pub fn matching(&self, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
         let out = self.out.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -163,10 +171,11 @@ fn read_stdout(stdout: impl std::io::Read, out: Arc<(Mutex<Output>, Condvar)>) {
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
         let received = Instant::now();
+        let received_wall = std::time::SystemTime::now();
         let (lock, cond) = &*out;
         let mut o = lock.lock().unwrap_or_else(|e| e.into_inner());
         match serde_json::from_str::<Value>(&line) {
-            Ok(json) if json.is_object() => o.alerts.push(Alert { json, received }),
+            Ok(json) if json.is_object() => o.alerts.push(Alert { json, received, received_wall }),
             _ => o.garbage.push(line),
         }
         cond.notify_all();
@@ -184,6 +193,26 @@ fn read_stderr(stderr: impl std::io::Read, out: Arc<(Mutex<Output>, Condvar)>) {
         o.stderr.push(line);
         cond.notify_all();
     }
+}
+
+/// `@timestamp` (RFC 3339 UTC, `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`) as ns since the epoch.
+pub fn timestamp_ns(ts: &str) -> Option<i128> {
+    let b = ts.as_bytes();
+    if b.len() != 30 || b[29] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| ts.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss, ns) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..29)?);
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    Some(secs as i128 * 1_000_000_000 + ns as i128)
 }
 
 /// One line per alert for failure messages.
