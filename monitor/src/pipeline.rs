@@ -102,24 +102,25 @@ const REFRESH_EVERY: Duration = Duration::from_secs(2);
 
 /// Run the live eBPF pipeline until SIGINT/SIGTERM or until stdout goes away.
 pub async fn run_live(rules: RuleSet) -> Result<()> {
+    // First, so that a stop request during the load is honoured, not fatal.
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
     let plan = crate::rules::targets::plan(&rules.rules);
     let mut source = EbpfSource::load(&plan)?;
-    info!(
-        hooks = source.attached.len(),
-        rules = rules.rules.len(),
-        watched_paths = plan.targets.len(),
-        "monitor running"
-    );
     let ring = source.take_ring()?;
     // SAFETY: the AsyncFd owns the RingBuf, which owns the map's fd: the fd outlives the
     // registration.
     let mut ring = unsafe { AsyncFd::register(ring) }.context("polling the ring buffer")?;
     let stdout = std::io::stdout();
     let mut pipeline = Pipeline::new(rules, plan, stdout.lock());
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
     let mut refresh = tokio::time::interval(REFRESH_EVERY);
     let mut last_drops = 0u64;
+    info!(
+        hooks = source.attached.len(),
+        rules = pipeline.rules.rules.len(),
+        watched_paths = pipeline.plan.targets.len(),
+        "monitor running"
+    );
     let reason = loop {
         tokio::select! {
             guard = ring.readable_mut() => {

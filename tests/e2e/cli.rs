@@ -1,7 +1,7 @@
 //! The `monitor` command line: exit codes and one-line errors a user or a service manager
 //! acts on, and the rule-pack checks (ours and the real auditctl's).
 
-use monitor_tests::{monitor_bin, privileged, scratch_dir};
+use monitor_tests::{monitor_bin, privileged, s, scratch_dir, Monitor};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -163,3 +163,24 @@ fn create_missing_dirs(files: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> 
 }
 
 static AUDIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn sigterm_and_sigint_stop_cleanly_after_draining() {
+    if !privileged() {
+        return;
+    }
+    for (name, signal) in [("sigterm", libc::SIGTERM), ("sigint", libc::SIGINT)] {
+        let dir = scratch_dir(&format!("cli-{name}"));
+        let rules = dir.join("stop.rules");
+        std::fs::write(&rules, format!("-w {}/watched -p w -k stop\n", dir.display())).unwrap();
+        std::fs::create_dir(dir.join("watched")).unwrap();
+        let m = Monitor::start(&rules);
+        // Written right before the signal: still reported (the ring is drained on stop).
+        let f = dir.join("watched/last").display().to_string();
+        std::fs::write(&f, "x").unwrap();
+        let exit = m.stop(signal);
+        assert_eq!(exit, "exit status: 0", "{name}: {:?}", m.stderr());
+        assert_eq!(m.matching(|a| s(a, "file.path") == f).len(), 1, "{name}: last write lost");
+        assert!(m.stderr().iter().any(|l| l.contains(&name.to_uppercase())), "{name}: {:?}", m.stderr());
+    }
+}

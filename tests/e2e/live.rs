@@ -381,3 +381,70 @@ fn a_burst_of_writes_is_reported_completely_and_in_order() {
     let pct = |p: usize| lat_us[(lat_us.len() - 1) * p / 100];
     eprintln!("alert latency over {N} writes (syscall to line read): p50 {} us, p99 {} us, max {} us", pct(50), pct(99), pct(100));
 }
+
+fn cstr(p: &str) -> std::ffi::CString {
+    std::ffi::CString::new(p).unwrap()
+}
+
+#[test]
+fn every_file_syscall_class_reaches_its_watch() {
+    let Some(l) = live() else { return };
+    let p = |n: &str| l.path(&format!("watched/cls-{n}"));
+    let rc = |r: i64, what: &str| assert!(r >= 0, "{what}: {}", std::io::Error::last_os_error());
+    unsafe {
+        // open(2) and creat(2) themselves, not the libc wrappers (which use openat).
+        let fd = libc::syscall(libc::SYS_creat, cstr(&p("creat")).as_ptr(), 0o644);
+        rc(fd, "creat");
+        libc::close(fd as i32);
+        let fd = libc::syscall(libc::SYS_open, cstr(&p("creat")).as_ptr(), libc::O_RDWR);
+        rc(fd, "open");
+        rc(libc::syscall(libc::SYS_ftruncate, fd, 1), "ftruncate");
+        rc(libc::syscall(libc::SYS_fchmod, fd, 0o640), "fchmod");
+        libc::close(fd as i32);
+        // openat2 with O_CREAT through `struct open_how`.
+        let how: [u64; 3] = [(libc::O_CREAT | libc::O_WRONLY) as u64, 0o600, 0];
+        let fd = libc::syscall(libc::SYS_openat2, libc::AT_FDCWD, cstr(&p("openat2")).as_ptr(), how.as_ptr(), 24usize);
+        rc(fd, "openat2");
+        libc::close(fd as i32);
+        rc(libc::truncate(cstr(&p("creat")).as_ptr(), 0) as i64, "truncate");
+        rc(libc::mkdir(cstr(&p("dir")).as_ptr(), 0o755) as i64, "mkdir");
+        rc(libc::rmdir(cstr(&p("dir")).as_ptr()) as i64, "rmdir");
+        rc(libc::link(cstr(&p("creat")).as_ptr(), cstr(&p("hard")).as_ptr()) as i64, "link");
+        rc(libc::symlink(cstr("some target text").as_ptr(), cstr(&p("soft")).as_ptr()) as i64, "symlink");
+        rc(libc::mkfifo(cstr(&p("fifo")).as_ptr(), 0o600) as i64, "mkfifo");
+        let v = b"v";
+        rc(libc::setxattr(cstr(&p("creat")).as_ptr(), cstr("user.e2e").as_ptr(), v.as_ptr().cast(), 1, 0) as i64, "setxattr");
+        rc(libc::removexattr(cstr(&p("creat")).as_ptr(), cstr("user.e2e").as_ptr()) as i64, "removexattr");
+        rc(libc::lchown(cstr(&p("soft")).as_ptr(), 0, 0) as i64, "lchown");
+    }
+    let src = l.source(LINE_DIR);
+    for (action, syscall, name) in [
+        ("write", "creat", "creat"),
+        ("write", "open", "creat"),
+        ("truncate", "ftruncate", "creat"),
+        ("chmod", "fchmod", "creat"),
+        ("write", "openat2", "openat2"),
+        ("truncate", "truncate", "creat"),
+        ("mkdir", "mkdir", "dir"),
+        ("rmdir", "rmdir", "dir"),
+        ("link", "link", "creat"),
+        ("symlink", "symlink", "soft"),
+        ("mknod", "mknodat", "fifo"),
+        ("setxattr", "setxattr", "creat"),
+        ("removexattr", "removexattr", "creat"),
+        ("chown", "lchown", "soft"),
+    ] {
+        let path = p(name);
+        let a = l.expect(&format!("{syscall} {name}"), |x| {
+            s(x, "syscall.name") == syscall && s(x, "event.action") == action && s(x, "file.path") == path
+        });
+        check_common(&a, "e2e-dir", &src);
+        assert_eq!(s(&a, "event.outcome"), "success", "{a}");
+        match syscall {
+            "link" => assert_eq!(s(&a, "file.target_path"), p("hard"), "{a}"),
+            "symlink" => assert_eq!(s(&a, "file.link_target"), "some target text", "{a}"),
+            "creat" | "open" | "openat2" => assert!(get(&a, "file.inode").as_u64().is_some(), "{a}"),
+            _ => {}
+        }
+    }
+}

@@ -90,10 +90,13 @@ impl Monitor {
             let stdout = child.stdout.take().unwrap();
             let stderr = child.stderr.take().unwrap();
             let s = shared.clone();
-            std::thread::spawn(move || read_stdout(stdout, s));
+            let out_reader = std::thread::spawn(move || read_stdout(stdout, s));
             let s = shared.clone();
-            std::thread::spawn(move || read_stderr(stderr, s));
+            let err_reader = std::thread::spawn(move || read_stderr(stderr, s));
             let status = child.wait().expect("waiting for the monitor");
+            // Everything it printed is collected before its exit is announced.
+            let _ = out_reader.join();
+            let _ = err_reader.join();
             let (lock, cond) = &*shared;
             lock.lock().unwrap_or_else(|e| e.into_inner()).exit = Some(status.to_string());
             cond.notify_all();
@@ -120,6 +123,22 @@ impl Monitor {
 
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Send `signal` and wait for the monitor to exit; returns how it exited.
+    pub fn stop(&self, signal: i32) -> String {
+        unsafe { libc::kill(self.pid as i32, signal) };
+        let (lock, cond) = &*self.out;
+        let deadline = Instant::now() + ALERT_TIMEOUT;
+        let mut out = lock.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(exit) = &out.exit {
+                return exit.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "monitor still running {ALERT_TIMEOUT:?} after signal {signal}");
+            out = cond.wait_timeout(out, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
     }
 
     /// The first alert (in output order) that satisfies `pred`, waiting up to `timeout`.
