@@ -26,6 +26,7 @@ const LINE_DIR: usize = 2;
 const LINE_SOCK: usize = 3;
 const LINE_EXEC: usize = 4;
 const LINE_ROOT: usize = 6;
+const LINE_LATE: usize = 7;
 
 fn live() -> Option<&'static Live> {
     if !privileged() {
@@ -34,7 +35,7 @@ fn live() -> Option<&'static Live> {
     static LIVE: OnceLock<Live> = OnceLock::new();
     Some(LIVE.get_or_init(|| {
         let root = scratch_dir("live");
-        for d in ["watched/sub", "unwatched", "sockets", "other-sockets", "bin", "fence"] {
+        for d in ["watched/sub", "unwatched", "sockets", "other-sockets", "bin", "fence", "late"] {
             fs::create_dir_all(root.join(d)).unwrap();
         }
         std::os::unix::fs::symlink(root.join("sockets"), root.join("sockets-link")).unwrap();
@@ -53,7 +54,8 @@ fn live() -> Option<&'static Live> {
                  -w {r}/sockets -p w -k e2e-sock\n\
                  -w {r}/bin/watched-true -p x -k e2e-exec\n\
                  -w {r}/fence -p w -k e2e-fence\n\
-                 -a always,exit -F arch=b64 -S setuid,setreuid,setresuid -F euid=0 -k e2e-root\n"
+                 -a always,exit -F arch=b64 -S setuid,setreuid,setresuid -F euid=0 -k e2e-root\n\
+                 -w {r}/late/sock -p w -k e2e-late\n"
             ),
         )
         .unwrap();
@@ -377,9 +379,26 @@ fn a_burst_of_writes_is_reported_completely_and_in_order() {
             (got - sent) / 1000
         })
         .collect();
-    lat_us.sort();
-    let pct = |p: usize| lat_us[(lat_us.len() - 1) * p / 100];
-    eprintln!("alert latency over {N} writes (syscall to line read): p50 {} us, p99 {} us, max {} us", pct(50), pct(99), pct(100));
+    report_latency(&format!("burst of {N} writes"), lat_us);
+
+    // Isolated writes, 20 ms apart: the latency of one event on an idle pipeline.
+    let mut single = Vec::new();
+    for i in 0..20 {
+        let f = l.path(&format!("watched/burst/single-{i}"));
+        fs::write(&f, "x").unwrap();
+        let a = l.monitor.wait_for("isolated write", |x| s(x, "file.path") == f);
+        let sent = timestamp_ns(s(&a.json, "@timestamp")).unwrap();
+        let got = a.received_wall.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i128;
+        single.push((got - sent) / 1000);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    report_latency("isolated writes", single);
+}
+
+fn report_latency(what: &str, mut us: Vec<i128>) {
+    us.sort();
+    let pct = |p: usize| us[(us.len() - 1) * p / 100];
+    eprintln!("alert latency, {what} (syscall to line read): p50 {} us, p99 {} us, max {} us", pct(50), pct(99), pct(100));
 }
 
 fn cstr(p: &str) -> std::ffi::CString {
@@ -447,4 +466,31 @@ fn every_file_syscall_class_reaches_its_watch() {
             _ => {}
         }
     }
+}
+
+#[test]
+fn a_watched_socket_created_after_start_is_caught_at_once() {
+    let Some(l) = live() else { return };
+    // The watch names a socket that did not exist when the monitor started: no inode was
+    // known, so the kernel matches the path it reached by spelling.
+    let sock = l.path("late/sock");
+    let _listener = UnixListener::bind(&sock).unwrap();
+    UnixStream::connect(&sock).unwrap();
+    let a = l.expect("connect to the late socket", |x| s(x, "event.action") == "connect" && s(x, "file.path") == sock);
+    check_common(&a, "e2e-late", &l.source(LINE_LATE));
+}
+
+#[test]
+fn long_argv_is_cut_and_flagged() {
+    let Some(l) = live() else { return };
+    let long: Vec<String> = (0..80).map(|i| format!("e2e-long-{i:03}-{}", "x".repeat(90))).collect();
+    assert!(Command::new(l.path("bin/watched-true")).args(&long).status().unwrap().success());
+    let a = l.expect("exec with long argv", |x| {
+        s(x, "event.action") == "exec" && get(x, "process.args").get(1).and_then(Value::as_str) == Some(long[0].as_str())
+    });
+    assert_eq!(get(&a, "process.args_truncated").as_bool(), Some(true), "{a}");
+    let args = get(&a, "process.args").as_array().unwrap();
+    let bytes: usize = args.iter().map(|v| v.as_str().unwrap().len() + 1).sum();
+    assert!(bytes <= 4096, "{bytes} bytes of argv");
+    assert!(args.len() > 30 && args.len() < long.len() + 1, "{} args", args.len());
 }
