@@ -61,6 +61,13 @@ pub mod flag {
 }
 
 pub const COMM_LEN: usize = 16;
+/// Bytes of the task's cgroup directory name sent with each event (container runtimes name
+/// it after the container: `<id>`, `docker-<id>.scope`, `libpod-<id>.scope`, ...).
+pub const CGROUP_NAME_LEN: usize = 128;
+/// `Config::cgroup_subsys` value selecting the v2 (default) hierarchy.
+pub const CGROUP_DEFAULT_HIERARCHY: u32 = u32::MAX;
+/// Number of v1 subsystem slots in `struct css_set` the programs may index.
+pub const CGROUP_SUBSYS_MAX: u32 = 16;
 /// Capacity of each variable field in an event (PATH_MAX).
 pub const FIELD_CAP: usize = 4096;
 /// Bytes of a user-supplied path string the kernel reads.
@@ -152,6 +159,8 @@ pub struct Event {
     /// OPEN: the effective open flags (`creat` and `openat2` included).
     pub extra: u32,
     pub comm: [u8; COMM_LEN],
+    /// NUL-terminated name of the task's cgroup in the configured hierarchy.
+    pub cgroup_name: [u8; CGROUP_NAME_LEN],
 }
 
 pub const EVENT_SIZE: usize = core::mem::size_of::<Event>();
@@ -226,6 +235,12 @@ pub struct KernelOffsets {
     pub mm_arg_end: u32,
     pub cred_uid: u32,
     pub bprm_file: u32,
+    pub task_cgroups: u32,
+    pub css_set_subsys: u32,
+    pub css_set_dfl_cgrp: u32,
+    pub css_cgroup: u32,
+    pub cgroup_kn: u32,
+    pub kernfs_node_name: u32,
     pub _pad: u32,
 }
 
@@ -241,7 +256,9 @@ pub struct Config {
     pub host_root_ino: u64,
     /// The monitor's own tgid: its activity is never reported to itself.
     pub self_tgid: u32,
-    pub _pad: u32,
+    /// Which cgroup hierarchy names the task's container: a v1 subsystem index (the order
+    /// of /proc/cgroups), or [`CGROUP_DEFAULT_HIERARCHY`] for the v2 (default) hierarchy.
+    pub cgroup_subsys: u32,
 }
 
 /// FNV-1a, 64-bit: the path-prefix hash both sides compute over normalised absolute paths.
@@ -262,7 +279,7 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-const _: () = assert!(EVENT_SIZE == 208);
+const _: () = assert!(EVENT_SIZE == 336);
 const _: () = assert!(core::mem::size_of::<Ids>() == 32);
 const _: () = assert!(core::mem::size_of::<InodeKey>() == 16);
 

@@ -4,7 +4,10 @@
 //! the fixed [`Event`] header, then field 1 and field 2. It is copied into the ring buffer
 //! with `bpf_ringbuf_output`; when the ring is full the per-CPU drop counter goes up instead.
 
-use aya_ebpf::helpers::{bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns};
+use aya_ebpf::helpers::{
+    bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+    bpf_ktime_get_boot_ns,
+};
 use monitor_common::{drop_cause, Event, EVENT_SIZE, FIELD_CAP};
 
 use crate::kernel::{task_ids, task_loginuid, task_ppid, task_sessionid};
@@ -56,6 +59,7 @@ impl Draft {
         ev.watch2 = 0;
         ev.extra = 0;
         ev.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        crate::kernel::task_cgroup_name(task, &mut ev.cgroup_name);
         Some(Draft { base, len1: 0 })
     }
 
@@ -65,7 +69,10 @@ impl Draft {
     pub fn resume() -> Option<Draft> {
         let base = EVENT_SCRATCH.get_ptr_mut(0)? as *mut u8;
         let len1 = unsafe { core::ptr::read_volatile(&(*(base as *const Event)).len1) } as usize;
-        Some(Draft { base, len1: len1 & (FIELD_CAP - 1) })
+        Some(Draft {
+            base,
+            len1: len1 & (FIELD_CAP - 1),
+        })
     }
 
     #[inline(always)]
@@ -105,7 +112,11 @@ impl Draft {
     /// Record the length of field 1; field 2 starts right after it.
     #[inline(always)]
     pub fn set_len1(&mut self, len: usize) {
-        let len = if len > FIELD_CAP - 1 { FIELD_CAP - 1 } else { len };
+        let len = if len > FIELD_CAP - 1 {
+            FIELD_CAP - 1
+        } else {
+            len
+        };
         self.len1 = len;
         self.event().len1 = len as u32;
     }
@@ -118,7 +129,11 @@ impl Draft {
 
     #[inline(always)]
     pub fn set_len2(&mut self, len: usize) {
-        let len = if len > FIELD_CAP - 1 { FIELD_CAP - 1 } else { len };
+        let len = if len > FIELD_CAP - 1 {
+            FIELD_CAP - 1
+        } else {
+            len
+        };
         self.event().len2 = len as u32;
     }
 

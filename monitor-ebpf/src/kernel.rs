@@ -4,8 +4,10 @@
 //! `CONFIG.offsets`, filled at load time from /sys/kernel/btf/vmlinux. All reads go through
 //! `bpf_probe_read_kernel`; a failed read yields `None` and the caller gives up quietly.
 
-use aya_ebpf::helpers::{bpf_get_current_task, bpf_probe_read_kernel};
-use monitor_common::{Ids, InodeKey};
+use aya_ebpf::helpers::{
+    bpf_get_current_task, bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
+};
+use monitor_common::{Ids, InodeKey, CGROUP_DEFAULT_HIERARCHY, CGROUP_NAME_LEN, CGROUP_SUBSYS_MAX};
 
 use crate::CONFIG;
 
@@ -105,6 +107,33 @@ pub fn task_ids(task: u64) -> Ids {
             sgid: u32::MAX,
             fsgid: u32::MAX,
         },
+    }
+}
+
+/// Copy the name of the task's cgroup (in the hierarchy `CONFIG.cgroup_subsys` selects) to
+/// `dst`, NUL-terminated; empty when it cannot be read.
+#[inline(always)]
+pub fn task_cgroup_name(task: u64, dst: &mut [u8; CGROUP_NAME_LEN]) {
+    dst[0] = 0;
+    let Some(css_set) = read::<u64>(task, off!(task_cgroups)) else {
+        return;
+    };
+    let subsys = unsafe { core::ptr::read_volatile(&CONFIG.cgroup_subsys) };
+    let cgroup = if subsys == CGROUP_DEFAULT_HIERARCHY {
+        read::<u64>(css_set, off!(css_set_dfl_cgrp))
+    } else {
+        let slot = (subsys % CGROUP_SUBSYS_MAX) as usize * 8;
+        read::<u64>(css_set, off!(css_set_subsys) + slot)
+            .and_then(|css| read::<u64>(css, off!(css_cgroup)))
+    };
+    let Some(kn) = cgroup.and_then(|c| read::<u64>(c, off!(cgroup_kn))) else {
+        return;
+    };
+    let Some(name) = read::<u64>(kn, off!(kernfs_node_name)) else {
+        return;
+    };
+    unsafe {
+        let _ = bpf_probe_read_kernel_str_bytes(name as *const u8, dst);
     }
 }
 

@@ -17,7 +17,9 @@
 //! bounded unknowns to the verifier, so states of different iterations prune each other.
 
 use aya_ebpf::helpers::generated::bpf_probe_read_kernel;
-use monitor_common::{flag, fnv1a_step, WatchValue, FIELD_CAP, FNV_OFFSET, MAX_PATH_DEPTH, USER_PATH_CAP};
+use monitor_common::{
+    flag, fnv1a_step, WatchValue, FIELD_CAP, FNV_OFFSET, MAX_PATH_DEPTH, USER_PATH_CAP,
+};
 
 use crate::kernel::{dentry_inode, off, read, KPath};
 use crate::resolve::{target_kind, Target};
@@ -96,7 +98,10 @@ fn walk(s: *mut PathScratch, start: KPath, skip: u32) -> (WatchValue, u32) {
         (*s).vfsmount = start.vfsmount;
         (*s).skip = skip;
         (*s).found = 0;
-        (*s).watch = WatchValue { watch_id: 0, classes: 0 };
+        (*s).watch = WatchValue {
+            watch_id: 0,
+            classes: 0,
+        };
         (*s).walk_flags = flag::PATH_DEPTH_EXCEEDED;
         (*s).pos = WALK_END as u32;
     }
@@ -201,7 +206,10 @@ fn scan_path(s: *mut PathScratch, buf: *const u8, len: usize) -> (WatchValue, bo
         (*s).dots = 0;
         (*s).unclean = 0;
         (*s).found = 0;
-        (*s).watch = WatchValue { watch_id: 0, classes: 0 };
+        (*s).watch = WatchValue {
+            watch_id: 0,
+            classes: 0,
+        };
     }
     for i in 0..HASH_CAP {
         if i >= len {
@@ -273,12 +281,24 @@ pub fn resolve_kpath(start: KPath, dst: *mut u8) -> Option<Resolved> {
 /// `foreign`: the task's root is not the host's (a container, a chroot), so the path is not
 /// a host path and only inode matches count.
 #[inline(always)]
-pub fn resolve_target(t: &Target, string: *const u8, foreign: bool, dst: *mut u8) -> Option<Resolved> {
+pub fn resolve_target(
+    t: &Target,
+    string: *const u8,
+    foreign: bool,
+    dst: *mut u8,
+) -> Option<Resolved> {
     let s = scratch()?;
     let kind = t.kind;
     if kind == target_kind::RAW {
         let n = unsafe { append(dst, 0, string, (t.len as usize) & (USER_PATH_CAP - 1)) };
-        return Some(Resolved { len: n, flags: t.flags, watch: WatchValue { watch_id: 0, classes: 0 } });
+        return Some(Resolved {
+            len: n,
+            flags: t.flags,
+            watch: WatchValue {
+                watch_id: 0,
+                classes: 0,
+            },
+        });
     }
     let (mut watch, mut flags) = launder(walk(s, t.base, 0))?;
     let mut len = copy_walk(s, dst);
@@ -306,7 +326,10 @@ pub fn resolve_target(t: &Target, string: *const u8, foreign: bool, dst: *mut u8
     let (by_path, unclean) = scan_path(s, dst, len);
     if unclean {
         // The base's inode says nothing about where `..` leads: let userspace decide.
-        watch = WatchValue { watch_id: 0, classes: 0 };
+        watch = WatchValue {
+            watch_id: 0,
+            classes: 0,
+        };
         flags = (flags | flag::PATH_UNCLEAN) & !flag::WATCH_INODE;
     } else if watch.watch_id == 0 && by_path.watch_id != 0 {
         watch = by_path;

@@ -95,21 +95,35 @@ impl Job {
     /// An object the kernel resolved.
     #[inline(always)]
     pub fn push_kernel(&mut self, path: KPath) -> Option<()> {
-        self.push(Target { kind: target_kind::KERNEL, absolute: 0, base: path, len: 0, flags: 0 })
+        self.push(Target {
+            kind: target_kind::KERNEL,
+            absolute: 0,
+            base: path,
+            len: 0,
+            flags: 0,
+        })
     }
 
     /// Copy the user string at `addr` (at most `cap` bytes) into the next string slot.
     #[inline(always)]
     fn copy_string(&mut self, addr: u64, cap: u32) -> Option<(u32, u32)> {
         let i = (self.count as usize) & 1;
-        let cap = if cap as usize > USER_PATH_CAP { USER_PATH_CAP as u32 } else { cap };
+        let cap = if cap as usize > USER_PATH_CAP {
+            USER_PATH_CAP as u32
+        } else {
+            cap
+        };
         let dst = self.strings[i].as_mut_ptr();
         let n = unsafe { bpf_probe_read_user_str(dst.cast(), cap, addr as *const _) };
         if n <= 0 {
             return None;
         }
         let len = (n - 1) as u32;
-        let flags = if len >= cap - 1 { flag::PATH1_TRUNCATED } else { 0 };
+        let flags = if len >= cap - 1 {
+            flag::PATH1_TRUNCATED
+        } else {
+            0
+        };
         Some((len, flags))
     }
 
@@ -126,15 +140,30 @@ impl Job {
         } else {
             file_path(task_file(task, dfd as i32 as i64)?)?
         };
-        self.push(Target { kind: target_kind::USER, absolute: absolute as u32, base, len, flags })
+        self.push(Target {
+            kind: target_kind::USER,
+            absolute: absolute as u32,
+            base,
+            len,
+            flags,
+        })
     }
 
     /// A string reported as written. Returns its length.
     #[inline(always)]
     pub fn push_raw(&mut self, addr: u64, cap: u32) -> Option<u32> {
         let (len, flags) = self.copy_string(addr, cap)?;
-        let base = KPath { vfsmount: 0, dentry: 0 };
-        self.push(Target { kind: target_kind::RAW, absolute: 0, base, len, flags })?;
+        let base = KPath {
+            vfsmount: 0,
+            dentry: 0,
+        };
+        self.push(Target {
+            kind: target_kind::RAW,
+            absolute: 0,
+            base,
+            len,
+            flags,
+        })?;
         Some(len)
     }
 }
@@ -161,16 +190,27 @@ pub fn resolve_stage(ctx: &TracePointContext) -> i32 {
 
 #[inline(always)]
 fn resolve_stage_inner(ctx: &TracePointContext) {
-    let Some(job) = JOB.get_ptr_mut(0) else { return };
+    let Some(job) = JOB.get_ptr_mut(0) else {
+        return;
+    };
     let Some(mut d) = Draft::resume() else { return };
     let i = (vol(unsafe { &(*job).current }) & 1) as usize;
     let count = vol(unsafe { &(*job).count });
     let target = vol(unsafe { &(*job).targets[i] });
     // One resolver call whatever the slot: the field offset goes through map memory.
-    let Some(offset) = launder(if i == 0 { 0 } else { d.len1() }) else { return };
+    let Some(offset) = launder(if i == 0 { 0 } else { d.len1() }) else {
+        return;
+    };
     let dst = d.field_at(offset);
     let string = unsafe { (*job).strings[i].as_ptr() };
-    let none = Resolved { len: 0, flags: 0, watch: WatchValue { watch_id: 0, classes: 0 } };
+    let none = Resolved {
+        len: 0,
+        flags: 0,
+        watch: WatchValue {
+            watch_id: 0,
+            classes: 0,
+        },
+    };
     let foreign = vol(unsafe { &(*job).foreign }) != 0;
     let r = resolve_target(&target, string, foreign, dst).unwrap_or(none);
     if i == 0 {
@@ -182,7 +222,11 @@ fn resolve_stage_inner(ctx: &TracePointContext) {
         (*job).results[i] = r;
         (*job).current = i as u32 + 1;
     }
-    let next = if (i as u32) + 1 < count { stage::RESOLVE } else { stage::FINISH };
+    let next = if (i as u32) + 1 < count {
+        stage::RESOLVE
+    } else {
+        stage::FINISH
+    };
     tail_call(ctx, next);
 }
 
@@ -191,7 +235,9 @@ fn resolve_stage_inner(ctx: &TracePointContext) {
 /// The first non-raw target is the event's object (`watch`, `flags`); a second one (the new
 /// name of a rename or link) reports through `watch2` and the `*2` flags.
 pub fn finish_stage(_ctx: &TracePointContext) {
-    let Some(job) = JOB.get_ptr_mut(0) else { return };
+    let Some(job) = JOB.get_ptr_mut(0) else {
+        return;
+    };
     let Some(mut d) = Draft::resume() else { return };
     let job = unsafe { &*job };
     let class = vol(&job.class);
@@ -211,7 +257,10 @@ pub fn finish_stage(_ctx: &TracePointContext) {
     if count > 1 && vol(&job.results[1].flags) & flag::PATH1_TRUNCATED != 0 {
         flags |= flag::PATH2_TRUNCATED;
     }
-    let mut watch2 = WatchValue { watch_id: 0, classes: 0 };
+    let mut watch2 = WatchValue {
+        watch_id: 0,
+        classes: 0,
+    };
     if let Some(r2) = secondary {
         flags |= r2.flags & flag::PATH_UNCLEAN;
         watch2 = r2.watch;

@@ -31,11 +31,17 @@ pub fn exec(ctx: &BtfTracePointContext) {
     let _ = PENDING.remove(&pid_tgid);
     let task = current_task();
     let bprm: u64 = ctx.arg(2);
-    let Some(mut d) = Draft::new(kind::EXEC, 0, syscall, task) else { return };
-    let Some(file) = read::<u64>(bprm, off!(bprm_file)) else { return };
+    let Some(mut d) = Draft::new(kind::EXEC, 0, syscall, task) else {
+        return;
+    };
+    let Some(file) = read::<u64>(bprm, off!(bprm_file)) else {
+        return;
+    };
     let Some(path) = file_path(file) else { return };
     d.set_identity(path.dentry);
-    let Some(r) = resolve_kpath(path, d.field1()) else { return };
+    let Some(r) = resolve_kpath(path, d.field1()) else {
+        return;
+    };
     d.set_len1(r.len);
     let mut flags = r.flags;
     if selects(&r.watch, class::EXEC) {
@@ -76,7 +82,9 @@ pub fn fork(ctx: &BtfTracePointContext) {
     if child_pid != child_tgid {
         return; // a new thread, not a new process
     }
-    let Some(mut d) = Draft::new(kind::FORK, 0, -1, current_task()) else { return };
+    let Some(mut d) = Draft::new(kind::FORK, 0, -1, current_task()) else {
+        return;
+    };
     d.event().args[0] = child_tgid as u64;
     d.submit();
 }
@@ -88,7 +96,9 @@ pub fn exit(ctx: &BtfTracePointContext) {
     }
     let task: u64 = ctx.arg(0);
     let code = read::<i32>(task, off!(task_exit_code)).unwrap_or(0);
-    let Some(mut d) = Draft::new(kind::EXIT, 0, -1, current_task()) else { return };
+    let Some(mut d) = Draft::new(kind::EXIT, 0, -1, current_task()) else {
+        return;
+    };
     d.event().args[0] = code as u32 as u64;
     d.event().flags = flag::GROUP_EXIT;
     d.submit();

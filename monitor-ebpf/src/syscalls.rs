@@ -101,10 +101,21 @@ pub fn stash(ctx: &TracePointContext) {
         return;
     }
     let n = unsafe { ctx.read_at::<i32>(8).unwrap_or(-1) } as i64;
-    let old_ids = if is_setid(n) { task_ids(current_task()) } else { Ids::default() };
+    let old_ids = if is_setid(n) {
+        task_ids(current_task())
+    } else {
+        Ids::default()
+    };
     let pending = Pending {
         nr: n,
-        args: [arg(ctx, 0), arg(ctx, 1), arg(ctx, 2), arg(ctx, 3), arg(ctx, 4), arg(ctx, 5)],
+        args: [
+            arg(ctx, 0),
+            arg(ctx, 1),
+            arg(ctx, 2),
+            arg(ctx, 3),
+            arg(ctx, 4),
+            arg(ctx, 5),
+        ],
         old_ids,
     };
     let _ = PENDING.insert(&pid_tgid, &pending, 0);
@@ -136,7 +147,10 @@ enum Obj {
     Fd(u8),
     /// Path string in argument `path`, relative to the descriptor in argument `dfd`
     /// (`CWD`: the working directory).
-    Path { dfd: u8, path: u8 },
+    Path {
+        dfd: u8,
+        path: u8,
+    },
     /// A string copied as is (the target text of a symlink).
     Raw(u8),
 }
@@ -232,7 +246,11 @@ fn push_obj(job: &mut Job, task: u64, obj: Obj, args: &[u64; 6]) -> Option<()> {
     let cap = USER_PATH_CAP as u32;
     match obj {
         Obj::Path { dfd, path } => {
-            let dfd = if dfd == CWD { AT_FDCWD } else { argn(args, dfd) as i32 as i64 };
+            let dfd = if dfd == CWD {
+                AT_FDCWD
+            } else {
+                argn(args, dfd) as i32 as i64
+            };
             job.push_user(task, dfd, argn(args, path), cap)
         }
         Obj::Raw(i) => job.push_raw(argn(args, i), cap).map(|_| ()),
@@ -279,17 +297,27 @@ pub fn exit_file(ctx: &TracePointContext, shape: FileShape) -> i32 {
 
 #[inline(always)]
 fn exit_file_inner(ctx: &TracePointContext, shape: FileShape) {
-    let Some((pending, ret)) = take(ctx) else { return };
-    let Some(call) = describe(pending.nr, &pending.args) else { return };
+    let Some((pending, ret)) = take(ctx) else {
+        return;
+    };
+    let Some(call) = describe(pending.nr, &pending.args) else {
+        return;
+    };
     if shape_of(&call) != shape {
         return;
     }
     // One verification of what follows, not one per syscall constant.
-    let Some(call) = crate::path::launder(call) else { return };
+    let Some(call) = crate::path::launder(call) else {
+        return;
+    };
     let task = current_task();
-    let Some(mut d) = Draft::new(kind::FILE, call.op, pending.nr as i32, task) else { return };
+    let Some(mut d) = Draft::new(kind::FILE, call.op, pending.nr as i32, task) else {
+        return;
+    };
     fill_syscall(&mut d, &pending, ret);
-    let Some(job) = Job::begin(class::FILE, task) else { return };
+    let Some(job) = Job::begin(class::FILE, task) else {
+        return;
+    };
     let args = &pending.args;
     let first = match shape {
         FileShape::Open => {
@@ -342,23 +370,33 @@ pub fn exit_connect(ctx: &TracePointContext) -> i32 {
 
 #[inline(always)]
 fn exit_connect_inner(ctx: &TracePointContext) {
-    let Some((pending, ret)) = take(ctx) else { return };
+    let Some((pending, ret)) = take(ctx) else {
+        return;
+    };
     let uaddr = pending.args[1];
     let family = unsafe { bpf_probe_read_user(uaddr as *const u16).unwrap_or(0) };
     if family != AF_UNIX {
         return;
     }
     let task = current_task();
-    let Some(mut d) = Draft::new(kind::CONNECT, 0, pending.nr as i32, task) else { return };
+    let Some(mut d) = Draft::new(kind::CONNECT, 0, pending.nr as i32, task) else {
+        return;
+    };
     fill_syscall(&mut d, &pending, ret);
-    let Some(job) = Job::begin(class::CONNECT, task) else { return };
+    let Some(job) = Job::begin(class::CONNECT, task) else {
+        return;
+    };
     // Field 1: the path exactly as the caller passed it (abstract sockets have none).
     match job.push_raw(uaddr + 2, SUN_PATH_MAX) {
         Some(len) if len > 0 => {}
         _ => return,
     }
     // Field 2: the socket the kernel reached (connected) or the caller's path resolved.
-    let peer = if ret == 0 { unix_peer_path(task, pending.args[0] as i32 as i64) } else { None };
+    let peer = if ret == 0 {
+        unix_peer_path(task, pending.args[0] as i32 as i64)
+    } else {
+        None
+    };
     let second = match peer {
         Some(path) => {
             d.set_identity(path.dentry);
@@ -372,7 +410,9 @@ fn exit_connect_inner(ctx: &TracePointContext) {
 }
 
 pub fn exit_setid(ctx: &TracePointContext) {
-    let Some((pending, ret)) = take(ctx) else { return };
+    let Some((pending, ret)) = take(ctx) else {
+        return;
+    };
     if !(nr::SETUID..=nr::SETFSGID).contains(&pending.nr) {
         return;
     }
@@ -386,7 +426,9 @@ pub fn exit_setid(ctx: &TracePointContext) {
     if !(all || new.became_root(&old) || attempt) {
         return;
     }
-    let Some(mut d) = Draft::new(kind::SETID, 0, pending.nr as i32, task) else { return };
+    let Some(mut d) = Draft::new(kind::SETID, 0, pending.nr as i32, task) else {
+        return;
+    };
     fill_syscall(&mut d, &pending, ret);
     let ev = d.event();
     ev.old_ids = old;
@@ -406,16 +448,28 @@ pub fn exit_exec(ctx: &TracePointContext) -> i32 {
 
 #[inline(always)]
 fn exit_exec_inner(ctx: &TracePointContext) {
-    let Some((pending, ret)) = take(ctx) else { return };
+    let Some((pending, ret)) = take(ctx) else {
+        return;
+    };
     if ret >= 0 || !(pending.nr == nr::EXECVE || pending.nr == nr::EXECVEAT) {
         return;
     }
     let task = current_task();
-    let Some(mut d) = Draft::new(kind::EXEC, 0, pending.nr as i32, task) else { return };
+    let Some(mut d) = Draft::new(kind::EXEC, 0, pending.nr as i32, task) else {
+        return;
+    };
     fill_syscall(&mut d, &pending, ret);
-    let Some(job) = Job::begin(class::EXEC, task) else { return };
-    let obj = if pending.nr == nr::EXECVE { p(0) } else { pat(0, 1) };
-    let Some(obj) = crate::path::launder(obj) else { return };
+    let Some(job) = Job::begin(class::EXEC, task) else {
+        return;
+    };
+    let obj = if pending.nr == nr::EXECVE {
+        p(0)
+    } else {
+        pat(0, 1)
+    };
+    let Some(obj) = crate::path::launder(obj) else {
+        return;
+    };
     if push_obj(job, task, obj, &pending.args).is_some() {
         start(ctx);
     }

@@ -71,6 +71,8 @@ pub struct Event {
     /// cgroup v2 id of the task; the container enrichment keys on it.
     #[allow(dead_code)]
     pub cgroup_id: u64,
+    /// Name of the task's cgroup (see `enrich::container`).
+    pub cgroup_name: Vec<u8>,
     pub comm: Vec<u8>,
     /// The object: file, executable, or (connect) the path the caller passed.
     pub path: Option<Vec<u8>>,

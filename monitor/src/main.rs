@@ -82,8 +82,12 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Run { rules } => run(rules),
-        Command::Rules { command: RulesCommand::Check { paths } } => rules_check(paths),
-        Command::Rules { command: RulesCommand::List { rules } } => rules_list(rules),
+        Command::Rules {
+            command: RulesCommand::Check { paths },
+        } => rules_check(paths),
+        Command::Rules {
+            command: RulesCommand::List { rules },
+        } => rules_list(rules),
     }
 }
 
@@ -112,7 +116,10 @@ fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, ExitCode> {
                 for d in &errors.0 {
                     eprintln!("{d}");
                 }
-                Err(fail(exit::RULES, format!("{} error(s) in rules; nothing loaded", errors.0.len())))
+                Err(fail(
+                    exit::RULES,
+                    format!("{} error(s) in rules; nothing loaded", errors.0.len()),
+                ))
             } else {
                 Err(fail(exit::RULES, format!("{e:#}")))
             }
@@ -122,7 +129,10 @@ fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, ExitCode> {
 
 fn run(paths: Vec<PathBuf>) -> ExitCode {
     if unsafe { libc::geteuid() } != 0 {
-        return fail(exit::NOT_ROOT, "must run as root (loading eBPF programs needs CAP_BPF and CAP_PERFMON)");
+        return fail(
+            exit::NOT_ROOT,
+            "must run as root (loading eBPF programs needs CAP_BPF and CAP_PERFMON)",
+        );
     }
     if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
         return fail(exit::KERNEL, "kernel BTF (/sys/kernel/btf/vmlinux) is missing: a kernel built with CONFIG_DEBUG_INFO_BTF is required");
@@ -131,7 +141,10 @@ fn run(paths: Vec<PathBuf>) -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(exit::RUNTIME, format!("cannot start the runtime: {e}")),
     };
@@ -152,13 +165,22 @@ fn rules_check(paths: Vec<PathBuf>) -> ExitCode {
     let mut per_key: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
     for r in &rules.rules {
         let e = per_key.entry(r.key()).or_default();
-        if r.inactive.is_none() { e.0 += 1 } else { e.1 += 1 }
+        if r.inactive.is_none() {
+            e.0 += 1
+        } else {
+            e.1 += 1
+        }
     }
     for (key, (active, inactive)) in per_key {
         let key = if key.is_empty() { "(no key)" } else { key };
         println!("{key}: {active} active, {inactive} inactive");
     }
-    println!("{} rules in {} file(s), {} warning(s)", rules.rules.len(), rules.files.len(), rules.warnings.len());
+    println!(
+        "{} rules in {} file(s), {} warning(s)",
+        rules.rules.len(),
+        rules.files.len(),
+        rules.warnings.len()
+    );
     ExitCode::SUCCESS
 }
 

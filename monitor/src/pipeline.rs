@@ -1,9 +1,9 @@
 //! The live pipeline: ring buffer → decode → enrich → match → JSON line on stdout.
 
-use crate::enrich::{self, process::ProcessTable, users::Users, Clock};
+use crate::enrich::{self, container::Containers, process::ProcessTable, users::Users, Clock};
 use crate::event::{Action, Event};
 use crate::rules::{matcher::Matcher, targets::FilterPlan, RuleSet};
-use crate::sink::json::{render, AlertInput};
+use crate::sink::json::{render, AlertInput, ContainerInfo};
 use crate::source::ebpf::{decode::decode, EbpfSource};
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -18,6 +18,7 @@ pub struct Pipeline<W: Write> {
     pub plan: FilterPlan,
     pub table: ProcessTable,
     pub users: Users,
+    pub containers: Containers,
     pub clock: Clock,
     pub hostname: String,
     pub sequence: u64,
@@ -35,6 +36,7 @@ impl<W: Write> Pipeline<W> {
             plan,
             table,
             users: Users::new(),
+            containers: Containers::new(),
             clock: Clock::measure(),
             hostname: enrich::hostname(),
             sequence: 0,
@@ -70,7 +72,10 @@ impl<W: Write> Pipeline<W> {
         } else {
             self.table.get(ev.pid).and_then(|p| p.exe.clone())
         };
-        let matcher = Matcher { rules: &self.rules.rules, plan: &self.plan };
+        let matcher = Matcher {
+            rules: &self.rules.rules,
+            plan: &self.plan,
+        };
         let Some(rule) = matcher.evaluate(ev, exe.as_deref()) else {
             tracing::trace!(action = ev.action.as_str(), pid = ev.pid, path = ?ev.path.as_deref().map(String::from_utf8_lossy), flags = ev.flags, "no rule matched");
             return Ok(());
@@ -79,6 +84,7 @@ impl<W: Write> Pipeline<W> {
         let process = self.table.get(ev.pid).cloned();
         let parent = self.table.get(ev.ppid).cloned();
         let ancestors = self.table.ancestors(ev.pid);
+        let container = container_of(&mut self.containers, ev);
         let line = render(&AlertInput {
             ev,
             rule,
@@ -90,11 +96,30 @@ impl<W: Write> Pipeline<W> {
             ancestors: &ancestors,
             user_name: self.users.name(ev.ids.uid),
             euser_name: self.users.name(ev.ids.euid),
+            container: container.as_ref(),
         });
         self.out.write_all(line.as_bytes())?;
         self.out.write_all(b"\n")?;
         self.out.flush()
     }
+}
+
+/// The container `ev` came from: by the cgroup name the kernel sent, else (a process in a
+/// sub-cgroup of its container) by its full cgroup paths while it still runs.
+fn container_of(containers: &mut Containers, ev: &Event) -> Option<ContainerInfo> {
+    let name = String::from_utf8_lossy(&ev.cgroup_name);
+    let c = enrich::container::from_cgroup_name(&name).or_else(|| {
+        // Only worth a look when the kernel's name is not the host's root cgroup.
+        (!ev.cgroup_name.is_empty() && ev.cgroup_name != b"/")
+            .then(|| enrich::container::from_proc(ev.pid))
+            .flatten()
+    })?;
+    let (meta, runtime) = containers.lookup(&c);
+    Some(ContainerInfo {
+        id: c.id,
+        runtime,
+        meta,
+    })
 }
 
 /// How often watched paths are re-resolved (a socket or file recreated gets a new inode).
@@ -137,6 +162,7 @@ pub async fn run_live(rules: RuleSet) -> Result<()> {
             _ = sigterm.recv() => break "SIGTERM",
             _ = refresh.tick() => {
                 pipeline.users.refresh();
+                pipeline.containers.prune();
                 if pipeline.plan.refresh() {
                     source.sync_watches(&pipeline.plan)?;
                 }
@@ -156,7 +182,12 @@ pub async fn run_live(rules: RuleSet) -> Result<()> {
             return finish(e);
         }
     }
-    info!(reason, events = pipeline.events, alerts = pipeline.sequence, "monitor stopped");
+    info!(
+        reason,
+        events = pipeline.events,
+        alerts = pipeline.sequence,
+        "monitor stopped"
+    );
     Ok(())
 }
 

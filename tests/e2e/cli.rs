@@ -7,7 +7,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn monitor(args: &[&str]) -> Output {
-    Command::new(monitor_bin()).args(args).output().expect("running monitor")
+    Command::new(monitor_bin())
+        .args(args)
+        .output()
+        .expect("running monitor")
 }
 
 fn stderr(o: &Output) -> String {
@@ -18,7 +21,11 @@ fn stderr(o: &Output) -> String {
 fn a_syntax_error_names_file_and_line_and_loads_nothing() {
     let dir = scratch_dir("cli-bad");
     let bad = dir.join("bad.rules");
-    std::fs::write(&bad, "# ok\n-w /etc/docker -k docker\n-a always,exit -F arch=b64 -S nosuchcall -k x\n").unwrap();
+    std::fs::write(
+        &bad,
+        "# ok\n-w /etc/docker -k docker\n-a always,exit -F arch=b64 -S nosuchcall -k x\n",
+    )
+    .unwrap();
     let o = monitor(&["rules", "check", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let err = stderr(&o);
@@ -28,7 +35,11 @@ fn a_syntax_error_names_file_and_line_and_loads_nothing() {
         // `run` refuses before loading any program.
         let o = monitor(&["run", "--rules", bad.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-        assert!(stderr(&o).contains(&format!("{}:3:", bad.display())), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("{}:3:", bad.display())),
+            "{}",
+            stderr(&o)
+        );
     }
 }
 
@@ -64,7 +75,12 @@ fn the_default_pack_checks_clean() {
     let o = monitor(&["rules", "check"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    for key in ["docker-socket", "docker-daemon", "docker-config", "setuid-root"] {
+    for key in [
+        "docker-socket",
+        "docker-daemon",
+        "docker-config",
+        "setuid-root",
+    ] {
         assert!(out.contains(key), "key {key} missing from:\n{out}");
     }
 }
@@ -92,14 +108,18 @@ fn the_default_pack_loads_in_the_real_auditctl() {
     // refuses the rule when it is missing (/etc/sysconfig on Debian, /var/lib/docker before
     // Docker first ran). Such directories are created for the check and removed after it.
     let created = create_missing_dirs(&pack());
-    let before = Command::new("auditctl").arg("-l").output().expect("auditctl (cargo xtask setup --test-deps installs it)");
+    let before = Command::new("auditctl")
+        .arg("-l")
+        .output()
+        .expect("auditctl (cargo xtask setup --test-deps installs it)");
     assert!(before.status.success());
     // Whatever the host had is put back afterwards.
     let saved = scratch_dir("cli-audit").join("saved.rules");
     let before = String::from_utf8_lossy(&before.stdout).into_owned();
     let had_rules = before.lines().any(|l| l.starts_with('-'));
     std::fs::write(&saved, &before).unwrap();
-    let auditctl = |args: &[&std::ffi::OsStr]| Command::new("auditctl").args(args).output().unwrap();
+    let auditctl =
+        |args: &[&std::ffi::OsStr]| Command::new("auditctl").args(args).output().unwrap();
     let mut results = Vec::new();
     for file in pack() {
         auditctl(&["-D".as_ref()]);
@@ -124,9 +144,17 @@ fn the_default_pack_loads_in_the_real_auditctl() {
         );
         let listed = String::from_utf8_lossy(&listed.stdout);
         let ours = std::fs::read_to_string(&file).unwrap();
-        let rules = ours.lines().filter(|l| l.trim_start().starts_with('-')).count();
+        let rules = ours
+            .lines()
+            .filter(|l| l.trim_start().starts_with('-'))
+            .count();
         let active = listed.lines().filter(|l| l.starts_with('-')).count();
-        assert_eq!(active, rules, "auditctl -l after {}:\n{listed}", file.display());
+        assert_eq!(
+            active,
+            rules,
+            "auditctl -l after {}:\n{listed}",
+            file.display()
+        );
     }
 }
 
@@ -142,7 +170,9 @@ fn create_missing_dirs(files: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> 
                     "-w" => Path::new(next).parent().map(Path::to_path_buf),
                     _ if w.starts_with("dir=") => Some(Path::new(&w[4..]).to_path_buf()),
                     _ if w.starts_with("exe=") || w.starts_with("path=") => {
-                        Path::new(w.split_once('=').unwrap().1).parent().map(Path::to_path_buf)
+                        Path::new(w.split_once('=').unwrap().1)
+                            .parent()
+                            .map(Path::to_path_buf)
                     }
                     _ => None,
                 };
@@ -152,7 +182,11 @@ fn create_missing_dirs(files: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> 
     }
     let mut created = Vec::new();
     for dir in needed {
-        let mut missing: Vec<_> = dir.ancestors().take_while(|a| !a.exists()).map(Path::to_path_buf).collect();
+        let mut missing: Vec<_> = dir
+            .ancestors()
+            .take_while(|a| !a.exists())
+            .map(Path::to_path_buf)
+            .collect();
         missing.reverse();
         for m in missing {
             std::fs::create_dir(&m).unwrap();
@@ -172,7 +206,11 @@ fn sigterm_and_sigint_stop_cleanly_after_draining() {
     for (name, signal) in [("sigterm", libc::SIGTERM), ("sigint", libc::SIGINT)] {
         let dir = scratch_dir(&format!("cli-{name}"));
         let rules = dir.join("stop.rules");
-        std::fs::write(&rules, format!("-w {}/watched -p w -k stop\n", dir.display())).unwrap();
+        std::fs::write(
+            &rules,
+            format!("-w {}/watched -p w -k stop\n", dir.display()),
+        )
+        .unwrap();
         std::fs::create_dir(dir.join("watched")).unwrap();
         let m = Monitor::start(&rules);
         // Written right before the signal: still reported (the ring is drained on stop).
@@ -180,7 +218,15 @@ fn sigterm_and_sigint_stop_cleanly_after_draining() {
         std::fs::write(&f, "x").unwrap();
         let exit = m.stop(signal);
         assert_eq!(exit, "exit status: 0", "{name}: {:?}", m.stderr());
-        assert_eq!(m.matching(|a| s(a, "file.path") == f).len(), 1, "{name}: last write lost");
-        assert!(m.stderr().iter().any(|l| l.contains(&name.to_uppercase())), "{name}: {:?}", m.stderr());
+        assert_eq!(
+            m.matching(|a| s(a, "file.path") == f).len(),
+            1,
+            "{name}: last write lost"
+        );
+        assert!(
+            m.stderr().iter().any(|l| l.contains(&name.to_uppercase())),
+            "{name}: {:?}",
+            m.stderr()
+        );
     }
 }

@@ -35,13 +35,22 @@ fn live() -> Option<&'static Live> {
     static LIVE: OnceLock<Live> = OnceLock::new();
     Some(LIVE.get_or_init(|| {
         let root = scratch_dir("live");
-        for d in ["watched/sub", "unwatched", "sockets", "other-sockets", "bin", "fence", "late"] {
+        for d in [
+            "watched/sub",
+            "unwatched",
+            "sockets",
+            "other-sockets",
+            "bin",
+            "fence",
+            "late",
+        ] {
             fs::create_dir_all(root.join(d)).unwrap();
         }
         std::os::unix::fs::symlink(root.join("sockets"), root.join("sockets-link")).unwrap();
         fs::copy("/usr/bin/true", root.join("bin/watched-true")).unwrap();
         fs::copy("/usr/bin/true", root.join("bin/unwatched-true")).unwrap();
-        std::os::unix::fs::symlink(root.join("bin/watched-true"), root.join("bin/link-true")).unwrap();
+        std::os::unix::fs::symlink(root.join("bin/watched-true"), root.join("bin/link-true"))
+            .unwrap();
         fs::write(root.join("watched/readme"), "read me").unwrap();
         let r = root.display();
         let rules = root.join("e2e.rules");
@@ -60,7 +69,11 @@ fn live() -> Option<&'static Live> {
         )
         .unwrap();
         let monitor = Monitor::start(&rules);
-        Live { root, rules, monitor }
+        Live {
+            root,
+            rules,
+            monitor,
+        }
     }))
 }
 
@@ -78,7 +91,8 @@ impl Live {
         static N: AtomicU32 = AtomicU32::new(0);
         let f = self.path(&format!("fence/{}", N.fetch_add(1, Ordering::SeqCst)));
         fs::write(&f, "").unwrap();
-        self.monitor.wait_for(&format!("fence {f}"), |a| s(a, "file.path") == f);
+        self.monitor
+            .wait_for(&format!("fence {f}"), |a| s(a, "file.path") == f);
     }
 
     fn expect(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
@@ -91,9 +105,15 @@ fn check_common(a: &Value, key: &str, source: &str) {
     assert_eq!(s(a, "event.kind"), "alert", "{a}");
     assert_eq!(s(a, "rule.key"), key, "{a}");
     assert_eq!(s(a, "rule.source"), source, "{a}");
-    assert!(get(a, "event.sequence").as_u64().is_some_and(|n| n > 0), "{a}");
+    assert!(
+        get(a, "event.sequence").as_u64().is_some_and(|n| n > 0),
+        "{a}"
+    );
     let ts = s(a, "@timestamp");
-    assert!(ts.len() == 30 && ts.ends_with('Z') && &ts[10..11] == "T", "RFC 3339 with ns: {ts}");
+    assert!(
+        ts.len() == 30 && ts.ends_with('Z') && &ts[10..11] == "T",
+        "RFC 3339 with ns: {ts}"
+    );
     assert!(!s(a, "host.hostname").is_empty(), "{a}");
     assert!(get(a, "process.pid").as_u64().is_some(), "{a}");
     assert!(get(a, "process.parent.pid").as_u64().is_some(), "{a}");
@@ -108,7 +128,10 @@ fn me() -> u64 {
 }
 
 fn my_exe() -> String {
-    fs::canonicalize("/proc/self/exe").unwrap().display().to_string()
+    fs::canonicalize("/proc/self/exe")
+        .unwrap()
+        .display()
+        .to_string()
 }
 
 #[test]
@@ -123,22 +146,37 @@ fn writes_renames_chmods_and_unlinks_under_a_watched_directory() {
     fs::remove_file(&b).unwrap();
 
     let src = l.source(LINE_DIR);
-    let w = l.expect("write abs-a", |x| s(x, "event.action") == "write" && s(x, "file.path") == a);
+    let w = l.expect("write abs-a", |x| {
+        s(x, "event.action") == "write" && s(x, "file.path") == a
+    });
     check_common(&w, "e2e-dir", &src);
     assert_eq!(s(&w, "event.outcome"), "success");
     assert_eq!(get(&w, "process.pid").as_u64(), Some(me()));
     assert_eq!(s(&w, "process.executable"), my_exe());
-    assert!(get(&w, "process.args").as_array().is_some_and(|v| !v.is_empty()), "{w}");
+    assert!(
+        get(&w, "process.args")
+            .as_array()
+            .is_some_and(|v| !v.is_empty()),
+        "{w}"
+    );
     assert!(get(&w, "file.inode").as_u64().is_some(), "{w}");
 
-    let r = l.expect("rename abs-a", |x| s(x, "event.action") == "rename" && s(x, "file.path") == a);
+    let r = l.expect("rename abs-a", |x| {
+        s(x, "event.action") == "rename" && s(x, "file.path") == a
+    });
     check_common(&r, "e2e-dir", &src);
     assert_eq!(s(&r, "file.target_path"), b);
-    let c = l.expect("chmod abs-b", |x| s(x, "event.action") == "chmod" && s(x, "file.path") == b);
+    let c = l.expect("chmod abs-b", |x| {
+        s(x, "event.action") == "chmod" && s(x, "file.path") == b
+    });
     check_common(&c, "e2e-dir", &src);
-    let o = l.expect("chown abs-b", |x| s(x, "event.action") == "chown" && s(x, "file.path") == b);
+    let o = l.expect("chown abs-b", |x| {
+        s(x, "event.action") == "chown" && s(x, "file.path") == b
+    });
     check_common(&o, "e2e-dir", &src);
-    let u = l.expect("unlink abs-b", |x| s(x, "event.action") == "unlink" && s(x, "file.path") == b);
+    let u = l.expect("unlink abs-b", |x| {
+        s(x, "event.action") == "unlink" && s(x, "file.path") == b
+    });
     check_common(&u, "e2e-dir", &src);
     assert_eq!(get(&u, "process.pid").as_u64(), Some(me()));
 
@@ -152,8 +190,12 @@ fn relative_paths_and_dotdot_reach_their_watch() {
     let Some(l) = live() else { return };
     let root = l.root.display();
     sh(&format!("cd {root}/watched/sub && echo x > ../rel-a && mv ../rel-a ../rel-b && chmod 600 ../rel-b && rm ../rel-b"));
-    sh(&format!("cd {root} && echo x > watched/rel-c && rm watched/rel-c"));
-    sh(&format!("echo x > {root}/unwatched/../watched/dot-d && rm {root}/unwatched/../watched/./dot-d"));
+    sh(&format!(
+        "cd {root} && echo x > watched/rel-c && rm watched/rel-c"
+    ));
+    sh(&format!(
+        "echo x > {root}/unwatched/../watched/dot-d && rm {root}/unwatched/../watched/./dot-d"
+    ));
     let src = l.source(LINE_DIR);
     for (action, name) in [
         ("write", "rel-a"),
@@ -166,7 +208,9 @@ fn relative_paths_and_dotdot_reach_their_watch() {
         ("unlink", "dot-d"),
     ] {
         let p = l.path(&format!("watched/{name}"));
-        let a = l.expect(&format!("{action} {name}"), |x| s(x, "event.action") == action && s(x, "file.path") == p);
+        let a = l.expect(&format!("{action} {name}"), |x| {
+            s(x, "event.action") == action && s(x, "file.path") == p
+        });
         check_common(&a, "e2e-dir", &src);
         if action == "rename" {
             assert_eq!(s(&a, "file.target_path"), l.path("watched/rel-b"), "{a}");
@@ -210,12 +254,21 @@ static CWD: Mutex<()> = Mutex::new(());
 fn exec_of_a_watched_binary() {
     let Some(l) = live() else { return };
     let bin = l.path("bin/watched-true");
-    assert!(Command::new(&bin).arg("e2e-direct").status().unwrap().success());
-    assert!(Command::new(l.path("bin/link-true")).arg("e2e-link").status().unwrap().success());
+    assert!(Command::new(&bin)
+        .arg("e2e-direct")
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new(l.path("bin/link-true"))
+        .arg("e2e-link")
+        .status()
+        .unwrap()
+        .success());
     let src = l.source(LINE_EXEC);
     for arg in ["e2e-direct", "e2e-link"] {
         let a = l.expect(&format!("exec {arg}"), |x| {
-            s(x, "event.action") == "exec" && get(x, "process.args").get(1).and_then(Value::as_str) == Some(arg)
+            s(x, "event.action") == "exec"
+                && get(x, "process.args").get(1).and_then(Value::as_str) == Some(arg)
         });
         check_common(&a, "e2e-exec", &src);
         assert_eq!(s(&a, "process.executable"), bin, "{a}");
@@ -243,7 +296,10 @@ fn setresuid_child(steps: &[(u32, u32, u32)]) -> u32 {
     }
     let mut status = 0;
     unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "setresuid child failed: {status:#x}");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "setresuid child failed: {status:#x}"
+    );
     pid as u32
 }
 
@@ -264,7 +320,9 @@ fn setresuid_back_to_root_is_reported() {
     assert_eq!(get(&a, "process.parent.pid").as_u64(), Some(me()), "{a}");
     // Only the transition is reported, not the drop before it.
     l.fence();
-    let from_child = l.monitor.matching(|x| get(x, "process.pid").as_u64() == Some(pid as u64));
+    let from_child = l
+        .monitor
+        .matching(|x| get(x, "process.pid").as_u64() == Some(pid as u64));
     assert_eq!(from_child.len(), 1, "{from_child:?}");
 }
 
@@ -278,7 +336,9 @@ fn the_same_activity_elsewhere_is_silent() {
     fs::rename(&u, l.path("unwatched/neg-b")).unwrap();
     fs::set_permissions(l.path("unwatched/neg-b"), fs::Permissions::from_mode(0o600)).unwrap();
     fs::remove_file(l.path("unwatched/neg-b")).unwrap();
-    sh(&format!("cd {root}/unwatched && echo x > neg-c && mv neg-c ../unwatched/neg-d && rm neg-d"));
+    sh(&format!(
+        "cd {root}/unwatched && echo x > neg-c && mv neg-c ../unwatched/neg-d && rm neg-d"
+    ));
     // A read of a file under a watch without `r`.
     fs::read(l.path("watched/readme")).unwrap();
     // A unix socket elsewhere.
@@ -286,7 +346,11 @@ fn the_same_activity_elsewhere_is_silent() {
     let _listener = UnixListener::bind(&other).unwrap();
     UnixStream::connect(&other).unwrap();
     // An unwatched copy of the watched binary.
-    assert!(Command::new(l.path("bin/unwatched-true")).arg("e2e-neg").status().unwrap().success());
+    assert!(Command::new(l.path("bin/unwatched-true"))
+        .arg("e2e-neg")
+        .status()
+        .unwrap()
+        .success());
     // Privilege drops that never reach root.
     let child = setresuid_child(&[(65534, 65534, 65534)]);
 
@@ -299,7 +363,10 @@ fn the_same_activity_elsewhere_is_silent() {
             || get(x, "process.args").get(1).and_then(Value::as_str) == Some("e2e-neg")
             || get(x, "process.pid").as_u64() == Some(child as u64)
     });
-    assert!(noise.is_empty(), "alerts for unwatched activity: {noise:#?}");
+    assert!(
+        noise.is_empty(),
+        "alerts for unwatched activity: {noise:#?}"
+    );
 }
 
 #[test]
@@ -308,9 +375,15 @@ fn every_alert_line_follows_the_documented_schema() {
     // Make sure there is something to check.
     fs::write(l.path("watched/schema"), "x").unwrap();
     l.fence();
-    let doc = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/alert-schema.md")).unwrap();
+    let doc =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/alert-schema.md"))
+            .unwrap();
     let rows = schema_rows(&doc);
-    assert!(rows.len() >= 30, "schema table not found in docs/alert-schema.md ({} rows)", rows.len());
+    assert!(
+        rows.len() >= 30,
+        "schema table not found in docs/alert-schema.md ({} rows)",
+        rows.len()
+    );
     let all = l.monitor.all();
     assert!(!all.is_empty());
     for a in &all {
@@ -345,7 +418,11 @@ fn schema_rows(doc: &str) -> Vec<(String, String, String)> {
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
             let when = *cells.get(3)?;
             if cells.len() >= 5 && ["always", "file", "connect", "setid"].contains(&when) {
-                Some((cells[1].trim_matches('`').to_string(), cells[2].trim_matches('`').to_string(), when.to_string()))
+                Some((
+                    cells[1].trim_matches('`').to_string(),
+                    cells[2].trim_matches('`').to_string(),
+                    when.to_string(),
+                ))
             } else {
                 None
             }
@@ -365,17 +442,30 @@ fn a_burst_of_writes_is_reported_completely_and_in_order() {
         fs::write(l.path(&format!("watched/burst/{i}")), "x").unwrap();
     }
     let last = l.path(&format!("watched/burst/{}", N - 1));
-    l.monitor.wait_for("last write of the burst", |x| s(x, "file.path") == last);
+    l.monitor
+        .wait_for("last write of the burst", |x| s(x, "file.path") == last);
     let prefix = l.path("watched/burst/");
-    let alerts = l.monitor.matching_alerts(|x| s(x, "event.action") == "write" && s(x, "file.path").starts_with(&prefix));
-    let names: Vec<usize> =
-        alerts.iter().map(|a| s(&a.json, "file.path")[prefix.len()..].parse().unwrap()).collect();
-    assert_eq!(names, (0..N).collect::<Vec<_>>(), "every write once, in order");
+    let alerts = l.monitor.matching_alerts(|x| {
+        s(x, "event.action") == "write" && s(x, "file.path").starts_with(&prefix)
+    });
+    let names: Vec<usize> = alerts
+        .iter()
+        .map(|a| s(&a.json, "file.path")[prefix.len()..].parse().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        (0..N).collect::<Vec<_>>(),
+        "every write once, in order"
+    );
     let mut lat_us: Vec<i128> = alerts
         .iter()
         .map(|a| {
             let sent = timestamp_ns(s(&a.json, "@timestamp")).unwrap();
-            let got = a.received_wall.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i128;
+            let got = a
+                .received_wall
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as i128;
             (got - sent) / 1000
         })
         .collect();
@@ -386,9 +476,15 @@ fn a_burst_of_writes_is_reported_completely_and_in_order() {
     for i in 0..20 {
         let f = l.path(&format!("watched/burst/single-{i}"));
         fs::write(&f, "x").unwrap();
-        let a = l.monitor.wait_for("isolated write", |x| s(x, "file.path") == f);
+        let a = l
+            .monitor
+            .wait_for("isolated write", |x| s(x, "file.path") == f);
         let sent = timestamp_ns(s(&a.json, "@timestamp")).unwrap();
-        let got = a.received_wall.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i128;
+        let got = a
+            .received_wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i128;
         single.push((got - sent) / 1000);
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -398,7 +494,12 @@ fn a_burst_of_writes_is_reported_completely_and_in_order() {
 fn report_latency(what: &str, mut us: Vec<i128>) {
     us.sort();
     let pct = |p: usize| us[(us.len() - 1) * p / 100];
-    eprintln!("alert latency, {what} (syscall to line read): p50 {} us, p99 {} us, max {} us", pct(50), pct(99), pct(100));
+    eprintln!(
+        "alert latency, {what} (syscall to line read): p50 {} us, p99 {} us, max {} us",
+        pct(50),
+        pct(99),
+        pct(100)
+    );
 }
 
 fn cstr(p: &str) -> std::ffi::CString {
@@ -422,19 +523,52 @@ fn every_file_syscall_class_reaches_its_watch() {
         libc::close(fd as i32);
         // openat2 with O_CREAT through `struct open_how`.
         let how: [u64; 3] = [(libc::O_CREAT | libc::O_WRONLY) as u64, 0o600, 0];
-        let fd = libc::syscall(libc::SYS_openat2, libc::AT_FDCWD, cstr(&p("openat2")).as_ptr(), how.as_ptr(), 24usize);
+        let fd = libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            cstr(&p("openat2")).as_ptr(),
+            how.as_ptr(),
+            24usize,
+        );
         rc(fd, "openat2");
         libc::close(fd as i32);
-        rc(libc::truncate(cstr(&p("creat")).as_ptr(), 0) as i64, "truncate");
+        rc(
+            libc::truncate(cstr(&p("creat")).as_ptr(), 0) as i64,
+            "truncate",
+        );
         rc(libc::mkdir(cstr(&p("dir")).as_ptr(), 0o755) as i64, "mkdir");
         rc(libc::rmdir(cstr(&p("dir")).as_ptr()) as i64, "rmdir");
-        rc(libc::link(cstr(&p("creat")).as_ptr(), cstr(&p("hard")).as_ptr()) as i64, "link");
-        rc(libc::symlink(cstr("some target text").as_ptr(), cstr(&p("soft")).as_ptr()) as i64, "symlink");
-        rc(libc::mkfifo(cstr(&p("fifo")).as_ptr(), 0o600) as i64, "mkfifo");
+        rc(
+            libc::link(cstr(&p("creat")).as_ptr(), cstr(&p("hard")).as_ptr()) as i64,
+            "link",
+        );
+        rc(
+            libc::symlink(cstr("some target text").as_ptr(), cstr(&p("soft")).as_ptr()) as i64,
+            "symlink",
+        );
+        rc(
+            libc::mkfifo(cstr(&p("fifo")).as_ptr(), 0o600) as i64,
+            "mkfifo",
+        );
         let v = b"v";
-        rc(libc::setxattr(cstr(&p("creat")).as_ptr(), cstr("user.e2e").as_ptr(), v.as_ptr().cast(), 1, 0) as i64, "setxattr");
-        rc(libc::removexattr(cstr(&p("creat")).as_ptr(), cstr("user.e2e").as_ptr()) as i64, "removexattr");
-        rc(libc::lchown(cstr(&p("soft")).as_ptr(), 0, 0) as i64, "lchown");
+        rc(
+            libc::setxattr(
+                cstr(&p("creat")).as_ptr(),
+                cstr("user.e2e").as_ptr(),
+                v.as_ptr().cast(),
+                1,
+                0,
+            ) as i64,
+            "setxattr",
+        );
+        rc(
+            libc::removexattr(cstr(&p("creat")).as_ptr(), cstr("user.e2e").as_ptr()) as i64,
+            "removexattr",
+        );
+        rc(
+            libc::lchown(cstr(&p("soft")).as_ptr(), 0, 0) as i64,
+            "lchown",
+        );
     }
     let src = l.source(LINE_DIR);
     for (action, syscall, name) in [
@@ -455,14 +589,18 @@ fn every_file_syscall_class_reaches_its_watch() {
     ] {
         let path = p(name);
         let a = l.expect(&format!("{syscall} {name}"), |x| {
-            s(x, "syscall.name") == syscall && s(x, "event.action") == action && s(x, "file.path") == path
+            s(x, "syscall.name") == syscall
+                && s(x, "event.action") == action
+                && s(x, "file.path") == path
         });
         check_common(&a, "e2e-dir", &src);
         assert_eq!(s(&a, "event.outcome"), "success", "{a}");
         match syscall {
             "link" => assert_eq!(s(&a, "file.target_path"), p("hard"), "{a}"),
             "symlink" => assert_eq!(s(&a, "file.link_target"), "some target text", "{a}"),
-            "creat" | "open" | "openat2" => assert!(get(&a, "file.inode").as_u64().is_some(), "{a}"),
+            "creat" | "open" | "openat2" => {
+                assert!(get(&a, "file.inode").as_u64().is_some(), "{a}")
+            }
             _ => {}
         }
     }
@@ -476,21 +614,38 @@ fn a_watched_socket_created_after_start_is_caught_at_once() {
     let sock = l.path("late/sock");
     let _listener = UnixListener::bind(&sock).unwrap();
     UnixStream::connect(&sock).unwrap();
-    let a = l.expect("connect to the late socket", |x| s(x, "event.action") == "connect" && s(x, "file.path") == sock);
+    let a = l.expect("connect to the late socket", |x| {
+        s(x, "event.action") == "connect" && s(x, "file.path") == sock
+    });
     check_common(&a, "e2e-late", &l.source(LINE_LATE));
 }
 
 #[test]
 fn long_argv_is_cut_and_flagged() {
     let Some(l) = live() else { return };
-    let long: Vec<String> = (0..80).map(|i| format!("e2e-long-{i:03}-{}", "x".repeat(90))).collect();
-    assert!(Command::new(l.path("bin/watched-true")).args(&long).status().unwrap().success());
+    let long: Vec<String> = (0..80)
+        .map(|i| format!("e2e-long-{i:03}-{}", "x".repeat(90)))
+        .collect();
+    assert!(Command::new(l.path("bin/watched-true"))
+        .args(&long)
+        .status()
+        .unwrap()
+        .success());
     let a = l.expect("exec with long argv", |x| {
-        s(x, "event.action") == "exec" && get(x, "process.args").get(1).and_then(Value::as_str) == Some(long[0].as_str())
+        s(x, "event.action") == "exec"
+            && get(x, "process.args").get(1).and_then(Value::as_str) == Some(long[0].as_str())
     });
-    assert_eq!(get(&a, "process.args_truncated").as_bool(), Some(true), "{a}");
+    assert_eq!(
+        get(&a, "process.args_truncated").as_bool(),
+        Some(true),
+        "{a}"
+    );
     let args = get(&a, "process.args").as_array().unwrap();
     let bytes: usize = args.iter().map(|v| v.as_str().unwrap().len() + 1).sum();
     assert!(bytes <= 4096, "{bytes} bytes of argv");
-    assert!(args.len() > 30 && args.len() < long.len() + 1, "{} args", args.len());
+    assert!(
+        args.len() > 30 && args.len() < long.len() + 1,
+        "{} args",
+        args.len()
+    );
 }

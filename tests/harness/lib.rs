@@ -35,7 +35,11 @@ pub fn monitor_bin() -> PathBuf {
         return p.into();
     }
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/monitor");
-    assert!(p.exists(), "{} is missing: run `cargo xtask build` first (`cargo xtask test` does)", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `cargo xtask build` first (`cargo xtask test` does)",
+        p.display()
+    );
     p
 }
 
@@ -77,7 +81,9 @@ impl Monitor {
             let mut cmd = Command::new(monitor_bin());
             cmd.arg("run").arg("--rules").arg(&rules);
             cmd.env("RUST_LOG", "info");
-            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
             unsafe {
                 cmd.pre_exec(|| {
                     // The monitor stops when the test process goes away, however it ends.
@@ -113,11 +119,21 @@ impl Monitor {
         let mut out = lock.lock().unwrap_or_else(|e| e.into_inner());
         while !out.ready {
             if let Some(exit) = &out.exit {
-                panic!("monitor exited during start ({exit}):\n{}", out.stderr.join("\n"));
+                panic!(
+                    "monitor exited during start ({exit}):\n{}",
+                    out.stderr.join("\n")
+                );
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "monitor not ready after {START_TIMEOUT:?}:\n{}", out.stderr.join("\n"));
-            out = cond.wait_timeout(out, left).unwrap_or_else(|e| e.into_inner()).0;
+            assert!(
+                !left.is_zero(),
+                "monitor not ready after {START_TIMEOUT:?}:\n{}",
+                out.stderr.join("\n")
+            );
+            out = cond
+                .wait_timeout(out, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -136,8 +152,14 @@ impl Monitor {
                 return exit.clone();
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "monitor still running {ALERT_TIMEOUT:?} after signal {signal}");
-            out = cond.wait_timeout(out, left).unwrap_or_else(|e| e.into_inner()).0;
+            assert!(
+                !left.is_zero(),
+                "monitor still running {ALERT_TIMEOUT:?} after signal {signal}"
+            );
+            out = cond
+                .wait_timeout(out, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -147,32 +169,53 @@ impl Monitor {
         let deadline = Instant::now() + ALERT_TIMEOUT;
         let mut out = lock.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            assert!(out.garbage.is_empty(), "non-JSON lines on stdout: {:?}", out.garbage);
+            assert!(
+                out.garbage.is_empty(),
+                "non-JSON lines on stdout: {:?}",
+                out.garbage
+            );
             if let Some(a) = out.alerts.iter().find(|a| pred(&a.json)) {
                 return a.clone();
             }
             if let Some(exit) = &out.exit {
-                panic!("monitor exited ({exit}) while waiting for {what}:\n{}", out.stderr.join("\n"));
+                panic!(
+                    "monitor exited ({exit}) while waiting for {what}:\n{}",
+                    out.stderr.join("\n")
+                );
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 let seen: Vec<String> = out.alerts.iter().map(|a| summary(&a.json)).collect();
-                panic!("no alert for {what} within {ALERT_TIMEOUT:?}; alerts seen:\n{}", seen.join("\n"));
+                panic!(
+                    "no alert for {what} within {ALERT_TIMEOUT:?}; alerts seen:\n{}",
+                    seen.join("\n")
+                );
             }
-            out = cond.wait_timeout(out, left).unwrap_or_else(|e| e.into_inner()).0;
+            out = cond
+                .wait_timeout(out, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
     /// Every alert so far that satisfies `pred`, with its reception times.
     pub fn matching_alerts(&self, pred: impl Fn(&Value) -> bool) -> Vec<Alert> {
         let out = self.out.0.lock().unwrap_or_else(|e| e.into_inner());
-        out.alerts.iter().filter(|a| pred(&a.json)).cloned().collect()
+        out.alerts
+            .iter()
+            .filter(|a| pred(&a.json))
+            .cloned()
+            .collect()
     }
 
     /// Every alert so far that satisfies `pred`.
     pub fn matching(&self, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
         let out = self.out.0.lock().unwrap_or_else(|e| e.into_inner());
-        out.alerts.iter().filter(|a| pred(&a.json)).map(|a| a.json.clone()).collect()
+        out.alerts
+            .iter()
+            .filter(|a| pred(&a.json))
+            .map(|a| a.json.clone())
+            .collect()
     }
 
     /// Every alert so far.
@@ -182,7 +225,12 @@ impl Monitor {
 
     /// Everything the monitor logged so far.
     pub fn stderr(&self) -> Vec<String> {
-        self.out.0.lock().unwrap_or_else(|e| e.into_inner()).stderr.clone()
+        self.out
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .stderr
+            .clone()
     }
 }
 
@@ -194,7 +242,11 @@ fn read_stdout(stdout: impl std::io::Read, out: Arc<(Mutex<Output>, Condvar)>) {
         let (lock, cond) = &*out;
         let mut o = lock.lock().unwrap_or_else(|e| e.into_inner());
         match serde_json::from_str::<Value>(&line) {
-            Ok(json) if json.is_object() => o.alerts.push(Alert { json, received, received_wall }),
+            Ok(json) if json.is_object() => o.alerts.push(Alert {
+                json,
+                received,
+                received_wall,
+            }),
             _ => o.garbage.push(line),
         }
         cond.notify_all();
@@ -238,7 +290,11 @@ pub fn timestamp_ns(ts: &str) -> Option<i128> {
 pub fn summary(a: &Value) -> String {
     format!(
         "{} {} key={} path={} pid={} exe={}",
-        a["event"]["sequence"], a["event"]["action"], a["rule"]["key"], a["file"]["path"], a["process"]["pid"],
+        a["event"]["sequence"],
+        a["event"]["action"],
+        a["rule"]["key"],
+        a["file"]["path"],
+        a["process"]["pid"],
         a["process"]["executable"]
     )
 }
@@ -260,7 +316,10 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     // A symlink-free spelling: the kernel reports canonical paths.
     let dir = std::fs::canonicalize(&dir).unwrap();
-    SCRATCH.lock().unwrap_or_else(|e| e.into_inner()).push(dir.clone());
+    SCRATCH
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(dir.clone());
     extern "C" fn cleanup() {
         if let Ok(dirs) = SCRATCH.lock() {
             for d in dirs.iter() {
@@ -279,6 +338,10 @@ static SCRATCH: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Run `sh -c SCRIPT` and require success.
 pub fn sh(script: &str) {
-    let status = Command::new("sh").arg("-c").arg(script).status().expect("running sh");
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .expect("running sh");
     assert!(status.success(), "`{script}` failed: {status}");
 }

@@ -13,7 +13,10 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "xtask", about = "Build, run and test the container-host monitor")]
+#[command(
+    name = "xtask",
+    about = "Build, run and test the container-host monitor"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -30,8 +30,9 @@ pub fn setup(test_deps: bool) -> Result<()> {
 }
 
 fn ensure_rust_src() -> Result<()> {
-    let sysroot = output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))
-        .context("the nightly toolchain is required to build the eBPF programs")?;
+    let sysroot =
+        output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))
+            .context("the nightly toolchain is required to build the eBPF programs")?;
     let src = Path::new(&sysroot).join("lib/rustlib/src/rust/library/core");
     if src.exists() {
         return Ok(());
@@ -43,7 +44,9 @@ fn ensure_rust_src() -> Result<()> {
 fn cargo_bin_dir() -> PathBuf {
     let home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
+        });
     home.join("bin")
 }
 
@@ -54,7 +57,8 @@ fn ensure_bpf_linker() -> Result<()> {
     }
     // bpf-linker must use exactly the LLVM that produced the bitcode: the nightly's own
     // libLLVM. It finds it through LLVM_PREFIX/lib, which we populate with symlinks.
-    let sysroot = output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))?;
+    let sysroot =
+        output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))?;
     let sys_lib = Path::new(&sysroot).join("lib");
     let libllvm = std::fs::read_dir(&sys_lib)
         .with_context(|| format!("reading {}", sys_lib.display()))?
@@ -82,8 +86,18 @@ fn ensure_bpf_linker() -> Result<()> {
     }
     eprintln!("xtask: building bpf-linker {BPF_LINKER_VERSION} against {libllvm} (about a minute)");
     run(Command::new("cargo")
-        .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION])
-        .args(["--no-default-features", "--features", &format!("llvm-{major}")])
+        .args([
+            "install",
+            "bpf-linker",
+            "--locked",
+            "--version",
+            BPF_LINKER_VERSION,
+        ])
+        .args([
+            "--no-default-features",
+            "--features",
+            &format!("llvm-{major}"),
+        ])
         .env("LLVM_PREFIX", &prefix)
         .env(format!("LLVM_SYS_{major}0_PREFIX"), &prefix))
 }

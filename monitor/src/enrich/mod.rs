@@ -1,6 +1,7 @@
 //! Enrichment: turning a kernel event into an alert subject with process, user and host
 //! context. The process table is kept from fork/exec/exit events and seeded from /proc.
 
+pub mod container;
 pub mod paths;
 pub mod process;
 pub mod users;
@@ -17,14 +18,22 @@ pub struct Clock {
 impl Clock {
     pub fn measure() -> Clock {
         let boot = |id| {
-            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
             unsafe { libc::clock_gettime(id, &mut ts) };
             ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
         };
         let b1 = boot(libc::CLOCK_BOOTTIME);
-        let real = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0);
+        let real = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
         let b2 = boot(libc::CLOCK_BOOTTIME);
-        Clock { offset_ns: real - (b1 + b2) / 2 }
+        Clock {
+            offset_ns: real - (b1 + b2) / 2,
+        }
     }
 
     pub fn wall_ns(&self, boot_ns: u64) -> i128 {
@@ -74,7 +83,13 @@ mod tests {
     #[test]
     fn formats_rfc3339() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339(1_795_443_723_000_000_001), "2026-11-23T14:22:03.000000001Z");
-        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000000000Z");
+        assert_eq!(
+            rfc3339(1_795_443_723_000_000_001),
+            "2026-11-23T14:22:03.000000001Z"
+        );
+        assert_eq!(
+            rfc3339(951_782_400_000_000_000),
+            "2000-02-29T00:00:00.000000000Z"
+        );
     }
 }

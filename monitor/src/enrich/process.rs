@@ -29,9 +29,15 @@ impl ProcessTable {
 
     /// Read every process in /proc.
     pub fn seed_from_proc(&mut self) {
-        let Ok(dir) = std::fs::read_dir("/proc") else { return };
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return;
+        };
         for entry in dir.flatten() {
-            if let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) {
+            if let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            {
                 if let Some(info) = read_proc(pid) {
                     self.procs.insert(pid, info);
                 }
@@ -63,7 +69,10 @@ impl ProcessTable {
                 self.procs.remove(&ev.pid);
             }
             _ => {
-                let info = self.procs.entry(ev.pid).or_insert_with(|| read_proc(ev.pid).unwrap_or_default());
+                let info = self
+                    .procs
+                    .entry(ev.pid)
+                    .or_insert_with(|| read_proc(ev.pid).unwrap_or_default());
                 info.ppid = ev.ppid;
                 if info.comm.is_empty() {
                     info.comm = ev.comm.clone();
@@ -107,14 +116,25 @@ pub fn read_proc(pid: u32) -> Option<ProcInfo> {
     let comm = stat.get(open + 1..close)?.to_vec();
     let rest = std::str::from_utf8(stat.get(close + 2..)?).ok()?;
     let ppid = rest.split(' ').nth(1)?.parse().ok()?;
-    let exe = std::fs::read_link(format!("{base}/exe")).ok().map(|p| p.as_os_str().as_bytes().to_vec());
+    let exe = std::fs::read_link(format!("{base}/exe"))
+        .ok()
+        .map(|p| p.as_os_str().as_bytes().to_vec());
     let args = std::fs::read(format!("{base}/cmdline"))
         .map(|c| {
             let c = c.strip_suffix(&[0]).unwrap_or(&c).to_vec();
-            if c.is_empty() { Vec::new() } else { c.split(|&b| b == 0).map(|s| s.to_vec()).collect() }
+            if c.is_empty() {
+                Vec::new()
+            } else {
+                c.split(|&b| b == 0).map(|s| s.to_vec()).collect()
+            }
         })
         .unwrap_or_default();
-    Some(ProcInfo { ppid, exe, args, comm })
+    Some(ProcInfo {
+        ppid,
+        exe,
+        args,
+        comm,
+    })
 }
 
 #[cfg(test)]

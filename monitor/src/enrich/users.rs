@@ -33,12 +33,17 @@ impl Users {
     fn reload(&mut self) {
         let path = "/etc/passwd";
         self.mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        self.names = read_id_table(path).into_iter().map(|(name, id)| (id, name)).collect();
+        self.names = read_id_table(path)
+            .into_iter()
+            .map(|(name, id)| (id, name))
+            .collect();
     }
 
     /// Re-read /etc/passwd if it changed since the last read.
     pub fn refresh(&mut self) {
-        let now = std::fs::metadata("/etc/passwd").and_then(|m| m.modified()).ok();
+        let now = std::fs::metadata("/etc/passwd")
+            .and_then(|m| m.modified())
+            .ok();
         if now != self.mtime {
             self.reload();
         }

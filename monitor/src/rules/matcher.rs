@@ -23,8 +23,15 @@ pub fn event_perm(ev: &Event) -> u8 {
             }
             p
         }
-        Act::Unlink | Act::Rmdir | Act::Rename | Act::Link | Act::Symlink | Act::Mkdir
-        | Act::Mknod | Act::Truncate | Act::Connect => perm::WRITE,
+        Act::Unlink
+        | Act::Rmdir
+        | Act::Rename
+        | Act::Link
+        | Act::Symlink
+        | Act::Mkdir
+        | Act::Mknod
+        | Act::Truncate
+        | Act::Connect => perm::WRITE,
         Act::Chmod | Act::Chown | Act::SetXattr | Act::RemoveXattr => perm::ATTR,
         Act::SetId | Act::Fork | Act::Exit => 0,
     }
@@ -90,7 +97,11 @@ impl<'a> Matcher<'a> {
                 ev.mode != 0 && ((ev.mode & 0o170000 == *mode) != *negate)
             }
             Cond::Compare { a, b, negate } => (id_field(ev, *a) == id_field(ev, *b)) != *negate,
-            Cond::Path { field, negate, path } => {
+            Cond::Path {
+                field,
+                negate,
+                path,
+            } => {
                 let hit = match field {
                     PathField::Exe => exe.is_some_and(|e| self.same_path(e, path)),
                     PathField::Path => self.is_path(ev, path),
@@ -125,7 +136,9 @@ impl<'a> Matcher<'a> {
         }
         // The kernel matched a watched ancestor by inode: the object is below that watch,
         // hence below every watch that contains it.
-        let Some(dir_target) = self.plan.by_written(dir) else { return false };
+        let Some(dir_target) = self.plan.by_written(dir) else {
+            return false;
+        };
         [ev.watch, ev.watch2]
             .iter()
             .filter_map(|id| self.plan.target(*id))

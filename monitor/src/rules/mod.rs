@@ -14,8 +14,14 @@ use std::path::{Path, PathBuf};
 
 /// The default rule pack, built into the binary (files under the repository's `rules/`).
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("builtin:docker.rules", include_str!("../../../rules/docker.rules")),
-    ("builtin:privilege.rules", include_str!("../../../rules/privilege.rules")),
+    (
+        "builtin:docker.rules",
+        include_str!("../../../rules/docker.rules"),
+    ),
+    (
+        "builtin:privilege.rules",
+        include_str!("../../../rules/privilege.rules"),
+    ),
 ];
 
 /// A loaded, validated rule set.
@@ -93,7 +99,10 @@ impl RuleSet {
                 .with_context(|| format!("cannot read rules file {}", f.display()))?;
             texts.push((f.display().to_string(), text));
         }
-        Ok(RuleSet::from_texts(texts.iter().map(|(n, t)| (n.clone(), t.as_str())), ids)?)
+        Ok(RuleSet::from_texts(
+            texts.iter().map(|(n, t)| (n.clone(), t.as_str())),
+            ids,
+        )?)
     }
 }
 
@@ -109,7 +118,8 @@ fn same_rule(a: &Rule, b: &Rule) -> bool {
 pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
-        let md = std::fs::metadata(p).with_context(|| format!("rules path {} does not exist", p.display()))?;
+        let md = std::fs::metadata(p)
+            .with_context(|| format!("rules path {} does not exist", p.display()))?;
         if md.is_dir() {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
                 .with_context(|| format!("cannot list {}", p.display()))?

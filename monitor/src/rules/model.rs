@@ -142,14 +142,29 @@ pub mod perm {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Cond {
-    Num { field: NumField, op: Op, value: u64 },
+    Num {
+        field: NumField,
+        op: Op,
+        value: u64,
+    },
     /// `path=` (exact object), `dir=` (object at or below), `exe=` (process executable).
-    Path { field: PathField, negate: bool, path: String },
+    Path {
+        field: PathField,
+        negate: bool,
+        path: String,
+    },
     Perm(u8),
     /// `filetype=`: S_IF* value of the object.
-    FileType { negate: bool, mode: u32 },
+    FileType {
+        negate: bool,
+        mode: u32,
+    },
     /// `-C a=b` / `-C a!=b` between two credential ids.
-    Compare { a: IdField, b: IdField, negate: bool },
+    Compare {
+        a: IdField,
+        b: IdField,
+        negate: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -220,27 +235,53 @@ impl Rule {
                 let calls = match &self.syscalls {
                     Syscalls::All => "-S all".to_string(),
                     Syscalls::Set(set) => {
-                        let names: Vec<&str> =
-                            set.iter().map(|n| crate::rules::syscalls::name(*n).unwrap_or("?")).collect();
+                        let names: Vec<&str> = set
+                            .iter()
+                            .map(|n| crate::rules::syscalls::name(*n).unwrap_or("?"))
+                            .collect();
                         format!("-S {}", names.join(","))
                     }
                 };
-                format!("-a {},{} {calls}", lower(format!("{:?}", self.action)), lower(format!("{:?}", self.list)))
+                format!(
+                    "-a {},{} {calls}",
+                    lower(format!("{:?}", self.action)),
+                    lower(format!("{:?}", self.list))
+                )
             }
         };
         if let Origin::Syscall = self.origin {
             for c in &self.conds {
                 let text = match c {
-                    Cond::Num { field: NumField::Arg(i), op, value } => format!("a{i}{}{value:#x}", op.as_str()),
-                    Cond::Num { field, op, value } => format!("{}{}{value}", lower(format!("{field:?}")), op.as_str()),
-                    Cond::Path { field, negate, path } => {
-                        format!("{}{}{path}", lower(format!("{field:?}")), if *negate { "!=" } else { "=" })
+                    Cond::Num {
+                        field: NumField::Arg(i),
+                        op,
+                        value,
+                    } => format!("a{i}{}{value:#x}", op.as_str()),
+                    Cond::Num { field, op, value } => {
+                        format!("{}{}{value}", lower(format!("{field:?}")), op.as_str())
+                    }
+                    Cond::Path {
+                        field,
+                        negate,
+                        path,
+                    } => {
+                        format!(
+                            "{}{}{path}",
+                            lower(format!("{field:?}")),
+                            if *negate { "!=" } else { "=" }
+                        )
                     }
                     Cond::Perm(bits) => format!("perm={}", perm::render(*bits)),
-                    Cond::FileType { negate, mode } => format!("filetype{}{mode:o}", if *negate { "!=" } else { "=" }),
+                    Cond::FileType { negate, mode } => {
+                        format!("filetype{}{mode:o}", if *negate { "!=" } else { "=" })
+                    }
                     Cond::Compare { a, b, negate } => {
                         let op = if *negate { "!=" } else { "=" };
-                        out.push_str(&format!(" -C {}{op}{}", lower(format!("{a:?}")), lower(format!("{b:?}"))));
+                        out.push_str(&format!(
+                            " -C {}{op}{}",
+                            lower(format!("{a:?}")),
+                            lower(format!("{b:?}"))
+                        ));
                         continue;
                     }
                 };

@@ -23,16 +23,25 @@ pub struct SystemIds {
 impl SystemIds {
     pub fn load() -> SystemIds {
         use crate::enrich::users::read_id_table;
-        SystemIds { users: read_id_table("/etc/passwd"), groups: read_id_table("/etc/group") }
+        SystemIds {
+            users: read_id_table("/etc/passwd"),
+            groups: read_id_table("/etc/group"),
+        }
     }
 }
 
 impl IdResolver for SystemIds {
     fn user(&self, name: &str) -> Option<u32> {
-        self.users.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
+        self.users
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| *id)
     }
     fn group(&self, name: &str) -> Option<u32> {
-        self.groups.iter().find(|(n, _)| n == name).map(|(_, id)| *id)
+        self.groups
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| *id)
     }
 }
 
@@ -72,26 +81,58 @@ fn tokenize(line: &str) -> Vec<Tok<'_>> {
     for (i, c) in line.char_indices() {
         if c.is_whitespace() {
             if let Some(s) = start.take() {
-                out.push(Tok { text: &line[s..i], col: s as u32 + 1 });
+                out.push(Tok {
+                    text: &line[s..i],
+                    col: s as u32 + 1,
+                });
             }
         } else if start.is_none() {
             start = Some(i);
         }
     }
     if let Some(s) = start {
-        out.push(Tok { text: &line[s..], col: s as u32 + 1 });
+        out.push(Tok {
+            text: &line[s..],
+            col: s as u32 + 1,
+        });
     }
     out
 }
 
 const UNEVALUATED_FIELDS: &[&str] = &[
-    "subj_user", "subj_role", "subj_type", "subj_sen", "subj_clr", "obj_user", "obj_role",
-    "obj_type", "obj_lev_low", "obj_lev_high", "obj_uid", "obj_gid", "devmajor", "devminor",
-    "pers", "fstype", "saddr_fam", "msgtype", "exit_code",
+    "subj_user",
+    "subj_role",
+    "subj_type",
+    "subj_sen",
+    "subj_clr",
+    "obj_user",
+    "obj_role",
+    "obj_type",
+    "obj_lev_low",
+    "obj_lev_high",
+    "obj_uid",
+    "obj_gid",
+    "devmajor",
+    "devminor",
+    "pers",
+    "fstype",
+    "saddr_fam",
+    "msgtype",
+    "exit_code",
 ];
 
 const CONTROL_WITH_ARG: &[&str] = &["-b", "-f", "-e", "-r", "--backlog_wait_time", "-t", "-R"];
-const CONTROL_NO_ARG: &[&str] = &["-i", "-c", "--loginuid-immutable", "--reset-lost", "-l", "-s", "-q", "-v", "-m"];
+const CONTROL_NO_ARG: &[&str] = &[
+    "-i",
+    "-c",
+    "--loginuid-immutable",
+    "--reset-lost",
+    "-l",
+    "-s",
+    "-q",
+    "-v",
+    "-m",
+];
 
 /// Parse one line. Returns `None` for blank and comment lines.
 pub fn parse_line(
@@ -106,7 +147,11 @@ pub fn parse_line(
     }
     let toks = tokenize(text);
     let err = |report: &mut LineReport, col: u32, msg: String| {
-        report.errors.push(Diagnostic { source: source.clone(), col, message: msg });
+        report.errors.push(Diagnostic {
+            source: source.clone(),
+            col,
+            message: msg,
+        });
     };
     let mut watch: Option<(String, u32, bool)> = None; // path, col, is -W
     let mut perms: Option<(u8, u32)> = None;
@@ -124,8 +169,10 @@ pub fn parse_line(
     while i < toks.len() {
         let tok = &toks[i];
         let opt = tok.text;
-        let needs_arg = matches!(opt, "-w" | "-W" | "-p" | "-k" | "-a" | "-A" | "-d" | "-S" | "-F" | "-C")
-            || CONTROL_WITH_ARG.contains(&opt);
+        let needs_arg = matches!(
+            opt,
+            "-w" | "-W" | "-p" | "-k" | "-a" | "-A" | "-d" | "-S" | "-F" | "-C"
+        ) || CONTROL_WITH_ARG.contains(&opt);
         let arg = if needs_arg {
             i += 1;
             match toks.get(i) {
@@ -142,7 +189,11 @@ pub fn parse_line(
             "-w" | "-W" => {
                 let a = arg.unwrap();
                 if !a.text.starts_with('/') {
-                    err(report, a.col, format!("watch path must be absolute: {}", a.text));
+                    err(
+                        report,
+                        a.col,
+                        format!("watch path must be absolute: {}", a.text),
+                    );
                 }
                 watch = Some((a.text.to_string(), a.col, opt == "-W"));
             }
@@ -150,7 +201,11 @@ pub fn parse_line(
                 let a = arg.unwrap();
                 match perm::parse(a.text) {
                     Some(bits) => perms = Some((bits, a.col)),
-                    None => err(report, a.col, format!("permission {:?} is not a combination of r, w, x, a", a.text)),
+                    None => err(
+                        report,
+                        a.col,
+                        format!("permission {:?} is not a combination of r, w, x, a", a.text),
+                    ),
                 }
             }
             "-k" => {
@@ -164,10 +219,18 @@ pub fn parse_line(
                 let a = arg.unwrap();
                 match parse_list_action(a.text) {
                     Some((l, act)) => {
-                        let placement = if opt == "-A" { Placement::Prepend } else { Placement::Append };
+                        let placement = if opt == "-A" {
+                            Placement::Prepend
+                        } else {
+                            Placement::Append
+                        };
                         list_action = Some((l, act, placement, opt == "-d"));
                     }
-                    None => err(report, a.col, format!("{:?} is not list,action (e.g. always,exit)", a.text)),
+                    None => err(
+                        report,
+                        a.col,
+                        format!("{:?} is not list,action (e.g. always,exit)", a.text),
+                    ),
                 }
             }
             "-S" => {
@@ -205,7 +268,9 @@ pub fn parse_line(
                 match parse_compare(a.text) {
                     Ok(c) => conds.push(c),
                     Err(Some(msg)) => err(report, a.col, msg),
-                    Err(None) => inactive.push(format!("field comparison {} is not evaluated", a.text)),
+                    Err(None) => {
+                        inactive.push(format!("field comparison {} is not evaluated", a.text))
+                    }
                 }
             }
             "-D" => delete_all = true,
@@ -226,19 +291,30 @@ pub fn parse_line(
     let first_col = toks.first().map(|t| t.col).unwrap_or(1);
     let rule = if let Some((path, col, remove)) = watch {
         if list_action.is_some() || !syscalls_seen.is_empty() || all_syscalls {
-            err(report, col, "a watch (-w) cannot be combined with -a or -S".into());
+            err(
+                report,
+                col,
+                "a watch (-w) cannot be combined with -a or -S".into(),
+            );
             return None;
         }
         let perms = perms.map(|(p, _)| p).unwrap_or(perm::ALL);
         let path = normalise(&path);
         let rule = Rule {
             source: source.clone(),
-            origin: Origin::Watch { path: path.clone(), perms },
+            origin: Origin::Watch {
+                path: path.clone(),
+                perms,
+            },
             list: List::Exit,
             action: Action::Always,
             syscalls: Syscalls::All,
             conds: vec![
-                Cond::Path { field: PathField::Dir, negate: false, path },
+                Cond::Path {
+                    field: PathField::Dir,
+                    negate: false,
+                    path,
+                },
                 Cond::Perm(perms),
             ],
             keys,
@@ -250,10 +326,15 @@ pub fn parse_line(
         rule
     } else if let Some((list, action, placement, delete)) = list_action {
         if let Some((_, col)) = perms {
-            err(report, col, "-p only applies to watches (-w); use -F perm= in syscall rules".into());
+            err(
+                report,
+                col,
+                "-p only applies to watches (-w); use -F perm= in syscall rules".into(),
+            );
             return None;
         }
-        let syscalls = if all_syscalls || (syscalls_seen.is_empty() && unknown_syscalls.is_empty()) {
+        let syscalls = if all_syscalls || (syscalls_seen.is_empty() && unknown_syscalls.is_empty())
+        {
             Syscalls::All
         } else {
             syscalls_seen.sort_unstable();
@@ -261,12 +342,17 @@ pub fn parse_line(
             Syscalls::Set(syscalls_seen)
         };
         if list != List::Exit {
-            inactive.push(format!("the {list:?} list is not evaluated (only exit rules are)").to_lowercase());
+            inactive.push(
+                format!("the {list:?} list is not evaluated (only exit rules are)").to_lowercase(),
+            );
         }
         if inactive.is_empty() {
             if let Syscalls::Set(set) = &syscalls {
                 if set.is_empty() {
-                    inactive.push(format!("no syscall of this rule exists on x86-64 ({})", unknown_syscalls.join(",")));
+                    inactive.push(format!(
+                        "no syscall of this rule exists on x86-64 ({})",
+                        unknown_syscalls.join(",")
+                    ));
                 } else if set.iter().all(|n| syscalls::class_of(*n) == 0) {
                     let names: Vec<&str> = set.iter().filter_map(|n| syscalls::name(*n)).collect();
                     inactive.push(format!("no hook observes {}", names.join(",")));
@@ -280,7 +366,10 @@ pub fn parse_line(
                         report.warnings.push(Diagnostic {
                             source: source.clone(),
                             col: first_col,
-                            message: format!("syscalls not observed by any hook are ignored: {}", unobserved.join(",")),
+                            message: format!(
+                                "syscalls not observed by any hook are ignored: {}",
+                                unobserved.join(",")
+                            ),
                         });
                     }
                 }
@@ -313,7 +402,11 @@ pub fn parse_line(
     } else if control {
         return Some(Line::Control);
     } else {
-        err(report, first_col, "line is neither a watch (-w), a rule (-a/-A/-d) nor a control option".into());
+        err(
+            report,
+            first_col,
+            "line is neither a watch (-w), a rule (-a/-A/-d) nor a control option".into(),
+        );
         return None;
     };
     Some(Line::Rule(Box::new(rule), Placement::Append))
@@ -321,9 +414,28 @@ pub fn parse_line(
 
 /// Syscalls that exist on other architectures: a rule naming them is valid, not for x86-64.
 const KNOWN_ELSEWHERE: &[&str] = &[
-    "socketcall", "ipc", "stime", "chown32", "fchown32", "lchown32", "setuid32", "setgid32",
-    "setreuid32", "setregid32", "setresuid32", "setresgid32", "setfsuid32", "setfsgid32",
-    "truncate64", "ftruncate64", "fcntl64", "stat64", "lstat64", "fstat64", "_llseek", "mmap2",
+    "socketcall",
+    "ipc",
+    "stime",
+    "chown32",
+    "fchown32",
+    "lchown32",
+    "setuid32",
+    "setgid32",
+    "setreuid32",
+    "setregid32",
+    "setresuid32",
+    "setresgid32",
+    "setfsuid32",
+    "setfsgid32",
+    "truncate64",
+    "ftruncate64",
+    "fcntl64",
+    "stat64",
+    "lstat64",
+    "fstat64",
+    "_llseek",
+    "mmap2",
 ];
 
 /// Collapse repeated slashes and drop a trailing slash (auditctl does the same).
@@ -368,10 +480,21 @@ enum FieldOut {
 
 fn split_op(s: &str) -> Option<(&str, Op, &str)> {
     // Longest operators first.
-    for (tok, op) in [("!=", Op::Ne), ("<=", Op::Le), (">=", Op::Ge), ("&=", Op::BitTest), ("=", Op::Eq), ("<", Op::Lt), (">", Op::Gt), ("&", Op::BitMask)] {
+    for (tok, op) in [
+        ("!=", Op::Ne),
+        ("<=", Op::Le),
+        (">=", Op::Ge),
+        ("&=", Op::BitTest),
+        ("=", Op::Eq),
+        ("<", Op::Lt),
+        (">", Op::Gt),
+        ("&", Op::BitMask),
+    ] {
         if let Some(pos) = s.find(tok) {
             // The first operator character in the string decides where the name ends.
-            let first = s.find(|c| matches!(c, '=' | '!' | '<' | '>' | '&')).unwrap_or(pos);
+            let first = s
+                .find(|c| matches!(c, '=' | '!' | '<' | '>' | '&'))
+                .unwrap_or(pos);
             if first == pos {
                 return Some((&s[..pos], op, &s[pos + tok.len()..]));
             }
@@ -434,7 +557,10 @@ fn parse_field(s: &str, ids: &dyn IdResolver) -> Result<FieldOut, String> {
         "ppid" => num(NumField::Ppid, parse_number(value)),
         "sessionid" => num(NumField::SessionId, parse_id(value, |_| None)),
         "inode" => num(NumField::Inode, parse_number(value)),
-        "a0" | "a1" | "a2" | "a3" => num(NumField::Arg(name.as_bytes()[1] - b'0'), parse_number(value)),
+        "a0" | "a1" | "a2" | "a3" => num(
+            NumField::Arg(name.as_bytes()[1] - b'0'),
+            parse_number(value),
+        ),
         "success" => num(
             NumField::Success,
             match value {
@@ -449,7 +575,8 @@ fn parse_field(s: &str, ids: &dyn IdResolver) -> Result<FieldOut, String> {
             match value {
                 "b64" | "x86_64" | "x86-64" | "amd64" => Ok(FieldOut::Arch64),
                 "b32" | "i386" | "i486" | "i586" | "i686" => Ok(FieldOut::Inactive(
-                    "32-bit (compat) syscalls are not observed: the syscall tracepoints skip them".into(),
+                    "32-bit (compat) syscalls are not observed: the syscall tracepoints skip them"
+                        .into(),
                 )),
                 _ => Err(format!("unknown arch {value:?}")),
             }
@@ -464,7 +591,11 @@ fn parse_field(s: &str, ids: &dyn IdResolver) -> Result<FieldOut, String> {
                 "dir" => PathField::Dir,
                 _ => PathField::Exe,
             };
-            Ok(FieldOut::Cond(Cond::Path { field, negate, path: normalise(value) }))
+            Ok(FieldOut::Cond(Cond::Path {
+                field,
+                negate,
+                path: normalise(value),
+            }))
         }
         "perm" => {
             if op != Op::Eq {
@@ -494,16 +625,17 @@ fn parse_field(s: &str, ids: &dyn IdResolver) -> Result<FieldOut, String> {
             }
             Ok(FieldOut::Key(value.to_string()))
         }
-        n if UNEVALUATED_FIELDS.contains(&n) => {
-            Ok(FieldOut::Inactive(format!("field {n} is not evaluated by the monitor")))
-        }
+        n if UNEVALUATED_FIELDS.contains(&n) => Ok(FieldOut::Inactive(format!(
+            "field {n} is not evaluated by the monitor"
+        ))),
         n => Err(format!("unknown field {n:?}")),
     }
 }
 
 /// `-C a op b`: id comparisons are evaluated; others are valid but inactive (`Err(None)`).
 fn parse_compare(s: &str) -> Result<Cond, Option<String>> {
-    let (a, op, b) = split_op(s).ok_or_else(|| Some(format!("comparison {s:?} has no operator")))?;
+    let (a, op, b) =
+        split_op(s).ok_or_else(|| Some(format!("comparison {s:?} has no operator")))?;
     if !matches!(op, Op::Eq | Op::Ne) {
         return Err(Some("field comparisons only support = and !=".into()));
     }
@@ -529,20 +661,50 @@ fn parse_compare(s: &str) -> Result<Cond, Option<String>> {
         _ => None,
     };
     match (field(a), field(b)) {
-        (Some(x), Some(y)) => Ok(Cond::Compare { a: x, b: y, negate: op == Op::Ne }),
+        (Some(x), Some(y)) => Ok(Cond::Compare {
+            a: x,
+            b: y,
+            negate: op == Op::Ne,
+        }),
         _ => Err(None),
     }
 }
 
 fn errno(name: &str) -> Option<u64> {
     const ERRNOS: &[(&str, i64)] = &[
-        ("EPERM", 1), ("ENOENT", 2), ("ESRCH", 3), ("EINTR", 4), ("EIO", 5), ("ENXIO", 6),
-        ("E2BIG", 7), ("ENOEXEC", 8), ("EBADF", 9), ("ECHILD", 10), ("EAGAIN", 11),
-        ("ENOMEM", 12), ("EACCES", 13), ("EFAULT", 14), ("EBUSY", 16), ("EEXIST", 17),
-        ("EXDEV", 18), ("ENODEV", 19), ("ENOTDIR", 20), ("EISDIR", 21), ("EINVAL", 22),
-        ("ENFILE", 23), ("EMFILE", 24), ("ETXTBSY", 26), ("EFBIG", 27), ("ENOSPC", 28),
-        ("EROFS", 30), ("EMLINK", 31), ("ENAMETOOLONG", 36), ("ENOSYS", 38),
-        ("ENOTEMPTY", 39), ("ELOOP", 40), ("ECONNREFUSED", 111),
+        ("EPERM", 1),
+        ("ENOENT", 2),
+        ("ESRCH", 3),
+        ("EINTR", 4),
+        ("EIO", 5),
+        ("ENXIO", 6),
+        ("E2BIG", 7),
+        ("ENOEXEC", 8),
+        ("EBADF", 9),
+        ("ECHILD", 10),
+        ("EAGAIN", 11),
+        ("ENOMEM", 12),
+        ("EACCES", 13),
+        ("EFAULT", 14),
+        ("EBUSY", 16),
+        ("EEXIST", 17),
+        ("EXDEV", 18),
+        ("ENODEV", 19),
+        ("ENOTDIR", 20),
+        ("EISDIR", 21),
+        ("EINVAL", 22),
+        ("ENFILE", 23),
+        ("EMFILE", 24),
+        ("ETXTBSY", 26),
+        ("EFBIG", 27),
+        ("ENOSPC", 28),
+        ("EROFS", 30),
+        ("EMLINK", 31),
+        ("ENAMETOOLONG", 36),
+        ("ENOSYS", 38),
+        ("ENOTEMPTY", 39),
+        ("ELOOP", 40),
+        ("ECONNREFUSED", 111),
     ];
     let (neg, n) = match name.strip_prefix('-') {
         Some(n) => (true, n),
@@ -555,12 +717,19 @@ fn errno(name: &str) -> Option<u64> {
 pub use super::model::IdField;
 
 /// Parse a whole file's text.
-pub fn parse_text(text: &str, file: &str, ids: &dyn IdResolver) -> (Vec<(Line, Source)>, LineReport) {
+pub fn parse_text(
+    text: &str,
+    file: &str,
+    ids: &dyn IdResolver,
+) -> (Vec<(Line, Source)>, LineReport) {
     let file: Arc<str> = Arc::from(file);
     let mut report = LineReport::default();
     let mut lines = Vec::new();
     for (n, line) in text.lines().enumerate() {
-        let source = Source { file: file.clone(), line: n as u32 + 1 };
+        let source = Source {
+            file: file.clone(),
+            line: n as u32 + 1,
+        };
         if let Some(parsed) = parse_line(line, &source, ids, &mut report) {
             lines.push((parsed, source));
         }

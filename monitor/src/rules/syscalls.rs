@@ -7,7 +7,10 @@ pub fn number(name: &str) -> Option<u32> {
 }
 
 pub fn name(nr: u32) -> Option<&'static str> {
-    SYSCALLS.iter().find(|(_, n)| *n == nr).map(|(name, _)| *name)
+    SYSCALLS
+        .iter()
+        .find(|(_, n)| *n == nr)
+        .map(|(name, _)| *name)
 }
 
 /// The highest syscall number we know, bounding syscall sets.
@@ -44,7 +47,8 @@ pub const OPEN_SYSCALLS: &[u32] = &[2, 85, 257, 437];
 pub const TWO_PATH_SYSCALLS: &[u32] = &[82, 264, 316, 86, 265];
 pub const FD_SYSCALLS: &[u32] = &[77, 91, 93, 190, 199];
 pub const PATH_SYSCALLS: &[u32] = &[
-    87, 263, 84, 88, 266, 83, 258, 133, 259, 76, 90, 268, 452, 92, 94, 260, 188, 189, 463, 197, 198, 466,
+    87, 263, 84, 88, 266, 83, 258, 133, 259, 76, 90, 268, 452, 92, 94, 260, 188, 189, 463, 197,
+    198, 466,
 ];
 
 pub const EXEC_SYSCALLS: &[u32] = &[59, 322];
@@ -62,12 +66,25 @@ mod tests {
         assert_eq!(number("fchmodat2"), Some(452));
         assert_eq!(name(59), Some("execve"));
         assert_eq!(number("no_such_call"), None);
-        let mut split: Vec<u32> = OPEN_SYSCALLS.iter().chain(TWO_PATH_SYSCALLS).chain(FD_SYSCALLS).chain(PATH_SYSCALLS).copied().collect();
+        let mut split: Vec<u32> = OPEN_SYSCALLS
+            .iter()
+            .chain(TWO_PATH_SYSCALLS)
+            .chain(FD_SYSCALLS)
+            .chain(PATH_SYSCALLS)
+            .copied()
+            .collect();
         split.sort();
         let mut all = FILE_SYSCALLS.to_vec();
         all.sort();
-        assert_eq!(split, all, "every file syscall is handled by exactly one exit program");
-        for nr in FILE_SYSCALLS.iter().chain(SETID_SYSCALLS).chain(EXEC_SYSCALLS) {
+        assert_eq!(
+            split, all,
+            "every file syscall is handled by exactly one exit program"
+        );
+        for nr in FILE_SYSCALLS
+            .iter()
+            .chain(SETID_SYSCALLS)
+            .chain(EXEC_SYSCALLS)
+        {
             assert!(name(*nr).is_some(), "{nr} has no name");
             assert!(*nr < MAX_NR);
         }

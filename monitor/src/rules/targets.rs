@@ -100,7 +100,12 @@ pub fn plan(rules: &[Rule]) -> FilterPlan {
         let classes = rule_classes(rule);
         let mut selected = false;
         for c in &rule.conds {
-            if let Cond::Path { field: PathField::Path | PathField::Dir, negate: false, path } = c {
+            if let Cond::Path {
+                field: PathField::Path | PathField::Dir,
+                negate: false,
+                path,
+            } = c
+            {
                 selected = true;
                 let entry = by_path.entry(path.clone()).or_insert_with(|| {
                     order.push(path.clone());
@@ -112,7 +117,11 @@ pub fn plan(rules: &[Rule]) -> FilterPlan {
         if !selected {
             // Setid rules that require some id to be 0 are served by the kernel's
             // "id became 0" filter; any other setid rule needs every setid call.
-            let needs = if requires_root_id(rule) { classes & !class::SETID } else { classes };
+            let needs = if requires_root_id(rule) {
+                classes & !class::SETID
+            } else {
+                classes
+            };
             unfiltered |= needs;
         }
     }
@@ -120,7 +129,12 @@ pub fn plan(rules: &[Rule]) -> FilterPlan {
     // them, but select no classes.
     for rule in rules {
         for c in &rule.conds {
-            if let Cond::Path { field: PathField::Path | PathField::Dir, path, .. } = c {
+            if let Cond::Path {
+                field: PathField::Path | PathField::Dir,
+                path,
+                ..
+            } = c
+            {
                 if !by_path.contains_key(path) {
                     by_path.insert(path.clone(), 0);
                     order.push(path.clone());
@@ -142,7 +156,10 @@ pub fn plan(rules: &[Rule]) -> FilterPlan {
             }
         })
         .collect();
-    FilterPlan { targets, unfiltered }
+    FilterPlan {
+        targets,
+        unfiltered,
+    }
 }
 
 /// Whether the rule only matches events after which some credential id is 0.
@@ -151,8 +168,14 @@ fn requires_root_id(rule: &Rule) -> bool {
         matches!(
             c,
             Cond::Num {
-                field: NumField::Uid | NumField::Euid | NumField::Suid | NumField::Fsuid
-                    | NumField::Gid | NumField::Egid | NumField::Sgid | NumField::Fsgid,
+                field: NumField::Uid
+                    | NumField::Euid
+                    | NumField::Suid
+                    | NumField::Fsuid
+                    | NumField::Gid
+                    | NumField::Egid
+                    | NumField::Sgid
+                    | NumField::Fsgid,
                 op: Op::Eq,
                 value: 0,
             }
@@ -172,7 +195,10 @@ pub fn canonicalise(path: &str) -> String {
             }
             return out.to_string_lossy().into_owned();
         }
-        match (existing.file_name().map(|f| f.to_owned()), existing.parent()) {
+        match (
+            existing.file_name().map(|f| f.to_owned()),
+            existing.parent(),
+        ) {
             (Some(name), Some(parent)) => {
                 rest.push(name);
                 existing = parent.to_path_buf();

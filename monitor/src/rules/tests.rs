@@ -35,7 +35,11 @@ fn event(action: Act, syscall: i32, path: &str) -> Event {
         pid: 100,
         tid: 100,
         ppid: 1,
-        ids: Ids { uid: 1000, euid: 1000, ..Default::default() },
+        ids: Ids {
+            uid: 1000,
+            euid: 1000,
+            ..Default::default()
+        },
         old_ids: Ids::default(),
         auid: 1000,
         sessionid: 1,
@@ -57,20 +61,29 @@ fn event(action: Act, syscall: i32, path: &str) -> Event {
 
 fn first_key(set: &RuleSet, ev: &Event, exe: Option<&str>) -> Option<String> {
     let plan = targets::plan(&set.rules);
-    let m = Matcher { rules: &set.rules, plan: &plan };
-    m.evaluate(ev, exe.map(str::as_bytes)).map(|r| r.key().to_string())
+    let m = Matcher {
+        rules: &set.rules,
+        plan: &plan,
+    };
+    m.evaluate(ev, exe.map(str::as_bytes))
+        .map(|r| r.key().to_string())
 }
 
 #[test]
 fn builtin_pack_loads_without_errors() {
     let set = RuleSet::builtin(&FakeIds).expect("default pack parses");
     assert!(set.rules.len() > 30);
-    assert!(set.rules.iter().all(|r| r.inactive.is_none()), "{:?}", set.warnings);
+    assert!(
+        set.rules.iter().all(|r| r.inactive.is_none()),
+        "{:?}",
+        set.warnings
+    );
 }
 
 #[test]
 fn errors_carry_file_line_and_column() {
-    let err = load("# comment\n-w /etc/docker -p rwz -k x\n-a always,exit -S nosuchcall\n").unwrap_err();
+    let err =
+        load("# comment\n-w /etc/docker -p rwz -k x\n-a always,exit -S nosuchcall\n").unwrap_err();
     let text = err.to_string();
     assert!(text.contains("t.rules:2:19: permission"), "{text}");
     assert!(text.contains("t.rules:3:19: unknown syscall"), "{text}");
@@ -89,11 +102,20 @@ fn watch_defaults_and_perms() {
     let mut w = event(Act::Open, 257, "/etc/docker/daemon.json");
     w.open_flags = 0o1101; // O_WRONLY|O_CREAT|O_TRUNC
     assert_eq!(first_key(&set, &w, None).as_deref(), Some("cfg"));
-    assert_eq!(first_key(&set, &event(Act::Exec, 59, "/usr/bin/docker"), None).as_deref(), Some("client"));
+    assert_eq!(
+        first_key(&set, &event(Act::Exec, 59, "/usr/bin/docker"), None).as_deref(),
+        Some("client")
+    );
     // -p x: reading the binary is not an execution
-    assert_eq!(first_key(&set, &event(Act::Open, 257, "/usr/bin/docker"), None), None);
+    assert_eq!(
+        first_key(&set, &event(Act::Open, 257, "/usr/bin/docker"), None),
+        None
+    );
     // a sibling with a common prefix is not below the watch
-    assert_eq!(first_key(&set, &event(Act::Unlink, 87, "/etc/dockerfile"), None), None);
+    assert_eq!(
+        first_key(&set, &event(Act::Unlink, 87, "/etc/dockerfile"), None),
+        None
+    );
 }
 
 #[test]
@@ -102,7 +124,10 @@ fn first_matching_rule_decides_and_never_suppresses() {
     let set = load(text).unwrap();
     let ev = event(Act::Unlink, 87, "/var/lib/docker/x");
     assert_eq!(first_key(&set, &ev, Some("/usr/sbin/dockerd")), None);
-    assert_eq!(first_key(&set, &ev, Some("/usr/bin/vi")).as_deref(), Some("data"));
+    assert_eq!(
+        first_key(&set, &ev, Some("/usr/bin/vi")).as_deref(),
+        Some("data")
+    );
 }
 
 #[test]
@@ -138,7 +163,9 @@ fn unsupported_constructs_load_inactive_with_a_warning() {
     let set = load("-a always,exit -F arch=b64 -S openat -F subj_type=x -k s\n").unwrap();
     assert!(set.rules[0].inactive.is_some());
     assert_eq!(set.warnings.len(), 1);
-    assert!(set.warnings[0].to_string().starts_with("t.rules:1:1: rule loaded but inactive"));
+    assert!(set.warnings[0]
+        .to_string()
+        .starts_with("t.rules:1:1: rule loaded but inactive"));
 }
 
 #[test]
@@ -161,7 +188,10 @@ fn plan_selects_classes_and_unfiltered() {
     use monitor_common::class;
     let sock = plan.by_written("/run/docker.sock").unwrap();
     assert_eq!(sock.classes, class::FILE | class::CONNECT);
-    assert_eq!(plan.by_written("/usr/bin/docker").unwrap().classes, class::EXEC);
+    assert_eq!(
+        plan.by_written("/usr/bin/docker").unwrap().classes,
+        class::EXEC
+    );
     // setid rule requiring an id of 0: served by the kernel's transition filter
     assert_eq!(plan.unfiltered, 0);
     let set = load("-a always,exit -F arch=b64 -S setuid -F auid>=1000 -k any\n").unwrap();

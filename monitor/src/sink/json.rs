@@ -3,6 +3,7 @@
 //! Strings from the kernel are bytes chosen by whoever ran the syscall: serde_json escapes
 //! quotes, newlines and control characters, so each alert stays exactly one line.
 
+use crate::enrich::container::ContainerMeta;
 use crate::enrich::process::ProcInfo;
 use crate::event::{Action, Event, Ids};
 use crate::rules::model::Rule;
@@ -21,6 +22,34 @@ pub struct AlertInput<'a> {
     pub ancestors: &'a [(u32, Option<Vec<u8>>)],
     pub user_name: Option<&'a str>,
     pub euser_name: Option<&'a str>,
+    pub container: Option<&'a ContainerInfo>,
+}
+
+/// The container an alert came from.
+#[derive(Clone, Debug)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub runtime: Option<&'static str>,
+    pub meta: Option<ContainerMeta>,
+}
+
+fn container(c: &ContainerInfo) -> Value {
+    let mut v = json!({ "id": c.id });
+    if let Some(r) = c.runtime {
+        v["runtime"] = json!(r);
+    }
+    if let Some(m) = &c.meta {
+        if let Some(n) = &m.name {
+            v["name"] = json!(n);
+        }
+        if let Some(i) = &m.image {
+            v["image"] = json!({ "name": i });
+        }
+        if let Some(p) = m.privileged {
+            v["security_context"] = json!({ "privileged": p });
+        }
+    }
+    v
 }
 
 /// Bytes as a JSON string (invalid UTF-8 sequences become U+FFFD).
@@ -42,7 +71,11 @@ fn action_name(ev: &Event) -> &'static str {
     const O_CREAT: u32 = 0o100;
     const O_TRUNC: u32 = 0o1000;
     match ev.action {
-        Action::Open if ev.open_flags & O_ACCMODE != 0 || ev.open_flags & (O_CREAT | O_TRUNC) != 0 => "write",
+        Action::Open
+            if ev.open_flags & O_ACCMODE != 0 || ev.open_flags & (O_CREAT | O_TRUNC) != 0 =>
+        {
+            "write"
+        }
         // setgid 106, setregid 114, setresgid 119, setfsgid 123.
         Action::SetId if matches!(ev.syscall, 106 | 114 | 119 | 123) => "setgid",
         Action::SetId => "setuid",
@@ -74,11 +107,16 @@ pub fn render(a: &AlertInput) -> String {
 
     // The process: for an exec, the new image; otherwise what the table knows.
     let (exe, args): (Option<&[u8]>, Vec<Value>) = if ev.action == Action::Exec && ev.success() {
-        (ev.path.as_deref(), ev.argv.iter().map(|x| text(x)).collect())
+        (
+            ev.path.as_deref(),
+            ev.argv.iter().map(|x| text(x)).collect(),
+        )
     } else {
         (
             a.process.and_then(|p| p.exe.as_deref()),
-            a.process.map(|p| p.args.iter().map(|x| text(x)).collect()).unwrap_or_default(),
+            a.process
+                .map(|p| p.args.iter().map(|x| text(x)).collect())
+                .unwrap_or_default(),
         )
     };
     let mut process = json!({
@@ -111,7 +149,10 @@ pub fn render(a: &AlertInput) -> String {
         user["audit"]["id"] = json!("unset");
     }
     root.insert("user".into(), user);
-    root.insert("group".into(), json!({"id": ev.ids.gid.to_string(), "effective": {"id": ev.ids.egid.to_string()}}));
+    root.insert(
+        "group".into(),
+        json!({"id": ev.ids.gid.to_string(), "effective": {"id": ev.ids.egid.to_string()}}),
+    );
 
     let syscall_name = crate::rules::syscalls::name(ev.syscall as u32);
     root.insert(
@@ -134,7 +175,10 @@ pub fn render(a: &AlertInput) -> String {
                     "inode": (ev.ino != 0).then_some(ev.ino),
                 }),
             );
-            root.insert("socket".into(), json!({"requested_path": ev.path.as_deref().map(text)}));
+            root.insert(
+                "socket".into(),
+                json!({"requested_path": ev.path.as_deref().map(text)}),
+            );
         }
         Action::SetId => {
             root.insert(
@@ -150,7 +194,11 @@ pub fn render(a: &AlertInput) -> String {
         _ => {
             let mut file = json!({ "path": ev.path.as_deref().map(text) });
             if let Some(p2) = &ev.path2 {
-                let k = if ev.action == Action::Symlink { "link_target" } else { "target_path" };
+                let k = if ev.action == Action::Symlink {
+                    "link_target"
+                } else {
+                    "target_path"
+                };
                 file[k] = text(p2);
             }
             if ev.ino != 0 {
@@ -168,6 +216,9 @@ pub fn render(a: &AlertInput) -> String {
             }
             root.insert("file".into(), file);
         }
+    }
+    if let Some(c) = a.container {
+        root.insert("container".into(), container(c));
     }
     root.insert("host".into(), json!({"hostname": a.hostname}));
     Value::Object(root).to_string()

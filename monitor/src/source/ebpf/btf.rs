@@ -25,7 +25,10 @@ struct Member {
 
 #[derive(Debug, Clone)]
 enum Type {
-    Composite { name: u32, members: Vec<Member> },
+    Composite {
+        name: u32,
+        members: Vec<Member>,
+    },
     /// typedef / const / volatile / restrict / type_tag: refers to another type.
     Alias(u32),
     Other,
@@ -63,12 +66,25 @@ impl Btf {
         let type_len = u32_at(data, 12)? as usize;
         let str_off = u32_at(data, 16)? as usize;
         let str_len = u32_at(data, 20)? as usize;
-        let types_start = hdr_len.checked_add(type_off).context("BTF offsets overflow")?;
-        let types_end = types_start.checked_add(type_len).context("BTF offsets overflow")?;
-        let str_start = hdr_len.checked_add(str_off).context("BTF offsets overflow")?;
-        let str_end = str_start.checked_add(str_len).context("BTF offsets overflow")?;
-        let tsec = data.get(types_start..types_end).context("BTF type section out of range")?;
-        let strings = data.get(str_start..str_end).context("BTF string section out of range")?.to_vec();
+        let types_start = hdr_len
+            .checked_add(type_off)
+            .context("BTF offsets overflow")?;
+        let types_end = types_start
+            .checked_add(type_len)
+            .context("BTF offsets overflow")?;
+        let str_start = hdr_len
+            .checked_add(str_off)
+            .context("BTF offsets overflow")?;
+        let str_end = str_start
+            .checked_add(str_len)
+            .context("BTF offsets overflow")?;
+        let tsec = data
+            .get(types_start..types_end)
+            .context("BTF type section out of range")?;
+        let strings = data
+            .get(str_start..str_end)
+            .context("BTF string section out of range")?
+            .to_vec();
 
         let mut types = vec![Type::Other]; // id 0 is void
         let mut at = 0usize;
@@ -100,15 +116,15 @@ impl Btf {
                 }
                 _ => {
                     at += match kind {
-                        1 => 4,                // INT
-                        3 => 12,               // ARRAY
-                        6 => vlen * 8,         // ENUM
-                        13 => vlen * 8,        // FUNC_PROTO
-                        14 => 4,               // VAR
-                        15 => vlen * 12,       // DATASEC
-                        17 => 4,               // DECL_TAG
-                        19 => vlen * 12,       // ENUM64
-                        2 | 7 | 12 | 16 => 0,  // PTR, FWD, FUNC, FLOAT
+                        1 => 4,               // INT
+                        3 => 12,              // ARRAY
+                        6 => vlen * 8,        // ENUM
+                        13 => vlen * 8,       // FUNC_PROTO
+                        14 => 4,              // VAR
+                        15 => vlen * 12,      // DATASEC
+                        17 => 4,              // DECL_TAG
+                        19 => vlen * 12,      // ENUM64
+                        2 | 7 | 12 | 16 => 0, // PTR, FWD, FUNC, FLOAT
                         k => bail!("unknown BTF kind {k}"),
                     };
                     Type::Other
@@ -116,7 +132,11 @@ impl Btf {
             };
             types.push(ty);
         }
-        let mut btf = Btf { types, strings, structs: HashMap::new() };
+        let mut btf = Btf {
+            types,
+            strings,
+            structs: HashMap::new(),
+        };
         for (id, ty) in btf.types.iter().enumerate() {
             if let Type::Composite { name, .. } = ty {
                 if *name != 0 {
@@ -150,7 +170,9 @@ impl Btf {
         if depth > 8 {
             return None;
         }
-        let Type::Composite { members, .. } = self.resolve(id)? else { return None };
+        let Type::Composite { members, .. } = self.resolve(id)? else {
+            return None;
+        };
         for m in members {
             if m.name != 0 {
                 if self.name(m.name) == Some(member) {
@@ -193,15 +215,30 @@ mod tests {
         let mut t = Vec::new();
         let push = |t: &mut Vec<u8>, v: u32| t.extend_from_slice(&v.to_le_bytes());
         // 1: int
-        push(&mut t, 1); push(&mut t, 1 << 24); push(&mut t, 4); push(&mut t, 32);
+        push(&mut t, 1);
+        push(&mut t, 1 << 24);
+        push(&mut t, 4);
+        push(&mut t, 32);
         // 2: anonymous union { b @0, c @0 }
-        push(&mut t, 0); push(&mut t, (5 << 24) | 2); push(&mut t, 4);
-        push(&mut t, 13); push(&mut t, 1); push(&mut t, 0);
-        push(&mut t, 15); push(&mut t, 1); push(&mut t, 0);
+        push(&mut t, 0);
+        push(&mut t, (5 << 24) | 2);
+        push(&mut t, 4);
+        push(&mut t, 13);
+        push(&mut t, 1);
+        push(&mut t, 0);
+        push(&mut t, 15);
+        push(&mut t, 1);
+        push(&mut t, 0);
         // 3: struct outer { a @0, <anon> @32 }
-        push(&mut t, 5); push(&mut t, (4 << 24) | 2); push(&mut t, 8);
-        push(&mut t, 11); push(&mut t, 1); push(&mut t, 0);
-        push(&mut t, 0); push(&mut t, 2); push(&mut t, 32);
+        push(&mut t, 5);
+        push(&mut t, (4 << 24) | 2);
+        push(&mut t, 8);
+        push(&mut t, 11);
+        push(&mut t, 1);
+        push(&mut t, 0);
+        push(&mut t, 0);
+        push(&mut t, 2);
+        push(&mut t, 32);
         let mut b = Vec::new();
         b.extend_from_slice(&MAGIC.to_le_bytes());
         b.extend_from_slice(&[1, 0]);

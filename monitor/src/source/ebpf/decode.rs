@@ -9,13 +9,23 @@ use monitor_common::{file_op, flag, kind, Event as Raw, EVENT_SIZE, FIELD_CAP};
 
 /// Decode one record.
 pub fn decode(buf: &[u8]) -> Result<Event> {
-    ensure!(buf.len() >= EVENT_SIZE, "record of {} bytes is shorter than the header", buf.len());
+    ensure!(
+        buf.len() >= EVENT_SIZE,
+        "record of {} bytes is shorter than the header",
+        buf.len()
+    );
     // SAFETY: Raw is plain old data and the buffer holds at least EVENT_SIZE bytes.
     let raw: Raw = unsafe { std::ptr::read_unaligned(buf.as_ptr() as *const Raw) };
     let len1 = raw.len1 as usize;
     let len2 = raw.len2 as usize;
-    ensure!(len1 <= FIELD_CAP && len2 <= FIELD_CAP, "field length out of range");
-    ensure!(EVENT_SIZE + len1 + len2 <= buf.len(), "fields run past the record");
+    ensure!(
+        len1 <= FIELD_CAP && len2 <= FIELD_CAP,
+        "field length out of range"
+    );
+    ensure!(
+        EVENT_SIZE + len1 + len2 <= buf.len(),
+        "fields run past the record"
+    );
     let field1 = &buf[EVENT_SIZE..EVENT_SIZE + len1];
     let field2 = &buf[EVENT_SIZE + len1..EVENT_SIZE + len1 + len2];
     let action = match raw.kind {
@@ -42,7 +52,11 @@ pub fn decode(buf: &[u8]) -> Result<Event> {
         },
         k => bail!("unknown event kind {k}"),
     };
-    let comm_len = raw.comm.iter().position(|&b| b == 0).unwrap_or(raw.comm.len());
+    let comm_len = raw
+        .comm
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(raw.comm.len());
     let opt = |f: &[u8]| if f.is_empty() { None } else { Some(f.to_vec()) };
     let (path, path2, argv) = match action {
         Action::Exec => (opt(field1), None, split_argv(field2)),
@@ -66,6 +80,12 @@ pub fn decode(buf: &[u8]) -> Result<Event> {
         auid: raw.auid,
         sessionid: raw.sessionid,
         cgroup_id: raw.cgroup_id,
+        cgroup_name: raw.cgroup_name[..raw
+            .cgroup_name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(raw.cgroup_name.len())]
+            .to_vec(),
         comm: raw.comm[..comm_len].to_vec(),
         path,
         path2,
@@ -112,17 +132,32 @@ mod tests {
 
     #[test]
     fn decodes_exec_with_argv() {
-        let ev = decode(&record(kind::EXEC, 0, b"/usr/bin/docker", b"docker\0ps\0-a\0")).unwrap();
+        let ev = decode(&record(
+            kind::EXEC,
+            0,
+            b"/usr/bin/docker",
+            b"docker\0ps\0-a\0",
+        ))
+        .unwrap();
         assert_eq!(ev.action, Action::Exec);
         assert_eq!(ev.path.as_deref(), Some(&b"/usr/bin/docker"[..]));
-        assert_eq!(ev.argv, vec![b"docker".to_vec(), b"ps".to_vec(), b"-a".to_vec()]);
+        assert_eq!(
+            ev.argv,
+            vec![b"docker".to_vec(), b"ps".to_vec(), b"-a".to_vec()]
+        );
         assert_eq!(ev.comm, b"cat");
         assert_eq!(ev.pid, 42);
     }
 
     #[test]
     fn decodes_rename_with_two_paths() {
-        let ev = decode(&record(kind::FILE, file_op::RENAME, b"/a", b"/etc/docker/x")).unwrap();
+        let ev = decode(&record(
+            kind::FILE,
+            file_op::RENAME,
+            b"/a",
+            b"/etc/docker/x",
+        ))
+        .unwrap();
         assert_eq!(ev.action, Action::Rename);
         assert_eq!(ev.path2.as_deref(), Some(&b"/etc/docker/x"[..]));
     }

@@ -35,7 +35,8 @@ impl EbpfSource {
     pub fn load(plan: &FilterPlan) -> Result<EbpfSource> {
         tracefs::ensure_mounted()?;
         let btf = btf::Btf::from_sys_fs()?;
-        let offsets = offsets::from_btf(&btf).context("the running kernel lacks a structure the programs read")?;
+        let offsets = offsets::from_btf(&btf)
+            .context("the running kernel lacks a structure the programs read")?;
         let root = std::fs::metadata("/").context("stat /")?;
         use std::os::unix::fs::MetadataExt;
         let config = Config {
@@ -44,13 +45,18 @@ impl EbpfSource {
             host_root_dev: crate::rules::targets::kernel_dev(root.dev()),
             host_root_ino: root.ino(),
             self_tgid: std::process::id(),
-            _pad: 0,
+            cgroup_subsys: container_hierarchy(),
         };
         let ebpf = EbpfLoader::new()
             .override_global("CONFIG", &config, true)
             .load(PROGRAMS)
             .context("loading the eBPF programs into the kernel")?;
-        let mut source = EbpfSource { ebpf, attached: Vec::new(), inode_keys: HashSet::new(), path_keys: HashSet::new() };
+        let mut source = EbpfSource {
+            ebpf,
+            attached: Vec::new(),
+            inode_keys: HashSet::new(),
+            path_keys: HashSet::new(),
+        };
         source.sync_watches(plan)?;
         source.attach()?;
         Ok(source)
@@ -65,11 +71,17 @@ impl EbpfSource {
                 .program_mut(name)
                 .with_context(|| format!("program {name} missing from the object"))?
                 .try_into()?;
-            prog.load().with_context(|| format!("loading {name} (verifier)"))?;
-            let fd = prog.fd().with_context(|| format!("{name} has no descriptor"))?.try_clone()?;
+            prog.load()
+                .with_context(|| format!("loading {name} (verifier)"))?;
+            let fd = prog
+                .fd()
+                .with_context(|| format!("{name} has no descriptor"))?
+                .try_clone()?;
             let mut stages: ProgramArray<&mut MapData> =
                 ProgramArray::try_from(self.ebpf.map_mut("STAGES").context("STAGES map")?)?;
-            stages.set(slot, &fd, 0).with_context(|| format!("installing {name} in STAGES"))?;
+            stages
+                .set(slot, &fd, 0)
+                .with_context(|| format!("installing {name} in STAGES"))?;
         }
         Ok(())
     }
@@ -92,13 +104,18 @@ impl EbpfSource {
         self.attach_syscalls("sys_exit_setid", "sys_exit_", SETID_SYSCALLS)?;
         self.attach_syscalls("sys_exit_exec", "sys_exit_", EXEC_SYSCALLS)?;
         let btf = AyaBtf::from_sys_fs().context("reading kernel BTF")?;
-        for name in ["sched_process_exec", "sched_process_fork", "sched_process_exit"] {
+        for name in [
+            "sched_process_exec",
+            "sched_process_fork",
+            "sched_process_exit",
+        ] {
             let prog: &mut BtfTracePoint = self
                 .ebpf
                 .program_mut(name)
                 .with_context(|| format!("program {name} missing from the object"))?
                 .try_into()?;
-            prog.load(name, &btf).with_context(|| format!("loading {name}"))?;
+            prog.load(name, &btf)
+                .with_context(|| format!("loading {name}"))?;
             prog.attach().with_context(|| format!("attaching {name}"))?;
             self.attached.push(format!("tp_btf:{name}"));
         }
@@ -111,7 +128,8 @@ impl EbpfSource {
             .program_mut(program)
             .with_context(|| format!("program {program} missing from the object"))?
             .try_into()?;
-        prog.load().with_context(|| format!("loading {program} (verifier)"))?;
+        prog.load()
+            .with_context(|| format!("loading {program} (verifier)"))?;
         for nr in nrs {
             let name = crate::rules::syscalls::name(*nr).unwrap_or("?");
             let tp = format!("{prefix}{name}");
@@ -133,9 +151,15 @@ impl EbpfSource {
             if classes == 0 {
                 continue;
             }
-            let value = WatchValue { watch_id: t.id, classes };
+            let value = WatchValue {
+                watch_id: t.id,
+                classes,
+            };
             let merge = |old: Option<&WatchValue>| match old {
-                Some(o) => WatchValue { watch_id: o.watch_id, classes: o.classes | classes },
+                Some(o) => WatchValue {
+                    watch_id: o.watch_id,
+                    classes: o.classes | classes,
+                },
                 None => value,
             };
             for spelling in [&t.written, &t.canonical] {
@@ -149,8 +173,11 @@ impl EbpfSource {
                 inodes.insert(key, v);
             }
         }
-        let mut inode_map: BpfHashMap<_, InodeKey, WatchValue> =
-            BpfHashMap::try_from(self.ebpf.map_mut("WATCH_INODES").context("WATCH_INODES map")?)?;
+        let mut inode_map: BpfHashMap<_, InodeKey, WatchValue> = BpfHashMap::try_from(
+            self.ebpf
+                .map_mut("WATCH_INODES")
+                .context("WATCH_INODES map")?,
+        )?;
         for stale in self.inode_keys.iter().filter(|k| !inodes.contains_key(k)) {
             let _ = inode_map.remove(stale);
         }
@@ -158,8 +185,11 @@ impl EbpfSource {
             inode_map.insert(k, v, 0).context("updating WATCH_INODES")?;
         }
         self.inode_keys = inodes.keys().copied().collect();
-        let mut path_map: BpfHashMap<_, u64, WatchValue> =
-            BpfHashMap::try_from(self.ebpf.map_mut("WATCH_PATHS").context("WATCH_PATHS map")?)?;
+        let mut path_map: BpfHashMap<_, u64, WatchValue> = BpfHashMap::try_from(
+            self.ebpf
+                .map_mut("WATCH_PATHS")
+                .context("WATCH_PATHS map")?,
+        )?;
         for stale in self.path_keys.iter().filter(|k| !paths.contains_key(k)) {
             let _ = path_map.remove(stale);
         }
@@ -167,13 +197,20 @@ impl EbpfSource {
             path_map.insert(k, v, 0).context("updating WATCH_PATHS")?;
         }
         self.path_keys = paths.keys().copied().collect();
-        debug!(inodes = inodes.len(), paths = paths.len(), "watch maps synchronised");
+        debug!(
+            inodes = inodes.len(),
+            paths = paths.len(),
+            "watch maps synchronised"
+        );
         Ok(())
     }
 
     /// Take the ring buffer (once).
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
-        let map = self.ebpf.take_map("EVENTS").context("EVENTS ring buffer missing")?;
+        let map = self
+            .ebpf
+            .take_map("EVENTS")
+            .context("EVENTS ring buffer missing")?;
         Ok(RingBuf::try_from(map)?)
     }
 
@@ -188,6 +225,42 @@ impl EbpfSource {
         }
         Ok(total)
     }
+}
+
+/// The cgroup hierarchy whose directory names say which container a task is in: a v1
+/// controller that runtimes always populate (memory, pids, cpu) when this host has cgroup v1
+/// hierarchies, else the v2 hierarchy. The value is the controller's index in
+/// /proc/cgroups, which lists controllers in the kernel's `cgroup_subsys_id` order.
+fn container_hierarchy() -> u32 {
+    let Ok(text) = std::fs::read_to_string("/proc/cgroups") else {
+        return monitor_common::CGROUP_DEFAULT_HIERARCHY;
+    };
+    // subsys_name  hierarchy  num_cgroups  enabled
+    let rows: Vec<(&str, u32, bool)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((*f.first()?, f.get(1)?.parse().ok()?, f.get(3)? == &"1"))
+        })
+        .collect();
+    for wanted in ["memory", "pids", "cpu"] {
+        if let Some(i) = rows
+            .iter()
+            .position(|(name, hierarchy, enabled)| *name == wanted && *hierarchy != 0 && *enabled)
+        {
+            if (i as u32) < monitor_common::CGROUP_SUBSYS_MAX {
+                debug!(
+                    controller = wanted,
+                    index = i,
+                    "container cgroups read from a v1 hierarchy"
+                );
+                return i as u32;
+            }
+        }
+    }
+    debug!("container cgroups read from the v2 hierarchy");
+    monitor_common::CGROUP_DEFAULT_HIERARCHY
 }
 
 /// A watched object is also below every watched ancestor: it inherits their classes, so a

@@ -8,7 +8,10 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
     let o = |s: &str, m: &str| btf.offset(s, m);
     let cred_uid = o("cred", "uid")?;
     // The programs read the eight ids as one array: they must be contiguous.
-    for (i, id) in ["gid", "suid", "sgid", "euid", "egid", "fsuid", "fsgid"].iter().enumerate() {
+    for (i, id) in ["gid", "suid", "sgid", "euid", "egid", "fsuid", "fsgid"]
+        .iter()
+        .enumerate()
+    {
         ensure!(
             o("cred", id)? == cred_uid + 4 * (i as u32 + 1),
             "struct cred ids are not laid out contiguously"
@@ -54,6 +57,12 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
         mm_arg_end: o("mm_struct", "arg_end")?,
         cred_uid,
         bprm_file: o("linux_binprm", "file")?,
+        task_cgroups: o("task_struct", "cgroups")?,
+        css_set_subsys: o("css_set", "subsys")?,
+        css_set_dfl_cgrp: o("css_set", "dfl_cgrp")?,
+        css_cgroup: o("cgroup_subsys_state", "cgroup")?,
+        cgroup_kn: o("cgroup", "kn")?,
+        kernfs_node_name: o("kernfs_node", "name")?,
         _pad: 0,
     })
 }

@@ -16,7 +16,13 @@ pub fn ensure_mounted() -> Result<()> {
     let fstype = std::ffi::CString::new("tracefs")?;
     let source = std::ffi::CString::new("nodev")?;
     let rc = unsafe {
-        libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null())
+        libc::mount(
+            source.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
     };
     if rc != 0 {
         let err = std::io::Error::last_os_error();
