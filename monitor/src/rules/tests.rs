@@ -1,7 +1,6 @@
 //! Rule parser and matcher tests.
 
 use super::matcher::Matcher;
-use super::model::*;
 use super::parse::IdResolver;
 use super::targets;
 use super::*;
