@@ -13,6 +13,8 @@ pub mod kind {
     pub const FILE: u16 = 4;
     pub const FORK: u16 = 5;
     pub const EXIT: u16 = 6;
+    /// Bytes a process sent on a connection to a watched socket (see `CaptureKey`).
+    pub const PAYLOAD: u16 = 7;
 }
 
 /// File operations (the `op` field of a [`kind::FILE`] event).
@@ -164,6 +166,22 @@ pub struct Event {
 }
 
 pub const EVENT_SIZE: usize = core::mem::size_of::<Event>();
+
+/// A connection whose outgoing bytes are captured: a socket descriptor of a process whose
+/// `connect()` to a watched socket succeeded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CaptureKey {
+    pub tgid: u32,
+    pub fd: u32,
+}
+
+/// Bytes captured from each send at most while the connection is young...
+pub const CAPTURE_CHUNK: usize = 4096;
+/// ... that is, until this many bytes were sent on it; after that only the start of each
+/// send (where a new HTTP request line would be) is captured.
+pub const CAPTURE_FULL_BYTES: u64 = 256 * 1024;
+pub const CAPTURE_HEAD: usize = 512;
 
 /// Key of the watched-inode map.
 #[repr(C)]

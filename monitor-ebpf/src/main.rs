@@ -20,7 +20,7 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
     programs::{BtfTracePointContext, TracePointContext},
 };
-use monitor_common::{Config, InodeKey, WatchValue};
+use monitor_common::{CaptureKey, Config, InodeKey, WatchValue};
 
 /// Filled by userspace at load time (kernel offsets, filter settings).
 #[no_mangle]
@@ -46,6 +46,11 @@ static JOB: PerCpuArray<resolve::Job> = PerCpuArray::with_max_entries(1, 0);
 /// The stage programs of [`resolve`], filled by userspace before any hook is attached.
 #[map]
 static STAGES: ProgramArray = ProgramArray::with_max_entries(2, 0);
+
+/// Connections to watched sockets whose outgoing bytes are reported, with the number of
+/// bytes sent so far. LRU: a process that exits without closing cannot fill it.
+#[map]
+static CAPTURE: LruHashMap<CaptureKey, u64> = LruHashMap::with_max_entries(4096, 0);
 
 /// Watched objects by identity.
 #[map]
@@ -105,6 +110,18 @@ pub fn sys_exit_setid(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn sys_exit_exec(ctx: TracePointContext) -> u32 {
     syscalls::exit_exec(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_send(ctx: TracePointContext) -> u32 {
+    syscalls::enter_send(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
+    syscalls::enter_close(&ctx);
     0
 }
 

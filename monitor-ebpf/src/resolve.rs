@@ -11,12 +11,12 @@
 //! the product of their branches and hit the one-million-instruction limit.
 
 use aya_ebpf::{helpers::generated::bpf_probe_read_user_str, programs::TracePointContext};
-use monitor_common::{drop_cause, flag, WatchValue, USER_PATH_CAP};
+use monitor_common::{class, drop_cause, flag, CaptureKey, WatchValue, USER_PATH_CAP};
 
 use crate::event::{count_drop, Draft};
 use crate::kernel::{file_path, task_file, task_fs_path, task_has_host_root, KPath};
 use crate::path::{launder, resolve_target, Resolved};
-use crate::{selects, unfiltered, JOB, STAGES};
+use crate::{selects, unfiltered, CAPTURE, JOB, STAGES};
 
 /// Slots of the `STAGES` program array.
 pub mod stage {
@@ -283,5 +283,10 @@ pub fn finish_stage(_ctx: &TracePointContext) {
     ev.watch = primary.watch.watch_id;
     ev.watch2 = watch2.watch_id;
     ev.flags |= flags;
+    if class == class::CONNECT && ev.ret == 0 && selects(&primary.watch, class) {
+        // From now on, what this process sends on the connection is reported too.
+        let key = CaptureKey { tgid: ev.pid, fd: ev.args[0] as u32 };
+        let _ = CAPTURE.insert(&key, &0, 0);
+    }
     d.submit();
 }

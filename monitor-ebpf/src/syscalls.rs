@@ -8,12 +8,12 @@ use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
     programs::TracePointContext,
 };
-use monitor_common::{class, file_op, flag, kind, Ids, USER_PATH_CAP};
+use monitor_common::{class, file_op, flag, kind, CaptureKey, Ids, CAPTURE_CHUNK, CAPTURE_FULL_BYTES, CAPTURE_HEAD, USER_PATH_CAP};
 
 use crate::event::Draft;
 use crate::kernel::{current_task, file_path, off, read, task_file, task_ids, KPath};
 use crate::resolve::{start, Job};
-use crate::{is_self, unfiltered, PENDING};
+use crate::{is_self, unfiltered, CAPTURE, PENDING};
 
 const AT_FDCWD: i64 = -100;
 const AT_REMOVEDIR: u64 = 0x200;
@@ -473,4 +473,81 @@ fn exit_exec_inner(ctx: &TracePointContext) {
     if push_obj(job, task, obj, &pending.args).is_some() {
         start(ctx);
     }
+}
+
+/// x86-64 numbers of the calls that send bytes on a socket.
+mod send_nr {
+    pub const WRITE: i64 = 1;
+    pub const WRITEV: i64 = 20;
+    pub const SENDTO: i64 = 44;
+    pub const SENDMSG: i64 = 46;
+}
+
+/// Up to this many iovecs of a writev/sendmsg are added up for the stream offset (the data
+/// reported comes from the first one).
+const IOV_SUM_MAX: u64 = 8;
+
+/// `(base, len)` of the first iovec at `iov`, and the total length of the first `count`.
+#[inline(always)]
+fn iovecs(iov: u64, count: u64) -> Option<(u64, u64)> {
+    let first = unsafe { bpf_probe_read_user(iov as *const [u64; 2]).ok()? };
+    let mut total = 0u64;
+    for i in 0..IOV_SUM_MAX {
+        if i >= count {
+            break;
+        }
+        let v = unsafe { bpf_probe_read_user((iov + 16 * i) as *const [u64; 2]).unwrap_or([0, 0]) };
+        total += v[1];
+    }
+    Some((first[0], total))
+}
+
+/// sys_enter of write, writev, sendto and sendmsg: on a captured connection, report the
+/// bytes being sent (the start of them, see `CAPTURE_*`) with their offset in the stream.
+pub fn enter_send(ctx: &TracePointContext) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    let fd = arg(ctx, 0);
+    let key = CaptureKey { tgid, fd: fd as u32 };
+    let Some(sent) = CAPTURE.get_ptr_mut(&key) else { return };
+    let n = unsafe { ctx.read_at::<i32>(8).unwrap_or(-1) } as i64;
+    let (buf, len) = match n {
+        send_nr::WRITE | send_nr::SENDTO => (arg(ctx, 1), arg(ctx, 2)),
+        send_nr::WRITEV => match iovecs(arg(ctx, 1), arg(ctx, 2)) {
+            Some(v) => v,
+            None => return,
+        },
+        send_nr::SENDMSG => {
+            // struct user_msghdr: msg_iov at 16, msg_iovlen at 24.
+            let msg = arg(ctx, 1);
+            let iov = unsafe { bpf_probe_read_user((msg + 16) as *const u64).unwrap_or(0) };
+            let count = unsafe { bpf_probe_read_user((msg + 24) as *const u64).unwrap_or(0) };
+            match iovecs(iov, count) {
+                Some(v) => v,
+                None => return,
+            }
+        }
+        _ => return,
+    };
+    let offset = unsafe { *sent };
+    unsafe { *sent = offset + len };
+    let cap = if offset < CAPTURE_FULL_BYTES { CAPTURE_CHUNK } else { CAPTURE_HEAD } as u64;
+    let take = if len < cap { len } else { cap };
+    let Some(mut d) = Draft::new(kind::PAYLOAD, 0, n as i32, current_task()) else { return };
+    d.event().args = [fd, offset, len, 0];
+    let dst = d.field1();
+    // An explicit bound for the verifier (the field holds up to FIELD_CAP bytes).
+    let take = if take as usize > CAPTURE_CHUNK { CAPTURE_CHUNK } else { take as usize };
+    if unsafe { aya_ebpf::helpers::generated::bpf_probe_read_user(dst.cast(), take as u32, buf as *const _) } != 0 {
+        return;
+    }
+    d.set_len1(take);
+    d.submit();
+}
+
+/// sys_enter of close: the descriptor is no longer a captured connection.
+pub fn enter_close(ctx: &TracePointContext) {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let key = CaptureKey { tgid, fd: arg(ctx, 0) as u32 };
+    let _ = CAPTURE.remove(&key);
 }

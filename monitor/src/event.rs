@@ -24,6 +24,8 @@ pub enum Action {
     Chown,
     SetXattr,
     RemoveXattr,
+    /// Bytes sent on a captured connection (not alerted by itself; see `enrich::http`).
+    Payload,
 }
 
 impl Action {
@@ -47,6 +49,7 @@ impl Action {
             Action::Chown => "chown",
             Action::SetXattr => "setxattr",
             Action::RemoveXattr => "removexattr",
+            Action::Payload => "payload",
         }
     }
 }
@@ -80,6 +83,8 @@ pub struct Event {
     pub path2: Option<Vec<u8>>,
     /// exec: the new argv.
     pub argv: Vec<Vec<u8>>,
+    /// Payload: the captured bytes (`args` = fd, stream offset, bytes sent).
+    pub payload: Vec<u8>,
     pub ino: u64,
     pub dev: u32,
     pub mode: u32,

@@ -3,7 +3,10 @@
 use crate::enrich::{self, container::Containers, process::ProcessTable, users::Users, Clock};
 use crate::event::{Action, Event};
 use crate::rules::{matcher::Matcher, targets::FilterPlan, RuleSet};
-use crate::sink::json::{render, AlertInput, ContainerInfo};
+use crate::enrich::http::Stream;
+use crate::rules::docker_api::{self, DockerRequest};
+use crate::sink::json::{render, AlertInput, ContainerInfo, RuleRef};
+use std::collections::HashMap;
 use crate::source::ebpf::{decode::decode, EbpfSource};
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -19,6 +22,8 @@ pub struct Pipeline<W: Write> {
     pub table: ProcessTable,
     pub users: Users,
     pub containers: Containers,
+    /// Captured connections by (pid, fd).
+    pub streams: HashMap<(u32, u32), Tracked>,
     pub clock: Clock,
     pub hostname: String,
     pub sequence: u64,
@@ -37,6 +42,7 @@ impl<W: Write> Pipeline<W> {
             table,
             users: Users::new(),
             containers: Containers::new(),
+            streams: HashMap::new(),
             clock: Clock::measure(),
             hostname: enrich::hostname(),
             sequence: 0,
@@ -52,6 +58,8 @@ impl<W: Write> Pipeline<W> {
         match decode(bytes) {
             Ok(mut ev) => {
                 enrich::paths::canonicalise_event(&mut ev);
+                let plan = &self.plan;
+                enrich::paths::name_detached(&mut ev, |dev, ino| plan.by_identity(dev, ino).map(|t| t.canonical.clone()));
                 self.handle_event(&ev)
             }
             Err(e) => {
@@ -64,22 +72,62 @@ impl<W: Write> Pipeline<W> {
 
     pub fn handle_event(&mut self, ev: &Event) -> std::io::Result<()> {
         self.table.observe(ev);
-        if matches!(ev.action, Action::Fork | Action::Exit) {
-            return Ok(());
+        match ev.action {
+            Action::Fork => return Ok(()),
+            Action::Exit => {
+                self.streams.retain(|(pid, _), _| *pid != ev.pid);
+                return Ok(());
+            }
+            Action::Payload => return self.handle_payload(ev),
+            _ => {}
         }
         let exe: Option<Vec<u8>> = if ev.action == Action::Exec && ev.success() {
             ev.path.clone()
         } else {
             self.table.get(ev.pid).and_then(|p| p.exe.clone())
         };
-        let matcher = Matcher {
-            rules: &self.rules.rules,
-            plan: &self.plan,
-        };
+        let matcher = Matcher { rules: &self.rules.rules, plan: &self.plan };
         let Some(rule) = matcher.evaluate(ev, exe.as_deref()) else {
             tracing::trace!(action = ev.action.as_str(), pid = ev.pid, path = ?ev.path.as_deref().map(String::from_utf8_lossy), flags = ev.flags, "no rule matched");
             return Ok(());
         };
+        let rule = RuleRef { keys: rule.keys.clone(), source: rule.source.to_string() };
+        if ev.action == Action::Connect && ev.success() {
+            // What the process now sends on this connection is decoded (Docker API requests).
+            self.open_stream(ev);
+        }
+        self.emit(ev, rule, None)
+    }
+
+    fn open_stream(&mut self, ev: &Event) {
+        if self.streams.len() >= MAX_STREAMS {
+            if let Some(oldest) = self.streams.iter().min_by_key(|(_, t)| t.opened).map(|(k, _)| *k) {
+                self.streams.remove(&oldest);
+            }
+        }
+        let socket = ev.path2.clone().or_else(|| ev.path.clone()).unwrap_or_default();
+        self.streams.insert((ev.pid, ev.args[0] as u32), Tracked { stream: Stream::default(), socket, opened: self.events });
+    }
+
+    /// Bytes sent on a connection that raised a connect alert: every complete HTTP request
+    /// in them becomes an alert of its own (see `rules::docker_api`).
+    fn handle_payload(&mut self, ev: &Event) -> std::io::Result<()> {
+        let key = (ev.pid, ev.args[0] as u32);
+        let Some(tracked) = self.streams.get_mut(&key) else { return Ok(()) };
+        let requests = tracked.stream.feed(ev.args[1], ev.args[2], &ev.payload);
+        let socket = tracked.socket.clone();
+        for req in requests {
+            let decoded = docker_api::decode(&req);
+            let rule = RuleRef {
+                keys: decoded.keys().into_iter().map(str::to_string).collect(),
+                source: docker_api::SOURCE.to_string(),
+            };
+            self.emit(ev, rule, Some((&decoded, socket.as_slice())))?;
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, ev: &Event, rule: RuleRef, docker: Option<(&DockerRequest, &[u8])>) -> std::io::Result<()> {
         self.sequence += 1;
         let process = self.table.get(ev.pid).cloned();
         let parent = self.table.get(ev.ppid).cloned();
@@ -87,7 +135,7 @@ impl<W: Write> Pipeline<W> {
         let container = container_of(&mut self.containers, ev);
         let line = render(&AlertInput {
             ev,
-            rule,
+            rule: &rule,
             sequence: self.sequence,
             timestamp: enrich::rfc3339(self.clock.wall_ns(ev.ts_boot_ns)),
             hostname: &self.hostname,
@@ -97,11 +145,24 @@ impl<W: Write> Pipeline<W> {
             user_name: self.users.name(ev.ids.uid),
             euser_name: self.users.name(ev.ids.euid),
             container: container.as_ref(),
+            docker,
         });
         self.out.write_all(line.as_bytes())?;
         self.out.write_all(b"\n")?;
         self.out.flush()
     }
+}
+
+/// Connections whose requests are decoded, at most (the oldest is dropped).
+const MAX_STREAMS: usize = 4096;
+
+/// A connection to a watched socket whose outgoing bytes are decoded.
+pub struct Tracked {
+    stream: Stream,
+    /// The socket's path, for the alerts.
+    socket: Vec<u8>,
+    /// `events` count when it was opened (for eviction).
+    opened: u64,
 }
 
 /// The container `ev` came from: by the cgroup name the kernel sent, else (a process in a

@@ -2,6 +2,7 @@
 //! context. The process table is kept from fork/exec/exit events and seeded from /proc.
 
 pub mod container;
+pub mod http;
 pub mod paths;
 pub mod process;
 pub mod users;

@@ -1,5 +1,6 @@
 //! Rules: auditctl-syntax files → parsed rules → kernel filter plan + matcher.
 
+pub mod docker_api;
 pub mod matcher;
 pub mod model;
 pub mod parse;

@@ -39,6 +39,11 @@ impl FilterPlan {
         self.targets.get((id as usize).checked_sub(1)?)
     }
 
+    /// The target that is this very object (device, inode).
+    pub fn by_identity(&self, dev: u32, ino: u64) -> Option<&Target> {
+        self.targets.iter().find(|t| t.identity == Some((dev, ino)))
+    }
+
     pub fn by_written(&self, path: &str) -> Option<&Target> {
         self.targets.iter().find(|t| t.written == path)
     }

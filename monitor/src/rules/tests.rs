@@ -44,6 +44,7 @@ fn event(action: Act, syscall: i32, path: &str) -> Event {
         sessionid: 1,
         cgroup_id: 0,
         cgroup_name: Vec::new(),
+        payload: Vec::new(),
         comm: b"x".to_vec(),
         path: Some(path.as_bytes().to_vec()),
         path2: None,

@@ -6,14 +6,14 @@
 use crate::enrich::container::ContainerMeta;
 use crate::enrich::process::ProcInfo;
 use crate::event::{Action, Event, Ids};
-use crate::rules::model::Rule;
+use crate::rules::docker_api::DockerRequest;
 use monitor_common::flag;
 use serde_json::{json, Map, Value};
 
 /// Everything an alert line is made from.
 pub struct AlertInput<'a> {
     pub ev: &'a Event,
-    pub rule: &'a Rule,
+    pub rule: &'a RuleRef,
     pub sequence: u64,
     pub timestamp: String,
     pub hostname: &'a str,
@@ -23,6 +23,16 @@ pub struct AlertInput<'a> {
     pub user_name: Option<&'a str>,
     pub euser_name: Option<&'a str>,
     pub container: Option<&'a ContainerInfo>,
+    /// A decoded Docker API request (the event is the send that completed it) and the
+    /// socket's path.
+    pub docker: Option<(&'a DockerRequest, &'a [u8])>,
+}
+
+/// What raised an alert: the keys (first is `rule.key`) and where it is defined.
+#[derive(Clone, Debug)]
+pub struct RuleRef {
+    pub keys: Vec<String>,
+    pub source: String,
 }
 
 /// The container an alert came from.
@@ -91,14 +101,14 @@ pub fn render(a: &AlertInput) -> String {
         "event".into(),
         json!({
             "kind": "alert",
-            "action": action_name(ev),
+            "action": if a.docker.is_some() { "docker-request" } else { action_name(ev) },
             "outcome": if ev.success() { "success" } else { "failure" },
             "sequence": a.sequence,
         }),
     );
     let mut rule = json!({
-        "key": a.rule.key(),
-        "source": a.rule.source.to_string(),
+        "key": a.rule.keys.first().map(String::as_str).unwrap_or(""),
+        "source": a.rule.source,
     });
     if a.rule.keys.len() > 1 {
         rule["keys"] = json!(a.rule.keys);
@@ -166,6 +176,23 @@ pub fn render(a: &AlertInput) -> String {
     );
 
     match ev.action {
+        _ if a.docker.is_some() => {
+            let (req, socket) = a.docker.unwrap();
+            root.insert("file".into(), json!({"path": text(socket), "type": "socket"}));
+            let mut docker = json!({
+                "request": req.request,
+                "findings": req.findings.iter().map(|f| json!({"key": f.key, "detail": f.detail})).collect::<Vec<_>>(),
+            });
+            if let Value::Object(decoded) = &req.decoded {
+                for (k, v) in decoded {
+                    docker[k] = v.clone();
+                }
+            }
+            if req.body_truncated {
+                docker["body_truncated"] = json!(true);
+            }
+            root.insert("docker".into(), docker);
+        }
         Action::Connect => {
             root.insert(
                 "file".into(),

@@ -34,6 +34,7 @@ pub fn decode(buf: &[u8]) -> Result<Event> {
         kind::SETID => Action::SetId,
         kind::FORK => Action::Fork,
         kind::EXIT => Action::Exit,
+        kind::PAYLOAD => Action::Payload,
         kind::FILE => match raw.op {
             file_op::OPEN => Action::Open,
             file_op::UNLINK => Action::Unlink,
@@ -58,9 +59,10 @@ pub fn decode(buf: &[u8]) -> Result<Event> {
         .position(|&b| b == 0)
         .unwrap_or(raw.comm.len());
     let opt = |f: &[u8]| if f.is_empty() { None } else { Some(f.to_vec()) };
-    let (path, path2, argv) = match action {
-        Action::Exec => (opt(field1), None, split_argv(field2)),
-        _ => (opt(field1), opt(field2), Vec::new()),
+    let (path, path2, argv, payload) = match action {
+        Action::Exec => (opt(field1), None, split_argv(field2), Vec::new()),
+        Action::Payload => (None, None, Vec::new(), field1.to_vec()),
+        _ => (opt(field1), opt(field2), Vec::new(), Vec::new()),
     };
     let mut flags = raw.flags;
     if action == Action::Exec && raw.flags & flag::PATH2_TRUNCATED != 0 {
@@ -90,6 +92,7 @@ pub fn decode(buf: &[u8]) -> Result<Event> {
         path,
         path2,
         argv,
+        payload,
         ino: raw.ino,
         dev: raw.dev,
         mode: raw.mode,

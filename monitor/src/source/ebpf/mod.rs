@@ -103,6 +103,9 @@ impl EbpfSource {
         self.attach_syscalls("sys_exit_connect", "sys_exit_", CONNECT_SYSCALLS)?;
         self.attach_syscalls("sys_exit_setid", "sys_exit_", SETID_SYSCALLS)?;
         self.attach_syscalls("sys_exit_exec", "sys_exit_", EXEC_SYSCALLS)?;
+        // write 1, writev 20, sendto 44, sendmsg 46; close 3.
+        self.attach_syscalls("sys_enter_send", "sys_enter_", &[1, 20, 44, 46])?;
+        self.attach_syscalls("sys_enter_close", "sys_enter_", &[3])?;
         let btf = AyaBtf::from_sys_fs().context("reading kernel BTF")?;
         for name in [
             "sched_process_exec",
