@@ -375,59 +375,7 @@ fn every_alert_line_follows_the_documented_schema() {
     // Make sure there is something to check.
     fs::write(l.path("watched/schema"), "x").unwrap();
     l.fence();
-    let doc =
-        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/alert-schema.md"))
-            .unwrap();
-    let rows = schema_rows(&doc);
-    assert!(
-        rows.len() >= 30,
-        "schema table not found in docs/alert-schema.md ({} rows)",
-        rows.len()
-    );
-    let all = l.monitor.all();
-    assert!(!all.is_empty());
-    for a in &all {
-        let group = match s(a, "event.action") {
-            "connect" => "connect",
-            "setuid" | "setgid" => "setid",
-            _ => "file",
-        };
-        for (field, ty, when) in &rows {
-            if when != "always" && when != group {
-                continue;
-            }
-            let v = get(a, field);
-            let ok = ty.split('|').any(|t| match t {
-                "string" => v.is_string(),
-                "null" => v.is_null(),
-                "integer" => v.is_i64() || v.is_u64(),
-                "array" => v.is_array(),
-                "object" => v.is_object(),
-                "boolean" => v.is_boolean(),
-                other => panic!("unknown type {other} in the schema table"),
-            });
-            assert!(ok, "{field} should be {ty} ({when}) in {a}");
-        }
-    }
-}
-
-/// `(field, type, when)` of each row of the schema table: `| `field` | type | when | ... |`.
-fn schema_rows(doc: &str) -> Vec<(String, String, String)> {
-    doc.lines()
-        .filter_map(|line| {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            let when = *cells.get(3)?;
-            if cells.len() >= 5 && ["always", "file", "connect", "setid"].contains(&when) {
-                Some((
-                    cells[1].trim_matches('`').to_string(),
-                    cells[2].trim_matches('`').to_string(),
-                    when.to_string(),
-                ))
-            } else {
-                None
-            }
-        })
-        .collect()
+    monitor_tests::check_schema(&l.monitor.all());
 }
 
 /// A burst of watched writes: every one is reported, in order, and the delay between the

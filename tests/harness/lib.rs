@@ -4,6 +4,8 @@
 //! The tests need root (they load eBPF programs). Without root they are skipped with a
 //! message, except under `CI=true`, where a skip is a failure.
 
+pub mod docker;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -71,15 +73,23 @@ pub struct Monitor {
 impl Monitor {
     /// Start `monitor run --rules RULES` and wait until its hooks are attached.
     pub fn start(rules: &Path) -> Monitor {
+        Monitor::start_with(&[rules])
+    }
+
+    /// Start `monitor run` with several `--rules` paths.
+    pub fn start_with(rules: &[&Path]) -> Monitor {
         let out: Arc<(Mutex<Output>, Condvar)> = Arc::default();
         let (pid_tx, pid_rx) = std::sync::mpsc::channel();
-        let rules = rules.to_path_buf();
+        let rules: Vec<PathBuf> = rules.iter().map(|r| r.to_path_buf()).collect();
         let shared = out.clone();
         // The child is spawned from a thread that lives as long as the child: the parent-death
         // signal below fires when the spawning *thread* ends, and test threads end early.
         std::thread::spawn(move || {
             let mut cmd = Command::new(monitor_bin());
-            cmd.arg("run").arg("--rules").arg(&rules);
+            cmd.arg("run");
+            for r in &rules {
+                cmd.arg("--rules").arg(r);
+            }
             cmd.env("RUST_LOG", "info");
             cmd.stdin(Stdio::null())
                 .stdout(Stdio::piped())
@@ -299,9 +309,12 @@ pub fn summary(a: &Value) -> String {
     )
 }
 
-/// `a[path]` for a dotted path such as `process.parent.pid`.
+/// `a[path]` for a dotted path such as `process.parent.pid` (numbers index arrays).
 pub fn get<'v>(a: &'v Value, dotted: &str) -> &'v Value {
-    dotted.split('.').fold(a, |v, k| &v[k])
+    dotted.split('.').fold(a, |v, k| match (v, k.parse::<usize>()) {
+        (Value::Array(items), Ok(i)) => items.get(i).unwrap_or(&Value::Null),
+        _ => &v[k],
+    })
 }
 
 /// Alert field as a string ("" when absent or not a string).
@@ -344,4 +357,50 @@ pub fn sh(script: &str) {
         .status()
         .expect("running sh");
     assert!(status.success(), "`{script}` failed: {status}");
+}
+
+/// Check alerts against the field table of docs/alert-schema.md: each row
+/// `| `field` | type | when | meaning |` requires `field` with one of the `|`-separated JSON
+/// types in every alert its `when` column covers (`always`, `file`, `connect`, `setid`,
+/// `docker`, `container`).
+pub fn check_schema(alerts: &[Value]) {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/alert-schema.md")).unwrap();
+    let rows: Vec<(String, String, String)> = doc
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split(" | ").map(|c| c.trim().trim_matches('|').trim()).collect();
+            let when = *cells.get(2)?;
+            ["always", "file", "connect", "setid", "docker", "container"].contains(&when).then(|| {
+                (cells[0].trim_matches('`').to_string(), cells[1].replace('\\', "").to_string(), when.to_string())
+            })
+        })
+        .collect();
+    assert!(rows.len() >= 40, "schema table not found in docs/alert-schema.md ({} rows)", rows.len());
+    assert!(!alerts.is_empty());
+    for a in alerts {
+        let group = match s(a, "event.action") {
+            "connect" => "connect",
+            "setuid" | "setgid" => "setid",
+            "docker-request" => "docker",
+            _ => "file",
+        };
+        let in_container = a.get("container").is_some();
+        for (field, ty, when) in &rows {
+            let applies = when == "always" || when == group || (when == "container" && in_container);
+            if !applies {
+                continue;
+            }
+            let v = get(a, field);
+            let ok = ty.split('|').any(|t| match t {
+                "string" => v.is_string(),
+                "null" => v.is_null(),
+                "integer" => v.is_i64() || v.is_u64(),
+                "array" => v.is_array(),
+                "object" => v.is_object(),
+                "boolean" => v.is_boolean(),
+                other => panic!("unknown type {other} in the schema table"),
+            });
+            assert!(ok, "{field} should be {ty} ({when}) in {a}");
+        }
+    }
 }
