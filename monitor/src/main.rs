@@ -3,6 +3,7 @@
 //! Pipeline: source (eBPF) → enrich (process, user, host) → match (auditctl rules) → sink
 //! (JSON lines on stdout). Logs go to stderr.
 
+mod check;
 mod enrich;
 mod event;
 mod pipeline;
@@ -21,6 +22,7 @@ mod exit {
     pub const RULES: u8 = 2;
     pub const NOT_ROOT: u8 = 3;
     pub const KERNEL: u8 = 4;
+    pub const USAGE: u8 = 5;
 }
 
 #[derive(Parser)]
@@ -43,6 +45,25 @@ enum Command {
         /// Without it the built-in default pack is used.
         #[arg(long = "rules", short = 'r', value_name = "PATH")]
         rules: Vec<PathBuf>,
+    },
+    /// Report which hardening items of the guides this host fails right now (read-only).
+    ///
+    /// Exit code: 0 when nothing failed, else 10 + the worst failed severity (10 info,
+    /// 11 low, 12 medium, 13 high, 14 critical). Checks that cannot tell say "unknown" with
+    /// the reason; they never pass.
+    Check {
+        /// One JSON object per finding (event.kind "state"), for a SIEM.
+        #[arg(long)]
+        json: bool,
+        /// Run only these checks (ids, or prefixes ending in "-" such as DOCKER-).
+        #[arg(long, value_name = "ID", num_args = 1..)]
+        only: Vec<String>,
+        /// Skip these checks (ids or prefixes).
+        #[arg(long, value_name = "ID", num_args = 1..)]
+        skip: Vec<String>,
+        /// List the checks and exit.
+        #[arg(long)]
+        list: bool,
     },
     /// Validate and list rules.
     Rules {
@@ -82,6 +103,7 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Run { rules } => run(rules),
+        Command::Check { json, only, skip, list } => host_check(json, only, skip, list),
         Command::Rules {
             command: RulesCommand::Check { paths },
         } => rules_check(paths),
@@ -89,6 +111,33 @@ fn main() -> ExitCode {
             command: RulesCommand::List { rules },
         } => rules_list(rules),
     }
+}
+
+fn host_check(json: bool, only: Vec<String>, skip: Vec<String>, list: bool) -> ExitCode {
+    if list {
+        for c in check::all() {
+            println!("{:<26} {:<9} {:<8} {}", c.id, c.group, c.severity.as_str(), c.title);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let findings = match check::run(&check::Host::real(), &only, &skip) {
+        Ok(f) => f,
+        Err(e) => return fail(exit::USAGE, e),
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let written = if json {
+        let now = enrich::Clock::measure();
+        let ts = enrich::rfc3339(now.wall_ns(now.boot_now()));
+        sink::state::json_lines(&mut out, &findings, &ts, &enrich::hostname())
+    } else {
+        let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        sink::state::table(&mut out, &findings, colour)
+    };
+    if let Err(e) = written {
+        return fail(exit::RUNTIME, format!("writing the report: {e}"));
+    }
+    ExitCode::from(check::exit_code(&findings))
 }
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {

@@ -40,6 +40,13 @@ impl Clock {
     pub fn wall_ns(&self, boot_ns: u64) -> i128 {
         boot_ns as i128 + self.offset_ns
     }
+
+    /// Current CLOCK_BOOTTIME in ns.
+    pub fn boot_now(&self) -> u64 {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
 }
 
 /// RFC 3339 UTC with nanoseconds, e.g. `2026-11-23T14:02:03.123456789Z`.

@@ -1,0 +1,104 @@
+//! Audit: the CIS Docker Benchmark 1.1.x watches present in the kernel's audit rules, or
+//! covered by a running `monitor`.
+
+use super::{Check, Host, Outcome, Severity};
+
+pub const CHECKS: &[Check] = &[Check {
+    id: "AUDIT-DOCKER",
+    group: "audit",
+    title: "Docker files and binaries are audited (CIS Docker Benchmark 1.1.3-1.1.18)",
+    severity: Severity::Medium,
+    remediation: "Load the monitor's rules/docker.rules into auditd (`auditctl -R rules/docker.rules`, or copy to /etc/audit/rules.d/), or keep `monitor run` running.",
+    run: cis,
+}];
+
+/// CIS item → the paths that satisfy it (any one, where it exists).
+const ITEMS: &[(&str, &[&str])] = &[
+    ("1.1.3 dockerd", &["/usr/bin/dockerd", "/usr/sbin/dockerd"]),
+    ("1.1.4 /run/containerd", &["/run/containerd"]),
+    ("1.1.5 /var/lib/docker", &["/var/lib/docker"]),
+    ("1.1.6 /etc/docker", &["/etc/docker"]),
+    ("1.1.7 docker.service", &["/usr/lib/systemd/system/docker.service", "/lib/systemd/system/docker.service", "/etc/systemd/system/docker.service"]),
+    ("1.1.8 containerd.sock", &["/run/containerd/containerd.sock"]),
+    ("1.1.9 docker.socket", &["/usr/lib/systemd/system/docker.socket", "/lib/systemd/system/docker.socket", "/etc/systemd/system/docker.socket"]),
+    ("1.1.10 /etc/default/docker", &["/etc/default/docker"]),
+    ("1.1.11 /etc/docker/daemon.json", &["/etc/docker/daemon.json"]),
+    ("1.1.12 /etc/containerd/config.toml", &["/etc/containerd/config.toml"]),
+    ("1.1.13 /etc/sysconfig/docker", &["/etc/sysconfig/docker"]),
+    ("1.1.14 containerd", &["/usr/bin/containerd", "/usr/sbin/containerd"]),
+    ("1.1.15 containerd-shim", &["/usr/bin/containerd-shim"]),
+    ("1.1.16 containerd-shim-runc-v1", &["/usr/bin/containerd-shim-runc-v1"]),
+    ("1.1.17 containerd-shim-runc-v2", &["/usr/bin/containerd-shim-runc-v2"]),
+    ("1.1.18 runc", &["/usr/bin/runc", "/usr/sbin/runc"]),
+];
+
+/// `-w PATH` entries of `auditctl -l`.
+fn audit_watches() -> Result<Vec<String>, String> {
+    let out = std::process::Command::new("auditctl").arg("-l").output().map_err(|e| format!("auditctl: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("auditctl -l: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("-w ").and_then(|r| r.split_whitespace().next()).map(str::to_string))
+        .chain(
+            // `-a ... -F dir=X` / `-F path=X` rules are watches too.
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .flat_map(|l| l.split_whitespace().filter_map(|w| w.strip_prefix("dir=").or_else(|| w.strip_prefix("path="))).map(str::to_string).collect::<Vec<_>>())
+                .collect::<Vec<_>>(),
+        )
+        .collect())
+}
+
+/// pid of a running `monitor run` with the built-in pack (it watches every item).
+fn monitor_running(h: &Host) -> Option<String> {
+    let me = std::process::id().to_string();
+    h.dir("/proc").into_iter().find_map(|p| {
+        let pid = p.file_name()?.to_str()?.to_string();
+        if pid == me || std::fs::read_to_string(p.join("comm")).ok()?.trim() != "monitor" {
+            return None;
+        }
+        let cmdline = std::fs::read(p.join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        (args.iter().any(|a| *a == b"run") && !args.iter().any(|a| *a == b"--rules" || *a == b"-r")).then_some(pid)
+    })
+}
+
+fn covered(watches: &[String], path: &str) -> bool {
+    watches.iter().any(|w| {
+        let w = w.trim_end_matches('/');
+        path == w || (path.starts_with(w) && path.as_bytes().get(w.len()) == Some(&b'/'))
+    })
+}
+
+fn cis(h: &Host) -> Outcome {
+    if let Some(pid) = monitor_running(h) {
+        return Outcome::pass(vec![format!("monitor run (pid {pid}) watches every item with the built-in pack")]);
+    }
+    if !h.is_real() {
+        return Outcome::unknown("not the running host");
+    }
+    let watches = match audit_watches() {
+        Ok(w) => w,
+        Err(e) => return Outcome::unknown(format!("{e}; and no `monitor run` is running")),
+    };
+    let mut missing = Vec::new();
+    let mut present = Vec::new();
+    for (item, paths) in ITEMS {
+        let existing: Vec<&&str> = paths.iter().filter(|p| h.exists(p)).collect();
+        if existing.is_empty() {
+            continue; // not applicable on this host
+        }
+        if existing.iter().any(|p| covered(&watches, p)) {
+            present.push(item.to_string());
+        } else {
+            missing.push(format!("{item}: no audit watch on {}", existing.iter().map(|p| **p).collect::<Vec<_>>().join(" or ")));
+        }
+    }
+    if missing.is_empty() {
+        Outcome::pass(present)
+    } else {
+        Outcome::fail(missing)
+    }
+}
