@@ -244,6 +244,16 @@ impl Monitor {
     }
 }
 
+impl Drop for Monitor {
+    /// A monitor a test started is stopped when the test is done with it.
+    fn drop(&mut self) {
+        let exited = self.out.0.lock().unwrap_or_else(|e| e.into_inner()).exit.is_some();
+        if !exited {
+            unsafe { libc::kill(self.pid as i32, libc::SIGTERM) };
+        }
+    }
+}
+
 fn read_stdout(stdout: impl std::io::Read, out: Arc<(Mutex<Output>, Condvar)>) {
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };

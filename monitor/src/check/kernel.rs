@@ -63,9 +63,18 @@ fn usb_storage(h: &Host) -> Outcome {
             }
         }
     }
-    let loaded = h.read("/proc/modules").map(|m| m.lines().any(|l| l.starts_with("usb_storage "))).unwrap_or(false);
-    if loaded {
-        return Outcome::fail(vec!["usb_storage is loaded".into()]);
+    let modules = h.read("/proc/modules").ok();
+    let present = h.exists("/sys/module/usb_storage");
+    match (modules, present) {
+        (None, false) => {
+            return Outcome::pass(vec!["the kernel cannot load modules (no /proc/modules) and has no usb-storage driver".into()]);
+        }
+        (None, true) => return Outcome::fail(vec!["usb-storage is built into the kernel".into()]),
+        (Some(m), _) if m.lines().any(|l| l.starts_with("usb_storage ")) => {
+            return Outcome::fail(vec!["usb_storage is loaded".into()]);
+        }
+        (Some(_), true) => return Outcome::fail(vec!["usb-storage is built into the kernel".into()]),
+        (Some(_), false) => {}
     }
     if disabled {
         Outcome::pass(evidence)

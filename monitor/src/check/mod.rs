@@ -255,5 +255,11 @@ mod tests {
         assert!(o.evidence[1].starts_with("mds: "));
         let h = fixture("kernel-loaded", &[("/etc/modprobe.d/usb.conf", "blacklist usb-storage\n"), ("/proc/modules", "usb_storage 1 0 - Live 0x0\n")]);
         assert_eq!(outcome(&h, "KERN-USB-STORAGE").status, Status::Fail);
+        let h = fixture("kernel-blacklist-only", &[("/etc/modprobe.d/usb.conf", "blacklist usb-storage\n"), ("/proc/modules", "")]);
+        assert_eq!(outcome(&h, "KERN-USB-STORAGE").status, Status::Fail, "blacklist alone does not stop `modprobe usb-storage`");
+        let h = fixture("kernel-nomodules", &[]);
+        assert_eq!(outcome(&h, "KERN-USB-STORAGE").status, Status::Pass);
+        let h = fixture("kernel-builtin", &[("/sys/module/usb_storage/parameters/delay_use", "1")]);
+        assert_eq!(outcome(&h, "KERN-USB-STORAGE").status, Status::Fail);
     }
 }
