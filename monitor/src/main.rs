@@ -45,6 +45,9 @@ enum Command {
         /// Without it the built-in default pack is used.
         #[arg(long = "rules", short = 'r', value_name = "PATH")]
         rules: Vec<PathBuf>,
+        /// Seconds between heartbeat records on stdout (0: none).
+        #[arg(long, value_name = "SECS", default_value_t = 30)]
+        heartbeat: u64,
     },
     /// Report which hardening items of the guides this host fails right now (read-only).
     ///
@@ -102,7 +105,7 @@ fn main() -> ExitCode {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     match cli.command {
-        Command::Run { rules } => run(rules),
+        Command::Run { rules, heartbeat } => run(rules, heartbeat),
         Command::Check { json, only, skip, list } => host_check(json, only, skip, list),
         Command::Rules {
             command: RulesCommand::Check { paths },
@@ -176,7 +179,7 @@ fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, ExitCode> {
     }
 }
 
-fn run(paths: Vec<PathBuf>) -> ExitCode {
+fn run(paths: Vec<PathBuf>, heartbeat: u64) -> ExitCode {
     if unsafe { libc::geteuid() } != 0 {
         return fail(
             exit::NOT_ROOT,
@@ -197,7 +200,8 @@ fn run(paths: Vec<PathBuf>) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(exit::RUNTIME, format!("cannot start the runtime: {e}")),
     };
-    match rt.block_on(pipeline::run_live(rules)) {
+    let opts = pipeline::RunOptions { heartbeat: (heartbeat > 0).then(|| std::time::Duration::from_secs(heartbeat)) };
+    match rt.block_on(pipeline::run_live(rules, opts)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(exit::RUNTIME, format!("{e:#}")),
     }

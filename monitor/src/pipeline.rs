@@ -30,6 +30,10 @@ pub struct Pipeline<W: Write> {
     pub out: W,
     pub events: u64,
     pub decode_errors: u64,
+    /// Alert lines written.
+    pub alerts: u64,
+    /// Events the kernel could not hand over (reported in `events-lost` records).
+    pub lost: u64,
 }
 
 impl<W: Write> Pipeline<W> {
@@ -49,6 +53,8 @@ impl<W: Write> Pipeline<W> {
             out,
             events: 0,
             decode_errors: 0,
+            alerts: 0,
+            lost: 0,
         }
     }
 
@@ -129,6 +135,7 @@ impl<W: Write> Pipeline<W> {
 
     fn emit(&mut self, ev: &Event, rule: RuleRef, docker: Option<(&DockerRequest, &[u8])>) -> std::io::Result<()> {
         self.sequence += 1;
+        self.alerts += 1;
         let process = self.table.get(ev.pid).cloned();
         let parent = self.table.get(ev.ppid).cloned();
         let ancestors = self.table.ancestors(ev.pid);
@@ -150,6 +157,30 @@ impl<W: Write> Pipeline<W> {
         self.out.write_all(line.as_bytes())?;
         self.out.write_all(b"\n")?;
         self.out.flush()
+    }
+}
+
+impl<W: Write> Pipeline<W> {
+    /// Write an in-band record about the monitor itself (`event.kind: "metric"`): start,
+    /// heartbeat, events lost, stop. It takes a sequence number like an alert, so a gap in
+    /// `event.sequence` can only mean lines lost after the monitor wrote them.
+    pub fn record(&mut self, action: &str, monitor: serde_json::Value) -> std::io::Result<()> {
+        self.sequence += 1;
+        let now = self.clock.now_wall_ns();
+        let line = crate::sink::json::render_record(action, self.sequence, &enrich::rfc3339(now), &self.hostname, monitor);
+        self.out.write_all(line.as_bytes())?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()
+    }
+
+    /// Counters for heartbeat and stop records.
+    pub fn totals(&self) -> serde_json::Value {
+        serde_json::json!({
+            "events": self.events,
+            "alerts": self.alerts,
+            "lost": self.lost,
+            "decode_errors": self.decode_errors,
+        })
     }
 }
 
@@ -185,9 +216,17 @@ fn container_of(containers: &mut Containers, ev: &Event) -> Option<ContainerInfo
 
 /// How often watched paths are re-resolved (a socket or file recreated gets a new inode).
 const REFRESH_EVERY: Duration = Duration::from_secs(2);
+/// How often the kernel's loss counters are read: a loss is reported within this time.
+const LOSS_EVERY: Duration = Duration::from_secs(1);
+
+/// Settings of `monitor run` beyond the rules.
+pub struct RunOptions {
+    /// Interval of heartbeat records; `None`: no heartbeats.
+    pub heartbeat: Option<Duration>,
+}
 
 /// Run the live eBPF pipeline until SIGINT/SIGTERM or until stdout goes away.
-pub async fn run_live(rules: RuleSet) -> Result<()> {
+pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
     // First, so that a stop request during the load is honoured, not fatal.
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -200,13 +239,27 @@ pub async fn run_live(rules: RuleSet) -> Result<()> {
     let stdout = std::io::stdout();
     let mut pipeline = Pipeline::new(rules, plan, stdout.lock());
     let mut refresh = tokio::time::interval(REFRESH_EVERY);
+    let mut loss = tokio::time::interval(LOSS_EVERY);
+    let heartbeat_every = opts.heartbeat.unwrap_or(Duration::from_secs(365 * 86_400));
+    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat_every, heartbeat_every);
     let mut last_drops = 0u64;
+    let mut window_start = pipeline.clock.now_wall_ns();
     info!(
         hooks = source.attached.len(),
         rules = pipeline.rules.rules.len(),
         watched_paths = pipeline.plan.targets.len(),
         "monitor running"
     );
+    let start = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "rules": {"count": pipeline.rules.rules.len(), "hash": pipeline.rules.hash(), "files": pipeline.rules.files},
+        "hooks": source.attached.len(),
+        "kernel": enrich::kernel_release(),
+        "heartbeat_s": opts.heartbeat.map(|d| d.as_secs()),
+    });
+    if let Err(e) = pipeline.record("monitor-start", serde_json::json!({ "start": start })) {
+        return finish(e);
+    }
     let reason = loop {
         tokio::select! {
             guard = ring.readable_mut() => {
@@ -221,6 +274,27 @@ pub async fn run_live(rules: RuleSet) -> Result<()> {
             }
             _ = sigint.recv() => break "SIGINT",
             _ = sigterm.recv() => break "SIGTERM",
+            _ = loss.tick() => {
+                let now = pipeline.clock.now_wall_ns();
+                let drops = source.drops().unwrap_or(last_drops);
+                if drops > last_drops {
+                    let lost = drops - last_drops;
+                    warn!(lost, total = drops, "events lost in the kernel (ring buffer full or stage unreachable)");
+                    pipeline.lost = drops;
+                    let window = serde_json::json!({"start": enrich::rfc3339(window_start), "end": enrich::rfc3339(now)});
+                    if let Err(e) = pipeline.record("events-lost", serde_json::json!({"lost": lost, "lost_total": drops, "window": window})) {
+                        return finish(e);
+                    }
+                    last_drops = drops;
+                }
+                window_start = now;
+            }
+            _ = heartbeat.tick() => {
+                let totals = pipeline.totals();
+                if let Err(e) = pipeline.record("heartbeat", totals) {
+                    return finish(e);
+                }
+            }
             _ = refresh.tick() => {
                 pipeline.users.refresh();
                 pipeline.containers.prune();
@@ -228,11 +302,6 @@ pub async fn run_live(rules: RuleSet) -> Result<()> {
                     source.sync_watches(&pipeline.plan)?;
                 }
                 debug!(processes = pipeline.table.len(), events = pipeline.events, "tick");
-                let drops = source.drops().unwrap_or(0);
-                if drops > last_drops {
-                    warn!(lost = drops - last_drops, total = drops, "events lost in the kernel (ring buffer full or stage unreachable)");
-                    last_drops = drops;
-                }
             }
         }
     };
@@ -243,12 +312,13 @@ pub async fn run_live(rules: RuleSet) -> Result<()> {
             return finish(e);
         }
     }
-    info!(
-        reason,
-        events = pipeline.events,
-        alerts = pipeline.sequence,
-        "monitor stopped"
-    );
+    pipeline.lost = source.drops().unwrap_or(pipeline.lost);
+    let mut totals = pipeline.totals();
+    totals["reason"] = serde_json::json!(reason);
+    if let Err(e) = pipeline.record("monitor-stop", totals) {
+        return finish(e);
+    }
+    info!(reason, events = pipeline.events, alerts = pipeline.alerts, lost = pipeline.lost, "monitor stopped");
     Ok(())
 }
 

@@ -380,14 +380,24 @@ pub fn check_schema(alerts: &[Value]) {
         .filter_map(|line| {
             let cells: Vec<&str> = line.split(" | ").map(|c| c.trim().trim_matches('|').trim()).collect();
             let when = *cells.get(2)?;
-            ["always", "file", "connect", "setid", "docker", "container"].contains(&when).then(|| {
+            ["always", "file", "connect", "setid", "docker", "container", "metric"].contains(&when).then(|| {
                 (cells[0].trim_matches('`').to_string(), cells[1].replace('\\', "").to_string(), when.to_string())
             })
         })
         .collect();
     assert!(rows.len() >= 40, "schema table not found in docs/alert-schema.md ({} rows)", rows.len());
     assert!(!alerts.is_empty());
+    // One numbering for alerts and records, no gaps.
+    let mut seqs: Vec<u64> = alerts.iter().filter_map(|a| get(a, "event.sequence").as_u64()).collect();
+    seqs.sort();
+    assert_eq!(seqs, (1..=alerts.len() as u64).collect::<Vec<_>>(), "event.sequence must be 1..n without gaps");
     for a in alerts {
+        if s(a, "event.kind") == "metric" {
+            for (field, ty, _) in rows.iter().filter(|(_, _, w)| w == "metric") {
+                assert!(type_ok(get(a, field), ty), "{field} should be {ty} in {a}");
+            }
+            continue;
+        }
         let group = match s(a, "event.action") {
             "connect" => "connect",
             "setuid" | "setgid" => "setid",
@@ -400,17 +410,20 @@ pub fn check_schema(alerts: &[Value]) {
             if !applies {
                 continue;
             }
-            let v = get(a, field);
-            let ok = ty.split('|').any(|t| match t {
-                "string" => v.is_string(),
-                "null" => v.is_null(),
-                "integer" => v.is_i64() || v.is_u64(),
-                "array" => v.is_array(),
-                "object" => v.is_object(),
-                "boolean" => v.is_boolean(),
-                other => panic!("unknown type {other} in the schema table"),
-            });
-            assert!(ok, "{field} should be {ty} ({when}) in {a}");
+            assert!(type_ok(get(a, field), ty), "{field} should be {ty} ({when}) in {a}");
         }
     }
+}
+
+/// Whether `v` has one of the `|`-separated JSON types of the schema table.
+fn type_ok(v: &Value, ty: &str) -> bool {
+    ty.split('|').any(|t| match t {
+        "string" => v.is_string(),
+        "null" => v.is_null(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "array" => v.is_array(),
+        "object" => v.is_object(),
+        "boolean" => v.is_boolean(),
+        other => panic!("unknown type {other} in the schema table"),
+    })
 }

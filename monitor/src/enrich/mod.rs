@@ -41,12 +41,22 @@ impl Clock {
         boot_ns as i128 + self.offset_ns
     }
 
+    /// Now, as wall-clock ns (on the same scale as event times).
+    pub fn now_wall_ns(&self) -> i128 {
+        self.wall_ns(self.boot_now())
+    }
+
     /// Current CLOCK_BOOTTIME in ns.
     pub fn boot_now(&self) -> u64 {
         let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
         ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
     }
+}
+
+/// The running kernel's release (`uname -r`).
+pub fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
 /// RFC 3339 UTC with nanoseconds, e.g. `2026-11-23T14:02:03.123456789Z`.

@@ -53,6 +53,19 @@ impl std::fmt::Display for RuleErrors {
 impl std::error::Error for RuleErrors {}
 
 impl RuleSet {
+    /// A fingerprint of the loaded rules (each rule's source and meaning), FNV-1a, hex: the
+    /// same files give the same hash on every host.
+    pub fn hash(&self) -> String {
+        let mut text = String::new();
+        for r in &self.rules {
+            text.push_str(&r.source.to_string());
+            text.push(' ');
+            text.push_str(&r.describe());
+            text.push('\n');
+        }
+        format!("{:016x}", monitor_common::fnv1a(text.as_bytes()))
+    }
+
     /// Parse `(name, text)` sources in order. Any error fails the whole set.
     pub fn from_texts<'a>(
         texts: impl IntoIterator<Item = (String, &'a str)>,

@@ -62,9 +62,53 @@ fn container(c: &ContainerInfo) -> Value {
     v
 }
 
-/// Bytes as a JSON string (invalid UTF-8 sequences become U+FFFD).
-fn text(b: &[u8]) -> Value {
-    Value::String(String::from_utf8_lossy(b).into_owned())
+/// Strings from the kernel as JSON strings, losslessly.
+///
+/// Valid UTF-8 is written as is (JSON escaping handles quotes, newlines and control
+/// characters). A string that is not valid UTF-8 is percent-encoded — every byte that is
+/// not part of a valid UTF-8 sequence becomes `%XX`, and `%` itself becomes `%25` — and its
+/// field is listed in the alert's `encoding.percent` (dotted paths such as
+/// `process.args.2`), so that a consumer can restore the exact bytes.
+#[derive(Default)]
+pub struct Texts {
+    encoded: Vec<String>,
+}
+
+impl Texts {
+    pub fn text(&mut self, b: &[u8], path: impl FnOnce() -> String) -> Value {
+        match std::str::from_utf8(b) {
+            Ok(s) => Value::String(s.to_string()),
+            Err(_) => {
+                self.encoded.push(path());
+                Value::String(percent_encode_invalid(b))
+            }
+        }
+    }
+
+    /// Add `encoding.percent` to `root` when some field was encoded.
+    pub fn finish(self, root: &mut Map<String, Value>) {
+        if !self.encoded.is_empty() {
+            root.insert("encoding".into(), json!({ "percent": self.encoded }));
+        }
+    }
+}
+
+/// Invalid UTF-8 bytes and `%` as `%XX`; valid sequences unchanged.
+pub fn percent_encode_invalid(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len() + 8);
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '%' {
+                out.push_str("%25");
+            } else {
+                out.push(c);
+            }
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 fn ids(i: &Ids) -> Value {
@@ -95,6 +139,7 @@ fn action_name(ev: &Event) -> &'static str {
 
 pub fn render(a: &AlertInput) -> String {
     let ev = a.ev;
+    let mut t = Texts::default();
     let mut root = Map::new();
     root.insert("@timestamp".into(), json!(a.timestamp));
     root.insert(
@@ -116,33 +161,34 @@ pub fn render(a: &AlertInput) -> String {
     root.insert("rule".into(), rule);
 
     // The process: for an exec, the new image; otherwise what the table knows.
-    let (exe, args): (Option<&[u8]>, Vec<Value>) = if ev.action == Action::Exec && ev.success() {
-        (
-            ev.path.as_deref(),
-            ev.argv.iter().map(|x| text(x)).collect(),
-        )
+    let (exe, argv): (Option<&[u8]>, Vec<&[u8]>) = if ev.action == Action::Exec && ev.success() {
+        (ev.path.as_deref(), ev.argv.iter().map(Vec::as_slice).collect())
     } else {
         (
             a.process.and_then(|p| p.exe.as_deref()),
-            a.process
-                .map(|p| p.args.iter().map(|x| text(x)).collect())
-                .unwrap_or_default(),
+            a.process.map(|p| p.args.iter().map(Vec::as_slice).collect()).unwrap_or_default(),
         )
     };
+    let args: Vec<Value> = argv.iter().enumerate().map(|(i, x)| t.text(x, || format!("process.args.{i}"))).collect();
+    let ancestors: Vec<Value> = a
+        .ancestors
+        .iter()
+        .enumerate()
+        .map(|(i, (pid, exe))| {
+            json!({"pid": pid, "executable": exe.as_deref().map(|e| t.text(e, || format!("process.ancestors.{i}.executable")))})
+        })
+        .collect();
     let mut process = json!({
         "pid": ev.pid,
         "thread": {"id": ev.tid},
-        "name": text(&ev.comm),
-        "executable": exe.map(text),
+        "name": t.text(&ev.comm, || "process.name".into()),
+        "executable": exe.map(|e| t.text(e, || "process.executable".into())),
         "args": args,
         "parent": {
             "pid": ev.ppid,
-            "executable": a.parent.and_then(|p| p.exe.as_deref()).map(text),
+            "executable": a.parent.and_then(|p| p.exe.as_deref()).map(|e| t.text(e, || "process.parent.executable".into())),
         },
-        "ancestors": a.ancestors.iter().map(|(pid, exe)| json!({
-            "pid": pid,
-            "executable": exe.as_deref().map(text),
-        })).collect::<Vec<_>>(),
+        "ancestors": ancestors,
     });
     if ev.action == Action::Exec && ev.flag(flag::PATH2_TRUNCATED) {
         process["args_truncated"] = json!(true);
@@ -178,7 +224,7 @@ pub fn render(a: &AlertInput) -> String {
     match ev.action {
         _ if a.docker.is_some() => {
             let (req, socket) = a.docker.unwrap();
-            root.insert("file".into(), json!({"path": text(socket), "type": "socket"}));
+            root.insert("file".into(), json!({"path": t.text(socket, || "file.path".into()), "type": "socket"}));
             let mut docker = json!({
                 "request": req.request,
                 "findings": req.findings.iter().map(|f| json!({"key": f.key, "detail": f.detail})).collect::<Vec<_>>(),
@@ -197,14 +243,14 @@ pub fn render(a: &AlertInput) -> String {
             root.insert(
                 "file".into(),
                 json!({
-                    "path": ev.path2.as_deref().map(text),
+                    "path": ev.path2.as_deref().map(|p| t.text(p, || "file.path".into())),
                     "type": "socket",
                     "inode": (ev.ino != 0).then_some(ev.ino),
                 }),
             );
             root.insert(
                 "socket".into(),
-                json!({"requested_path": ev.path.as_deref().map(text)}),
+                json!({"requested_path": ev.path.as_deref().map(|p| t.text(p, || "socket.requested_path".into()))}),
             );
         }
         Action::SetId => {
@@ -219,14 +265,14 @@ pub fn render(a: &AlertInput) -> String {
             );
         }
         _ => {
-            let mut file = json!({ "path": ev.path.as_deref().map(text) });
+            let mut file = json!({ "path": ev.path.as_deref().map(|p| t.text(p, || "file.path".into())) });
             if let Some(p2) = &ev.path2 {
                 let k = if ev.action == Action::Symlink {
                     "link_target"
                 } else {
                     "target_path"
                 };
-                file[k] = text(p2);
+                file[k] = t.text(p2, || format!("file.{k}"));
             }
             if ev.ino != 0 {
                 file["inode"] = json!(ev.ino);
@@ -248,5 +294,59 @@ pub fn render(a: &AlertInput) -> String {
         root.insert("container".into(), container(c));
     }
     root.insert("host".into(), json!({"hostname": a.hostname}));
+    t.finish(&mut root);
     Value::Object(root).to_string()
+}
+
+/// An in-band record about the monitor itself (start, heartbeat, events lost, stop).
+pub fn render_record(action: &str, sequence: u64, timestamp: &str, hostname: &str, monitor: Value) -> String {
+    json!({
+        "@timestamp": timestamp,
+        "event": {"kind": "metric", "action": action, "sequence": sequence, "dataset": "monitor"},
+        "monitor": monitor,
+        "host": {"hostname": hostname},
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The decoding a consumer does, for the round trip.
+    fn percent_decode(s: &str) -> Vec<u8> {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn invalid_utf8_round_trips_and_valid_text_is_untouched() {
+        for input in [&b"plain %41 text"[..], b"\xff\xfe", b"caf\xc3\xa9 \xc3 50% \x00\n\"q\"", b"%", b"\xed\xa0\x80"] {
+            let mut t = Texts::default();
+            let v = t.text(input, || "f".into());
+            let s = v.as_str().unwrap();
+            if std::str::from_utf8(input).is_ok() {
+                assert_eq!(s.as_bytes(), input);
+                assert!(t.encoded.is_empty());
+            } else {
+                assert_eq!(percent_decode(s), input, "{s}");
+                assert_eq!(t.encoded, vec!["f"]);
+            }
+            // Always one line of valid JSON.
+            let line = serde_json::to_string(&v).unwrap();
+            assert!(!line.contains('\n'));
+            assert_eq!(serde_json::from_str::<Value>(&line).unwrap(), v);
+        }
+    }
 }
