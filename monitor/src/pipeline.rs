@@ -312,7 +312,17 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
             return finish(e);
         }
     }
-    pipeline.lost = source.drops().unwrap_or(pipeline.lost);
+    // Losses since the last report get their record before the totals.
+    let drops = source.drops().unwrap_or(last_drops);
+    if drops > last_drops {
+        let now = pipeline.clock.now_wall_ns();
+        let window = serde_json::json!({"start": enrich::rfc3339(window_start), "end": enrich::rfc3339(now)});
+        warn!(lost = drops - last_drops, total = drops, "events lost in the kernel (ring buffer full or stage unreachable)");
+        if let Err(e) = pipeline.record("events-lost", serde_json::json!({"lost": drops - last_drops, "lost_total": drops, "window": window})) {
+            return finish(e);
+        }
+    }
+    pipeline.lost = drops;
     let mut totals = pipeline.totals();
     totals["reason"] = serde_json::json!(reason);
     if let Err(e) = pipeline.record("monitor-stop", totals) {

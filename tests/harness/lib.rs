@@ -68,6 +68,7 @@ struct Output {
 pub struct Monitor {
     out: Arc<(Mutex<Output>, Condvar)>,
     pid: u32,
+    paused: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Monitor {
@@ -78,10 +79,18 @@ impl Monitor {
 
     /// Start `monitor run` with several `--rules` paths.
     pub fn start_with(rules: &[&Path]) -> Monitor {
+        Monitor::start_args(rules, &[])
+    }
+
+    /// Start `monitor run` with `--rules` paths and further arguments.
+    pub fn start_args(rules: &[&Path], extra: &[&str]) -> Monitor {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let out: Arc<(Mutex<Output>, Condvar)> = Arc::default();
         let (pid_tx, pid_rx) = std::sync::mpsc::channel();
         let rules: Vec<PathBuf> = rules.iter().map(|r| r.to_path_buf()).collect();
         let shared = out.clone();
+        let paused: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let pause_flag = paused.clone();
         // The child is spawned from a thread that lives as long as the child: the parent-death
         // signal below fires when the spawning *thread* ends, and test threads end early.
         std::thread::spawn(move || {
@@ -90,6 +99,7 @@ impl Monitor {
             for r in &rules {
                 cmd.arg("--rules").arg(r);
             }
+            cmd.args(&extra);
             cmd.env("RUST_LOG", "info");
             cmd.stdin(Stdio::null())
                 .stdout(Stdio::piped())
@@ -106,7 +116,7 @@ impl Monitor {
             let stdout = child.stdout.take().unwrap();
             let stderr = child.stderr.take().unwrap();
             let s = shared.clone();
-            let out_reader = std::thread::spawn(move || read_stdout(stdout, s));
+            let out_reader = std::thread::spawn(move || read_stdout(stdout, s, pause_flag));
             let s = shared.clone();
             let err_reader = std::thread::spawn(move || read_stderr(stderr, s));
             let status = child.wait().expect("waiting for the monitor");
@@ -118,7 +128,7 @@ impl Monitor {
             cond.notify_all();
         });
         let pid = pid_rx.recv().expect("monitor spawned");
-        let m = Monitor { out, pid };
+        let m = Monitor { out, pid, paused };
         m.wait_ready();
         m
     }
@@ -149,6 +159,12 @@ impl Monitor {
 
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// Stop (or resume) reading the monitor's stdout: its pipe fills and its writes block,
+    /// as with a stalled SIEM.
+    pub fn pause_reading(&self, paused: bool) {
+        self.paused.store(paused, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Send `signal` and wait for the monitor to exit; returns how it exited.
@@ -254,8 +270,13 @@ impl Drop for Monitor {
     }
 }
 
-fn read_stdout(stdout: impl std::io::Read, out: Arc<(Mutex<Output>, Condvar)>) {
-    for line in BufReader::new(stdout).lines() {
+fn read_stdout(stdout: impl std::io::Read, out: Arc<(Mutex<Output>, Condvar)>, paused: Arc<std::sync::atomic::AtomicBool>) {
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        while paused.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let Some(line) = lines.next() else { break };
         let Ok(line) = line else { break };
         let received = Instant::now();
         let received_wall = std::time::SystemTime::now();

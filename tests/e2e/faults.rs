@@ -1,0 +1,194 @@
+//! Nothing lost, nothing broken: a stalled reader, many writers at once, records about the
+//! monitor itself, a closed stdout, and hostile strings. Each test runs its own monitor.
+
+use monitor_tests::{get, privileged, s, scratch_dir, Monitor};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// A scratch tree with `watched/` and a rules file watching it for writes.
+fn watched_tree(name: &str) -> (PathBuf, PathBuf) {
+    let root = scratch_dir(name);
+    std::fs::create_dir_all(root.join("watched")).unwrap();
+    let rules = root.join("faults.rules");
+    std::fs::write(&rules, format!("-w {}/watched -p wa -k faults\n", root.display())).unwrap();
+    (root, rules)
+}
+
+fn records(m: &Monitor, action: &str) -> Vec<Value> {
+    m.matching(|a| s(a, "event.kind") == "metric" && s(a, "event.action") == action)
+}
+
+#[test]
+fn every_event_of_a_stress_run_is_alerted_or_counted_lost() {
+    if !privileged() {
+        return;
+    }
+    let (root, rules) = watched_tree("stress");
+    let m = Monitor::start_args(&[&rules], &["--heartbeat", "0"]);
+    // A stalled reader: the pipe fills, the monitor's writes block, the kernel ring fills.
+    m.pause_reading(true);
+    const PROCS: usize = 8;
+    const FILES: usize = 12_000;
+    let names: Vec<Vec<std::ffi::CString>> = (0..PROCS)
+        .map(|p| (0..FILES).map(|i| std::ffi::CString::new(format!("{}/watched/{p}-{i}", root.display())).unwrap()).collect())
+        .collect();
+    let mut children = Vec::new();
+    for mine in &names {
+        // Only raw syscalls between fork and _exit (the test process has threads).
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            for n in mine {
+                let fd = unsafe { libc::open(n.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o600) };
+                if fd >= 0 {
+                    unsafe { libc::close(fd) };
+                }
+            }
+            unsafe { libc::_exit(0) };
+        }
+        children.push(pid);
+    }
+    for pid in children {
+        let mut st = 0;
+        unsafe { libc::waitpid(pid, &mut st, 0) };
+    }
+    let generated = (PROCS * FILES) as u64;
+    m.pause_reading(false);
+    // Everything before the stop is drained and accounted for in the stop record.
+    let exit = m.stop(libc::SIGTERM);
+    assert_eq!(exit, "exit status: 0");
+    let prefix = format!("{}/watched/", root.display());
+    let alerted = m.matching(|a| s(a, "event.kind") == "alert" && s(a, "file.path").starts_with(&prefix)).len() as u64;
+    let stop = records(&m, "monitor-stop");
+    assert_eq!(stop.len(), 1);
+    let lost_total = get(&stop[0], "monitor.lost").as_u64().unwrap();
+    let lost_reported: u64 = records(&m, "events-lost").iter().map(|r| get(r, "monitor.lost").as_u64().unwrap()).sum();
+    assert!(alerted <= generated);
+    // Lost events may include others than ours (their exits, say), never fewer than ours.
+    assert!(generated - alerted <= lost_total, "{generated} generated, {alerted} alerted, {lost_total} lost");
+    assert_eq!(lost_reported, lost_total, "every loss is explained by an events-lost record");
+    eprintln!("stress: {generated} events generated, {alerted} alerted, {lost_total} counted lost ({lost_reported} reported while running)");
+    monitor_tests::check_schema(&m.all());
+}
+
+#[test]
+fn start_heartbeat_and_stop_records_frame_the_output() {
+    if !privileged() {
+        return;
+    }
+    let (root, rules) = watched_tree("records");
+    let m = Monitor::start_args(&[&rules], &["--heartbeat", "1"]);
+    let f = root.join("watched/one").display().to_string();
+    std::fs::write(&f, "x").unwrap();
+    m.wait_for("the write", |a| s(a, "file.path") == f);
+    m.wait_for("a heartbeat", |a| s(a, "event.action") == "heartbeat");
+    assert_eq!(m.stop(libc::SIGINT), "exit status: 0");
+    let all = m.all();
+    let first = &all[0];
+    assert_eq!(s(first, "event.action"), "monitor-start", "{first}");
+    assert_eq!(get(first, "event.sequence").as_u64(), Some(1));
+    assert_eq!(s(first, "monitor.start.rules.hash").len(), 16, "{first}");
+    assert!(get(first, "monitor.start.hooks").as_u64().unwrap() > 50, "{first}");
+    let last = all.last().unwrap();
+    assert_eq!(s(last, "event.action"), "monitor-stop", "{last}");
+    assert_eq!(s(last, "monitor.reason"), "SIGINT");
+    assert!(get(last, "monitor.alerts").as_u64().unwrap() >= 1);
+    let hb = records(&m, "heartbeat");
+    assert!(get(&hb[0], "monitor.events").as_u64().is_some(), "{}", hb[0]);
+    monitor_tests::check_schema(&all);
+}
+
+#[test]
+fn a_closed_stdout_stops_the_monitor_cleanly() {
+    if !privileged() {
+        return;
+    }
+    let (root, rules) = watched_tree("closed");
+    let mut child = Command::new(monitor_tests::monitor_bin())
+        .args(["run", "--heartbeat", "0", "--rules"])
+        .arg(&rules)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read the start record, then hang up.
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("monitor-start"), "{line}");
+    drop(out);
+    // The next line it writes finds the pipe closed.
+    for i in 0..3 {
+        std::fs::write(root.join(format!("watched/after-close-{i}")), "x").unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(std::time::Instant::now() < deadline, "monitor still running after stdout closed");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(status.success(), "{status}: {err}");
+    assert!(err.contains("stdout closed"), "{err}");
+}
+
+#[test]
+fn hostile_names_stay_one_line_and_are_recovered_exactly() {
+    if !privileged() {
+        return;
+    }
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let (root, rules) = watched_tree("hostile");
+    let m = Monitor::start_args(&[&rules], &["--heartbeat", "0"]);
+    let names: Vec<&[u8]> = vec![
+        b"new\nline",
+        b"quote\"and\\backslash",
+        b"ctl\x01\x1b[31m",
+        b"bad-utf8-\xff\xfe-100%",
+        b"valid-%41-percent",
+    ];
+    for n in &names {
+        let mut p = root.join("watched").into_os_string().into_vec();
+        p.push(b'/');
+        p.extend_from_slice(n);
+        std::fs::write(std::ffi::OsStr::from_bytes(&p), "x").unwrap();
+    }
+    let prefix = format!("{}/watched/", root.display());
+    for n in &names {
+        let a = m
+            .wait_for(&format!("{:?}", String::from_utf8_lossy(n)), |a| {
+                s(a, "event.action") == "write" && recovered(a, "file.path").strip_prefix(prefix.as_bytes()) == Some(*n)
+            })
+            .json;
+        let encoded = get(&a, "encoding.percent").as_array().cloned().unwrap_or_default();
+        assert_eq!(encoded.iter().any(|f| f == "file.path"), std::str::from_utf8(n).is_err(), "{a}");
+    }
+    // Every line parsed as one JSON object (the harness rejects anything else).
+    assert!(m.all().len() > names.len());
+}
+
+/// A string field's exact bytes: percent-decoded when the alert lists it as encoded.
+fn recovered(a: &Value, field: &str) -> Vec<u8> {
+    let v = s(a, field);
+    let encoded = get(a, "encoding.percent").as_array().is_some_and(|l| l.iter().any(|f| f == field));
+    if !encoded {
+        return v.as_bytes().to_vec();
+    }
+    let b = v.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 3 <= b.len() {
+            out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
