@@ -15,9 +15,21 @@ pub mod kind {
     pub const EXIT: u16 = 6;
     /// Bytes a process sent on a connection to a watched socket (see `CaptureKey`).
     pub const PAYLOAD: u16 = 7;
+    /// Something reached for the monitor itself (see `tamper_op`).
+    pub const TAMPER: u16 = 8;
 }
 
 /// File operations (the `op` field of a [`kind::FILE`] event).
+/// Operation of a TAMPER event.
+pub mod tamper_op {
+    /// A signal for the monitor (args: signal, target tgid, result).
+    pub const SIGNAL: u16 = 1;
+    /// ptrace aimed at the monitor (args: the syscall's).
+    pub const PTRACE: u16 = 2;
+    /// process_vm_readv/writev on the monitor (args: the syscall's).
+    pub const PROCESS_VM: u16 = 3;
+}
+
 pub mod file_op {
     pub const OPEN: u16 = 1;
     pub const UNLINK: u16 = 2;

@@ -14,6 +14,7 @@ mod path;
 mod resolve;
 mod sched;
 mod syscalls;
+mod tamper;
 
 use aya_ebpf::{
     macros::{btf_tracepoint, map, tracepoint},
@@ -154,6 +155,18 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
 #[btf_tracepoint(function = "sched_process_exit")]
 pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
     sched::exit(&ctx);
+    0
+}
+
+#[btf_tracepoint(function = "signal_generate")]
+pub fn signal_generate(ctx: BtfTracePointContext) -> i32 {
+    tamper::signal(&ctx);
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_access(ctx: TracePointContext) -> u32 {
+    tamper::enter_access(&ctx);
     0
 }
 

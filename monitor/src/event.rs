@@ -26,6 +26,12 @@ pub enum Action {
     RemoveXattr,
     /// Bytes sent on a captured connection (not alerted by itself; see `enrich::http`).
     Payload,
+    /// A signal sent to the monitor (self-defence).
+    Signal,
+    /// ptrace aimed at the monitor.
+    Ptrace,
+    /// process_vm_readv/writev on the monitor.
+    ProcessVm,
 }
 
 impl Action {
@@ -50,6 +56,9 @@ impl Action {
             Action::SetXattr => "setxattr",
             Action::RemoveXattr => "removexattr",
             Action::Payload => "payload",
+            Action::Signal => "signal",
+            Action::Ptrace => "ptrace",
+            Action::ProcessVm => "process-vm",
         }
     }
 }

@@ -193,6 +193,10 @@ fn run(paths: Vec<PathBuf>, heartbeat: u64) -> ExitCode {
         Ok(r) => r,
         Err(code) => return code,
     };
+    let rules = match rules.with_self_defence(&SystemIds::load()) {
+        Ok(r) => r,
+        Err(e) => return fail(exit::RULES, format!("self-defence rules: {:?}", e.0)),
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -5,6 +5,7 @@ use crate::event::{Action, Event};
 use crate::rules::{matcher::Matcher, targets::FilterPlan, RuleSet};
 use crate::enrich::http::Stream;
 use crate::rules::docker_api::{self, DockerRequest};
+use crate::rules::self_defence;
 use crate::sink::json::{render, AlertInput, ContainerInfo, RuleRef};
 use std::collections::HashMap;
 use crate::source::ebpf::{decode::decode, EbpfSource};
@@ -85,6 +86,7 @@ impl<W: Write> Pipeline<W> {
                 return Ok(());
             }
             Action::Payload => return self.handle_payload(ev),
+            Action::Signal | Action::Ptrace | Action::ProcessVm => return self.handle_tamper(ev),
             _ => {}
         }
         let exe: Option<Vec<u8>> = if ev.action == Action::Exec && ev.success() {
@@ -95,14 +97,22 @@ impl<W: Write> Pipeline<W> {
         let matcher = Matcher { rules: &self.rules.rules, plan: &self.plan };
         let Some(rule) = matcher.evaluate(ev, exe.as_deref()) else {
             tracing::trace!(action = ev.action.as_str(), pid = ev.pid, path = ?ev.path.as_deref().map(String::from_utf8_lossy), flags = ev.flags, "no rule matched");
-            return Ok(());
+            return self.handle_tamper(ev);
         };
         let rule = RuleRef { keys: rule.keys.clone(), source: rule.source.to_string() };
         if ev.action == Action::Connect && ev.success() {
             // What the process now sends on this connection is decoded (Docker API requests).
             self.open_stream(ev);
         }
-        self.emit(ev, rule, None)
+        self.emit(ev, rule, None, None)?;
+        self.handle_tamper(ev)
+    }
+
+    /// Self-defence: alert when the event reaches for the monitor itself.
+    fn handle_tamper(&mut self, ev: &Event) -> std::io::Result<()> {
+        let Some(detail) = self_defence::judge(ev) else { return Ok(()) };
+        let rule = RuleRef { keys: vec![self_defence::KEY.to_string()], source: self_defence::SOURCE.to_string() };
+        self.emit(ev, rule, None, Some(&detail))
     }
 
     fn open_stream(&mut self, ev: &Event) {
@@ -128,12 +138,18 @@ impl<W: Write> Pipeline<W> {
                 keys: decoded.keys().into_iter().map(str::to_string).collect(),
                 source: docker_api::SOURCE.to_string(),
             };
-            self.emit(ev, rule, Some((&decoded, socket.as_slice())))?;
+            self.emit(ev, rule, Some((&decoded, socket.as_slice())), None)?;
         }
         Ok(())
     }
 
-    fn emit(&mut self, ev: &Event, rule: RuleRef, docker: Option<(&DockerRequest, &[u8])>) -> std::io::Result<()> {
+    fn emit(
+        &mut self,
+        ev: &Event,
+        rule: RuleRef,
+        docker: Option<(&DockerRequest, &[u8])>,
+        tamper: Option<&str>,
+    ) -> std::io::Result<()> {
         self.sequence += 1;
         self.alerts += 1;
         let process = self.table.get(ev.pid).cloned();
@@ -153,6 +169,7 @@ impl<W: Write> Pipeline<W> {
             euser_name: self.users.name(ev.ids.euid),
             container: container.as_ref(),
             docker,
+            tamper,
         });
         self.out.write_all(line.as_bytes())?;
         self.out.write_all(b"\n")?;

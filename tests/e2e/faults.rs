@@ -192,3 +192,49 @@ fn recovered(a: &Value, field: &str) -> Vec<u8> {
     }
     out
 }
+
+#[test]
+fn reaching_for_the_monitor_is_reported() {
+    if !privileged() {
+        return;
+    }
+    let (_root, rules) = watched_tree("tamper");
+    let m = Monitor::start_args(&[&rules], &["--heartbeat", "0"]);
+    let pid = m.pid() as i32;
+    let me = std::process::id() as u64;
+    let tamper = |what: &str, pred: &dyn Fn(&Value) -> bool| {
+        m.wait_for(what, |a| s(a, "rule.key") == "monitor-tamper" && pred(a)).json
+    };
+    // A harmless signal.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let a = tamper("SIGCONT", &|a| s(a, "event.action") == "signal");
+    assert_eq!(get(&a, "tamper.signal").as_i64(), Some(libc::SIGCONT as i64), "{a}");
+    assert_eq!(get(&a, "process.pid").as_u64(), Some(me), "{a}");
+    assert_eq!(s(&a, "rule.source"), "builtin:self-defence");
+    // ptrace without attaching (fails, but was attempted) and a read of its memory.
+    unsafe { libc::ptrace(libc::PTRACE_PEEKDATA, pid, 0usize, 0usize) };
+    tamper("ptrace", &|a| s(a, "event.action") == "ptrace");
+    let mut buf = [0u8; 1];
+    let local = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: 1 };
+    let remote = libc::iovec { iov_base: 0x1000 as *mut _, iov_len: 1 };
+    unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    tamper("process_vm_readv", &|a| s(a, "event.action") == "process-vm");
+    // Its rule file changed.
+    let mut text = std::fs::read_to_string(&rules).unwrap();
+    text.push_str("# edited\n");
+    std::fs::write(&rules, text).unwrap();
+    let path = rules.display().to_string();
+    tamper("rules file write", &|a| s(a, "file.path") == path);
+    // Audit rules and BPF links being removed (both calls fail harmlessly here).
+    let _ = std::process::Command::new("auditctl").args(["-W", "/nonexistent-monitor-e2e"]).output();
+    tamper("auditctl -W", &|a| s(a, "event.action") == "exec" && s(a, "tamper.detail").starts_with("auditctl -W"));
+    let _ = std::process::Command::new("bpftool").args(["link", "detach", "id", "999999"]).output();
+    tamper("bpftool detach", &|a| s(a, "event.action") == "exec" && s(a, "tamper.detail").starts_with("bpftool link detach"));
+    // Reading its audit rules is not tampering.
+    let _ = std::process::Command::new("auditctl").arg("-l").output();
+    let fence = _root.join("watched/fence").display().to_string();
+    std::fs::write(&fence, "x").unwrap();
+    m.wait_for("fence", |a| s(a, "file.path") == fence);
+    assert!(m.matching(|a| s(a, "tamper.detail").starts_with("auditctl -l")).is_empty());
+    monitor_tests::check_schema(&m.all());
+}

@@ -401,7 +401,7 @@ pub fn check_schema(alerts: &[Value]) {
         .filter_map(|line| {
             let cells: Vec<&str> = line.split(" | ").map(|c| c.trim().trim_matches('|').trim()).collect();
             let when = *cells.get(2)?;
-            ["always", "file", "connect", "setid", "docker", "container", "metric"].contains(&when).then(|| {
+            ["always", "file", "connect", "setid", "docker", "container", "metric", "tamper"].contains(&when).then(|| {
                 (cells[0].trim_matches('`').to_string(), cells[1].replace('\\', "").to_string(), when.to_string())
             })
         })
@@ -423,6 +423,7 @@ pub fn check_schema(alerts: &[Value]) {
             "connect" => "connect",
             "setuid" | "setgid" => "setid",
             "docker-request" => "docker",
+            "signal" | "ptrace" | "process-vm" => "tamper",
             _ => "file",
         };
         let in_container = a.get("container").is_some();

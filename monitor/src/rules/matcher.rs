@@ -33,7 +33,7 @@ pub fn event_perm(ev: &Event) -> u8 {
         | Act::Truncate
         | Act::Connect => perm::WRITE,
         Act::Chmod | Act::Chown | Act::SetXattr | Act::RemoveXattr => perm::ATTR,
-        Act::SetId | Act::Fork | Act::Exit | Act::Payload => 0,
+        Act::SetId | Act::Fork | Act::Exit | Act::Payload | Act::Signal | Act::Ptrace | Act::ProcessVm => 0,
     }
 }
 

@@ -4,6 +4,7 @@ pub mod docker_api;
 pub mod matcher;
 pub mod model;
 pub mod parse;
+pub mod self_defence;
 mod syscall_table;
 pub mod syscalls;
 pub mod targets;
@@ -97,6 +98,18 @@ impl RuleSet {
         } else {
             Err(RuleErrors(errors))
         }
+    }
+
+    /// Put the self-defence watches (the monitor's binary and rule files) in front of every
+    /// other rule, where no `never` rule or `-D` of the user's can remove them.
+    pub fn with_self_defence(mut self, ids: &dyn IdResolver) -> std::result::Result<RuleSet, RuleErrors> {
+        let exe = std::fs::canonicalize("/proc/self/exe").ok();
+        let text = self_defence::watch_rules(exe.as_deref(), &self.files);
+        let own = RuleSet::from_texts([(self_defence::SOURCE.to_string(), text.as_str())], ids)?;
+        let mut rules = own.rules;
+        rules.append(&mut self.rules);
+        self.rules = rules;
+        Ok(self)
     }
 
     /// The built-in default pack.

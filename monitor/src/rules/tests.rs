@@ -24,7 +24,7 @@ fn load(text: &str) -> std::result::Result<RuleSet, RuleErrors> {
     RuleSet::from_texts([("t.rules".to_string(), text)], &FakeIds)
 }
 
-fn event(action: Act, syscall: i32, path: &str) -> Event {
+pub(crate) fn event_at(action: Act, syscall: i32, path: &str) -> Event {
     Event {
         action,
         syscall,
@@ -100,21 +100,21 @@ fn nothing_loads_when_any_line_is_bad() {
 #[test]
 fn watch_defaults_and_perms() {
     let set = load("-w /etc/docker -k cfg\n-w /usr/bin/docker -p x -k client\n").unwrap();
-    let mut w = event(Act::Open, 257, "/etc/docker/daemon.json");
+    let mut w = event_at(Act::Open, 257, "/etc/docker/daemon.json");
     w.open_flags = 0o1101; // O_WRONLY|O_CREAT|O_TRUNC
     assert_eq!(first_key(&set, &w, None).as_deref(), Some("cfg"));
     assert_eq!(
-        first_key(&set, &event(Act::Exec, 59, "/usr/bin/docker"), None).as_deref(),
+        first_key(&set, &event_at(Act::Exec, 59, "/usr/bin/docker"), None).as_deref(),
         Some("client")
     );
     // -p x: reading the binary is not an execution
     assert_eq!(
-        first_key(&set, &event(Act::Open, 257, "/usr/bin/docker"), None),
+        first_key(&set, &event_at(Act::Open, 257, "/usr/bin/docker"), None),
         None
     );
     // a sibling with a common prefix is not below the watch
     assert_eq!(
-        first_key(&set, &event(Act::Unlink, 87, "/etc/dockerfile"), None),
+        first_key(&set, &event_at(Act::Unlink, 87, "/etc/dockerfile"), None),
         None
     );
 }
@@ -123,7 +123,7 @@ fn watch_defaults_and_perms() {
 fn first_matching_rule_decides_and_never_suppresses() {
     let text = "-a never,exit -F dir=/var/lib/docker -F exe=/usr/sbin/dockerd\n-w /var/lib/docker -k data\n";
     let set = load(text).unwrap();
-    let ev = event(Act::Unlink, 87, "/var/lib/docker/x");
+    let ev = event_at(Act::Unlink, 87, "/var/lib/docker/x");
     assert_eq!(first_key(&set, &ev, Some("/usr/sbin/dockerd")), None);
     assert_eq!(
         first_key(&set, &ev, Some("/usr/bin/vi")).as_deref(),
@@ -138,13 +138,13 @@ fn syscall_rules_with_fields() {
          -a always,exit -F arch=b64 -S 87 -F uid=core -F success=1 -k byname\n",
     )
     .unwrap();
-    let mut ev = event(Act::SetId, 117, "");
+    let mut ev = event_at(Act::SetId, 117, "");
     ev.path = None;
     ev.ids.euid = 0;
     assert_eq!(first_key(&set, &ev, None).as_deref(), Some("esc"));
     ev.auid = u32::MAX;
     assert_eq!(first_key(&set, &ev, None), None);
-    let mut u = event(Act::Unlink, 87, "/tmp/x");
+    let mut u = event_at(Act::Unlink, 87, "/tmp/x");
     u.ids.uid = 500;
     assert_eq!(first_key(&set, &u, None).as_deref(), Some("byname"));
     u.ret = -13;
@@ -172,7 +172,7 @@ fn unsupported_constructs_load_inactive_with_a_warning() {
 #[test]
 fn field_comparisons() {
     let set = load("-a always,exit -F arch=b64 -S execve -C uid!=euid -k suid_exec\n").unwrap();
-    let mut ev = event(Act::Exec, 59, "/usr/bin/passwd");
+    let mut ev = event_at(Act::Exec, 59, "/usr/bin/passwd");
     assert_eq!(first_key(&set, &ev, None), None);
     ev.ids.euid = 0;
     assert_eq!(first_key(&set, &ev, None).as_deref(), Some("suid_exec"));

@@ -26,6 +26,8 @@ pub struct AlertInput<'a> {
     /// A decoded Docker API request (the event is the send that completed it) and the
     /// socket's path.
     pub docker: Option<(&'a DockerRequest, &'a [u8])>,
+    /// Self-defence: what reached for the monitor.
+    pub tamper: Option<&'a str>,
 }
 
 /// What raised an alert: the keys (first is `rule.key`) and where it is defined.
@@ -292,6 +294,12 @@ pub fn render(a: &AlertInput) -> String {
     }
     if let Some(c) = a.container {
         root.insert("container".into(), container(c));
+    }
+    if let Some(detail) = a.tamper {
+        root.insert("tamper".into(), json!({"detail": detail, "monitor_pid": std::process::id()}));
+        if ev.action == Action::Signal {
+            root["tamper"]["signal"] = json!(ev.args[0] as i32);
+        }
     }
     root.insert("host".into(), json!({"hostname": a.hostname}));
     t.finish(&mut root);

@@ -5,7 +5,7 @@
 
 use crate::event::{Action, Event};
 use anyhow::{bail, ensure, Result};
-use monitor_common::{file_op, flag, kind, Event as Raw, EVENT_SIZE, FIELD_CAP};
+use monitor_common::{file_op, flag, kind, tamper_op, Event as Raw, EVENT_SIZE, FIELD_CAP};
 
 /// Decode one record.
 pub fn decode(buf: &[u8]) -> Result<Event> {
@@ -35,6 +35,12 @@ pub fn decode(buf: &[u8]) -> Result<Event> {
         kind::FORK => Action::Fork,
         kind::EXIT => Action::Exit,
         kind::PAYLOAD => Action::Payload,
+        kind::TAMPER => match raw.op {
+            tamper_op::SIGNAL => Action::Signal,
+            tamper_op::PTRACE => Action::Ptrace,
+            tamper_op::PROCESS_VM => Action::ProcessVm,
+            op => bail!("unknown tamper operation {op}"),
+        },
         kind::FILE => match raw.op {
             file_op::OPEN => Action::Open,
             file_op::UNLINK => Action::Unlink,

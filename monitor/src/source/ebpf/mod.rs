@@ -106,11 +106,14 @@ impl EbpfSource {
         // write 1, writev 20, sendto 44, sendmsg 46; close 3.
         self.attach_syscalls("sys_enter_send", "sys_enter_", &[1, 20, 44, 46])?;
         self.attach_syscalls("sys_enter_close", "sys_enter_", &[3])?;
+        // ptrace 101, process_vm_readv 310, process_vm_writev 311.
+        self.attach_syscalls("sys_enter_access", "sys_enter_", &[101, 310, 311])?;
         let btf = AyaBtf::from_sys_fs().context("reading kernel BTF")?;
         for name in [
             "sched_process_exec",
             "sched_process_fork",
             "sched_process_exit",
+            "signal_generate",
         ] {
             let prog: &mut BtfTracePoint = self
                 .ebpf
