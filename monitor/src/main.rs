@@ -1,17 +1,7 @@
-//! `monitor`: runtime security monitor for Docker hosts.
-//!
-//! Pipeline: source (eBPF) → enrich (process, user, host) → match (auditctl rules) → sink
-//! (JSON lines on stdout). Logs go to stderr.
-
-mod check;
-mod enrich;
-mod event;
-mod pipeline;
-mod rules;
-mod sink;
-mod source;
+//! `monitor`: the command line (run, check, rules). The pipeline lives in the library.
 
 use clap::{Parser, Subcommand};
+use monitor::{check, enrich, pipeline, rules, sink};
 use rules::{parse::SystemIds, RuleErrors, RuleSet};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -4,8 +4,10 @@
 //!   `--test-deps`, what the tests need (auditd, docker.io, busybox-static, bpftool).
 //! * `build`  builds `target/release/monitor` with the eBPF object embedded.
 //! * `run`    setup + build + `monitor run` with the built-in rules.
-//! * `test`   setup (with test deps) + the whole test suite.
+//! * `test`   setup (with test deps) + the whole test suite, fuzz targets included (briefly).
+//! * `fuzz`   run the fuzz targets for a given time and report executions.
 
+mod fuzz;
 mod setup;
 mod util;
 
@@ -38,6 +40,14 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Run the fuzz targets (monitor/fuzz) and report how many inputs each survived.
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+        /// Targets to run (default: all).
+        targets: Vec<String>,
+    },
     /// Set up (including test packages), build, and run the whole test suite.
     Test {
         /// Extra arguments passed to `cargo test`.
@@ -63,7 +73,14 @@ fn main() -> Result<()> {
             build()?;
             let mut cmd = util::cargo();
             cmd.args(["test", "--release"]).args(args);
-            util::run(&mut cmd)
+            util::run(&mut cmd)?;
+            // Every parser of outside input survives a short fuzz run on each test run.
+            fuzz::run(10, &[])
+        }
+        Command::Fuzz { time, targets } => {
+            setup::setup(false)?;
+            setup::ensure_cargo_fuzz()?;
+            fuzz::run(time, &targets)
         }
     }
 }

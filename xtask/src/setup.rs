@@ -20,13 +20,26 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("busybox-static", "/bin/busybox"),
 ];
 
+/// cargo-fuzz release used for the fuzz targets (monitor/fuzz).
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
 pub fn setup(test_deps: bool) -> Result<()> {
     ensure_rust_src()?;
     ensure_bpf_linker()?;
     if test_deps {
         ensure_packages(TEST_PACKAGES)?;
+        ensure_cargo_fuzz()?;
     }
     Ok(())
+}
+
+/// cargo-fuzz, for the fuzz targets the test run exercises.
+pub fn ensure_cargo_fuzz() -> Result<()> {
+    if succeeds(Command::new(cargo_bin_dir().join("cargo-fuzz")).arg("--version")) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing cargo-fuzz {CARGO_FUZZ_VERSION} (about a minute)");
+    run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked", "--version", CARGO_FUZZ_VERSION]))
 }
 
 fn ensure_rust_src() -> Result<()> {

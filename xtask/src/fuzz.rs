@@ -1,0 +1,48 @@
+//! `cargo xtask fuzz`: run each fuzz target of monitor/fuzz for a bounded time with
+//! cargo-fuzz (nightly, AddressSanitizer) and report the executions it survived.
+
+use anyhow::{bail, Context, Result};
+use std::process::{Command, Stdio};
+
+const TARGETS: &[&str] = &["rules_parser", "event_decoder", "http_stream", "btf_parser"];
+
+pub fn run(seconds: u64, only: &[String]) -> Result<()> {
+    let dir = crate::util::workspace_root().join("monitor/fuzz");
+    let targets: Vec<&str> = if only.is_empty() {
+        TARGETS.to_vec()
+    } else {
+        for t in only {
+            if !TARGETS.contains(&t.as_str()) {
+                bail!("unknown fuzz target {t} (known: {})", TARGETS.join(", "));
+            }
+        }
+        only.iter().map(String::as_str).collect()
+    };
+    let mut report = Vec::new();
+    for t in targets {
+        eprintln!("xtask: fuzzing {t} for {seconds} s");
+        let out = Command::new("cargo")
+            .args(["+nightly", "fuzz", "run", t, "--", &format!("-max_total_time={seconds}"), "-print_final_stats=1"])
+            .current_dir(&dir)
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::piped())
+            .output()
+            .with_context(|| format!("running cargo fuzz for {t} (is cargo-fuzz installed? `cargo xtask setup --test-deps`)"))?;
+        let log = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            eprintln!("{log}");
+            bail!("fuzz target {t} failed: {}", out.status);
+        }
+        // libFuzzer's final stats: "stat::number_of_executed_units: N".
+        let runs = log
+            .lines()
+            .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+            .map(|n| n.trim().to_string())
+            .unwrap_or_else(|| "?".into());
+        report.push(format!("{t}: {runs} executions in {seconds} s, no crash"));
+    }
+    for line in report {
+        eprintln!("xtask: fuzz {line}");
+    }
+    Ok(())
+}
