@@ -262,4 +262,32 @@ mod tests {
         let h = fixture("kernel-builtin", &[("/sys/module/usb_storage/parameters/delay_use", "1")]);
         assert_eq!(outcome(&h, "KERN-USB-STORAGE").status, Status::Fail);
     }
+
+    #[test]
+    fn cluster_services_only_where_they_exist() {
+        let h = fixture("noservices", &[]);
+        for id in ["SVC-ETCD-TLS", "SVC-FLEET-TLS", "SVC-LOCKSMITH-TLS"] {
+            assert_eq!(outcome(&h, id).status, Status::NotApplicable, "{id}");
+        }
+        let h = fixture(
+            "etcd-plain",
+            &[
+                ("/lib/systemd/system/etcd.service", "[Service]\nEnvironment=ETCD_LISTEN_CLIENT_URLS=http://0.0.0.0:2379\n"),
+                ("/lib/systemd/system/locksmithd.service", "[Service]\n"),
+                ("/etc/coreos/update.conf", "LOCKSMITHD_ENDPOINT=http://10.0.0.1:2379\n"),
+            ],
+        );
+        let o = outcome(&h, "SVC-ETCD-TLS");
+        assert_eq!(o.status, Status::Fail);
+        assert!(o.evidence.iter().any(|e| e == "ETCD_LISTEN_CLIENT_URLS=http://0.0.0.0:2379"), "{:?}", o.evidence);
+        assert_eq!(outcome(&h, "SVC-LOCKSMITH-TLS").status, Status::Fail);
+        let h = fixture(
+            "etcd-tls",
+            &[
+                ("/lib/systemd/system/etcd.service", "[Service]\n"),
+                ("/etc/etcd/etcd.conf", "ETCD_LISTEN_CLIENT_URLS=https://0.0.0.0:2379\nETCD_CERT_FILE=/etc/ssl/etcd.pem\nETCD_CLIENT_CERT_AUTH=true\n"),
+            ],
+        );
+        assert_eq!(outcome(&h, "SVC-ETCD-TLS").status, Status::Pass);
+    }
 }
