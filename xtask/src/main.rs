@@ -6,7 +6,10 @@
 //! * `run`    setup + build + `monitor run` with the built-in rules.
 //! * `test`   setup (with test deps) + the whole test suite, fuzz targets included (briefly).
 //! * `fuzz`   run the fuzz targets for a given time and report executions.
+//! * `bench`  the monitor against bare and auditd; results in docs/bench/.
 
+mod bench;
+mod docker;
 mod fuzz;
 mod setup;
 mod util;
@@ -40,6 +43,22 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Benchmark the monitor against a bare system and auditd (needs root); writes
+    /// results.md and results.json.
+    Bench {
+        /// Events per workload (exec runs a tenth of it).
+        #[arg(long, default_value_t = 20_000)]
+        size: u64,
+        /// Repetitions (the report gives medians).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Where results.md and results.json go.
+        #[arg(long, default_value = "docs/bench")]
+        out: std::path::PathBuf,
+    },
+    /// (internal) one benchmark workload, run as its own process.
+    #[command(hide = true)]
+    BenchWorkload { name: String, n: u64 },
     /// Run the fuzz targets (monitor/fuzz) and report how many inputs each survived.
     Fuzz {
         /// Seconds per target.
@@ -75,8 +94,18 @@ fn main() -> Result<()> {
             cmd.args(["test", "--release"]).args(args);
             util::run(&mut cmd)?;
             // Every parser of outside input survives a short fuzz run on each test run.
-            fuzz::run(10, &[])
+            fuzz::run(10, &[])?;
+            // The benchmark harness works end to end (tiny sizes; no thresholds here).
+            let out = util::workspace_root().join("target/bench-smoke");
+            bench::run(&bench::Options { size: 50, reps: 1, out })
         }
+        Command::Bench { size, reps, out } => {
+            setup::setup(true)?;
+            build()?;
+            let out = if out.is_absolute() { out } else { util::workspace_root().join(out) };
+            bench::run(&bench::Options { size, reps, out })
+        }
+        Command::BenchWorkload { name, n } => bench::workload(&name, n),
         Command::Fuzz { time, targets } => {
             setup::setup(false)?;
             setup::ensure_cargo_fuzz()?;

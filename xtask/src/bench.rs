@@ -1,0 +1,399 @@
+//! `cargo xtask bench`: the monitor against a bare system and against auditd, on the same
+//! machine in the same run.
+//!
+//! Each workload is this binary re-executed with the hidden `bench-workload` command, so it
+//! is a separate process of fixed size. Per repetition the modes run in turn — bare, `monitor
+//! run` with the default pack, auditd with the same pack loaded by `auditctl -R` — and every
+//! workload runs in each; the report gives medians, overheads as ratios against bare, the CPU
+//! the monitor or auditd spent, the monitor's peak RSS, the syscall→alert latency and the
+//! highest paced event rate the monitor took without a drop.
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const WORKLOADS: &[&str] = &["exec", "files-unwatched", "files-watched", "connect-watched", "connect-unwatched", "setuid", "mixed"];
+
+/// Watched by the default pack (CIS 1.1.6, key docker-config).
+const WATCHED_DIR: &str = "/etc/docker/monitor-bench";
+const UNWATCHED_DIR: &str = "/var/tmp/monitor-bench";
+const DOCKER_SOCK: &str = "/run/docker.sock";
+
+pub struct Options {
+    pub size: u64,
+    pub reps: usize,
+    pub out: PathBuf,
+}
+
+fn root() -> PathBuf {
+    crate::util::workspace_root()
+}
+
+fn monitor_bin() -> PathBuf {
+    root().join("target/release/monitor")
+}
+
+/// Run one workload in this process (the hidden `bench-workload` command).
+pub fn workload(name: &str, n: u64) -> Result<()> {
+    use std::os::unix::net::{UnixListener, UnixStream};
+    std::fs::create_dir_all(WATCHED_DIR)?;
+    std::fs::create_dir_all(UNWATCHED_DIR)?;
+    let files = |dir: &str, n: u64| -> Result<()> {
+        for i in 0..n {
+            let a = format!("{dir}/f{i}");
+            let b = format!("{dir}/g{i}");
+            std::fs::write(&a, b"x")?;
+            std::fs::rename(&a, &b)?;
+            std::fs::remove_file(&b)?;
+        }
+        Ok(())
+    };
+    let connects = |path: &str, n: u64| -> Result<()> {
+        for _ in 0..n {
+            drop(UnixStream::connect(path).with_context(|| format!("connect {path}"))?);
+        }
+        Ok(())
+    };
+    let execs = |n: u64| -> Result<()> {
+        for _ in 0..n {
+            Command::new("/bin/true").status()?;
+        }
+        Ok(())
+    };
+    let setuids = |n: u64| {
+        for _ in 0..n {
+            unsafe {
+                libc::syscall(libc::SYS_setresuid, 65534, 65534, 0);
+                libc::syscall(libc::SYS_setresuid, 0, 0, 0);
+            }
+        }
+    };
+    match name {
+        "exec" => execs(n)?,
+        "files-unwatched" => files(UNWATCHED_DIR, n)?,
+        "files-watched" => files(WATCHED_DIR, n)?,
+        "connect-watched" => connects(DOCKER_SOCK, n)?,
+        "connect-unwatched" => {
+            let path = format!("{UNWATCHED_DIR}/bench.sock");
+            let _ = std::fs::remove_file(&path);
+            let listener = UnixListener::bind(&path)?;
+            std::thread::spawn(move || for c in listener.incoming() { drop(c) });
+            connects(&path, n)?;
+        }
+        "setuid" => setuids(n),
+        "mixed" => {
+            execs(n / 10)?;
+            files(UNWATCHED_DIR, n / 3)?;
+            files(WATCHED_DIR, n / 10)?;
+            connects(DOCKER_SOCK, n / 10)?;
+            setuids(n / 10);
+        }
+        other => bail!("unknown workload {other}"),
+    }
+    Ok(())
+}
+
+/// Size of each workload relative to `size` (execs are slow, syscalls fast).
+fn count(workload: &str, size: u64) -> u64 {
+    match workload {
+        "exec" => size / 10,
+        "setuid" | "connect-unwatched" | "connect-watched" => size * 2,
+        _ => size,
+    }
+    .max(1)
+}
+
+/// Wall time of one workload run.
+fn run_workload(name: &str, n: u64) -> Result<Duration> {
+    let exe = std::env::current_exe()?;
+    let start = Instant::now();
+    let st = Command::new(exe).args(["bench-workload", name, &n.to_string()]).status()?;
+    let took = start.elapsed();
+    if !st.success() {
+        bail!("workload {name} failed: {st}");
+    }
+    Ok(took)
+}
+
+/// user+sys CPU seconds of a process so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the comm's closing parenthesis: utime is the 14th field overall.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// A running monitor (stdout to /dev/null, or piped).
+struct Monitor {
+    child: Child,
+}
+
+impl Monitor {
+    fn start(piped: bool) -> Result<Monitor> {
+        let mut cmd = Command::new(monitor_bin());
+        cmd.args(["run", "--heartbeat", "0"]).stderr(Stdio::piped());
+        cmd.stdout(if piped { Stdio::piped() } else { Stdio::null() });
+        let mut child = cmd.spawn().context("starting the monitor (cargo xtask build first)")?;
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        loop {
+            match lines.next() {
+                Some(Ok(l)) if l.contains("monitor running") => break,
+                Some(Ok(_)) => continue,
+                _ => bail!("the monitor exited during start"),
+            }
+        }
+        // Keep draining its log so that it never blocks on stderr.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Monitor { child })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stop(mut self) -> Result<()> {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+/// auditd in the foreground with the default pack loaded; the audit state is restored on drop.
+struct Auditd {
+    child: Child,
+    saved_rules: String,
+    saved_enabled: String,
+}
+
+impl Auditd {
+    fn start() -> Result<Auditd> {
+        let listed = crate::util::output(Command::new("auditctl").arg("-l"))?;
+        let status = crate::util::output(Command::new("auditctl").arg("-s"))?;
+        let saved_enabled = status.lines().find_map(|l| l.strip_prefix("enabled ")).unwrap_or("0").trim().to_string();
+        let _ = Command::new("auditctl").arg("-D").output();
+        for d in ["/var/lib/docker", "/run/containerd"] {
+            std::fs::create_dir_all(d)?;
+        }
+        for f in ["rules/docker.rules", "rules/privilege.rules"] {
+            // auditctl refuses watches whose parent directory is missing here (/etc/sysconfig):
+            // load what it accepts (-c: continue past errors).
+            let _ = Command::new("auditctl").args(["-c", "-R"]).arg(root().join(f)).output();
+        }
+        std::fs::create_dir_all("/var/log/audit")?;
+        let child = Command::new("auditd").args(["-n", "-s", "enable"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("starting auditd")?;
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = Command::new("auditctl").args(["-e", "1"]).output();
+        Ok(Auditd { child, saved_rules: listed, saved_enabled })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Auditd {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let _ = Command::new("auditctl").arg("-D").output();
+        if self.saved_rules.lines().any(|l| l.starts_with('-')) {
+            let f = std::env::temp_dir().join("monitor-bench-saved.rules");
+            if std::fs::write(&f, &self.saved_rules).is_ok() {
+                let _ = Command::new("auditctl").arg("-R").arg(&f).output();
+            }
+        }
+        let _ = Command::new("auditctl").args(["-e", &self.saved_enabled]).output();
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// p50/p99 of the delay from a watched write to its alert line, on a paced writer.
+fn latency(events: u64) -> Result<(f64, f64)> {
+    let mut m = Monitor::start(true)?;
+    let stdout = m.child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut lat = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let got = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i128;
+            let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
+            if v["file"]["path"].as_str().is_some_and(|p| p.starts_with(&format!("{WATCHED_DIR}/lat"))) {
+                if let Some(sent) = v["@timestamp"].as_str().and_then(parse_rfc3339_ns) {
+                    lat.push((got - sent) as f64 / 1e3);
+                }
+            }
+        }
+        lat
+    });
+    std::fs::create_dir_all(WATCHED_DIR)?;
+    for i in 0..events {
+        std::fs::write(format!("{WATCHED_DIR}/lat{i}"), b"x")?;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    m.stop()?;
+    let mut lat = reader.join().unwrap();
+    if lat.is_empty() {
+        bail!("no latency samples");
+    }
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    Ok((lat[lat.len() / 2], lat[(lat.len() - 1) * 99 / 100]))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` as ns since the epoch.
+fn parse_rfc3339_ns(ts: &str) -> Option<i128> {
+    let num = |r: std::ops::Range<usize>| ts.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss, ns) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..29)?);
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    Some((days * 86_400 + hh * 3600 + mm * 60 + ss) as i128 * 1_000_000_000 + ns as i128)
+}
+
+/// Highest paced rate of matching events (per second, for 2 s) with no events-lost record.
+fn max_rate(rates: &[u64]) -> Result<Vec<(u64, u64, u64)>> {
+    let mut out = Vec::new();
+    for &rate in rates {
+        let mut m = Monitor::start(true)?;
+        let stdout = m.child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let (mut alerts, mut lost) = (0u64, 0u64);
+            for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+                let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
+                match v["event"]["action"].as_str() {
+                    Some("setuid") => alerts += 1,
+                    Some("monitor-stop") => lost = v["monitor"]["lost"].as_u64().unwrap_or(0),
+                    _ => {}
+                }
+            }
+            (alerts, lost)
+        });
+        // setuid transitions: one matching event each, no filesystem in the way.
+        let total = rate * 2;
+        let start = Instant::now();
+        for i in 0..total {
+            unsafe {
+                libc::syscall(libc::SYS_setresuid, 65534, 65534, 0);
+                libc::syscall(libc::SYS_setresuid, 0, 0, 0);
+            }
+            if i % 100 == 0 {
+                let due = Duration::from_secs_f64(i as f64 / rate as f64);
+                if let Some(wait) = due.checked_sub(start.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        m.stop()?;
+        let (alerts, lost) = reader.join().unwrap();
+        out.push((rate, alerts, lost));
+    }
+    Ok(out)
+}
+
+pub fn run(opts: &Options) -> Result<()> {
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("the benchmarks need root (they load the monitor and auditd)");
+    }
+    crate::docker::ensure_dockerd()?;
+    let modes = ["bare", "monitor", "auditd"];
+    // samples[workload][mode] = wall seconds per rep; cpu[workload][mode] = daemon CPU seconds.
+    let mut wall: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); modes.len()]; WORKLOADS.len()];
+    let mut cpu: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); modes.len()]; WORKLOADS.len()];
+    let mut peak_rss = 0u64;
+    for rep in 0..opts.reps {
+        for (mi, mode) in modes.iter().enumerate() {
+            eprintln!("xtask: bench rep {}/{} mode {mode}", rep + 1, opts.reps);
+            let monitor = if *mode == "monitor" { Some(Monitor::start(false)?) } else { None };
+            let auditd = if *mode == "auditd" { Some(Auditd::start()?) } else { None };
+            let daemon = monitor.as_ref().map(|m| m.pid()).or(auditd.as_ref().map(|a| a.pid()));
+            for (wi, w) in WORKLOADS.iter().enumerate() {
+                let before = daemon.map(cpu_seconds).unwrap_or(0.0);
+                let took = run_workload(w, count(w, opts.size))?;
+                // Let the daemon finish what the workload caused before reading its CPU.
+                if daemon.is_some() {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                let after = daemon.map(cpu_seconds).unwrap_or(0.0);
+                wall[wi][mi].push(took.as_secs_f64());
+                cpu[wi][mi].push(after - before);
+            }
+            if let Some(m) = monitor {
+                peak_rss = peak_rss.max(peak_rss_kib(m.pid()).unwrap_or(0));
+                m.stop()?;
+            }
+            drop(auditd);
+        }
+    }
+    let (p50, p99) = latency(if opts.size < 1000 { 50 } else { 1000 })?;
+    let rates: Vec<u64> = if opts.size < 1000 { vec![1_000] } else { vec![25_000, 50_000, 100_000, 200_000] };
+    let rate_results = max_rate(&rates)?;
+    let sustained = rate_results.iter().filter(|(_, _, lost)| *lost == 0).map(|(r, _, _)| *r).max();
+    let _ = std::fs::remove_dir_all(WATCHED_DIR);
+    let _ = std::fs::remove_dir_all(UNWATCHED_DIR);
+
+    let mut rows = Vec::new();
+    let mut md = String::new();
+    md.push_str("| workload | events | bare (s) | monitor (s) | auditd (s) | monitor overhead | auditd overhead | monitor CPU (s) | auditd CPU (s) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (wi, w) in WORKLOADS.iter().enumerate() {
+        let med: Vec<f64> = (0..modes.len()).map(|mi| median(&mut wall[wi][mi].clone())).collect();
+        let c: Vec<f64> = (0..modes.len()).map(|mi| median(&mut cpu[wi][mi].clone())).collect();
+        let over = |x: f64| (x / med[0] - 1.0) * 100.0;
+        md.push_str(&format!(
+            "| {w} | {} | {:.3} | {:.3} | {:.3} | {:+.1} % | {:+.1} % | {:.3} | {:.3} |\n",
+            count(w, opts.size), med[0], med[1], med[2], over(med[1]), over(med[2]), c[1], c[2]
+        ));
+        rows.push(json!({
+            "workload": w, "events": count(w, opts.size),
+            "wall_s": {"bare": med[0], "monitor": med[1], "auditd": med[2]},
+            "overhead_pct": {"monitor": over(med[1]), "auditd": over(med[2])},
+            "daemon_cpu_s": {"monitor": c[1], "auditd": c[2]},
+            "samples": {"bare": wall[wi][0], "monitor": wall[wi][1], "auditd": wall[wi][2]},
+        }));
+    }
+    md.push_str(&format!("\nsyscall→alert latency (paced watched writes): p50 {p50:.0} µs, p99 {p99:.0} µs\n"));
+    md.push_str(&format!("monitor peak RSS: {:.1} MiB\n", peak_rss as f64 / 1024.0));
+    for (rate, alerts, lost) in &rate_results {
+        md.push_str(&format!("paced setuid transitions at {rate}/s for 2 s: {alerts} alerts, {lost} lost\n"));
+    }
+    md.push_str(&format!("highest paced rate without a drop: {}\n", sustained.map(|r| format!("{r}/s")).unwrap_or("none of those tried".into())));
+    let commit = crate::util::output(Command::new("git").args(["rev-parse", "--short", "HEAD"]).current_dir(root())).unwrap_or_default();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let date = crate::util::output(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])).unwrap_or_default();
+    let header = format!("# Benchmark results\n\n{date}, commit {commit}, {cores} cores, kernel {}, size {}, {} repetitions (medians)\n\n", std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(), opts.size, opts.reps);
+    let report = format!("{header}{md}");
+    println!("{report}");
+    let result = json!({
+        "date": date, "commit": commit, "cores": cores, "size": opts.size, "reps": opts.reps,
+        "workloads": rows,
+        "latency_us": {"p50": p50, "p99": p99},
+        "peak_rss_kib": peak_rss,
+        "paced_rates": rate_results.iter().map(|(r, a, l)| json!({"rate": r, "alerts": a, "lost": l})).collect::<Vec<_>>(),
+        "max_rate_without_drop": sustained,
+    });
+    std::fs::create_dir_all(&opts.out)?;
+    std::fs::write(opts.out.join("results.json"), serde_json::to_string_pretty(&result)? + "\n")?;
+    let mut f = std::fs::File::create(opts.out.join("results.md"))?;
+    f.write_all(report.as_bytes())?;
+    eprintln!("xtask: results in {}", opts.out.display());
+    Ok(())
+}
