@@ -31,21 +31,43 @@ impl Draft {
     /// Start a record for the current task with the common header filled in.
     #[inline(always)]
     pub fn new(kind: u16, op: u16, syscall: i32, task: u64) -> Option<Draft> {
+        let mut d = Draft::begin(kind, op, syscall)?;
+        d.complete(task);
+        Some(d)
+    }
+
+    /// Start a record with only what the event itself says (kind, call, time); who did it
+    /// is filled in by [`Draft::complete`] once the record is known to be submitted, so that
+    /// filtered events cost no more than they must.
+    #[inline(always)]
+    pub fn begin(kind: u16, op: u16, syscall: i32) -> Option<Draft> {
         let base = EVENT_SCRATCH.get_ptr_mut(0)? as *mut u8;
         let ev = unsafe { &mut *(base as *mut Event) };
-        let pid_tgid = bpf_get_current_pid_tgid();
         ev.kind = kind;
         ev.op = op;
         ev.flags = 0;
         ev.size = EVENT_SIZE as u32;
         ev.syscall = syscall;
         ev.ts_boot_ns = unsafe { bpf_ktime_get_boot_ns() };
-        ev.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
         ev.ret = 0;
         ev.args = [0; 4];
         ev.ino = 0;
         ev.dev = 0;
         ev.mode = 0;
+        ev.len1 = 0;
+        ev.len2 = 0;
+        ev.watch = 0;
+        ev.watch2 = 0;
+        ev.extra = 0;
+        Some(Draft { base, len1: 0 })
+    }
+
+    /// Fill in the task: ids, credentials, login, comm, cgroup.
+    #[inline(always)]
+    pub fn complete(&mut self, task: u64) {
+        let ev = self.event();
+        let pid_tgid = bpf_get_current_pid_tgid();
+        ev.cgroup_id = unsafe { bpf_get_current_cgroup_id() };
         ev.pid = (pid_tgid >> 32) as u32;
         ev.tid = pid_tgid as u32;
         ev.ppid = task_ppid(task);
@@ -53,14 +75,8 @@ impl Draft {
         ev.old_ids = ev.ids;
         ev.auid = task_loginuid(task);
         ev.sessionid = task_sessionid(task);
-        ev.len1 = 0;
-        ev.len2 = 0;
-        ev.watch = 0;
-        ev.watch2 = 0;
-        ev.extra = 0;
         ev.comm = bpf_get_current_comm().unwrap_or([0; 16]);
         crate::kernel::task_cgroup_name(task, &mut ev.cgroup_name);
-        Some(Draft { base, len1: 0 })
     }
 
     /// Continue the record started by [`Draft::new`] in an earlier stage of this event
@@ -137,9 +153,22 @@ impl Draft {
         self.event().len2 = len as u32;
     }
 
-    /// Copy the record into the ring buffer, or count it as dropped.
+    /// Copy the record into the ring buffer, or count it as dropped; wake the reader.
     #[inline(always)]
-    pub fn submit(mut self) {
+    pub fn submit(self) {
+        self.output(0)
+    }
+
+    /// Submit without waking the reader: for the process-lifecycle records that only keep
+    /// userspace's process table, which it drains on its own timer or with the next alert.
+    #[inline(always)]
+    pub fn submit_quietly(self) {
+        const BPF_RB_NO_WAKEUP: u64 = 1;
+        self.output(BPF_RB_NO_WAKEUP)
+    }
+
+    #[inline(always)]
+    fn output(mut self, flags: u64) {
         let ev = self.event();
         let len1 = (ev.len1 as usize) & (2 * FIELD_CAP - 1);
         let len2 = (ev.len2 as usize) & (2 * FIELD_CAP - 1);
@@ -149,7 +178,7 @@ impl Draft {
         }
         ev.size = size as u32;
         let record = unsafe { core::slice::from_raw_parts(self.base as *const u8, size) };
-        if EVENTS.output::<[u8]>(record, 0).is_err() {
+        if EVENTS.output::<[u8]>(record, flags).is_err() {
             count_drop(drop_cause::RING_FULL);
         }
     }

@@ -45,7 +45,7 @@ pub struct PathScratch {
     comp: u32,
     dots: u32,
     unclean: u32,
-    _pad: u32,
+    pruned: u32,
     /// See [`launder`].
     launder: [u64; 4],
 }
@@ -197,15 +197,19 @@ fn copy_walk(s: *mut PathScratch, dst: *mut u8) -> usize {
 /// the path has empty, `.` or `..` components (then prefixes do not name real directories:
 /// the caller forwards the event for userspace to normalise).
 #[inline(always)]
-fn scan_path(s: *mut PathScratch, buf: *const u8, len: usize) -> (WatchValue, bool) {
+fn scan_path(s: *mut PathScratch, buf: *const u8, len: usize, clean: bool) -> (WatchValue, bool) {
     // Hash, component length, dots in it, the match and the unclean flag all live in map
-    // memory (see module doc).
+    // memory (see module doc). `WATCH_PATHS` also holds every ancestor of a watched path
+    // (with watch id 0): once a prefix is not there, no watch lies below it and hashing
+    // stops. A path the kernel produced (`clean`) has no `.`/`..` to look for after that,
+    // so the scan ends there; a caller's string is still checked for them.
     unsafe {
         (*s).hash = FNV_OFFSET;
         (*s).comp = 0;
         (*s).dots = 0;
         (*s).unclean = 0;
         (*s).found = 0;
+        (*s).pruned = 0;
         (*s).watch = WatchValue {
             watch_id: 0,
             classes: 0,
@@ -222,13 +226,18 @@ fn scan_path(s: *mut PathScratch, buf: *const u8, len: usize) -> (WatchValue, bo
             let dots = vol(unsafe { &(*s).dots });
             if i > 0 && (comp == 0 || (dots == comp && comp <= 2)) {
                 unsafe { (*s).unclean = 1 };
-            } else if i > 0 && vol(unsafe { &(*s).found }) == 0 {
-                if let Some(v) = unsafe { WATCH_PATHS.get(&hash) } {
-                    unsafe {
+            } else if i > 0 && vol(unsafe { &(*s).found }) == 0 && vol(unsafe { &(*s).pruned }) == 0 {
+                match unsafe { WATCH_PATHS.get(&hash) } {
+                    Some(v) if v.watch_id != 0 => unsafe {
                         (*s).watch = *v;
                         (*s).found = 1;
-                    }
+                    },
+                    Some(_) => {}
+                    None => unsafe { (*s).pruned = 1 },
                 }
+            }
+            if clean && (vol(unsafe { &(*s).found }) != 0 || vol(unsafe { &(*s).pruned }) != 0) {
+                break;
             }
             unsafe {
                 (*s).comp = 0;
@@ -244,14 +253,16 @@ fn scan_path(s: *mut PathScratch, buf: *const u8, len: usize) -> (WatchValue, bo
     }
     let comp = vol(unsafe { &(*s).comp });
     let dots = vol(unsafe { &(*s).dots });
-    if len > 1 && (comp == 0 || (dots == comp && comp <= 2)) {
+    if !clean && len > 1 && (comp == 0 || (dots == comp && comp <= 2)) {
         unsafe { (*s).unclean = 1 };
-    } else if vol(unsafe { &(*s).found }) == 0 && len <= HASH_CAP {
+    } else if vol(unsafe { &(*s).found }) == 0 && vol(unsafe { &(*s).pruned }) == 0 && len <= HASH_CAP {
         let hash = vol(unsafe { &(*s).hash });
         if let Some(v) = unsafe { WATCH_PATHS.get(&hash) } {
-            unsafe {
-                (*s).watch = *v;
-                (*s).found = 1;
+            if v.watch_id != 0 {
+                unsafe {
+                    (*s).watch = *v;
+                    (*s).found = 1;
+                }
             }
         }
     }
@@ -323,7 +334,7 @@ pub fn resolve_target(
     let len = launder(len)? & (2 * FIELD_CAP - 1);
     // Also for kernel paths: a watched path created after the last inode refresh is known
     // by its spelling only.
-    let (by_path, unclean) = scan_path(s, dst, len);
+    let (by_path, unclean) = scan_path(s, dst, len, kind != target_kind::USER);
     if unclean {
         // The base's inode says nothing about where `..` leads: let userspace decide.
         watch = WatchValue {

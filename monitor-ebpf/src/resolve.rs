@@ -1,6 +1,6 @@
 //! Staged resolution of an event's objects, through tail calls.
 //!
-//! An exit handler starts the record ([`Draft::new`]), describes up to two objects in the
+//! An exit handler starts the record ([`Draft::begin`]), describes up to two objects in the
 //! per-CPU [`Job`] — a path the kernel gave us, a user path string relative to a base
 //! directory, or a string copied as is — and tail-calls the `resolve` stage. `resolve` turns
 //! one object into its event field per run and tail-calls itself for the next one, then the
@@ -279,6 +279,7 @@ pub fn finish_stage(_ctx: &TracePointContext) {
     if vol(&job.foreign) != 0 {
         flags |= flag::FOREIGN_ROOT;
     }
+    d.complete(crate::kernel::current_task());
     let ev = d.event();
     ev.watch = primary.watch.watch_id;
     ev.watch2 = watch2.watch_id;

@@ -68,7 +68,11 @@ pub fn exec(ctx: &BtfTracePointContext) {
     }
     d.event().ret = 0;
     d.event().flags = flags;
-    d.submit();
+    if d.event().watch != 0 || flags & flag::UNFILTERED != 0 {
+        d.submit();
+    } else {
+        d.submit_quietly();
+    }
 }
 
 pub fn fork(ctx: &BtfTracePointContext) {
@@ -86,7 +90,7 @@ pub fn fork(ctx: &BtfTracePointContext) {
         return;
     };
     d.event().args[0] = child_tgid as u64;
-    d.submit();
+    d.submit_quietly();
 }
 
 pub fn exit(ctx: &BtfTracePointContext) {
@@ -101,5 +105,5 @@ pub fn exit(ctx: &BtfTracePointContext) {
     };
     d.event().args[0] = code as u32 as u64;
     d.event().flags = flag::GROUP_EXIT;
-    d.submit();
+    d.submit_quietly();
 }

@@ -311,7 +311,7 @@ fn exit_file_inner(ctx: &TracePointContext, shape: FileShape) {
         return;
     };
     let task = current_task();
-    let Some(mut d) = Draft::new(kind::FILE, call.op, pending.nr as i32, task) else {
+    let Some(mut d) = Draft::begin(kind::FILE, call.op, pending.nr as i32) else {
         return;
     };
     fill_syscall(&mut d, &pending, ret);
@@ -379,7 +379,7 @@ fn exit_connect_inner(ctx: &TracePointContext) {
         return;
     }
     let task = current_task();
-    let Some(mut d) = Draft::new(kind::CONNECT, 0, pending.nr as i32, task) else {
+    let Some(mut d) = Draft::begin(kind::CONNECT, 0, pending.nr as i32) else {
         return;
     };
     fill_syscall(&mut d, &pending, ret);
@@ -455,7 +455,7 @@ fn exit_exec_inner(ctx: &TracePointContext) {
         return;
     }
     let task = current_task();
-    let Some(mut d) = Draft::new(kind::EXEC, 0, pending.nr as i32, task) else {
+    let Some(mut d) = Draft::begin(kind::EXEC, 0, pending.nr as i32) else {
         return;
     };
     fill_syscall(&mut d, &pending, ret);

@@ -235,6 +235,9 @@ fn container_of(containers: &mut Containers, ev: &Event) -> Option<ContainerInfo
 const REFRESH_EVERY: Duration = Duration::from_secs(2);
 /// How often the kernel's loss counters are read: a loss is reported within this time.
 const LOSS_EVERY: Duration = Duration::from_secs(1);
+/// How often the ring buffer is read without a wakeup: process-lifecycle records are
+/// submitted without waking us (they are frequent and only feed the process table).
+const DRAIN_EVERY: Duration = Duration::from_millis(50);
 
 /// Settings of `monitor run` beyond the rules.
 pub struct RunOptions {
@@ -257,6 +260,7 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
     let mut pipeline = Pipeline::new(rules, plan, stdout.lock());
     let mut refresh = tokio::time::interval(REFRESH_EVERY);
     let mut loss = tokio::time::interval(LOSS_EVERY);
+    let mut drain = tokio::time::interval(DRAIN_EVERY);
     let heartbeat_every = opts.heartbeat.unwrap_or(Duration::from_secs(365 * 86_400));
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat_every, heartbeat_every);
     let mut last_drops = 0u64;
@@ -288,6 +292,14 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
                     }
                 }
                 guard.clear_ready();
+            }
+            _ = drain.tick() => {
+                let ring = ring.get_mut();
+                while let Some(item) = ring.next() {
+                    if let Err(e) = pipeline.handle_record(&item) {
+                        return finish(e);
+                    }
+                }
             }
             _ = sigint.recv() => break "SIGINT",
             _ = sigterm.recv() => break "SIGTERM",

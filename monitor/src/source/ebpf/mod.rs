@@ -179,6 +179,16 @@ impl EbpfSource {
                 inodes.insert(key, v);
             }
         }
+        // Every ancestor of a watched spelling, with watch id 0: the kernel stops hashing a
+        // path at the first prefix that is not there.
+        let spellings: Vec<String> = plan.targets.iter().flat_map(|t| [t.written.clone(), t.canonical.clone()]).collect();
+        for spelling in spellings {
+            for (i, b) in spelling.bytes().enumerate() {
+                if b == b'/' && i > 0 {
+                    paths.entry(fnv1a(&spelling.as_bytes()[..i])).or_insert(WatchValue { watch_id: 0, classes: 0 });
+                }
+            }
+        }
         let mut inode_map: BpfHashMap<_, InodeKey, WatchValue> = BpfHashMap::try_from(
             self.ebpf
                 .map_mut("WATCH_INODES")
