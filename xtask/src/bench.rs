@@ -186,11 +186,18 @@ impl Auditd {
         for d in ["/var/lib/docker", "/run/containerd"] {
             std::fs::create_dir_all(d)?;
         }
+        let mut loaded = 0;
         for f in ["rules/docker.rules", "rules/privilege.rules"] {
-            // auditctl refuses watches whose parent directory is missing here (/etc/sysconfig):
-            // load what it accepts (-c: continue past errors).
-            let _ = Command::new("auditctl").args(["-c", "-R"]).arg(root().join(f)).output();
+            // One rule at a time: auditctl refuses watches whose parent directory is missing
+            // here (/etc/sysconfig on Debian) and -R would stop at the first.
+            let text = std::fs::read_to_string(root().join(f))?;
+            for line in text.lines().map(str::trim).filter(|l| l.starts_with('-')) {
+                if crate::util::succeeds(Command::new("auditctl").args(line.split_whitespace())) {
+                    loaded += 1;
+                }
+            }
         }
+        eprintln!("xtask: auditd mode: {loaded} rules loaded into the kernel");
         std::fs::create_dir_all("/var/log/audit")?;
         let child = Command::new("auditd").args(["-n", "-s", "enable"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("starting auditd")?;
         std::thread::sleep(Duration::from_millis(500));
