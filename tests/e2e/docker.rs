@@ -71,6 +71,9 @@ fn the_docker_cli_is_seen_connecting_and_asking() {
     assert!(ok);
     let a = e.monitor.wait_for("docker version connect", |a| by_pid(pid)(a) && s(a, "event.action") == "connect");
     assert_eq!(s(&a.json, "rule.key"), "docker-socket");
+    assert_eq!(s(&a.json, "rule.name"), "Connection to the Docker API socket");
+    assert_eq!(get(&a.json, "event.severity").as_u64(), Some(3));
+    assert_eq!(get(&a.json, "threat.technique.id.0").as_str(), Some("T1610"));
     assert_eq!(s(&a.json, "process.name"), "docker");
     assert_eq!(s(&a.json, "user.name"), "root");
     assert_eq!(s(&a.json, "file.path"), "/run/docker.sock");

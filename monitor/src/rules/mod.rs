@@ -2,6 +2,7 @@
 
 pub mod docker_api;
 pub mod matcher;
+pub mod metadata;
 pub mod model;
 pub mod parse;
 pub mod self_defence;

@@ -139,6 +139,11 @@ fn action_name(ev: &Event) -> &'static str {
     }
 }
 
+/// `event.severity` of the alert's first key (0 when the key has no metadata).
+fn meta_severity(a: &AlertInput) -> u8 {
+    a.rule.keys.first().and_then(|k| crate::rules::metadata::lookup(k)).map(|m| m.severity_number()).unwrap_or(0)
+}
+
 pub fn render(a: &AlertInput) -> String {
     let ev = a.ev;
     let mut t = Texts::default();
@@ -151,6 +156,7 @@ pub fn render(a: &AlertInput) -> String {
             "action": if a.docker.is_some() { "docker-request" } else { action_name(ev) },
             "outcome": if ev.success() { "success" } else { "failure" },
             "sequence": a.sequence,
+            "severity": meta_severity(a),
         }),
     );
     let mut rule = json!({
@@ -159,6 +165,17 @@ pub fn render(a: &AlertInput) -> String {
     });
     if a.rule.keys.len() > 1 {
         rule["keys"] = json!(a.rule.keys);
+    }
+    let meta = a.rule.keys.first().and_then(|k| crate::rules::metadata::lookup(k));
+    if let Some(m) = meta {
+        rule["name"] = json!(m.title);
+        rule["description"] = json!(m.description);
+        rule["remediation"] = json!(m.remediation);
+        rule["severity"] = json!(m.severity);
+        root.insert(
+            "threat".into(),
+            json!({"framework": "MITRE ATT&CK", "technique": {"id": [m.technique_id], "name": [m.technique_name]}}),
+        );
     }
     root.insert("rule".into(), rule);
 

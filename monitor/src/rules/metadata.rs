@@ -1,0 +1,89 @@
+//! What each rule key of the default pack and of the built-in detections means: title,
+//! severity, MITRE ATT&CK technique, description and remediation (rules/metadata.json,
+//! built into the binary). Alerts carry the metadata of their key.
+
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+static TEXT: &str = include_str!("../../../rules/metadata.json");
+
+/// Metadata of one key.
+#[derive(Clone, Debug)]
+pub struct KeyMeta {
+    pub title: String,
+    pub severity: String,
+    pub technique_id: String,
+    pub technique_name: String,
+    pub description: String,
+    pub remediation: String,
+}
+
+impl KeyMeta {
+    /// ECS-style numeric severity: low 1, medium 2, high 3, critical 4.
+    pub fn severity_number(&self) -> u8 {
+        match self.severity.as_str() {
+            "low" => 1,
+            "medium" => 2,
+            "high" => 3,
+            "critical" => 4,
+            _ => 0,
+        }
+    }
+}
+
+fn table() -> &'static HashMap<String, KeyMeta> {
+    static TABLE: OnceLock<HashMap<String, KeyMeta>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let v: Value = serde_json::from_str(TEXT).expect("rules/metadata.json is valid JSON (unit-tested)");
+        let s = |m: &Value, k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        v.as_object()
+            .into_iter()
+            .flatten()
+            .map(|(key, m)| {
+                let t = |i: usize| m["technique"].get(i).and_then(Value::as_str).unwrap_or_default().to_string();
+                (
+                    key.clone(),
+                    KeyMeta {
+                        title: s(m, "title"),
+                        severity: s(m, "severity"),
+                        technique_id: t(0),
+                        technique_name: t(1),
+                        description: s(m, "description"),
+                        remediation: s(m, "remediation"),
+                    },
+                )
+            })
+            .collect()
+    })
+}
+
+/// Metadata of `key`, when it is one of ours.
+pub fn lookup(key: &str) -> Option<&'static KeyMeta> {
+    table().get(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{parse::SystemIds, RuleSet};
+
+    #[test]
+    fn every_key_of_the_pack_and_of_the_builtins_has_complete_metadata() {
+        let set = RuleSet::builtin(&SystemIds::load()).unwrap();
+        let mut keys: Vec<String> = set.rules.iter().flat_map(|r| r.keys.clone()).collect();
+        keys.extend(
+            ["docker-api", "docker-privileged", "docker-host-mount", "docker-host-namespace", "docker-security-opt", "docker-cap-add", "docker-devices", "docker-exec", "monitor-tamper"]
+                .map(String::from),
+        );
+        keys.sort();
+        keys.dedup();
+        for k in &keys {
+            let m = lookup(k).unwrap_or_else(|| panic!("no metadata for key {k}"));
+            assert!(!m.title.is_empty() && !m.description.is_empty() && !m.remediation.is_empty(), "{k}");
+            assert!(m.severity_number() > 0, "{k}: severity {}", m.severity);
+            assert!(m.technique_id.starts_with('T') && !m.technique_name.is_empty(), "{k}");
+        }
+        assert!(table().len() >= keys.len());
+    }
+}
