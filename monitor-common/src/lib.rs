@@ -279,7 +279,8 @@ pub struct KernelOffsets {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Config {
     pub offsets: KernelOffsets,
-    /// `class::*` bits for which every event goes to userspace (a rule has no path filter).
+    /// Unused (kept for layout): the unfiltered classes live in the `FILTER` map so that a
+    /// rules reload can change them.
     pub unfiltered: u32,
     /// Device and inode of the host's root directory, to tell chroots and containers apart.
     pub host_root_dev: u32,

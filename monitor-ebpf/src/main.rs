@@ -53,6 +53,11 @@ static STAGES: ProgramArray = ProgramArray::with_max_entries(2, 0);
 #[map]
 static CAPTURE: LruHashMap<CaptureKey, u64> = LruHashMap::with_max_entries(4096, 0);
 
+/// `class::*` bits for which every event goes to userspace (a rule without a path filter).
+/// A map, not `CONFIG`, so that a rules reload can change it.
+#[map]
+static FILTER: aya_ebpf::maps::Array<u32> = aya_ebpf::maps::Array::with_max_entries(1, 0);
+
 /// Watched objects by identity.
 #[map]
 static WATCH_INODES: HashMap<InodeKey, WatchValue> = HashMap::with_max_entries(8192, 0);
@@ -179,7 +184,10 @@ fn is_self(tgid: u32) -> bool {
 /// Whether every event of `class` goes to userspace (a rule without a path filter).
 #[inline(always)]
 fn unfiltered(class: u32) -> bool {
-    (unsafe { core::ptr::read_volatile(&CONFIG.unfiltered) } & class) != 0
+    match FILTER.get(0) {
+        Some(bits) => (unsafe { core::ptr::read_volatile(bits as *const u32) } & class) != 0,
+        None => false,
+    }
 }
 
 /// Whether the watch (if any) selects events of `class`.

@@ -194,7 +194,24 @@ fn run(paths: Vec<PathBuf>, heartbeat: u64) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(exit::RUNTIME, format!("cannot start the runtime: {e}")),
     };
-    let opts = pipeline::RunOptions { heartbeat: (heartbeat > 0).then(|| std::time::Duration::from_secs(heartbeat)) };
+    let reload_paths = paths.clone();
+    let reload = move || -> Result<RuleSet, Vec<String>> {
+        let ids = SystemIds::load();
+        let loaded = if reload_paths.is_empty() {
+            RuleSet::builtin(&ids).map_err(anyhow::Error::from)
+        } else {
+            RuleSet::load(&reload_paths, &ids)
+        };
+        let set = loaded.map_err(|e| match e.downcast_ref::<RuleErrors>() {
+            Some(errors) => errors.0.iter().map(|d| d.to_string()).collect(),
+            None => vec![format!("{e:#}")],
+        })?;
+        set.with_self_defence(&ids).map_err(|e| e.0.iter().map(|d| d.to_string()).collect())
+    };
+    let opts = pipeline::RunOptions {
+        heartbeat: (heartbeat > 0).then(|| std::time::Duration::from_secs(heartbeat)),
+        reload: Box::new(reload),
+    };
     match rt.block_on(pipeline::run_live(rules, opts)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(exit::RUNTIME, format!("{e:#}")),

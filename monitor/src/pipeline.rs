@@ -243,6 +243,8 @@ const DRAIN_EVERY: Duration = Duration::from_millis(50);
 pub struct RunOptions {
     /// Interval of heartbeat records; `None`: no heartbeats.
     pub heartbeat: Option<Duration>,
+    /// Load the rules again (SIGHUP): the complete new set, or every error found.
+    pub reload: Box<dyn Fn() -> std::result::Result<RuleSet, Vec<String>>>,
 }
 
 /// Run the live eBPF pipeline until SIGINT/SIGTERM or until stdout goes away.
@@ -250,6 +252,7 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
     // First, so that a stop request during the load is honoured, not fatal.
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     let plan = crate::rules::targets::plan(&rules.rules);
     let mut source = EbpfSource::load(&plan)?;
     let ring = source.take_ring()?;
@@ -299,6 +302,29 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
                     if let Err(e) = pipeline.handle_record(&item) {
                         return finish(e);
                     }
+                }
+            }
+            _ = sighup.recv() => {
+                // Validated completely first; on any error the old rules stay.
+                let record = match (opts.reload)() {
+                    Ok(rules) => {
+                        let plan = crate::rules::targets::plan(&rules.rules);
+                        source.sync_watches(&plan)?;
+                        pipeline.rules = rules;
+                        pipeline.plan = plan;
+                        info!(rules = pipeline.rules.rules.len(), "rules reloaded");
+                        ("rules-reloaded", serde_json::json!({"rules": {"count": pipeline.rules.rules.len(), "hash": pipeline.rules.hash(), "files": pipeline.rules.files}}))
+                    }
+                    Err(errors) => {
+                        warn!(errors = errors.len(), "rules reload failed; the previous rules stay active");
+                        for e in &errors {
+                            warn!("{e}");
+                        }
+                        ("rules-reload-failed", serde_json::json!({"errors": errors, "rules": {"hash": pipeline.rules.hash()}}))
+                    }
+                };
+                if let Err(e) = pipeline.record(record.0, record.1) {
+                    return finish(e);
                 }
             }
             _ = sigint.recv() => break "SIGINT",

@@ -238,3 +238,38 @@ fn reaching_for_the_monitor_is_reported() {
     assert!(m.matching(|a| s(a, "tamper.detail").starts_with("auditctl -l")).is_empty());
     monitor_tests::check_schema(&m.all());
 }
+
+#[test]
+fn sighup_swaps_in_valid_rules_and_keeps_the_old_ones_on_error() {
+    if !privileged() {
+        return;
+    }
+    let (root, rules) = watched_tree("reload");
+    std::fs::create_dir_all(root.join("second")).unwrap();
+    let m = Monitor::start_args(&[&rules], &["--heartbeat", "0"]);
+    let write = |dir: &str, name: &str| {
+        let f = root.join(dir).join(name).display().to_string();
+        std::fs::write(&f, "x").unwrap();
+        f
+    };
+    let f = write("watched", "before");
+    m.wait_for("write under the first watch", |a| s(a, "file.path") == f);
+    // New rules: the second directory instead of the first.
+    std::fs::write(&rules, format!("-w {}/second -p wa -k reloaded\n", root.display())).unwrap();
+    unsafe { libc::kill(m.pid() as i32, libc::SIGHUP) };
+    let r = m.wait_for("rules-reloaded", |a| s(a, "event.action") == "rules-reloaded").json;
+    assert_eq!(get(&r, "monitor.rules.hash").as_str().map(str::len), Some(16), "{r}");
+    let f = write("second", "after");
+    let a = m.wait_for("write under the new watch", |a| s(a, "file.path") == f).json;
+    assert_eq!(s(&a, "rule.key"), "reloaded");
+    let old = write("watched", "after");
+    // A syntax error: the reload is refused and the rules in force stay.
+    std::fs::write(&rules, "-w /tmp -p wa -k ok\n-a always,exit -S nosuchcall\n").unwrap();
+    unsafe { libc::kill(m.pid() as i32, libc::SIGHUP) };
+    let r = m.wait_for("rules-reload-failed", |a| s(a, "event.action") == "rules-reload-failed").json;
+    assert!(get(&r, "monitor.errors").to_string().contains(&format!("{}:2:", rules.display())), "{r}");
+    let f = write("second", "still");
+    m.wait_for("the reloaded rules still apply", |a| s(a, "file.path") == f && s(a, "rule.key") == "reloaded");
+    assert!(m.matching(|a| s(a, "file.path") == old).is_empty(), "the first watch is gone");
+    monitor_tests::check_schema(&m.all());
+}

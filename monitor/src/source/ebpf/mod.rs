@@ -148,8 +148,12 @@ impl EbpfSource {
         Ok(())
     }
 
-    /// Make the kernel's watch maps match the plan (after a refresh or a reload).
+    /// Make the kernel's watch maps and filter match the plan (at load, after a refresh or
+    /// a reload).
     pub fn sync_watches(&mut self, plan: &FilterPlan) -> Result<()> {
+        let mut filter: aya::maps::Array<_, u32> =
+            aya::maps::Array::try_from(self.ebpf.map_mut("FILTER").context("FILTER map")?)?;
+        filter.set(0, plan.unfiltered, 0).context("updating FILTER")?;
         let effective = effective_classes(plan);
         let mut inodes: std::collections::HashMap<InodeKey, WatchValue> = Default::default();
         let mut paths: std::collections::HashMap<u64, WatchValue> = Default::default();
