@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 /// How long a test waits for an alert that must come.
 pub const ALERT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopping monitor may take to drain and exit.
+const STOP_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long `monitor run` may take to load and attach everything.
 const START_TIMEOUT: Duration = Duration::from_secs(90);
 
@@ -167,11 +169,12 @@ impl Monitor {
         self.paused.store(paused, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Send `signal` and wait for the monitor to exit; returns how it exited.
+    /// Send `signal` and wait for the monitor to exit; returns how it exited. It drains its
+    /// ring buffer first, which takes time in proportion to the backlog (up to 16 MiB).
     pub fn stop(&self, signal: i32) -> String {
         unsafe { libc::kill(self.pid as i32, signal) };
         let (lock, cond) = &*self.out;
-        let deadline = Instant::now() + ALERT_TIMEOUT;
+        let deadline = Instant::now() + STOP_TIMEOUT;
         let mut out = lock.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(exit) = &out.exit {
