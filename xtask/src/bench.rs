@@ -187,7 +187,7 @@ impl Auditd {
             std::fs::create_dir_all(d)?;
         }
         let mut loaded = 0;
-        for f in ["rules/docker.rules", "rules/privilege.rules"] {
+        for f in ["rules/docker.rules", "rules/hardening.rules", "rules/privilege.rules"] {
             // One rule at a time: auditctl refuses watches whose parent directory is missing
             // here (/etc/sysconfig on Debian) and -R would stop at the first.
             let text = std::fs::read_to_string(root().join(f))?;

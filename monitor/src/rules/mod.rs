@@ -22,6 +22,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../../rules/docker.rules"),
     ),
     (
+        "builtin:hardening.rules",
+        include_str!("../../../rules/hardening.rules"),
+    ),
+    (
         "builtin:privilege.rules",
         include_str!("../../../rules/privilege.rules"),
     ),
