@@ -38,6 +38,20 @@ enum Command {
         /// Seconds between heartbeat records on stdout (0: none).
         #[arg(long, value_name = "SECS", default_value_t = 30)]
         heartbeat: u64,
+        /// Also record every kernel event and the host context into FILE, for `monitor replay`.
+        #[arg(long, value_name = "FILE")]
+        capture: Option<PathBuf>,
+    },
+    /// Run a capture (`monitor run --capture`) through rules again and print the alerts.
+    ///
+    /// With the rules of the capturing run the alerts are the ones it printed; with other
+    /// rules, those decide.
+    Replay {
+        /// The capture file.
+        file: PathBuf,
+        /// Rules file or directory (repeatable); without it the built-in pack.
+        #[arg(long = "rules", short = 'r', value_name = "PATH")]
+        rules: Vec<PathBuf>,
     },
     /// Report which hardening items of the guides this host fails right now (read-only).
     ///
@@ -95,7 +109,8 @@ fn main() -> ExitCode {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     match cli.command {
-        Command::Run { rules, heartbeat } => run(rules, heartbeat),
+        Command::Run { rules, heartbeat, capture } => run(rules, heartbeat, capture),
+        Command::Replay { file, rules } => replay(file, rules),
         Command::Check { json, only, skip, list } => host_check(json, only, skip, list),
         Command::Rules {
             command: RulesCommand::Check { paths },
@@ -169,7 +184,42 @@ fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, ExitCode> {
     }
 }
 
-fn run(paths: Vec<PathBuf>, heartbeat: u64) -> ExitCode {
+fn replay(file: PathBuf, paths: Vec<PathBuf>) -> ExitCode {
+    let rules = match load_rules(&paths) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let started = std::time::Instant::now();
+    let stdout = std::io::stdout();
+    let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    match pipeline::replay(&file, rules, &SystemIds::load(), out) {
+        Ok(stats) => {
+            let secs = started.elapsed().as_secs_f64();
+            if let Some(at) = stats.truncated_at {
+                tracing::warn!(offset = at, "the capture is cut off inside a record (crash, disk full?): replayed everything before byte {at}");
+            }
+            if !stats.same_rules {
+                tracing::info!("rules differ from the capturing run's: watch identities are re-resolved on this host");
+            }
+            tracing::info!(
+                events = stats.events,
+                alerts = stats.alerts,
+                bytes_per_event = if stats.events > 0 { stats.bytes as u64 / stats.events } else { 0 },
+                events_per_s = (stats.events as f64 / secs.max(1e-9)) as u64,
+                "replay done"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+                return ExitCode::SUCCESS;
+            }
+            fail(exit::RUNTIME, format!("{e:#}"))
+        }
+    }
+}
+
+fn run(paths: Vec<PathBuf>, heartbeat: u64, capture: Option<PathBuf>) -> ExitCode {
     if unsafe { libc::geteuid() } != 0 {
         return fail(
             exit::NOT_ROOT,
@@ -211,6 +261,7 @@ fn run(paths: Vec<PathBuf>, heartbeat: u64) -> ExitCode {
     let opts = pipeline::RunOptions {
         heartbeat: (heartbeat > 0).then(|| std::time::Duration::from_secs(heartbeat)),
         reload: Box::new(reload),
+        capture,
     };
     match rt.block_on(pipeline::run_live(rules, opts)) {
         Ok(()) => ExitCode::SUCCESS,

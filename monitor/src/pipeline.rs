@@ -8,6 +8,7 @@ use crate::rules::docker_api::{self, DockerRequest};
 use crate::rules::self_defence;
 use crate::sink::json::{render, AlertInput, ContainerInfo, RuleRef};
 use std::collections::HashMap;
+use crate::source::capture;
 use crate::source::ebpf::{decode::decode, EbpfSource};
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -35,6 +36,13 @@ pub struct Pipeline<W: Write> {
     pub alerts: u64,
     /// Events the kernel could not hand over (reported in `events-lost` records).
     pub lost: u64,
+    /// Recording for `monitor replay` (`monitor run --capture`).
+    pub capture: Option<capture::Writer>,
+    /// The monitor's pid (the recorded one when replaying).
+    pub monitor_pid: u32,
+    /// The container of the event being handled, when decided before handling it (capture
+    /// and replay); otherwise it is looked up when an alert needs it.
+    container_override: Option<Option<ContainerInfo>>,
 }
 
 impl<W: Write> Pipeline<W> {
@@ -56,6 +64,85 @@ impl<W: Write> Pipeline<W> {
             decode_errors: 0,
             alerts: 0,
             lost: 0,
+            capture: None,
+            monitor_pid: std::process::id(),
+            container_override: None,
+        }
+    }
+
+    /// A pipeline for replaying a capture: nothing is read from this host.
+    pub fn offline(rules: RuleSet, plan: FilterPlan, out: W, clock: Clock, hostname: String, monitor_pid: u32) -> Pipeline<W> {
+        Pipeline {
+            rules,
+            plan,
+            table: ProcessTable::offline(),
+            users: Users::from_map(Default::default()),
+            containers: Containers::with_docker_root("/nonexistent".into()),
+            streams: HashMap::new(),
+            clock,
+            hostname,
+            sequence: 0,
+            out,
+            events: 0,
+            decode_errors: 0,
+            alerts: 0,
+            lost: 0,
+            capture: None,
+            monitor_pid,
+            container_override: Some(None),
+        }
+    }
+
+    /// Start recording into `writer`: the header, the watch plan, the process table and the
+    /// user names as they are now.
+    pub fn start_capture(&mut self, mut writer: capture::Writer) -> std::io::Result<()> {
+        let header = serde_json::json!({
+            "format": "monitor-capture",
+            "version": 1,
+            "host": self.hostname,
+            "kernel": enrich::kernel_release(),
+            "monitor_version": env!("CARGO_PKG_VERSION"),
+            "created": enrich::rfc3339(self.clock.now_wall_ns()),
+            "clock_offset_ns": self.clock.offset_ns.to_string(),
+            "monitor_pid": self.monitor_pid,
+            "rules_hash": self.rules.hash(),
+            "prelude": self.rules.prelude,
+        });
+        writer.record(capture::rec::HEADER, header.to_string().as_bytes())?;
+        writer.record(capture::rec::PLAN, serde_json::to_string(&self.plan).unwrap_or_default().as_bytes())?;
+        for (pid, info) in self.table.entries() {
+            writer.record(capture::rec::PROCESS, &capture::encode_process(pid, &info))?;
+        }
+        self.table.take_learned();
+        writer.record(capture::rec::USERS, serde_json::to_string(self.users.snapshot()).unwrap_or_default().as_bytes())?;
+        self.capture = Some(writer);
+        Ok(())
+    }
+
+    /// Record something in the capture; a failing capture (disk full) is reported once and
+    /// stops, the alerts go on.
+    fn capture_record(&mut self, kind: u8, payload: &[u8]) {
+        if let Some(w) = self.capture.as_mut() {
+            if let Err(e) = w.record(kind, payload) {
+                tracing::error!(error = %e, "writing the capture failed; capturing stops here (the file is readable up to this point)");
+                self.capture = None;
+            }
+        }
+    }
+
+    /// The users table changed (live): record it.
+    pub fn users_changed(&mut self) {
+        if self.capture.is_some() {
+            let text = serde_json::to_string(self.users.snapshot()).unwrap_or_default();
+            self.capture_record(capture::rec::USERS, text.as_bytes());
+        }
+    }
+
+    /// The plan changed (refresh or reload): record it.
+    pub fn plan_changed(&mut self) {
+        if self.capture.is_some() {
+            let text = serde_json::to_string(&self.plan).unwrap_or_default();
+            self.capture_record(capture::rec::PLAN, text.as_bytes());
         }
     }
 
@@ -64,10 +151,21 @@ impl<W: Write> Pipeline<W> {
         self.events += 1;
         match decode(bytes) {
             Ok(mut ev) => {
+                let raw = (ev.path.clone(), ev.path2.clone());
                 enrich::paths::canonicalise_event(&mut ev);
+                if self.capture.is_some() {
+                    // Decided now, for the alert and for the record.
+                    self.container_override = Some(container_of(&mut self.containers, &ev));
+                }
+                let canonical = (ev.path.clone(), ev.path2.clone());
                 let plan = &self.plan;
                 enrich::paths::name_detached(&mut ev, |dev, ino| plan.by_identity(dev, ino).map(|t| t.canonical.clone()));
-                self.handle_event(&ev)
+                let result = self.handle_event(&ev);
+                if self.capture.is_some() {
+                    self.capture_event(bytes, raw, canonical);
+                }
+                self.container_override = None;
+                result
             }
             Err(e) => {
                 self.decode_errors += 1;
@@ -75,6 +173,85 @@ impl<W: Write> Pipeline<W> {
                 Ok(())
             }
         }
+    }
+
+    /// Record one event and what this host added to it: entries read from /proc while
+    /// handling it, paths resolved on this filesystem, the container.
+    fn capture_event(&mut self, bytes: &[u8], raw: (Option<Vec<u8>>, Option<Vec<u8>>), canonical: (Option<Vec<u8>>, Option<Vec<u8>>)) {
+        self.capture_record(capture::rec::EVENT, bytes);
+        for (pid, info) in self.table.take_learned() {
+            self.capture_record(capture::rec::PROCESS, &capture::encode_process(pid, &info));
+        }
+        let mut enrich = serde_json::Map::new();
+        if canonical.0 != raw.0 {
+            enrich.insert("path".into(), serde_json::json!(canonical.0));
+        }
+        if canonical.1 != raw.1 {
+            enrich.insert("path2".into(), serde_json::json!(canonical.1));
+        }
+        if let Some(Some(c)) = &self.container_override {
+            enrich.insert("container".into(), container_json(c));
+        }
+        if !enrich.is_empty() {
+            let text = serde_json::Value::Object(enrich).to_string();
+            self.capture_record(capture::rec::ENRICH, text.as_bytes());
+        }
+    }
+
+    /// Replay one recorded event with what the capturing host had added to it.
+    pub fn replay_event(&mut self, bytes: &[u8], enrich: Option<&serde_json::Value>, recorded_plan: Option<&FilterPlan>) -> std::io::Result<()> {
+        self.events += 1;
+        let mut ev = match decode(bytes) {
+            Ok(ev) => ev,
+            Err(e) => {
+                self.decode_errors += 1;
+                warn!(error = %e, "undecodable recorded event");
+                return Ok(());
+            }
+        };
+        let bytes_of = |v: &serde_json::Value| -> Option<Vec<u8>> { serde_json::from_value(v.clone()).ok() };
+        if let Some(e) = enrich {
+            if let Some(p) = e.get("path") {
+                ev.path = bytes_of(p);
+            }
+            if let Some(p) = e.get("path2") {
+                ev.path2 = bytes_of(p);
+            }
+        }
+        if let Some(recorded) = recorded_plan {
+            // Other rules: the ids name targets of the capturing run's plan. What they say —
+            // the object is at or below that path, by inode — carries over under the path.
+            ev.watch = self.translate_watch(recorded, ev.watch);
+            ev.watch2 = self.translate_watch(recorded, ev.watch2);
+        }
+        self.container_override = Some(enrich.and_then(|e| e.get("container")).and_then(container_from_json));
+        let plan = &self.plan;
+        enrich::paths::name_detached(&mut ev, |dev, ino| plan.by_identity(dev, ino).map(|t| t.canonical.clone()));
+        let r = self.handle_event(&ev);
+        self.container_override = Some(None);
+        r
+    }
+
+    /// The id in this plan of the recorded plan's target `id` (added, selecting nothing of
+    /// its own, when these rules do not name that path).
+    fn translate_watch(&mut self, recorded: &FilterPlan, id: u32) -> u32 {
+        let Some(t) = recorded.target(id) else { return 0 };
+        if let Some(mine) = self.plan.targets.iter().find(|m| m.canonical == t.canonical) {
+            return mine.id;
+        }
+        let id = self.plan.targets.len() as u32 + 1;
+        self.plan.targets.push(crate::rules::targets::Target { id, classes: 0, ..t.clone() });
+        id
+    }
+
+    /// Write a recorded in-band record again, renumbered into this output.
+    pub fn replay_output(&mut self, line: &[u8]) -> std::io::Result<()> {
+        let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(line) else { return Ok(()) };
+        self.sequence += 1;
+        v["event"]["sequence"] = serde_json::json!(self.sequence);
+        self.out.write_all(v.to_string().as_bytes())?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()
     }
 
     pub fn handle_event(&mut self, ev: &Event) -> std::io::Result<()> {
@@ -155,7 +332,10 @@ impl<W: Write> Pipeline<W> {
         let process = self.table.get(ev.pid).cloned();
         let parent = self.table.get(ev.ppid).cloned();
         let ancestors = self.table.ancestors(ev.pid);
-        let container = container_of(&mut self.containers, ev);
+        let container = match &self.container_override {
+            Some(decided) => decided.clone(),
+            None => container_of(&mut self.containers, ev),
+        };
         let line = render(&AlertInput {
             ev,
             rule: &rule,
@@ -170,6 +350,7 @@ impl<W: Write> Pipeline<W> {
             container: container.as_ref(),
             docker,
             tamper,
+            monitor_pid: self.monitor_pid,
         });
         self.out.write_all(line.as_bytes())?;
         self.out.write_all(b"\n")?;
@@ -185,6 +366,7 @@ impl<W: Write> Pipeline<W> {
         self.sequence += 1;
         let now = self.clock.now_wall_ns();
         let line = crate::sink::json::render_record(action, self.sequence, &enrich::rfc3339(now), &self.hostname, monitor);
+        self.capture_record(capture::rec::OUTPUT, line.as_bytes());
         self.out.write_all(line.as_bytes())?;
         self.out.write_all(b"\n")?;
         self.out.flush()
@@ -211,6 +393,27 @@ pub struct Tracked {
     socket: Vec<u8>,
     /// `events` count when it was opened (for eviction).
     opened: u64,
+}
+
+fn container_json(c: &ContainerInfo) -> serde_json::Value {
+    let m = c.meta.clone().unwrap_or_default();
+    serde_json::json!({"id": c.id, "runtime": c.runtime, "meta": c.meta.is_some(), "name": m.name, "image": m.image, "privileged": m.privileged})
+}
+
+fn container_from_json(v: &serde_json::Value) -> Option<ContainerInfo> {
+    let runtime = match v.get("runtime").and_then(|r| r.as_str()) {
+        Some("docker") => Some("docker"),
+        Some("podman") => Some("podman"),
+        Some("cri-o") => Some("cri-o"),
+        Some("containerd") => Some("containerd"),
+        _ => None,
+    };
+    let meta = (v.get("meta").and_then(|m| m.as_bool()) == Some(true)).then(|| crate::enrich::container::ContainerMeta {
+        name: v.get("name").and_then(|x| x.as_str()).map(str::to_string),
+        image: v.get("image").and_then(|x| x.as_str()).map(str::to_string),
+        privileged: v.get("privileged").and_then(|x| x.as_bool()),
+    });
+    Some(ContainerInfo { id: v.get("id")?.as_str()?.to_string(), runtime, meta })
 }
 
 /// The container `ev` came from: by the cgroup name the kernel sent, else (a process in a
@@ -245,6 +448,8 @@ pub struct RunOptions {
     pub heartbeat: Option<Duration>,
     /// Load the rules again (SIGHUP): the complete new set, or every error found.
     pub reload: Box<dyn Fn() -> std::result::Result<RuleSet, Vec<String>>>,
+    /// Record everything for `monitor replay` into this file.
+    pub capture: Option<std::path::PathBuf>,
 }
 
 /// Run the live eBPF pipeline until SIGINT/SIGTERM or until stdout goes away.
@@ -261,6 +466,11 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
     let mut ring = unsafe { AsyncFd::register(ring) }.context("polling the ring buffer")?;
     let stdout = std::io::stdout();
     let mut pipeline = Pipeline::new(rules, plan, stdout.lock());
+    if let Some(path) = &opts.capture {
+        let writer = capture::Writer::create(path)?;
+        pipeline.start_capture(writer).context("writing the capture header")?;
+        info!(file = %path.display(), "capturing");
+    }
     let mut refresh = tokio::time::interval(REFRESH_EVERY);
     let mut loss = tokio::time::interval(LOSS_EVERY);
     let mut drain = tokio::time::interval(DRAIN_EVERY);
@@ -312,6 +522,7 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
                         source.sync_watches(&plan)?;
                         pipeline.rules = rules;
                         pipeline.plan = plan;
+                        pipeline.plan_changed();
                         info!(rules = pipeline.rules.rules.len(), "rules reloaded");
                         ("rules-reloaded", serde_json::json!({"rules": {"count": pipeline.rules.rules.len(), "hash": pipeline.rules.hash(), "files": pipeline.rules.files}}))
                     }
@@ -351,10 +562,13 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
                 }
             }
             _ = refresh.tick() => {
-                pipeline.users.refresh();
+                if pipeline.users.refresh() {
+                    pipeline.users_changed();
+                }
                 pipeline.containers.prune();
                 if pipeline.plan.refresh() {
                     source.sync_watches(&pipeline.plan)?;
+                    pipeline.plan_changed();
                 }
                 debug!(processes = pipeline.table.len(), events = pipeline.events, "tick");
             }
@@ -383,6 +597,11 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
     if let Err(e) = pipeline.record("monitor-stop", totals) {
         return finish(e);
     }
+    if let Some(mut w) = pipeline.capture.take() {
+        w.flush().context("finishing the capture")?;
+        let per_event = if w.events > 0 { w.bytes / w.events } else { 0 };
+        info!(events = w.events, bytes = w.bytes, bytes_per_event = per_event, "capture written");
+    }
     info!(reason, events = pipeline.events, alerts = pipeline.alerts, lost = pipeline.lost, "monitor stopped");
     Ok(())
 }
@@ -394,4 +613,100 @@ fn finish(e: std::io::Error) -> Result<()> {
         return Ok(());
     }
     Err(e).context("writing alerts to stdout")
+}
+
+/// What a replay did, for the summary on stderr.
+pub struct ReplayStats {
+    pub events: u64,
+    pub alerts: u64,
+    pub bytes: usize,
+    /// Where the capture was cut off mid-record, if it was.
+    pub truncated_at: Option<usize>,
+    pub same_rules: bool,
+}
+
+/// Run a capture through `rules` and write the alerts (and the recorded in-band records) to
+/// `out`. `ids` resolves user and group names in the recorded self-defence rules.
+pub fn replay<W: Write>(file: &std::path::Path, rules: RuleSet, ids: &dyn crate::rules::parse::IdResolver, out: W) -> Result<ReplayStats> {
+    let mut reader = capture::Reader::open(file)?;
+    let (kind, header) = reader.next_record()?.context("the capture is empty")?;
+    anyhow::ensure!(kind == capture::rec::HEADER, "the capture does not start with a header");
+    let header: serde_json::Value = serde_json::from_slice(header).context("capture header")?;
+    anyhow::ensure!(header["version"] == 1, "capture format version {} is not supported (this monitor reads 1)", header["version"]);
+    let offset: i128 = header["clock_offset_ns"].as_str().and_then(|s| s.parse().ok()).context("capture header: clock_offset_ns")?;
+    // The live run put its self-defence watches in front: so does the replay.
+    let rules = match header["prelude"].as_str() {
+        Some(text) => rules.with_prelude(text.to_string(), ids).map_err(|e| anyhow::anyhow!("recorded prelude rules: {:?}", e.0))?,
+        None => rules,
+    };
+    let same_rules = header["rules_hash"].as_str() == Some(rules.hash().as_str());
+    let plan = crate::rules::targets::plan(&rules.rules);
+    let mut pipeline = Pipeline::offline(
+        rules,
+        plan,
+        out,
+        Clock { offset_ns: offset },
+        header["host"].as_str().unwrap_or_default().to_string(),
+        header["monitor_pid"].as_u64().unwrap_or(0) as u32,
+    );
+    // One recorded event with the records that belong to it (written after it, applied first).
+    let mut pending: Option<Vec<u8>> = None;
+    // The capturing run's plan, for translating its watch ids when the rules differ.
+    let mut recorded_plan = FilterPlan::default();
+    let mut procs: Vec<(u32, crate::enrich::process::ProcInfo)> = Vec::new();
+    let mut enrich: Option<serde_json::Value> = None;
+    let flush = |p: &mut Pipeline<W>, pending: &mut Option<Vec<u8>>, procs: &mut Vec<_>, enrich: &mut Option<serde_json::Value>, recorded: &FilterPlan| -> std::io::Result<()> {
+        for (pid, info) in procs.drain(..) {
+            p.table.insert(pid, info);
+        }
+        if let Some(ev) = pending.take() {
+            p.replay_event(&ev, enrich.as_ref(), (!same_rules).then_some(recorded))?;
+        }
+        *enrich = None;
+        Ok(())
+    };
+    while let Some((kind, body)) = reader.next_record()? {
+        match kind {
+            capture::rec::EVENT => {
+                flush(&mut pipeline, &mut pending, &mut procs, &mut enrich, &recorded_plan)?;
+                pending = Some(body.to_vec());
+            }
+            capture::rec::PROCESS => {
+                let (pid, info) = capture::decode_process(body).with_context(|| format!("process record before byte {}", reader.offset()))?;
+                if pending.is_some() {
+                    procs.push((pid, info));
+                } else {
+                    pipeline.table.insert(pid, info);
+                }
+            }
+            capture::rec::ENRICH => enrich = serde_json::from_slice(body).ok(),
+            capture::rec::USERS => {
+                flush(&mut pipeline, &mut pending, &mut procs, &mut enrich, &recorded_plan)?;
+                let names: std::collections::HashMap<u32, String> = serde_json::from_slice(body).unwrap_or_default();
+                pipeline.users = Users::from_map(names);
+            }
+            capture::rec::PLAN => {
+                flush(&mut pipeline, &mut pending, &mut procs, &mut enrich, &recorded_plan)?;
+                if let Ok(plan) = serde_json::from_slice::<FilterPlan>(body) {
+                    if same_rules {
+                        pipeline.plan = plan.clone();
+                    }
+                    recorded_plan = plan;
+                }
+            }
+            capture::rec::OUTPUT => {
+                flush(&mut pipeline, &mut pending, &mut procs, &mut enrich, &recorded_plan)?;
+                pipeline.replay_output(body)?;
+            }
+            other => warn!(kind = other, offset = reader.offset(), "unknown capture record type; skipped"),
+        }
+    }
+    flush(&mut pipeline, &mut pending, &mut procs, &mut enrich, &recorded_plan)?;
+    Ok(ReplayStats {
+        events: pipeline.events,
+        alerts: pipeline.alerts,
+        bytes: reader.len(),
+        truncated_at: reader.truncated_at,
+        same_rules,
+    })
 }

@@ -17,14 +17,53 @@ pub struct ProcInfo {
 /// At most this many ancestors are listed (a guard against cycles in stale data).
 const MAX_ANCESTORS: usize = 64;
 
-#[derive(Default)]
 pub struct ProcessTable {
     procs: HashMap<u32, ProcInfo>,
+    /// Whether /proc may be read (false when replaying a capture from elsewhere).
+    live: bool,
+    /// Entries read from /proc since the last `take_learned` (a capture records them).
+    learned: Vec<u32>,
+}
+
+impl Default for ProcessTable {
+    fn default() -> Self {
+        ProcessTable { procs: HashMap::new(), live: true, learned: Vec::new() }
+    }
 }
 
 impl ProcessTable {
     pub fn new() -> ProcessTable {
         ProcessTable::default()
+    }
+
+    /// A table that never reads /proc: it knows what it is told (replay).
+    pub fn offline() -> ProcessTable {
+        ProcessTable { live: false, ..ProcessTable::default() }
+    }
+
+    /// Set what is known of `pid` (replay of a recorded entry).
+    pub fn insert(&mut self, pid: u32, info: ProcInfo) {
+        self.procs.insert(pid, info);
+    }
+
+    /// The entries read from /proc since the last call, as they are now.
+    pub fn take_learned(&mut self) -> Vec<(u32, ProcInfo)> {
+        let pids = std::mem::take(&mut self.learned);
+        pids.into_iter().filter_map(|p| self.procs.get(&p).map(|i| (p, i.clone()))).collect()
+    }
+
+    /// Every entry (the start of a capture).
+    pub fn entries(&self) -> Vec<(u32, ProcInfo)> {
+        self.procs.iter().map(|(p, i)| (*p, i.clone())).collect()
+    }
+
+    fn read(&mut self, pid: u32) -> Option<ProcInfo> {
+        if !self.live {
+            return None;
+        }
+        let info = read_proc(pid)?;
+        self.learned.push(pid);
+        Some(info)
     }
 
     /// Read every process in /proc.
@@ -69,10 +108,11 @@ impl ProcessTable {
                 self.procs.remove(&ev.pid);
             }
             _ => {
-                let info = self
-                    .procs
-                    .entry(ev.pid)
-                    .or_insert_with(|| read_proc(ev.pid).unwrap_or_default());
+                if !self.procs.contains_key(&ev.pid) {
+                    let read = self.read(ev.pid).unwrap_or_default();
+                    self.procs.insert(ev.pid, read);
+                }
+                let info = self.procs.entry(ev.pid).or_default();
                 info.ppid = ev.ppid;
                 if info.comm.is_empty() {
                     info.comm = ev.comm.clone();
@@ -84,7 +124,7 @@ impl ProcessTable {
     /// What we know of `pid`; reads /proc for a process we have not seen yet.
     pub fn get(&mut self, pid: u32) -> Option<&ProcInfo> {
         if !self.procs.contains_key(&pid) {
-            let info = read_proc(pid)?;
+            let info = self.read(pid)?;
             self.procs.insert(pid, info);
         }
         self.procs.get(&pid)

@@ -39,14 +39,26 @@ impl Users {
             .collect();
     }
 
-    /// Re-read /etc/passwd if it changed since the last read.
-    pub fn refresh(&mut self) {
+    /// Re-read /etc/passwd if it changed since the last read; returns whether it did.
+    pub fn refresh(&mut self) -> bool {
         let now = std::fs::metadata("/etc/passwd")
             .and_then(|m| m.modified())
             .ok();
         if now != self.mtime {
             self.reload();
+            return true;
         }
+        false
+    }
+
+    /// The table (a capture records it).
+    pub fn snapshot(&self) -> &HashMap<u32, String> {
+        &self.names
+    }
+
+    /// A fixed table (replay).
+    pub fn from_map(names: HashMap<u32, String>) -> Users {
+        Users { names, mtime: None }
     }
 
     pub fn name(&self, uid: u32) -> Option<&str> {

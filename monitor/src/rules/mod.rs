@@ -38,6 +38,9 @@ pub struct RuleSet {
     pub warnings: Vec<Diagnostic>,
     /// The files read, in order.
     pub files: Vec<String>,
+    /// Rules put in front of the files' (the self-defence watches), as text: a capture
+    /// records it so that a replay applies the same.
+    pub prelude: Option<String>,
 }
 
 /// Loading failed: every error found, in file order.
@@ -107,13 +110,19 @@ impl RuleSet {
 
     /// Put the self-defence watches (the monitor's binary and rule files) in front of every
     /// other rule, where no `never` rule or `-D` of the user's can remove them.
-    pub fn with_self_defence(mut self, ids: &dyn IdResolver) -> std::result::Result<RuleSet, RuleErrors> {
+    pub fn with_self_defence(self, ids: &dyn IdResolver) -> std::result::Result<RuleSet, RuleErrors> {
         let exe = std::fs::canonicalize("/proc/self/exe").ok();
         let text = self_defence::watch_rules(exe.as_deref(), &self.files);
+        self.with_prelude(text, ids)
+    }
+
+    /// Put the rules of `text` in front of every other rule.
+    pub fn with_prelude(mut self, text: String, ids: &dyn IdResolver) -> std::result::Result<RuleSet, RuleErrors> {
         let own = RuleSet::from_texts([(self_defence::SOURCE.to_string(), text.as_str())], ids)?;
         let mut rules = own.rules;
         rules.append(&mut self.rules);
         self.rules = rules;
+        self.prelude = Some(text);
         Ok(self)
     }
 

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 pub const ALL_CLASSES: u32 = class::EXEC | class::CONNECT | class::FILE | class::SETID;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Target {
     pub id: u32,
     /// As written in the rules (normalised).
@@ -27,7 +27,7 @@ pub struct Target {
     pub identity: Option<(u32, u64)>,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct FilterPlan {
     pub targets: Vec<Target>,
     /// Classes for which some rule has no path condition: everything goes to userspace.

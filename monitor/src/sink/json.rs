@@ -28,6 +28,8 @@ pub struct AlertInput<'a> {
     pub docker: Option<(&'a DockerRequest, &'a [u8])>,
     /// Self-defence: what reached for the monitor.
     pub tamper: Option<&'a str>,
+    /// The (live) monitor's pid.
+    pub monitor_pid: u32,
 }
 
 /// What raised an alert: the keys (first is `rule.key`) and where it is defined.
@@ -313,7 +315,7 @@ pub fn render(a: &AlertInput) -> String {
         root.insert("container".into(), container(c));
     }
     if let Some(detail) = a.tamper {
-        root.insert("tamper".into(), json!({"detail": detail, "monitor_pid": std::process::id()}));
+        root.insert("tamper".into(), json!({"detail": detail, "monitor_pid": a.monitor_pid}));
         if ev.action == Action::Signal {
             root["tamper"]["signal"] = json!(ev.args[0] as i32);
         }

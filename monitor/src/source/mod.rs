@@ -1,3 +1,5 @@
-//! Event sources. `ebpf` is the live kernel sensor; audit and capture sources come later.
+//! Event sources: `ebpf` is the live kernel sensor; `capture` records what it sent (with
+//! the host context) and reads it back for `monitor replay`.
 
+pub mod capture;
 pub mod ebpf;

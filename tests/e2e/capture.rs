@@ -1,0 +1,104 @@
+//! Capture and replay: a live run records, `monitor replay` gives the very same lines with the
+//! same rules, other alerts with other rules, and reads a cut-off capture up to its last
+//! whole record.
+
+use monitor_tests::docker::{ensure, IMAGE};
+use monitor_tests::{monitor_bin, privileged, s, scratch_dir, Monitor};
+use serde_json::Value;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+
+fn replay(file: &Path, rules: &[&Path]) -> (Vec<Value>, String, bool) {
+    let mut cmd = Command::new(monitor_bin());
+    cmd.arg("replay").arg(file);
+    for r in rules {
+        cmd.arg("--rules").arg(r);
+    }
+    let out = cmd.output().unwrap();
+    let lines = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (lines, String::from_utf8_lossy(&out.stderr).into_owned(), out.status.success())
+}
+
+#[test]
+fn a_replay_with_the_same_rules_prints_exactly_what_the_live_run_printed() {
+    if !privileged() {
+        return;
+    }
+    ensure();
+    let root = scratch_dir("capture");
+    for d in ["watched/sub", "bin", "sock"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/watched-busybox")).unwrap();
+    let r = root.display();
+    let rules = root.join("capture.rules");
+    std::fs::write(
+        &rules,
+        format!(
+            "-w {r}/watched -p wa -k cap-dir\n-w {r}/bin/watched-busybox -p x -k cap-exec\n-w {r}/sock -p w -k cap-sock\n\
+             -a always,exit -F arch=b64 -S setresuid -F euid=0 -k cap-root\n"
+        ),
+    )
+    .unwrap();
+    let file = root.join("run.cap");
+    let m = Monitor::start_args(&[&rules], &["--heartbeat", "1", "--capture", file.to_str().unwrap()]);
+    // A bit of everything: files (relative and `..` too), exec on the host and in a
+    // container, a socket, a uid 65534 -> 0 transition.
+    Command::new("sh").arg("-c").arg(format!("cd {r}/watched/sub && echo x > ../a && mv ../a ../b && rm ../b")).status().unwrap();
+    // busybox picks the applet by argv[0].
+    assert!(Command::new(root.join("bin/watched-busybox")).arg0("busybox").arg("true").status().unwrap().success());
+    let bin = format!("{r}/bin/watched-busybox:/busybox:ro");
+    assert!(Command::new("docker").args(["run", "--rm", "--network", "none", "-v", &bin, IMAGE, "/busybox", "true"]).status().unwrap().success());
+    let sock = root.join("sock/s");
+    let _l = UnixListener::bind(&sock).unwrap();
+    UnixStream::connect(&sock).unwrap();
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        unsafe {
+            libc::syscall(libc::SYS_setresuid, 65534, 65534, 0);
+            libc::syscall(libc::SYS_setresuid, 0, 0, 0);
+            libc::_exit(0);
+        }
+    }
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    m.wait_for("the container exec", |a| s(a, "rule.key") == "cap-exec" && a.get("container").is_some());
+    m.wait_for("the setuid", |a| s(a, "rule.key") == "cap-root");
+    m.wait_for("a heartbeat", |a| s(a, "event.action") == "heartbeat");
+    assert_eq!(m.stop(libc::SIGTERM), "exit status: 0");
+    let live = m.all();
+    assert!(live.iter().filter(|a| s(a, "event.kind") == "alert").count() >= 8, "{live:#?}");
+    assert!(m.stderr().iter().any(|l| l.contains("capture written")), "{:?}", m.stderr());
+
+    // Same rules: line for line the same.
+    let (replayed, err, ok) = replay(&file, &[&rules]);
+    assert!(ok, "{err}");
+    assert_eq!(replayed.len(), live.len(), "{err}");
+    for (l, r) in live.iter().zip(&replayed) {
+        assert_eq!(l, r);
+    }
+    assert!(err.contains("replay done"), "{err}");
+
+    // Other rules decide: only the exec watch.
+    let other = root.join("other.rules");
+    std::fs::write(&other, format!("-w {r}/bin/watched-busybox -p x -k other-exec\n")).unwrap();
+    let (replayed, err, ok) = replay(&file, &[&other]);
+    assert!(ok, "{err}");
+    let alerts: Vec<&Value> = replayed.iter().filter(|a| s(a, "event.kind") == "alert").collect();
+    assert!(alerts.len() >= 2 && alerts.iter().all(|a| s(a, "rule.key") == "other-exec" || s(a, "rule.key") == "monitor-tamper"), "{alerts:#?}");
+    assert!(alerts.iter().any(|a| a.get("container").is_some()), "container context comes from the capture");
+
+    // Cut off mid-record: everything before is replayed, and the cut is reported.
+    let data = std::fs::read(&file).unwrap();
+    let cut = root.join("cut.cap");
+    std::fs::write(&cut, &data[..data.len() - 7]).unwrap();
+    let (replayed, err, ok) = replay(&cut, &[&rules]);
+    assert!(ok, "{err}");
+    assert!(err.contains("cut off"), "{err}");
+    assert!(!replayed.is_empty() && replayed.len() <= live.len());
+    assert_eq!(replayed[..replayed.len() - 1], live[..replayed.len() - 1]);
+    // Not a capture at all.
+    let (_, err, ok) = replay(&rules, &[&rules]);
+    assert!(!ok && err.contains("not a monitor capture"), "{err}");
+}
