@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use std::process::{Command, Stdio};
 
-const TARGETS: &[&str] = &["rules_parser", "event_decoder", "http_stream", "btf_parser"];
+const TARGETS: &[&str] = &["rules_parser", "event_decoder", "http_stream", "btf_parser", "capture_reader"];
 
 pub fn run(seconds: u64, only: &[String]) -> Result<()> {
     let dir = crate::util::workspace_root().join("monitor/fuzz");
