@@ -317,6 +317,37 @@ fn max_rate(rates: &[u64]) -> Result<Vec<(u64, u64, u64)>> {
     Ok(out)
 }
 
+/// Replay throughput: capture a watched-file storm, replay it to /dev/null, events/s.
+fn replay_rate(size: u64) -> Result<(u64, u64, f64)> {
+    let cap = std::env::temp_dir().join("monitor-bench.cap");
+    let mut cmd = Command::new(monitor_bin());
+    cmd.args(["run", "--heartbeat", "0", "--capture"]).arg(&cap).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for l in lines.by_ref() {
+        if l?.contains("monitor running") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    run_workload("files-watched", size)?;
+    std::thread::sleep(Duration::from_millis(500));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    child.wait()?;
+    let bytes = std::fs::metadata(&cap)?.len();
+    let start = Instant::now();
+    let out = Command::new(monitor_bin()).arg("replay").arg(&cap).stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+    let secs = start.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let events: u64 = err
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("events="))
+        .and_then(|n| n.parse().ok())
+        .context("replay did not report its events")?;
+    let _ = std::fs::remove_file(&cap);
+    Ok((events, bytes / events.max(1), events as f64 / secs))
+}
+
 pub fn run(opts: &Options) -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the benchmarks need root (they load the monitor and auditd)");
@@ -355,6 +386,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let rates: Vec<u64> = if opts.size < 1000 { vec![1_000] } else { vec![25_000, 50_000, 100_000, 200_000] };
     let rate_results = max_rate(&rates)?;
     let sustained = rate_results.iter().filter(|(_, _, lost)| *lost == 0).map(|(r, _, _)| *r).max();
+    let (replay_events, bytes_per_event, replay_per_s) = replay_rate(opts.size)?;
     let _ = std::fs::remove_dir_all(WATCHED_DIR);
     let _ = std::fs::remove_dir_all(UNWATCHED_DIR);
 
@@ -383,6 +415,9 @@ pub fn run(opts: &Options) -> Result<()> {
         md.push_str(&format!("paced setuid transitions at {rate}/s for 2 s: {alerts} alerts, {lost} lost\n"));
     }
     md.push_str(&format!("highest paced rate without a drop: {}\n", sustained.map(|r| format!("{r}/s")).unwrap_or("none of those tried".into())));
+    md.push_str(&format!(
+        "replay: {replay_events} captured events at {replay_per_s:.0} events/s (whole command, JSON to /dev/null); capture {bytes_per_event} bytes/event\n"
+    ));
     let commit = crate::util::output(Command::new("git").args(["rev-parse", "--short", "HEAD"]).current_dir(root())).unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let date = crate::util::output(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])).unwrap_or_default();
@@ -396,6 +431,7 @@ pub fn run(opts: &Options) -> Result<()> {
         "peak_rss_kib": peak_rss,
         "paced_rates": rate_results.iter().map(|(r, a, l)| json!({"rate": r, "alerts": a, "lost": l})).collect::<Vec<_>>(),
         "max_rate_without_drop": sustained,
+        "replay": {"events": replay_events, "events_per_s": replay_per_s, "capture_bytes_per_event": bytes_per_event},
     });
     std::fs::create_dir_all(&opts.out)?;
     std::fs::write(opts.out.join("results.json"), serde_json::to_string_pretty(&result)? + "\n")?;
