@@ -16,6 +16,14 @@ fn watched_tree(name: &str) -> (PathBuf, PathBuf) {
     (root, rules)
 }
 
+/// These tests load the machine (a stress run, stalled readers): one at a time, so that each
+/// one's timing is its own.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn records(m: &Monitor, action: &str) -> Vec<Value> {
     m.matching(|a| s(a, "event.kind") == "metric" && s(a, "event.action") == action)
 }
@@ -25,6 +33,7 @@ fn every_event_of_a_stress_run_is_alerted_or_counted_lost() {
     if !privileged() {
         return;
     }
+    let _serial = serial();
     let (root, rules) = watched_tree("stress");
     let m = Monitor::start_args(&[&rules], &["--heartbeat", "0"]);
     // A stalled reader: the pipe fills, the monitor's writes block, the kernel ring fills.
@@ -77,6 +86,7 @@ fn start_heartbeat_and_stop_records_frame_the_output() {
     if !privileged() {
         return;
     }
+    let _serial = serial();
     let (root, rules) = watched_tree("records");
     let m = Monitor::start_args(&[&rules], &["--heartbeat", "1"]);
     let f = root.join("watched/one").display().to_string();
@@ -104,6 +114,7 @@ fn a_closed_stdout_stops_the_monitor_cleanly() {
     if !privileged() {
         return;
     }
+    let _serial = serial();
     let (root, rules) = watched_tree("closed");
     let mut child = Command::new(monitor_tests::monitor_bin())
         .args(["run", "--heartbeat", "0", "--rules"])
@@ -122,7 +133,7 @@ fn a_closed_stdout_stops_the_monitor_cleanly() {
     for i in 0..3 {
         std::fs::write(root.join(format!("watched/after-close-{i}")), "x").unwrap();
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
             break st;
@@ -141,6 +152,7 @@ fn hostile_names_stay_one_line_and_are_recovered_exactly() {
     if !privileged() {
         return;
     }
+    let _serial = serial();
     use std::os::unix::ffi::{OsStrExt, OsStringExt};
     let (root, rules) = watched_tree("hostile");
     let m = Monitor::start_args(&[&rules], &["--heartbeat", "0"]);
@@ -198,6 +210,7 @@ fn reaching_for_the_monitor_is_reported() {
     if !privileged() {
         return;
     }
+    let _serial = serial();
     let (_root, rules) = watched_tree("tamper");
     let m = Monitor::start_args(&[&rules], &["--heartbeat", "0"]);
     let pid = m.pid() as i32;
@@ -244,6 +257,7 @@ fn sighup_swaps_in_valid_rules_and_keeps_the_old_ones_on_error() {
     if !privileged() {
         return;
     }
+    let _serial = serial();
     let (root, rules) = watched_tree("reload");
     std::fs::create_dir_all(root.join("second")).unwrap();
     let m = Monitor::start_args(&[&rules], &["--heartbeat", "0"]);
