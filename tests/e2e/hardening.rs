@@ -133,3 +133,47 @@ fn the_docker_daemons_own_writes_stay_silent() {
     let f = TempFile::write("/var/lib/docker/monitor-e2e", "x");
     e.expect_key("docker-data", "a foreign write under /var/lib/docker", |a| s(a, "file.path") == f.path);
 }
+
+#[test]
+fn runtime_sysctl_and_docker_socket_changes_are_reported() {
+    let Some(e) = env() else { return };
+    // Writing the current value back changes nothing but is the write the rule is about.
+    let now = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    let out = Command::new("sysctl").arg("-w").arg(format!("net.ipv4.ip_forward={}", now.trim())).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    e.expect_key("sysctl", "sysctl -w", |a| s(a, "file.path") == "/proc/sys/net/ipv4/ip_forward");
+    // The socket's mode set again (to what it is).
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata("/run/docker.sock").unwrap().permissions().mode() & 0o7777;
+    std::fs::set_permissions("/run/docker.sock", std::fs::Permissions::from_mode(mode)).unwrap();
+    e.expect_key("docker-socket", "chmod of the socket", |a| s(a, "event.action") == "chmod" && s(a, "file.path") == "/run/docker.sock");
+    // A docker.socket drop-in (no daemon-reload: nothing takes effect).
+    let f = TempFile::write("/etc/systemd/system/docker.socket.d/99-monitor-e2e.conf", "[Socket]\n");
+    e.expect_key("docker-units", "docker.socket drop-in", |a| s(a, "file.path") == f.path);
+}
+
+#[test]
+fn a_non_root_connect_to_the_docker_socket_has_its_own_key() {
+    let Some(e) = env() else { return };
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as u16;
+    for (i, b) in b"/run/docker.sock".iter().enumerate() {
+        addr.sun_path[i] = *b as libc::c_char;
+    }
+    // Only raw syscalls between fork and _exit (the test process has threads).
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        unsafe {
+            libc::syscall(libc::SYS_setresgid, 65534, 65534, 65534);
+            libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534);
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+            libc::connect(fd, &addr as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_un>() as u32);
+            libc::_exit(0);
+        }
+    }
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    let a = e.expect_key("docker-socket-nonroot", "connect as nobody", |a| get(a, "process.pid").as_u64() == Some(pid as u64));
+    assert_eq!(s(&a, "user.id"), "65534", "{a}");
+    assert_eq!(s(&a, "event.outcome"), "failure", "the socket is root:docker 0660: {a}");
+    assert_eq!(s(&a, "socket.requested_path"), "/run/docker.sock", "{a}");
+}
