@@ -46,28 +46,15 @@ pub struct Pipeline<W: Write> {
 }
 
 impl<W: Write> Pipeline<W> {
+    /// The live pipeline: process table from /proc, user names, containers from this host.
     pub fn new(rules: RuleSet, plan: FilterPlan, out: W) -> Pipeline<W> {
-        let mut table = ProcessTable::new();
-        table.seed_from_proc();
-        Pipeline {
-            rules,
-            plan,
-            table,
-            users: Users::new(),
-            containers: Containers::new(),
-            streams: HashMap::new(),
-            clock: Clock::measure(),
-            hostname: enrich::hostname(),
-            sequence: 0,
-            out,
-            events: 0,
-            decode_errors: 0,
-            alerts: 0,
-            lost: 0,
-            capture: None,
-            monitor_pid: std::process::id(),
-            container_override: None,
-        }
+        let mut p = Pipeline::offline(rules, plan, out, Clock::measure(), enrich::hostname(), std::process::id());
+        p.table = ProcessTable::new();
+        p.table.seed_from_proc();
+        p.users = Users::new();
+        p.containers = Containers::new();
+        p.container_override = None;
+        p
     }
 
     /// A pipeline for replaying a capture: nothing is read from this host.
@@ -151,17 +138,20 @@ impl<W: Write> Pipeline<W> {
         self.events += 1;
         match decode(bytes) {
             Ok(mut ev) => {
-                let raw = (ev.path.clone(), ev.path2.clone());
+                let capturing = self.capture.is_some();
+                // The capture records what this host changed: keep the paths as sent.
+                let raw = capturing.then(|| (ev.path.clone(), ev.path2.clone()));
                 enrich::paths::canonicalise_event(&mut ev);
-                if self.capture.is_some() {
+                let mut canonical = None;
+                if let Some(raw) = raw {
                     // Decided now, for the alert and for the record.
                     self.container_override = Some(container_of(&mut self.containers, &ev));
+                    canonical = Some((raw, (ev.path.clone(), ev.path2.clone())));
                 }
-                let canonical = (ev.path.clone(), ev.path2.clone());
                 let plan = &self.plan;
                 enrich::paths::name_detached(&mut ev, |dev, ino| plan.by_identity(dev, ino).map(|t| t.canonical.clone()));
                 let result = self.handle_event(&ev);
-                if self.capture.is_some() {
+                if let Some((raw, canonical)) = canonical {
                     self.capture_event(bytes, raw, canonical);
                 }
                 self.container_override = None;
@@ -372,6 +362,28 @@ impl<W: Write> Pipeline<W> {
         self.out.flush()
     }
 
+    /// Handle every record the ring buffer holds now.
+    pub fn drain(&mut self, ring: &mut aya::maps::RingBuf<aya::maps::MapData>) -> std::io::Result<()> {
+        while let Some(item) = ring.next() {
+            self.handle_record(&item)?;
+        }
+        Ok(())
+    }
+
+    /// The kernel's loss counter reads `total`: write an `events-lost` record for what was
+    /// lost since `window_start` (if anything). Returns the end of this window.
+    pub fn report_loss(&mut self, total: u64, window_start: i128) -> std::io::Result<i128> {
+        let now = self.clock.now_wall_ns();
+        if total > self.lost {
+            let lost = total - self.lost;
+            warn!(lost, total, "events lost in the kernel (ring buffer full or stage unreachable)");
+            self.lost = total;
+            let window = serde_json::json!({"start": enrich::rfc3339(window_start), "end": enrich::rfc3339(now)});
+            self.record("events-lost", serde_json::json!({"lost": lost, "lost_total": total, "window": window}))?;
+        }
+        Ok(now)
+    }
+
     /// Counters for heartbeat and stop records.
     pub fn totals(&self) -> serde_json::Value {
         serde_json::json!({
@@ -476,7 +488,6 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
     let mut drain = tokio::time::interval(DRAIN_EVERY);
     let heartbeat_every = opts.heartbeat.unwrap_or(Duration::from_secs(365 * 86_400));
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat_every, heartbeat_every);
-    let mut last_drops = 0u64;
     let mut window_start = pipeline.clock.now_wall_ns();
     info!(
         hooks = source.attached.len(),
@@ -498,20 +509,14 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
-                let ring = guard.get_inner_mut();
-                while let Some(item) = ring.next() {
-                    if let Err(e) = pipeline.handle_record(&item) {
-                        return finish(e);
-                    }
+                if let Err(e) = pipeline.drain(guard.get_inner_mut()) {
+                    return finish(e);
                 }
                 guard.clear_ready();
             }
             _ = drain.tick() => {
-                let ring = ring.get_mut();
-                while let Some(item) = ring.next() {
-                    if let Err(e) = pipeline.handle_record(&item) {
-                        return finish(e);
-                    }
+                if let Err(e) = pipeline.drain(ring.get_mut()) {
+                    return finish(e);
                 }
             }
             _ = sighup.recv() => {
@@ -541,19 +546,11 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
             _ = sigint.recv() => break "SIGINT",
             _ = sigterm.recv() => break "SIGTERM",
             _ = loss.tick() => {
-                let now = pipeline.clock.now_wall_ns();
-                let drops = source.drops().unwrap_or(last_drops);
-                if drops > last_drops {
-                    let lost = drops - last_drops;
-                    warn!(lost, total = drops, "events lost in the kernel (ring buffer full or stage unreachable)");
-                    pipeline.lost = drops;
-                    let window = serde_json::json!({"start": enrich::rfc3339(window_start), "end": enrich::rfc3339(now)});
-                    if let Err(e) = pipeline.record("events-lost", serde_json::json!({"lost": lost, "lost_total": drops, "window": window})) {
-                        return finish(e);
-                    }
-                    last_drops = drops;
+                let drops = source.drops().unwrap_or(pipeline.lost);
+                match pipeline.report_loss(drops, window_start) {
+                    Ok(now) => window_start = now,
+                    Err(e) => return finish(e),
                 }
-                window_start = now;
             }
             _ = heartbeat.tick() => {
                 let totals = pipeline.totals();
@@ -575,23 +572,14 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
         }
     };
     // Drain what the kernel already produced before stopping.
-    let ring = ring.get_mut();
-    while let Some(item) = ring.next() {
-        if let Err(e) = pipeline.handle_record(&item) {
-            return finish(e);
-        }
+    if let Err(e) = pipeline.drain(ring.get_mut()) {
+        return finish(e);
     }
     // Losses since the last report get their record before the totals.
-    let drops = source.drops().unwrap_or(last_drops);
-    if drops > last_drops {
-        let now = pipeline.clock.now_wall_ns();
-        let window = serde_json::json!({"start": enrich::rfc3339(window_start), "end": enrich::rfc3339(now)});
-        warn!(lost = drops - last_drops, total = drops, "events lost in the kernel (ring buffer full or stage unreachable)");
-        if let Err(e) = pipeline.record("events-lost", serde_json::json!({"lost": drops - last_drops, "lost_total": drops, "window": window})) {
-            return finish(e);
-        }
+    let drops = source.drops().unwrap_or(pipeline.lost);
+    if let Err(e) = pipeline.report_loss(drops, window_start) {
+        return finish(e);
     }
-    pipeline.lost = drops;
     let mut totals = pipeline.totals();
     totals["reason"] = serde_json::json!(reason);
     if let Err(e) = pipeline.record("monitor-stop", totals) {
