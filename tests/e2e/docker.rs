@@ -37,11 +37,7 @@ fn env() -> Option<&'static Env> {
 
 impl Env {
     fn fence(&self) {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let f = self.root.join(format!("fence/{n}")).display().to_string();
-        std::fs::write(&f, "").unwrap();
-        self.monitor.wait_for(&format!("fence {f}"), |a| s(a, "file.path") == f);
+        self.monitor.fence(&self.root.join("fence"));
     }
 }
 

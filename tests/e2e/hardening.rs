@@ -32,10 +32,7 @@ fn env() -> Option<&'static Env> {
 
 impl Env {
     fn fence(&self) {
-        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let f = self.fence_dir.join(N.fetch_add(1, std::sync::atomic::Ordering::SeqCst).to_string()).display().to_string();
-        std::fs::write(&f, "").unwrap();
-        self.monitor.wait_for("fence", |a| s(a, "file.path") == f);
+        self.monitor.fence(&self.fence_dir);
     }
 
     fn expect_key(&self, key: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {

@@ -10,9 +10,8 @@ use serde_json::Value;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 struct Live {
@@ -88,11 +87,7 @@ impl Live {
 
     /// Wait until everything done before this call has gone through the monitor.
     fn fence(&self) {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let f = self.path(&format!("fence/{}", N.fetch_add(1, Ordering::SeqCst)));
-        fs::write(&f, "").unwrap();
-        self.monitor
-            .wait_for(&format!("fence {f}"), |a| s(a, "file.path") == f);
+        self.monitor.fence(&self.root.join("fence"));
     }
 
     fn expect(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
@@ -405,18 +400,7 @@ fn a_burst_of_writes_is_reported_completely_and_in_order() {
         (0..N).collect::<Vec<_>>(),
         "every write once, in order"
     );
-    let mut lat_us: Vec<i128> = alerts
-        .iter()
-        .map(|a| {
-            let sent = timestamp_ns(s(&a.json, "@timestamp")).unwrap();
-            let got = a
-                .received_wall
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as i128;
-            (got - sent) / 1000
-        })
-        .collect();
+    let lat_us: Vec<i128> = alerts.iter().map(latency_us).collect();
     report_latency(&format!("burst of {N} writes"), lat_us);
 
     // Isolated writes, 20 ms apart: the latency of one event on an idle pipeline.
@@ -427,16 +411,17 @@ fn a_burst_of_writes_is_reported_completely_and_in_order() {
         let a = l
             .monitor
             .wait_for("isolated write", |x| s(x, "file.path") == f);
-        let sent = timestamp_ns(s(&a.json, "@timestamp")).unwrap();
-        let got = a
-            .received_wall
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as i128;
-        single.push((got - sent) / 1000);
+        single.push(latency_us(&a));
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     report_latency("isolated writes", single);
+}
+
+/// Microseconds from the syscall (`@timestamp`) to the line being read.
+fn latency_us(a: &monitor_tests::Alert) -> i128 {
+    let sent = timestamp_ns(s(&a.json, "@timestamp")).unwrap();
+    let got = a.received_wall.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i128;
+    (got - sent) / 1000
 }
 
 fn report_latency(what: &str, mut us: Vec<i128>) {

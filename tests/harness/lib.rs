@@ -163,6 +163,17 @@ impl Monitor {
         self.pid
     }
 
+    /// Wait until everything done before this call has gone through the monitor: write a
+    /// new file under `dir` (which a rule watches for writes) and wait for its alert.
+    /// Records leave the kernel in order, so anything earlier would have come first.
+    pub fn fence(&self, dir: &Path) {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let f = dir.join(format!("fence-{n}")).display().to_string();
+        std::fs::write(&f, "").unwrap();
+        self.wait_for(&format!("fence {f}"), |a| s(a, "file.path") == f);
+    }
+
     /// Stop (or resume) reading the monitor's stdout: its pipe fills and its writes block,
     /// as with a stalled SIEM.
     pub fn pause_reading(&self, paused: bool) {
