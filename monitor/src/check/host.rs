@@ -8,18 +8,20 @@ use std::path::{Path, PathBuf};
 /// The host being checked.
 pub struct Host {
     root: PathBuf,
+    /// Listening sockets, read once for all the checks that need them (reading them walks
+    /// every process's descriptors).
+    listeners: std::sync::OnceLock<Result<Vec<Listener>, String>>,
 }
 
 impl Host {
     /// This machine.
     pub fn real() -> Host {
-        Host { root: PathBuf::from("/") }
+        Host::at(PathBuf::from("/"))
     }
 
     /// A tree laid out like a root filesystem (tests).
-    #[cfg(test)]
     pub fn at(root: PathBuf) -> Host {
-        Host { root }
+        Host { root, listeners: std::sync::OnceLock::new() }
     }
 
     /// Whether this is the real host (commands may be run).
@@ -134,7 +136,14 @@ impl Host {
     }
 
     /// Listening TCP sockets and bound UDP sockets, with the process holding each.
-    pub fn listeners(&self) -> std::io::Result<Vec<Listener>> {
+    pub fn listeners(&self) -> Result<&[Listener], &str> {
+        match self.listeners.get_or_init(|| self.read_listeners().map_err(|e| e.to_string())) {
+            Ok(l) => Ok(l),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn read_listeners(&self) -> std::io::Result<Vec<Listener>> {
         let owners = self.socket_owners();
         let mut out = Vec::new();
         for (file, proto, v6) in [("/proc/net/tcp", "tcp", false), ("/proc/net/tcp6", "tcp", true), ("/proc/net/udp", "udp", false), ("/proc/net/udp6", "udp", true)] {
