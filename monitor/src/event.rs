@@ -32,6 +32,11 @@ pub enum Action {
     Ptrace,
     /// process_vm_readv/writev on the monitor.
     ProcessVm,
+    /// A syscall none of the above describes (audit sources report any audited syscall).
+    Other,
+    /// A message from a user-space program to the audit subsystem (sudo, PAM, useradd...):
+    /// `args[0]` is its record type, `payload` its text. Only audit sources have them.
+    UserMessage,
 }
 
 impl Action {
@@ -59,6 +64,8 @@ impl Action {
             Action::Signal => "signal",
             Action::Ptrace => "ptrace",
             Action::ProcessVm => "process-vm",
+            Action::Other => "syscall",
+            Action::UserMessage => "user-message",
         }
     }
 }

@@ -41,17 +41,30 @@ enum Command {
         /// Also record every kernel event and the host context into FILE, for `monitor replay`.
         #[arg(long, value_name = "FILE")]
         capture: Option<PathBuf>,
+        /// Where events come from: `ebpf` (the monitor's own sensors) or `audit` (the kernel
+        /// audit subsystem, read beside auditd through its read-only multicast group; the
+        /// kernel's audit rules, e.g. loaded with `auditctl -R`, decide what arrives).
+        #[arg(long, value_enum, default_value_t = Source::Ebpf)]
+        source: Source,
     },
     /// Run a capture (`monitor run --capture`) through rules again and print the alerts.
     ///
     /// With the rules of the capturing run the alerts are the ones it printed; with other
     /// rules, those decide.
+    ///
+    /// With `--format auditd`, read Linux audit logs instead (raw or enriched, rotated files
+    /// in any order, or a directory such as /var/log/audit) and evaluate the same rules on
+    /// them. Progress goes to stderr when it is a terminal; the summary is logged at the end.
     Replay {
-        /// The capture file.
-        file: PathBuf,
+        /// The capture file, or (--format auditd) audit log files or directories.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
         /// Rules file or directory (repeatable); without it the built-in pack.
         #[arg(long = "rules", short = 'r', value_name = "PATH")]
         rules: Vec<PathBuf>,
+        /// What the files are.
+        #[arg(long, value_enum, default_value_t = Format::Capture)]
+        format: Format,
     },
     /// Report which hardening items of the guides this host fails right now (read-only).
     ///
@@ -77,6 +90,20 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Source {
+    Ebpf,
+    Audit,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// A capture written by `monitor run --capture`.
+    Capture,
+    /// Linux audit logs (auditd's audit.log and its rotations).
+    Auditd,
 }
 
 #[derive(Subcommand)]
@@ -109,8 +136,12 @@ fn main() -> ExitCode {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     match cli.command {
-        Command::Run { rules, heartbeat, capture } => run(rules, heartbeat, capture),
-        Command::Replay { file, rules } => replay(file, rules),
+        Command::Run { rules, heartbeat, capture, source } => run(rules, heartbeat, capture, source),
+        Command::Replay { files, rules, format: Format::Capture } => match <[PathBuf; 1]>::try_from(files) {
+            Ok([file]) => replay(file, rules),
+            Err(_) => fail(exit::USAGE, "a capture replay takes one file (several files: --format auditd)"),
+        },
+        Command::Replay { files, rules, format: Format::Auditd } => replay_auditd(files, rules),
         Command::Check { json, only, skip, list } => host_check(json, only, skip, list),
         Command::Rules {
             command: RulesCommand::Check { paths },
@@ -192,7 +223,10 @@ fn replay(file: PathBuf, paths: Vec<PathBuf>) -> ExitCode {
     let started = std::time::Instant::now();
     let stdout = std::io::stdout();
     let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    match pipeline::replay(&file, rules, &SystemIds::load(), out) {
+    let mut progress = sink::progress::Progress::stderr("replay");
+    let result = pipeline::replay(&file, rules, &SystemIds::load(), out, &mut |done, total| progress.bytes(done, total));
+    progress.finish();
+    match result {
         Ok(stats) => {
             let secs = started.elapsed().as_secs_f64();
             if let Some(at) = stats.truncated_at {
@@ -219,14 +253,57 @@ fn replay(file: PathBuf, paths: Vec<PathBuf>) -> ExitCode {
     }
 }
 
-fn run(paths: Vec<PathBuf>, heartbeat: u64, capture: Option<PathBuf>) -> ExitCode {
-    if unsafe { libc::geteuid() } != 0 {
-        return fail(
-            exit::NOT_ROOT,
-            "must run as root (loading eBPF programs needs CAP_BPF and CAP_PERFMON)",
-        );
+fn replay_auditd(files: Vec<PathBuf>, paths: Vec<PathBuf>) -> ExitCode {
+    let rules = match load_rules(&paths) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let started = std::time::Instant::now();
+    let stdout = std::io::stdout();
+    let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut progress = sink::progress::Progress::stderr("replay");
+    match pipeline::audit::replay_audit(&files, rules, out, &mut |done, total| progress.bytes(done, total)) {
+        Ok(stats) => {
+            progress.finish();
+            let a = &stats.audit;
+            for (t, n) in &a.unknown {
+                tracing::info!(record_type = %t, records = n, "unknown audit record type; skipped");
+            }
+            tracing::info!(
+                files = stats.files.len(),
+                lines = a.lines,
+                records = a.records,
+                malformed_lines = a.malformed,
+                unknown_records = a.unknown.values().sum::<u64>(),
+                excluded_records = a.excluded,
+                events = a.events,
+                other_arch_events = a.other_arch,
+                not_evaluated_events = a.not_evaluated,
+                alerts = stats.alerts,
+                events_per_s = (a.events as f64 / started.elapsed().as_secs_f64().max(1e-9)) as u64,
+                "audit log replay done"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            progress.finish();
+            if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
+                return ExitCode::SUCCESS;
+            }
+            fail(exit::RUNTIME, format!("{e:#}"))
+        }
     }
-    if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+}
+
+fn run(paths: Vec<PathBuf>, heartbeat: u64, capture: Option<PathBuf>, source: Source) -> ExitCode {
+    if unsafe { libc::geteuid() } != 0 {
+        let why = match source {
+            Source::Ebpf => "loading eBPF programs needs CAP_BPF and CAP_PERFMON",
+            Source::Audit => "reading the audit multicast needs CAP_AUDIT_READ",
+        };
+        return fail(exit::NOT_ROOT, format!("must run as root ({why})"));
+    }
+    if matches!(source, Source::Ebpf) && !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
         return fail(exit::KERNEL, "kernel BTF (/sys/kernel/btf/vmlinux) is missing: a kernel built with CONFIG_DEBUG_INFO_BTF is required");
     }
     let rules = match load_rules(&paths) {
@@ -262,6 +339,10 @@ fn run(paths: Vec<PathBuf>, heartbeat: u64, capture: Option<PathBuf>) -> ExitCod
         heartbeat: (heartbeat > 0).then(|| std::time::Duration::from_secs(heartbeat)),
         reload: Box::new(reload),
         capture,
+        source: match source {
+            Source::Ebpf => pipeline::SourceKind::Ebpf,
+            Source::Audit => pipeline::SourceKind::Audit,
+        },
     };
     match rt.block_on(pipeline::run_live(rules, opts)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! The `monitor` command line: exit codes and one-line errors a user or a service manager
 //! acts on, and the rule-pack checks (ours and the real auditctl's).
 
+use monitor_tests::audit::{create_missing_dirs, pack, AUDIT};
 use monitor_tests::{monitor_bin, privileged, s, scratch_dir, Monitor};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -86,24 +87,12 @@ fn the_default_pack_checks_clean() {
 }
 
 /// The rule files of the default pack.
-fn pack() -> Vec<std::path::PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "rules"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty());
-    files
-}
-
 #[test]
 fn the_default_pack_loads_in_the_real_auditctl() {
     if !privileged() {
         return;
     }
-    let _lock = AUDIT.lock().unwrap();
+    let _lock = AUDIT.lock().unwrap_or_else(|e| e.into_inner());
     // auditctl resolves every watch's parent and every `dir=` against the filesystem and
     // refuses the rule when it is missing (/etc/sysconfig on Debian, /var/lib/docker before
     // Docker first ran). Such directories are created for the check and removed after it.
@@ -159,44 +148,7 @@ fn the_default_pack_loads_in_the_real_auditctl() {
 }
 
 /// Directories auditctl needs for the pack that do not exist here, created (outermost first).
-fn create_missing_dirs(files: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
-    let mut needed = Vec::new();
-    for file in files {
-        for line in std::fs::read_to_string(file).unwrap().lines() {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            for (i, w) in words.iter().enumerate() {
-                let next = words.get(i + 1).copied().unwrap_or("");
-                let dir = match *w {
-                    "-w" => Path::new(next).parent().map(Path::to_path_buf),
-                    _ if w.starts_with("dir=") => Some(Path::new(&w[4..]).to_path_buf()),
-                    _ if w.starts_with("exe=") || w.starts_with("path=") => {
-                        Path::new(w.split_once('=').unwrap().1)
-                            .parent()
-                            .map(Path::to_path_buf)
-                    }
-                    _ => None,
-                };
-                needed.extend(dir);
-            }
-        }
-    }
-    let mut created = Vec::new();
-    for dir in needed {
-        let mut missing: Vec<_> = dir
-            .ancestors()
-            .take_while(|a| !a.exists())
-            .map(Path::to_path_buf)
-            .collect();
-        missing.reverse();
-        for m in missing {
-            std::fs::create_dir(&m).unwrap();
-            created.push(m);
-        }
-    }
-    created
-}
 
-static AUDIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn sigterm_and_sigint_stop_cleanly_after_draining() {

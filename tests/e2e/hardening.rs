@@ -2,7 +2,7 @@
 //! caused for real raises its key; the benign counterpart stays silent. The host is put back.
 
 use monitor_tests::docker::{ensure, IMAGE};
-use monitor_tests::{get, privileged, s, scratch_dir, Monitor};
+use monitor_tests::{connect_as, get, privileged, s, scratch_dir, Monitor};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -152,23 +152,7 @@ fn runtime_sysctl_and_docker_socket_changes_are_reported() {
 #[test]
 fn a_non_root_connect_to_the_docker_socket_has_its_own_key() {
     let Some(e) = env() else { return };
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as u16;
-    for (i, b) in b"/run/docker.sock".iter().enumerate() {
-        addr.sun_path[i] = *b as libc::c_char;
-    }
-    // Only raw syscalls between fork and _exit (the test process has threads).
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        unsafe {
-            libc::syscall(libc::SYS_setresgid, 65534, 65534, 65534);
-            libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534);
-            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
-            libc::connect(fd, &addr as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_un>() as u32);
-            libc::_exit(0);
-        }
-    }
-    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    let pid = connect_as(65534, "/run/docker.sock");
     let a = e.expect_key("docker-socket-nonroot", "connect as nobody", |a| get(a, "process.pid").as_u64() == Some(pid as u64));
     assert_eq!(s(&a, "user.id"), "65534", "{a}");
     assert_eq!(s(&a, "event.outcome"), "failure", "the socket is root:docker 0660: {a}");

@@ -5,7 +5,7 @@
 //! a file under a watched fence directory and waits for that alert. Records leave the kernel
 //! in order, so anything the silent activity had raised would have come first.
 
-use monitor_tests::{get, privileged, s, scratch_dir, sh, timestamp_ns, Monitor};
+use monitor_tests::{get, privileged, s, scratch_dir, setresuid_child, sh, timestamp_ns, Monitor};
 use serde_json::Value;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -272,30 +272,6 @@ fn exec_of_a_watched_binary() {
         assert_eq!(s(&a, "process.parent.executable"), my_exe(), "{a}");
         assert_eq!(s(&a, "event.outcome"), "success", "{a}");
     }
-}
-
-/// Fork a child that runs `steps` (raw setresuid calls) and exits; returns its pid.
-fn setresuid_child(steps: &[(u32, u32, u32)]) -> u32 {
-    let steps = steps.to_vec();
-    // Only raw syscalls between fork and _exit: the parent is multithreaded.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        for (r, e, s) in &steps {
-            let rc = unsafe { libc::syscall(libc::SYS_setresuid, *r, *e, *s) };
-            if rc != 0 {
-                unsafe { libc::_exit(1) };
-            }
-        }
-        unsafe { libc::_exit(0) };
-    }
-    let mut status = 0;
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "setresuid child failed: {status:#x}"
-    );
-    pid as u32
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! The tests need root (they load eBPF programs). Without root they are skipped with a
 //! message, except under `CI=true`, where a skip is a failure.
 
+pub mod audit;
 pub mod docker;
 
 use serde_json::Value;
@@ -462,4 +463,53 @@ fn type_ok(v: &Value, ty: &str) -> bool {
         "boolean" => v.is_boolean(),
         other => panic!("unknown type {other} in the schema table"),
     })
+}
+
+/// Fork a child that runs `steps` (raw setresuid calls) and exits; returns its pid.
+pub fn setresuid_child(steps: &[(u32, u32, u32)]) -> u32 {
+    let steps = steps.to_vec();
+    // Only raw syscalls between fork and _exit: the parent is multithreaded.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        for (r, e, s) in &steps {
+            let rc = unsafe { libc::syscall(libc::SYS_setresuid, *r, *e, *s) };
+            if rc != 0 {
+                unsafe { libc::_exit(1) };
+            }
+        }
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "setresuid child failed: {status:#x}"
+    );
+    pid as u32
+}
+
+/// Fork a child that becomes uid/gid `id` and connects to the unix socket `path` (the
+/// outcome does not matter); returns its pid once it has exited.
+pub fn connect_as(id: u32, path: &str) -> u32 {
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as u16;
+    assert!(path.len() < addr.sun_path.len());
+    for (i, b) in path.bytes().enumerate() {
+        addr.sun_path[i] = b as libc::c_char;
+    }
+    // Only raw syscalls between fork and _exit (the test process has threads).
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        unsafe {
+            libc::syscall(libc::SYS_setresgid, id, id, id);
+            libc::syscall(libc::SYS_setresuid, id, id, id);
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+            libc::connect(fd, &addr as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_un>() as u32);
+            libc::_exit(0);
+        }
+    }
+    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    pid as u32
 }

@@ -4,7 +4,7 @@
 use anyhow::{bail, Context, Result};
 use std::process::{Command, Stdio};
 
-const TARGETS: &[&str] = &["rules_parser", "event_decoder", "http_stream", "btf_parser", "capture_reader"];
+const TARGETS: &[&str] = &["rules_parser", "event_decoder", "http_stream", "btf_parser", "capture_reader", "audit_log"];
 
 pub fn run(seconds: u64, only: &[String]) -> Result<()> {
     let dir = crate::util::workspace_root().join("monitor/fuzz");
@@ -21,8 +21,18 @@ pub fn run(seconds: u64, only: &[String]) -> Result<()> {
     let mut report = Vec::new();
     for t in targets {
         eprintln!("xtask: fuzzing {t} for {seconds} s");
+        // New inputs go to corpus/<t> (not committed); seeds/<t> (committed) starts it.
+        let corpus = dir.join("corpus").join(t);
+        std::fs::create_dir_all(&corpus)?;
+        let seeds = dir.join("seeds").join(t);
+        let mut args: Vec<std::ffi::OsString> = ["+nightly", "fuzz", "run", t].map(Into::into).to_vec();
+        args.push(corpus.into());
+        if seeds.is_dir() {
+            args.push(seeds.into());
+        }
+        args.extend(["--".into(), format!("-max_total_time={seconds}").into(), "-print_final_stats=1".into()]);
         let out = Command::new("cargo")
-            .args(["+nightly", "fuzz", "run", t, "--", &format!("-max_total_time={seconds}"), "-print_final_stats=1"])
+            .args(&args)
             .current_dir(&dir)
             .stdout(Stdio::inherit())
             .stderr(Stdio::piped())

@@ -16,6 +16,8 @@ pub struct ProcInfo {
 
 /// At most this many ancestors are listed (a guard against cycles in stale data).
 const MAX_ANCESTORS: usize = 64;
+/// Table size beyond which `note` drops the processes that are gone.
+const MAX_NOTED: usize = 65_536;
 
 pub struct ProcessTable {
     procs: HashMap<u32, ProcInfo>,
@@ -117,6 +119,38 @@ impl ProcessTable {
                 if info.comm.is_empty() {
                     info.comm = ev.comm.clone();
                 }
+            }
+        }
+    }
+
+    /// What an audit record says about `pid` at the time of its event (audit sources have
+    /// no fork/exit events to keep the table current): it wins over what the table held.
+    /// `args` (the process title, cut at 128 bytes) only fills an empty or outdated argv.
+    pub fn note(&mut self, pid: u32, ppid: Option<u32>, exe: Option<Vec<u8>>, comm: &[u8], args: Option<Vec<Vec<u8>>>) {
+        if self.procs.len() >= MAX_NOTED {
+            // Without exit events nothing leaves the table: keep the processes still running.
+            let live = self.live;
+            self.procs.retain(|p, _| live && std::path::Path::new(&format!("/proc/{p}")).exists());
+        }
+        if !self.procs.contains_key(&pid) {
+            if let Some(info) = self.read(pid) {
+                self.procs.insert(pid, info);
+            }
+        }
+        let info = self.procs.entry(pid).or_default();
+        let new_image = exe.is_some() && info.exe != exe;
+        if let Some(ppid) = ppid {
+            info.ppid = ppid;
+        }
+        if exe.is_some() {
+            info.exe = exe;
+        }
+        if !comm.is_empty() {
+            info.comm = comm.to_vec();
+        }
+        if let Some(args) = args {
+            if new_image || info.args.is_empty() {
+                info.args = args;
             }
         }
     }

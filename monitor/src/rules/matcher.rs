@@ -33,7 +33,7 @@ pub fn event_perm(ev: &Event) -> u8 {
         | Act::Truncate
         | Act::Connect => perm::WRITE,
         Act::Chmod | Act::Chown | Act::SetXattr | Act::RemoveXattr => perm::ATTR,
-        Act::SetId | Act::Fork | Act::Exit | Act::Payload | Act::Signal | Act::Ptrace | Act::ProcessVm => 0,
+        Act::SetId | Act::Fork | Act::Exit | Act::Payload | Act::Signal | Act::Ptrace | Act::ProcessVm | Act::Other | Act::UserMessage => 0,
     }
 }
 
@@ -67,16 +67,21 @@ pub struct Matcher<'a> {
 
 impl<'a> Matcher<'a> {
     /// The first exit rule that matches, if it is an `always` rule.
+    ///
+    /// A user-space message (audit sources) is decided by the `user` list instead: it
+    /// alerts when the first matching user rule is `always` (auditd would log every message
+    /// no `never` rule drops; an alert needs a rule that asks for it).
     pub fn evaluate(&self, ev: &Event, exe: Option<&[u8]>) -> Option<&'a Rule> {
-        if ev.syscall < 0 {
+        let list = if ev.action == Act::UserMessage { List::User } else { List::Exit };
+        if list == List::Exit && ev.syscall < 0 {
             return None; // scheduler lifecycle events only feed the process table
         }
         let perm_bits = event_perm(ev);
         for rule in self.rules {
-            if rule.list != List::Exit || rule.inactive.is_some() {
+            if rule.list != list || rule.inactive.is_some() {
                 continue;
             }
-            if !rule.syscalls.contains(ev.syscall as u32) {
+            if list == List::Exit && !rule.syscalls.contains(ev.syscall as u32) {
                 continue;
             }
             if rule.conds.iter().all(|c| self.cond(c, ev, exe, perm_bits)) {
@@ -84,6 +89,16 @@ impl<'a> Matcher<'a> {
             }
         }
         None
+    }
+
+    /// Whether an `exclude` rule drops records of type `rtype` before they make events
+    /// (audit sources). auditd drops on any matching exclude rule, whatever its action.
+    pub fn excluded(&self, rtype: u16) -> bool {
+        self.rules.iter().any(|r| {
+            r.list == List::Exclude
+                && r.inactive.is_none()
+                && r.conds.iter().all(|c| matches!(c, Cond::Num { field: NumField::MsgType, op, value } if op.compare(rtype as u64, *value)))
+        })
     }
 
     fn cond(&self, c: &Cond, ev: &Event, exe: Option<&[u8]>, perm_bits: u8) -> bool {
@@ -177,6 +192,8 @@ fn num_field(ev: &Event, f: NumField) -> Option<u64> {
         NumField::Success => ev.success() as u64,
         NumField::Exit => ev.ret as u64,
         NumField::Arg(i) => *ev.args.get(i as usize)?,
+        NumField::MsgType if ev.action == Act::UserMessage => ev.args[0],
+        NumField::MsgType => return None,
         NumField::Inode => {
             if ev.ino == 0 {
                 return None;

@@ -75,6 +75,19 @@ impl RuleSet {
         format!("{:016x}", monitor_common::fnv1a(text.as_bytes()))
     }
 
+    /// The set as an audit source evaluates it: rules that are inactive only because the
+    /// eBPF sensors cannot see what they select (user messages, `exclude`, syscalls without
+    /// a hook) become active. Returns how many did.
+    pub fn for_audit(mut self) -> (RuleSet, usize) {
+        let mut activated = 0;
+        for r in self.rules.iter_mut().filter(|r| r.audit_only) {
+            r.inactive = None;
+            r.audit_only = false;
+            activated += 1;
+        }
+        (self, activated)
+    }
+
     /// Parse `(name, text)` sources in order. Any error fails the whole set.
     pub fn from_texts<'a>(
         texts: impl IntoIterator<Item = (String, &'a str)>,

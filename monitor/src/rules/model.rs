@@ -107,6 +107,8 @@ pub enum NumField {
     Exit,
     Arg(u8),
     Inode,
+    /// Record type (`user` and `exclude` lists).
+    MsgType,
 }
 
 /// Access classes of `-p` / `perm=`.
@@ -223,6 +225,9 @@ pub struct Rule {
     pub keys: Vec<String>,
     /// Why the monitor cannot evaluate this rule (it is loaded but never matches).
     pub inactive: Option<String>,
+    /// `inactive` holds for the eBPF source only: audit records carry what the rule selects
+    /// (user messages, syscalls no hook observes). See `RuleSet::for_audit`.
+    pub audit_only: bool,
 }
 
 impl Rule {

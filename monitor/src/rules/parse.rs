@@ -117,7 +117,6 @@ const UNEVALUATED_FIELDS: &[&str] = &[
     "pers",
     "fstype",
     "saddr_fam",
-    "msgtype",
     "exit_code",
 ];
 
@@ -319,6 +318,7 @@ pub fn parse_line(
             ],
             keys,
             inactive: None,
+            audit_only: false,
         };
         if remove {
             return Some(Line::Delete(Box::new(rule)));
@@ -341,12 +341,20 @@ pub fn parse_line(
             syscalls_seen.dedup();
             Syscalls::Set(syscalls_seen)
         };
-        if list != List::Exit {
-            inactive.push(
-                format!("the {list:?} list is not evaluated (only exit rules are)").to_lowercase(),
-            );
+        // Reasons that hold for the eBPF source only: audit records carry these events.
+        let mut ebpf_only: Vec<String> = Vec::new();
+        let msgtype_conds = conds.iter().filter(|c| matches!(c, Cond::Num { field: NumField::MsgType, .. })).count();
+        match list {
+            List::Exit | List::User if msgtype_conds == 0 || list == List::User => {}
+            List::Exclude if msgtype_conds == conds.len() => {}
+            List::Exclude => inactive.push("exclude rules are evaluated on msgtype only".into()),
+            List::Exit => inactive.push("msgtype applies to the user and exclude lists".into()),
+            _ => inactive.push(format!("the {list:?} list is not evaluated").to_lowercase()),
         }
-        if inactive.is_empty() {
+        if matches!(list, List::User | List::Exclude) {
+            ebpf_only.push(format!("the {list:?} list has records only from audit sources").to_lowercase());
+        }
+        if inactive.is_empty() && list == List::Exit {
             if let Syscalls::Set(set) = &syscalls {
                 if set.is_empty() {
                     inactive.push(format!(
@@ -355,7 +363,7 @@ pub fn parse_line(
                     ));
                 } else if set.iter().all(|n| syscalls::class_of(*n) == 0) {
                     let names: Vec<&str> = set.iter().filter_map(|n| syscalls::name(*n)).collect();
-                    inactive.push(format!("no hook observes {}", names.join(",")));
+                    ebpf_only.push(format!("no eBPF hook observes {}", names.join(",")));
                 } else {
                     let unobserved: Vec<&str> = set
                         .iter()
@@ -384,6 +392,7 @@ pub fn parse_line(
             conds,
             keys,
             inactive: None,
+            audit_only: false,
         };
         if delete {
             return Some(Line::Delete(Box::new(rule)));
@@ -397,6 +406,15 @@ pub fn parse_line(
                 message: format!("rule loaded but inactive: {reason}"),
             });
             rule.inactive = Some(reason);
+        } else if !ebpf_only.is_empty() {
+            let reason = ebpf_only.join("; ");
+            report.warnings.push(Diagnostic {
+                source: source.clone(),
+                col: first_col,
+                message: format!("rule inactive with the eBPF source ({reason}); evaluated with --source audit and auditd log replay"),
+            });
+            rule.inactive = Some(reason);
+            rule.audit_only = true;
         }
         return Some(Line::Rule(Box::new(rule), placement));
     } else if control {
@@ -625,6 +643,10 @@ fn parse_field(s: &str, ids: &dyn IdResolver) -> Result<FieldOut, String> {
             }
             Ok(FieldOut::Key(value.to_string()))
         }
+        "msgtype" => num(
+            NumField::MsgType,
+            crate::source::audit::types::parse_msgtype(value).map(u64::from),
+        ),
         n if UNEVALUATED_FIELDS.contains(&n) => Ok(FieldOut::Inactive(format!(
             "field {n} is not evaluated by the monitor"
         ))),

@@ -274,6 +274,14 @@ pub fn render(a: &AlertInput) -> String {
                 json!({"requested_path": ev.path.as_deref().map(|p| t.text(p, || "socket.requested_path".into()))}),
             );
         }
+        Action::UserMessage => {
+            let rtype = ev.args[0] as u16;
+            let name = crate::source::audit::types::name(rtype).map_or_else(|| format!("UNKNOWN[{rtype}]"), str::to_string);
+            root.insert(
+                "audit".into(),
+                json!({"message": {"type": name, "text": t.text(&ev.payload, || "audit.message.text".into())}}),
+            );
+        }
         Action::SetId => {
             root.insert(
                 "setid".into(),

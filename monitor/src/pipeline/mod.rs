@@ -1,4 +1,7 @@
-//! The live pipeline: ring buffer → decode → enrich → match → JSON line on stdout.
+//! The pipeline: a source's events → enrich → match → JSON line on stdout. Live (eBPF ring
+//! buffer or audit multicast) and replayed (captures here, audit logs in `audit`).
+
+pub mod audit;
 
 use crate::enrich::{self, container::Containers, process::ProcessTable, users::Users, Clock};
 use crate::event::{Action, Event};
@@ -30,6 +33,8 @@ pub struct Pipeline<W: Write> {
     pub hostname: String,
     pub sequence: u64,
     pub out: W,
+    /// Flush after every line (live: a SIEM tails it); a replay flushes at the end.
+    pub flush_each_line: bool,
     pub events: u64,
     pub decode_errors: u64,
     /// Alert lines written.
@@ -54,6 +59,7 @@ impl<W: Write> Pipeline<W> {
         p.users = Users::new();
         p.containers = Containers::new();
         p.container_override = None;
+        p.flush_each_line = true;
         p
     }
 
@@ -70,6 +76,7 @@ impl<W: Write> Pipeline<W> {
             hostname,
             sequence: 0,
             out,
+            flush_each_line: false,
             events: 0,
             decode_errors: 0,
             alerts: 0,
@@ -241,7 +248,7 @@ impl<W: Write> Pipeline<W> {
         v["event"]["sequence"] = serde_json::json!(self.sequence);
         self.out.write_all(v.to_string().as_bytes())?;
         self.out.write_all(b"\n")?;
-        self.out.flush()
+        self.line_done()
     }
 
     pub fn handle_event(&mut self, ev: &Event) -> std::io::Result<()> {
@@ -344,11 +351,18 @@ impl<W: Write> Pipeline<W> {
         });
         self.out.write_all(line.as_bytes())?;
         self.out.write_all(b"\n")?;
-        self.out.flush()
+        self.line_done()
     }
 }
 
 impl<W: Write> Pipeline<W> {
+    fn line_done(&mut self) -> std::io::Result<()> {
+        if self.flush_each_line {
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
     /// Write an in-band record about the monitor itself (`event.kind: "metric"`): start,
     /// heartbeat, events lost, stop. It takes a sequence number like an alert, so a gap in
     /// `event.sequence` can only mean lines lost after the monitor wrote them.
@@ -359,7 +373,7 @@ impl<W: Write> Pipeline<W> {
         self.capture_record(capture::rec::OUTPUT, line.as_bytes());
         self.out.write_all(line.as_bytes())?;
         self.out.write_all(b"\n")?;
-        self.out.flush()
+        self.line_done()
     }
 
     /// Handle every record the ring buffer holds now.
@@ -454,31 +468,142 @@ const LOSS_EVERY: Duration = Duration::from_secs(1);
 /// submitted without waking us (they are frequent and only feed the process table).
 const DRAIN_EVERY: Duration = Duration::from_millis(50);
 
+/// Where live events come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    /// The eBPF sensors (default).
+    Ebpf,
+    /// The kernel audit subsystem's multicast (beside auditd; its rules decide what comes).
+    Audit,
+}
+
 /// Settings of `monitor run` beyond the rules.
 pub struct RunOptions {
     /// Interval of heartbeat records; `None`: no heartbeats.
     pub heartbeat: Option<Duration>,
     /// Load the rules again (SIGHUP): the complete new set, or every error found.
     pub reload: Box<dyn Fn() -> std::result::Result<RuleSet, Vec<String>>>,
-    /// Record everything for `monitor replay` into this file.
+    /// Record everything for `monitor replay` into this file (eBPF source).
     pub capture: Option<std::path::PathBuf>,
+    pub source: SourceKind,
 }
 
-/// Run the live eBPF pipeline until SIGINT/SIGTERM or until stdout goes away.
+/// An audit event still open after this long without a record is complete (live).
+const AUDIT_QUIET_MS: u64 = 200;
+
+/// A running source: its readiness, its reads, its loss counter.
+enum Live {
+    Ebpf { sensor: EbpfSource, ring: AsyncFd<aya::maps::RingBuf<aya::maps::MapData>> },
+    Audit { socket: AsyncFd<crate::source::audit::netlink::Multicast>, feed: audit::AuditFeed, lost_at_start: u32, started: std::time::Instant },
+}
+
+impl Live {
+    fn start(source: SourceKind, plan: &FilterPlan) -> Result<Live> {
+        match source {
+            SourceKind::Ebpf => {
+                let mut sensor = EbpfSource::load(plan)?;
+                let ring = sensor.take_ring()?;
+                // SAFETY: the AsyncFd owns the RingBuf, which owns the map's fd: the fd
+                // outlives the registration.
+                let ring = unsafe { AsyncFd::register(ring) }.context("polling the ring buffer")?;
+                Ok(Live::Ebpf { sensor, ring })
+            }
+            SourceKind::Audit => {
+                use crate::source::audit::netlink;
+                let socket = netlink::Multicast::subscribe()?;
+                let status = netlink::status().context("reading the kernel's audit status")?;
+                if status.enabled == 0 {
+                    warn!("kernel auditing is disabled (auditctl -e 1 enables it): no records will arrive");
+                }
+                match netlink::rule_count() {
+                    Ok(0) => warn!("the kernel has no audit rules loaded: only user-space messages will arrive (load rules with auditctl -R FILE)"),
+                    Ok(n) => info!(kernel_rules = n, auditd_pid = status.pid, "reading the audit multicast"),
+                    Err(e) => warn!(error = %e, "cannot list the kernel's audit rules"),
+                }
+                // SAFETY: the AsyncFd owns the Multicast, which owns the socket's fd.
+                let socket = unsafe { AsyncFd::register(socket) }.context("polling the audit socket")?;
+                Ok(Live::Audit { socket, feed: audit::AuditFeed::live(), lost_at_start: status.lost, started: std::time::Instant::now() })
+            }
+        }
+    }
+
+    fn hooks(&self) -> usize {
+        match self {
+            Live::Ebpf { sensor, .. } => sensor.attached.len(),
+            Live::Audit { .. } => 0,
+        }
+    }
+
+    /// Wait until events are waiting, then handle them.
+    async fn ready<W: Write>(&mut self, p: &mut Pipeline<W>) -> Result<std::io::Result<()>> {
+        match self {
+            Live::Ebpf { ring, .. } => {
+                let mut guard = ring.readable_mut().await?;
+                let r = p.drain(guard.get_inner_mut());
+                guard.clear_ready();
+                Ok(r)
+            }
+            Live::Audit { socket, feed, started, .. } => {
+                let mut guard = socket.readable_mut().await?;
+                let now = started.elapsed().as_millis() as u64;
+                let r = guard.get_inner_mut().drain(|t, body| feed.push_netlink(t, body, now, p));
+                guard.clear_ready();
+                Ok(r)
+            }
+        }
+    }
+
+    /// Handle what is waiting without a wakeup (lifecycle records; quiet audit events).
+    fn poll<W: Write>(&mut self, p: &mut Pipeline<W>) -> std::io::Result<()> {
+        match self {
+            Live::Ebpf { ring, .. } => p.drain(ring.get_mut()),
+            Live::Audit { socket, feed, started, .. } => {
+                let now = started.elapsed().as_millis() as u64;
+                socket.get_mut().drain(|t, body| feed.push_netlink(t, body, now, p))?;
+                feed.expire(now.saturating_sub(AUDIT_QUIET_MS), p)
+            }
+        }
+    }
+
+    /// Events lost so far: the kernel's drop counters; for audit, the records the kernel
+    /// lost since the start plus socket overruns (each overrun is at least one record).
+    fn lost(&self) -> Option<u64> {
+        match self {
+            Live::Ebpf { sensor, .. } => sensor.drops().ok(),
+            Live::Audit { socket, lost_at_start, .. } => {
+                let kernel = crate::source::audit::netlink::status().ok()?.lost.wrapping_sub(*lost_at_start) as u64;
+                Some(kernel + socket.get_ref().overruns)
+            }
+        }
+    }
+
+    /// Watched paths changed: tell the kernel filter (audit: the kernel's audit rules are
+    /// auditd's, nothing to do).
+    fn sync_watches(&mut self, plan: &FilterPlan) -> Result<()> {
+        match self {
+            Live::Ebpf { sensor, .. } => sensor.sync_watches(plan),
+            Live::Audit { .. } => Ok(()),
+        }
+    }
+}
+
+/// Run the live pipeline until SIGINT/SIGTERM or until stdout goes away.
 pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
     // First, so that a stop request during the load is honoured, not fatal.
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
+    let for_source = |rules: RuleSet| match opts.source {
+        SourceKind::Audit => rules.for_audit().0,
+        SourceKind::Ebpf => rules,
+    };
+    let rules = for_source(rules);
     let plan = crate::rules::targets::plan(&rules.rules);
-    let mut source = EbpfSource::load(&plan)?;
-    let ring = source.take_ring()?;
-    // SAFETY: the AsyncFd owns the RingBuf, which owns the map's fd: the fd outlives the
-    // registration.
-    let mut ring = unsafe { AsyncFd::register(ring) }.context("polling the ring buffer")?;
+    let mut live = Live::start(opts.source, &plan)?;
     let stdout = std::io::stdout();
     let mut pipeline = Pipeline::new(rules, plan, stdout.lock());
     if let Some(path) = &opts.capture {
+        anyhow::ensure!(opts.source == SourceKind::Ebpf, "--capture records the eBPF source; with --source audit, keep auditd's log and replay it with --format auditd");
         let writer = capture::Writer::create(path)?;
         pipeline.start_capture(writer).context("writing the capture header")?;
         info!(file = %path.display(), "capturing");
@@ -489,16 +614,22 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
     let heartbeat_every = opts.heartbeat.unwrap_or(Duration::from_secs(365 * 86_400));
     let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat_every, heartbeat_every);
     let mut window_start = pipeline.clock.now_wall_ns();
+    let source_name = match opts.source {
+        SourceKind::Ebpf => "ebpf",
+        SourceKind::Audit => "audit",
+    };
     info!(
-        hooks = source.attached.len(),
+        source = source_name,
+        hooks = live.hooks(),
         rules = pipeline.rules.rules.len(),
         watched_paths = pipeline.plan.targets.len(),
         "monitor running"
     );
     let start = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "source": source_name,
         "rules": {"count": pipeline.rules.rules.len(), "hash": pipeline.rules.hash(), "files": pipeline.rules.files},
-        "hooks": source.attached.len(),
+        "hooks": live.hooks(),
         "kernel": enrich::kernel_release(),
         "heartbeat_s": opts.heartbeat.map(|d| d.as_secs()),
     });
@@ -507,15 +638,13 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
     }
     let reason = loop {
         tokio::select! {
-            guard = ring.readable_mut() => {
-                let mut guard = guard?;
-                if let Err(e) = pipeline.drain(guard.get_inner_mut()) {
+            r = live.ready(&mut pipeline) => {
+                if let Err(e) = r? {
                     return finish(e);
                 }
-                guard.clear_ready();
             }
             _ = drain.tick() => {
-                if let Err(e) = pipeline.drain(ring.get_mut()) {
+                if let Err(e) = live.poll(&mut pipeline) {
                     return finish(e);
                 }
             }
@@ -523,8 +652,9 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
                 // Validated completely first; on any error the old rules stay.
                 let record = match (opts.reload)() {
                     Ok(rules) => {
+                        let rules = for_source(rules);
                         let plan = crate::rules::targets::plan(&rules.rules);
-                        source.sync_watches(&plan)?;
+                        live.sync_watches(&plan)?;
                         pipeline.rules = rules;
                         pipeline.plan = plan;
                         pipeline.plan_changed();
@@ -546,7 +676,7 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
             _ = sigint.recv() => break "SIGINT",
             _ = sigterm.recv() => break "SIGTERM",
             _ = loss.tick() => {
-                let drops = source.drops().unwrap_or(pipeline.lost);
+                let drops = live.lost().unwrap_or(pipeline.lost);
                 match pipeline.report_loss(drops, window_start) {
                     Ok(now) => window_start = now,
                     Err(e) => return finish(e),
@@ -564,19 +694,24 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
                 }
                 pipeline.containers.prune();
                 if pipeline.plan.refresh() {
-                    source.sync_watches(&pipeline.plan)?;
+                    live.sync_watches(&pipeline.plan)?;
                     pipeline.plan_changed();
                 }
                 debug!(processes = pipeline.table.len(), events = pipeline.events, "tick");
             }
         }
     };
-    // Drain what the kernel already produced before stopping.
-    if let Err(e) = pipeline.drain(ring.get_mut()) {
+    // Handle what the kernel already produced before stopping.
+    if let Err(e) = live.poll(&mut pipeline) {
         return finish(e);
     }
+    if let Live::Audit { feed, .. } = &mut live {
+        if let Err(e) = feed.finish(&mut pipeline) {
+            return finish(e);
+        }
+    }
     // Losses since the last report get their record before the totals.
-    let drops = source.drops().unwrap_or(pipeline.lost);
+    let drops = live.lost().unwrap_or(pipeline.lost);
     if let Err(e) = pipeline.report_loss(drops, window_start) {
         return finish(e);
     }
@@ -615,7 +750,8 @@ pub struct ReplayStats {
 
 /// Run a capture through `rules` and write the alerts (and the recorded in-band records) to
 /// `out`. `ids` resolves user and group names in the recorded self-defence rules.
-pub fn replay<W: Write>(file: &std::path::Path, rules: RuleSet, ids: &dyn crate::rules::parse::IdResolver, out: W) -> Result<ReplayStats> {
+/// `progress(read, total)` is called now and then with the bytes read.
+pub fn replay<W: Write>(file: &std::path::Path, rules: RuleSet, ids: &dyn crate::rules::parse::IdResolver, out: W, progress: &mut dyn FnMut(u64, u64)) -> Result<ReplayStats> {
     let mut reader = capture::Reader::open(file)?;
     let (kind, header) = reader.next_record()?.context("the capture is empty")?;
     anyhow::ensure!(kind == capture::rec::HEADER, "the capture does not start with a header");
@@ -653,7 +789,13 @@ pub fn replay<W: Write>(file: &std::path::Path, rules: RuleSet, ids: &dyn crate:
         *enrich = None;
         Ok(())
     };
-    while let Some((kind, body)) = reader.next_record()? {
+    let mut records = 0u64;
+    loop {
+        records += 1;
+        if records % 8192 == 0 {
+            progress(reader.offset() as u64, reader.len() as u64);
+        }
+        let Some((kind, body)) = reader.next_record()? else { break };
         match kind {
             capture::rec::EVENT => {
                 flush(&mut pipeline, &mut pending, &mut procs, &mut enrich, &recorded_plan)?;
@@ -690,6 +832,8 @@ pub fn replay<W: Write>(file: &std::path::Path, rules: RuleSet, ids: &dyn crate:
         }
     }
     flush(&mut pipeline, &mut pending, &mut procs, &mut enrich, &recorded_plan)?;
+    pipeline.out.flush()?;
+    progress(reader.len() as u64, reader.len() as u64);
     Ok(ReplayStats {
         events: pipeline.events,
         alerts: pipeline.alerts,
