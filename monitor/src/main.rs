@@ -184,8 +184,18 @@ fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Load rules from paths, or the built-in pack. Errors are printed one per line.
+/// Load rules from paths, or the built-in pack. Errors are printed one per line; warnings
+/// are logged.
 fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, ExitCode> {
+    load_rules_quietly(paths).inspect(|set| {
+        for w in &set.warnings {
+            tracing::warn!("{w}");
+        }
+    })
+}
+
+/// Load rules; errors are printed, warnings left to the caller.
+fn load_rules_quietly(paths: &[PathBuf]) -> Result<RuleSet, ExitCode> {
     let ids = SystemIds::load();
     let loaded = if paths.is_empty() {
         RuleSet::builtin(&ids).map_err(anyhow::Error::from)
@@ -193,12 +203,7 @@ fn load_rules(paths: &[PathBuf]) -> Result<RuleSet, ExitCode> {
         RuleSet::load(paths, &ids)
     };
     match loaded {
-        Ok(set) => {
-            for w in &set.warnings {
-                tracing::warn!("{w}");
-            }
-            Ok(set)
-        }
+        Ok(set) => Ok(set),
         Err(e) => {
             if let Some(errors) = e.downcast_ref::<RuleErrors>() {
                 for d in &errors.0 {
@@ -351,7 +356,8 @@ fn run(paths: Vec<PathBuf>, heartbeat: u64, capture: Option<PathBuf>, source: So
 }
 
 fn rules_check(paths: Vec<PathBuf>) -> ExitCode {
-    let rules = match load_rules(&paths) {
+    // Warnings go to stdout with the summary (once).
+    let rules = match load_rules_quietly(&paths) {
         Ok(r) => r,
         Err(code) => return code,
     };

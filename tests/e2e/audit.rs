@@ -52,6 +52,12 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
     assert!(client.wait_with_output().unwrap().status.success());
     let root = setresuid_child(&[(65534, 65534, 0), (0, 0, 0)]) as u64;
     let nobody = connect_as(65534, "/run/docker.sock") as u64;
+    // A module load: this kernel has no module support, so the call fails (ENOSYS); the
+    // attempt is what the rule is about.
+    let module = std::fs::File::open("/proc/self/exe").unwrap();
+    let rc = unsafe { libc::syscall(libc::SYS_finit_module, std::os::fd::AsRawFd::as_raw_fd(&module), c"".as_ptr(), 0) };
+    assert_ne!(rc, 0, "finit_module of a non-module cannot succeed");
+    let me = std::process::id() as u64;
 
     type Check = (&'static str, Box<dyn Fn(&Value) -> bool>);
     let c1 = conf.clone();
@@ -65,6 +71,9 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
         ("setresuid back to root", Box::new(move |a: &Value| s(a, "rule.key") == "setuid-root" && get(a, "process.pid").as_u64() == Some(root))),
         ("connect to the docker socket as nobody", Box::new(move |a: &Value| {
             s(a, "rule.key") == "docker-socket-nonroot" && get(a, "process.pid").as_u64() == Some(nobody)
+        })),
+        ("finit_module", Box::new(move |a: &Value| {
+            s(a, "rule.key") == "kernel-modules" && s(a, "syscall.name") == "finit_module" && get(a, "process.pid").as_u64() == Some(me)
         })),
     ];
     let mut live = Vec::new();
@@ -81,12 +90,14 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
     assert_eq!(s(&live[4], "user.id"), "65534", "{}", live[4]);
     assert_eq!(s(&live[4], "event.outcome"), "failure", "the socket is root:docker 0660: {}", live[4]);
     assert_eq!(s(&live[4], "socket.requested_path"), "/run/docker.sock", "{}", live[4]);
+    assert_eq!(s(&live[5], "event.outcome"), "failure", "{}", live[5]);
+    assert_eq!(s(&live[5], "event.action"), "syscall", "{}", live[5]);
     // Audit stamps events in milliseconds.
     assert!(s(&live[0], "@timestamp").ends_with("000000Z"), "{}", live[0]);
 
     // The same records, from auditd's log.
     let nobody_pid = format!(" pid={nobody} ");
-    let log = host.log_since_start(|t| t.contains(&nobody_pid) && t.contains(&format!("pid={root} ")));
+    let log = host.log_since_start(|t| t.contains(&nobody_pid) && t.contains(&format!("pid={root} ")) && t.contains("syscall=313"));
     drop(host);
     let file = dir.join("audit.log");
     std::fs::write(&file, &log).unwrap();
