@@ -109,6 +109,13 @@ fn the_default_pack_loads_in_the_real_auditctl() {
     std::fs::write(&saved, &before).unwrap();
     let auditctl =
         |args: &[&std::ffi::OsStr]| Command::new("auditctl").args(args).output().unwrap();
+    // The community-style set changes the backlog, failure and rate settings: put back too.
+    let status = String::from_utf8_lossy(&auditctl(&["-s".as_ref()]).stdout).into_owned();
+    let setting = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ').map(str::to_string)).unwrap();
+    let restore: Vec<(&str, String)> = [("-b", "backlog_limit"), ("-f", "failure"), ("-r", "rate_limit"), ("--backlog_wait_time", "backlog_wait_time"), ("-e", "enabled")]
+        .iter()
+        .map(|(opt, name)| (*opt, setting(name)))
+        .collect();
     let mut results = Vec::new();
     for file in pack() {
         auditctl(&["-D".as_ref()]);
@@ -116,13 +123,34 @@ fn the_default_pack_loads_in_the_real_auditctl() {
         let listed = auditctl(&["-l".as_ref()]);
         results.push((file, loaded, listed));
     }
+    let community = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/community.rules");
+    let community_dirs = create_missing_dirs(std::slice::from_ref(&community));
+    let community_loaded = auditctl(&["-R".as_ref(), community.as_os_str()]);
+    let community_listed = auditctl(&["-l".as_ref()]);
     auditctl(&["-D".as_ref()]);
     if had_rules {
         auditctl(&["-R".as_ref(), saved.as_os_str()]);
     }
-    for d in created.iter().rev() {
+    for (opt, value) in &restore {
+        auditctl(&[opt.as_ref(), value.as_str().as_ref()]);
+    }
+    for d in created.iter().chain(&community_dirs).rev() {
         let _ = std::fs::remove_dir(d);
     }
+    // `-c`/`-i` in the file let auditctl go on after an error, so its stderr is the verdict.
+    assert!(
+        community_loaded.status.success() && !stderr(&community_loaded).contains("error"),
+        "auditctl -R fixtures/community.rules: {}",
+        stderr(&community_loaded)
+    );
+    let listed = String::from_utf8_lossy(&community_listed.stdout);
+    let ours = monitor(&["rules", "list", "--rules", community.to_str().unwrap()]);
+    assert!(ours.status.success(), "{}", stderr(&ours));
+    assert_eq!(
+        listed.lines().filter(|l| l.starts_with('-')).count(),
+        String::from_utf8_lossy(&ours.stdout).lines().count(),
+        "auditctl and monitor hold as many rules:\n{listed}"
+    );
     for (file, loaded, listed) in results {
         assert!(
             loaded.status.success(),

@@ -521,9 +521,14 @@ fn split_op(s: &str) -> Option<(&str, Op, &str)> {
     None
 }
 
+/// A number as auditctl reads it (strtoul base 0): `0x` hex, a leading `0` octal
+/// (`-F a2&=0100` is O_CREAT), else decimal; `-N` wraps.
 fn parse_number(v: &str) -> Option<u64> {
     if let Some(hex) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
         return u64::from_str_radix(hex, 16).ok();
+    }
+    if v.len() > 1 && v.starts_with('0') {
+        return u64::from_str_radix(&v[1..], 8).ok();
     }
     if let Some(neg) = v.strip_prefix('-') {
         let n: i64 = neg.parse().ok()?;
@@ -574,7 +579,10 @@ fn parse_field(s: &str, ids: &dyn IdResolver) -> Result<FieldOut, String> {
         "pid" => num(NumField::Pid, parse_number(value)),
         "ppid" => num(NumField::Ppid, parse_number(value)),
         "sessionid" => num(NumField::SessionId, parse_id(value, |_| None)),
-        "inode" => num(NumField::Inode, parse_number(value)),
+        "inode" => {
+            eq_only("inode")?; // auditctl: "inode only takes = or != operators"
+            num(NumField::Inode, parse_number(value))
+        }
         "a0" | "a1" | "a2" | "a3" => num(
             NumField::Arg(name.as_bytes()[1] - b'0'),
             parse_number(value),

@@ -12,6 +12,7 @@ impl IdResolver for FakeIds {
         match name {
             "root" => Some(0),
             "core" => Some(500),
+            "daemon" => Some(1),
             _ => None,
         }
     }
@@ -208,4 +209,66 @@ fn kernel_dev_encoding() {
     // st_dev 0x0801 (8:1) → kernel (8 << 20) | 1
     assert_eq!(targets::kernel_dev(0x0801), (8 << 20) | 1);
     assert_eq!(targets::kernel_dev(0), 0);
+}
+
+const COMMUNITY: &str = include_str!("../../../tests/fixtures/community.rules");
+const PARSE_ONLY: &str = include_str!("../../../tests/fixtures/parse-only.rules");
+
+#[test]
+fn a_community_style_rule_set_loads_with_every_construct() {
+    let set = load(COMMUNITY).unwrap_or_else(|e| panic!("{e}"));
+    let mut inactive: Vec<String> = set.rules.iter().filter(|r| r.inactive.is_some()).map(|r| r.source.to_string()).collect();
+    // Inactive with the eBPF sensors: b32 rules, the filesystem list, the user and exclude
+    // lists and syscalls without a hook (the last three are evaluated from audit records).
+    // The swapon rule (line 111) was warned about, then deleted by -d.
+    assert!(load("-a always,exit -F arch=b64 -S open -F inode>0\n").is_err(), "auditctl refuses it too");
+    let mut warned: Vec<String> = set.warnings.iter().map(|w| w.source.to_string()).filter(|s| s != "t.rules:111").collect();
+    inactive.sort();
+    warned.sort();
+    assert_eq!(inactive, warned, "every inactive rule has its warning, and only those");
+    let (audit, _) = set.clone().for_audit();
+    let still: Vec<&str> = audit.rules.iter().filter_map(|r| r.inactive.as_deref()).collect();
+    assert!(still.iter().all(|why| why.contains("32-bit") || why.contains("filesystem")), "{still:?}");
+    // -d removed the swapon rule again; -A put personality first.
+    assert!(!set.rules.iter().any(|r| r.key() == "swap"));
+    assert_eq!(set.rules[0].key(), "personality");
+    // Several keys on one rule.
+    assert!(set.rules.iter().any(|r| r.keys == ["delete", "file-deletion"]));
+
+    // Semantics on events: octal bit tests, errno names, login-uid filters, comparisons.
+    let mut create = event_at(Act::Open, 257, "/etc/new-file");
+    create.args[2] = 0o100; // O_CREAT
+    create.open_flags = 0o101;
+    assert_eq!(first_key(&set, &create, None).as_deref(), Some("etc-create"));
+    let mut denied = event_at(Act::Open, 257, "/home/u/secret");
+    denied.ret = -13;
+    assert_eq!(first_key(&set, &denied, None).as_deref(), Some("access"));
+    let mut system = denied.clone();
+    system.auid = u32::MAX; // unset: the CIS filters skip it, the numeric rule does not
+    assert_eq!(first_key(&set, &system, None).as_deref(), Some("access-num"));
+    let mut suid = event_at(Act::Exec, 59, "/usr/bin/passwd");
+    suid.ids.euid = 0;
+    assert_eq!(first_key(&set, &suid, Some("/usr/bin/passwd")).as_deref(), Some("privileged-passwd"));
+    let mut kill = event_at(Act::Other, 62, "");
+    kill.path = None;
+    kill.args[1] = 9;
+    kill.ppid = 50;
+    assert_eq!(first_key(&audit, &kill, None).as_deref(), Some("kill9"));
+    assert_eq!(first_key(&set, &kill, None), None, "kill has no eBPF hook: inactive there");
+    // The exclude list drops CWD, AVC and EOE records (audit sources).
+    let m = Matcher { rules: &audit.rules, plan: &targets::plan(&audit.rules) };
+    assert!(m.excluded(1307) && m.excluded(1400) && m.excluded(1320) && !m.excluded(1300));
+    // A user message from a login user alerts, root's USER_LOGIN is suppressed.
+    let mut cmd = event_at(Act::UserMessage, -1, "/usr/bin/sudo");
+    cmd.args[0] = 1123;
+    assert_eq!(first_key(&audit, &cmd, None).as_deref(), Some(""));
+}
+
+#[test]
+fn locking_selinux_and_other_lists_parse_and_load_inactive() {
+    let set = load(PARSE_ONLY).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!set.rules.is_empty());
+    assert!(set.rules.iter().all(|r| r.inactive.is_some() && !r.audit_only), "{:?}", set.rules);
+    assert_eq!(set.warnings.len(), set.rules.len());
+    assert!(set.warnings.iter().all(|w| w.to_string().starts_with("t.rules:")));
 }
