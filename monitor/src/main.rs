@@ -351,7 +351,10 @@ fn run(paths: Vec<PathBuf>, heartbeat: u64, capture: Option<PathBuf>, source: So
     };
     match rt.block_on(pipeline::run_live(rules, opts)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(exit::RUNTIME, format!("{e:#}")),
+        Err(e) => match e.downcast_ref::<monitor::source::ebpf::tracefs::KernelUnsupported>() {
+            Some(k) => fail(exit::KERNEL, k),
+            None => fail(exit::RUNTIME, format!("{e:#}")),
+        },
     }
 }
 

@@ -72,6 +72,51 @@ fn not_root_is_refused_with_one_line() {
 }
 
 #[test]
+fn tracefs_missing_and_not_mountable_is_exit_4_with_one_line() {
+    if !privileged() {
+        return;
+    }
+    let dir = scratch_dir("cli-tracefs");
+    let rules = dir.join("t.rules");
+    std::fs::write(&rules, "-w /etc/docker -k docker-config\n").unwrap();
+    let mut cmd = Command::new(monitor_bin());
+    cmd.arg("run").arg("--rules").arg(&rules);
+    // A private mount namespace without tracefs (nor debugfs), and no CAP_SYS_ADMIN to
+    // mount it: the state of a locked-down host where tracefs was never mounted.
+    unsafe {
+        cmd.pre_exec(|| {
+            let last = std::io::Error::last_os_error;
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(last());
+            }
+            let flags = libc::MS_REC | libc::MS_PRIVATE;
+            if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), flags, std::ptr::null()) != 0 {
+                return Err(last());
+            }
+            for dir in [c"/sys/kernel/tracing", c"/sys/kernel/debug"] {
+                // Mounts may be stacked: take them all off.
+                for _ in 0..8 {
+                    if libc::umount2(dir.as_ptr(), libc::MNT_DETACH) != 0 {
+                        break;
+                    }
+                }
+            }
+            const CAP_SYS_ADMIN: libc::c_ulong = 21;
+            if libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) != 0 {
+                return Err(last());
+            }
+            Ok(())
+        });
+    }
+    let o = cmd.output().expect("running monitor without tracefs");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("tracefs is not mounted") && err.contains("mount -t tracefs"), "{err}");
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
 fn the_default_pack_checks_clean() {
     let o = monitor(&["rules", "check"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -1,8 +1,21 @@
 //! tracefs must be mounted for tracepoint attachment; it is not at boot on our hosts.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use std::path::Path;
 use tracing::info;
+
+/// The kernel lacks something the sensors need (tracefs, BTF): `monitor run` exits with
+/// code 4 and this one line.
+#[derive(Debug)]
+pub struct KernelUnsupported(pub String);
+
+impl std::fmt::Display for KernelUnsupported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for KernelUnsupported {}
 
 const MOUNT_POINT: &str = "/sys/kernel/tracing";
 
@@ -26,7 +39,10 @@ pub fn ensure_mounted() -> Result<()> {
     };
     if rc != 0 {
         let err = std::io::Error::last_os_error();
-        bail!("tracefs is not mounted and mounting it on {MOUNT_POINT} failed: {err}");
+        return Err(KernelUnsupported(format!(
+            "tracefs is not mounted and mounting it on {MOUNT_POINT} failed: {err} (mount it with `mount -t tracefs nodev {MOUNT_POINT}`, or run with CAP_SYS_ADMIN)"
+        ))
+        .into());
     }
     info!(mount_point = MOUNT_POINT, "mounted tracefs");
     Ok(())
