@@ -220,33 +220,25 @@ fn load_rules_quietly(paths: &[PathBuf]) -> Result<RuleSet, ExitCode> {
     }
 }
 
-fn replay(file: PathBuf, paths: Vec<PathBuf>) -> ExitCode {
-    let rules = match load_rules(&paths) {
+/// What both replays share: the rules, buffered stdout, progress on stderr, the summary on
+/// success, and a closed stdout as a clean end.
+fn replay_with<T>(
+    paths: &[PathBuf],
+    replay: impl FnOnce(RuleSet, std::io::BufWriter<std::io::StdoutLock<'static>>, &mut dyn FnMut(u64, u64)) -> anyhow::Result<T>,
+    summary: impl FnOnce(T, f64),
+) -> ExitCode {
+    let rules = match load_rules(paths) {
         Ok(r) => r,
         Err(code) => return code,
     };
     let started = std::time::Instant::now();
-    let stdout = std::io::stdout();
-    let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut progress = sink::progress::Progress::stderr("replay");
-    let result = pipeline::replay(&file, rules, &SystemIds::load(), out, &mut |done, total| progress.bytes(done, total));
+    let result = replay(rules, out, &mut |done, total| progress.bytes(done, total));
     progress.finish();
     match result {
         Ok(stats) => {
-            let secs = started.elapsed().as_secs_f64();
-            if let Some(at) = stats.truncated_at {
-                tracing::warn!(offset = at, "the capture is cut off inside a record (crash, disk full?): replayed everything before byte {at}");
-            }
-            if !stats.same_rules {
-                tracing::info!("rules differ from the capturing run's: watch identities are re-resolved on this host");
-            }
-            tracing::info!(
-                events = stats.events,
-                alerts = stats.alerts,
-                bytes_per_event = if stats.events > 0 { stats.bytes as u64 / stats.events } else { 0 },
-                events_per_s = (stats.events as f64 / secs.max(1e-9)) as u64,
-                "replay done"
-            );
+            summary(stats, started.elapsed().as_secs_f64().max(1e-9));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -258,18 +250,33 @@ fn replay(file: PathBuf, paths: Vec<PathBuf>) -> ExitCode {
     }
 }
 
+fn replay(file: PathBuf, paths: Vec<PathBuf>) -> ExitCode {
+    replay_with(
+        &paths,
+        |rules, out, progress| pipeline::replay(&file, rules, &SystemIds::load(), out, progress),
+        |stats, secs| {
+            if let Some(at) = stats.truncated_at {
+                tracing::warn!(offset = at, "the capture is cut off inside a record (crash, disk full?): replayed everything before byte {at}");
+            }
+            if !stats.same_rules {
+                tracing::info!("rules differ from the capturing run's: watch identities are re-resolved on this host");
+            }
+            tracing::info!(
+                events = stats.events,
+                alerts = stats.alerts,
+                bytes_per_event = if stats.events > 0 { stats.bytes as u64 / stats.events } else { 0 },
+                events_per_s = (stats.events as f64 / secs) as u64,
+                "replay done"
+            );
+        },
+    )
+}
+
 fn replay_auditd(files: Vec<PathBuf>, paths: Vec<PathBuf>) -> ExitCode {
-    let rules = match load_rules(&paths) {
-        Ok(r) => r,
-        Err(code) => return code,
-    };
-    let started = std::time::Instant::now();
-    let stdout = std::io::stdout();
-    let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    let mut progress = sink::progress::Progress::stderr("replay");
-    match pipeline::audit::replay_audit(&files, rules, out, &mut |done, total| progress.bytes(done, total)) {
-        Ok(stats) => {
-            progress.finish();
+    replay_with(
+        &paths,
+        |rules, out, progress| pipeline::audit::replay_audit(&files, rules, out, progress),
+        |stats, secs| {
             let a = &stats.audit;
             for (t, n) in &a.unknown {
                 tracing::info!(record_type = %t, records = n, "unknown audit record type; skipped");
@@ -285,19 +292,11 @@ fn replay_auditd(files: Vec<PathBuf>, paths: Vec<PathBuf>) -> ExitCode {
                 other_arch_events = a.other_arch,
                 not_evaluated_events = a.not_evaluated,
                 alerts = stats.alerts,
-                events_per_s = (a.events as f64 / started.elapsed().as_secs_f64().max(1e-9)) as u64,
+                events_per_s = (a.events as f64 / secs) as u64,
                 "audit log replay done"
             );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            progress.finish();
-            if e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) {
-                return ExitCode::SUCCESS;
-            }
-            fail(exit::RUNTIME, format!("{e:#}"))
-        }
-    }
+        },
+    )
 }
 
 fn run(paths: Vec<PathBuf>, heartbeat: u64, capture: Option<PathBuf>, source: Source) -> ExitCode {

@@ -398,23 +398,23 @@ pub fn parse_line(
             return Some(Line::Delete(Box::new(rule)));
         }
         let mut rule = rule;
-        if !inactive.is_empty() {
-            let reason = inactive.join("; ");
-            report.warnings.push(Diagnostic {
-                source: source.clone(),
-                col: first_col,
-                message: format!("rule loaded but inactive: {reason}"),
-            });
-            rule.inactive = Some(reason);
+        // Inactive everywhere, or only with the eBPF source (audit records carry it).
+        let verdict = if !inactive.is_empty() {
+            Some((inactive.join("; "), false))
         } else if !ebpf_only.is_empty() {
-            let reason = ebpf_only.join("; ");
-            report.warnings.push(Diagnostic {
-                source: source.clone(),
-                col: first_col,
-                message: format!("rule inactive with the eBPF source ({reason}); evaluated with --source audit and auditd log replay"),
-            });
+            Some((ebpf_only.join("; "), true))
+        } else {
+            None
+        };
+        if let Some((reason, audit_only)) = verdict {
+            let message = if audit_only {
+                format!("rule inactive with the eBPF source ({reason}); evaluated with --source audit and auditd log replay")
+            } else {
+                format!("rule loaded but inactive: {reason}")
+            };
+            report.warnings.push(Diagnostic { source: source.clone(), col: first_col, message });
             rule.inactive = Some(reason);
-            rule.audit_only = true;
+            rule.audit_only = audit_only;
         }
         return Some(Line::Rule(Box::new(rule), placement));
     } else if control {
