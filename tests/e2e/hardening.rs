@@ -5,7 +5,7 @@ use monitor_tests::docker::{ensure, IMAGE};
 use monitor_tests::{connect_as, get, privileged, s, scratch_dir, Monitor};
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 struct Env {
@@ -39,6 +39,55 @@ impl Env {
         let a = self.monitor.wait_for(what, |a| s(a, "rule.key") == key && pred(a)).json;
         assert!(!s(&a, "rule.name").is_empty() && get(&a, "event.severity").as_u64().unwrap_or(0) > 0, "metadata: {a}");
         a
+    }
+
+    /// Runs a command that must not alert; returns the alerts carrying its pid.
+    fn alerts_of_benign(&self, cmd: &mut Command) -> Vec<Value> {
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let pid = child.id() as u64;
+        child.wait().unwrap();
+        self.fence();
+        self.monitor.matching(|a| get(a, "process.pid").as_u64() == Some(pid))
+    }
+}
+
+/// Removes a path created by a test, also when the test fails.
+struct Remove(&'static str);
+
+impl Drop for Remove {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
+}
+
+/// A host user (and the groups it needed) for the account-tool tests, deleted afterwards.
+struct TempUser {
+    name: String,
+    created_groups: Vec<&'static str>,
+}
+
+impl TempUser {
+    fn new() -> TempUser {
+        let name = format!("mone2eu{}", std::process::id() % 100_000);
+        let mut created_groups = Vec::new();
+        for g in ["wheel", "rkt"] {
+            if !Command::new("getent").args(["group", g]).output().unwrap().status.success() {
+                assert!(Command::new("groupadd").arg(g).status().unwrap().success());
+                created_groups.push(g);
+            }
+        }
+        let out = Command::new("useradd").args(["-M", "-s", "/usr/sbin/nologin"]).arg(&name).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        TempUser { name, created_groups }
+    }
+}
+
+impl Drop for TempUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).output();
+        for g in &self.created_groups {
+            let _ = Command::new("groupdel").arg(g).output();
+        }
     }
 }
 
@@ -157,4 +206,120 @@ fn a_non_root_connect_to_the_docker_socket_has_its_own_key() {
     assert_eq!(s(&a, "user.id"), "65534", "{a}");
     assert_eq!(s(&a, "event.outcome"), "failure", "the socket is root:docker 0660: {a}");
     assert_eq!(s(&a, "socket.requested_path"), "/run/docker.sock", "{a}");
+}
+
+#[test]
+fn sshd_socket_reenabled_is_reported_reading_it_is_not() {
+    let Some(e) = env() else { return };
+    // Unmasking or overriding: a unit file for sshd.socket under /etc/systemd/system.
+    let unit = TempFile::write("/etc/systemd/system/sshd.socket", "[Socket]\nListenStream=22\nAccept=yes\n");
+    e.expect_key("sshd", "sshd.socket unit written", |a| s(a, "file.path") == unit.path && s(a, "event.action") == "write");
+    // Enabling: the link `systemctl enable sshd.socket` creates (no daemon-reload: nothing starts).
+    let link = "/etc/systemd/system/sockets.target.wants/sshd.socket";
+    assert!(!Path::new(link).exists(), "{link} exists already");
+    std::os::unix::fs::symlink(unit.path, link).unwrap();
+    let _link = Remove(link);
+    e.expect_key("sshd", "sshd.socket enabled", |a| s(a, "file.path") == link && s(a, "event.action") == "symlink");
+    // Reading the units and listing what is enabled changes nothing.
+    let quiet = e.alerts_of_benign(Command::new("sh").args(["-c", &format!("cat {} {link}; ls -l /etc/systemd/system/sockets.target.wants", unit.path)]));
+    assert!(quiet.is_empty(), "{quiet:#?}");
+}
+
+#[test]
+fn group_additions_by_usermod_and_gpasswd_are_reported_lookups_are_not() {
+    let Some(e) = env() else { return };
+    let user = TempUser::new();
+    for group in ["wheel", "docker", "rkt"] {
+        let out = Command::new("usermod").args(["-aG", group, &user.name]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let a = e.expect_key("account-tools", &format!("usermod -aG {group}"), |a| {
+            s(a, "process.executable") == "/usr/sbin/usermod" && get(a, "process.args").as_array().is_some_and(|v| v.iter().any(|x| x == group))
+        });
+        assert_eq!(s(&a, "event.action"), "exec", "{a}");
+        e.expect_key("identity", &format!("/etc/group rewritten by usermod for {group}"), |a| {
+            s(a, "process.executable") == "/usr/sbin/usermod" && (s(a, "file.path") == "/etc/group" || s(a, "file.target_path") == "/etc/group")
+        });
+        let out = Command::new("gpasswd").args(["-d", &user.name, group]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("gpasswd").args(["-a", &user.name, group]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        e.expect_key("account-tools", &format!("gpasswd -a {group}"), |a| {
+            s(a, "process.executable") == "/usr/bin/gpasswd" && get(a, "process.args").as_array().is_some_and(|v| v.iter().any(|x| x == "-a"))
+        });
+        e.expect_key("identity", &format!("/etc/gshadow rewritten by gpasswd for {group}"), |a| {
+            s(a, "process.executable") == "/usr/bin/gpasswd" && (s(a, "file.path") == "/etc/gshadow" || s(a, "file.target_path") == "/etc/gshadow")
+        });
+    }
+    // Looking up membership is not a change.
+    let quiet = e.alerts_of_benign(Command::new("sh").args(["-c", &format!("id {0}; getent group docker wheel rkt; groups {0}", user.name)]));
+    assert!(quiet.is_empty(), "{quiet:#?}");
+}
+
+#[test]
+fn fleet_socket_clients_are_reported_other_sockets_are_not() {
+    let Some(e) = env() else { return };
+    let path = "/run/fleet.sock";
+    assert!(!Path::new(path).exists(), "{path} exists already");
+    let _fleet = std::os::unix::net::UnixListener::bind(path).unwrap();
+    let _remove = Remove(path);
+    let pid = connect_as(65534, path);
+    let a = e.expect_key("fleet", "a client of fleet.sock", |a| get(a, "process.pid").as_u64() == Some(pid as u64));
+    assert_eq!(s(&a, "event.action"), "connect", "{a}");
+    assert_eq!(s(&a, "socket.requested_path"), path, "{a}");
+    let other = "/run/monitor-e2e-other.sock";
+    let _other = std::os::unix::net::UnixListener::bind(other).unwrap();
+    let _remove_other = Remove(other);
+    let pid = connect_as(65534, other) as u64;
+    e.fence();
+    let quiet = e.monitor.matching(|a| get(a, "process.pid").as_u64() == Some(pid));
+    assert!(quiet.is_empty(), "{quiet:#?}");
+}
+
+#[test]
+fn smt_control_writes_are_reported_reads_are_not() {
+    let Some(e) = env() else { return };
+    let control = "/sys/devices/system/cpu/smt/control";
+    assert!(Path::new(control).exists(), "this kernel has no SMT control file");
+    let before = std::fs::read_to_string(control).unwrap();
+    // The value it has (or "on" where the kernel has no SMT: refused, but the open for
+    // writing is the attempt the rule is about).
+    let value = match before.trim() {
+        v @ ("on" | "off") => v,
+        _ => "on",
+    };
+    let mut child = Command::new("sh").args(["-c", &format!("echo {value} > {control}")]).stderr(Stdio::null()).spawn().unwrap();
+    let pid = child.id() as u64;
+    child.wait().unwrap();
+    e.expect_key("smt-control", "a write to SMT control", |a| get(a, "process.pid").as_u64() == Some(pid) && s(a, "file.path") == control);
+    assert_eq!(std::fs::read_to_string(control).unwrap(), before, "SMT state changed");
+    let quiet = e.alerts_of_benign(Command::new("cat").arg(control));
+    assert!(quiet.is_empty(), "{quiet:#?}");
+}
+
+#[test]
+fn selinux_set_permissive_is_reported_asking_is_not() {
+    let Some(e) = env() else { return };
+    // The real setenforce (selinux-utils): without SELinux it refuses, the exec is the alert.
+    let mut child = Command::new("setenforce").arg("0").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let pid = child.id() as u64;
+    child.wait().unwrap();
+    e.expect_key("selinux", "setenforce 0", |a| get(a, "process.pid").as_u64() == Some(pid) && s(a, "event.action") == "exec");
+    let quiet = e.alerts_of_benign(&mut Command::new("getenforce"));
+    assert!(quiet.is_empty(), "{quiet:#?}");
+    // /sys/fs/selinux/enforce: this kernel has no SELinux, so no selinuxfs. The same path on
+    // a tmpfs in a private mount namespace gets the same write; a read of it stays silent.
+    let selinuxfs = Path::new("/sys/fs/selinux").exists();
+    let script = if selinuxfs {
+        "cat /sys/fs/selinux/enforce > /sys/fs/selinux/enforce".to_string()
+    } else {
+        "mount -t tmpfs none /sys/fs && mkdir /sys/fs/selinux && echo 0 > /sys/fs/selinux/enforce && cat /sys/fs/selinux/enforce".to_string()
+    };
+    let mut child = Command::new("unshare").args(["-m", "sh", "-c", &script]).stdout(Stdio::null()).spawn().unwrap();
+    let pid = child.id() as u64;
+    assert!(child.wait().unwrap().success());
+    let a = e.expect_key("selinux", "a write to /sys/fs/selinux/enforce", |a| s(a, "file.path") == "/sys/fs/selinux/enforce");
+    assert_eq!(get(&a, "process.pid").as_u64(), Some(pid), "only the write alerts: {a}");
+    e.fence();
+    let all = e.monitor.matching(|a| s(a, "file.path") == "/sys/fs/selinux/enforce");
+    assert_eq!(all.len(), 1, "the read (cat) stays silent: {all:#?}");
 }

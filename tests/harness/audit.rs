@@ -25,7 +25,8 @@ pub fn pack() -> Vec<PathBuf> {
 /// auditctl resolves every watch's parent and every `dir=`/`exe=`/`path=` against the
 /// filesystem and refuses the rule when it is missing (/etc/sysconfig on Debian,
 /// /var/lib/docker before Docker first ran). Creates those directories; returns them,
-/// outermost first, for removal.
+/// outermost first, for removal. Kernel filesystems (/sys/fs/selinux without SELinux) are
+/// not ours to create: those rules fail in auditctl, which the rule file tolerates (`-i`).
 pub fn create_missing_dirs(files: &[PathBuf]) -> Vec<PathBuf> {
     let mut needed = Vec::new();
     for file in files {
@@ -50,6 +51,9 @@ pub fn create_missing_dirs(files: &[PathBuf]) -> Vec<PathBuf> {
         let mut missing: Vec<_> = dir.ancestors().take_while(|a| !a.exists()).map(Path::to_path_buf).collect();
         missing.reverse();
         for m in missing {
+            if m.starts_with("/sys") || m.starts_with("/proc") {
+                break;
+            }
             std::fs::create_dir(&m).unwrap();
             created.push(m);
         }

@@ -187,11 +187,17 @@ impl Auditd {
             std::fs::create_dir_all(d)?;
         }
         let mut loaded = 0;
-        for f in ["rules/docker.rules", "rules/hardening.rules", "rules/privilege.rules"] {
+        let mut files: Vec<_> = std::fs::read_dir(root().join("rules"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "rules"))
+            .collect();
+        files.sort();
+        for f in files {
             // One rule at a time: auditctl refuses watches whose parent directory is missing
             // here (/etc/sysconfig on Debian) and -R would stop at the first.
-            let text = std::fs::read_to_string(root().join(f))?;
-            for line in text.lines().map(str::trim).filter(|l| l.starts_with('-')) {
+            let text = std::fs::read_to_string(&f)?;
+            let is_rule = |l: &&str| ["-w ", "-a ", "-A "].iter().any(|p| l.starts_with(p));
+            for line in text.lines().map(str::trim).filter(is_rule) {
                 if crate::util::succeeds(Command::new("auditctl").args(line.split_whitespace())) {
                     loaded += 1;
                 }

@@ -18,6 +18,8 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("bpftool", "/usr/sbin/bpftool"),
     ("docker.io", "/usr/sbin/dockerd"),
     ("busybox-static", "/bin/busybox"),
+    // setenforce/getenforce: the SELinux tools the pack watches (they run without SELinux too).
+    ("selinux-utils", "/usr/sbin/setenforce"),
 ];
 
 /// cargo-fuzz release used for the fuzz targets (monitor/fuzz).

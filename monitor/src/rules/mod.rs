@@ -29,6 +29,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "builtin:privilege.rules",
         include_str!("../../../rules/privilege.rules"),
     ),
+    (
+        "builtin:selinux.rules",
+        include_str!("../../../rules/selinux.rules"),
+    ),
 ];
 
 /// A loaded, validated rule set.
