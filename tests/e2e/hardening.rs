@@ -6,7 +6,11 @@ use monitor_tests::{connect_as, get, privileged, s, scratch_dir, Monitor};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
+
+/// Taken by tests that replace the daemons' files and by the one that runs a container, so a
+/// container never starts from a binary being swapped.
+static DAEMON_FILES: Mutex<()> = Mutex::new(());
 
 struct Env {
     monitor: Monitor,
@@ -169,6 +173,7 @@ fn group_changes_and_account_tools_are_reported_reads_are_not() {
 #[test]
 fn the_docker_daemons_own_writes_stay_silent() {
     let Some(e) = env() else { return };
+    let _files = DAEMON_FILES.lock().unwrap_or_else(|p| p.into_inner());
     let out = Command::new("docker").args(["run", "--rm", "--network", "none", IMAGE, "true"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     e.fence();
@@ -250,6 +255,19 @@ fn group_additions_by_usermod_and_gpasswd_are_reported_lookups_are_not() {
             s(a, "process.executable") == "/usr/bin/gpasswd" && (s(a, "file.path") == "/etc/gshadow" || s(a, "file.target_path") == "/etc/gshadow")
         });
     }
+    // A login shell given to the account: /etc/passwd rewritten.
+    let out = Command::new("usermod").args(["-s", "/bin/sh", &user.name]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    e.expect_key("identity", "/etc/passwd rewritten for a shell change", |a| {
+        s(a, "process.executable") == "/usr/sbin/usermod" && (s(a, "file.path") == "/etc/passwd" || s(a, "file.target_path") == "/etc/passwd")
+    });
+    // groupmod on the user's own group (userdel removes it afterwards).
+    let out = Command::new("groupmod").args(["-g", "64999", &user.name]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    e.expect_key("account-tools", "groupmod run", |a| s(a, "process.executable") == "/usr/sbin/groupmod" && s(a, "event.action") == "exec");
+    e.expect_key("identity", "/etc/group rewritten by groupmod", |a| {
+        s(a, "process.executable") == "/usr/sbin/groupmod" && (s(a, "file.path") == "/etc/group" || s(a, "file.target_path") == "/etc/group")
+    });
     // Looking up membership is not a change.
     let quiet = e.alerts_of_benign(Command::new("sh").args(["-c", &format!("id {0}; getent group docker wheel rkt; groups {0}", user.name)]));
     assert!(quiet.is_empty(), "{quiet:#?}");
@@ -322,4 +340,46 @@ fn selinux_set_permissive_is_reported_asking_is_not() {
     e.fence();
     let all = e.monitor.matching(|a| s(a, "file.path") == "/sys/fs/selinux/enforce");
     assert_eq!(all.len(), 1, "the read (cat) stays silent: {all:#?}");
+}
+
+/// Replaces `path` the way a package upgrade or an editor does: an identical copy (mode
+/// included) written beside it and renamed over it. The content never changes.
+fn replace_with_identical_copy(path: &str) {
+    let copy = format!("{path}.monitor-e2e");
+    std::fs::copy(path, &copy).unwrap();
+    std::fs::rename(&copy, path).unwrap();
+}
+
+#[test]
+fn daemon_binaries_and_configuration_replaced_are_reported_looking_is_not() {
+    let Some(e) = env() else { return };
+    let _files = DAEMON_FILES.lock().unwrap_or_else(|p| p.into_inner());
+    // Not running now: replaced for real, with the same bytes.
+    for (key, path) in [
+        ("runc", "/usr/sbin/runc"),
+        ("containerd", "/usr/bin/containerd-shim-runc-v2"),
+        ("docker-config", "/etc/docker/daemon.json"),
+        ("docker-config", "/etc/default/docker"),
+    ] {
+        assert!(Path::new(path).exists(), "{path} (docker.io installs it)");
+        replace_with_identical_copy(path);
+        let a = e.expect_key(key, &format!("{path} replaced"), |a| s(a, "event.action") == "rename" && s(a, "file.target_path") == path);
+        assert_eq!(s(&a, "event.outcome"), "success", "{a}");
+    }
+    // Running daemons cannot be rewritten (ETXTBSY): the attempt is what gets reported.
+    let me = std::process::id() as u64;
+    for (key, path) in [("docker-daemon", "/usr/sbin/dockerd"), ("containerd", "/usr/bin/containerd")] {
+        let err = std::fs::OpenOptions::new().write(true).open(path).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ETXTBSY), "{path} is running: {err}");
+        let a = e.expect_key(key, &format!("write to the running {path}"), |a| {
+            s(a, "file.path") == path && get(a, "process.pid").as_u64() == Some(me)
+        });
+        assert_eq!(s(&a, "event.outcome"), "failure", "{a}");
+    }
+    // Listing and stat-ing them opens nothing.
+    let quiet = e.alerts_of_benign(Command::new("sh").args([
+        "-c",
+        "ls -l /usr/sbin/dockerd /usr/bin/containerd /usr/sbin/runc /etc/docker; stat /etc/default/docker",
+    ]));
+    assert!(quiet.is_empty(), "{quiet:#?}");
 }
