@@ -1,12 +1,14 @@
-//! `cargo xtask fuzz`: run each fuzz target of monitor/fuzz for a bounded time with
-//! cargo-fuzz (nightly, AddressSanitizer) and report the executions it survived.
+//! `cargo xtask fuzz`: run each fuzz target of monitor/fuzz for a bounded time (and, with
+//! `--runs`, a number of executions) with cargo-fuzz (nightly, AddressSanitizer) and report
+//! the executions it survived.
 
 use anyhow::{bail, Context, Result};
 use std::process::{Command, Stdio};
 
 const TARGETS: &[&str] = &["rules_parser", "event_decoder", "http_stream", "btf_parser", "capture_reader", "audit_log"];
 
-pub fn run(seconds: u64, only: &[String]) -> Result<()> {
+/// `seconds` bounds each target; `runs`, when given, stops it earlier after that many inputs.
+pub fn run(seconds: u64, runs: Option<u64>, only: &[String]) -> Result<()> {
     let dir = crate::util::workspace_root().join("monitor/fuzz");
     let targets: Vec<&str> = if only.is_empty() {
         TARGETS.to_vec()
@@ -20,7 +22,11 @@ pub fn run(seconds: u64, only: &[String]) -> Result<()> {
     };
     let mut report = Vec::new();
     for t in targets {
-        eprintln!("xtask: fuzzing {t} for {seconds} s");
+        match runs {
+            Some(n) => eprintln!("xtask: fuzzing {t} for {n} executions (at most {seconds} s)"),
+            None => eprintln!("xtask: fuzzing {t} for {seconds} s"),
+        }
+        let started = std::time::Instant::now();
         // New inputs go to corpus/<t> (not committed); seeds/<t> (committed) starts it.
         let corpus = dir.join("corpus").join(t);
         std::fs::create_dir_all(&corpus)?;
@@ -31,6 +37,9 @@ pub fn run(seconds: u64, only: &[String]) -> Result<()> {
             args.push(seeds.into());
         }
         args.extend(["--".into(), format!("-max_total_time={seconds}").into(), "-print_final_stats=1".into()]);
+        if let Some(n) = runs {
+            args.push(format!("-runs={n}").into());
+        }
         let out = Command::new("cargo")
             .args(&args)
             .current_dir(&dir)
@@ -44,12 +53,13 @@ pub fn run(seconds: u64, only: &[String]) -> Result<()> {
             bail!("fuzz target {t} failed: {}", out.status);
         }
         // libFuzzer's final stats: "stat::number_of_executed_units: N".
-        let runs = log
+        let executed = log
             .lines()
             .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
             .map(|n| n.trim().to_string())
             .unwrap_or_else(|| "?".into());
-        report.push(format!("{t}: {runs} executions in {seconds} s, no crash"));
+        let elapsed = started.elapsed().as_secs();
+        report.push(format!("{t}: {executed} executions in {elapsed} s, no crash"));
     }
     for line in report {
         eprintln!("xtask: fuzz {line}");

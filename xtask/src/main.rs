@@ -64,6 +64,9 @@ enum Command {
         /// Seconds per target.
         #[arg(long, default_value_t = 60)]
         time: u64,
+        /// Stop each target after this many executions (still bounded by --time).
+        #[arg(long)]
+        runs: Option<u64>,
         /// Targets to run (default: all).
         targets: Vec<String>,
     },
@@ -94,7 +97,7 @@ fn main() -> Result<()> {
             cmd.args(["test", "--release"]).args(args);
             util::run(&mut cmd)?;
             // Every parser of outside input survives a short fuzz run on each test run.
-            fuzz::run(10, &[])?;
+            fuzz::run(10, None, &[])?;
             // The benchmark harness works end to end (tiny sizes; no thresholds here).
             let out = util::workspace_root().join("target/bench-smoke");
             bench::run(&bench::Options { size: 50, reps: 1, out })
@@ -106,10 +109,10 @@ fn main() -> Result<()> {
             bench::run(&bench::Options { size, reps, out })
         }
         Command::BenchWorkload { name, n } => bench::workload(&name, n),
-        Command::Fuzz { time, targets } => {
+        Command::Fuzz { time, runs, targets } => {
             setup::setup(false)?;
             setup::ensure_cargo_fuzz()?;
-            fuzz::run(time, &targets)
+            fuzz::run(time, runs, &targets)
         }
     }
 }
