@@ -164,13 +164,31 @@ impl ProcessTable {
         self.procs.get(&pid)
     }
 
-    /// (pid, executable) of each ancestor of `pid`, parent first, up to pid 1.
-    pub fn ancestors(&mut self, pid: u32) -> Vec<(u32, Option<Vec<u8>>)> {
+    /// Load `pid` and its ancestors (up to pid 1) into the table, so that `peek` and
+    /// `ancestors` see them.
+    pub fn load_lineage(&mut self, pid: u32) {
+        let mut cur = pid;
+        for _ in 0..=MAX_ANCESTORS {
+            match self.get(cur) {
+                Some(p) if cur != 1 && p.ppid != 0 => cur = p.ppid,
+                _ => break,
+            }
+        }
+    }
+
+    /// What the table holds for `pid`, without reading /proc.
+    pub fn peek(&self, pid: u32) -> Option<&ProcInfo> {
+        self.procs.get(&pid)
+    }
+
+    /// (pid, executable) of each ancestor of `pid` the table holds, parent first, up to pid 1
+    /// (`load_lineage` first).
+    pub fn ancestors(&self, pid: u32) -> Vec<(u32, Option<&[u8]>)> {
         let mut out = Vec::new();
-        let mut cur = self.get(pid).map(|p| p.ppid).unwrap_or(0);
+        let mut cur = self.peek(pid).map(|p| p.ppid).unwrap_or(0);
         while cur != 0 && out.len() < MAX_ANCESTORS {
-            let info = self.get(cur).cloned();
-            out.push((cur, info.as_ref().and_then(|i| i.exe.clone())));
+            let info = self.peek(cur);
+            out.push((cur, info.and_then(|i| i.exe.as_deref())));
             if cur == 1 {
                 break;
             }
@@ -221,6 +239,8 @@ mod tests {
         assert!(me.exe.is_some());
         assert!(!me.args.is_empty());
         let mut table = ProcessTable::new();
+        assert!(table.ancestors(std::process::id()).is_empty(), "nothing loaded yet");
+        table.load_lineage(std::process::id());
         let anc = table.ancestors(std::process::id());
         assert!(!anc.is_empty());
         assert_eq!(anc.last().unwrap().0, 1, "chain ends at pid 1: {anc:?}");

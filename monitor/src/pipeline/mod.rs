@@ -9,7 +9,7 @@ use crate::rules::{matcher::Matcher, targets::FilterPlan, RuleSet};
 use crate::enrich::http::Stream;
 use crate::rules::docker_api::{self, DockerRequest};
 use crate::rules::self_defence;
-use crate::sink::json::{render, AlertInput, ContainerInfo, RuleRef};
+use crate::sink::json::{render_into, AlertInput, ContainerInfo, RuleRef};
 use std::collections::HashMap;
 use crate::source::capture;
 use crate::source::ebpf::{decode::decode, EbpfSource};
@@ -48,6 +48,8 @@ pub struct Pipeline<W: Write> {
     /// The container of the event being handled, when decided before handling it (capture
     /// and replay); otherwise it is looked up when an alert needs it.
     container_override: Option<Option<ContainerInfo>>,
+    /// The alert line being written (reused: no allocation per alert).
+    line: Vec<u8>,
 }
 
 impl<W: Write> Pipeline<W> {
@@ -84,6 +86,7 @@ impl<W: Write> Pipeline<W> {
             capture: None,
             monitor_pid,
             container_override: Some(None),
+            line: Vec::with_capacity(4096),
         }
     }
 
@@ -326,21 +329,21 @@ impl<W: Write> Pipeline<W> {
     ) -> std::io::Result<()> {
         self.sequence += 1;
         self.alerts += 1;
-        let process = self.table.get(ev.pid).cloned();
-        let parent = self.table.get(ev.ppid).cloned();
-        let ancestors = self.table.ancestors(ev.pid);
+        self.table.load_lineage(ev.pid);
+        self.table.get(ev.ppid);
         let container = match &self.container_override {
             Some(decided) => decided.clone(),
             None => container_of(&mut self.containers, ev),
         };
-        let line = render(&AlertInput {
+        let ancestors = self.table.ancestors(ev.pid);
+        let input = AlertInput {
             ev,
             rule: &rule,
             sequence: self.sequence,
             timestamp: enrich::rfc3339(self.clock.wall_ns(ev.ts_boot_ns)),
             hostname: &self.hostname,
-            process: process.as_ref(),
-            parent: parent.as_ref(),
+            process: self.table.peek(ev.pid),
+            parent: self.table.peek(ev.ppid),
             ancestors: &ancestors,
             user_name: self.users.name(ev.ids.uid),
             euser_name: self.users.name(ev.ids.euid),
@@ -348,9 +351,11 @@ impl<W: Write> Pipeline<W> {
             docker,
             tamper,
             monitor_pid: self.monitor_pid,
-        });
-        self.out.write_all(line.as_bytes())?;
-        self.out.write_all(b"\n")?;
+        };
+        self.line.clear();
+        render_into(&input, &mut self.line);
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
         self.line_done()
     }
 }

@@ -59,6 +59,11 @@ fn table() -> &'static HashMap<String, KeyMeta> {
 }
 
 /// Metadata of `key`, when it is one of ours.
+/// Every key with its metadata.
+pub fn all() -> impl Iterator<Item = (&'static str, &'static KeyMeta)> {
+    table().iter().map(|(k, m)| (k.as_str(), m))
+}
+
 pub fn lookup(key: &str) -> Option<&'static KeyMeta> {
     table().get(key)
 }

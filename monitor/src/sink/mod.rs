@@ -1,6 +1,8 @@
 //! Sinks: where alerts go. `json` writes one ECS-aligned JSON object per line; `state`
-//! writes `monitor check` findings (table or JSON lines); `progress` reports long replays.
+//! writes `monitor check` findings (table or JSON lines); `progress` reports long replays;
+//! `writer` is the byte-level JSON writer alerts are made with.
 
 pub mod json;
 pub mod progress;
 pub mod state;
+pub mod writer;

@@ -10,7 +10,7 @@
 
 use crate::enrich::process::ProcInfo;
 use anyhow::{bail, Context, Result};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
 pub const MAGIC: &[u8; 8] = b"MONCAP\x00\x01";
@@ -61,47 +61,75 @@ impl Writer {
 
 /// A whole capture in memory, read record by record.
 pub struct Reader {
-    data: Vec<u8>,
+    input: Box<dyn Read>,
+    /// The body of the record last returned (reused; at most RECORD_MAX bytes).
+    body: Vec<u8>,
+    /// Offset of the next record.
     pos: usize,
+    /// Size of the whole input.
+    total: usize,
     /// Set when the data ends inside a record: the offset of that record.
     pub truncated_at: Option<usize>,
 }
 
+/// Fill `dst` as far as the input goes; the count read (short only at the end).
+fn read_up_to(input: &mut dyn Read, dst: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < dst.len() {
+        match input.read(&mut dst[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 impl Reader {
+    /// Streams the file: memory stays at one record however large the capture is.
     pub fn open(path: &Path) -> Result<Reader> {
-        let data = std::fs::read(path).with_context(|| format!("reading capture file {}", path.display()))?;
-        Reader::from_bytes(data).with_context(|| format!("{}", path.display()))
+        let file = std::fs::File::open(path).with_context(|| format!("reading capture file {}", path.display()))?;
+        let total = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+        Reader::new(Box::new(std::io::BufReader::with_capacity(1 << 16, file)), total).with_context(|| format!("{}", path.display()))
     }
 
     pub fn from_bytes(data: Vec<u8>) -> Result<Reader> {
-        if data.len() < MAGIC.len() || &data[..MAGIC.len()] != MAGIC {
+        let total = data.len();
+        Reader::new(Box::new(std::io::Cursor::new(data)), total)
+    }
+
+    fn new(mut input: Box<dyn Read>, total: usize) -> Result<Reader> {
+        let mut magic = [0u8; MAGIC.len()];
+        if read_up_to(&mut *input, &mut magic).context("reading the capture header")? < MAGIC.len() || &magic != MAGIC {
             bail!("not a monitor capture (bad magic)");
         }
-        Ok(Reader { data, pos: MAGIC.len(), truncated_at: None })
+        Ok(Reader { input, body: Vec::new(), pos: MAGIC.len(), total, truncated_at: None })
     }
 
     /// The next record, `Ok(None)` at the end (or at a cut-off record: see `truncated_at`).
     pub fn next_record(&mut self) -> Result<Option<(u8, &[u8])>> {
-        let rest = &self.data[self.pos..];
-        if rest.is_empty() {
+        let mut head = [0u8; 5];
+        let n = read_up_to(&mut *self.input, &mut head).with_context(|| format!("reading the record at byte {}", self.pos))?;
+        if n == 0 {
             return Ok(None);
         }
-        if rest.len() < 5 {
+        if n < head.len() {
             self.truncated_at = Some(self.pos);
             return Ok(None);
         }
-        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
         if len == 0 || len > RECORD_MAX {
             bail!("malformed record at byte {}: length {len}", self.pos);
         }
-        if rest.len() < 4 + len {
+        self.body.resize(len - 1, 0);
+        let n = read_up_to(&mut *self.input, &mut self.body).with_context(|| format!("reading the record at byte {}", self.pos))?;
+        if n < len - 1 {
             self.truncated_at = Some(self.pos);
             return Ok(None);
         }
-        let kind = rest[4];
-        let start = self.pos + 5;
         self.pos += 4 + len;
-        Ok(Some((kind, &self.data[start..start + len - 1])))
+        Ok(Some((head[4], &self.body)))
     }
 
     pub fn offset(&self) -> usize {
@@ -109,7 +137,7 @@ impl Reader {
     }
 
     pub fn len(&self) -> usize {
-        self.data.len()
+        self.total
     }
 }
 

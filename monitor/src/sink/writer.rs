@@ -1,0 +1,397 @@
+//! A JSON writer straight into a byte buffer, for the alert hot path: no value tree, no
+//! intermediate strings. Keys come out in the order they are written.
+//!
+//! Strings are escaped as serde_json escapes them (quote, backslash and control characters),
+//! so every line stays one line. Bytes from the kernel go through [`JsonWriter::text`]:
+//! valid UTF-8 is written as is, anything else percent-encoded and its field recorded for
+//! `encoding.percent` (see [`percent_encode_invalid`]).
+
+use std::io::Write as _;
+
+pub struct JsonWriter<'a> {
+    buf: &'a mut Vec<u8>,
+    /// Whether the next value or key follows a sibling and needs a comma.
+    comma: bool,
+    /// Fields whose text was percent-encoded (dotted paths such as `process.args.2`).
+    pub encoded: Vec<String>,
+}
+
+impl<'a> JsonWriter<'a> {
+    pub fn new(buf: &'a mut Vec<u8>) -> JsonWriter<'a> {
+        JsonWriter { buf, comma: false, encoded: Vec::new() }
+    }
+
+    fn sep(&mut self) {
+        if self.comma {
+            self.buf.push(b',');
+        }
+    }
+
+    pub fn open(&mut self) -> &mut Self {
+        self.sep();
+        self.buf.push(b'{');
+        self.comma = false;
+        self
+    }
+
+    pub fn close(&mut self) -> &mut Self {
+        self.buf.push(b'}');
+        self.comma = true;
+        self
+    }
+
+    pub fn open_array(&mut self) -> &mut Self {
+        self.sep();
+        self.buf.push(b'[');
+        self.comma = false;
+        self
+    }
+
+    pub fn close_array(&mut self) -> &mut Self {
+        self.buf.push(b']');
+        self.comma = true;
+        self
+    }
+
+    /// An object key; the value written next belongs to it. Keys needing no escape (all of
+    /// the schema's) are copied as they are.
+    pub fn key(&mut self, k: &str) -> &mut Self {
+        self.sep();
+        if first_to_escape(k.as_bytes()).is_none() {
+            self.buf.push(b'"');
+            self.buf.extend_from_slice(k.as_bytes());
+            self.buf.push(b'"');
+        } else {
+            escape_into(self.buf, k);
+        }
+        self.buf.push(b':');
+        self.comma = false;
+        self
+    }
+
+    /// `"k":{` — a nested object under `k`.
+    pub fn object(&mut self, k: &str) -> &mut Self {
+        self.key(k).open()
+    }
+
+    pub fn str(&mut self, s: &str) -> &mut Self {
+        self.sep();
+        escape_into(self.buf, s);
+        self.comma = true;
+        self
+    }
+
+    pub fn u64(&mut self, n: u64) -> &mut Self {
+        self.sep();
+        push_digits(self.buf, n, 10);
+        self.comma = true;
+        self
+    }
+
+    pub fn i64(&mut self, n: i64) -> &mut Self {
+        self.sep();
+        if n < 0 {
+            self.buf.push(b'-');
+        }
+        push_digits(self.buf, n.unsigned_abs(), 10);
+        self.comma = true;
+        self
+    }
+
+    /// A number as a JSON string in base 10, 16 or 8, after `prefix` (`"0x"`, `"0o"`, `""`):
+    /// ids (`"1000"`), syscall arguments (`"0x7ffd…"`), modes.
+    pub fn num_str(&mut self, prefix: &str, n: u64, radix: u64) -> &mut Self {
+        self.sep();
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(prefix.as_bytes());
+        push_digits(self.buf, n, radix);
+        self.buf.push(b'"');
+        self.comma = true;
+        self
+    }
+
+    pub fn bool(&mut self, b: bool) -> &mut Self {
+        self.sep();
+        self.buf.extend_from_slice(if b { b"true" } else { b"false" });
+        self.comma = true;
+        self
+    }
+
+    pub fn null(&mut self) -> &mut Self {
+        self.sep();
+        self.buf.extend_from_slice(b"null");
+        self.comma = true;
+        self
+    }
+
+    /// A string made by `fmt` (numbers in hex or octal), written without a temporary.
+    pub fn fmt(&mut self, args: std::fmt::Arguments) -> &mut Self {
+        self.sep();
+        self.buf.push(b'"');
+        let start = self.buf.len();
+        let _ = self.buf.write_fmt(args);
+        // Formatting numbers never yields characters that need escaping; anything else does.
+        if self.buf[start..].iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\') {
+            let s = String::from_utf8_lossy(&self.buf[start..]).into_owned();
+            self.buf.truncate(start - 1);
+            escape_into(self.buf, &s);
+        } else {
+            self.buf.push(b'"');
+        }
+        self.comma = true;
+        self
+    }
+
+    /// Bytes from the kernel, losslessly: see the module doc. `path` names the field.
+    pub fn text(&mut self, b: &[u8], path: impl FnOnce() -> String) -> &mut Self {
+        match std::str::from_utf8(b) {
+            Ok(s) => self.str(s),
+            Err(_) => {
+                self.encoded.push(path());
+                let s = percent_encode_invalid(b);
+                self.str(&s)
+            }
+        }
+    }
+
+    pub fn opt_text(&mut self, b: Option<&[u8]>, path: impl FnOnce() -> String) -> &mut Self {
+        match b {
+            Some(b) => self.text(b, path),
+            None => self.null(),
+        }
+    }
+
+    pub fn opt_str(&mut self, s: Option<&str>) -> &mut Self {
+        match s {
+            Some(s) => self.str(s),
+            None => self.null(),
+        }
+    }
+
+    /// JSON written before by a `JsonWriter`: one value, or (`members`) the members of an
+    /// object, `"a":1,"b":2`, spliced into the object being written.
+    pub fn raw(&mut self, json: &[u8]) -> &mut Self {
+        if !json.is_empty() {
+            self.sep();
+            self.buf.extend_from_slice(json);
+            self.comma = true;
+        }
+        self
+    }
+
+    /// A value built elsewhere (decoded Docker settings), through serde_json.
+    pub fn value(&mut self, v: &serde_json::Value) -> &mut Self {
+        self.sep();
+        let _ = serde_json::to_writer(&mut *self.buf, v);
+        self.comma = true;
+        self
+    }
+
+    /// `"encoding":{"percent":[…]}` when some text was encoded.
+    pub fn encoding(&mut self) -> &mut Self {
+        if !self.encoded.is_empty() {
+            let fields = std::mem::take(&mut self.encoded);
+            self.object("encoding").key("percent").open_array();
+            for f in &fields {
+                self.str(f);
+            }
+            self.close_array().close();
+        }
+        self
+    }
+}
+
+/// `n` in base 2..=16, lower-case digits, without a prefix.
+fn push_digits(buf: &mut Vec<u8>, mut n: u64, radix: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut tmp = [0u8; 64];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = DIGITS[(n % radix) as usize];
+        n /= radix;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.extend_from_slice(&tmp[i..]);
+}
+
+/// Which bytes need an escape in a JSON string: `"`, `\\` and control characters.
+static NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// Index of the first byte that needs an escape. Eight bytes at a time: most strings need
+/// none, and this is the hot loop of alert output.
+fn first_to_escape(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        let x = u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+        // A zero byte in x ^ c marks a byte equal to c; x - 0x20.. borrows where a byte < 0x20.
+        let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+        let hit = (x.wrapping_sub(ONES * 0x20) & !x & HIGHS) | zero(x ^ (ONES * b'"' as u64)) | zero(x ^ (ONES * b'\\' as u64));
+        if hit != 0 {
+            // The flags can be set by a borrow past the first match, never before it.
+            return b[i..i + 8].iter().position(|&c| NEEDS_ESCAPE[c as usize]).map(|o| i + o).or_else(|| first_to_escape(&b[i + 8..]).map(|o| i + 8 + o));
+        }
+        i += 8;
+    }
+    b[i..].iter().position(|&c| NEEDS_ESCAPE[c as usize]).map(|o| i + o)
+}
+
+/// `s` as a JSON string literal, escaped like serde_json: `"`, `\` and control characters.
+pub fn escape_into(buf: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    buf.reserve(bytes.len() + 2);
+    buf.push(b'"');
+    let mut start = 0;
+    while let Some(off) = first_to_escape(&bytes[start..]) {
+        let i = start + off;
+        buf.extend_from_slice(&bytes[start..i]);
+        let b = bytes[i];
+        match b {
+            b'"' => buf.extend_from_slice(b"\\\""),
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            0x08 => buf.extend_from_slice(b"\\b"),
+            0x0c => buf.extend_from_slice(b"\\f"),
+            _ => buf.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]),
+        }
+        start = i + 1;
+    }
+    buf.extend_from_slice(&bytes[start..]);
+    buf.push(b'"');
+}
+
+/// Invalid UTF-8 bytes and `%` as `%XX`; valid sequences unchanged. A consumer restores the
+/// exact bytes by decoding every `%XX` of a field listed in `encoding.percent`.
+pub fn percent_encode_invalid(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len() + 8);
+    for chunk in b.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c == '%' {
+                out.push_str("%25");
+            } else {
+                out.push(c);
+            }
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    /// The decoding a consumer does, for the round trip.
+    fn percent_decode(s: &str) -> Vec<u8> {
+        let b = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn invalid_utf8_round_trips_and_valid_text_is_untouched() {
+        for input in [&b"plain %41 text"[..], b"\xff\xfe", b"caf\xc3\xa9 \xc3 50% \x00\n\"q\"", b"%", b"\xed\xa0\x80"] {
+            let mut buf = Vec::new();
+            let mut w = JsonWriter::new(&mut buf);
+            w.text(input, || "f".into());
+            let encoded = std::mem::take(&mut w.encoded);
+            assert!(!buf.contains(&b'\n'), "one line");
+            let v: Value = serde_json::from_slice(&buf).unwrap();
+            let s = v.as_str().unwrap();
+            if std::str::from_utf8(input).is_ok() {
+                assert_eq!(s.as_bytes(), input);
+                assert!(encoded.is_empty());
+            } else {
+                assert_eq!(percent_decode(s), input, "{s}");
+                assert_eq!(encoded, vec!["f"]);
+            }
+        }
+    }
+
+    #[test]
+    fn escaping_matches_serde_json_for_every_ascii_character_and_beyond() {
+        let mut s: String = (0u8..=0x7f).map(char::from).collect();
+        s.push_str("é \u{2028} \u{10ffff} \\\" end");
+        let mut buf = Vec::new();
+        escape_into(&mut buf, &s);
+        assert_eq!(String::from_utf8(buf).unwrap(), serde_json::to_string(&s).unwrap());
+    }
+
+    #[test]
+    fn the_eight_byte_scan_finds_the_first_byte_to_escape_anywhere() {
+        let specials = [b'"', b'\\', 0u8, 0x1f, b'\n'];
+        let harmless = [b'a', 0x20, 0x7f, 0x80, 0xff, b'!', b'#', b']', 0x5d, 0x21, 0x23];
+        for len in 0..40 {
+            for at in 0..=len {
+                for (k, &s) in specials.iter().enumerate() {
+                    let mut v: Vec<u8> = (0..len).map(|i| harmless[(i + k) % harmless.len()]).collect();
+                    if at < len {
+                        v[at] = s;
+                    }
+                    let want = v.iter().position(|&c| NEEDS_ESCAPE[c as usize]);
+                    assert_eq!(first_to_escape(&v), want, "{v:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn numbers_are_written_as_format_writes_them() {
+        for n in [0u64, 1, 7, 8, 9, 10, 15, 16, 255, 4096, 65534, u32::MAX as u64, u64::MAX] {
+            let mut buf = Vec::new();
+            let mut w = JsonWriter::new(&mut buf);
+            w.open_array().u64(n).i64(n as i64).i64(-(n as i64)).num_str("0x", n, 16).num_str("0o", n, 8).num_str("", n, 10).close_array();
+            let want = format!("[{n},{},{},\"{n:#x}\",\"{n:#o}\",\"{n}\"]", n as i64, -(n as i64));
+            assert_eq!(String::from_utf8(buf).unwrap(), want);
+        }
+        let mut buf = Vec::new();
+        JsonWriter::new(&mut buf).i64(i64::MIN);
+        assert_eq!(String::from_utf8(buf).unwrap(), i64::MIN.to_string());
+    }
+
+    #[test]
+    fn nesting_commas_and_encoding_make_one_valid_object() {
+        let mut buf = Vec::new();
+        let mut w = JsonWriter::new(&mut buf);
+        w.open();
+        w.key("a").u64(1).key("b").open_array().i64(-1).null().bool(true).close_array();
+        w.object("c").key("d").fmt(format_args!("{:#x}", 255)).key("e").text(b"\xff", || "c.e".into()).close();
+        w.key("v").value(&serde_json::json!({"x": [1, "y"]}));
+        w.encoding().close();
+        let v: Value = serde_json::from_slice(&buf).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"a": 1, "b": [-1, null, true], "c": {"d": "0xff", "e": "%FF"}, "v": {"x": [1, "y"]}, "encoding": {"percent": ["c.e"]}})
+        );
+    }
+}
