@@ -270,3 +270,41 @@ fn sigterm_and_sigint_stop_cleanly_after_draining() {
         );
     }
 }
+
+/// Replay progress goes to a terminal and nowhere else: under a pseudo-terminal (util-linux
+/// `script`) stderr shows "replay: N% of M MiB" and clears it before the summary; through a
+/// pipe it never appears.
+#[test]
+fn replay_progress_shows_on_a_terminal_only() {
+    let dir = scratch_dir("cli-progress");
+    let log = dir.join("audit.log");
+    let mut text = String::new();
+    for i in 0..20_000u64 {
+        text.push_str(&format!(
+            "type=SYSCALL msg=audit(1700000000.{:03}:{i}): arch=c000003e syscall=257 success=yes exit=3 a0=ffffff9c a1=1 a2=241 a3=1b6 items=1 ppid=1 pid=42 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=1 comm=\"sh\" exe=\"/bin/sh\" key=(null)\n\
+             type=PATH msg=audit(1700000000.{:03}:{i}): item=0 name=\"/etc/docker/f{i}\" inode=1 dev=fe:00 mode=0100644 ouid=0 ogid=0 rdev=00:00 nametype=CREATE\n\
+             type=EOE msg=audit(1700000000.{:03}:{i}):\n",
+            i % 1000,
+            i % 1000,
+            i % 1000
+        ));
+    }
+    std::fs::write(&log, text).unwrap();
+    let rules = dir.join("p.rules");
+    std::fs::write(&rules, "-w /etc/docker -p wa -k docker-config\n").unwrap();
+    let replay = format!("{} replay --format auditd --rules {} {} > /dev/null", monitor_bin().display(), rules.display(), log.display());
+    // `script -q -e -c CMD /dev/null`: CMD on a new pty, whose output script copies to stdout.
+    let tty = Command::new("script").args(["-q", "-e", "-c", &replay, "/dev/null"]).output().expect("script (util-linux)");
+    assert!(tty.status.success(), "{tty:?}");
+    let shown = String::from_utf8_lossy(&tty.stdout);
+    let line = shown.split('\r').find(|l| l.starts_with("replay: ")).unwrap_or_else(|| panic!("no progress on the terminal: {shown:?}"));
+    assert!(line.contains("% of ") && line.contains(" MiB"), "{line:?}");
+    assert!(shown.contains("\r\x1b[2K"), "the progress line is cleared before the summary: {shown:?}");
+    // The summary follows (coloured on a terminal: without the colour codes).
+    let plain: String = shown.split('\x1b').enumerate().map(|(i, part)| if i == 0 { part } else { part.split_once('m').map_or("", |(_, rest)| rest) }).collect();
+    assert!(plain.contains("alerts=20000"), "{plain:?}");
+    let piped = Command::new("sh").args(["-c", &replay]).output().unwrap();
+    assert!(piped.status.success());
+    let err = stderr(&piped);
+    assert!(err.contains("alerts=20000") && !err.contains("replay: ") && !err.contains('\r'), "{err:?}");
+}
