@@ -239,9 +239,7 @@ impl<W: Write> Pipeline<W> {
         if let Some(mine) = self.plan.targets.iter().find(|m| m.canonical == t.canonical) {
             return mine.id;
         }
-        let id = self.plan.targets.len() as u32 + 1;
-        self.plan.targets.push(crate::rules::targets::Target { id, classes: 0, ..t.clone() });
-        id
+        self.plan.add(crate::rules::targets::Target { classes: 0, ..t.clone() })
     }
 
     /// Write a recorded in-band record again, renumbered into this output.

@@ -2,7 +2,7 @@
 //! syscall set and every condition match decides (`always` alerts, `never` suppresses).
 
 use super::model::*;
-use super::targets::FilterPlan;
+use super::targets::{FilterPlan, Target};
 use crate::event::{Action as Act, Event};
 
 /// Access kinds of an event, in `perm` bits. A unix socket connect counts as a write.
@@ -77,14 +77,14 @@ impl<'a> Matcher<'a> {
             return None; // scheduler lifecycle events only feed the process table
         }
         let perm_bits = event_perm(ev);
-        for rule in self.rules {
+        for (ri, rule) in self.rules.iter().enumerate() {
             if rule.list != list || rule.inactive.is_some() {
                 continue;
             }
             if list == List::Exit && !rule.syscalls.contains(ev.syscall as u32) {
                 continue;
             }
-            if rule.conds.iter().all(|c| self.cond(c, ev, exe, perm_bits)) {
+            if rule.conds.iter().enumerate().all(|(ci, c)| self.cond(c, (ri, ci), ev, exe, perm_bits)) {
                 return (rule.action == Action::Always).then_some(rule);
             }
         }
@@ -101,7 +101,8 @@ impl<'a> Matcher<'a> {
         })
     }
 
-    fn cond(&self, c: &Cond, ev: &Event, exe: Option<&[u8]>, perm_bits: u8) -> bool {
+    /// Whether condition `c` (condition `at.1` of rule `at.0`) holds for the event.
+    fn cond(&self, c: &Cond, at: (usize, usize), ev: &Event, exe: Option<&[u8]>, perm_bits: u8) -> bool {
         match c {
             Cond::Num { field, op, value } => match num_field(ev, *field) {
                 Some(v) => op.compare(v, *value),
@@ -117,41 +118,32 @@ impl<'a> Matcher<'a> {
                 negate,
                 path,
             } => {
+                let target = self.plan.path_target(at.0, at.1, path);
                 let hit = match field {
-                    PathField::Exe => exe.is_some_and(|e| self.same_path(e, path)),
-                    PathField::Path => self.is_path(ev, path),
-                    PathField::Dir => self.is_under(ev, path),
+                    PathField::Exe => exe.is_some_and(|e| same_path(e, path, target)),
+                    PathField::Path => self.is_path(ev, path, target),
+                    PathField::Dir => self.is_under(ev, path, target),
                 };
                 hit != *negate
             }
         }
     }
 
-    fn spellings<'p>(&'p self, path: &'p str) -> impl Iterator<Item = &'p str> {
-        let canonical = self.plan.by_written(path).map(|t| t.canonical.as_str());
-        std::iter::once(path).chain(canonical)
-    }
-
-    fn same_path(&self, object: &[u8], path: &str) -> bool {
-        self.spellings(path).any(|p| object == p.as_bytes())
-    }
-
-    fn is_path(&self, ev: &Event, path: &str) -> bool {
-        if objects(ev).any(|o| self.same_path(o, path)) {
+    fn is_path(&self, ev: &Event, path: &str, target: Option<&Target>) -> bool {
+        if objects(ev).any(|o| same_path(o, path, target)) {
             return true;
         }
         // Reached under another name (hard link, bind mount): same inode.
-        let target = self.plan.by_written(path);
         ev.ino != 0 && target.and_then(|t| t.identity) == Some((ev.dev, ev.ino))
     }
 
-    fn is_under(&self, ev: &Event, dir: &str) -> bool {
-        if objects(ev).any(|o| self.spellings(dir).any(|d| under(o, d))) {
+    fn is_under(&self, ev: &Event, dir: &str, target: Option<&Target>) -> bool {
+        if objects(ev).any(|o| spellings(dir, target).any(|d| under(o, d))) {
             return true;
         }
         // The kernel matched a watched ancestor by inode: the object is below that watch,
         // hence below every watch that contains it.
-        let Some(dir_target) = self.plan.by_written(dir) else {
+        let Some(dir_target) = target else {
             return false;
         };
         [ev.watch, ev.watch2]
@@ -159,6 +151,15 @@ impl<'a> Matcher<'a> {
             .filter_map(|id| self.plan.target(*id))
             .any(|t| under(t.canonical.as_bytes(), &dir_target.canonical))
     }
+}
+
+/// A path as written in the rule and, when it differs, as the plan resolved it (symlinks).
+fn spellings<'p>(path: &'p str, target: Option<&'p Target>) -> impl Iterator<Item = &'p str> {
+    std::iter::once(path).chain(target.map(|t| t.canonical.as_str()).filter(|c| *c != path))
+}
+
+fn same_path(object: &[u8], path: &str, target: Option<&Target>) -> bool {
+    spellings(path, target).any(|p| object == p.as_bytes())
 }
 
 fn id_field(ev: &Event, f: IdField) -> u32 {

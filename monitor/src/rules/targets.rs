@@ -32,6 +32,45 @@ pub struct FilterPlan {
     pub targets: Vec<Target>,
     /// Classes for which some rule has no path condition: everything goes to userspace.
     pub unfiltered: u32,
+    /// `written` → index in `targets`, built on first use (rule matching looks paths up
+    /// for every event; `written` never changes after planning).
+    #[serde(skip)]
+    by_written: std::sync::OnceLock<std::collections::HashMap<String, usize, FastHash>>,
+    /// For rule r and condition c of the rules planned: the index of the condition's path
+    /// in `targets`. Rule matching looks targets up here first (`path_target`).
+    #[serde(skip)]
+    cond_targets: Vec<Vec<Option<u32>>>,
+}
+
+/// A multiply-rotate hash (the Fx hash of rustc) for the path index: paths are ours, not an
+/// attacker's key set, and SipHash dominated rule matching.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FastHash;
+
+pub struct FastHasher(u64);
+
+impl std::hash::BuildHasher for FastHash {
+    type Hasher = FastHasher;
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher(0)
+    }
+}
+
+impl std::hash::Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(c.try_into().unwrap())).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl FilterPlan {
@@ -44,8 +83,33 @@ impl FilterPlan {
         self.targets.iter().find(|t| t.identity == Some((dev, ino)))
     }
 
+    /// Add a target (replay: a recorded watch these rules do not name); returns its id.
+    pub fn add(&mut self, target: Target) -> u32 {
+        let id = self.targets.len() as u32 + 1;
+        self.targets.push(Target { id, ..target });
+        self.by_written = Default::default();
+        id
+    }
+
+    /// The target of `path`, written in condition `cond` of rule `rule`: found by position
+    /// when these are the rules this plan was made from (checked), by name otherwise.
+    pub fn path_target(&self, rule: usize, cond: usize, path: &str) -> Option<&Target> {
+        let linked = self.cond_targets.get(rule).and_then(|r| r.get(cond).copied().flatten());
+        match linked.and_then(|i| self.targets.get(i as usize)) {
+            Some(t) if t.written == path => Some(t),
+            _ => self.by_written(path),
+        }
+    }
+
     pub fn by_written(&self, path: &str) -> Option<&Target> {
-        self.targets.iter().find(|t| t.written == path)
+        let index = self.by_written.get_or_init(|| {
+            let mut index = std::collections::HashMap::with_hasher(FastHash);
+            for (i, t) in self.targets.iter().enumerate() {
+                index.entry(t.written.clone()).or_insert(i);
+            }
+            index
+        });
+        self.targets.get(*index.get(path)?)
     }
 
     /// Re-read identities and canonical spellings (a file recreated or a symlink changed).
@@ -161,10 +225,25 @@ pub fn plan(rules: &[Rule]) -> FilterPlan {
             }
         })
         .collect();
-    FilterPlan {
+    let mut plan = FilterPlan {
         targets,
         unfiltered,
-    }
+        by_written: Default::default(),
+        cond_targets: Vec::new(),
+    };
+    plan.cond_targets = rules
+        .iter()
+        .map(|r| {
+            r.conds
+                .iter()
+                .map(|c| match c {
+                    Cond::Path { path, .. } => plan.by_written(path).map(|t| t.id - 1),
+                    _ => None,
+                })
+                .collect()
+        })
+        .collect();
+    plan
 }
 
 /// Whether the rule only matches events after which some credential id is 0.

@@ -103,7 +103,7 @@ fn meta_severity(a: &AlertInput) -> u8 {
     a.rule.keys.first().and_then(|k| meta_json(k)).map(|m| m.severity).unwrap_or(0)
 }
 
-fn write_ids(w: &mut JsonWriter, k: &str, i: &Ids) {
+fn write_ids(w: &mut JsonWriter, k: &'static str, i: &Ids) {
     w.object(k);
     for (name, v) in [
         ("uid", i.uid),
@@ -236,7 +236,7 @@ pub fn render_into(a: &AlertInput, buf: &mut Vec<u8>) {
             if let serde_json::Value::Object(decoded) = &req.decoded {
                 for (k, v) in decoded {
                     if !matches!(k.as_str(), "request" | "findings" | "body_truncated") {
-                        w.key(k).value(v);
+                        w.key_text(k).value(v);
                     }
                 }
             }

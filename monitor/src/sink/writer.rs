@@ -53,24 +53,29 @@ impl<'a> JsonWriter<'a> {
         self
     }
 
-    /// An object key; the value written next belongs to it. Keys needing no escape (all of
-    /// the schema's) are copied as they are.
-    pub fn key(&mut self, k: &str) -> &mut Self {
+    /// A key of the alert schema; the value written next belongs to it. Schema keys need no
+    /// escape and are copied as they are.
+    pub fn key(&mut self, k: &'static str) -> &mut Self {
+        debug_assert!(first_to_escape(k.as_bytes()).is_none(), "{k}");
         self.sep();
-        if first_to_escape(k.as_bytes()).is_none() {
-            self.buf.push(b'"');
-            self.buf.extend_from_slice(k.as_bytes());
-            self.buf.push(b'"');
-        } else {
-            escape_into(self.buf, k);
-        }
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(k.as_bytes());
+        self.buf.extend_from_slice(b"\":");
+        self.comma = false;
+        self
+    }
+
+    /// A key from data (decoded request settings), escaped.
+    pub fn key_text(&mut self, k: &str) -> &mut Self {
+        self.sep();
+        escape_into(self.buf, k);
         self.buf.push(b':');
         self.comma = false;
         self
     }
 
     /// `"k":{` — a nested object under `k`.
-    pub fn object(&mut self, k: &str) -> &mut Self {
+    pub fn object(&mut self, k: &'static str) -> &mut Self {
         self.key(k).open()
     }
 
