@@ -117,6 +117,44 @@ fn tracefs_missing_and_not_mountable_is_exit_4_with_one_line() {
 }
 
 #[test]
+fn no_kernel_btf_is_exit_4_with_one_line() {
+    if !privileged() {
+        return;
+    }
+    let dir = scratch_dir("cli-btf");
+    let rules = dir.join("t.rules");
+    std::fs::write(&rules, "-w /etc/docker -k docker-config\n").unwrap();
+    let mut cmd = Command::new(monitor_bin());
+    cmd.arg("run").arg("--rules").arg(&rules);
+    // A private mount namespace where /sys/kernel/btf is an empty tmpfs: what a kernel
+    // built without CONFIG_DEBUG_INFO_BTF shows.
+    unsafe {
+        cmd.pre_exec(|| {
+            let last = std::io::Error::last_os_error;
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(last());
+            }
+            let flags = libc::MS_REC | libc::MS_PRIVATE;
+            if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), flags, std::ptr::null()) != 0 {
+                return Err(last());
+            }
+            if libc::mount(c"none".as_ptr(), c"/sys/kernel/btf".as_ptr(), c"tmpfs".as_ptr(), 0, std::ptr::null()) != 0 {
+                return Err(last());
+            }
+            Ok(())
+        });
+    }
+    let o = cmd.output().expect("running monitor without BTF");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("BTF") && err.contains("CONFIG_DEBUG_INFO_BTF"), "{err}");
+    assert!(o.stdout.is_empty());
+    // The host's BTF is untouched.
+    assert!(Path::new("/sys/kernel/btf/vmlinux").exists());
+}
+
+#[test]
 fn the_default_pack_checks_clean() {
     let o = monitor(&["rules", "check"]);
     assert!(o.status.success(), "{}", stderr(&o));
