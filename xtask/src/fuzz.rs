@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 const TARGETS: &[&str] = &["rules_parser", "event_decoder", "http_stream", "btf_parser", "capture_reader", "audit_log"];
 
 /// `seconds` bounds each target; `runs`, when given, stops it earlier after that many inputs.
-pub fn run(seconds: u64, runs: Option<u64>, only: &[String]) -> Result<()> {
+/// `sanitizer`: cargo-fuzz's `-s` (address by default; `none` runs several times faster and
+/// still catches panics, for long runs over safe-Rust parsers).
+pub fn run(seconds: u64, runs: Option<u64>, sanitizer: &str, only: &[String]) -> Result<()> {
     let dir = crate::util::workspace_root().join("monitor/fuzz");
     let targets: Vec<&str> = if only.is_empty() {
         TARGETS.to_vec()
@@ -31,7 +33,7 @@ pub fn run(seconds: u64, runs: Option<u64>, only: &[String]) -> Result<()> {
         let corpus = dir.join("corpus").join(t);
         std::fs::create_dir_all(&corpus)?;
         let seeds = dir.join("seeds").join(t);
-        let mut args: Vec<std::ffi::OsString> = ["+nightly", "fuzz", "run", t].map(Into::into).to_vec();
+        let mut args: Vec<std::ffi::OsString> = ["+nightly", "fuzz", "run", "-s", sanitizer, t].map(Into::into).to_vec();
         args.push(corpus.into());
         if seeds.is_dir() {
             args.push(seeds.into());
@@ -59,7 +61,7 @@ pub fn run(seconds: u64, runs: Option<u64>, only: &[String]) -> Result<()> {
             .map(|n| n.trim().to_string())
             .unwrap_or_else(|| "?".into());
         let elapsed = started.elapsed().as_secs();
-        report.push(format!("{t}: {executed} executions in {elapsed} s, no crash"));
+        report.push(format!("{t}: {executed} executions in {elapsed} s (sanitizer {sanitizer}), no crash"));
     }
     for line in report {
         eprintln!("xtask: fuzz {line}");

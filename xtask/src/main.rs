@@ -67,6 +67,9 @@ enum Command {
         /// Stop each target after this many executions (still bounded by --time).
         #[arg(long)]
         runs: Option<u64>,
+        /// cargo-fuzz sanitizer: address (default) or none (faster, for long runs).
+        #[arg(long, default_value = "address", value_parser = ["address", "none"])]
+        sanitizer: String,
         /// Targets to run (default: all).
         targets: Vec<String>,
     },
@@ -97,7 +100,7 @@ fn main() -> Result<()> {
             cmd.args(["test", "--release"]).args(args);
             util::run(&mut cmd)?;
             // Every parser of outside input survives a short fuzz run on each test run.
-            fuzz::run(10, None, &[])?;
+            fuzz::run(10, None, "address", &[])?;
             // The benchmark harness works end to end (tiny sizes; no thresholds here).
             let out = util::workspace_root().join("target/bench-smoke");
             bench::run(&bench::Options { size: 50, reps: 1, out })
@@ -109,10 +112,10 @@ fn main() -> Result<()> {
             bench::run(&bench::Options { size, reps, out })
         }
         Command::BenchWorkload { name, n } => bench::workload(&name, n),
-        Command::Fuzz { time, runs, targets } => {
+        Command::Fuzz { time, runs, sanitizer, targets } => {
             setup::setup(false)?;
             setup::ensure_cargo_fuzz()?;
-            fuzz::run(time, runs, &targets)
+            fuzz::run(time, runs, &sanitizer, &targets)
         }
     }
 }
