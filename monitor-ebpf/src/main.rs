@@ -66,6 +66,12 @@ static WATCH_INODES: HashMap<InodeKey, WatchValue> = HashMap::with_max_entries(8
 #[map]
 static WATCH_PATHS: HashMap<u64, WatchValue> = HashMap::with_max_entries(16384, 0);
 
+/// The spine of the watch set: every existing directory on the way to a watched path, by
+/// identity, with the FNV-1a hash of its canonical path (the root: the empty hash; 0: the
+/// directory is reached under several spellings, no verdict). See `path::surely_unwatched`.
+#[map]
+static WATCH_SPINE: HashMap<InodeKey, u64> = HashMap::with_max_entries(8192, 0);
+
 /// Syscall arguments between sys_enter and sys_exit, by pid_tgid. LRU so that a task that
 /// never returns (exit_group, exec from a thread) cannot leak entries.
 #[map]

@@ -18,12 +18,12 @@
 
 use aya_ebpf::helpers::generated::bpf_probe_read_kernel;
 use monitor_common::{
-    flag, fnv1a_step, WatchValue, FIELD_CAP, FNV_OFFSET, MAX_PATH_DEPTH, USER_PATH_CAP,
+    flag, fnv1a_step, InodeKey, WatchValue, FIELD_CAP, FNV_OFFSET, MAX_PATH_DEPTH, USER_PATH_CAP,
 };
 
-use crate::kernel::{dentry_inode, off, read, KPath};
+use crate::kernel::{dentry_inode, off, read, task_has_host_root, KPath};
 use crate::resolve::{target_kind, Target};
-use crate::{PATH_SCRATCH, WATCH_INODES, WATCH_PATHS};
+use crate::{PATH_SCRATCH, WATCH_INODES, WATCH_PATHS, WATCH_SPINE};
 
 /// The walk writes the path backwards so that it ends at `WALK_END`.
 pub const WALK_END: usize = 4096;
@@ -48,6 +48,14 @@ pub struct PathScratch {
     pruned: u32,
     /// See [`launder`].
     launder: [u64; 4],
+    /// [`surely_unwatched`]: where the walk stands, the spine hash met and the child
+    /// component it was met through.
+    quick_state: u32,
+    dev: u32,
+    mnt_root: u64,
+    spine_hash: u64,
+    child: u64,
+    last_child: u64,
 }
 
 /// Pass a value through map memory. The verifier does not track values stored in maps, so
@@ -347,4 +355,139 @@ pub fn resolve_target(
         flags |= flag::WATCH_PATH;
     }
     Some(Resolved { len, flags, watch })
+}
+
+mod quick {
+    pub const UNDECIDED: u32 = 0;
+    /// The first spine directory is met: the child it was reached through decides.
+    pub const SPINE: u32 = 1;
+}
+
+/// Whether the object the kernel resolved (`start`: an open file of `task`) certainly
+/// selects no watch, decided before any record is built. The full resolution copies every
+/// name of the path and hashes every prefix; most objects are nowhere near a watch, and this
+/// answers with a few reads per level and inode lookups:
+/// * an ancestor (or the object) in `WATCH_INODES`: maybe watched (false);
+/// * else the first ancestor in `WATCH_SPINE` (an existing directory on the way to some
+///   watched path), reached through child component `c`: when `spine path + "/" + c` is no
+///   prefix in `WATCH_PATHS`, no watched spelling can be a prefix of the object's path, so
+///   a watch created since the last inode refresh cannot name it either (true);
+/// * a task whose root is not the host's (a container) has only inode watches (true);
+/// * anything else, and every doubt (too deep, ambiguous spine): false.
+#[inline(always)]
+pub fn surely_unwatched(start: KPath, task: u64) -> bool {
+    let Some(s) = scratch() else { return false };
+    unsafe {
+        (*s).dentry = start.dentry;
+        (*s).vfsmount = start.vfsmount;
+        (*s).quick_state = quick::UNDECIDED;
+        (*s).spine_hash = 0;
+        (*s).child = 0;
+        (*s).last_child = 0;
+        (*s).found = 0;
+        (*s).walk_flags = 1; // cleared when the walk reaches the top
+    }
+    quick_mount(s);
+    for _ in 0..MAX_PATH_DEPTH {
+        let dentry = vol(unsafe { &(*s).dentry });
+        // The device is the mount's: read once per mount, not per level.
+        let ino = read::<u64>(dentry, off!(dentry_inode)).and_then(|inode| read::<u64>(inode, off!(inode_ino)));
+        if let Some(ino) = ino {
+            let key = InodeKey { ino, dev: vol(unsafe { &(*s).dev }), _pad: 0 };
+            if unsafe { WATCH_INODES.get(&key) }.is_some() {
+                unsafe { (*s).found = 1 };
+                break;
+            }
+            if vol(unsafe { &(*s).quick_state }) == quick::UNDECIDED {
+                if let Some(h) = unsafe { WATCH_SPINE.get(&key) } {
+                    unsafe {
+                        (*s).spine_hash = *h;
+                        (*s).child = (*s).last_child;
+                        (*s).quick_state = quick::SPINE;
+                    }
+                }
+            }
+        }
+        if dentry == vol(unsafe { &(*s).mnt_root }) {
+            // The mount's root and its mountpoint are one component of the path.
+            let mount_mnt = off!(mount_mnt) as u64;
+            let mount = vol(unsafe { &(*s).vfsmount }).wrapping_sub(mount_mnt);
+            let parent = read::<u64>(mount, off!(mount_parent)).unwrap_or(0);
+            if parent == mount || parent == 0 {
+                unsafe { (*s).walk_flags = 0 };
+                break;
+            }
+            unsafe {
+                (*s).dentry = read::<u64>(mount, off!(mount_mountpoint)).unwrap_or(0);
+                (*s).vfsmount = parent + mount_mnt;
+            }
+            quick_mount(s);
+            continue;
+        }
+        let parent = read::<u64>(dentry, off!(dentry_parent)).unwrap_or(0);
+        if parent == dentry || parent == 0 {
+            unsafe { (*s).walk_flags = 0 };
+            break;
+        }
+        unsafe {
+            (*s).last_child = dentry;
+            (*s).dentry = parent;
+        }
+    }
+    if vol(unsafe { &(*s).found }) != 0 || vol(unsafe { &(*s).walk_flags }) != 0 {
+        return false;
+    }
+    if vol(unsafe { &(*s).quick_state }) == quick::SPINE {
+        let child = vol(unsafe { &(*s).child });
+        let hash = vol(unsafe { &(*s).spine_hash });
+        // child 0: the object is itself a spine directory, an ancestor of watched paths and
+        // not one (it would be in WATCH_INODES).
+        if child == 0 || (hash != 0 && child_prefix_pruned(s, hash, child)) {
+            return true;
+        }
+    }
+    // A spelling might match: that counts for host paths only.
+    !task_has_host_root(task)
+}
+
+/// The current mount's root dentry and device, for [`surely_unwatched`].
+#[inline(always)]
+fn quick_mount(s: *mut PathScratch) {
+    let vfsmount = vol(unsafe { &(*s).vfsmount });
+    let root = read::<u64>(vfsmount, off!(vfsmount_root)).unwrap_or(0);
+    let dev = read::<u64>(root, off!(dentry_inode))
+        .and_then(|inode| read::<u64>(inode, off!(inode_sb)))
+        .and_then(|sb| read::<u32>(sb, off!(sb_dev)))
+        .unwrap_or(0);
+    unsafe {
+        (*s).mnt_root = root;
+        (*s).dev = dev;
+    }
+}
+
+/// Whether `spine + "/" + name of child` is no prefix of any watched spelling.
+#[inline(always)]
+fn child_prefix_pruned(s: *mut PathScratch, spine_hash: u64, child: u64) -> bool {
+    let qstr = child + off!(dentry_name) as u64;
+    let len = (read::<u32>(qstr, off!(qstr_len)).unwrap_or(0) & 0xff) as usize;
+    let name = read::<u64>(qstr, off!(qstr_name)).unwrap_or(0);
+    if len == 0 || name == 0 {
+        return false;
+    }
+    unsafe {
+        let buf = (*s).walk.as_mut_ptr();
+        if bpf_probe_read_kernel(buf.cast(), len as u32, name as *const _) != 0 {
+            return false;
+        }
+        (*s).hash = fnv1a_step(spine_hash, b'/');
+    }
+    for i in 0..256 {
+        if i >= len {
+            break;
+        }
+        let c = unsafe { *(*s).walk.as_ptr().add(i) };
+        unsafe { (*s).hash = fnv1a_step((*s).hash, c) };
+    }
+    let hash = vol(unsafe { &(*s).hash });
+    unsafe { WATCH_PATHS.get(&hash) }.is_none()
 }

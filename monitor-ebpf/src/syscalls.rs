@@ -1,11 +1,16 @@
-//! Syscall tracepoints: argument stash on entry, and the per-class exit handlers.
+//! Syscall tracepoints: the per-class exit handlers, and an argument stash on entry where the
+//! exit needs what was true before the call.
 //!
-//! `sys_enter` runs for every hooked syscall and stores its six arguments (and, for the
-//! setuid family, the credentials before the call) keyed by pid_tgid. Each exit handler takes
-//! that entry back, reads the result, resolves the object and decides whether it is watched.
+//! File and connect exits read the arguments back from the registers the task entered the
+//! syscall with ([`current_call`]): no entry program, no map traffic on the hot path. The
+//! setuid family and execve keep `sys_enter`, which stores the six arguments (and the
+//! credentials before a setid call) keyed by pid_tgid for the exit handler to take back.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_probe_read_user,
+        generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+    },
     programs::TracePointContext,
 };
 use monitor_common::{class, file_op, flag, kind, CaptureKey, Ids, CAPTURE_CHUNK, CAPTURE_FULL_BYTES, CAPTURE_HEAD, USER_PATH_CAP};
@@ -119,6 +124,28 @@ pub fn stash(ctx: &TracePointContext) {
         old_ids,
     };
     let _ = PENDING.insert(&pid_tgid, &pending, 0);
+}
+
+/// The syscall the current task is returning from: its number and return value from the
+/// exit tracepoint, its arguments from the registers it entered with (x86_64 `pt_regs`:
+/// di, si, dx, r10, r8, r9; the kernel leaves them as the syscall used them). `None` for
+/// the monitor's own calls.
+#[inline(always)]
+fn current_call(ctx: &TracePointContext) -> Option<(Pending, i64)> {
+    if is_self((bpf_get_current_pid_tgid() >> 32) as u32) {
+        return None;
+    }
+    let nr = unsafe { ctx.read_at::<i32>(8).ok()? } as i64;
+    let ret = unsafe { ctx.read_at::<i64>(16).ok()? };
+    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
+    // r15 … di: the first fifteen words of x86_64 `struct pt_regs`.
+    let r = read::<[u64; 15]>(regs, 0)?;
+    let pending = Pending {
+        nr,
+        args: [r[14], r[13], r[12], r[7], r[9], r[8]],
+        old_ids: Ids::default(),
+    };
+    Some((pending, ret))
 }
 
 /// Take back the stashed arguments of the current task and read the return value.
@@ -297,7 +324,7 @@ pub fn exit_file(ctx: &TracePointContext, shape: FileShape) -> i32 {
 
 #[inline(always)]
 fn exit_file_inner(ctx: &TracePointContext, shape: FileShape) {
-    let Some((pending, ret)) = take(ctx) else {
+    let Some((pending, ret)) = current_call(ctx) else {
         return;
     };
     let Some(call) = describe(pending.nr, &pending.args) else {
@@ -311,6 +338,20 @@ fn exit_file_inner(ctx: &TracePointContext, shape: FileShape) {
         return;
     };
     let task = current_task();
+    // An object the kernel resolved (an open file) is first checked by inode alone: most
+    // are nowhere near a watch and need no record, no names and no stages.
+    let fd = match (shape, call.first) {
+        (FileShape::Open, _) => ret,
+        (FileShape::Fd, Obj::Fd(i)) => argn(&pending.args, i) as i32 as i64,
+        _ => -1,
+    };
+    if fd >= 0 && !unfiltered(class::FILE) {
+        if let Some(path) = task_file(task, fd).and_then(file_path) {
+            if crate::path::surely_unwatched(path, task) {
+                return;
+            }
+        }
+    }
     let Some(mut d) = Draft::begin(kind::FILE, call.op, pending.nr as i32) else {
         return;
     };
@@ -370,7 +411,7 @@ pub fn exit_connect(ctx: &TracePointContext) -> i32 {
 
 #[inline(always)]
 fn exit_connect_inner(ctx: &TracePointContext) {
-    let Some((pending, ret)) = take(ctx) else {
+    let Some((pending, ret)) = current_call(ctx) else {
         return;
     };
     let uaddr = pending.args[1];

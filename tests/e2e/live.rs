@@ -26,6 +26,7 @@ const LINE_SOCK: usize = 3;
 const LINE_EXEC: usize = 4;
 const LINE_ROOT: usize = 6;
 const LINE_LATE: usize = 7;
+const LINE_LATE_FILE: usize = 8;
 
 fn live() -> Option<&'static Live> {
     if !privileged() {
@@ -63,7 +64,9 @@ fn live() -> Option<&'static Live> {
                  -w {r}/bin/watched-true -p x -k e2e-exec\n\
                  -w {r}/fence -p w -k e2e-fence\n\
                  -a always,exit -F arch=b64 -S setuid,setreuid,setresuid -F euid=0 -k e2e-root\n\
-                 -w {r}/late/sock -p w -k e2e-late\n"
+                 -w {r}/late/sock -p w -k e2e-late\n\
+                 -w {r}/late/file -p wa -k e2e-late-file\n\
+                 -w {r}/late/newdir/file -p wa -k e2e-late-file\n"
             ),
         )
         .unwrap();
@@ -527,6 +530,31 @@ fn a_watched_socket_created_after_start_is_caught_at_once() {
         s(x, "event.action") == "connect" && s(x, "file.path") == sock
     });
     check_common(&a, "e2e-late", &l.source(LINE_LATE));
+}
+
+#[test]
+fn a_watched_file_that_appears_after_start_is_caught_when_opened() {
+    let Some(l) = live() else { return };
+    // Neither the file nor (the second time) its directory existed at start: the kernel
+    // knows no inode for them, and its quick inode-only verdict on an open file must leave
+    // the open to the spelling match. Renamed into place (no create by open), then opened
+    // for writing without O_CREAT at once, long before the next inode refresh.
+    for (rel, line) in [("late/file", LINE_LATE_FILE), ("late/newdir/file", LINE_LATE_FILE + 1)] {
+        let path = l.path(rel);
+        fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
+        let tmp = l.path("late/staging");
+        fs::write(&tmp, "x").unwrap();
+        fs::rename(&tmp, &path).unwrap();
+        use std::io::Write;
+        fs::OpenOptions::new().write(true).open(&path).unwrap().write_all(b"y").unwrap();
+        let a = l.expect(&format!("open for writing of {rel}"), |x| {
+            s(x, "event.action") == "write" && s(x, "file.path") == path && get(x, "process.pid").as_u64() == Some(me())
+        });
+        check_common(&a, "e2e-late-file", &l.source(line));
+        let flags = u32::from_str_radix(s(&a, "file.open_flags").trim_start_matches("0o"), 8).unwrap();
+        assert_eq!(flags & 0o3, 1, "O_WRONLY: {a}");
+        assert_eq!(flags & 0o100, 0, "no O_CREAT: {a}");
+    }
 }
 
 #[test]

@@ -28,6 +28,7 @@ pub struct EbpfSource {
     /// Hooks attached, as `category:name`.
     pub attached: Vec<String>,
     inode_keys: HashSet<InodeKey>,
+    spine_keys: HashSet<InodeKey>,
     path_keys: HashSet<u64>,
 }
 
@@ -55,6 +56,7 @@ impl EbpfSource {
             ebpf,
             attached: Vec::new(),
             inode_keys: HashSet::new(),
+            spine_keys: HashSet::new(),
             path_keys: HashSet::new(),
         };
         source.sync_watches(plan)?;
@@ -88,13 +90,9 @@ impl EbpfSource {
 
     fn attach(&mut self) -> Result<()> {
         self.load_stages()?;
-        let enter: Vec<u32> = FILE_SYSCALLS
-            .iter()
-            .chain(CONNECT_SYSCALLS)
-            .chain(SETID_SYSCALLS)
-            .chain(EXEC_SYSCALLS)
-            .copied()
-            .collect();
+        // File and connect exits read their arguments from the task's registers; only the
+        // setid family (credentials before the call) and exec need the entry stash.
+        let enter: Vec<u32> = SETID_SYSCALLS.iter().chain(EXEC_SYSCALLS).copied().collect();
         self.attach_syscalls("sys_enter", "sys_enter_", &enter)?;
         self.attach_syscalls("sys_exit_open", "sys_exit_", OPEN_SYSCALLS)?;
         self.attach_syscalls("sys_exit_path", "sys_exit_", PATH_SYSCALLS)?;
@@ -193,6 +191,16 @@ impl EbpfSource {
                 }
             }
         }
+        let spine = spine(plan);
+        let mut spine_map: BpfHashMap<_, InodeKey, u64> =
+            BpfHashMap::try_from(self.ebpf.map_mut("WATCH_SPINE").context("WATCH_SPINE map")?)?;
+        for stale in self.spine_keys.iter().filter(|k| !spine.contains_key(k)) {
+            let _ = spine_map.remove(stale);
+        }
+        for (k, v) in &spine {
+            spine_map.insert(k, v, 0).context("updating WATCH_SPINE")?;
+        }
+        self.spine_keys = spine.keys().copied().collect();
         let mut inode_map: BpfHashMap<_, InodeKey, WatchValue> = BpfHashMap::try_from(
             self.ebpf
                 .map_mut("WATCH_INODES")
@@ -219,6 +227,7 @@ impl EbpfSource {
         self.path_keys = paths.keys().copied().collect();
         debug!(
             inodes = inodes.len(),
+            spine = spine.len(),
             paths = paths.len(),
             "watch maps synchronised"
         );
@@ -283,6 +292,34 @@ fn container_hierarchy() -> u32 {
     monitor_common::CGROUP_DEFAULT_HIERARCHY
 }
 
+/// The directories on the way to every watched path that exist now (the root included), by
+/// identity, with the FNV-1a hash of their canonical path: the kernel's quick verdict on
+/// open files (`path::surely_unwatched` in monitor-ebpf). The root's hash is the empty
+/// string's, so that the kernel continues it with "/" and a name. A directory met under two
+/// spellings (a bind mount named in the rules) gets 0: the kernel then takes the full way.
+pub fn spine(plan: &FilterPlan) -> std::collections::HashMap<InodeKey, u64> {
+    let mut spine: std::collections::HashMap<InodeKey, u64> = Default::default();
+    for t in &plan.targets {
+        let c = t.canonical.as_bytes();
+        let ends = std::iter::once(1).chain(c.iter().enumerate().filter(|&(i, &b)| b == b'/' && i > 0).map(|(i, _)| i));
+        for end in ends {
+            let prefix = &t.canonical[..end];
+            let Some((dev, ino)) = crate::rules::targets::identity(prefix) else { break };
+            let hash = if prefix == "/" { monitor_common::FNV_OFFSET } else { fnv1a(prefix.as_bytes()) };
+            let key = InodeKey { ino, dev, _pad: 0 };
+            match spine.get(&key) {
+                Some(&h) if h != hash => {
+                    spine.insert(key, 0);
+                }
+                _ => {
+                    spine.insert(key, hash);
+                }
+            }
+        }
+    }
+    spine
+}
+
 /// A watched object is also below every watched ancestor: it inherits their classes, so a
 /// narrow watch deep in the tree never hides a broad one above it (the kernel stops at the
 /// first watched ancestor it finds).
@@ -301,4 +338,40 @@ fn effective_classes(plan: &FilterPlan) -> Vec<u32> {
                 & (class::EXEC | class::CONNECT | class::FILE | class::SETID)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(id: u32, canonical: &str) -> Target {
+        Target { id, written: canonical.into(), canonical: canonical.into(), classes: class::FILE, identity: None }
+    }
+
+    fn key(path: &std::path::Path) -> InodeKey {
+        let (dev, ino) = crate::rules::targets::identity(path.to_str().unwrap()).unwrap_or((0, 0));
+        InodeKey { ino, dev, _pad: 0 }
+    }
+
+    #[test]
+    fn the_spine_holds_existing_ancestors_with_their_path_hash_and_flags_ambiguity() {
+        let dir = std::env::temp_dir().join(format!("monitor-spine-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("real/sub")).unwrap();
+        let _ = std::fs::remove_file(dir.join("alias"));
+        std::os::unix::fs::symlink(dir.join("real"), dir.join("alias")).unwrap();
+        let d = dir.display();
+        let mut plan = FilterPlan::default();
+        // Deeper than what exists: only the existing ancestors are on the spine.
+        plan.add(target(0, &format!("{d}/real/sub/missing/file")));
+        // The same directory spelled another way (as a bind mount would be).
+        plan.add(target(0, &format!("{d}/alias/x")));
+        let spine = spine(&plan);
+        assert_eq!(spine[&key(std::path::Path::new("/"))], monitor_common::FNV_OFFSET, "the root: the empty hash");
+        let sub = format!("{d}/real/sub");
+        assert_eq!(spine[&key(std::path::Path::new(&sub))], fnv1a(sub.as_bytes()));
+        assert_eq!(spine[&key(&dir)], fnv1a(d.to_string().as_bytes()));
+        assert!(!spine.contains_key(&key(&dir.join("real/sub/missing"))), "does not exist");
+        assert_eq!(spine[&key(&dir.join("real"))], 0, "real and alias are one directory under two spellings");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
