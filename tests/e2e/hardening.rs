@@ -193,6 +193,15 @@ fn runtime_sysctl_and_docker_socket_changes_are_reported() {
     let out = Command::new("sysctl").arg("-w").arg(format!("net.ipv4.ip_forward={}", now.trim())).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     e.expect_key("sysctl", "sysctl -w", |a| s(a, "file.path") == "/proc/sys/net/ipv4/ip_forward");
+    // ICMP redirects, the same way.
+    let key = "net.ipv4.conf.all.accept_redirects";
+    let now = std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/accept_redirects").unwrap();
+    let out = Command::new("sysctl").arg("-w").arg(format!("{key}={}", now.trim())).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    e.expect_key("sysctl", "sysctl -w accept_redirects", |a| s(a, "file.path") == "/proc/sys/net/ipv4/conf/all/accept_redirects");
+    // Reading them changes nothing.
+    let quiet = e.alerts_of_benign(Command::new("sysctl").args(["net.ipv4.ip_forward", key]));
+    assert!(quiet.is_empty(), "{quiet:#?}");
     // The socket's mode set again (to what it is).
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata("/run/docker.sock").unwrap().permissions().mode() & 0o7777;
