@@ -823,6 +823,7 @@ pub fn replay<W: Write>(file: &std::path::Path, rules: RuleSet, ids: &dyn crate:
                 if let Ok(plan) = serde_json::from_slice::<FilterPlan>(body) {
                     if same_rules {
                         pipeline.plan = plan.clone();
+                        pipeline.plan.link(&pipeline.rules.rules);
                     }
                     recorded_plan = plan;
                 }

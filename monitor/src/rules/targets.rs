@@ -83,6 +83,23 @@ impl FilterPlan {
         self.targets.iter().find(|t| t.identity == Some((dev, ino)))
     }
 
+    /// Note where each path condition of `rules` finds its target (see `path_target`). A
+    /// plan read back from a capture must be linked to the rules it is used with.
+    pub fn link(&mut self, rules: &[Rule]) {
+        self.cond_targets = rules
+            .iter()
+            .map(|r| {
+                r.conds
+                    .iter()
+                    .map(|c| match c {
+                        Cond::Path { path, .. } => self.by_written(path).map(|t| t.id - 1),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
+    }
+
     /// Add a target (replay: a recorded watch these rules do not name); returns its id.
     pub fn add(&mut self, target: Target) -> u32 {
         let id = self.targets.len() as u32 + 1;
@@ -231,18 +248,7 @@ pub fn plan(rules: &[Rule]) -> FilterPlan {
         by_written: Default::default(),
         cond_targets: Vec::new(),
     };
-    plan.cond_targets = rules
-        .iter()
-        .map(|r| {
-            r.conds
-                .iter()
-                .map(|c| match c {
-                    Cond::Path { path, .. } => plan.by_written(path).map(|t| t.id - 1),
-                    _ => None,
-                })
-                .collect()
-        })
-        .collect();
+    plan.link(rules);
     plan
 }
 
