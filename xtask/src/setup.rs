@@ -20,6 +20,9 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("busybox-static", "/bin/busybox"),
     // setenforce/getenforce: the SELinux tools the pack watches (they run without SELinux too).
     ("selinux-utils", "/usr/sbin/setenforce"),
+    // The account tools and sysctl the hardening tests run (present on most installs).
+    ("passwd", "/usr/sbin/usermod"),
+    ("procps", "/usr/sbin/sysctl"),
 ];
 
 /// cargo-fuzz release used for the fuzz targets (monitor/fuzz).
