@@ -106,7 +106,18 @@ struct Entry {
 pub struct Containers {
     docker_root: PathBuf,
     cache: HashMap<String, Entry>,
+    /// The container (or none) of tasks whose cgroup name did not say, read from /proc
+    /// once per (cgroup id, cgroup name, pid) and then trusted for `CGROUP_TRUST`: not once
+    /// per alert. The pid is part of the key because with cgroup v1 controllers the kernel's
+    /// (v2) id does not tell cgroups apart; the expiry bounds what a pid reused in a
+    /// same-named cgroup could get wrong.
+    by_cgroup: HashMap<(u64, Vec<u8>, u32), (Option<ContainerRef>, Instant)>,
 }
+
+/// How long a task's container, read from /proc, is trusted.
+const CGROUP_TRUST: Duration = Duration::from_secs(2);
+/// Tasks remembered in `by_cgroup` before the expired ones are dropped.
+const MAX_CGROUPS: usize = 4096;
 
 impl Containers {
     /// Docker's state lives in `data-root` of /etc/docker/daemon.json, /var/lib/docker by default.
@@ -127,7 +138,36 @@ impl Containers {
         Containers {
             docker_root,
             cache: HashMap::new(),
+            by_cgroup: HashMap::new(),
         }
+    }
+
+    /// The container of a task in cgroup `cgroup_id` named `cgroup_name`: from the name
+    /// when the runtime put the id there, else from `/proc/PID/cgroup` (the host's root
+    /// cgroup `/` is no container), remembered for a short while.
+    pub fn of_task(&mut self, cgroup_id: u64, cgroup_name: &[u8], pid: u32) -> Option<ContainerRef> {
+        let name = String::from_utf8_lossy(cgroup_name);
+        if let Some(c) = from_cgroup_name(&name) {
+            return Some(c);
+        }
+        if cgroup_name.is_empty() || cgroup_name == b"/" {
+            return None;
+        }
+        let key = (cgroup_id, cgroup_name.to_vec(), pid);
+        if let Some((known, at)) = self.by_cgroup.get(&key) {
+            if at.elapsed() < CGROUP_TRUST {
+                return known.clone();
+            }
+        }
+        let found = from_proc(pid);
+        if self.by_cgroup.len() >= MAX_CGROUPS {
+            self.by_cgroup.retain(|_, (_, at)| at.elapsed() < CGROUP_TRUST);
+            if self.by_cgroup.len() >= MAX_CGROUPS {
+                self.by_cgroup.clear();
+            }
+        }
+        self.by_cgroup.insert(key, (found.clone(), Instant::now()));
+        found
     }
 
     /// Metadata and runtime of `c` (runtime from the state found when the cgroup name did

@@ -448,13 +448,7 @@ fn container_from_json(v: &serde_json::Value) -> Option<ContainerInfo> {
 /// The container `ev` came from: by the cgroup name the kernel sent, else (a process in a
 /// sub-cgroup of its container) by its full cgroup paths while it still runs.
 fn container_of(containers: &mut Containers, ev: &Event) -> Option<ContainerInfo> {
-    let name = String::from_utf8_lossy(&ev.cgroup_name);
-    let c = enrich::container::from_cgroup_name(&name).or_else(|| {
-        // Only worth a look when the kernel's name is not the host's root cgroup.
-        (!ev.cgroup_name.is_empty() && ev.cgroup_name != b"/")
-            .then(|| enrich::container::from_proc(ev.pid))
-            .flatten()
-    })?;
+    let c = containers.of_task(ev.cgroup_id, &ev.cgroup_name, ev.pid)?;
     let (meta, runtime) = containers.lookup(&c);
     Some(ContainerInfo {
         id: c.id,

@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor-ebpf"));
 
 use crate::rules::syscalls::{
-    CONNECT_SYSCALLS, EXEC_SYSCALLS, FD_SYSCALLS, FILE_SYSCALLS, OPEN_SYSCALLS, PATH_SYSCALLS,
+    CONNECT_SYSCALLS, EXEC_SYSCALLS, FD_SYSCALLS, OPEN_SYSCALLS, PATH_SYSCALLS,
     SETID_SYSCALLS, TWO_PATH_SYSCALLS,
 };
 
