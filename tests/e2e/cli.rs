@@ -71,49 +71,58 @@ fn not_root_is_refused_with_one_line() {
     assert!(o.stdout.is_empty());
 }
 
+/// `monitor run` in a private mount namespace that `change` alters first (a host without a
+/// piece the monitor needs); asserts the documented refusal: exit 4, one line on stderr,
+/// nothing on stdout. Returns that line.
+fn run_refused_in_private_mounts(name: &str, change: fn() -> std::io::Result<()>) -> String {
+    let dir = scratch_dir(name);
+    let rules = dir.join("t.rules");
+    std::fs::write(&rules, "-w /etc/docker -k docker-config\n").unwrap();
+    let mut cmd = Command::new(monitor_bin());
+    cmd.arg("run").arg("--rules").arg(&rules);
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let flags = libc::MS_REC | libc::MS_PRIVATE;
+            if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), flags, std::ptr::null()) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            change()
+        });
+    }
+    let o = cmd.output().expect("running monitor in a private mount namespace");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(o.stdout.is_empty());
+    err
+}
+
 #[test]
 fn tracefs_missing_and_not_mountable_is_exit_4_with_one_line() {
     if !privileged() {
         return;
     }
-    let dir = scratch_dir("cli-tracefs");
-    let rules = dir.join("t.rules");
-    std::fs::write(&rules, "-w /etc/docker -k docker-config\n").unwrap();
-    let mut cmd = Command::new(monitor_bin());
-    cmd.arg("run").arg("--rules").arg(&rules);
-    // A private mount namespace without tracefs (nor debugfs), and no CAP_SYS_ADMIN to
-    // mount it: the state of a locked-down host where tracefs was never mounted.
-    unsafe {
-        cmd.pre_exec(|| {
-            let last = std::io::Error::last_os_error;
-            if libc::unshare(libc::CLONE_NEWNS) != 0 {
-                return Err(last());
-            }
-            let flags = libc::MS_REC | libc::MS_PRIVATE;
-            if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), flags, std::ptr::null()) != 0 {
-                return Err(last());
-            }
-            for dir in [c"/sys/kernel/tracing", c"/sys/kernel/debug"] {
-                // Mounts may be stacked: take them all off.
-                for _ in 0..8 {
-                    if libc::umount2(dir.as_ptr(), libc::MNT_DETACH) != 0 {
-                        break;
-                    }
+    // No tracefs (nor debugfs), and no CAP_SYS_ADMIN to mount it: the state of a
+    // locked-down host where tracefs was never mounted.
+    let err = run_refused_in_private_mounts("cli-tracefs", || unsafe {
+        for dir in [c"/sys/kernel/tracing", c"/sys/kernel/debug"] {
+            // Mounts may be stacked: take them all off.
+            for _ in 0..8 {
+                if libc::umount2(dir.as_ptr(), libc::MNT_DETACH) != 0 {
+                    break;
                 }
             }
-            const CAP_SYS_ADMIN: libc::c_ulong = 21;
-            if libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) != 0 {
-                return Err(last());
-            }
-            Ok(())
-        });
-    }
-    let o = cmd.output().expect("running monitor without tracefs");
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(4), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+        }
+        const CAP_SYS_ADMIN: libc::c_ulong = 21;
+        if libc::prctl(libc::PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    });
     assert!(err.contains("tracefs is not mounted") && err.contains("mount -t tracefs"), "{err}");
-    assert!(o.stdout.is_empty());
 }
 
 #[test]
@@ -121,35 +130,15 @@ fn no_kernel_btf_is_exit_4_with_one_line() {
     if !privileged() {
         return;
     }
-    let dir = scratch_dir("cli-btf");
-    let rules = dir.join("t.rules");
-    std::fs::write(&rules, "-w /etc/docker -k docker-config\n").unwrap();
-    let mut cmd = Command::new(monitor_bin());
-    cmd.arg("run").arg("--rules").arg(&rules);
-    // A private mount namespace where /sys/kernel/btf is an empty tmpfs: what a kernel
-    // built without CONFIG_DEBUG_INFO_BTF shows.
-    unsafe {
-        cmd.pre_exec(|| {
-            let last = std::io::Error::last_os_error;
-            if libc::unshare(libc::CLONE_NEWNS) != 0 {
-                return Err(last());
-            }
-            let flags = libc::MS_REC | libc::MS_PRIVATE;
-            if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), flags, std::ptr::null()) != 0 {
-                return Err(last());
-            }
-            if libc::mount(c"none".as_ptr(), c"/sys/kernel/btf".as_ptr(), c"tmpfs".as_ptr(), 0, std::ptr::null()) != 0 {
-                return Err(last());
-            }
-            Ok(())
-        });
-    }
-    let o = cmd.output().expect("running monitor without BTF");
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(4), "{err}");
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    // /sys/kernel/btf as an empty tmpfs: what a kernel built without CONFIG_DEBUG_INFO_BTF
+    // shows.
+    let err = run_refused_in_private_mounts("cli-btf", || unsafe {
+        if libc::mount(c"none".as_ptr(), c"/sys/kernel/btf".as_ptr(), c"tmpfs".as_ptr(), 0, std::ptr::null()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    });
     assert!(err.contains("BTF") && err.contains("CONFIG_DEBUG_INFO_BTF"), "{err}");
-    assert!(o.stdout.is_empty());
     // The host's BTF is untouched.
     assert!(Path::new("/sys/kernel/btf/vmlinux").exists());
 }
