@@ -100,7 +100,6 @@ fn vol<T: Copy>(p: *const T) -> T {
 /// level and make the walk's verification exponential in its depth.
 #[inline(always)]
 fn walk(s: *mut PathScratch, start: KPath, skip: u32) -> (WatchValue, u32) {
-    let mount_mnt = off!(mount_mnt) as u64;
     unsafe {
         (*s).dentry = start.dentry;
         (*s).vfsmount = start.vfsmount;
@@ -128,15 +127,8 @@ fn walk(s: *mut PathScratch, start: KPath, skip: u32) -> (WatchValue, u32) {
         }
         let mnt_root = read::<u64>(vfsmount, off!(vfsmount_root)).unwrap_or(0);
         if dentry == mnt_root {
-            let mount = vfsmount.wrapping_sub(mount_mnt);
-            let parent = read::<u64>(mount, off!(mount_parent)).unwrap_or(0);
-            if parent == mount || parent == 0 {
-                unsafe { (*s).walk_flags = 0 };
+            if !cross_to_mountpoint(s, vfsmount) {
                 break;
-            }
-            unsafe {
-                (*s).dentry = read::<u64>(mount, off!(mount_mountpoint)).unwrap_or(0);
-                (*s).vfsmount = parent + mount_mnt;
             }
             continue;
         }
@@ -176,6 +168,25 @@ fn walk(s: *mut PathScratch, start: KPath, skip: u32) -> (WatchValue, u32) {
         flags |= flag::WATCH_INODE;
     }
     (unsafe { core::ptr::read_volatile(&(*s).watch) }, flags)
+}
+
+/// The walk stands at the root of mount `vfsmount`: go on at its mountpoint in the parent
+/// mount (the mount's root and its mountpoint are one component of the path). False at the
+/// top of the mount tree, where the walk is complete (`walk_flags` cleared).
+#[inline(always)]
+fn cross_to_mountpoint(s: *mut PathScratch, vfsmount: u64) -> bool {
+    let mount_mnt = off!(mount_mnt) as u64;
+    let mount = vfsmount.wrapping_sub(mount_mnt);
+    let parent = read::<u64>(mount, off!(mount_parent)).unwrap_or(0);
+    if parent == mount || parent == 0 {
+        unsafe { (*s).walk_flags = 0 };
+        return false;
+    }
+    unsafe {
+        (*s).dentry = read::<u64>(mount, off!(mount_mountpoint)).unwrap_or(0);
+        (*s).vfsmount = parent + mount_mnt;
+    }
+    true
 }
 
 /// Append `len` bytes from `src` at `dst + at`, bounded by the field capacity.
@@ -409,17 +420,8 @@ pub fn surely_unwatched(start: KPath, task: u64) -> bool {
             }
         }
         if dentry == vol(unsafe { &(*s).mnt_root }) {
-            // The mount's root and its mountpoint are one component of the path.
-            let mount_mnt = off!(mount_mnt) as u64;
-            let mount = vol(unsafe { &(*s).vfsmount }).wrapping_sub(mount_mnt);
-            let parent = read::<u64>(mount, off!(mount_parent)).unwrap_or(0);
-            if parent == mount || parent == 0 {
-                unsafe { (*s).walk_flags = 0 };
+            if !cross_to_mountpoint(s, vol(unsafe { &(*s).vfsmount })) {
                 break;
-            }
-            unsafe {
-                (*s).dentry = read::<u64>(mount, off!(mount_mountpoint)).unwrap_or(0);
-                (*s).vfsmount = parent + mount_mnt;
             }
             quick_mount(s);
             continue;
