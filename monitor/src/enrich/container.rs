@@ -107,11 +107,17 @@ pub struct Containers {
     docker_root: PathBuf,
     cache: HashMap<String, Entry>,
     /// The container (or none) of tasks whose cgroup name did not say, read from /proc
-    /// once per (cgroup id, cgroup name, pid) and then trusted for `CGROUP_TRUST`: not once
+    /// once per (cgroup id, pid) and cgroup name, then trusted for `CGROUP_TRUST`: not once
     /// per alert. The pid is part of the key because with cgroup v1 controllers the kernel's
-    /// (v2) id does not tell cgroups apart; the expiry bounds what a pid reused in a
-    /// same-named cgroup could get wrong.
-    by_cgroup: HashMap<(u64, Vec<u8>, u32), (Option<ContainerRef>, Instant)>,
+    /// (v2) id does not tell cgroups apart; the name is kept with the entry (a task moved to
+    /// another cgroup misses); the expiry bounds what a reused pid could get wrong.
+    by_cgroup: HashMap<(u64, u32), CgroupEntry>,
+}
+
+struct CgroupEntry {
+    name: Vec<u8>,
+    container: Option<ContainerRef>,
+    read: Instant,
 }
 
 /// How long a task's container, read from /proc, is trusted.
@@ -153,20 +159,20 @@ impl Containers {
         if cgroup_name.is_empty() || cgroup_name == b"/" {
             return None;
         }
-        let key = (cgroup_id, cgroup_name.to_vec(), pid);
-        if let Some((known, at)) = self.by_cgroup.get(&key) {
-            if at.elapsed() < CGROUP_TRUST {
-                return known.clone();
+        if let Some(e) = self.by_cgroup.get(&(cgroup_id, pid)) {
+            if e.name == cgroup_name && e.read.elapsed() < CGROUP_TRUST {
+                return e.container.clone();
             }
         }
         let found = from_proc(pid);
         if self.by_cgroup.len() >= MAX_CGROUPS {
-            self.by_cgroup.retain(|_, (_, at)| at.elapsed() < CGROUP_TRUST);
+            self.by_cgroup.retain(|_, e| e.read.elapsed() < CGROUP_TRUST);
             if self.by_cgroup.len() >= MAX_CGROUPS {
                 self.by_cgroup.clear();
             }
         }
-        self.by_cgroup.insert(key, (found.clone(), Instant::now()));
+        let entry = CgroupEntry { name: cgroup_name.to_vec(), container: found.clone(), read: Instant::now() };
+        self.by_cgroup.insert((cgroup_id, pid), entry);
         found
     }
 
