@@ -98,11 +98,6 @@ fn meta_json(key: &str) -> Option<&'static MetaJson> {
     table.get(key)
 }
 
-/// `event.severity` of the alert's first key (0 when the key has no metadata).
-fn meta_severity(a: &AlertInput) -> u8 {
-    a.rule.keys.first().and_then(|k| meta_json(k)).map(|m| m.severity).unwrap_or(0)
-}
-
 fn write_ids(w: &mut JsonWriter, k: &'static str, i: &Ids) {
     w.object(k);
     for (name, v) in [
@@ -142,6 +137,8 @@ fn write_container(w: &mut JsonWriter, c: &ContainerInfo) {
 /// One alert as one JSON line (without the newline), appended to `buf`.
 pub fn render_into(a: &AlertInput, buf: &mut Vec<u8>) {
     let ev = a.ev;
+    // The first key's metadata: `event.severity` (0 without), `rule.*`, `threat`.
+    let meta = a.rule.keys.first().and_then(|k| meta_json(k));
     let mut w = JsonWriter::new(buf);
     w.open();
     w.key("@timestamp").str(&a.timestamp);
@@ -155,10 +152,9 @@ pub fn render_into(a: &AlertInput, buf: &mut Vec<u8>) {
         .key("sequence")
         .u64(a.sequence)
         .key("severity")
-        .u64(meta_severity(a) as u64)
+        .u64(meta.map_or(0, |m| m.severity as u64))
         .close();
 
-    let meta = a.rule.keys.first().and_then(|k| meta_json(k));
     w.object("rule").key("key").str(a.rule.keys.first().map(String::as_str).unwrap_or("")).key("source").str(&a.rule.source);
     if a.rule.keys.len() > 1 {
         w.key("keys").open_array();
