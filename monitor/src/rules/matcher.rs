@@ -2,6 +2,7 @@
 //! syscall set and every condition match decides (`always` alerts, `never` suppresses).
 
 use super::model::*;
+use super::index::{Probe, RuleIndex};
 use super::targets::{FilterPlan, Target};
 use crate::event::{Action as Act, Event};
 
@@ -77,6 +78,15 @@ impl<'a> Matcher<'a> {
             return None; // scheduler lifecycle events only feed the process table
         }
         let perm_bits = event_perm(ev);
+        let decide = |ri: usize, rule: &'a Rule| {
+            rule.conds.iter().enumerate().all(|(ci, c)| self.cond(c, (ri, ci), ev, exe, perm_bits))
+        };
+        if let Some(index) = self.index(list) {
+            // Same order, same conditions: the index only skips rules that cannot match.
+            let candidates = index.candidates(&self.probe(ev, exe));
+            let rule = candidates.iter().map(|ri| (ri, &self.rules[ri])).find(|&(ri, rule)| decide(ri, rule))?;
+            return (rule.1.action == Action::Always).then_some(rule.1);
+        }
         for (ri, rule) in self.rules.iter().enumerate() {
             if rule.list != list || rule.inactive.is_some() {
                 continue;
@@ -84,11 +94,33 @@ impl<'a> Matcher<'a> {
             if list == List::Exit && !rule.syscalls.contains(ev.syscall as u32) {
                 continue;
             }
-            if rule.conds.iter().enumerate().all(|(ci, c)| self.cond(c, (ri, ci), ev, exe, perm_bits)) {
+            if decide(ri, rule) {
                 return (rule.action == Action::Always).then_some(rule);
             }
         }
         None
+    }
+
+    /// The plan's candidate index, when it serves these rules' exit list.
+    fn index(&self, list: List) -> Option<&'a RuleIndex> {
+        let index = self.plan.index()?;
+        (list == List::Exit && index.rule_count() == self.rules.len()).then_some(index)
+    }
+
+    /// What the index looks the event up by: the same fields `cond` tests.
+    fn probe<'e>(&self, ev: &'e Event, exe: Option<&'e [u8]>) -> Probe<'e>
+    where
+        'a: 'e,
+    {
+        let mut objects = objects(ev);
+        let watched = [ev.watch, ev.watch2].map(|id| self.plan.target(id).map(|t| t.canonical.as_str()));
+        Probe {
+            syscall: ev.syscall as u32,
+            objects: [objects.next(), objects.next()],
+            identity: (ev.ino != 0).then_some((ev.dev, ev.ino)),
+            watched,
+            exe,
+        }
     }
 
     /// Whether an `exclude` rule drops records of type `rtype` before they make events

@@ -1,6 +1,7 @@
 //! Rules: auditctl-syntax files → parsed rules → kernel filter plan + matcher.
 
 pub mod docker_api;
+pub mod index;
 pub mod matcher;
 pub mod metadata;
 pub mod model;

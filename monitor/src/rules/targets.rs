@@ -6,6 +6,7 @@
 //! and the hash of its canonical (symlink-free) spelling; events carry the id back.
 
 use super::model::*;
+use super::index::RuleIndex;
 use super::syscalls::class_of;
 use monitor_common::class;
 use std::collections::BTreeMap;
@@ -40,6 +41,9 @@ pub struct FilterPlan {
     /// in `targets`. Rule matching looks targets up here first (`path_target`).
     #[serde(skip)]
     cond_targets: Vec<Vec<Option<u32>>>,
+    /// Candidate rules per event, for the rules planned (see `link`).
+    #[serde(skip)]
+    index: Option<RuleIndex>,
 }
 
 /// A multiply-rotate hash (the Fx hash of rustc) for the path index: paths are ours, not an
@@ -98,6 +102,18 @@ impl FilterPlan {
                     .collect()
             })
             .collect();
+        self.index = RuleIndex::new(rules, &self.targets);
+    }
+
+    /// The same plan without its candidate index (tests compare both ways of matching).
+    #[cfg(test)]
+    pub fn unindexed(&self) -> FilterPlan {
+        FilterPlan { index: None, ..self.clone() }
+    }
+
+    /// The candidate-rule index of the rules this plan was linked to.
+    pub fn index(&self) -> Option<&RuleIndex> {
+        self.index.as_ref()
     }
 
     /// Add a target (replay: a recorded watch these rules do not name); returns its id.
@@ -105,6 +121,9 @@ impl FilterPlan {
         let id = self.targets.len() as u32 + 1;
         self.targets.push(Target { id, ..target });
         self.by_written = Default::default();
+        if let Some(index) = &mut self.index {
+            index.retarget(&self.targets);
+        }
         id
     }
 
@@ -140,6 +159,11 @@ impl FilterPlan {
                 t.canonical = canonical;
                 t.identity = identity;
                 changed = true;
+            }
+        }
+        if changed {
+            if let Some(index) = &mut self.index {
+                index.retarget(&self.targets);
             }
         }
         changed
@@ -247,6 +271,7 @@ pub fn plan(rules: &[Rule]) -> FilterPlan {
         unfiltered,
         by_written: Default::default(),
         cond_targets: Vec::new(),
+        index: None,
     };
     plan.link(rules);
     plan

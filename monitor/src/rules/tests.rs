@@ -272,3 +272,101 @@ fn locking_selinux_and_other_lists_parse_and_load_inactive() {
     assert_eq!(set.warnings.len(), set.rules.len());
     assert!(set.warnings.iter().all(|w| w.to_string().starts_with("t.rules:")));
 }
+
+/// The candidate index must never change a verdict: over the builtin pack and the
+/// community-style set (with the audit-only rules active), every event built from the
+/// rules' own paths, their parents and children, inode and watch matches, executables and
+/// ids gets the same first rule with and without the index.
+#[test]
+fn the_candidate_index_gives_the_verdicts_of_trying_every_rule() {
+    let builtin = RuleSet::builtin(&FakeIds).unwrap();
+    let (community, _) = load(COMMUNITY).unwrap().for_audit();
+    // The root directory; the highest call number a rule may name.
+    let edges = load(
+        "-a always,exit -F arch=b64 -S open,openat -F dir=/ -F euid=0 -k root-dir\n\
+         -a always,exit -F arch=b64 -S 511 -F path=/tmp/elsewhere -k high-call\n",
+    )
+    .unwrap();
+    let calls: &[(Act, i32)] = &[
+        (Act::Open, 2),
+        (Act::Open, 257),
+        (Act::Exec, 59),
+        (Act::Exec, 322),
+        (Act::Unlink, 87),
+        (Act::Unlink, 263),
+        (Act::Rename, 82),
+        (Act::Rename, 316),
+        (Act::Connect, 42),
+        (Act::Chmod, 90),
+        (Act::Chown, 92),
+        (Act::SetXattr, 188),
+        (Act::Mkdir, 83),
+        (Act::Truncate, 76),
+        (Act::SetId, 105),
+        (Act::SetId, 117),
+        (Act::Other, 62),
+        (Act::Other, 175),
+        (Act::Other, 511),
+        (Act::Other, 600),
+    ];
+    let mut compared = 0;
+    let mut alerts = 0;
+    for set in [&builtin, &community, &edges] {
+        let plan = targets::plan(&set.rules);
+        assert!(plan.index().is_some());
+        let unindexed = plan.unindexed();
+        let fast = Matcher { rules: &set.rules, plan: &plan };
+        let slow = Matcher { rules: &set.rules, plan: &unindexed };
+        let mut paths: Vec<String> = vec!["/".into(), "/tmp/elsewhere".into(), "relative/file".into(), String::new()];
+        for t in &plan.targets {
+            for p in [&t.written, &t.canonical] {
+                paths.push(p.clone());
+                paths.push(format!("{p}/child"));
+                paths.push(format!("{p}x"));
+                if let Some((parent, _)) = p.rsplit_once('/') {
+                    paths.push(parent.to_string());
+                }
+            }
+        }
+        let exes: Vec<Option<String>> = std::iter::once(None)
+            .chain(paths.iter().take(40).map(|p| Some(p.clone())))
+            .chain(set.rules.iter().flat_map(|r| &r.conds).filter_map(|c| match c {
+                model::Cond::Path { field: model::PathField::Exe, path, .. } => Some(Some(path.clone())),
+                _ => None,
+            }))
+            .collect();
+        for (i, path) in paths.iter().enumerate() {
+            for &(action, nr) in calls {
+                for variant in 0..6 {
+                    let mut ev = event_at(action, nr, path);
+                    match variant {
+                        1 => ev.ids = Ids { uid: 0, euid: 0, ..Default::default() },
+                        2 => ev.open_flags = 0o1101,
+                        3 => {
+                            // Matched by the kernel: by inode, and under a watch.
+                            let t = &plan.targets[i % plan.targets.len()];
+                            (ev.dev, ev.ino) = t.identity.unwrap_or((8, 1234));
+                            ev.watch = t.id;
+                            ev.watch2 = plan.targets[(i * 7) % plan.targets.len()].id;
+                        }
+                        4 => ev.path2 = Some(paths[(i * 13 + 5) % paths.len()].as_bytes().to_vec()),
+                        5 => {
+                            ev.ret = -13;
+                            ev.auid = u32::MAX;
+                        }
+                        _ => {}
+                    }
+                    let exe = &exes[(i + variant) % exes.len()];
+                    let exe = exe.as_deref().map(str::as_bytes);
+                    let want = slow.evaluate(&ev, exe).map(|r| r.source.to_string());
+                    let got = fast.evaluate(&ev, exe).map(|r| r.source.to_string());
+                    assert_eq!(got, want, "{action:?} {nr} {path} variant {variant}");
+                    compared += 1;
+                    alerts += want.is_some() as usize;
+                }
+            }
+        }
+    }
+    // The events must exercise both verdicts, or the comparison proves nothing.
+    assert!(compared > 10_000 && alerts > 1_000 && alerts < compared, "{alerts} alerts of {compared}");
+}
