@@ -8,6 +8,7 @@
 pub mod check;
 pub mod enrich;
 pub mod event;
+pub mod hash;
 pub mod pipeline;
 pub mod rules;
 pub mod sink;

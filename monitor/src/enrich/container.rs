@@ -111,7 +111,7 @@ pub struct Containers {
     /// per alert. The pid is part of the key because with cgroup v1 controllers the kernel's
     /// (v2) id does not tell cgroups apart; the name is kept with the entry (a task moved to
     /// another cgroup misses); the expiry bounds what a reused pid could get wrong.
-    by_cgroup: HashMap<(u64, u32), CgroupEntry>,
+    by_cgroup: crate::hash::FastMap<(u64, u32), CgroupEntry>,
 }
 
 struct CgroupEntry {
@@ -144,7 +144,7 @@ impl Containers {
         Containers {
             docker_root,
             cache: HashMap::new(),
-            by_cgroup: HashMap::new(),
+            by_cgroup: Default::default(),
         }
     }
 

@@ -3,7 +3,7 @@
 //! parents are known even after they are gone from /proc.
 
 use crate::event::{Action, Event};
-use std::collections::HashMap;
+use crate::hash::FastMap;
 use std::os::unix::ffi::OsStrExt;
 
 #[derive(Clone, Debug, Default)]
@@ -20,7 +20,7 @@ const MAX_ANCESTORS: usize = 64;
 const MAX_NOTED: usize = 65_536;
 
 pub struct ProcessTable {
-    procs: HashMap<u32, ProcInfo>,
+    procs: FastMap<u32, ProcInfo>,
     /// Whether /proc may be read (false when replaying a capture from elsewhere).
     live: bool,
     /// Entries read from /proc since the last `take_learned` (a capture records them).
@@ -29,7 +29,7 @@ pub struct ProcessTable {
 
 impl Default for ProcessTable {
     fn default() -> Self {
-        ProcessTable { procs: HashMap::new(), live: true, learned: Vec::new() }
+        ProcessTable { procs: FastMap::default(), live: true, learned: Vec::new() }
     }
 }
 

@@ -1,5 +1,6 @@
 //! uid → user name, from /etc/passwd, re-read when the file changes.
 
+use crate::hash::FastMap;
 use std::collections::HashMap;
 use std::time::SystemTime;
 
@@ -19,7 +20,7 @@ pub fn read_id_table(path: &str) -> Vec<(String, u32)> {
 
 #[derive(Default)]
 pub struct Users {
-    names: HashMap<u32, String>,
+    names: FastMap<u32, String>,
     mtime: Option<SystemTime>,
 }
 
@@ -52,13 +53,13 @@ impl Users {
     }
 
     /// The table (a capture records it).
-    pub fn snapshot(&self) -> &HashMap<u32, String> {
+    pub fn snapshot(&self) -> &FastMap<u32, String> {
         &self.names
     }
 
     /// A fixed table (replay).
     pub fn from_map(names: HashMap<u32, String>) -> Users {
-        Users { names, mtime: None }
+        Users { names: names.into_iter().collect(), mtime: None }
     }
 
     pub fn name(&self, uid: u32) -> Option<&str> {

@@ -7,6 +7,7 @@
 
 use super::model::*;
 use super::index::RuleIndex;
+pub use crate::hash::FastHash;
 use super::syscalls::class_of;
 use monitor_common::class;
 use std::collections::BTreeMap;
@@ -44,37 +45,6 @@ pub struct FilterPlan {
     /// Candidate rules per event, for the rules planned (see `link`).
     #[serde(skip)]
     index: Option<RuleIndex>,
-}
-
-/// A multiply-rotate hash (the Fx hash of rustc) for the path index: paths are ours, not an
-/// attacker's key set, and SipHash dominated rule matching.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct FastHash;
-
-pub struct FastHasher(u64);
-
-impl std::hash::BuildHasher for FastHash {
-    type Hasher = FastHasher;
-    fn build_hasher(&self) -> FastHasher {
-        FastHasher(0)
-    }
-}
-
-impl std::hash::Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(c.try_into().unwrap())).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(K);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 impl FilterPlan {

@@ -77,7 +77,7 @@ struct MetaJson {
 }
 
 fn meta_json(key: &str) -> Option<&'static MetaJson> {
-    static TABLE: std::sync::OnceLock<std::collections::HashMap<&'static str, MetaJson>> = std::sync::OnceLock::new();
+    static TABLE: std::sync::OnceLock<crate::hash::FastMap<&'static str, MetaJson>> = std::sync::OnceLock::new();
     let table = TABLE.get_or_init(|| {
         crate::rules::metadata::all()
             .map(|(key, m)| {
