@@ -9,7 +9,7 @@ use crate::rules::{matcher::Matcher, targets::FilterPlan, RuleSet};
 use crate::enrich::http::Stream;
 use crate::rules::docker_api::{self, DockerRequest};
 use crate::rules::self_defence;
-use crate::sink::json::{render_into, AlertInput, ContainerInfo, RuleRef};
+use crate::sink::json::{render_into, AlertInput, ContainerInfo, RuleRef, RuleSource};
 use std::collections::HashMap;
 use crate::source::capture;
 use crate::source::ebpf::{decode::decode, EbpfSource};
@@ -19,6 +19,13 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{debug, info, warn};
+
+/// What raised an alert: a loaded rule (its position), or a built-in detection.
+#[derive(Clone, Copy)]
+enum Raised<'k> {
+    Rule(usize),
+    Builtin { keys: &'k [String], source: &'static str },
+}
 
 /// Everything between a decoded event and an alert line.
 pub struct Pipeline<W: Write> {
@@ -270,24 +277,23 @@ impl<W: Write> Pipeline<W> {
             self.table.get(ev.pid).and_then(|p| p.exe.clone())
         };
         let matcher = Matcher { rules: &self.rules.rules, plan: &self.plan };
-        let Some(rule) = matcher.evaluate(ev, exe.as_deref()) else {
+        let Some(rule) = matcher.evaluate_at(ev, exe.as_deref()) else {
             tracing::trace!(action = ev.action.as_str(), pid = ev.pid, path = ?ev.path.as_deref().map(String::from_utf8_lossy), flags = ev.flags, "no rule matched");
             return self.handle_tamper(ev);
         };
-        let rule = RuleRef { keys: rule.keys.clone(), source: rule.source.to_string() };
         if ev.action == Action::Connect && ev.success() {
             // What the process now sends on this connection is decoded (Docker API requests).
             self.open_stream(ev);
         }
-        self.emit(ev, rule, None, None)?;
+        self.emit(ev, Raised::Rule(rule), None, None)?;
         self.handle_tamper(ev)
     }
 
     /// Self-defence: alert when the event reaches for the monitor itself.
     fn handle_tamper(&mut self, ev: &Event) -> std::io::Result<()> {
         let Some(detail) = self_defence::judge(ev) else { return Ok(()) };
-        let rule = RuleRef { keys: vec![self_defence::KEY.to_string()], source: self_defence::SOURCE.to_string() };
-        self.emit(ev, rule, None, Some(&detail))
+        let keys = [self_defence::KEY.to_string()];
+        self.emit(ev, Raised::Builtin { keys: &keys, source: self_defence::SOURCE }, None, Some(&detail))
     }
 
     fn open_stream(&mut self, ev: &Event) {
@@ -309,10 +315,8 @@ impl<W: Write> Pipeline<W> {
         let socket = tracked.socket.clone();
         for req in requests {
             let decoded = docker_api::decode(&req);
-            let rule = RuleRef {
-                keys: decoded.keys().into_iter().map(str::to_string).collect(),
-                source: docker_api::SOURCE.to_string(),
-            };
+            let keys: Vec<String> = decoded.keys().into_iter().map(str::to_string).collect();
+            let rule = Raised::Builtin { keys: &keys, source: docker_api::SOURCE };
             self.emit(ev, rule, Some((&decoded, socket.as_slice())), None)?;
         }
         Ok(())
@@ -321,7 +325,7 @@ impl<W: Write> Pipeline<W> {
     fn emit(
         &mut self,
         ev: &Event,
-        rule: RuleRef,
+        rule: Raised,
         docker: Option<(&DockerRequest, &[u8])>,
         tamper: Option<&str>,
     ) -> std::io::Result<()> {
@@ -334,6 +338,13 @@ impl<W: Write> Pipeline<W> {
             None => container_of(&mut self.containers, ev),
         };
         let ancestors = self.table.ancestors(ev.pid);
+        let rule = match rule {
+            Raised::Rule(ri) => {
+                let r = &self.rules.rules[ri];
+                RuleRef { keys: &r.keys, source: RuleSource::Line(&r.source) }
+            }
+            Raised::Builtin { keys, source } => RuleRef { keys, source: RuleSource::Builtin(source) },
+        };
         let input = AlertInput {
             ev,
             rule: &rule,

@@ -76,6 +76,22 @@ struct Anchor {
 
 type Spellings = HashMap<Box<[u8]>, RuleSet, FastHash>;
 
+/// A set of byte lengths; lengths from 255 up share one member.
+#[derive(Clone, Copy, Debug, Default)]
+struct Lengths([u64; 4]);
+
+impl Lengths {
+    fn insert(&mut self, len: usize) {
+        let len = len.min(255);
+        self.0[len / 64] |= 1 << (len % 64);
+    }
+
+    fn contains(&self, len: usize) -> bool {
+        let len = len.min(255);
+        self.0[len / 64] & (1 << (len % 64)) != 0
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct RuleIndex {
     rule_count: usize,
@@ -88,6 +104,9 @@ pub struct RuleIndex {
     // Built from `anchors` and the targets' current spellings and identities.
     exact: Spellings,
     dir: Spellings,
+    /// The lengths of `dir`'s keys: most prefixes of a path have a length no key has, and
+    /// are skipped without hashing.
+    dir_lengths: Lengths,
     exe: Spellings,
     identity: HashMap<(u32, u64), RuleSet, FastHash>,
 }
@@ -155,6 +174,7 @@ impl RuleIndex {
             anchors,
             exact: Default::default(),
             dir: Default::default(),
+            dir_lengths: Default::default(),
             exe: Default::default(),
             identity: Default::default(),
         };
@@ -187,6 +207,8 @@ impl RuleIndex {
                 identity.entry(id).or_insert(RuleSet::EMPTY).insert(a.rule);
             }
         }
+        self.dir_lengths = Lengths::default();
+        dir.keys().for_each(|k| self.dir_lengths.insert(k.len()));
         (self.exact, self.dir, self.exe, self.identity) = (exact, dir, exe, identity);
     }
 
@@ -219,6 +241,9 @@ impl RuleIndex {
             return;
         }
         let mut lookup = |spelling: &[u8]| {
+            if !self.dir_lengths.contains(spelling.len()) {
+                return;
+            }
             if let Some(rules) = self.dir.get(spelling) {
                 out.union(rules);
             }

@@ -73,6 +73,11 @@ impl<'a> Matcher<'a> {
     /// alerts when the first matching user rule is `always` (auditd would log every message
     /// no `never` rule drops; an alert needs a rule that asks for it).
     pub fn evaluate(&self, ev: &Event, exe: Option<&[u8]>) -> Option<&'a Rule> {
+        self.evaluate_at(ev, exe).map(|ri| &self.rules[ri])
+    }
+
+    /// [`Matcher::evaluate`], saying where the rule is in `rules`.
+    pub fn evaluate_at(&self, ev: &Event, exe: Option<&[u8]>) -> Option<usize> {
         let list = if ev.action == Act::UserMessage { List::User } else { List::Exit };
         if list == List::Exit && ev.syscall < 0 {
             return None; // scheduler lifecycle events only feed the process table
@@ -84,8 +89,8 @@ impl<'a> Matcher<'a> {
         if let Some(index) = self.index(list) {
             // Same order, same conditions: the index only skips rules that cannot match.
             let candidates = index.candidates(&self.probe(ev, exe));
-            let rule = candidates.iter().map(|ri| (ri, &self.rules[ri])).find(|&(ri, rule)| decide(ri, rule))?;
-            return (rule.1.action == Action::Always).then_some(rule.1);
+            let ri = candidates.iter().find(|&ri| decide(ri, &self.rules[ri]))?;
+            return (self.rules[ri].action == Action::Always).then_some(ri);
         }
         for (ri, rule) in self.rules.iter().enumerate() {
             if rule.list != list || rule.inactive.is_some() {
@@ -95,7 +100,7 @@ impl<'a> Matcher<'a> {
                 continue;
             }
             if decide(ri, rule) {
-                return (rule.action == Action::Always).then_some(rule);
+                return (rule.action == Action::Always).then_some(ri);
             }
         }
         None

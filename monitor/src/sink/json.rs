@@ -9,13 +9,13 @@ use crate::enrich::process::ProcInfo;
 use crate::event::{Action, Event, Ids};
 use crate::rules::docker_api::DockerRequest;
 use monitor_common::flag;
-use super::writer::JsonWriter;
+use super::writer::{key, JsonWriter};
 use serde_json::{json, Value};
 
 /// Everything an alert line is made from.
 pub struct AlertInput<'a> {
     pub ev: &'a Event,
-    pub rule: &'a RuleRef,
+    pub rule: &'a RuleRef<'a>,
     pub sequence: u64,
     pub timestamp: String,
     pub hostname: &'a str,
@@ -35,10 +35,17 @@ pub struct AlertInput<'a> {
 }
 
 /// What raised an alert: the keys (first is `rule.key`) and where it is defined.
-#[derive(Clone, Debug)]
-pub struct RuleRef {
-    pub keys: Vec<String>,
-    pub source: String,
+#[derive(Clone, Copy, Debug)]
+pub struct RuleRef<'a> {
+    pub keys: &'a [String],
+    pub source: RuleSource<'a>,
+}
+
+/// `rule.source`: a rule's file and line, or the name of a built-in detection.
+#[derive(Clone, Copy, Debug)]
+pub enum RuleSource<'a> {
+    Line(&'a crate::rules::model::Source),
+    Builtin(&'static str),
 }
 
 /// The container an alert came from.
@@ -83,13 +90,13 @@ fn meta_json(key: &str) -> Option<&'static MetaJson> {
             .map(|(key, m)| {
                 let mut rule_members = Vec::new();
                 let mut w = JsonWriter::new(&mut rule_members);
-                w.key("name").str(&m.title).key("description").str(&m.description).key("remediation").str(&m.remediation);
-                w.key("severity").str(&m.severity);
+                w.key(key!("name")).str(&m.title).key(key!("description")).str(&m.description).key(key!("remediation")).str(&m.remediation);
+                w.key(key!("severity")).str(&m.severity);
                 let mut threat = Vec::new();
                 let mut w = JsonWriter::new(&mut threat);
-                w.open().key("framework").str("MITRE ATT&CK").object("technique");
-                w.key("id").open_array().str(&m.technique_id).close_array();
-                w.key("name").open_array().str(&m.technique_name).close_array();
+                w.open().key(key!("framework")).str("MITRE ATT&CK").object(key!("technique"));
+                w.key(key!("id")).open_array().str(&m.technique_id).close_array();
+                w.key(key!("name")).open_array().str(&m.technique_name).close_array();
                 w.close().close();
                 (key, MetaJson { severity: m.severity_number(), rule_members, threat })
             })
@@ -101,14 +108,14 @@ fn meta_json(key: &str) -> Option<&'static MetaJson> {
 fn write_ids(w: &mut JsonWriter, k: &'static str, i: &Ids) {
     w.object(k);
     for (name, v) in [
-        ("uid", i.uid),
-        ("euid", i.euid),
-        ("suid", i.suid),
-        ("fsuid", i.fsuid),
-        ("gid", i.gid),
-        ("egid", i.egid),
-        ("sgid", i.sgid),
-        ("fsgid", i.fsgid),
+        (key!("uid"), i.uid),
+        (key!("euid"), i.euid),
+        (key!("suid"), i.suid),
+        (key!("fsuid"), i.fsuid),
+        (key!("gid"), i.gid),
+        (key!("egid"), i.egid),
+        (key!("sgid"), i.sgid),
+        (key!("fsgid"), i.fsgid),
     ] {
         w.key(name).u64(v as u64);
     }
@@ -116,19 +123,19 @@ fn write_ids(w: &mut JsonWriter, k: &'static str, i: &Ids) {
 }
 
 fn write_container(w: &mut JsonWriter, c: &ContainerInfo) {
-    w.object("container").key("id").str(&c.id);
+    w.object(key!("container")).key(key!("id")).str(&c.id);
     if let Some(r) = c.runtime {
-        w.key("runtime").str(r);
+        w.key(key!("runtime")).str(r);
     }
     if let Some(m) = &c.meta {
         if let Some(n) = &m.name {
-            w.key("name").str(n);
+            w.key(key!("name")).str(n);
         }
         if let Some(i) = &m.image {
-            w.object("image").key("name").str(i).close();
+            w.object(key!("image")).key(key!("name")).str(i).close();
         }
         if let Some(p) = m.privileged {
-            w.object("security_context").key("privileged").bool(p).close();
+            w.object(key!("security_context")).key(key!("privileged")).bool(p).close();
         }
     }
     w.close();
@@ -141,24 +148,28 @@ pub fn render_into(a: &AlertInput, buf: &mut Vec<u8>) {
     let meta = a.rule.keys.first().and_then(|k| meta_json(k));
     let mut w = JsonWriter::new(buf);
     w.open();
-    w.key("@timestamp").str(&a.timestamp);
-    w.object("event")
-        .key("kind")
+    w.key(key!("@timestamp")).str(&a.timestamp);
+    w.object(key!("event"))
+        .key(key!("kind"))
         .str("alert")
-        .key("action")
+        .key(key!("action"))
         .str(if a.docker.is_some() { "docker-request" } else { action_name(ev) })
-        .key("outcome")
+        .key(key!("outcome"))
         .str(if ev.success() { "success" } else { "failure" })
-        .key("sequence")
+        .key(key!("sequence"))
         .u64(a.sequence)
-        .key("severity")
+        .key(key!("severity"))
         .u64(meta.map_or(0, |m| m.severity as u64))
         .close();
 
-    w.object("rule").key("key").str(a.rule.keys.first().map(String::as_str).unwrap_or("")).key("source").str(&a.rule.source);
+    w.object(key!("rule")).key(key!("key")).str(a.rule.keys.first().map(String::as_str).unwrap_or("")).key(key!("source"));
+    match a.rule.source {
+        RuleSource::Line(s) => w.str_and_number(&s.file, b':', s.line as u64),
+        RuleSource::Builtin(name) => w.str(name),
+    };
     if a.rule.keys.len() > 1 {
-        w.key("keys").open_array();
-        for k in &a.rule.keys {
+        w.key(key!("keys")).open_array();
+        for k in a.rule.keys {
             w.str(k);
         }
         w.close_array();
@@ -168,52 +179,52 @@ pub fn render_into(a: &AlertInput, buf: &mut Vec<u8>) {
     }
     w.close();
     if let Some(m) = meta {
-        w.key("threat").raw(&m.threat);
+        w.key(key!("threat")).raw(&m.threat);
     }
 
     // The process: for an exec, the new image; otherwise what the table knows.
     let exec = ev.action == Action::Exec && ev.success();
     let exe = if exec { ev.path.as_deref() } else { a.process.and_then(|p| p.exe.as_deref()) };
-    w.object("process").key("pid").u64(ev.pid as u64);
-    w.object("thread").key("id").u64(ev.tid as u64).close();
-    w.key("name").text(&ev.comm, || "process.name".into());
-    w.key("executable").opt_text(exe, || "process.executable".into());
-    w.key("args").open_array();
+    w.object(key!("process")).key(key!("pid")).u64(ev.pid as u64);
+    w.object(key!("thread")).key(key!("id")).u64(ev.tid as u64).close();
+    w.key(key!("name")).text(&ev.comm, || "process.name".into());
+    w.key(key!("executable")).opt_text(exe, || "process.executable".into());
+    w.key(key!("args")).open_array();
     let args: &[Vec<u8>] = if exec { &ev.argv } else { a.process.map(|p| p.args.as_slice()).unwrap_or_default() };
     for (i, x) in args.iter().enumerate() {
         w.text(x, || format!("process.args.{i}"));
     }
     w.close_array();
-    w.object("parent").key("pid").u64(ev.ppid as u64);
-    w.key("executable").opt_text(a.parent.and_then(|p| p.exe.as_deref()), || "process.parent.executable".into());
+    w.object(key!("parent")).key(key!("pid")).u64(ev.ppid as u64);
+    w.key(key!("executable")).opt_text(a.parent.and_then(|p| p.exe.as_deref()), || "process.parent.executable".into());
     w.close();
-    w.key("ancestors").open_array();
+    w.key(key!("ancestors")).open_array();
     for (i, (pid, exe)) in a.ancestors.iter().enumerate() {
-        w.open().key("pid").u64(*pid as u64);
-        w.key("executable").opt_text(*exe, || format!("process.ancestors.{i}.executable"));
+        w.open().key(key!("pid")).u64(*pid as u64);
+        w.key(key!("executable")).opt_text(*exe, || format!("process.ancestors.{i}.executable"));
         w.close();
     }
     w.close_array();
     if ev.action == Action::Exec && ev.flag(flag::PATH2_TRUNCATED) {
-        w.key("args_truncated").bool(true);
+        w.key(key!("args_truncated")).bool(true);
     }
     w.close();
 
-    w.object("user").key("id").num_str("", ev.ids.uid as u64, 10).key("name").opt_str(a.user_name);
-    w.object("effective").key("id").num_str("", ev.ids.euid as u64, 10).key("name").opt_str(a.euser_name).close();
-    w.object("audit").key("id");
+    w.object(key!("user")).key(key!("id")).num_str("", ev.ids.uid as u64, 10).key(key!("name")).opt_str(a.user_name);
+    w.object(key!("effective")).key(key!("id")).num_str("", ev.ids.euid as u64, 10).key(key!("name")).opt_str(a.euser_name).close();
+    w.object(key!("audit")).key(key!("id"));
     if ev.auid == u32::MAX {
         w.str("unset");
     } else {
         w.num_str("", ev.auid as u64, 10);
     }
     w.close().close();
-    w.object("group").key("id").num_str("", ev.ids.gid as u64, 10);
-    w.object("effective").key("id").num_str("", ev.ids.egid as u64, 10).close().close();
+    w.object(key!("group")).key(key!("id")).num_str("", ev.ids.gid as u64, 10);
+    w.object(key!("effective")).key(key!("id")).num_str("", ev.ids.egid as u64, 10).close().close();
 
-    w.object("syscall").key("name").opt_str(crate::rules::syscalls::name(ev.syscall as u32));
-    w.key("number").i64(ev.syscall as i64).key("return").i64(ev.ret);
-    w.key("args").open_array();
+    w.object(key!("syscall")).key(key!("name")).opt_str(crate::rules::syscalls::name(ev.syscall as u32));
+    w.key(key!("number")).i64(ev.syscall as i64).key(key!("return")).i64(ev.ret);
+    w.key(key!("args")).open_array();
     for x in &ev.args {
         w.num_str("0x", *x, 16);
     }
@@ -222,11 +233,11 @@ pub fn render_into(a: &AlertInput, buf: &mut Vec<u8>) {
     match ev.action {
         _ if a.docker.is_some() => {
             let (req, socket) = a.docker.unwrap();
-            w.object("file").key("path").text(socket, || "file.path".into()).key("type").str("socket").close();
-            w.object("docker").key("request").value(&req.request);
-            w.key("findings").open_array();
+            w.object(key!("file")).key(key!("path")).text(socket, || "file.path".into()).key(key!("type")).str("socket").close();
+            w.object(key!("docker")).key(key!("request")).value(&req.request);
+            w.key(key!("findings")).open_array();
             for f in &req.findings {
-                w.open().key("key").str(f.key).key("detail").str(&f.detail).close();
+                w.open().key(key!("key")).str(f.key).key(key!("detail")).str(&f.detail).close();
             }
             w.close_array();
             if let serde_json::Value::Object(decoded) = &req.decoded {
@@ -237,58 +248,62 @@ pub fn render_into(a: &AlertInput, buf: &mut Vec<u8>) {
                 }
             }
             if req.body_truncated {
-                w.key("body_truncated").bool(true);
+                w.key(key!("body_truncated")).bool(true);
             }
             w.close();
         }
         Action::Connect => {
-            w.object("file").key("path").opt_text(ev.path2.as_deref(), || "file.path".into()).key("type").str("socket");
-            w.key("inode");
+            w.object(key!("file")).key(key!("path")).opt_text(ev.path2.as_deref(), || "file.path".into()).key(key!("type")).str("socket");
+            w.key(key!("inode"));
             if ev.ino != 0 {
                 w.u64(ev.ino);
             } else {
                 w.null();
             }
             w.close();
-            w.object("socket").key("requested_path").opt_text(ev.path.as_deref(), || "socket.requested_path".into()).close();
+            w.object(key!("socket")).key(key!("requested_path")).opt_text(ev.path.as_deref(), || "socket.requested_path".into()).close();
         }
         Action::UserMessage => {
             let rtype = ev.args[0] as u16;
-            w.object("audit").object("message").key("type");
+            w.object(key!("audit")).object(key!("message")).key(key!("type"));
             match crate::source::audit::types::name(rtype) {
                 Some(name) => w.str(name),
                 None => w.fmt(format_args!("UNKNOWN[{rtype}]")),
             };
-            w.key("text").text(&ev.payload, || "audit.message.text".into()).close().close();
+            w.key(key!("text")).text(&ev.payload, || "audit.message.text".into()).close().close();
         }
         Action::SetId => {
-            w.object("setid");
-            write_ids(&mut w, "before", &ev.old_ids);
-            write_ids(&mut w, "after", &ev.ids);
-            w.key("requested").open_array();
+            w.object(key!("setid"));
+            write_ids(&mut w, key!("before"), &ev.old_ids);
+            write_ids(&mut w, key!("after"), &ev.ids);
+            w.key(key!("requested")).open_array();
             for x in &ev.args[..3] {
                 w.i64(*x as u32 as i32 as i64);
             }
             w.close_array();
-            w.key("became_root").bool(ev.ids.became_root(&ev.old_ids)).close();
+            w.key(key!("became_root")).bool(ev.ids.became_root(&ev.old_ids)).close();
         }
         _ => {
-            w.object("file").key("path").opt_text(ev.path.as_deref(), || "file.path".into());
+            w.object(key!("file")).key(key!("path")).opt_text(ev.path.as_deref(), || "file.path".into());
             if let Some(p2) = &ev.path2 {
-                let k = if ev.action == Action::Symlink { "link_target" } else { "target_path" };
-                w.key(k).text(p2, || format!("file.{k}"));
+                let (k, field) = if ev.action == Action::Symlink {
+                    (key!("link_target"), "file.link_target")
+                } else {
+                    (key!("target_path"), "file.target_path")
+                };
+                w.key(k).text(p2, || field.into());
             }
             if ev.ino != 0 {
-                w.key("inode").u64(ev.ino).key("mode").num_str("", ev.mode as u64, 8);
+                w.key(key!("inode")).u64(ev.ino).key(key!("mode")).num_str("", ev.mode as u64, 8);
             }
             if ev.action == Action::Open {
-                w.key("open_flags").num_str("0o", ev.open_flags as u64, 8);
+                w.key(key!("open_flags")).num_str("0o", ev.open_flags as u64, 8);
             }
             if ev.flag(flag::PATH1_TRUNCATED) || ev.flag(flag::PATH2_TRUNCATED) {
-                w.key("truncated").bool(true);
+                w.key(key!("truncated")).bool(true);
             }
             if ev.flag(flag::PATH_FROM_STRING) {
-                w.key("resolved_from").str("string");
+                w.key(key!("resolved_from")).str("string");
             }
             w.close();
         }
@@ -297,13 +312,13 @@ pub fn render_into(a: &AlertInput, buf: &mut Vec<u8>) {
         write_container(&mut w, c);
     }
     if let Some(detail) = a.tamper {
-        w.object("tamper").key("detail").str(detail).key("monitor_pid").u64(a.monitor_pid as u64);
+        w.object(key!("tamper")).key(key!("detail")).str(detail).key(key!("monitor_pid")).u64(a.monitor_pid as u64);
         if ev.action == Action::Signal {
-            w.key("signal").i64(ev.args[0] as i32 as i64);
+            w.key(key!("signal")).i64(ev.args[0] as i32 as i64);
         }
         w.close();
     }
-    w.object("host").key("hostname").str(a.hostname).close();
+    w.object(key!("host")).key(key!("hostname")).str(a.hostname).close();
     w.encoding();
     w.close();
 }

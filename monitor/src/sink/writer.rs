@@ -8,6 +8,15 @@
 
 use std::io::Write as _;
 
+/// A schema key as [`JsonWriter::key`] takes it: `key!("name")` is `,"name":`, made at
+/// compile time (the writer drops the comma where none is due).
+macro_rules! key {
+    ($k:literal) => {
+        concat!(",\"", $k, "\":")
+    };
+}
+pub(crate) use key;
+
 pub struct JsonWriter<'a> {
     buf: &'a mut Vec<u8>,
     /// Whether the next value or key follows a sibling and needs a comma.
@@ -53,14 +62,12 @@ impl<'a> JsonWriter<'a> {
         self
     }
 
-    /// A key of the alert schema; the value written next belongs to it. Schema keys need no
-    /// escape and are copied as they are.
+    /// A key of the alert schema, given as [`key!`] makes it; the value written next
+    /// belongs to it. Schema keys need no escape: the key is one copy, comma included.
     pub fn key(&mut self, k: &'static str) -> &mut Self {
-        debug_assert!(first_to_escape(k.as_bytes()).is_none(), "{k}");
-        self.sep();
-        self.buf.push(b'"');
+        debug_assert!(k.starts_with(",\"") && k.ends_with("\":") && first_to_escape(&k.as_bytes()[2..k.len() - 2]).is_none(), "{k}");
+        let k = if self.comma { k } else { &k[1..] };
         self.buf.extend_from_slice(k.as_bytes());
-        self.buf.extend_from_slice(b"\":");
         self.comma = false;
         self
     }
@@ -74,7 +81,7 @@ impl<'a> JsonWriter<'a> {
         self
     }
 
-    /// `"k":{` — a nested object under `k`.
+    /// `"k":{` — a nested object under `k` (a [`key!`]).
     pub fn object(&mut self, k: &'static str) -> &mut Self {
         self.key(k).open()
     }
@@ -82,6 +89,18 @@ impl<'a> JsonWriter<'a> {
     pub fn str(&mut self, s: &str) -> &mut Self {
         self.sep();
         escape_into(self.buf, s);
+        self.comma = true;
+        self
+    }
+
+    /// `"<s><sep><n>"`: a rule's `file:line` without formatting it first.
+    pub fn str_and_number(&mut self, s: &str, sep: u8, n: u64) -> &mut Self {
+        self.sep();
+        escape_into(self.buf, s);
+        self.buf.pop(); // the closing quote
+        self.buf.push(sep);
+        push_digits(self.buf, n, 10);
+        self.buf.push(b'"');
         self.comma = true;
         self
     }
@@ -149,6 +168,16 @@ impl<'a> JsonWriter<'a> {
 
     /// Bytes from the kernel, losslessly: see the module doc. `path` names the field.
     pub fn text(&mut self, b: &[u8], path: impl FnOnce() -> String) -> &mut Self {
+        if is_plain_ascii(b) {
+            // Most text: valid UTF-8 with nothing to escape, written in one copy.
+            self.sep();
+            self.buf.reserve(b.len() + 2);
+            self.buf.push(b'"');
+            self.buf.extend_from_slice(b);
+            self.buf.push(b'"');
+            self.comma = true;
+            return self;
+        }
         match std::str::from_utf8(b) {
             Ok(s) => self.str(s),
             Err(_) => {
@@ -196,7 +225,7 @@ impl<'a> JsonWriter<'a> {
     pub fn encoding(&mut self) -> &mut Self {
         if !self.encoded.is_empty() {
             let fields = std::mem::take(&mut self.encoded);
-            self.object("encoding").key("percent").open_array();
+            self.object(key!("encoding")).key(key!("percent")).open_array();
             for f in &fields {
                 self.str(f);
             }
@@ -234,6 +263,23 @@ static NEEDS_ESCAPE: [bool; 256] = {
     t[b'\\' as usize] = true;
     t
 };
+
+/// Whether `b` is ASCII without a byte that needs an escape (then it is valid UTF-8 and
+/// its JSON string is itself in quotes). Eight bytes at a time, like `first_to_escape`.
+fn is_plain_ascii(b: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let x = u64::from_le_bytes(c.try_into().unwrap());
+        let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+        // A borrow can only raise a flag after a byte that raised one itself.
+        if (x & HIGHS) | (x.wrapping_sub(ONES * 0x20) & HIGHS) | zero(x ^ (ONES * b'"' as u64)) | zero(x ^ (ONES * b'\\' as u64)) != 0 {
+            return false;
+        }
+    }
+    chunks.remainder().iter().all(|&c| c < 0x80 && !NEEDS_ESCAPE[c as usize])
+}
 
 /// Index of the first byte that needs an escape. Eight bytes at a time: most strings need
 /// none, and this is the hot loop of alert output.
@@ -371,6 +417,29 @@ mod tests {
     }
 
     #[test]
+    fn the_plain_ascii_scan_rejects_any_byte_to_escape_or_beyond_ascii_anywhere() {
+        let harmless = [b'a', 0x20, 0x7f, b'!', b'#', b']', 0x21, 0x23, b'~'];
+        let others = [b'"', b'\\', 0u8, 0x1f, b'\n', 0x80, 0xc3, 0xff];
+        for len in 0..40 {
+            for at in 0..=len {
+                for (k, &o) in others.iter().enumerate() {
+                    let mut v: Vec<u8> = (0..len).map(|i| harmless[(i + k) % harmless.len()]).collect();
+                    if at < len {
+                        v[at] = o;
+                    }
+                    assert_eq!(is_plain_ascii(&v), at == len, "{v:?}");
+                    // Both paths of `text` write what serde_json writes for valid text.
+                    let mut buf = Vec::new();
+                    JsonWriter::new(&mut buf).text(&v, || "f".into());
+                    if let Ok(s) = std::str::from_utf8(&v) {
+                        assert_eq!(buf, serde_json::to_vec(s).unwrap());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn numbers_are_written_as_format_writes_them() {
         for n in [0u64, 1, 7, 8, 9, 10, 15, 16, 255, 4096, 65534, u32::MAX as u64, u64::MAX] {
             let mut buf = Vec::new();
@@ -389,9 +458,9 @@ mod tests {
         let mut buf = Vec::new();
         let mut w = JsonWriter::new(&mut buf);
         w.open();
-        w.key("a").u64(1).key("b").open_array().i64(-1).null().bool(true).close_array();
-        w.object("c").key("d").fmt(format_args!("{:#x}", 255)).key("e").text(b"\xff", || "c.e".into()).close();
-        w.key("v").value(&serde_json::json!({"x": [1, "y"]}));
+        w.key(key!("a")).u64(1).key(key!("b")).open_array().i64(-1).null().bool(true).close_array();
+        w.object(key!("c")).key(key!("d")).fmt(format_args!("{:#x}", 255)).key(key!("e")).text(b"\xff", || "c.e".into()).close();
+        w.key(key!("v")).value(&serde_json::json!({"x": [1, "y"]}));
         w.encoding().close();
         let v: Value = serde_json::from_slice(&buf).unwrap();
         assert_eq!(
