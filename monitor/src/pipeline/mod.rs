@@ -271,13 +271,13 @@ impl<W: Write> Pipeline<W> {
             Action::Signal | Action::Ptrace | Action::ProcessVm => return self.handle_tamper(ev),
             _ => {}
         }
-        let exe: Option<Vec<u8>> = if ev.action == Action::Exec && ev.success() {
-            ev.path.clone()
+        let exe: Option<&[u8]> = if ev.action == Action::Exec && ev.success() {
+            ev.path.as_deref()
         } else {
-            self.table.get(ev.pid).and_then(|p| p.exe.clone())
+            self.table.get(ev.pid).and_then(|p| p.exe.as_deref())
         };
         let matcher = Matcher { rules: &self.rules.rules, plan: &self.plan };
-        let Some(rule) = matcher.evaluate_at(ev, exe.as_deref()) else {
+        let Some(rule) = matcher.evaluate_at(ev, exe) else {
             tracing::trace!(action = ev.action.as_str(), pid = ev.pid, path = ?ev.path.as_deref().map(String::from_utf8_lossy), flags = ev.flags, "no rule matched");
             return self.handle_tamper(ev);
         };

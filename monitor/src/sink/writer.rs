@@ -235,20 +235,48 @@ impl<'a> JsonWriter<'a> {
     }
 }
 
-/// `n` in base 2..=16, lower-case digits, without a prefix.
-fn push_digits(buf: &mut Vec<u8>, mut n: u64, radix: u64) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut tmp = [0u8; 64];
+/// `n` in base 10, 16 or 8 (lower-case digits), without a prefix.
+fn push_digits(buf: &mut Vec<u8>, n: u64, radix: u64) {
+    match radix {
+        16 => push_pow2_digits::<4>(buf, n),
+        8 => push_pow2_digits::<3>(buf, n),
+        _ => push_decimal(buf, n),
+    }
+}
+
+/// Base 10, two digits per division (the divisions by a constant become multiplications).
+fn push_decimal(buf: &mut Vec<u8>, mut n: u64) {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut tmp = [0u8; 20];
     let mut i = tmp.len();
-    loop {
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        tmp[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        i -= 2;
+        tmp[i..i + 2].copy_from_slice(&PAIRS[n as usize * 2..n as usize * 2 + 2]);
+    } else {
         i -= 1;
-        tmp[i] = DIGITS[(n % radix) as usize];
-        n /= radix;
-        if n == 0 {
-            break;
-        }
+        tmp[i] = b'0' + n as u8;
     }
     buf.extend_from_slice(&tmp[i..]);
+}
+
+/// A power-of-two base (`BITS` bits per digit): shifts and masks only.
+fn push_pow2_digits<const BITS: u32>(buf: &mut Vec<u8>, n: u64) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let used = (64 - n.leading_zeros()).max(1);
+    let count = used.div_ceil(BITS);
+    for d in (0..count).rev() {
+        buf.push(DIGITS[((n >> (d * BITS)) & ((1 << BITS) - 1)) as usize]);
+    }
 }
 
 /// Which bytes need an escape in a JSON string: `"`, `\\` and control characters.
@@ -441,7 +469,7 @@ mod tests {
 
     #[test]
     fn numbers_are_written_as_format_writes_them() {
-        for n in [0u64, 1, 7, 8, 9, 10, 15, 16, 255, 4096, 65534, u32::MAX as u64, u64::MAX] {
+        for n in [0u64, 1, 7, 8, 9, 10, 15, 16, 99, 100, 101, 255, 999, 1000, 4096, 65534, 123_456_789, u32::MAX as u64, 9_999_999_999_999_999_999, 10_000_000_000_000_000_000, u64::MAX] {
             let mut buf = Vec::new();
             let mut w = JsonWriter::new(&mut buf);
             w.open_array().u64(n).i64(n as i64).i64(-(n as i64)).num_str("0x", n, 16).num_str("0o", n, 8).num_str("", n, 10).close_array();
