@@ -270,13 +270,19 @@ fn push_decimal(buf: &mut Vec<u8>, mut n: u64) {
 }
 
 /// A power-of-two base (`BITS` bits per digit): shifts and masks only.
-fn push_pow2_digits<const BITS: u32>(buf: &mut Vec<u8>, n: u64) {
+fn push_pow2_digits<const BITS: u32>(buf: &mut Vec<u8>, mut n: u64) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let used = (64 - n.leading_zeros()).max(1);
-    let count = used.div_ceil(BITS);
-    for d in (0..count).rev() {
-        buf.push(DIGITS[((n >> (d * BITS)) & ((1 << BITS) - 1)) as usize]);
+    let mut tmp = [0u8; 22];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = DIGITS[(n & ((1 << BITS) - 1)) as usize];
+        n >>= BITS;
+        if n == 0 {
+            break;
+        }
     }
+    buf.extend_from_slice(&tmp[i..]);
 }
 
 /// Which bytes need an escape in a JSON string: `"`, `\\` and control characters.
