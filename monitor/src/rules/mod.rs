@@ -1,4 +1,5 @@
-//! Rules: auditctl-syntax files → parsed rules → kernel filter plan + matcher.
+//! Rules: auditctl-syntax files → parsed rules → kernel filter plan + matcher (with an index
+//! of the rules each event can match).
 
 pub mod docker_api;
 pub mod index;
