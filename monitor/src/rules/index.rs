@@ -7,7 +7,7 @@
 //! necessary condition of the matcher's test for the same field (`matcher::Matcher::cond`).
 
 use super::model::*;
-use super::targets::{FastHash, Target};
+use super::targets::{FastHash, FilterPlan};
 use std::collections::HashMap;
 
 /// Rule sets larger than this are evaluated without the index (every rule is tried).
@@ -122,8 +122,8 @@ pub struct Probe<'e> {
 }
 
 impl RuleIndex {
-    /// Index `rules` against the plan's `targets`. None when there are too many rules.
-    pub fn new(rules: &[Rule], targets: &[Target]) -> Option<RuleIndex> {
+    /// Index `rules` against the targets of `plan`. None when there are too many rules.
+    pub fn new(rules: &[Rule], plan: &FilterPlan) -> Option<RuleIndex> {
         if rules.len() > MAX_RULES {
             return None;
         }
@@ -178,7 +178,7 @@ impl RuleIndex {
             exe: Default::default(),
             identity: Default::default(),
         };
-        index.retarget(targets);
+        index.retarget(plan);
         Some(index)
     }
 
@@ -189,12 +189,12 @@ impl RuleIndex {
 
     /// Re-file the anchors under the targets' current spellings and identities (after the
     /// plan re-read them: a symlink changed, a file was recreated).
-    pub fn retarget(&mut self, targets: &[Target]) {
+    pub fn retarget(&mut self, plan: &FilterPlan) {
         let (mut exact, mut dir, mut exe) = (Spellings::default(), Spellings::default(), Spellings::default());
         let mut identity: HashMap<(u32, u64), RuleSet, FastHash> = Default::default();
         for a in &self.anchors {
-            // The condition's target is the first one written as it (`FilterPlan::by_written`).
-            let target = targets.iter().find(|t| t.written == a.written);
+            // The condition's target, as the matcher finds it (`FilterPlan::path_target`).
+            let target = plan.by_written(&a.written);
             let map = match a.kind {
                 AnchorKind::Path => &mut exact,
                 AnchorKind::Dir => &mut dir,

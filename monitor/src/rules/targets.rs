@@ -72,7 +72,7 @@ impl FilterPlan {
                     .collect()
             })
             .collect();
-        self.index = RuleIndex::new(rules, &self.targets);
+        self.index = RuleIndex::new(rules, self);
     }
 
     /// The same plan without its candidate index (tests compare both ways of matching).
@@ -90,10 +90,9 @@ impl FilterPlan {
     pub fn add(&mut self, target: Target) -> u32 {
         let id = self.targets.len() as u32 + 1;
         self.targets.push(Target { id, ..target });
+        // Whatever the index files under stays: a rule's target is the first written as
+        // it, and the new one comes last.
         self.by_written = Default::default();
-        if let Some(index) = &mut self.index {
-            index.retarget(&self.targets);
-        }
         id
     }
 
@@ -132,8 +131,9 @@ impl FilterPlan {
             }
         }
         if changed {
-            if let Some(index) = &mut self.index {
-                index.retarget(&self.targets);
+            if let Some(mut index) = self.index.take() {
+                index.retarget(self);
+                self.index = Some(index);
             }
         }
         changed

@@ -370,3 +370,29 @@ fn the_candidate_index_gives_the_verdicts_of_trying_every_rule() {
     // The events must exercise both verdicts, or the comparison proves nothing.
     assert!(compared > 10_000 && alerts > 1_000 && alerts < compared, "{alerts} alerts of {compared}");
 }
+
+/// After the plan re-reads its targets (a watched symlink now points elsewhere), the index
+/// files the rule under the new canonical spelling, and stays in use.
+#[test]
+fn the_candidate_index_follows_a_retargeted_symlink() {
+    let dir = std::env::temp_dir().join(format!("monitor-index-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for d in ["one", "two"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(dir.join("one"), &link).unwrap();
+    let set = load(&format!("-w {} -p wa -k moved\n", link.display())).unwrap();
+    let mut plan = targets::plan(&set.rules);
+    let mut ev = event_at(Act::Unlink, 87, &format!("{}/two/f", dir.display()));
+    ev.ret = 0;
+    let key = |plan: &targets::FilterPlan| Matcher { rules: &set.rules, plan }.evaluate(&ev, None).map(|r| r.key().to_string());
+    assert_eq!(key(&plan), None);
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(dir.join("two"), &link).unwrap();
+    assert!(plan.refresh());
+    assert!(plan.index().is_some(), "the index survives a refresh");
+    assert_eq!(key(&plan).as_deref(), Some("moved"));
+    assert_eq!(key(&plan.unindexed()).as_deref(), Some("moved"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

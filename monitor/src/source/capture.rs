@@ -59,7 +59,7 @@ impl Writer {
     }
 }
 
-/// A whole capture in memory, read record by record.
+/// A capture read record by record, streamed from its file (or from bytes in memory).
 pub struct Reader {
     input: Box<dyn Read>,
     /// The body of the record last returned (reused; at most RECORD_MAX bytes).
