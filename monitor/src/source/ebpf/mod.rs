@@ -183,48 +183,17 @@ impl EbpfSource {
         }
         // Every ancestor of a watched spelling, with watch id 0: the kernel stops hashing a
         // path at the first prefix that is not there.
-        let spellings: Vec<String> = plan.targets.iter().flat_map(|t| [t.written.clone(), t.canonical.clone()]).collect();
-        for spelling in spellings {
-            for (i, b) in spelling.bytes().enumerate() {
-                if b == b'/' && i > 0 {
-                    paths.entry(fnv1a(&spelling.as_bytes()[..i])).or_insert(WatchValue { watch_id: 0, classes: 0 });
+        for t in &plan.targets {
+            for spelling in [&t.written, &t.canonical] {
+                for prefix in ancestors(spelling) {
+                    paths.entry(fnv1a(prefix.as_bytes())).or_insert(WatchValue { watch_id: 0, classes: 0 });
                 }
             }
         }
         let spine = spine(plan);
-        let mut spine_map: BpfHashMap<_, InodeKey, u64> =
-            BpfHashMap::try_from(self.ebpf.map_mut("WATCH_SPINE").context("WATCH_SPINE map")?)?;
-        for stale in self.spine_keys.iter().filter(|k| !spine.contains_key(k)) {
-            let _ = spine_map.remove(stale);
-        }
-        for (k, v) in &spine {
-            spine_map.insert(k, v, 0).context("updating WATCH_SPINE")?;
-        }
-        self.spine_keys = spine.keys().copied().collect();
-        let mut inode_map: BpfHashMap<_, InodeKey, WatchValue> = BpfHashMap::try_from(
-            self.ebpf
-                .map_mut("WATCH_INODES")
-                .context("WATCH_INODES map")?,
-        )?;
-        for stale in self.inode_keys.iter().filter(|k| !inodes.contains_key(k)) {
-            let _ = inode_map.remove(stale);
-        }
-        for (k, v) in &inodes {
-            inode_map.insert(k, v, 0).context("updating WATCH_INODES")?;
-        }
-        self.inode_keys = inodes.keys().copied().collect();
-        let mut path_map: BpfHashMap<_, u64, WatchValue> = BpfHashMap::try_from(
-            self.ebpf
-                .map_mut("WATCH_PATHS")
-                .context("WATCH_PATHS map")?,
-        )?;
-        for stale in self.path_keys.iter().filter(|k| !paths.contains_key(k)) {
-            let _ = path_map.remove(stale);
-        }
-        for (k, v) in &paths {
-            path_map.insert(k, v, 0).context("updating WATCH_PATHS")?;
-        }
-        self.path_keys = paths.keys().copied().collect();
+        sync_map(&mut self.ebpf, "WATCH_SPINE", &mut self.spine_keys, &spine)?;
+        sync_map(&mut self.ebpf, "WATCH_INODES", &mut self.inode_keys, &inodes)?;
+        sync_map(&mut self.ebpf, "WATCH_PATHS", &mut self.path_keys, &paths)?;
         debug!(
             inodes = inodes.len(),
             spine = spine.len(),
@@ -300,10 +269,7 @@ fn container_hierarchy() -> u32 {
 pub fn spine(plan: &FilterPlan) -> std::collections::HashMap<InodeKey, u64> {
     let mut spine: std::collections::HashMap<InodeKey, u64> = Default::default();
     for t in &plan.targets {
-        let c = t.canonical.as_bytes();
-        let ends = std::iter::once(1).chain(c.iter().enumerate().filter(|&(i, &b)| b == b'/' && i > 0).map(|(i, _)| i));
-        for end in ends {
-            let prefix = &t.canonical[..end];
+        for prefix in std::iter::once("/").chain(ancestors(&t.canonical)) {
             let Some((dev, ino)) = crate::rules::targets::identity(prefix) else { break };
             let hash = if prefix == "/" { monitor_common::FNV_OFFSET } else { fnv1a(prefix.as_bytes()) };
             let key = InodeKey { ino, dev, _pad: 0 };
@@ -318,6 +284,30 @@ pub fn spine(plan: &FilterPlan) -> std::collections::HashMap<InodeKey, u64> {
         }
     }
     spine
+}
+
+/// The proper ancestors of an absolute `path` as written, the root excepted: `/a/b/c` gives
+/// `/a` and `/a/b`.
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    path.bytes().enumerate().skip(1).filter(|&(_, b)| b == b'/').map(|(i, _)| &path[..i])
+}
+
+/// Make kernel hash map `name` hold exactly `want`: the keys put there last time (`keys`)
+/// that `want` lacks are removed, the rest written.
+fn sync_map<K, V>(ebpf: &mut Ebpf, name: &str, keys: &mut HashSet<K>, want: &std::collections::HashMap<K, V>) -> Result<()>
+where
+    K: aya::Pod + Eq + std::hash::Hash,
+    V: aya::Pod,
+{
+    let mut map: BpfHashMap<_, K, V> = BpfHashMap::try_from(ebpf.map_mut(name).with_context(|| format!("{name} map"))?)?;
+    for stale in keys.iter().filter(|k| !want.contains_key(k)) {
+        let _ = map.remove(stale);
+    }
+    for (k, v) in want {
+        map.insert(k, v, 0).with_context(|| format!("updating {name}"))?;
+    }
+    *keys = want.keys().copied().collect();
+    Ok(())
 }
 
 /// A watched object is also below every watched ancestor: it inherits their classes, so a
