@@ -36,30 +36,35 @@ impl<'a> JsonWriter<'a> {
         }
     }
 
-    pub fn open(&mut self) -> &mut Self {
+    /// An object or array starts: its first member needs no comma.
+    fn begin(&mut self, bracket: u8) -> &mut Self {
         self.sep();
-        self.buf.push(b'{');
+        self.buf.push(bracket);
         self.comma = false;
         self
+    }
+
+    /// An object or array ends: it is a value, and what follows needs a comma.
+    fn end(&mut self, bracket: u8) -> &mut Self {
+        self.buf.push(bracket);
+        self.comma = true;
+        self
+    }
+
+    pub fn open(&mut self) -> &mut Self {
+        self.begin(b'{')
     }
 
     pub fn close(&mut self) -> &mut Self {
-        self.buf.push(b'}');
-        self.comma = true;
-        self
+        self.end(b'}')
     }
 
     pub fn open_array(&mut self) -> &mut Self {
-        self.sep();
-        self.buf.push(b'[');
-        self.comma = false;
-        self
+        self.begin(b'[')
     }
 
     pub fn close_array(&mut self) -> &mut Self {
-        self.buf.push(b']');
-        self.comma = true;
-        self
+        self.end(b']')
     }
 
     /// A key of the alert schema, given as [`key!`] makes it; the value written next
@@ -135,17 +140,11 @@ impl<'a> JsonWriter<'a> {
     }
 
     pub fn bool(&mut self, b: bool) -> &mut Self {
-        self.sep();
-        self.buf.extend_from_slice(if b { b"true" } else { b"false" });
-        self.comma = true;
-        self
+        self.raw(if b { b"true" } else { b"false" })
     }
 
     pub fn null(&mut self) -> &mut Self {
-        self.sep();
-        self.buf.extend_from_slice(b"null");
-        self.comma = true;
-        self
+        self.raw(b"null")
     }
 
     /// A string made by `fmt` (numbers in hex or octal), written without a temporary.
