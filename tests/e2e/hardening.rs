@@ -47,12 +47,23 @@ impl Env {
 
     /// Runs a command that must not alert; returns the alerts carrying its pid.
     fn alerts_of_benign(&self, cmd: &mut Command) -> Vec<Value> {
-        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-        let pid = child.id() as u64;
-        child.wait().unwrap();
+        let (pid, _) = run_pid(cmd);
         self.fence();
         self.monitor.matching(|a| get(a, "process.pid").as_u64() == Some(pid))
     }
+}
+
+/// Runs `cmd` and requires success (its stderr in the failure message).
+fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Runs `cmd` to its end with its output discarded: its pid (to find its alerts) and status.
+fn run_pid(cmd: &mut Command) -> (u64, std::process::ExitStatus) {
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let pid = child.id() as u64;
+    (pid, child.wait().unwrap())
 }
 
 /// Removes a path created by a test, also when the test fails.
@@ -80,8 +91,7 @@ impl TempUser {
                 created_groups.push(g);
             }
         }
-        let out = Command::new("useradd").args(["-M", "-s", "/usr/sbin/nologin"]).arg(&name).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        run_ok(Command::new("useradd").args(["-M", "-s", "/usr/sbin/nologin"]).arg(&name));
         TempUser { name, created_groups }
     }
 }
@@ -152,8 +162,7 @@ fn configuration_files_of_each_concern_raise_their_key() {
 fn group_changes_and_account_tools_are_reported_reads_are_not() {
     let Some(e) = env() else { return };
     let name = format!("mone2e{}", std::process::id() % 100_000);
-    let out = Command::new("groupadd").arg(&name).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run_ok(Command::new("groupadd").arg(&name));
     let del = Command::new("groupdel").arg(&name).output().unwrap();
     assert!(del.status.success());
     e.expect_key("account-tools", "groupadd run", |a| s(a, "event.action") == "exec" && s(a, "process.executable").ends_with("/groupadd"));
@@ -174,8 +183,7 @@ fn group_changes_and_account_tools_are_reported_reads_are_not() {
 fn the_docker_daemons_own_writes_stay_silent() {
     let Some(e) = env() else { return };
     let _files = DAEMON_FILES.lock().unwrap_or_else(|p| p.into_inner());
-    let out = Command::new("docker").args(["run", "--rm", "--network", "none", IMAGE, "true"]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run_ok(Command::new("docker").args(["run", "--rm", "--network", "none", IMAGE, "true"]));
     e.fence();
     let daemons = ["/usr/sbin/dockerd", "/usr/bin/dockerd", "/usr/bin/containerd", "/usr/sbin/runc", "/usr/bin/runc", "/usr/bin/containerd-shim-runc-v2"];
     let noisy = e.monitor.matching(|a| s(a, "rule.key") == "docker-data" && daemons.contains(&s(a, "process.executable")));
@@ -190,14 +198,12 @@ fn runtime_sysctl_and_docker_socket_changes_are_reported() {
     let Some(e) = env() else { return };
     // Writing the current value back changes nothing but is the write the rule is about.
     let now = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
-    let out = Command::new("sysctl").arg("-w").arg(format!("net.ipv4.ip_forward={}", now.trim())).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run_ok(Command::new("sysctl").arg("-w").arg(format!("net.ipv4.ip_forward={}", now.trim())));
     e.expect_key("sysctl", "sysctl -w", |a| s(a, "file.path") == "/proc/sys/net/ipv4/ip_forward");
     // ICMP redirects, the same way.
     let key = "net.ipv4.conf.all.accept_redirects";
     let now = std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/accept_redirects").unwrap();
-    let out = Command::new("sysctl").arg("-w").arg(format!("{key}={}", now.trim())).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run_ok(Command::new("sysctl").arg("-w").arg(format!("{key}={}", now.trim())));
     e.expect_key("sysctl", "sysctl -w accept_redirects", |a| s(a, "file.path") == "/proc/sys/net/ipv4/conf/all/accept_redirects");
     // Reading them changes nothing.
     let quiet = e.alerts_of_benign(Command::new("sysctl").args(["net.ipv4.ip_forward", key]));
@@ -244,8 +250,7 @@ fn group_additions_by_usermod_and_gpasswd_are_reported_lookups_are_not() {
     let Some(e) = env() else { return };
     let user = TempUser::new();
     for group in ["wheel", "docker", "rkt"] {
-        let out = Command::new("usermod").args(["-aG", group, &user.name]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        run_ok(Command::new("usermod").args(["-aG", group, &user.name]));
         let a = e.expect_key("account-tools", &format!("usermod -aG {group}"), |a| {
             s(a, "process.executable") == "/usr/sbin/usermod" && get(a, "process.args").as_array().is_some_and(|v| v.iter().any(|x| x == group))
         });
@@ -253,10 +258,8 @@ fn group_additions_by_usermod_and_gpasswd_are_reported_lookups_are_not() {
         e.expect_key("identity", &format!("/etc/group rewritten by usermod for {group}"), |a| {
             s(a, "process.executable") == "/usr/sbin/usermod" && (s(a, "file.path") == "/etc/group" || s(a, "file.target_path") == "/etc/group")
         });
-        let out = Command::new("gpasswd").args(["-d", &user.name, group]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let out = Command::new("gpasswd").args(["-a", &user.name, group]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        run_ok(Command::new("gpasswd").args(["-d", &user.name, group]));
+        run_ok(Command::new("gpasswd").args(["-a", &user.name, group]));
         e.expect_key("account-tools", &format!("gpasswd -a {group}"), |a| {
             s(a, "process.executable") == "/usr/bin/gpasswd" && get(a, "process.args").as_array().is_some_and(|v| v.iter().any(|x| x == "-a"))
         });
@@ -265,14 +268,12 @@ fn group_additions_by_usermod_and_gpasswd_are_reported_lookups_are_not() {
         });
     }
     // A login shell given to the account: /etc/passwd rewritten.
-    let out = Command::new("usermod").args(["-s", "/bin/sh", &user.name]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run_ok(Command::new("usermod").args(["-s", "/bin/sh", &user.name]));
     e.expect_key("identity", "/etc/passwd rewritten for a shell change", |a| {
         s(a, "process.executable") == "/usr/sbin/usermod" && (s(a, "file.path") == "/etc/passwd" || s(a, "file.target_path") == "/etc/passwd")
     });
     // groupmod on the user's own group (userdel removes it afterwards).
-    let out = Command::new("groupmod").args(["-g", "64999", &user.name]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    run_ok(Command::new("groupmod").args(["-g", "64999", &user.name]));
     e.expect_key("account-tools", "groupmod run", |a| s(a, "process.executable") == "/usr/sbin/groupmod" && s(a, "event.action") == "exec");
     e.expect_key("identity", "/etc/group rewritten by groupmod", |a| {
         s(a, "process.executable") == "/usr/sbin/groupmod" && (s(a, "file.path") == "/etc/group" || s(a, "file.target_path") == "/etc/group")
@@ -314,9 +315,7 @@ fn smt_control_writes_are_reported_reads_are_not() {
         v @ ("on" | "off") => v,
         _ => "on",
     };
-    let mut child = Command::new("sh").args(["-c", &format!("echo {value} > {control}")]).stderr(Stdio::null()).spawn().unwrap();
-    let pid = child.id() as u64;
-    child.wait().unwrap();
+    let (pid, _) = run_pid(Command::new("sh").args(["-c", &format!("echo {value} > {control}")]));
     e.expect_key("smt-control", "a write to SMT control", |a| get(a, "process.pid").as_u64() == Some(pid) && s(a, "file.path") == control);
     assert_eq!(std::fs::read_to_string(control).unwrap(), before, "SMT state changed");
     let quiet = e.alerts_of_benign(Command::new("cat").arg(control));
@@ -327,9 +326,7 @@ fn smt_control_writes_are_reported_reads_are_not() {
 fn selinux_set_permissive_is_reported_asking_is_not() {
     let Some(e) = env() else { return };
     // The real setenforce (selinux-utils): without SELinux it refuses, the exec is the alert.
-    let mut child = Command::new("setenforce").arg("0").stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let pid = child.id() as u64;
-    child.wait().unwrap();
+    let (pid, _) = run_pid(Command::new("setenforce").arg("0"));
     e.expect_key("selinux", "setenforce 0", |a| get(a, "process.pid").as_u64() == Some(pid) && s(a, "event.action") == "exec");
     let quiet = e.alerts_of_benign(&mut Command::new("getenforce"));
     assert!(quiet.is_empty(), "{quiet:#?}");
@@ -341,9 +338,8 @@ fn selinux_set_permissive_is_reported_asking_is_not() {
     } else {
         "mount -t tmpfs none /sys/fs && mkdir /sys/fs/selinux && echo 0 > /sys/fs/selinux/enforce && cat /sys/fs/selinux/enforce".to_string()
     };
-    let mut child = Command::new("unshare").args(["-m", "sh", "-c", &script]).stdout(Stdio::null()).spawn().unwrap();
-    let pid = child.id() as u64;
-    assert!(child.wait().unwrap().success());
+    let (pid, status) = run_pid(Command::new("unshare").args(["-m", "sh", "-c", &script]));
+    assert!(status.success());
     let a = e.expect_key("selinux", "a write to /sys/fs/selinux/enforce", |a| s(a, "file.path") == "/sys/fs/selinux/enforce");
     assert_eq!(get(&a, "process.pid").as_u64(), Some(pid), "only the write alerts: {a}");
     e.fence();
