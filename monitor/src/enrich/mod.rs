@@ -87,6 +87,36 @@ pub fn rfc3339(wall_ns: i128) -> String {
     String::from_utf8(b.to_vec()).expect("ASCII digits")
 }
 
+/// [`rfc3339`] for a stream of times that mostly share their second (the alerts of a
+/// burst): the date and time of day are worked out once per second, the nanoseconds
+/// written into the same text.
+#[derive(Default)]
+pub struct Timestamps {
+    second: Option<i64>,
+    text: String,
+}
+
+impl Timestamps {
+    pub fn format(&mut self, wall_ns: i128) -> &str {
+        let second = wall_ns.div_euclid(1_000_000_000) as i64;
+        if self.second != Some(second) {
+            self.text = rfc3339(wall_ns);
+            self.second = Some(second);
+            return &self.text;
+        }
+        // `…SS.nnnnnnnnnZ`: the nine digits before the final `Z`.
+        let mut nanos = wall_ns.rem_euclid(1_000_000_000) as u32;
+        let end = self.text.len() - 1;
+        // SAFETY: ASCII digits replace ASCII digits, so the text stays UTF-8.
+        let digits = unsafe { &mut self.text.as_bytes_mut()[end - 9..end] };
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (nanos % 10) as u8;
+            nanos /= 10;
+        }
+        &self.text
+    }
+}
+
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -110,6 +140,24 @@ pub fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_of_one_second_reuse_its_text_and_agree_with_rfc3339() {
+        let mut t = Timestamps::default();
+        for ns in [
+            1_795_443_723_000_000_001i128,
+            1_795_443_723_999_999_999,
+            1_795_443_723_000_000_000,
+            1_795_443_724_000_000_000,
+            1_795_443_723_123_456_789,
+            -1,
+            -1_000_000_000,
+            253_402_300_800_000_000_000,
+            253_402_300_800_000_000_007,
+        ] {
+            assert_eq!(t.format(ns), rfc3339(ns), "{ns}");
+        }
+    }
 
     #[test]
     fn formats_rfc3339() {

@@ -25,11 +25,13 @@ pub struct ProcessTable {
     live: bool,
     /// Entries read from /proc since the last `take_learned` (a capture records them).
     learned: Vec<u32>,
+    /// Changes whenever an entry is added, changed or removed (see [`ProcessTable::version`]).
+    version: u64,
 }
 
 impl Default for ProcessTable {
     fn default() -> Self {
-        ProcessTable { procs: FastMap::default(), live: true, learned: Vec::new() }
+        ProcessTable { procs: FastMap::default(), live: true, learned: Vec::new(), version: next_version() }
     }
 }
 
@@ -45,7 +47,19 @@ impl ProcessTable {
 
     /// Set what is known of `pid` (replay of a recorded entry).
     pub fn insert(&mut self, pid: u32, info: ProcInfo) {
+        self.changed();
         self.procs.insert(pid, info);
+    }
+
+    /// A number that is the same only while no entry was added, changed or removed: what
+    /// was worked out from the table (an alert's process members) still holds while it is.
+    /// Unique across tables too, so a table put in another's place is not mistaken for it.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn changed(&mut self) {
+        self.version = next_version();
     }
 
     /// The entries read from /proc since the last call, as they are now.
@@ -65,6 +79,7 @@ impl ProcessTable {
         }
         let info = read_proc(pid)?;
         self.learned.push(pid);
+        self.changed(); // the caller inserts it
         Some(info)
     }
 
@@ -84,6 +99,7 @@ impl ProcessTable {
                 }
             }
         }
+        self.changed();
     }
 
     pub fn len(&self) -> usize {
@@ -98,6 +114,7 @@ impl ProcessTable {
                 let mut info = self.procs.get(&ev.pid).cloned().unwrap_or_default();
                 info.ppid = ev.pid;
                 self.procs.insert(child, info);
+                self.changed();
             }
             Action::Exec if ev.success() => {
                 let info = self.procs.entry(ev.pid).or_default();
@@ -105,19 +122,26 @@ impl ProcessTable {
                 info.exe = ev.path.clone();
                 info.args = ev.argv.clone();
                 info.comm = ev.comm.clone();
+                self.changed();
             }
             Action::Exit => {
-                self.procs.remove(&ev.pid);
+                if self.procs.remove(&ev.pid).is_some() {
+                    self.changed();
+                }
             }
             _ => {
                 if !self.procs.contains_key(&ev.pid) {
                     let read = self.read(ev.pid).unwrap_or_default();
                     self.procs.insert(ev.pid, read);
+                    self.changed();
                 }
                 let info = self.procs.entry(ev.pid).or_default();
-                info.ppid = ev.ppid;
-                if info.comm.is_empty() {
-                    info.comm = ev.comm.clone();
+                if info.ppid != ev.ppid || (info.comm.is_empty() && !ev.comm.is_empty()) {
+                    info.ppid = ev.ppid;
+                    if info.comm.is_empty() {
+                        info.comm = ev.comm.clone();
+                    }
+                    self.changed();
                 }
             }
         }
@@ -127,6 +151,7 @@ impl ProcessTable {
     /// no fork/exit events to keep the table current): it wins over what the table held.
     /// `args` (the process title, cut at 128 bytes) only fills an empty or outdated argv.
     pub fn note(&mut self, pid: u32, ppid: Option<u32>, exe: Option<Vec<u8>>, comm: &[u8], args: Option<Vec<Vec<u8>>>) {
+        self.changed();
         if self.procs.len() >= MAX_NOTED {
             // Without exit events nothing leaves the table: keep the processes still running.
             let live = self.live;
@@ -196,6 +221,11 @@ impl ProcessTable {
         }
         out
     }
+}
+
+fn next_version() -> u64 {
+    static VERSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    VERSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
 }
 
 /// Read one process from /proc; `None` when it is gone.

@@ -9,7 +9,7 @@ use crate::rules::{matcher::Matcher, targets::FilterPlan, RuleSet};
 use crate::enrich::http::Stream;
 use crate::rules::docker_api::{self, DockerRequest};
 use crate::rules::self_defence;
-use crate::sink::json::{render_into, AlertInput, ContainerInfo, RuleRef, RuleSource};
+use crate::sink::json::{render_into, AlertInput, ContainerInfo, ProcessParts, RuleRef, RuleSource};
 use std::collections::HashMap;
 use crate::source::capture;
 use crate::source::ebpf::{decode::decode, EbpfSource};
@@ -57,6 +57,11 @@ pub struct Pipeline<W: Write> {
     container_override: Option<Option<ContainerInfo>>,
     /// The alert line being written (reused: no allocation per alert).
     line: Vec<u8>,
+    /// The process members of the last alert, and what they were made from: (table
+    /// version, pid, ppid, exec). A burst of alerts from one process renders them once.
+    process_parts: ProcessParts,
+    process_parts_of: Option<(u64, u32, u32, bool)>,
+    timestamps: enrich::Timestamps,
 }
 
 impl<W: Write> Pipeline<W> {
@@ -94,6 +99,9 @@ impl<W: Write> Pipeline<W> {
             monitor_pid,
             container_override: Some(None),
             line: Vec::with_capacity(4096),
+            process_parts: ProcessParts::default(),
+            process_parts_of: None,
+            timestamps: enrich::Timestamps::default(),
         }
     }
 
@@ -331,13 +339,11 @@ impl<W: Write> Pipeline<W> {
     ) -> std::io::Result<()> {
         self.sequence += 1;
         self.alerts += 1;
-        self.table.load_lineage(ev.pid);
-        self.table.get(ev.ppid);
         let container = match &self.container_override {
             Some(decided) => decided.clone(),
             None => container_of(&mut self.containers, ev),
         };
-        let ancestors = self.table.ancestors(ev.pid);
+        self.render_process_parts(ev);
         let rule = match rule {
             Raised::Rule(ri) => {
                 let r = &self.rules.rules[ri];
@@ -349,11 +355,9 @@ impl<W: Write> Pipeline<W> {
             ev,
             rule: &rule,
             sequence: self.sequence,
-            timestamp: enrich::rfc3339(self.clock.wall_ns(ev.ts_boot_ns)),
+            timestamp: self.timestamps.format(self.clock.wall_ns(ev.ts_boot_ns)),
             hostname: &self.hostname,
-            process: self.table.peek(ev.pid),
-            parent: self.table.peek(ev.ppid),
-            ancestors: &ancestors,
+            process: &self.process_parts,
             user_name: self.users.name(ev.ids.uid),
             euser_name: self.users.name(ev.ids.euid),
             container: container.as_ref(),
@@ -370,6 +374,24 @@ impl<W: Write> Pipeline<W> {
 }
 
 impl<W: Write> Pipeline<W> {
+    /// The alert's process members (`process_parts`), rendered again only when the process,
+    /// its parent or the table changed since the last alert.
+    fn render_process_parts(&mut self, ev: &Event) {
+        // For an exec, the new image as the event says (the table holds the same).
+        let exec = ev.action == Action::Exec && ev.success();
+        if self.process_parts_of == Some((self.table.version(), ev.pid, ev.ppid, exec)) {
+            return;
+        }
+        self.table.load_lineage(ev.pid);
+        self.table.get(ev.ppid);
+        let process = self.table.peek(ev.pid);
+        let exe = if exec { ev.path.as_deref() } else { process.and_then(|p| p.exe.as_deref()) };
+        let args: &[Vec<u8>] = if exec { &ev.argv } else { process.map(|p| p.args.as_slice()).unwrap_or_default() };
+        let parent_exe = self.table.peek(ev.ppid).and_then(|p| p.exe.as_deref());
+        self.process_parts.render(exe, args, ev.ppid, parent_exe, &self.table.ancestors(ev.pid));
+        self.process_parts_of = Some((self.table.version(), ev.pid, ev.ppid, exec));
+    }
+
     fn line_done(&mut self) -> std::io::Result<()> {
         if self.flush_each_line {
             self.out.flush()?;
@@ -850,4 +872,62 @@ pub fn replay<W: Write>(file: &std::path::Path, rules: RuleSet, ids: &dyn crate:
         truncated_at: reader.truncated_at,
         same_rules,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::tests::event_at;
+    use serde_json::json;
+
+    /// Alerts from one process reuse its rendered process members; whatever changes the
+    /// table in between (its parent's exec or exit, a reparenting) shows in the next alert.
+    #[test]
+    fn process_members_follow_the_table_between_alerts() {
+        let rules = RuleSet::from_texts([("t.rules".to_string(), "-w /etc/watched -p wa -k w\n")], &crate::rules::parse::SystemIds::load()).unwrap();
+        let plan = crate::rules::targets::plan(&rules.rules);
+        let mut p = Pipeline::offline(rules, plan, Vec::new(), Clock { offset_ns: 0 }, "h".into(), 1);
+        let exec = |pid: u32, ppid: u32, exe: &str| Event { pid, tid: pid, ppid, argv: vec![exe.as_bytes().to_vec(), b"-x".to_vec()], ..event_at(Action::Exec, 59, exe) };
+        let alert = |pid: u32, ppid: u32| Event { pid, tid: pid, ppid, ..event_at(Action::Unlink, 87, "/etc/watched") };
+        let fork = |pid: u32, child: u32| Event { pid, child_or_code: child as u64, ..event_at(Action::Fork, -1, "") };
+        let exit = |pid: u32| Event { pid, ..event_at(Action::Exit, -1, "") };
+        let steps = [
+            exec(10, 1, "/bin/sh"),
+            fork(10, 20),
+            exec(20, 10, "/bin/tool"),
+            alert(20, 10),
+            alert(20, 10),
+            exec(10, 1, "/bin/bash"),
+            alert(20, 10),
+            exit(10),
+            alert(20, 10),
+            alert(20, 1),
+            exec(20, 1, "/bin/other"),
+            alert(20, 1),
+        ];
+        for ev in &steps {
+            p.handle_event(ev).unwrap();
+        }
+        let process: Vec<serde_json::Value> = String::from_utf8(p.out.clone())
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                let pr = &v["process"];
+                json!([pr["executable"], pr["args"], pr["parent"], pr["ancestors"]])
+            })
+            .collect();
+        let tool = json!(["/bin/tool", "-x"]);
+        assert_eq!(
+            process,
+            [
+                json!(["/bin/tool", tool, {"pid": 10, "executable": "/bin/sh"}, [{"pid": 10, "executable": "/bin/sh"}, {"pid": 1, "executable": null}]]),
+                json!(["/bin/tool", tool, {"pid": 10, "executable": "/bin/sh"}, [{"pid": 10, "executable": "/bin/sh"}, {"pid": 1, "executable": null}]]),
+                json!(["/bin/tool", tool, {"pid": 10, "executable": "/bin/bash"}, [{"pid": 10, "executable": "/bin/bash"}, {"pid": 1, "executable": null}]]),
+                json!(["/bin/tool", tool, {"pid": 10, "executable": null}, [{"pid": 10, "executable": null}]]),
+                json!(["/bin/tool", tool, {"pid": 1, "executable": null}, [{"pid": 1, "executable": null}]]),
+                json!(["/bin/other", ["/bin/other", "-x"], {"pid": 1, "executable": null}, [{"pid": 1, "executable": null}]]),
+            ]
+        );
+    }
 }

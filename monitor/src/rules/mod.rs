@@ -199,4 +199,4 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

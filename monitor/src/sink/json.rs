@@ -5,7 +5,6 @@
 //! exactly one line, and percent-encodes invalid UTF-8 (listed in `encoding.percent`).
 
 use crate::enrich::container::ContainerMeta;
-use crate::enrich::process::ProcInfo;
 use crate::event::{Action, Event, Ids};
 use crate::rules::docker_api::DockerRequest;
 use monitor_common::flag;
@@ -17,11 +16,10 @@ pub struct AlertInput<'a> {
     pub ev: &'a Event,
     pub rule: &'a RuleRef<'a>,
     pub sequence: u64,
-    pub timestamp: String,
+    pub timestamp: &'a str,
     pub hostname: &'a str,
-    pub process: Option<&'a ProcInfo>,
-    pub parent: Option<&'a ProcInfo>,
-    pub ancestors: &'a [(u32, Option<&'a [u8]>)],
+    /// What the process table says about the process (see [`ProcessParts`]).
+    pub process: &'a ProcessParts,
     pub user_name: Option<&'a str>,
     pub euser_name: Option<&'a str>,
     pub container: Option<&'a ContainerInfo>,
@@ -32,6 +30,43 @@ pub struct AlertInput<'a> {
     pub tamper: Option<&'a str>,
     /// The (live) monitor's pid.
     pub monitor_pid: u32,
+}
+
+/// The members of `process` that come from the process table, as alert JSON:
+/// `"executable":…,"args":[…],"parent":{…},"ancestors":[…]`. They are the same for every
+/// alert of a process while the table is unchanged, so the pipeline renders them once for a
+/// burst of alerts (`Pipeline::emit` keys them by the table's version).
+#[derive(Default)]
+pub struct ProcessParts {
+    json: Vec<u8>,
+    /// Fields percent-encoded in `json` (see `JsonWriter::text`).
+    encoded: Vec<String>,
+}
+
+impl ProcessParts {
+    /// Render the parts: the executable and argv of the process, its parent's pid and
+    /// executable, and its ancestors (pid and executable, parent first).
+    pub fn render(&mut self, exe: Option<&[u8]>, args: &[Vec<u8>], ppid: u32, parent_exe: Option<&[u8]>, ancestors: &[(u32, Option<&[u8]>)]) {
+        self.json.clear();
+        let mut w = JsonWriter::new(&mut self.json);
+        w.key(key!("executable")).opt_text(exe, || "process.executable".into());
+        w.key(key!("args")).open_array();
+        for (i, x) in args.iter().enumerate() {
+            w.text(x, || format!("process.args.{i}"));
+        }
+        w.close_array();
+        w.object(key!("parent")).key(key!("pid")).u64(ppid as u64);
+        w.key(key!("executable")).opt_text(parent_exe, || "process.parent.executable".into());
+        w.close();
+        w.key(key!("ancestors")).open_array();
+        for (i, (pid, exe)) in ancestors.iter().enumerate() {
+            w.open().key(key!("pid")).u64(*pid as u64);
+            w.key(key!("executable")).opt_text(*exe, || format!("process.ancestors.{i}.executable"));
+            w.close();
+        }
+        w.close_array();
+        self.encoded = std::mem::take(&mut w.encoded);
+    }
 }
 
 /// What raised an alert: the keys (first is `rule.key`) and where it is defined.
@@ -148,7 +183,7 @@ pub fn render_into(a: &AlertInput, buf: &mut Vec<u8>) {
     let meta = a.rule.keys.first().and_then(|k| meta_json(k));
     let mut w = JsonWriter::new(buf);
     w.open();
-    w.key(key!("@timestamp")).str(&a.timestamp);
+    w.key(key!("@timestamp")).str(a.timestamp);
     w.object(key!("event"))
         .key(key!("kind"))
         .str("alert")
@@ -182,29 +217,11 @@ pub fn render_into(a: &AlertInput, buf: &mut Vec<u8>) {
         w.key(key!("threat")).raw(&m.threat);
     }
 
-    // The process: for an exec, the new image; otherwise what the table knows.
-    let exec = ev.action == Action::Exec && ev.success();
-    let exe = if exec { ev.path.as_deref() } else { a.process.and_then(|p| p.exe.as_deref()) };
     w.object(key!("process")).key(key!("pid")).u64(ev.pid as u64);
     w.object(key!("thread")).key(key!("id")).u64(ev.tid as u64).close();
     w.key(key!("name")).text(&ev.comm, || "process.name".into());
-    w.key(key!("executable")).opt_text(exe, || "process.executable".into());
-    w.key(key!("args")).open_array();
-    let args: &[Vec<u8>] = if exec { &ev.argv } else { a.process.map(|p| p.args.as_slice()).unwrap_or_default() };
-    for (i, x) in args.iter().enumerate() {
-        w.text(x, || format!("process.args.{i}"));
-    }
-    w.close_array();
-    w.object(key!("parent")).key(key!("pid")).u64(ev.ppid as u64);
-    w.key(key!("executable")).opt_text(a.parent.and_then(|p| p.exe.as_deref()), || "process.parent.executable".into());
-    w.close();
-    w.key(key!("ancestors")).open_array();
-    for (i, (pid, exe)) in a.ancestors.iter().enumerate() {
-        w.open().key(key!("pid")).u64(*pid as u64);
-        w.key(key!("executable")).opt_text(*exe, || format!("process.ancestors.{i}.executable"));
-        w.close();
-    }
-    w.close_array();
+    w.raw(&a.process.json);
+    w.encoded.extend(a.process.encoded.iter().cloned());
     if ev.action == Action::Exec && ev.flag(flag::PATH2_TRUNCATED) {
         w.key(key!("args_truncated")).bool(true);
     }
