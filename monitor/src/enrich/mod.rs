@@ -87,6 +87,14 @@ pub fn rfc3339(wall_ns: i128) -> String {
     String::from_utf8(b.to_vec()).expect("ASCII digits")
 }
 
+/// A stamp no other call in this process returns: the version of a table whose contents
+/// something was worked out from (an alert's process or user members), so that a change, or
+/// another table put in its place, is never mistaken for the one it was worked out from.
+pub fn next_version() -> u64 {
+    static VERSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    VERSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
+}
+
 /// [`rfc3339`] for a stream of times that mostly share their second (the alerts of a
 /// burst): the date and time of day are worked out once per second, the nanoseconds
 /// written into the same text.

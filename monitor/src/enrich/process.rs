@@ -3,6 +3,7 @@
 //! parents are known even after they are gone from /proc.
 
 use crate::event::{Action, Event};
+use crate::enrich::next_version;
 use crate::hash::FastMap;
 use std::os::unix::ffi::OsStrExt;
 
@@ -221,11 +222,6 @@ impl ProcessTable {
         }
         out
     }
-}
-
-fn next_version() -> u64 {
-    static VERSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    VERSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
 }
 
 /// Read one process from /proc; `None` when it is gone.

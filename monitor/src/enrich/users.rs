@@ -18,10 +18,17 @@ pub fn read_id_table(path: &str) -> Vec<(String, u32)> {
         .collect()
 }
 
-#[derive(Default)]
 pub struct Users {
     names: FastMap<u32, String>,
     mtime: Option<SystemTime>,
+    /// Changes with the names (see [`crate::enrich::next_version`]).
+    version: u64,
+}
+
+impl Default for Users {
+    fn default() -> Self {
+        Users { names: FastMap::default(), mtime: None, version: crate::enrich::next_version() }
+    }
 }
 
 impl Users {
@@ -38,6 +45,7 @@ impl Users {
             .into_iter()
             .map(|(name, id)| (id, name))
             .collect();
+        self.version = crate::enrich::next_version();
     }
 
     /// Re-read /etc/passwd if it changed since the last read; returns whether it did.
@@ -59,7 +67,12 @@ impl Users {
 
     /// A fixed table (replay).
     pub fn from_map(names: HashMap<u32, String>) -> Users {
-        Users { names: names.into_iter().collect(), mtime: None }
+        Users { names: names.into_iter().collect(), ..Users::default() }
+    }
+
+    /// The same only while the names are (see [`crate::enrich::next_version`]).
+    pub fn version(&self) -> u64 {
+        self.version
     }
 
     pub fn name(&self, uid: u32) -> Option<&str> {

@@ -9,7 +9,7 @@ use crate::rules::{matcher::Matcher, targets::FilterPlan, RuleSet};
 use crate::enrich::http::Stream;
 use crate::rules::docker_api::{self, DockerRequest};
 use crate::rules::self_defence;
-use crate::sink::json::{render_into, AlertInput, ContainerInfo, ProcessParts, RuleRef, RuleSource};
+use crate::sink::json::{render_into, AlertInput, ContainerInfo, ProcessParts, RuleJson, RuleRef, RuleSource, UserParts};
 use std::collections::HashMap;
 use crate::source::capture;
 use crate::source::ebpf::{decode::decode, EbpfSource};
@@ -29,7 +29,8 @@ enum Raised<'k> {
 
 /// Everything between a decoded event and an alert line.
 pub struct Pipeline<W: Write> {
-    pub rules: RuleSet,
+    /// Replaced through [`Pipeline::set_rules`] (alerts keep each rule's JSON).
+    rules: RuleSet,
     pub plan: FilterPlan,
     pub table: ProcessTable,
     pub users: Users,
@@ -61,6 +62,12 @@ pub struct Pipeline<W: Write> {
     /// version, pid, ppid, exec). A burst of alerts from one process renders them once.
     process_parts: ProcessParts,
     process_parts_of: Option<(u64, u32, u32, bool)>,
+    /// The user members of the last alert, and what they were made from: (names version,
+    /// uid, euid, auid, gid, egid).
+    user_parts: UserParts,
+    user_parts_of: Option<(u64, [u32; 5])>,
+    /// Each loaded rule's alert JSON, by position, made when it first alerts.
+    rule_json: Vec<Option<RuleJson>>,
     timestamps: enrich::Timestamps,
 }
 
@@ -101,6 +108,9 @@ impl<W: Write> Pipeline<W> {
             line: Vec::with_capacity(4096),
             process_parts: ProcessParts::default(),
             process_parts_of: None,
+            user_parts: UserParts::default(),
+            user_parts_of: None,
+            rule_json: Vec::new(),
             timestamps: enrich::Timestamps::default(),
         }
     }
@@ -344,22 +354,29 @@ impl<W: Write> Pipeline<W> {
             None => container_of(&mut self.containers, ev),
         };
         self.render_process_parts(ev);
+        self.render_user_parts(ev);
+        let builtin;
         let rule = match rule {
             Raised::Rule(ri) => {
+                if self.rule_json.len() <= ri {
+                    self.rule_json.resize_with(ri + 1, || None);
+                }
                 let r = &self.rules.rules[ri];
-                RuleRef { keys: &r.keys, source: RuleSource::Line(&r.source) }
+                &*self.rule_json[ri].get_or_insert_with(|| RuleJson::render(&RuleRef { keys: &r.keys, source: RuleSource::Line(&r.source) }))
             }
-            Raised::Builtin { keys, source } => RuleRef { keys, source: RuleSource::Builtin(source) },
+            Raised::Builtin { keys, source } => {
+                builtin = RuleJson::render(&RuleRef { keys, source: RuleSource::Builtin(source) });
+                &builtin
+            }
         };
         let input = AlertInput {
             ev,
-            rule: &rule,
+            rule,
             sequence: self.sequence,
             timestamp: self.timestamps.format(self.clock.wall_ns(ev.ts_boot_ns)),
             hostname: &self.hostname,
             process: &self.process_parts,
-            user_name: self.users.name(ev.ids.uid),
-            euser_name: self.users.name(ev.ids.euid),
+            user: &self.user_parts,
             container: container.as_ref(),
             docker,
             tamper,
@@ -390,6 +407,29 @@ impl<W: Write> Pipeline<W> {
         let parent_exe = self.table.peek(ev.ppid).and_then(|p| p.exe.as_deref());
         self.process_parts.render(exe, args, ev.ppid, parent_exe, &self.table.ancestors(ev.pid));
         self.process_parts_of = Some((self.table.version(), ev.pid, ev.ppid, exec));
+    }
+
+    /// The alert's user members (`user_parts`), rendered again only when the ids or the
+    /// user names changed since the last alert.
+    fn render_user_parts(&mut self, ev: &Event) {
+        let key = (self.users.version(), [ev.ids.uid, ev.ids.euid, ev.auid, ev.ids.gid, ev.ids.egid]);
+        if self.user_parts_of != Some(key) {
+            self.user_parts.render(ev, |uid| self.users.name(uid));
+            self.user_parts_of = Some(key);
+        }
+    }
+
+    /// Put new rules (and their plan) in place of the loaded ones.
+    pub fn set_rules(&mut self, rules: RuleSet, plan: FilterPlan) {
+        self.rules = rules;
+        self.plan = plan;
+        self.rule_json.clear();
+        self.plan_changed();
+    }
+
+    /// The rules in use.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
     }
 
     fn line_done(&mut self) -> std::io::Result<()> {
@@ -685,9 +725,7 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
                         let rules = for_source(rules);
                         let plan = crate::rules::targets::plan(&rules.rules);
                         live.sync_watches(&plan)?;
-                        pipeline.rules = rules;
-                        pipeline.plan = plan;
-                        pipeline.plan_changed();
+                        pipeline.set_rules(rules, plan);
                         info!(rules = pipeline.rules.rules.len(), "rules reloaded");
                         ("rules-reloaded", serde_json::json!({"rules": {"count": pipeline.rules.rules.len(), "hash": pipeline.rules.hash(), "files": pipeline.rules.files}}))
                     }
@@ -927,6 +965,49 @@ mod tests {
                 json!(["/bin/tool", tool, {"pid": 10, "executable": null}, [{"pid": 10, "executable": null}]]),
                 json!(["/bin/tool", tool, {"pid": 1, "executable": null}, [{"pid": 1, "executable": null}]]),
                 json!(["/bin/other", ["/bin/other", "-x"], {"pid": 1, "executable": null}, [{"pid": 1, "executable": null}]]),
+            ]
+        );
+    }
+
+    /// Alerts reuse their rule's and their user's members; new ids, new user names and
+    /// reloaded rules show in the next alert.
+    #[test]
+    fn user_and_rule_members_follow_ids_names_and_reloaded_rules() {
+        let load = |text: &str| RuleSet::from_texts([("t.rules".to_string(), text)], &crate::rules::parse::SystemIds::load()).unwrap();
+        let rules = load("-w /etc/watched -p wa -k first\n");
+        let plan = crate::rules::targets::plan(&rules.rules);
+        let mut p = Pipeline::offline(rules, plan, Vec::new(), Clock { offset_ns: 0 }, "h".into(), 1);
+        p.users = Users::from_map([(1000, "alice".to_string())].into());
+        let alert = |euid: u32| {
+            let mut ev = event_at(Action::Unlink, 87, "/etc/watched");
+            ev.ids.euid = euid;
+            ev
+        };
+        p.handle_event(&alert(1000)).unwrap();
+        p.handle_event(&alert(1000)).unwrap();
+        p.handle_event(&alert(0)).unwrap();
+        p.users = Users::from_map([(1000, "bob".to_string())].into());
+        p.handle_event(&alert(0)).unwrap();
+        let rules = load("-w /etc/watched -p wa -k second -k third\n");
+        let plan = crate::rules::targets::plan(&rules.rules);
+        p.set_rules(rules, plan);
+        p.handle_event(&alert(0)).unwrap();
+        let seen: Vec<serde_json::Value> = String::from_utf8(p.out.clone())
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                json!([v["user"]["name"], v["user"]["effective"], v["rule"]["key"], v["rule"]["keys"]])
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                json!(["alice", {"id": "1000", "name": "alice"}, "first", null]),
+                json!(["alice", {"id": "1000", "name": "alice"}, "first", null]),
+                json!(["alice", {"id": "0", "name": null}, "first", null]),
+                json!(["bob", {"id": "0", "name": null}, "first", null]),
+                json!(["bob", {"id": "0", "name": null}, "second", ["second", "third"]]),
             ]
         );
     }

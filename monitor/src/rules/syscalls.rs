@@ -6,11 +6,17 @@ pub fn number(name: &str) -> Option<u32> {
     SYSCALLS.iter().find(|(n, _)| *n == name).map(|(_, nr)| *nr)
 }
 
+/// The name of syscall `nr` (every alert names its call: a table by number, not a search).
 pub fn name(nr: u32) -> Option<&'static str> {
-    SYSCALLS
-        .iter()
-        .find(|(_, n)| *n == nr)
-        .map(|(name, _)| *name)
+    static BY_NUMBER: std::sync::OnceLock<Vec<Option<&'static str>>> = std::sync::OnceLock::new();
+    let table = BY_NUMBER.get_or_init(|| {
+        let mut t = vec![None; SYSCALLS.iter().map(|(_, nr)| *nr as usize + 1).max().unwrap_or(0)];
+        for (name, nr) in SYSCALLS.iter().rev() {
+            t[*nr as usize] = Some(*name); // the first name listed for a number wins
+        }
+        t
+    });
+    table.get(nr as usize).copied().flatten()
 }
 
 /// The highest syscall number we know, bounding syscall sets.
@@ -88,5 +94,10 @@ mod tests {
             assert!(name(*nr).is_some(), "{nr} has no name");
             assert!(*nr < MAX_NR);
         }
+        for nr in 0..MAX_NR + 10 {
+            let listed_first = SYSCALLS.iter().find(|(_, n)| *n == nr).map(|(name, _)| *name);
+            assert_eq!(name(nr), listed_first, "{nr}");
+        }
+        assert_eq!(name(u32::MAX), None);
     }
 }

@@ -14,14 +14,15 @@ use serde_json::{json, Value};
 /// Everything an alert line is made from.
 pub struct AlertInput<'a> {
     pub ev: &'a Event,
-    pub rule: &'a RuleRef<'a>,
+    /// What raised it (see [`RuleJson`]).
+    pub rule: &'a RuleJson,
     pub sequence: u64,
     pub timestamp: &'a str,
     pub hostname: &'a str,
     /// What the process table says about the process (see [`ProcessParts`]).
     pub process: &'a ProcessParts,
-    pub user_name: Option<&'a str>,
-    pub euser_name: Option<&'a str>,
+    /// Who did it (see [`UserParts`]).
+    pub user: &'a UserParts,
     pub container: Option<&'a ContainerInfo>,
     /// A decoded Docker API request (the event is the send that completed it) and the
     /// socket's path.
@@ -66,6 +67,68 @@ impl ProcessParts {
         }
         w.close_array();
         self.encoded = std::mem::take(&mut w.encoded);
+    }
+}
+
+/// An alert's `rule` and `threat` members and its `event.severity`, from what raised it:
+/// the same for every alert of a rule, so the pipeline renders them once per loaded rule.
+pub struct RuleJson {
+    severity: u8,
+    json: Vec<u8>,
+}
+
+impl RuleJson {
+    pub fn render(rule: &RuleRef) -> RuleJson {
+        // The first key's metadata: `event.severity` (0 without), `rule.*`, `threat`.
+        let meta = rule.keys.first().and_then(|k| meta_json(k));
+        let mut json = Vec::new();
+        let mut w = JsonWriter::new(&mut json);
+        w.object(key!("rule")).key(key!("key")).str(rule.keys.first().map(String::as_str).unwrap_or("")).key(key!("source"));
+        match rule.source {
+            RuleSource::Line(s) => w.str_and_number(&s.file, b':', s.line as u64),
+            RuleSource::Builtin(name) => w.str(name),
+        };
+        if rule.keys.len() > 1 {
+            w.key(key!("keys")).open_array();
+            for k in rule.keys {
+                w.str(k);
+            }
+            w.close_array();
+        }
+        if let Some(m) = meta {
+            w.raw(&m.rule_members);
+        }
+        w.close();
+        if let Some(m) = meta {
+            w.key(key!("threat")).raw(&m.threat);
+        }
+        RuleJson { severity: meta.map_or(0, |m| m.severity), json }
+    }
+}
+
+/// An alert's `user` and `group` members: the same for every alert with the same ids while
+/// the user names are unchanged (the pipeline keys them by both).
+#[derive(Default)]
+pub struct UserParts {
+    json: Vec<u8>,
+}
+
+impl UserParts {
+    /// `names` gives a uid's user name.
+    pub fn render<'n>(&mut self, ev: &Event, names: impl Fn(u32) -> Option<&'n str>) {
+        self.json.clear();
+        let mut w = JsonWriter::new(&mut self.json);
+        w.object(key!("user")).key(key!("id")).num_str("", ev.ids.uid as u64, 10).key(key!("name")).opt_str(names(ev.ids.uid));
+        w.object(key!("effective")).key(key!("id")).num_str("", ev.ids.euid as u64, 10).key(key!("name")).opt_str(names(ev.ids.euid)).close();
+        w.object(key!("audit")).key(key!("id"));
+        if ev.auid == u32::MAX {
+            w.str("unset");
+        } else {
+            w.num_str("", ev.auid as u64, 10);
+        }
+        w.close().close();
+        w.object(key!("group")).key(key!("id")).num_str("", ev.ids.gid as u64, 10);
+        w.object(key!("effective")).key(key!("id")).num_str("", ev.ids.egid as u64, 10).close().close();
     }
 }
 
@@ -179,43 +242,22 @@ fn write_container(w: &mut JsonWriter, c: &ContainerInfo) {
 /// One alert as one JSON line (without the newline), appended to `buf`.
 pub fn render_into(a: &AlertInput, buf: &mut Vec<u8>) {
     let ev = a.ev;
-    // The first key's metadata: `event.severity` (0 without), `rule.*`, `threat`.
-    let meta = a.rule.keys.first().and_then(|k| meta_json(k));
     let mut w = JsonWriter::new(buf);
     w.open();
     w.key(key!("@timestamp")).str(a.timestamp);
     w.object(key!("event"))
         .key(key!("kind"))
-        .str("alert")
+        .lit("alert")
         .key(key!("action"))
-        .str(if a.docker.is_some() { "docker-request" } else { action_name(ev) })
+        .lit(if a.docker.is_some() { "docker-request" } else { action_name(ev) })
         .key(key!("outcome"))
-        .str(if ev.success() { "success" } else { "failure" })
+        .lit(if ev.success() { "success" } else { "failure" })
         .key(key!("sequence"))
         .u64(a.sequence)
         .key(key!("severity"))
-        .u64(meta.map_or(0, |m| m.severity as u64))
+        .u64(a.rule.severity as u64)
         .close();
-
-    w.object(key!("rule")).key(key!("key")).str(a.rule.keys.first().map(String::as_str).unwrap_or("")).key(key!("source"));
-    match a.rule.source {
-        RuleSource::Line(s) => w.str_and_number(&s.file, b':', s.line as u64),
-        RuleSource::Builtin(name) => w.str(name),
-    };
-    if a.rule.keys.len() > 1 {
-        w.key(key!("keys")).open_array();
-        for k in a.rule.keys {
-            w.str(k);
-        }
-        w.close_array();
-    }
-    if let Some(m) = meta {
-        w.raw(&m.rule_members);
-    }
-    w.close();
-    if let Some(m) = meta {
-        w.key(key!("threat")).raw(&m.threat);
-    }
+    w.raw(&a.rule.json);
 
     w.object(key!("process")).key(key!("pid")).u64(ev.pid as u64);
     w.object(key!("thread")).key(key!("id")).u64(ev.tid as u64).close();
@@ -227,19 +269,13 @@ pub fn render_into(a: &AlertInput, buf: &mut Vec<u8>) {
     }
     w.close();
 
-    w.object(key!("user")).key(key!("id")).num_str("", ev.ids.uid as u64, 10).key(key!("name")).opt_str(a.user_name);
-    w.object(key!("effective")).key(key!("id")).num_str("", ev.ids.euid as u64, 10).key(key!("name")).opt_str(a.euser_name).close();
-    w.object(key!("audit")).key(key!("id"));
-    if ev.auid == u32::MAX {
-        w.str("unset");
-    } else {
-        w.num_str("", ev.auid as u64, 10);
-    }
-    w.close().close();
-    w.object(key!("group")).key(key!("id")).num_str("", ev.ids.gid as u64, 10);
-    w.object(key!("effective")).key(key!("id")).num_str("", ev.ids.egid as u64, 10).close().close();
+    w.raw(&a.user.json);
 
-    w.object(key!("syscall")).key(key!("name")).opt_str(crate::rules::syscalls::name(ev.syscall as u32));
+    w.object(key!("syscall")).key(key!("name"));
+    match crate::rules::syscalls::name(ev.syscall as u32) {
+        Some(name) => w.lit(name),
+        None => w.null(),
+    };
     w.key(key!("number")).i64(ev.syscall as i64).key(key!("return")).i64(ev.ret);
     w.key(key!("args")).open_array();
     for x in &ev.args {
@@ -250,7 +286,7 @@ pub fn render_into(a: &AlertInput, buf: &mut Vec<u8>) {
     match ev.action {
         _ if a.docker.is_some() => {
             let (req, socket) = a.docker.unwrap();
-            w.object(key!("file")).key(key!("path")).text(socket, || "file.path".into()).key(key!("type")).str("socket").close();
+            w.object(key!("file")).key(key!("path")).text(socket, || "file.path".into()).key(key!("type")).lit("socket").close();
             w.object(key!("docker")).key(key!("request")).value(&req.request);
             w.key(key!("findings")).open_array();
             for f in &req.findings {
@@ -270,7 +306,7 @@ pub fn render_into(a: &AlertInput, buf: &mut Vec<u8>) {
             w.close();
         }
         Action::Connect => {
-            w.object(key!("file")).key(key!("path")).opt_text(ev.path2.as_deref(), || "file.path".into()).key(key!("type")).str("socket");
+            w.object(key!("file")).key(key!("path")).opt_text(ev.path2.as_deref(), || "file.path".into()).key(key!("type")).lit("socket");
             w.key(key!("inode"));
             if ev.ino != 0 {
                 w.u64(ev.ino);
@@ -320,7 +356,7 @@ pub fn render_into(a: &AlertInput, buf: &mut Vec<u8>) {
                 w.key(key!("truncated")).bool(true);
             }
             if ev.flag(flag::PATH_FROM_STRING) {
-                w.key(key!("resolved_from")).str("string");
+                w.key(key!("resolved_from")).lit("string");
             }
             w.close();
         }

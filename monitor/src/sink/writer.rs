@@ -98,6 +98,19 @@ impl<'a> JsonWriter<'a> {
         self
     }
 
+    /// A string of the schema (`"alert"`, an action or syscall name): written as it is, for
+    /// it is ours and has nothing to escape.
+    pub fn lit(&mut self, s: &'static str) -> &mut Self {
+        debug_assert!(first_to_escape(s.as_bytes()).is_none(), "{s}");
+        self.sep();
+        self.buf.reserve(s.len() + 2);
+        self.buf.push(b'"');
+        self.buf.extend_from_slice(s.as_bytes());
+        self.buf.push(b'"');
+        self.comma = true;
+        self
+    }
+
     /// `"<s><sep><n>"`: a rule's `file:line` without formatting it first.
     pub fn str_and_number(&mut self, s: &str, sep: u8, n: u64) -> &mut Self {
         self.sep();
