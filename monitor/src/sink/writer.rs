@@ -487,7 +487,11 @@ mod tests {
 
     #[test]
     fn numbers_are_written_as_format_writes_them() {
-        for n in [0u64, 1, 7, 8, 9, 10, 15, 16, 99, 100, 101, 255, 999, 1000, 4096, 65534, 123_456_789, u32::MAX as u64, 9_999_999_999_999_999_999, 10_000_000_000_000_000_000, u64::MAX] {
+        let listed = [0u64, 1, 7, 8, 9, 10, 15, 16, 99, 100, 101, 255, 999, 1000, 4096, 65534, 123_456_789, u32::MAX as u64, 9_999_999_999_999_999_999, 10_000_000_000_000_000_000, u64::MAX];
+        // Every digit-count boundary of base 10, 8 and 16.
+        let powers_of_two = (0..64).flat_map(|k| [1u64 << k, (1u64 << k) - 1, (1u64 << k) + 1]);
+        let powers_of_ten = (0..20).flat_map(|k| [10u64.pow(k), 10u64.pow(k) - 1, 10u64.pow(k) + 1]);
+        for n in listed.into_iter().chain(powers_of_two).chain(powers_of_ten) {
             let mut buf = Vec::new();
             let mut w = JsonWriter::new(&mut buf);
             w.open_array().u64(n).i64(n as i64).i64(-(n as i64)).num_str("0x", n, 16).num_str("0o", n, 8).num_str("", n, 10).close_array();
