@@ -8,7 +8,7 @@ use aya_ebpf::helpers::{
     bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
     bpf_ktime_get_boot_ns,
 };
-use monitor_common::{drop_cause, Event, EVENT_SIZE, FIELD_CAP};
+use monitor_common::{drop_cause, Event, Ids, CGROUP_NAME_LEN, COMM_LEN, EVENT_SIZE, FIELD_CAP};
 
 use crate::kernel::{task_ids, task_loginuid, task_ppid, task_sessionid};
 use crate::{DROPS, EVENTS, EVENT_SCRATCH};
@@ -60,6 +60,28 @@ impl Draft {
         ev.watch2 = 0;
         ev.extra = 0;
         Some(Draft { base, len1: 0 })
+    }
+
+    /// Start a process-lifecycle record (fork, exit) with only the process and the time:
+    /// userspace's process table needs no more from them, and they run for every process
+    /// on the host, so the task's credentials, comm and cgroup are not read for them.
+    #[inline(always)]
+    pub fn lifecycle(kind: u16) -> Option<Draft> {
+        let mut d = Draft::begin(kind, 0, -1)?;
+        let ev = d.event();
+        let pid_tgid = bpf_get_current_pid_tgid();
+        ev.pid = (pid_tgid >> 32) as u32;
+        ev.tid = pid_tgid as u32;
+        // The scratch holds the previous record: what is not filled in is zeroed.
+        ev.cgroup_id = 0;
+        ev.ppid = 0;
+        ev.ids = Ids::default();
+        ev.old_ids = Ids::default();
+        ev.auid = 0;
+        ev.sessionid = 0;
+        ev.comm = [0; COMM_LEN];
+        ev.cgroup_name = [0; CGROUP_NAME_LEN];
+        Some(d)
     }
 
     /// Fill in the task: ids, credentials, login, comm, cgroup.

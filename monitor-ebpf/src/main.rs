@@ -1,7 +1,8 @@
 //! Kernel side of the monitor: tracepoint programs that observe, filter and emit.
 //!
-//! Pipeline inside the kernel: `sys_enter` stashes the arguments of every hooked syscall
-//! ([`syscalls`]); the per-class exit programs resolve the object (file, socket, credentials),
+//! Pipeline inside the kernel: the per-class exit programs ([`syscalls`]) read the call's
+//! arguments from the task's entry registers (`sys_enter` stashes the credentials before a
+//! setid call, which the exit compares with), resolve the object (file, socket, credentials),
 //! decide against the watch maps ([`path`]) and emit a record ([`event`]); the scheduler BTF
 //! tracepoints ([`sched`]) report exec/fork/exit so userspace can keep its process table.
 //! Programs only read: they always return 0 and never alter a syscall.

@@ -2,7 +2,8 @@
 //!
 //! Every exec is reported (with argv) so userspace knows each process's executable and
 //! arguments for ancestry and for alerts raised later by that process; `flags` and `watch`
-//! say whether the executable itself is watched.
+//! say whether the executable itself is watched. Fork and exit records carry the pids only
+//! (see `Draft::lifecycle`).
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_user},
@@ -13,7 +14,7 @@ use monitor_common::{class, flag, kind, FIELD_CAP};
 use crate::event::Draft;
 use crate::kernel::{current_task, file_path, off, read, task_tgid};
 use crate::path::resolve_kpath;
-use crate::{is_self, selects, unfiltered, PENDING};
+use crate::{is_self, selects, unfiltered};
 
 const EXECVE: i32 = 59;
 const EXECVEAT: i32 = 322;
@@ -23,12 +24,7 @@ pub fn exec(ctx: &BtfTracePointContext) {
     if is_self((pid_tgid >> 32) as u32) {
         return;
     }
-    // The stash says which call it was (execve or execveat); it is not needed after this.
-    let syscall = match unsafe { PENDING.get(&pid_tgid) } {
-        Some(p) if p.nr() == EXECVEAT => EXECVEAT,
-        _ => EXECVE,
-    };
-    let _ = PENDING.remove(&pid_tgid);
+    let syscall = if crate::syscalls::take_execveat_mark(pid_tgid) { EXECVEAT } else { EXECVE };
     let task = current_task();
     let bprm: u64 = ctx.arg(2);
     let Some(mut d) = Draft::new(kind::EXEC, 0, syscall, task) else {
@@ -86,7 +82,7 @@ pub fn fork(ctx: &BtfTracePointContext) {
     if child_pid != child_tgid {
         return; // a new thread, not a new process
     }
-    let Some(mut d) = Draft::new(kind::FORK, 0, -1, current_task()) else {
+    let Some(mut d) = Draft::lifecycle(kind::FORK) else {
         return;
     };
     d.event().args[0] = child_tgid as u64;
@@ -100,7 +96,7 @@ pub fn exit(ctx: &BtfTracePointContext) {
     }
     let task: u64 = ctx.arg(0);
     let code = read::<i32>(task, off!(task_exit_code)).unwrap_or(0);
-    let Some(mut d) = Draft::new(kind::EXIT, 0, -1, current_task()) else {
+    let Some(mut d) = Draft::lifecycle(kind::EXIT) else {
         return;
     };
     d.event().args[0] = code as u32 as u64;

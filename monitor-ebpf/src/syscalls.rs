@@ -1,10 +1,12 @@
 //! Syscall tracepoints: the per-class exit handlers, and an argument stash on entry where the
 //! exit needs what was true before the call.
 //!
-//! File and connect exits read the arguments back from the registers the task entered the
-//! syscall with ([`current_call`]): no entry program, no map traffic on the hot path. The
-//! setuid family and execve keep `sys_enter`, which stores the six arguments (and the
-//! credentials before a setid call) keyed by pid_tgid for the exit handler to take back.
+//! File, connect and exec exits read the arguments back from the registers the task entered
+//! the syscall with ([`current_call`]): no entry program, no map traffic on the hot path.
+//! `sys_enter` runs for the setuid family, storing the six arguments and the credentials
+//! before the call keyed by pid_tgid for the exit handler to take back, and for execveat,
+//! whose mark tells the exec tracepoint which call it was (nothing else can: the task's
+//! registers then say execve either way).
 
 use aya_ebpf::{
     helpers::{
@@ -80,14 +82,6 @@ pub struct Pending {
     old_ids: Ids,
 }
 
-impl Pending {
-    /// The syscall number.
-    #[inline(always)]
-    pub fn nr(&self) -> i32 {
-        self.nr as i32
-    }
-}
-
 /// The setuid family: setuid 105, setgid 106, setreuid 113, setregid 114, setresuid 117,
 /// setresgid 119, setfsuid 122, setfsgid 123.
 #[inline(always)]
@@ -137,15 +131,33 @@ fn current_call(ctx: &TracePointContext) -> Option<(Pending, i64)> {
     }
     let nr = unsafe { ctx.read_at::<i32>(8).ok()? } as i64;
     let ret = unsafe { ctx.read_at::<i64>(16).ok()? };
-    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as u64;
     // r15 … di: the first fifteen words of x86_64 `struct pt_regs`.
-    let r = read::<[u64; 15]>(regs, 0)?;
+    let r = read::<[u64; 15]>(user_regs(), 0)?;
     let pending = Pending {
         nr,
         args: [r[14], r[13], r[12], r[7], r[9], r[8]],
         old_ids: Ids::default(),
     };
     Some((pending, ret))
+}
+
+/// The registers the current task entered the kernel with (x86_64 `struct pt_regs`).
+#[inline(always)]
+fn user_regs() -> u64 {
+    unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) as u64 }
+}
+
+/// Whether the current task's successful exec was an execveat (`sys_enter` marked it;
+/// the mark is taken). An execve leaves no mark: the lookup misses.
+#[inline(always)]
+pub fn take_execveat_mark(pid_tgid: u64) -> bool {
+    match unsafe { PENDING.get(&pid_tgid) } {
+        Some(p) if p.nr == nr::EXECVEAT => {
+            let _ = PENDING.remove(&pid_tgid);
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Take back the stashed arguments of the current task and read the return value.
@@ -489,9 +501,14 @@ pub fn exit_exec(ctx: &TracePointContext) -> i32 {
 
 #[inline(always)]
 fn exit_exec_inner(ctx: &TracePointContext) {
-    let Some((pending, ret)) = take(ctx) else {
+    // A failed exec leaves the registers as the task entered with them.
+    let Some((pending, ret)) = current_call(ctx) else {
         return;
     };
+    if pending.nr == nr::EXECVEAT {
+        // The mark of a failed execveat (a successful one was taken at exec).
+        let _ = PENDING.remove(&bpf_get_current_pid_tgid());
+    }
     if ret >= 0 || !(pending.nr == nr::EXECVE || pending.nr == nr::EXECVEAT) {
         return;
     }

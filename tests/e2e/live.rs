@@ -5,7 +5,7 @@
 //! a file under a watched fence directory and waits for that alert. Records leave the kernel
 //! in order, so anything the silent activity had raised would have come first.
 
-use monitor_tests::{get, privileged, s, scratch_dir, setresuid_child, sh, timestamp_ns, Monitor};
+use monitor_tests::{exec_child, get, privileged, s, scratch_dir, setresuid_child, sh, timestamp_ns, ExecCall, Monitor};
 use serde_json::Value;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -274,7 +274,28 @@ fn exec_of_a_watched_binary() {
         assert_eq!(get(&a, "process.parent.pid").as_u64(), Some(me()), "{a}");
         assert_eq!(s(&a, "process.parent.executable"), my_exe(), "{a}");
         assert_eq!(s(&a, "event.outcome"), "success", "{a}");
+        assert_eq!(s(&a, "syscall.name"), "execve", "{a}");
     }
+    // The kernel tells the calls apart from the task's registers, not from an entry stash:
+    // an exec through a descriptor is an execveat, and a failed exec of the watched file
+    // (the file untouched: argv unreadable) reports its path and error.
+    let bin = bin.as_str();
+    let (pid, status) = exec_child(bin, "e2e-execveat", ExecCall::ExecveatFd);
+    assert_eq!(status, 0, "execveat of {bin}");
+    let a = l.expect("execveat", |x| s(x, "event.action") == "exec" && get(x, "process.pid").as_u64() == Some(pid as u64));
+    check_common(&a, "e2e-exec", &src);
+    assert_eq!(s(&a, "syscall.name"), "execveat", "{a}");
+    assert_eq!(s(&a, "process.executable"), bin, "{a}");
+    assert_eq!(get(&a, "process.args").get(1).and_then(Value::as_str), Some("e2e-execveat"), "{a}");
+    let (pid, status) = exec_child(bin, "e2e-efault", ExecCall::ExecveBadArgv);
+    assert_eq!(status, 127, "the exec with a bad argv returned");
+    let a = l.expect("failed execve", |x| s(x, "event.action") == "exec" && get(x, "process.pid").as_u64() == Some(pid as u64));
+    check_common(&a, "e2e-exec", &src);
+    assert_eq!(s(&a, "syscall.name"), "execve", "{a}");
+    assert_eq!(s(&a, "event.outcome"), "failure", "{a}");
+    assert_eq!(get(&a, "syscall.return").as_i64(), Some(-14), "EFAULT: {a}");
+    assert_eq!(s(&a, "file.path"), bin, "{a}");
+    assert_eq!(get(&a, "syscall.args").get(1).and_then(Value::as_str), Some("0x8"), "{a}");
 }
 
 #[test]

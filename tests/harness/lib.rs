@@ -489,6 +489,51 @@ pub fn setresuid_child(steps: &[(u32, u32, u32)]) -> u32 {
     pid as u32
 }
 
+/// How [`exec_child`] runs a program.
+#[derive(Clone, Copy, Debug)]
+pub enum ExecCall {
+    /// `execve(path, argv, envp)`.
+    Execve,
+    /// `execveat(fd of path, "", argv, envp, AT_EMPTY_PATH)`.
+    ExecveatFd,
+    /// `execve(path, <unreadable argv>, envp)`: fails with EFAULT, the file untouched.
+    ExecveBadArgv,
+}
+
+/// Fork a child that runs `path` with argv `[path, arg]` through `call`; returns its pid
+/// and its exit status once it has ended (127 when the exec returned).
+pub fn exec_child(path: &str, arg: &str, call: ExecCall) -> (u32, i32) {
+    use std::ffi::CString;
+    let path_c = CString::new(path).unwrap();
+    let arg_c = CString::new(arg).unwrap();
+    let argv = [path_c.as_ptr(), arg_c.as_ptr(), std::ptr::null()];
+    let envp = [std::ptr::null::<libc::c_char>()];
+    // Only raw syscalls between fork and _exit: the parent is multithreaded.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        unsafe {
+            match call {
+                ExecCall::Execve => {
+                    libc::syscall(libc::SYS_execve, path_c.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                }
+                ExecCall::ExecveatFd => {
+                    let fd = libc::open(path_c.as_ptr(), libc::O_RDONLY);
+                    libc::syscall(libc::SYS_execveat, fd, c"".as_ptr(), argv.as_ptr(), envp.as_ptr(), libc::AT_EMPTY_PATH);
+                }
+                ExecCall::ExecveBadArgv => {
+                    libc::syscall(libc::SYS_execve, path_c.as_ptr(), 8usize as *const libc::c_char, envp.as_ptr());
+                }
+            }
+            libc::_exit(127);
+        }
+    }
+    let mut status = 0;
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status), "exec child did not exit: {status:#x}");
+    (pid as u32, libc::WEXITSTATUS(status))
+}
+
 /// Fork a child that becomes uid/gid `id` and connects to the unix socket `path` (the
 /// outcome does not matter); returns its pid once it has exited.
 pub fn connect_as(id: u32, path: &str) -> u32 {

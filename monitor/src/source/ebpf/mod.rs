@@ -90,9 +90,10 @@ impl EbpfSource {
 
     fn attach(&mut self) -> Result<()> {
         self.load_stages()?;
-        // File and connect exits read their arguments from the task's registers; only the
-        // setid family (credentials before the call) and exec need the entry stash.
-        let enter: Vec<u32> = SETID_SYSCALLS.iter().chain(EXEC_SYSCALLS).copied().collect();
+        // File, connect and exec exits read their arguments from the task's registers; the
+        // entry stash serves the setid family (the credentials before the call) and marks
+        // an execveat (the exec tracepoint cannot tell it from an execve otherwise).
+        let enter: Vec<u32> = SETID_SYSCALLS.iter().chain(&[322]).copied().collect(); // execveat 322
         self.attach_syscalls("sys_enter", "sys_enter_", &enter)?;
         self.attach_syscalls("sys_exit_open", "sys_exit_", OPEN_SYSCALLS)?;
         self.attach_syscalls("sys_exit_path", "sys_exit_", PATH_SYSCALLS)?;
