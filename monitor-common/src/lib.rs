@@ -221,6 +221,11 @@ pub mod class {
     pub const SETID: u32 = 1 << 3;
 }
 
+/// A bit of the kernel's filter word beside the `class` bits: some rule can match an open
+/// for reading only (no write access, no O_CREAT, no O_TRUNC). Without it such opens, most
+/// of a host's file activity, are dropped before their file is even looked at.
+pub const FILTER_READ_OPENS: u32 = 1 << 16;
+
 /// Byte offsets of the kernel struct members the programs read, taken from the running
 /// kernel's BTF by userspace at load time (aya's Rust programs have no CO-RE relocations).
 #[repr(C)]

@@ -54,8 +54,8 @@ static STAGES: ProgramArray = ProgramArray::with_max_entries(2, 0);
 #[map]
 static CAPTURE: LruHashMap<CaptureKey, u64> = LruHashMap::with_max_entries(4096, 0);
 
-/// `class::*` bits for which every event goes to userspace (a rule without a path filter).
-/// A map, not `CONFIG`, so that a rules reload can change it.
+/// `class::*` bits for which every event goes to userspace (a rule without a path filter),
+/// and `FILTER_READ_OPENS`. A map, not `CONFIG`, so that a rules reload can change it.
 #[map]
 static FILTER: aya_ebpf::maps::Array<u32> = aya_ebpf::maps::Array::with_max_entries(1, 0);
 
@@ -191,8 +191,19 @@ fn is_self(tgid: u32) -> bool {
 /// Whether every event of `class` goes to userspace (a rule without a path filter).
 #[inline(always)]
 fn unfiltered(class: u32) -> bool {
+    filter_has(class)
+}
+
+/// Whether some rule can match an open for reading only (`FILTER_READ_OPENS`).
+#[inline(always)]
+fn read_opens_wanted() -> bool {
+    filter_has(monitor_common::FILTER_READ_OPENS)
+}
+
+#[inline(always)]
+fn filter_has(bits: u32) -> bool {
     match FILTER.get(0) {
-        Some(bits) => (unsafe { core::ptr::read_volatile(bits as *const u32) } & class) != 0,
+        Some(word) => (unsafe { core::ptr::read_volatile(word as *const u32) } & bits) != 0,
         None => false,
     }
 }

@@ -607,3 +607,31 @@ fn long_argv_is_cut_and_flagged() {
         args.len()
     );
 }
+
+/// With no rule that can match a read, the kernel drops read-only opens before looking at
+/// the file (the shared rules above watch `wa` only); a rule with `-p r` turns them back on,
+/// and then a read of its file alerts and a read elsewhere stays silent.
+#[test]
+fn a_read_watch_turns_read_opens_on() {
+    if !privileged() {
+        return;
+    }
+    let root = scratch_dir("reads");
+    fs::create_dir_all(root.join("fence")).unwrap();
+    fs::write(root.join("secret"), "s").unwrap();
+    fs::write(root.join("other"), "o").unwrap();
+    let r = root.display();
+    let rules = root.join("reads.rules");
+    fs::write(&rules, format!("-w {r}/secret -p r -k e2e-read\n-w {r}/fence -p w -k e2e-fence\n")).unwrap();
+    let monitor = Monitor::start(&rules);
+    fs::read(root.join("other")).unwrap();
+    fs::read(root.join("secret")).unwrap();
+    let secret = root.join("secret").display().to_string();
+    let a = monitor.wait_for("read of the read-watched file", |x| s(x, "rule.key") == "e2e-read").json;
+    assert_eq!(s(&a, "event.action"), "open", "{a}");
+    assert_eq!(s(&a, "file.path"), secret, "{a}");
+    assert_eq!(s(&a, "rule.source"), format!("{}:1", rules.display()), "{a}");
+    monitor.fence(&root.join("fence"));
+    let other = root.join("other").display().to_string();
+    assert!(monitor.matching(|x| s(x, "file.path") == other).is_empty(), "a read elsewhere alerted");
+}

@@ -8,7 +8,7 @@
 use super::model::*;
 use super::index::RuleIndex;
 pub use crate::hash::FastHash;
-use super::syscalls::class_of;
+use super::syscalls::{class_of, OPEN_SYSCALLS};
 use monitor_common::class;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -34,6 +34,10 @@ pub struct FilterPlan {
     pub targets: Vec<Target>,
     /// Classes for which some rule has no path condition: everything goes to userspace.
     pub unfiltered: u32,
+    /// Whether some rule can match an open for reading only; without one the kernel drops
+    /// such opens at once (`monitor_common::FILTER_READ_OPENS`).
+    #[serde(default)]
+    pub read_opens: bool,
     /// `written` → index in `targets`, built on first use (rule matching looks paths up
     /// for every event; `written` never changes after planning).
     #[serde(skip)]
@@ -48,6 +52,11 @@ pub struct FilterPlan {
 }
 
 impl FilterPlan {
+    /// The kernel's filter word: `unfiltered` and `FILTER_READ_OPENS`.
+    pub fn filter_word(&self) -> u32 {
+        self.unfiltered | if self.read_opens { monitor_common::FILTER_READ_OPENS } else { 0 }
+    }
+
     pub fn target(&self, id: u32) -> Option<&Target> {
         self.targets.get((id as usize).checked_sub(1)?)
     }
@@ -154,6 +163,15 @@ fn rule_classes(rule: &Rule) -> u32 {
     classes
 }
 
+/// Whether `rule` could match an open that only reads: it covers an open syscall and has
+/// no `perm` condition without `r` (`-w … -p wa` cannot). Other conditions are not looked
+/// at: this may say yes too often, never no too often.
+fn may_match_read_opens(rule: &Rule) -> bool {
+    let opens = OPEN_SYSCALLS.iter().any(|nr| rule.syscalls.contains(*nr));
+    let perm_excludes_reads = rule.conds.iter().any(|c| matches!(c, Cond::Perm(p) if p & perm::READ == 0));
+    opens && !perm_excludes_reads
+}
+
 /// Classes that can produce each access kind. A unix socket connect counts as a write.
 pub fn perm_classes(p: u8) -> u32 {
     let mut c = 0;
@@ -173,10 +191,12 @@ pub fn plan(rules: &[Rule]) -> FilterPlan {
     let mut by_path: BTreeMap<String, u32> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut unfiltered = 0;
+    let mut read_opens = false;
     for rule in rules {
         if rule.inactive.is_some() || rule.list != List::Exit || rule.action != Action::Always {
             continue;
         }
+        read_opens |= may_match_read_opens(rule);
         let classes = rule_classes(rule);
         let mut selected = false;
         for c in &rule.conds {
@@ -239,6 +259,7 @@ pub fn plan(rules: &[Rule]) -> FilterPlan {
     let mut plan = FilterPlan {
         targets,
         unfiltered,
+        read_opens,
         by_written: Default::default(),
         cond_targets: Vec::new(),
         index: None,

@@ -205,6 +205,25 @@ fn plan_selects_classes_and_unfiltered() {
 }
 
 #[test]
+fn read_opens_reach_userspace_only_when_a_rule_can_match_them() {
+    let wants = |text: &str| targets::plan(&load(text).unwrap().rules).read_opens;
+    assert!(!wants("-w /etc/docker -p wa -k a\n-w /usr/bin/docker -p x -k b\n"));
+    assert!(!wants("-a always,exit -F arch=b64 -S unlink -k c\n"));
+    assert!(!wants("-a always,exit -F arch=b64 -S openat -F perm=w -k d\n"));
+    assert!(!wants("-a never,exit -F arch=b64 -F dir=/var/lib/docker\n"));
+    assert!(wants("-w /etc/shadow -p r -k e\n"));
+    assert!(wants("-w /etc/shadow -p rwa -k f\n"));
+    assert!(wants("-a always,exit -F arch=b64 -F dir=/etc -k g\n"));
+    assert!(wants("-a always,exit -F arch=b64 -S openat2 -k h\n"));
+    // The CIS watches (`-w /usr/bin/docker -k docker`, no -p) mean every access, reads too.
+    let builtin = RuleSet::builtin(&FakeIds).unwrap();
+    assert!(targets::plan(&builtin.rules).read_opens, "the default pack watches reads");
+    assert!(wants("-w /usr/bin/docker -k docker\n"));
+    let word = |text: &str| targets::plan(&load(text).unwrap().rules).filter_word();
+    assert_eq!(word("-w /etc/shadow -p r -k e\n"), monitor_common::FILTER_READ_OPENS);
+}
+
+#[test]
 fn kernel_dev_encoding() {
     // st_dev 0x0801 (8:1) → kernel (8 << 20) | 1
     assert_eq!(targets::kernel_dev(0x0801), (8 << 20) | 1);

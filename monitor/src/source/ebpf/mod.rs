@@ -152,7 +152,7 @@ impl EbpfSource {
     pub fn sync_watches(&mut self, plan: &FilterPlan) -> Result<()> {
         let mut filter: aya::maps::Array<_, u32> =
             aya::maps::Array::try_from(self.ebpf.map_mut("FILTER").context("FILTER map")?)?;
-        filter.set(0, plan.unfiltered, 0).context("updating FILTER")?;
+        filter.set(0, plan.filter_word(), 0).context("updating FILTER")?;
         let effective = effective_classes(plan);
         let mut inodes: std::collections::HashMap<InodeKey, WatchValue> = Default::default();
         let mut paths: std::collections::HashMap<u64, WatchValue> = Default::default();
