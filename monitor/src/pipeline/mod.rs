@@ -59,9 +59,9 @@ pub struct Pipeline<W: Write> {
     /// The alert line being written (reused: no allocation per alert).
     line: Vec<u8>,
     /// The process members of the last alert, and what they were made from: (table
-    /// version, pid, ppid, exec). A burst of alerts from one process renders them once.
+    /// version, pid, ppid). A burst of alerts from one process renders them once.
     process_parts: ProcessParts,
-    process_parts_of: Option<(u64, u32, u32, bool)>,
+    process_parts_of: Option<(u64, u32, u32)>,
     /// The user members of the last alert, and what they were made from: (names version,
     /// uid, euid, auid, gid, egid).
     user_parts: UserParts,
@@ -392,21 +392,20 @@ impl<W: Write> Pipeline<W> {
 
 impl<W: Write> Pipeline<W> {
     /// The alert's process members (`process_parts`), rendered again only when the process,
-    /// its parent or the table changed since the last alert.
+    /// its parent or the table changed since the last alert. They come from the table, which
+    /// has taken in the event first (an exec's new image and argv included).
     fn render_process_parts(&mut self, ev: &Event) {
-        // For an exec, the new image as the event says (the table holds the same).
-        let exec = ev.action == Action::Exec && ev.success();
-        if self.process_parts_of == Some((self.table.version(), ev.pid, ev.ppid, exec)) {
+        if self.process_parts_of == Some((self.table.version(), ev.pid, ev.ppid)) {
             return;
         }
         self.table.load_lineage(ev.pid);
         self.table.get(ev.ppid);
         let process = self.table.peek(ev.pid);
-        let exe = if exec { ev.path.as_deref() } else { process.and_then(|p| p.exe.as_deref()) };
-        let args: &[Vec<u8>] = if exec { &ev.argv } else { process.map(|p| p.args.as_slice()).unwrap_or_default() };
+        let exe = process.and_then(|p| p.exe.as_deref());
+        let args = process.map(|p| p.args.as_slice()).unwrap_or_default();
         let parent_exe = self.table.peek(ev.ppid).and_then(|p| p.exe.as_deref());
         self.process_parts.render(exe, args, ev.ppid, parent_exe, &self.table.ancestors(ev.pid));
-        self.process_parts_of = Some((self.table.version(), ev.pid, ev.ppid, exec));
+        self.process_parts_of = Some((self.table.version(), ev.pid, ev.ppid));
     }
 
     /// The alert's user members (`user_parts`), rendered again only when the ids or the
@@ -425,11 +424,6 @@ impl<W: Write> Pipeline<W> {
         self.plan = plan;
         self.rule_json.clear();
         self.plan_changed();
-    }
-
-    /// The rules in use.
-    pub fn rules(&self) -> &RuleSet {
-        &self.rules
     }
 
     fn line_done(&mut self) -> std::io::Result<()> {
