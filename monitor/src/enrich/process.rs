@@ -80,7 +80,6 @@ impl ProcessTable {
         }
         let info = read_proc(pid)?;
         self.learned.push(pid);
-        self.changed(); // the caller inserts it
         Some(info)
     }
 
@@ -186,6 +185,7 @@ impl ProcessTable {
         if !self.procs.contains_key(&pid) {
             let info = self.read(pid)?;
             self.procs.insert(pid, info);
+            self.changed();
         }
         self.procs.get(&pid)
     }
