@@ -7,7 +7,8 @@
 //! necessary condition of the matcher's test for the same field (`matcher::Matcher::cond`).
 
 use super::model::*;
-use super::targets::{FastHash, FilterPlan};
+use super::targets::FilterPlan;
+use crate::hash::FastHash;
 use std::collections::HashMap;
 
 /// Rule sets larger than this are evaluated without the index (every rule is tried).

@@ -7,7 +7,7 @@
 
 use super::model::*;
 use super::index::RuleIndex;
-pub use crate::hash::FastHash;
+use crate::hash::FastHash;
 use super::syscalls::{class_of, OPEN_SYSCALLS};
 use monitor_common::class;
 use std::collections::BTreeMap;
