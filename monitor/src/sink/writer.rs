@@ -448,6 +448,16 @@ mod tests {
     fn the_eight_byte_scan_finds_the_first_byte_to_escape_anywhere() {
         let specials = [b'"', b'\\', 0u8, 0x1f, b'\n'];
         let harmless = [b'a', 0x20, 0x7f, 0x80, 0xff, b'!', b'#', b']', 0x5d, 0x21, 0x23];
+        with_one_of(&specials, &harmless, |v, _| {
+            let want = v.iter().position(|&c| NEEDS_ESCAPE[c as usize]);
+            assert_eq!(first_to_escape(v), want, "{v:?}");
+        });
+    }
+
+    /// `check(v, placed)` for every text of 0 to 39 `harmless` bytes, with one byte of
+    /// `specials` at each position (`placed`) or at none: the scans' eight-byte words see
+    /// it in every lane and in the tail.
+    fn with_one_of(specials: &[u8], harmless: &[u8], mut check: impl FnMut(&[u8], bool)) {
         for len in 0..40 {
             for at in 0..=len {
                 for (k, &s) in specials.iter().enumerate() {
@@ -455,8 +465,7 @@ mod tests {
                     if at < len {
                         v[at] = s;
                     }
-                    let want = v.iter().position(|&c| NEEDS_ESCAPE[c as usize]);
-                    assert_eq!(first_to_escape(&v), want, "{v:?}");
+                    check(&v, at < len);
                 }
             }
         }
@@ -466,23 +475,15 @@ mod tests {
     fn the_plain_ascii_scan_rejects_any_byte_to_escape_or_beyond_ascii_anywhere() {
         let harmless = [b'a', 0x20, 0x7f, b'!', b'#', b']', 0x21, 0x23, b'~'];
         let others = [b'"', b'\\', 0u8, 0x1f, b'\n', 0x80, 0xc3, 0xff];
-        for len in 0..40 {
-            for at in 0..=len {
-                for (k, &o) in others.iter().enumerate() {
-                    let mut v: Vec<u8> = (0..len).map(|i| harmless[(i + k) % harmless.len()]).collect();
-                    if at < len {
-                        v[at] = o;
-                    }
-                    assert_eq!(is_plain_ascii(&v), at == len, "{v:?}");
-                    // Both paths of `text` write what serde_json writes for valid text.
-                    let mut buf = Vec::new();
-                    JsonWriter::new(&mut buf).text(&v, || "f".into());
-                    if let Ok(s) = std::str::from_utf8(&v) {
-                        assert_eq!(buf, serde_json::to_vec(s).unwrap());
-                    }
-                }
+        with_one_of(&others, &harmless, |v, placed| {
+            assert_eq!(is_plain_ascii(v), !placed, "{v:?}");
+            // Both paths of `text` write what serde_json writes for valid text.
+            let mut buf = Vec::new();
+            JsonWriter::new(&mut buf).text(v, || "f".into());
+            if let Ok(s) = std::str::from_utf8(v) {
+                assert_eq!(buf, serde_json::to_vec(s).unwrap());
             }
-        }
+        });
     }
 
     #[test]
