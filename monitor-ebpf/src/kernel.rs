@@ -1,11 +1,20 @@
 //! Reading kernel structures through the offsets userspace took from BTF.
 //!
 //! aya's Rust programs have no CO-RE, so every member offset comes from the read-only
-//! `CONFIG.offsets`, filled at load time from /sys/kernel/btf/vmlinux. All reads go through
-//! `bpf_probe_read_kernel`; a failed read yields `None` and the caller gives up quietly.
+//! `CONFIG.offsets`, filled at load time from /sys/kernel/btf/vmlinux. The verifier knows
+//! those offsets as constants (the map is frozen), which allows two ways to read:
+//! * [`Btf`]: a direct load through a pointer the verifier knows by its BTF type (the
+//!   current task, a `tp_btf` argument, and the members reached from them). No helper call:
+//!   on this kernel each helper call costs more than the rest of a hook's logic. Using it on
+//!   any other value fails verification at load time, so a misuse cannot go unnoticed.
+//! * [`Probe`]: `bpf_probe_read_kernel`, for addresses that lost their type (read from an
+//!   array, carried in map memory, reached through `container_of`).
+//!
+//! A failed read yields `None` (a direct load of a bad address yields zero) and the caller
+//! gives up quietly.
 
 use aya_ebpf::helpers::{
-    bpf_get_current_task, bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes,
+    bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes, generated::bpf_get_current_task_btf,
 };
 use monitor_common::{Ids, InodeKey, CGROUP_DEFAULT_HIERARCHY, CGROUP_NAME_LEN, CGROUP_SUBSYS_MAX};
 
@@ -26,13 +35,47 @@ pub fn config_u32(field: *const u32) -> usize {
 }
 pub(crate) use off;
 
-/// Read a `T` at `base + offset` in kernel memory.
+/// How a kernel pointer is dereferenced; see the module doc.
+pub trait Deref {
+    fn get<T: Copy>(base: u64, offset: usize) -> Option<T>;
+}
+
+/// Direct loads through BTF-typed pointers.
+pub struct Btf;
+
+/// `bpf_probe_read_kernel`, for any address.
+pub struct Probe;
+
+impl Deref for Btf {
+    #[inline(always)]
+    fn get<T: Copy>(base: u64, offset: usize) -> Option<T> {
+        if base == 0 {
+            return None;
+        }
+        Some(unsafe { core::ptr::read_volatile((base as *const u8).add(offset) as *const T) })
+    }
+}
+
+impl Deref for Probe {
+    #[inline(always)]
+    fn get<T: Copy>(base: u64, offset: usize) -> Option<T> {
+        read(base, offset)
+    }
+}
+
+/// Read a `T` at `base + offset` in kernel memory (`bpf_probe_read_kernel`).
 #[inline(always)]
 pub fn read<T: Copy>(base: u64, offset: usize) -> Option<T> {
     if base == 0 {
         return None;
     }
     unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T).ok() }
+}
+
+/// Load a `T` at `base + offset` through a BTF-typed pointer ([`Btf`]).
+#[inline(always)]
+pub fn field<T: Copy>(base: u64, offset: usize) -> Option<T> {
+    Btf::get(base, offset)
 }
 
 /// A `struct path`: the mount and the dentry, as raw kernel addresses.
@@ -43,29 +86,38 @@ pub struct KPath {
 }
 
 impl KPath {
-    /// Read the `struct path` stored at `addr`.
+    /// Read the `struct path` stored at `addr` (one read: userspace checked that it is the
+    /// pair mount, dentry).
     #[inline(always)]
     pub fn at(addr: u64) -> Option<KPath> {
+        let [vfsmount, dentry] = read::<[u64; 2]>(addr, 0)?;
+        Some(KPath { vfsmount, dentry })
+    }
+
+    /// The `struct path` member at `offset` of the BTF-typed `base`.
+    #[inline(always)]
+    pub fn field(base: u64, offset: usize) -> Option<KPath> {
         Some(KPath {
-            vfsmount: read::<u64>(addr, off!(path_mnt))?,
-            dentry: read::<u64>(addr, off!(path_dentry))?,
+            vfsmount: field::<u64>(base, offset + off!(path_mnt))?,
+            dentry: field::<u64>(base, offset + off!(path_dentry))?,
         })
     }
 }
 
+/// The current task, as a BTF-typed pointer: the `task_*` readers below load through it.
 #[inline(always)]
 pub fn current_task() -> u64 {
-    unsafe { bpf_get_current_task() }
+    unsafe { bpf_get_current_task_btf() as u64 }
 }
 
 #[inline(always)]
 pub fn task_tgid(task: u64) -> u32 {
-    read::<u32>(task, off!(task_tgid)).unwrap_or(0)
+    field::<u32>(task, off!(task_tgid)).unwrap_or(0)
 }
 
 #[inline(always)]
 pub fn task_ppid(task: u64) -> u32 {
-    match read::<u64>(task, off!(task_real_parent)) {
+    match field::<u64>(task, off!(task_real_parent)) {
         Some(parent) => task_tgid(parent),
         None => 0,
     }
@@ -73,31 +125,20 @@ pub fn task_ppid(task: u64) -> u32 {
 
 #[inline(always)]
 pub fn task_loginuid(task: u64) -> u32 {
-    read::<u32>(task, off!(task_loginuid)).unwrap_or(u32::MAX)
+    field::<u32>(task, off!(task_loginuid)).unwrap_or(u32::MAX)
 }
 
 #[inline(always)]
 pub fn task_sessionid(task: u64) -> u32 {
-    read::<u32>(task, off!(task_sessionid)).unwrap_or(u32::MAX)
+    field::<u32>(task, off!(task_sessionid)).unwrap_or(u32::MAX)
 }
 
 /// The task's credential ids (`task->cred`), converted from `struct cred` order
 /// (uid, gid, suid, sgid, euid, egid, fsuid, fsgid) into [`Ids`].
 #[inline(always)]
 pub fn task_ids(task: u64) -> Ids {
-    let cred = read::<u64>(task, off!(task_cred)).unwrap_or(0);
-    match read::<[u32; 8]>(cred, off!(cred_uid)) {
-        Some(c) => Ids {
-            uid: c[0],
-            gid: c[1],
-            suid: c[2],
-            sgid: c[3],
-            euid: c[4],
-            egid: c[5],
-            fsuid: c[6],
-            fsgid: c[7],
-        },
-        None => Ids {
+    let Some(cred) = field::<u64>(task, off!(task_cred)) else {
+        return Ids {
             uid: u32::MAX,
             euid: u32::MAX,
             suid: u32::MAX,
@@ -106,7 +147,18 @@ pub fn task_ids(task: u64) -> Ids {
             egid: u32::MAX,
             sgid: u32::MAX,
             fsgid: u32::MAX,
-        },
+        };
+    };
+    let id = |i: usize| field::<u32>(cred, off!(cred_uid) + 4 * i).unwrap_or(u32::MAX);
+    Ids {
+        uid: id(0),
+        gid: id(1),
+        suid: id(2),
+        sgid: id(3),
+        euid: id(4),
+        egid: id(5),
+        fsuid: id(6),
+        fsgid: id(7),
     }
 }
 
@@ -115,21 +167,21 @@ pub fn task_ids(task: u64) -> Ids {
 #[inline(always)]
 pub fn task_cgroup_name(task: u64, dst: &mut [u8; CGROUP_NAME_LEN]) {
     dst[0] = 0;
-    let Some(css_set) = read::<u64>(task, off!(task_cgroups)) else {
+    let Some(css_set) = field::<u64>(task, off!(task_cgroups)) else {
         return;
     };
     let subsys = unsafe { core::ptr::read_volatile(&CONFIG.cgroup_subsys) };
     let cgroup = if subsys == CGROUP_DEFAULT_HIERARCHY {
-        read::<u64>(css_set, off!(css_set_dfl_cgrp))
+        field::<u64>(css_set, off!(css_set_dfl_cgrp))
     } else {
         let slot = (subsys % CGROUP_SUBSYS_MAX) as usize * 8;
-        read::<u64>(css_set, off!(css_set_subsys) + slot)
-            .and_then(|css| read::<u64>(css, off!(css_cgroup)))
+        field::<u64>(css_set, off!(css_set_subsys) + slot)
+            .and_then(|css| field::<u64>(css, off!(css_cgroup)))
     };
-    let Some(kn) = cgroup.and_then(|c| read::<u64>(c, off!(cgroup_kn))) else {
+    let Some(kn) = cgroup.and_then(|c| field::<u64>(c, off!(cgroup_kn))) else {
         return;
     };
-    let Some(name) = read::<u64>(kn, off!(kernfs_node_name)) else {
+    let Some(name) = field::<u64>(kn, off!(kernfs_node_name)) else {
         return;
     };
     unsafe {
@@ -140,9 +192,9 @@ pub fn task_cgroup_name(task: u64, dst: &mut [u8; CGROUP_NAME_LEN]) {
 /// `task->fs->root` or `task->fs->pwd`.
 #[inline(always)]
 pub fn task_fs_path(task: u64, pwd: bool) -> Option<KPath> {
-    let fs = read::<u64>(task, off!(task_fs))?;
+    let fs = field::<u64>(task, off!(task_fs))?;
     let member = if pwd { off!(fs_pwd) } else { off!(fs_root) };
-    KPath::at(fs + member as u64)
+    KPath::field(fs, member)
 }
 
 /// The `struct file *` behind descriptor `fd` of `task`.
@@ -151,13 +203,14 @@ pub fn task_file(task: u64, fd: i64) -> Option<u64> {
     if fd < 0 {
         return None;
     }
-    let files = read::<u64>(task, off!(task_files))?;
-    let fdt = read::<u64>(files, off!(files_fdt))?;
-    let max = read::<u32>(fdt, off!(fdtable_max_fds))?;
+    let files = field::<u64>(task, off!(task_files))?;
+    let fdt = field::<u64>(files, off!(files_fdt))?;
+    let max = field::<u32>(fdt, off!(fdtable_max_fds))?;
     if fd as u64 >= max as u64 {
         return None;
     }
-    let fds = read::<u64>(fdt, off!(fdtable_fd))?;
+    // An array of pointers: its elements have no BTF type the verifier follows.
+    let fds = field::<u64>(fdt, off!(fdtable_fd))?;
     let file = read::<u64>(fds, (fd as usize) * 8)?;
     if file == 0 {
         None
@@ -172,14 +225,58 @@ pub fn file_path(file: u64) -> Option<KPath> {
     KPath::at(file + off!(file_path) as u64)
 }
 
+/// The members of a `struct dentry` a path walk needs, read with one helper call.
+#[derive(Clone, Copy)]
+pub struct DentryView {
+    pub parent: u64,
+    pub inode: u64,
+    pub name: u64,
+    pub name_len: usize,
+}
+
+/// Bytes read from `d_parent` on: userspace checked that `d_name` and `d_inode` lie there.
+pub const DENTRY_WINDOW: usize = 32;
+
+/// Read `dentry`'s parent, inode and name in one `bpf_probe_read_kernel` (a walk reads them
+/// at every level, and on this kernel the helper call costs more than the rest).
+#[inline(always)]
+pub fn dentry_view(dentry: u64) -> Option<DentryView> {
+    let base = off!(dentry_parent);
+    let w = read::<[u64; DENTRY_WINDOW / 8]>(dentry, base)?;
+    // A select, not an index: an indexed stack address left in a register can reach a
+    // subprogram's exit, which the verifier rejects.
+    let word = |at: usize| {
+        let v = match at / 8 {
+            0 => w[0],
+            1 => w[1],
+            2 => w[2],
+            _ => w[3],
+        };
+        v >> ((at % 8) * 8)
+    };
+    let name = off!(dentry_name) - base;
+    Some(DentryView {
+        parent: w[0],
+        inode: word(off!(dentry_inode) - base),
+        name: word(name + off!(qstr_name)),
+        name_len: (word(name + off!(qstr_len)) as u32 & 0xff) as usize,
+    })
+}
+
 /// Identity (device, inode) and mode of the inode behind `dentry`.
 #[inline(always)]
 pub fn dentry_inode(dentry: u64) -> Option<(InodeKey, u32)> {
-    let inode = read::<u64>(dentry, off!(dentry_inode))?;
-    let ino = read::<u64>(inode, off!(inode_ino))?;
-    let sb = read::<u64>(inode, off!(inode_sb))?;
-    let dev = read::<u32>(sb, off!(sb_dev))?;
-    let mode = read::<u16>(inode, off!(inode_mode))? as u32;
+    dentry_inode_by::<Probe>(dentry)
+}
+
+/// [`dentry_inode`], reading through `D`.
+#[inline(always)]
+pub fn dentry_inode_by<D: Deref>(dentry: u64) -> Option<(InodeKey, u32)> {
+    let inode = D::get::<u64>(dentry, off!(dentry_inode))?;
+    let ino = D::get::<u64>(inode, off!(inode_ino))?;
+    let sb = D::get::<u64>(inode, off!(inode_sb))?;
+    let dev = D::get::<u32>(sb, off!(sb_dev))?;
+    let mode = D::get::<u16>(inode, off!(inode_mode))? as u32;
     Some((InodeKey { ino, dev, _pad: 0 }, mode))
 }
 
@@ -190,11 +287,17 @@ pub fn task_has_host_root(task: u64) -> bool {
         Some(root) => root,
         None => return true,
     };
-    match dentry_inode(root.dentry) {
-        Some((key, _)) => unsafe {
-            key.ino == core::ptr::read_volatile(&CONFIG.host_root_ino)
-                && key.dev == core::ptr::read_volatile(&CONFIG.host_root_dev)
-        },
+    match dentry_inode_by::<Btf>(root.dentry) {
+        Some((key, _)) => is_host_root(&key),
         None => true,
+    }
+}
+
+/// Whether `key` is the host's root directory.
+#[inline(always)]
+pub fn is_host_root(key: &InodeKey) -> bool {
+    unsafe {
+        key.ino == core::ptr::read_volatile(&CONFIG.host_root_ino)
+            && key.dev == core::ptr::read_volatile(&CONFIG.host_root_dev)
     }
 }

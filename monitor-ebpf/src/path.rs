@@ -16,12 +16,12 @@
 //! Loop state is kept in the per-CPU scratch map rather than in registers: reloaded values are
 //! bounded unknowns to the verifier, so states of different iterations prune each other.
 
-use aya_ebpf::helpers::generated::bpf_probe_read_kernel;
+use aya_ebpf::helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_user_str};
 use monitor_common::{
     flag, fnv1a_step, InodeKey, WatchValue, FIELD_CAP, FNV_OFFSET, MAX_PATH_DEPTH, USER_PATH_CAP,
 };
 
-use crate::kernel::{dentry_inode, off, read, task_has_host_root, KPath};
+use crate::kernel::{dentry_inode_by, dentry_view, DentryView, file_path, is_host_root, off, read, task_file, task_fs_path, task_has_host_root, Btf, KPath};
 use crate::resolve::{target_kind, Target};
 use crate::{PATH_SCRATCH, WATCH_INODES, WATCH_PATHS, WATCH_SPINE};
 
@@ -38,7 +38,6 @@ pub struct PathScratch {
     vfsmount: u64,
     hash: u64,
     watch: WatchValue,
-    skip: u32,
     found: u32,
     walk_flags: u32,
     pos: u32,
@@ -56,6 +55,11 @@ pub struct PathScratch {
     spine_hash: u64,
     child: u64,
     last_child: u64,
+    /// Name (address, length) of `child` and of `last_child`, from the walk's reads.
+    child_name: u64,
+    child_len: u64,
+    last_name: u64,
+    last_len: u64,
 }
 
 /// Pass a value through map memory. The verifier does not track values stored in maps, so
@@ -94,16 +98,15 @@ fn vol<T: Copy>(p: *const T) -> T {
     unsafe { core::ptr::read_volatile(p) }
 }
 
-/// Walk from `start` to the root, skipping the first `skip` ancestors. Leaves the path in
-/// `s.walk[s.pos..WALK_END]`. Every loop-carried value lives in scratch memory: a value kept
-/// in a register (say "found a watch at level k") would split the verifier's states at every
-/// level and make the walk's verification exponential in its depth.
+/// Walk from `start` to the root. Leaves the path in `s.walk[s.pos..WALK_END]`. Every
+/// loop-carried value lives in scratch memory: a value kept in a register (say "found a
+/// watch at level k") would split the verifier's states at every level and make the walk's
+/// verification exponential in its depth.
 #[inline(always)]
-fn walk(s: *mut PathScratch, start: KPath, skip: u32) -> (WatchValue, u32) {
+fn walk(s: *mut PathScratch, start: KPath) -> (WatchValue, u32) {
     unsafe {
         (*s).dentry = start.dentry;
         (*s).vfsmount = start.vfsmount;
-        (*s).skip = skip;
         (*s).found = 0;
         (*s).watch = WatchValue {
             watch_id: 0,
@@ -112,40 +115,32 @@ fn walk(s: *mut PathScratch, start: KPath, skip: u32) -> (WatchValue, u32) {
         (*s).walk_flags = flag::PATH_DEPTH_EXCEEDED;
         (*s).pos = WALK_END as u32;
     }
+    enter_mount(s);
     for _ in 0..MAX_PATH_DEPTH {
         let dentry = vol(unsafe { &(*s).dentry });
-        let vfsmount = vol(unsafe { &(*s).vfsmount });
-        if vol(unsafe { &(*s).skip }) == 0 && vol(unsafe { &(*s).found }) == 0 {
-            if let Some((key, _)) = dentry_inode(dentry) {
-                if let Some(v) = unsafe { WATCH_INODES.get(&key) } {
-                    unsafe {
-                        (*s).found = 1;
-                        (*s).watch = *v;
-                    }
+        let view = dentry_view(dentry).unwrap_or(NO_VIEW);
+        if vol(unsafe { &(*s).found }) == 0 {
+            if let Some(v) = watched_inode(s, view.inode) {
+                unsafe {
+                    (*s).found = 1;
+                    (*s).watch = v;
                 }
             }
         }
-        let mnt_root = read::<u64>(vfsmount, off!(vfsmount_root)).unwrap_or(0);
-        if dentry == mnt_root {
-            if !cross_to_mountpoint(s, vfsmount) {
+        if dentry == vol(unsafe { &(*s).mnt_root }) {
+            if !cross_to_mountpoint(s, vol(unsafe { &(*s).vfsmount })) {
                 break;
             }
+            enter_mount(s);
             continue;
         }
-        let parent = read::<u64>(dentry, off!(dentry_parent)).unwrap_or(0);
+        let parent = view.parent;
         if parent == dentry || parent == 0 {
             unsafe { (*s).walk_flags = 0 };
             break;
         }
         unsafe { (*s).dentry = parent };
-        let skip = vol(unsafe { &(*s).skip });
-        if skip > 0 {
-            unsafe { (*s).skip = skip - 1 };
-            continue;
-        }
-        let qstr = dentry + off!(dentry_name) as u64;
-        let len = (read::<u32>(qstr, off!(qstr_len)).unwrap_or(0) & 0xff) as usize;
-        let name = read::<u64>(qstr, off!(qstr_name)).unwrap_or(0);
+        let len = view.name_len;
         let pos = (vol(unsafe { &(*s).pos }) as usize) & (WALK_BUF - 1);
         if pos < len + 1 {
             unsafe { (*s).walk_flags = flag::PATH1_TRUNCATED };
@@ -157,7 +152,7 @@ fn walk(s: *mut PathScratch, start: KPath, skip: u32) -> (WatchValue, u32) {
             bpf_probe_read_kernel(
                 walk.add((new_pos + 1) & (WALK_END - 1)).cast(),
                 len as u32,
-                name as *const _,
+                view.name as *const _,
             );
             *walk.add(new_pos & (WALK_END - 1)) = b'/';
             (*s).pos = new_pos as u32;
@@ -168,6 +163,25 @@ fn walk(s: *mut PathScratch, start: KPath, skip: u32) -> (WatchValue, u32) {
         flags |= flag::WATCH_INODE;
     }
     (unsafe { core::ptr::read_volatile(&(*s).watch) }, flags)
+}
+
+const NO_VIEW: DentryView = DentryView {
+    parent: 0,
+    inode: 0,
+    name: 0,
+    name_len: 0,
+};
+
+/// The watch on `inode` (of the current mount, whose device [`enter_mount`] noted), if any.
+#[inline(always)]
+fn watched_inode(s: *mut PathScratch, inode: u64) -> Option<WatchValue> {
+    let ino = read::<u64>(inode, off!(inode_ino))?;
+    let key = InodeKey {
+        ino,
+        dev: vol(unsafe { &(*s).dev }),
+        _pad: 0,
+    };
+    unsafe { WATCH_INODES.get(&key) }.copied()
 }
 
 /// The walk stands at the root of mount `vfsmount`: go on at its mountpoint in the parent
@@ -296,7 +310,7 @@ pub fn resolve_kpath(start: KPath, dst: *mut u8) -> Option<Resolved> {
     // that do not exist yet are caught by the string match of the syscall that creates them,
     // and userspace then adds their inode.
     let s = scratch()?;
-    let (watch, flags) = launder(walk(s, start, 0))?;
+    let (watch, flags) = launder(walk(s, start))?;
     let mut len = copy_walk(s, dst);
     if len == 0 {
         unsafe { *dst = b'/' };
@@ -330,7 +344,7 @@ pub fn resolve_target(
             },
         });
     }
-    let (mut watch, mut flags) = launder(walk(s, t.base, 0))?;
+    let (mut watch, mut flags) = launder(walk(s, t.base))?;
     let mut len = copy_walk(s, dst);
     if kind == target_kind::USER {
         let n = (t.len as usize) & (USER_PATH_CAP - 1);
@@ -387,6 +401,13 @@ mod quick {
 /// * anything else, and every doubt (too deep, ambiguous spine): false.
 #[inline(always)]
 pub fn surely_unwatched(start: KPath, task: u64) -> bool {
+    surely_unwatched_below(start, task, false)
+}
+
+/// [`surely_unwatched`] for `start` and, with `subtree`, for everything below it (no `..`
+/// taken): a spine directory itself then gets no verdict, since watches may lie below it.
+#[inline(always)]
+fn surely_unwatched_below(start: KPath, task: u64, subtree: bool) -> bool {
     let Some(s) = scratch() else { return false };
     unsafe {
         (*s).dentry = start.dentry;
@@ -395,15 +416,16 @@ pub fn surely_unwatched(start: KPath, task: u64) -> bool {
         (*s).spine_hash = 0;
         (*s).child = 0;
         (*s).last_child = 0;
+        (*s).child_len = 0;
+        (*s).last_len = 0;
         (*s).found = 0;
         (*s).walk_flags = 1; // cleared when the walk reaches the top
     }
-    quick_mount(s);
+    enter_mount(s);
     for _ in 0..MAX_PATH_DEPTH {
         let dentry = vol(unsafe { &(*s).dentry });
-        // The device is the mount's: read once per mount, not per level.
-        let ino = read::<u64>(dentry, off!(dentry_inode)).and_then(|inode| read::<u64>(inode, off!(inode_ino)));
-        if let Some(ino) = ino {
+        let view = dentry_view(dentry).unwrap_or(NO_VIEW);
+        if let Some(ino) = read::<u64>(view.inode, off!(inode_ino)) {
             let key = InodeKey { ino, dev: vol(unsafe { &(*s).dev }), _pad: 0 };
             if unsafe { WATCH_INODES.get(&key) }.is_some() {
                 unsafe { (*s).found = 1 };
@@ -414,6 +436,8 @@ pub fn surely_unwatched(start: KPath, task: u64) -> bool {
                     unsafe {
                         (*s).spine_hash = *h;
                         (*s).child = (*s).last_child;
+                        (*s).child_name = (*s).last_name;
+                        (*s).child_len = (*s).last_len;
                         (*s).quick_state = quick::SPINE;
                     }
                 }
@@ -423,16 +447,18 @@ pub fn surely_unwatched(start: KPath, task: u64) -> bool {
             if !cross_to_mountpoint(s, vol(unsafe { &(*s).vfsmount })) {
                 break;
             }
-            quick_mount(s);
+            enter_mount(s);
             continue;
         }
-        let parent = read::<u64>(dentry, off!(dentry_parent)).unwrap_or(0);
+        let parent = view.parent;
         if parent == dentry || parent == 0 {
             unsafe { (*s).walk_flags = 0 };
             break;
         }
         unsafe {
             (*s).last_child = dentry;
+            (*s).last_name = view.name;
+            (*s).last_len = view.name_len as u64;
             (*s).dentry = parent;
         }
     }
@@ -444,7 +470,7 @@ pub fn surely_unwatched(start: KPath, task: u64) -> bool {
         let hash = vol(unsafe { &(*s).spine_hash });
         // child 0: the object is itself a spine directory, an ancestor of watched paths and
         // not one (it would be in WATCH_INODES).
-        if child == 0 || (hash != 0 && child_prefix_pruned(s, hash, child)) {
+        if (child == 0 && !subtree) || (child != 0 && hash != 0 && child_prefix_pruned(s, hash)) {
             return true;
         }
     }
@@ -452,9 +478,9 @@ pub fn surely_unwatched(start: KPath, task: u64) -> bool {
     !task_has_host_root(task)
 }
 
-/// The current mount's root dentry and device, for [`surely_unwatched`].
+/// Note the current mount's root dentry and device (the device of every inode under it).
 #[inline(always)]
-fn quick_mount(s: *mut PathScratch) {
+fn enter_mount(s: *mut PathScratch) {
     let vfsmount = vol(unsafe { &(*s).vfsmount });
     let root = read::<u64>(vfsmount, off!(vfsmount_root)).unwrap_or(0);
     let dev = read::<u64>(root, off!(dentry_inode))
@@ -467,12 +493,12 @@ fn quick_mount(s: *mut PathScratch) {
     }
 }
 
-/// Whether `spine + "/" + name of child` is no prefix of any watched spelling.
+/// Whether `spine + "/" + name of the child` (noted by the walk) is no prefix of any
+/// watched spelling.
 #[inline(always)]
-fn child_prefix_pruned(s: *mut PathScratch, spine_hash: u64, child: u64) -> bool {
-    let qstr = child + off!(dentry_name) as u64;
-    let len = (read::<u32>(qstr, off!(qstr_len)).unwrap_or(0) & 0xff) as usize;
-    let name = read::<u64>(qstr, off!(qstr_name)).unwrap_or(0);
+fn child_prefix_pruned(s: *mut PathScratch, spine_hash: u64) -> bool {
+    let len = (vol(unsafe { &(*s).child_len }) & 0xff) as usize;
+    let name = vol(unsafe { &(*s).child_name });
     if len == 0 || name == 0 {
         return false;
     }
@@ -492,4 +518,47 @@ fn child_prefix_pruned(s: *mut PathScratch, spine_hash: u64, child: u64) -> bool
     }
     let hash = vol(unsafe { &(*s).hash });
     unsafe { WATCH_PATHS.get(&hash) }.is_none()
+}
+
+/// Whether the object a path syscall names by string (`addr`, relative to descriptor `dfd`
+/// or `AT_FDCWD` of `task`) certainly selects no watch: the verdict the full resolution
+/// ([`resolve_target`]) would reach, without building a record.
+/// * absolute, host root: the root is not a watched inode and no `/`-prefix of the string
+///   is in `WATCH_PATHS` (the scan stops at the first prefix that is not);
+/// * otherwise: the base directory's ancestry holds no watched inode and its path lies
+///   under a pruned spine child ([`surely_unwatched_below`]); the string stays below it.
+///
+/// Strings with `.`, `..` or empty components, strings too long to hash and unreadable ones
+/// get no verdict (false): the full resolution forwards or decides them.
+#[inline(always)]
+pub fn string_surely_unwatched(task: u64, dfd: i64, addr: u64) -> bool {
+    const AT_FDCWD: i64 = -100;
+    let Some(s) = scratch() else { return false };
+    let buf = unsafe { (*s).walk.as_mut_ptr() };
+    let n = unsafe { bpf_probe_read_user_str(buf.cast(), HASH_CAP as u32, addr as *const _) };
+    if n <= 1 || n as usize >= HASH_CAP {
+        return false;
+    }
+    let len = (n - 1) as usize;
+    let absolute = unsafe { *buf } == b'/';
+    let Some(len) = launder(len) else { return false };
+    let (watch, unclean) = scan_path(s, buf, len & (HASH_CAP - 1), false);
+    if unclean {
+        return false;
+    }
+    let base = if absolute {
+        let Some(root) = task_fs_path(task, false) else { return false };
+        let Some((key, _)) = dentry_inode_by::<Btf>(root.dentry) else { return false };
+        if is_host_root(&key) {
+            return watch.watch_id == 0 && unsafe { WATCH_INODES.get(&key) }.is_none();
+        }
+        root
+    } else if dfd == AT_FDCWD {
+        let Some(cwd) = task_fs_path(task, true) else { return false };
+        cwd
+    } else {
+        let Some(dir) = task_file(task, dfd).and_then(file_path) else { return false };
+        dir
+    };
+    surely_unwatched_below(base, task, true)
 }

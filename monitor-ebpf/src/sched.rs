@@ -12,7 +12,7 @@ use aya_ebpf::{
 use monitor_common::{class, flag, kind, FIELD_CAP};
 
 use crate::event::Draft;
-use crate::kernel::{current_task, file_path, off, read, task_tgid};
+use crate::kernel::{current_task, field, off, task_tgid, KPath};
 use crate::path::resolve_kpath;
 use crate::{is_self, selects, unfiltered};
 
@@ -30,10 +30,10 @@ pub fn exec(ctx: &BtfTracePointContext) {
     let Some(mut d) = Draft::new(kind::EXEC, 0, syscall, task) else {
         return;
     };
-    let Some(file) = read::<u64>(bprm, off!(bprm_file)) else {
+    let Some(file) = field::<u64>(bprm, off!(bprm_file)) else {
         return;
     };
-    let Some(path) = file_path(file) else { return };
+    let Some(path) = KPath::field(file, off!(file_path)) else { return };
     d.set_identity(path.dentry);
     let Some(r) = resolve_kpath(path, d.field1()) else {
         return;
@@ -49,9 +49,9 @@ pub fn exec(ctx: &BtfTracePointContext) {
         flags |= flag::UNFILTERED;
     }
     // argv lives in the new image's memory, NUL-separated, between arg_start and arg_end.
-    let mm = read::<u64>(task, off!(task_mm)).unwrap_or(0);
-    let start = read::<u64>(mm, off!(mm_arg_start)).unwrap_or(0);
-    let end = read::<u64>(mm, off!(mm_arg_end)).unwrap_or(0);
+    let mm = field::<u64>(task, off!(task_mm)).unwrap_or(0);
+    let start = field::<u64>(mm, off!(mm_arg_start)).unwrap_or(0);
+    let end = field::<u64>(mm, off!(mm_arg_end)).unwrap_or(0);
     let mut len = end.saturating_sub(start) as usize;
     if len > FIELD_CAP - 1 {
         len = FIELD_CAP - 1;
@@ -78,7 +78,7 @@ pub fn fork(ctx: &BtfTracePointContext) {
     }
     let child: u64 = ctx.arg(1);
     let child_tgid = task_tgid(child);
-    let child_pid = read::<u32>(child, off!(task_pid)).unwrap_or(0);
+    let child_pid = field::<u32>(child, off!(task_pid)).unwrap_or(0);
     if child_pid != child_tgid {
         return; // a new thread, not a new process
     }
@@ -95,7 +95,7 @@ pub fn exit(ctx: &BtfTracePointContext) {
         return; // only the thread-group leader's exit ends the process
     }
     let task: u64 = ctx.arg(0);
-    let code = read::<i32>(task, off!(task_exit_code)).unwrap_or(0);
+    let code = field::<i32>(task, off!(task_exit_code)).unwrap_or(0);
     let Some(mut d) = Draft::lifecycle(kind::EXIT) else {
         return;
     };

@@ -18,7 +18,7 @@ use aya_ebpf::{
 use monitor_common::{class, file_op, flag, kind, CaptureKey, Ids, CAPTURE_CHUNK, CAPTURE_FULL_BYTES, CAPTURE_HEAD, USER_PATH_CAP};
 
 use crate::event::Draft;
-use crate::kernel::{current_task, file_path, off, read, task_file, task_ids, KPath};
+use crate::kernel::{current_task, field, file_path, off, read, task_file, task_ids, KPath};
 use crate::resolve::{start, Job};
 use crate::{is_self, unfiltered, CAPTURE, PENDING};
 
@@ -131,11 +131,12 @@ fn current_call(ctx: &TracePointContext) -> Option<(Pending, i64)> {
     }
     let nr = unsafe { ctx.read_at::<i32>(8).ok()? } as i64;
     let ret = unsafe { ctx.read_at::<i64>(16).ok()? };
-    // r15 … di: the first fifteen words of x86_64 `struct pt_regs`.
-    let r = read::<[u64; 15]>(user_regs(), 0)?;
+    // Words of x86_64 `struct pt_regs` (r15 is word 0): direct loads through its BTF type.
+    let regs = user_regs();
+    let r = |word: usize| field::<u64>(regs, 8 * word).unwrap_or(0);
     let pending = Pending {
         nr,
-        args: [r[14], r[13], r[12], r[7], r[9], r[8]],
+        args: [r(14), r(13), r(12), r(7), r(9), r(8)],
         old_ids: Ids::default(),
     };
     Some((pending, ret))
@@ -374,6 +375,9 @@ fn exit_file_inner(ctx: &TracePointContext, shape: FileShape) {
             }
         }
     }
+    if matches!(shape, FileShape::Path | FileShape::TwoPaths) && !unfiltered(class::FILE) && strings_surely_unwatched(task, &call, &pending.args) {
+        return;
+    }
     let Some(mut d) = Draft::begin(kind::FILE, call.op, pending.nr as i32) else {
         return;
     };
@@ -408,6 +412,25 @@ fn exit_file_inner(ctx: &TracePointContext, shape: FileShape) {
         let _ = push_obj(job, task, call.second, args);
     }
     start(ctx);
+}
+
+/// Whether every path string `call` names certainly selects no watch (raw strings, a
+/// symlink's text, never do): the event then needs no record at all.
+#[inline(always)]
+fn strings_surely_unwatched(task: u64, call: &FileCall, args: &[u64; 6]) -> bool {
+    for i in 0..2 {
+        // One verification of the check, whichever object and syscall.
+        let Some(obj) = crate::path::launder(if i == 0 { call.first } else { call.second }) else {
+            return false;
+        };
+        if let Obj::Path { dfd, path } = obj {
+            let dfd = if dfd == CWD { AT_FDCWD } else { argn(args, dfd) as i32 as i64 };
+            if !crate::path::string_surely_unwatched(task, dfd, argn(args, path)) {
+                return false;
+            }
+        }
+    }
+    true
 }
 
 /// Path of the listening socket a connected unix socket (descriptor `fd`) reached.
@@ -617,5 +640,8 @@ pub fn enter_send(ctx: &TracePointContext) {
 pub fn enter_close(ctx: &TracePointContext) {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let key = CaptureKey { tgid, fd: arg(ctx, 0) as u32 };
-    let _ = CAPTURE.remove(&key);
+    // Look first: a lookup takes no lock, a removal does, and nearly every close misses.
+    if unsafe { CAPTURE.get(&key) }.is_some() {
+        let _ = CAPTURE.remove(&key);
+    }
 }

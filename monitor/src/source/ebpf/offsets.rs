@@ -4,6 +4,9 @@ use super::btf::Btf;
 use anyhow::{ensure, Result};
 use monitor_common::KernelOffsets;
 
+/// `kernel::DENTRY_WINDOW` of the eBPF programs.
+const DENTRY_WINDOW: u32 = 32;
+
 pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
     let o = |s: &str, m: &str| btf.offset(s, m);
     let cred_uid = o("cred", "uid")?;
@@ -17,6 +20,27 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
             "struct cred ids are not laid out contiguously"
         );
     }
+    // A `struct path` is read as one pair of words: mount, then dentry.
+    ensure!(
+        o("path", "mnt")? == 0 && o("path", "dentry")? == 8,
+        "struct path is not (mnt, dentry)"
+    );
+    // The walks read d_parent, d_name and d_inode as one window of DENTRY_WINDOW bytes.
+    let parent = o("dentry", "d_parent")?;
+    let name = o("dentry", "d_name")?;
+    let inode = o("dentry", "d_inode")?;
+    let (qstr_len, qstr_name) = (o("qstr", "len")?, o("qstr", "name")?);
+    ensure!(
+        name > parent
+            && inode > parent
+            && name + 16 <= parent + DENTRY_WINDOW
+            && inode + 8 <= parent + DENTRY_WINDOW
+            && (name - parent) % 8 == 0
+            && (inode - parent) % 8 == 0
+            && qstr_name % 8 == 0
+            && qstr_len % 4 == 0,
+        "struct dentry: d_parent, d_name and d_inode are not within {DENTRY_WINDOW} bytes"
+    );
     Ok(KernelOffsets {
         task_real_parent: o("task_struct", "real_parent")?,
         task_tgid: o("task_struct", "tgid")?,
