@@ -355,10 +355,38 @@ fn replace_with_identical_copy(path: &str) {
     std::fs::rename(&copy, path).unwrap();
 }
 
+/// /etc/docker/daemon.json for a test that replaces it: Debian's docker.io (20.10) ships
+/// none, and `{}` is dockerd's default configuration. A file made here is removed on drop,
+/// so the host keeps the configuration it had.
+struct DaemonJson {
+    made: bool,
+}
+
+impl DaemonJson {
+    const PATH: &'static str = "/etc/docker/daemon.json";
+
+    fn ensure() -> DaemonJson {
+        let made = !Path::new(Self::PATH).exists();
+        if made {
+            std::fs::write(Self::PATH, "{}\n").expect("writing /etc/docker/daemon.json");
+        }
+        DaemonJson { made }
+    }
+}
+
+impl Drop for DaemonJson {
+    fn drop(&mut self) {
+        if self.made {
+            let _ = std::fs::remove_file(Self::PATH);
+        }
+    }
+}
+
 #[test]
 fn daemon_binaries_and_configuration_replaced_are_reported_looking_is_not() {
     let Some(e) = env() else { return };
     let _files = DAEMON_FILES.lock().unwrap_or_else(|p| p.into_inner());
+    let _config = DaemonJson::ensure();
     // Not running now: replaced for real, with the same bytes.
     for (key, path) in [
         ("runc", "/usr/sbin/runc"),
@@ -366,7 +394,7 @@ fn daemon_binaries_and_configuration_replaced_are_reported_looking_is_not() {
         ("docker-config", "/etc/docker/daemon.json"),
         ("docker-config", "/etc/default/docker"),
     ] {
-        assert!(Path::new(path).exists(), "{path} (docker.io installs it)");
+        assert!(Path::new(path).exists(), "{path} (docker.io installs it; daemon.json is made above)");
         replace_with_identical_copy(path);
         let a = e.expect_key(key, &format!("{path} replaced"), |a| s(a, "event.action") == "rename" && s(a, "file.target_path") == path);
         assert_eq!(s(&a, "event.outcome"), "success", "{a}");
