@@ -88,6 +88,9 @@ pub const FIELD_CAP: usize = 4096;
 pub const USER_PATH_CAP: usize = 256;
 /// Maximum number of dentries walked towards the root.
 pub const MAX_PATH_DEPTH: usize = 48;
+/// Bytes of a `struct dentry` the kernel walks read in one call, from `d_parent` on;
+/// userspace checks at load that `d_name` and `d_inode` lie within them.
+pub const DENTRY_WINDOW: usize = 32;
 /// Per-CPU counters of events lost in the kernel, by cause.
 pub mod drop_cause {
     /// The ring buffer was full.

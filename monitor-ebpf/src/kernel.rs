@@ -16,7 +16,7 @@
 use aya_ebpf::helpers::{
     bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes, generated::bpf_get_current_task_btf,
 };
-use monitor_common::{Ids, InodeKey, CGROUP_DEFAULT_HIERARCHY, CGROUP_NAME_LEN, CGROUP_SUBSYS_MAX};
+use monitor_common::{Ids, InodeKey, CGROUP_DEFAULT_HIERARCHY, DENTRY_WINDOW, CGROUP_NAME_LEN, CGROUP_SUBSYS_MAX};
 
 use crate::CONFIG;
 
@@ -233,9 +233,6 @@ pub struct DentryView {
     pub name: u64,
     pub name_len: usize,
 }
-
-/// Bytes read from `d_parent` on: userspace checked that `d_name` and `d_inode` lie there.
-pub const DENTRY_WINDOW: usize = 32;
 
 /// Read `dentry`'s parent, inode and name in one `bpf_probe_read_kernel` (a walk reads them
 /// at every level, and on this kernel the helper call costs more than the rest).

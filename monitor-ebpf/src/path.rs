@@ -172,15 +172,21 @@ const NO_VIEW: DentryView = DentryView {
     name_len: 0,
 };
 
-/// The watch on `inode` (of the current mount, whose device [`enter_mount`] noted), if any.
+/// The identity of `inode`, of the current mount (whose device [`enter_mount`] noted).
 #[inline(always)]
-fn watched_inode(s: *mut PathScratch, inode: u64) -> Option<WatchValue> {
+fn mount_inode_key(s: *mut PathScratch, inode: u64) -> Option<InodeKey> {
     let ino = read::<u64>(inode, off!(inode_ino))?;
-    let key = InodeKey {
+    Some(InodeKey {
         ino,
         dev: vol(unsafe { &(*s).dev }),
         _pad: 0,
-    };
+    })
+}
+
+/// The watch on `inode` (of the current mount), if any.
+#[inline(always)]
+fn watched_inode(s: *mut PathScratch, inode: u64) -> Option<WatchValue> {
+    let key = mount_inode_key(s, inode)?;
     unsafe { WATCH_INODES.get(&key) }.copied()
 }
 
@@ -425,8 +431,7 @@ fn surely_unwatched_below(start: KPath, task: u64, subtree: bool) -> bool {
     for _ in 0..MAX_PATH_DEPTH {
         let dentry = vol(unsafe { &(*s).dentry });
         let view = dentry_view(dentry).unwrap_or(NO_VIEW);
-        if let Some(ino) = read::<u64>(view.inode, off!(inode_ino)) {
-            let key = InodeKey { ino, dev: vol(unsafe { &(*s).dev }), _pad: 0 };
+        if let Some(key) = mount_inode_key(s, view.inode) {
             if unsafe { WATCH_INODES.get(&key) }.is_some() {
                 unsafe { (*s).found = 1 };
                 break;

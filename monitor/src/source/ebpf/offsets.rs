@@ -2,10 +2,7 @@
 
 use super::btf::Btf;
 use anyhow::{ensure, Result};
-use monitor_common::KernelOffsets;
-
-/// `kernel::DENTRY_WINDOW` of the eBPF programs.
-const DENTRY_WINDOW: u32 = 32;
+use monitor_common::{KernelOffsets, DENTRY_WINDOW};
 
 pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
     let o = |s: &str, m: &str| btf.offset(s, m);
@@ -30,11 +27,12 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
     let name = o("dentry", "d_name")?;
     let inode = o("dentry", "d_inode")?;
     let (qstr_len, qstr_name) = (o("qstr", "len")?, o("qstr", "name")?);
+    let window = DENTRY_WINDOW as u32;
     ensure!(
         name > parent
             && inode > parent
-            && name + 16 <= parent + DENTRY_WINDOW
-            && inode + 8 <= parent + DENTRY_WINDOW
+            && name + 16 <= parent + window
+            && inode + 8 <= parent + window
             && (name - parent) % 8 == 0
             && (inode - parent) % 8 == 0
             && qstr_name % 8 == 0
