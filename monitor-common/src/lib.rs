@@ -88,9 +88,6 @@ pub const FIELD_CAP: usize = 4096;
 pub const USER_PATH_CAP: usize = 256;
 /// Maximum number of dentries walked towards the root.
 pub const MAX_PATH_DEPTH: usize = 48;
-/// Bytes of a `struct dentry` the kernel walks read in one call, from `d_parent` on;
-/// userspace checks at load that `d_name` and `d_inode` lie within them.
-pub const DENTRY_WINDOW: usize = 32;
 /// Per-CPU counters of events lost in the kernel, by cause.
 pub mod drop_cause {
     /// The ring buffer was full.
@@ -216,6 +213,23 @@ pub struct WatchValue {
     pub classes: u32,
 }
 
+/// What the kernel filter knows about one inode (`WATCH_INODES`): the watch on it, and
+/// whether it is on the spine, the existing directories on the way to watched paths (see
+/// `path::surely_unwatched` in monitor-ebpf). One entry, so that a walk looks each level
+/// up once.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct InodeEntry {
+    /// `watch_id` 0: the inode is only on the spine, not watched itself.
+    pub watch: WatchValue,
+    /// On the spine: the FNV-1a hash of its canonical path (the root: the empty hash; 0:
+    /// the directory is reached under several spellings, no verdict).
+    pub spine_hash: u64,
+    /// 1 when on the spine.
+    pub on_spine: u32,
+    pub _pad: u32,
+}
+
 /// Bits of [`WatchValue::classes`] and [`Config::unfiltered`].
 pub mod class {
     pub const EXEC: u32 = 1 << 0;
@@ -282,11 +296,34 @@ pub struct KernelOffsets {
     pub _pad: u32,
 }
 
+/// BTF type ids (in the running kernel's vmlinux BTF) of the structs the programs give a
+/// type to with `bpf_rdonly_cast`, so that their members are read by direct loads.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KernelTypes {
+    pub dentry: u32,
+    pub inode: u32,
+    pub vfsmount: u32,
+    pub mount: u32,
+    pub file: u32,
+    pub socket: u32,
+    pub unix_sock: u32,
+    /// A struct whose first member is a `struct file *` (`kiocb.ki_filp`): an fd-table
+    /// slot cast to it yields the file as a typed pointer.
+    pub file_slot: u32,
+}
+
+/// The helper number the kernel programs' `bpf_rdonly_cast` calls carry in the object file.
+/// No helper has it: the loader rewrites each such call into the kfunc call (aya has no
+/// kfunc relocation), with the kfunc's BTF id from the running kernel.
+pub const RDONLY_CAST_MARK: i32 = 0x0bad_ca57;
+
 /// Read-only configuration of the kernel programs (global `CONFIG`), set at load time.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Config {
     pub offsets: KernelOffsets,
+    pub types: KernelTypes,
     /// Unused (kept for layout): the unfiltered classes live in the `FILTER` map so that a
     /// rules reload can change them.
     pub unfiltered: u32,
@@ -321,6 +358,7 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 const _: () = assert!(EVENT_SIZE == 336);
 const _: () = assert!(core::mem::size_of::<Ids>() == 32);
 const _: () = assert!(core::mem::size_of::<InodeKey>() == 16);
+const _: () = assert!(core::mem::size_of::<InodeEntry>() == 24);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -328,5 +366,6 @@ mod pod {
     unsafe impl aya::Pod for Config {}
     unsafe impl aya::Pod for InodeKey {}
     unsafe impl aya::Pod for WatchValue {}
+    unsafe impl aya::Pod for InodeEntry {}
     unsafe impl aya::Pod for Event {}
 }

@@ -2,21 +2,21 @@
 //!
 //! aya's Rust programs have no CO-RE, so every member offset comes from the read-only
 //! `CONFIG.offsets`, filled at load time from /sys/kernel/btf/vmlinux. The verifier knows
-//! those offsets as constants (the map is frozen), which allows two ways to read:
-//! * [`Btf`]: a direct load through a pointer the verifier knows by its BTF type (the
-//!   current task, a `tp_btf` argument, and the members reached from them). No helper call:
-//!   on this kernel each helper call costs more than the rest of a hook's logic. Using it on
-//!   any other value fails verification at load time, so a misuse cannot go unnoticed.
-//! * [`Probe`]: `bpf_probe_read_kernel`, for addresses that lost their type (read from an
-//!   array, carried in map memory, reached through `container_of`).
+//! those offsets as constants (the map is frozen), so members are read by direct loads
+//! through pointers the verifier knows by their BTF type, with no helper call (on this
+//! kernel each helper call costs more than the rest of a hook's logic):
+//! * the current task, `tp_btf` arguments and `bpf_task_pt_regs`, and the members reached
+//!   from them ([`field`]);
+//! * any other address, once [`typed`] gave it a type (`bpf_rdonly_cast`, whose type ids
+//!   are `CONFIG.types`): addresses kept in map memory between loop iterations, array
+//!   slots, `container_of` results ([`member`]).
 //!
-//! A failed read yields `None` (a direct load of a bad address yields zero) and the caller
-//! gives up quietly.
+//! Both are the verifier's fault-tolerant loads: a bad address reads as zero, and the
+//! caller gives up quietly. Using [`field`] on an untyped value fails verification at load
+//! time, so a misuse cannot go unnoticed. Strings are still copied with helpers.
 
-use aya_ebpf::helpers::{
-    bpf_probe_read_kernel, bpf_probe_read_kernel_str_bytes, generated::bpf_get_current_task_btf,
-};
-use monitor_common::{Ids, InodeKey, CGROUP_DEFAULT_HIERARCHY, DENTRY_WINDOW, CGROUP_NAME_LEN, CGROUP_SUBSYS_MAX};
+use aya_ebpf::helpers::{bpf_probe_read_kernel_str_bytes, generated::bpf_get_current_task_btf};
+use monitor_common::{Ids, InodeKey, CGROUP_DEFAULT_HIERARCHY, CGROUP_NAME_LEN, CGROUP_SUBSYS_MAX, RDONLY_CAST_MARK};
 
 use crate::CONFIG;
 
@@ -35,47 +35,52 @@ pub fn config_u32(field: *const u32) -> usize {
 }
 pub(crate) use off;
 
-/// How a kernel pointer is dereferenced; see the module doc.
-pub trait Deref {
-    fn get<T: Copy>(base: u64, offset: usize) -> Option<T>;
+/// BTF id of kernel struct `$t` (`CONFIG.types`), for [`typed`].
+macro_rules! ty {
+    ($t:ident) => {
+        crate::kernel::config_u32(core::ptr::addr_of!(crate::CONFIG.types.$t)) as u32
+    };
 }
+pub(crate) use ty;
 
-/// Direct loads through BTF-typed pointers.
-pub struct Btf;
-
-/// `bpf_probe_read_kernel`, for any address.
-pub struct Probe;
-
-impl Deref for Btf {
-    #[inline(always)]
-    fn get<T: Copy>(base: u64, offset: usize) -> Option<T> {
-        if base == 0 {
-            return None;
-        }
-        Some(unsafe { core::ptr::read_volatile((base as *const u8).add(offset) as *const T) })
-    }
-}
-
-impl Deref for Probe {
-    #[inline(always)]
-    fn get<T: Copy>(base: u64, offset: usize) -> Option<T> {
-        read(base, offset)
-    }
-}
-
-/// Read a `T` at `base + offset` in kernel memory (`bpf_probe_read_kernel`).
+/// Load a `T` at `base + offset` through a BTF-typed pointer (see the module doc).
 #[inline(always)]
-pub fn read<T: Copy>(base: u64, offset: usize) -> Option<T> {
+pub fn field<T: Copy>(base: u64, offset: usize) -> Option<T> {
     if base == 0 {
         return None;
     }
-    unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T).ok() }
+    Some(unsafe { core::ptr::read_volatile((base as *const u8).add(offset) as *const T) })
 }
 
-/// Load a `T` at `base + offset` through a BTF-typed pointer ([`Btf`]).
+/// `addr` as a pointer to the kernel struct of BTF id `ty`: the kfunc `bpf_rdonly_cast`,
+/// which the verifier replaces by a register move. The object file carries it as a call to
+/// helper [`RDONLY_CAST_MARK`]; the loader rewrites that into the kfunc call.
 #[inline(always)]
-pub fn field<T: Copy>(base: u64, offset: usize) -> Option<T> {
-    Btf::get(base, offset)
+pub fn typed(addr: u64, ty: u32) -> u64 {
+    let out: u64;
+    unsafe {
+        core::arch::asm!(
+            "call {mark}",
+            mark = const RDONLY_CAST_MARK,
+            inlateout("r1") addr => _,
+            inlateout("r2") ty as u64 => _,
+            lateout("r0") out,
+            lateout("r3") _,
+            lateout("r4") _,
+            lateout("r5") _,
+            options(pure, nomem, nostack),
+        );
+    }
+    out
+}
+
+/// Load a `T` at `offset` of the struct of BTF id `ty` at `addr` ([`typed`], then [`field`]).
+#[inline(always)]
+pub fn member<T: Copy>(addr: u64, ty: u32, offset: usize) -> Option<T> {
+    if addr == 0 {
+        return None;
+    }
+    field(typed(addr, ty), offset)
 }
 
 /// A `struct path`: the mount and the dentry, as raw kernel addresses.
@@ -86,14 +91,6 @@ pub struct KPath {
 }
 
 impl KPath {
-    /// Read the `struct path` stored at `addr` (one read: userspace checked that it is the
-    /// pair mount, dentry).
-    #[inline(always)]
-    pub fn at(addr: u64) -> Option<KPath> {
-        let [vfsmount, dentry] = read::<[u64; 2]>(addr, 0)?;
-        Some(KPath { vfsmount, dentry })
-    }
-
     /// The `struct path` member at `offset` of the BTF-typed `base`.
     #[inline(always)]
     pub fn field(base: u64, offset: usize) -> Option<KPath> {
@@ -209,9 +206,10 @@ pub fn task_file(task: u64, fd: i64) -> Option<u64> {
     if fd as u64 >= max as u64 {
         return None;
     }
-    // An array of pointers: its elements have no BTF type the verifier follows.
+    // An array of pointers, whose slots have no BTF type of their own: a slot is read as
+    // the first member (a `struct file *`) of `CONFIG.types.file_slot`.
     let fds = field::<u64>(fdt, off!(fdtable_fd))?;
-    let file = read::<u64>(fds, (fd as usize) * 8)?;
+    let file = member::<u64>(fds + (fd as u64) * 8, ty!(file_slot), 0)?;
     if file == 0 {
         None
     } else {
@@ -222,7 +220,7 @@ pub fn task_file(task: u64, fd: i64) -> Option<u64> {
 /// `file->f_path`.
 #[inline(always)]
 pub fn file_path(file: u64) -> Option<KPath> {
-    KPath::at(file + off!(file_path) as u64)
+    KPath::field(typed(file, ty!(file)), off!(file_path))
 }
 
 /// The members of a `struct dentry` a path walk needs, read with one helper call.
@@ -234,46 +232,31 @@ pub struct DentryView {
     pub name_len: usize,
 }
 
-/// Read `dentry`'s parent, inode and name in one `bpf_probe_read_kernel` (a walk reads them
-/// at every level, and on this kernel the helper call costs more than the rest).
+/// Read `dentry`'s parent, inode and name (a walk reads them at every level).
 #[inline(always)]
 pub fn dentry_view(dentry: u64) -> Option<DentryView> {
-    let base = off!(dentry_parent);
-    let w = read::<[u64; DENTRY_WINDOW / 8]>(dentry, base)?;
-    // A select, not an index: an indexed stack address left in a register can reach a
-    // subprogram's exit, which the verifier rejects.
-    let word = |at: usize| {
-        let v = match at / 8 {
-            0 => w[0],
-            1 => w[1],
-            2 => w[2],
-            _ => w[3],
-        };
-        v >> ((at % 8) * 8)
-    };
-    let name = off!(dentry_name) - base;
+    if dentry == 0 {
+        return None;
+    }
+    let d = typed(dentry, ty!(dentry));
+    let name = off!(dentry_name);
     Some(DentryView {
-        parent: w[0],
-        inode: word(off!(dentry_inode) - base),
-        name: word(name + off!(qstr_name)),
-        name_len: (word(name + off!(qstr_len)) as u32 & 0xff) as usize,
+        parent: field::<u64>(d, off!(dentry_parent))?,
+        inode: field::<u64>(d, off!(dentry_inode))?,
+        name: field::<u64>(d, name + off!(qstr_name))?,
+        name_len: (field::<u32>(d, name + off!(qstr_len))? & 0xff) as usize,
     })
 }
 
 /// Identity (device, inode) and mode of the inode behind `dentry`.
 #[inline(always)]
 pub fn dentry_inode(dentry: u64) -> Option<(InodeKey, u32)> {
-    dentry_inode_by::<Probe>(dentry)
-}
-
-/// [`dentry_inode`], reading through `D`.
-#[inline(always)]
-pub fn dentry_inode_by<D: Deref>(dentry: u64) -> Option<(InodeKey, u32)> {
-    let inode = D::get::<u64>(dentry, off!(dentry_inode))?;
-    let ino = D::get::<u64>(inode, off!(inode_ino))?;
-    let sb = D::get::<u64>(inode, off!(inode_sb))?;
-    let dev = D::get::<u32>(sb, off!(sb_dev))?;
-    let mode = D::get::<u16>(inode, off!(inode_mode))? as u32;
+    let d = typed(dentry, ty!(dentry));
+    let inode = field::<u64>(d, off!(dentry_inode))?;
+    let ino = field::<u64>(inode, off!(inode_ino))?;
+    let sb = field::<u64>(inode, off!(inode_sb))?;
+    let dev = field::<u32>(sb, off!(sb_dev))?;
+    let mode = field::<u16>(inode, off!(inode_mode))? as u32;
     Some((InodeKey { ino, dev, _pad: 0 }, mode))
 }
 
@@ -284,7 +267,7 @@ pub fn task_has_host_root(task: u64) -> bool {
         Some(root) => root,
         None => return true,
     };
-    match dentry_inode_by::<Btf>(root.dentry) {
+    match dentry_inode(root.dentry) {
         Some((key, _)) => is_host_root(&key),
         None => true,
     }

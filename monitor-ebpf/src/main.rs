@@ -8,6 +8,8 @@
 //! Programs only read: they always return 0 and never alter a syscall.
 #![no_std]
 #![no_main]
+// Inline assembly for the one kfunc call (`kernel::typed`).
+#![feature(asm_experimental_arch)]
 
 mod event;
 mod kernel;
@@ -22,7 +24,7 @@ use aya_ebpf::{
     maps::{HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
     programs::{BtfTracePointContext, TracePointContext},
 };
-use monitor_common::{CaptureKey, Config, InodeKey, WatchValue};
+use monitor_common::{CaptureKey, Config, InodeEntry, InodeKey, WatchValue};
 
 /// Filled by userspace at load time (kernel offsets, filter settings).
 #[no_mangle]
@@ -49,29 +51,25 @@ static JOB: PerCpuArray<resolve::Job> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 static STAGES: ProgramArray = ProgramArray::with_max_entries(2, 0);
 
-/// Connections to watched sockets whose outgoing bytes are reported, with the number of
-/// bytes sent so far. LRU: a process that exits without closing cannot fill it.
+/// Connections to watched sockets whose outgoing bytes are reported, by process and
+/// descriptor. No hook on close: a send checks that its descriptor still reaches the same
+/// socket, and LRU eviction bounds what closed descriptors leave behind.
 #[map]
-static CAPTURE: LruHashMap<CaptureKey, u64> = LruHashMap::with_max_entries(4096, 0);
+static CAPTURE: LruHashMap<CaptureKey, syscalls::Capture> = LruHashMap::with_max_entries(4096, 0);
 
 /// `class::*` bits for which every event goes to userspace (a rule without a path filter),
 /// and `FILTER_READ_OPENS`. A map, not `CONFIG`, so that a rules reload can change it.
 #[map]
 static FILTER: aya_ebpf::maps::Array<u32> = aya_ebpf::maps::Array::with_max_entries(1, 0);
 
-/// Watched objects by identity.
+/// Watched objects and the spine of the watch set (every existing directory on the way to
+/// a watched path), by identity. See `path::surely_unwatched`.
 #[map]
-static WATCH_INODES: HashMap<InodeKey, WatchValue> = HashMap::with_max_entries(8192, 0);
+static WATCH_INODES: HashMap<InodeKey, InodeEntry> = HashMap::with_max_entries(16384, 0);
 
 /// Watched absolute paths by FNV-1a hash (written and canonical spellings).
 #[map]
 static WATCH_PATHS: HashMap<u64, WatchValue> = HashMap::with_max_entries(16384, 0);
-
-/// The spine of the watch set: every existing directory on the way to a watched path, by
-/// identity, with the FNV-1a hash of its canonical path (the root: the empty hash; 0: the
-/// directory is reached under several spellings, no verdict). See `path::surely_unwatched`.
-#[map]
-static WATCH_SPINE: HashMap<InodeKey, u64> = HashMap::with_max_entries(8192, 0);
 
 /// Syscall arguments between sys_enter and sys_exit, by pid_tgid. LRU so that a task that
 /// never returns (exit_group, exec from a thread) cannot leak entries.
@@ -129,12 +127,6 @@ pub fn sys_exit_exec(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn sys_enter_send(ctx: TracePointContext) -> u32 {
     syscalls::enter_send(&ctx);
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
-    syscalls::enter_close(&ctx);
     0
 }
 

@@ -21,9 +21,9 @@ use monitor_common::{
     flag, fnv1a_step, InodeKey, WatchValue, FIELD_CAP, FNV_OFFSET, MAX_PATH_DEPTH, USER_PATH_CAP,
 };
 
-use crate::kernel::{dentry_inode_by, dentry_view, DentryView, file_path, is_host_root, off, read, task_file, task_fs_path, task_has_host_root, Btf, KPath};
+use crate::kernel::{dentry_inode, dentry_view, field, file_path, is_host_root, member, off, task_file, task_fs_path, task_has_host_root, ty, DentryView, KPath};
 use crate::resolve::{target_kind, Target};
-use crate::{PATH_SCRATCH, WATCH_INODES, WATCH_PATHS, WATCH_SPINE};
+use crate::{PATH_SCRATCH, WATCH_INODES, WATCH_PATHS};
 
 /// The walk writes the path backwards so that it ends at `WALK_END`.
 pub const WALK_END: usize = 4096;
@@ -47,6 +47,8 @@ pub struct PathScratch {
     pruned: u32,
     /// See [`launder`].
     launder: [u64; 4],
+    /// The length [`scan_clean`] stops at.
+    scan_len: u32,
     /// [`surely_unwatched`]: where the walk stands, the spine hash met and the child
     /// component it was met through.
     quick_state: u32,
@@ -175,7 +177,7 @@ const NO_VIEW: DentryView = DentryView {
 /// The identity of `inode`, of the current mount (whose device [`enter_mount`] noted).
 #[inline(always)]
 fn mount_inode_key(s: *mut PathScratch, inode: u64) -> Option<InodeKey> {
-    let ino = read::<u64>(inode, off!(inode_ino))?;
+    let ino = member::<u64>(inode, ty!(inode), off!(inode_ino))?;
     Some(InodeKey {
         ino,
         dev: vol(unsafe { &(*s).dev }),
@@ -187,7 +189,8 @@ fn mount_inode_key(s: *mut PathScratch, inode: u64) -> Option<InodeKey> {
 #[inline(always)]
 fn watched_inode(s: *mut PathScratch, inode: u64) -> Option<WatchValue> {
     let key = mount_inode_key(s, inode)?;
-    unsafe { WATCH_INODES.get(&key) }.copied()
+    let entry = unsafe { WATCH_INODES.get(&key) }?;
+    (entry.watch.watch_id != 0).then_some(entry.watch)
 }
 
 /// The walk stands at the root of mount `vfsmount`: go on at its mountpoint in the parent
@@ -197,13 +200,13 @@ fn watched_inode(s: *mut PathScratch, inode: u64) -> Option<WatchValue> {
 fn cross_to_mountpoint(s: *mut PathScratch, vfsmount: u64) -> bool {
     let mount_mnt = off!(mount_mnt) as u64;
     let mount = vfsmount.wrapping_sub(mount_mnt);
-    let parent = read::<u64>(mount, off!(mount_parent)).unwrap_or(0);
+    let parent = member::<u64>(mount, ty!(mount), off!(mount_parent)).unwrap_or(0);
     if parent == mount || parent == 0 {
         unsafe { (*s).walk_flags = 0 };
         return false;
     }
     unsafe {
-        (*s).dentry = read::<u64>(mount, off!(mount_mountpoint)).unwrap_or(0);
+        (*s).dentry = member::<u64>(mount, ty!(mount), off!(mount_mountpoint)).unwrap_or(0);
         (*s).vfsmount = parent + mount_mnt;
     }
     true
@@ -397,10 +400,10 @@ mod quick {
 /// Whether the object the kernel resolved (`start`: an open file of `task`) certainly
 /// selects no watch, decided before any record is built. The full resolution copies every
 /// name of the path and hashes every prefix; most objects are nowhere near a watch, and this
-/// answers with a few reads per level and inode lookups:
-/// * an ancestor (or the object) in `WATCH_INODES`: maybe watched (false);
-/// * else the first ancestor in `WATCH_SPINE` (an existing directory on the way to some
-///   watched path), reached through child component `c`: when `spine path + "/" + c` is no
+/// answers with a few loads and one inode lookup per level:
+/// * an ancestor (or the object) watched in `WATCH_INODES`: maybe watched (false);
+/// * else the first ancestor on the spine (`InodeEntry::on_spine`: an existing directory on
+///   the way to some watched path), reached through child component `c`: when `spine path + "/" + c` is no
 ///   prefix in `WATCH_PATHS`, no watched spelling can be a prefix of the object's path, so
 ///   a watch created since the last inode refresh cannot name it either (true);
 /// * a task whose root is not the host's (a container) has only inode watches (true);
@@ -431,20 +434,19 @@ fn surely_unwatched_below(start: KPath, task: u64, subtree: bool) -> bool {
     for _ in 0..MAX_PATH_DEPTH {
         let dentry = vol(unsafe { &(*s).dentry });
         let view = dentry_view(dentry).unwrap_or(NO_VIEW);
-        if let Some(key) = mount_inode_key(s, view.inode) {
-            if unsafe { WATCH_INODES.get(&key) }.is_some() {
+        let entry = mount_inode_key(s, view.inode).and_then(|key| unsafe { WATCH_INODES.get(&key) });
+        if let Some(entry) = entry {
+            if entry.watch.watch_id != 0 {
                 unsafe { (*s).found = 1 };
                 break;
             }
-            if vol(unsafe { &(*s).quick_state }) == quick::UNDECIDED {
-                if let Some(h) = unsafe { WATCH_SPINE.get(&key) } {
-                    unsafe {
-                        (*s).spine_hash = *h;
-                        (*s).child = (*s).last_child;
-                        (*s).child_name = (*s).last_name;
-                        (*s).child_len = (*s).last_len;
-                        (*s).quick_state = quick::SPINE;
-                    }
+            if vol(unsafe { &(*s).quick_state }) == quick::UNDECIDED && entry.on_spine != 0 {
+                unsafe {
+                    (*s).spine_hash = entry.spine_hash;
+                    (*s).child = (*s).last_child;
+                    (*s).child_name = (*s).last_name;
+                    (*s).child_len = (*s).last_len;
+                    (*s).quick_state = quick::SPINE;
                 }
             }
         }
@@ -487,10 +489,10 @@ fn surely_unwatched_below(start: KPath, task: u64, subtree: bool) -> bool {
 #[inline(always)]
 fn enter_mount(s: *mut PathScratch) {
     let vfsmount = vol(unsafe { &(*s).vfsmount });
-    let root = read::<u64>(vfsmount, off!(vfsmount_root)).unwrap_or(0);
-    let dev = read::<u64>(root, off!(dentry_inode))
-        .and_then(|inode| read::<u64>(inode, off!(inode_sb)))
-        .and_then(|sb| read::<u32>(sb, off!(sb_dev)))
+    let root = member::<u64>(vfsmount, ty!(vfsmount), off!(vfsmount_root)).unwrap_or(0);
+    let dev = field::<u64>(root, off!(dentry_inode))
+        .and_then(|inode| field::<u64>(inode, off!(inode_sb)))
+        .and_then(|sb| field::<u32>(sb, off!(sb_dev)))
         .unwrap_or(0);
     unsafe {
         (*s).mnt_root = root;
@@ -525,6 +527,103 @@ fn child_prefix_pruned(s: *mut PathScratch, spine_hash: u64) -> bool {
     unsafe { WATCH_PATHS.get(&hash) }.is_none()
 }
 
+/// Whether the string at `buf` (`len` bytes, then a NUL) may have an empty, `.` or `..`
+/// component: whether it starts with a dot or has a `/` followed by `/`, `.` or its end.
+/// Eight bytes at a time; a false alarm (a name starting with a dot) only costs the exact
+/// byte scan of [`scan_path`]. `buf` must be readable `HASH_CAP + 8` bytes far.
+///
+/// A function of its own: the loop's leftovers then vanish with its stack frame, instead
+/// of keeping the verifier from merging the states of the scan that follows.
+#[inline(never)]
+fn maybe_unclean(buf: *const u8, len: usize) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of every zero byte of `x` (and maybe of bytes above a zero byte: a
+    // false alarm, never a miss).
+    let zeros = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    if len == 0 || unsafe { *buf } == b'.' {
+        return true;
+    }
+    for w in 0..HASH_CAP / 8 {
+        let at = w * 8;
+        if at >= len {
+            break;
+        }
+        // Little-endian: byte k of `next` is the byte after byte k of `here`.
+        let here = unsafe { core::ptr::read_unaligned(buf.add(at) as *const u64) };
+        let next = unsafe { core::ptr::read_unaligned(buf.add(at + 1) as *const u64) };
+        let slash = zeros(here ^ (ONES * b'/' as u64));
+        let after = zeros(next ^ (ONES * b'/' as u64)) | zeros(next ^ (ONES * b'.' as u64)) | zeros(next);
+        let left = len - at;
+        let valid = if left >= 8 { HIGH } else { HIGH & ((1u64 << (8 * left)) - 1) };
+        if slash & after & valid != 0 {
+            return true;
+        }
+    }
+    false
+}
+
+/// What [`scan_string`] found.
+mod spelling {
+    /// Clean, and no prefix is a watched spelling (meaningless for a relative string).
+    pub const UNWATCHED: u32 = 0;
+    /// Clean, and a prefix is a watched spelling.
+    pub const WATCHED: u32 = 1;
+    /// An empty, `.` or `..` component.
+    pub const UNCLEAN: u32 = 2;
+}
+
+/// The [`spelling`] verdict on a caller's string (`len` bytes at `buf`). Most strings are
+/// plainly clean ([`maybe_unclean`]): then only an absolute one is hashed, and only up to
+/// its first prefix that leads to no watch ([`scan_clean`]); the rest take [`scan_path`].
+///
+/// A function of its own: the scans end at a different step for every string, and each
+/// such end would otherwise carry the rest of the caller through the verifier again.
+#[inline(never)]
+fn scan_string(s: *mut PathScratch, buf: *const u8, len: usize, absolute: bool) -> u32 {
+    if !maybe_unclean(buf, len) {
+        return if absolute { scan_clean(s, buf, len) } else { spelling::UNWATCHED };
+    }
+    let (watch, unclean) = scan_path(s, buf, len, false);
+    if unclean {
+        spelling::UNCLEAN
+    } else if watch.watch_id != 0 {
+        spelling::WATCHED
+    } else {
+        spelling::UNWATCHED
+    }
+}
+
+/// [`scan_path`] for an absolute string known to be clean: hash up to the first prefix
+/// that is not in `WATCH_PATHS` (no watch lies below it) or that is watched.
+#[inline(always)]
+fn scan_clean(s: *mut PathScratch, buf: *const u8, len: usize) -> u32 {
+    unsafe {
+        (*s).hash = FNV_OFFSET;
+        (*s).scan_len = len as u32;
+    }
+    for i in 0..HASH_CAP {
+        // Reloaded: a length the verifier tracks would split its states at every step.
+        if i >= vol(unsafe { &(*s).scan_len }) as usize {
+            break;
+        }
+        let c = unsafe { *buf.add(i) };
+        let hash = vol(unsafe { &(*s).hash });
+        if c == b'/' && i > 0 {
+            match unsafe { WATCH_PATHS.get(&hash) } {
+                Some(v) if v.watch_id != 0 => return spelling::WATCHED,
+                Some(_) => {}
+                None => return spelling::UNWATCHED,
+            }
+        }
+        unsafe { (*s).hash = fnv1a_step(hash, c) };
+    }
+    match unsafe { WATCH_PATHS.get(&vol(&(*s).hash)) } {
+        Some(v) if v.watch_id != 0 => spelling::WATCHED,
+        _ => spelling::UNWATCHED,
+    }
+}
+
 /// Whether the object a path syscall names by string (`addr`, relative to descriptor `dfd`
 /// or `AT_FDCWD` of `task`) certainly selects no watch: the verdict the full resolution
 /// ([`resolve_target`]) would reach, without building a record.
@@ -547,15 +646,18 @@ pub fn string_surely_unwatched(task: u64, dfd: i64, addr: u64) -> bool {
     let len = (n - 1) as usize;
     let absolute = unsafe { *buf } == b'/';
     let Some(len) = launder(len) else { return false };
-    let (watch, unclean) = scan_path(s, buf, len & (HASH_CAP - 1), false);
-    if unclean {
-        return false;
-    }
+    let len = len & (HASH_CAP - 1);
+    let spelled_watched = match scan_string(s, buf, len, absolute) {
+        spelling::UNWATCHED => false,
+        spelling::WATCHED => true,
+        _ => return false, // unclean
+    };
     let base = if absolute {
         let Some(root) = task_fs_path(task, false) else { return false };
-        let Some((key, _)) = dentry_inode_by::<Btf>(root.dentry) else { return false };
+        let Some((key, _)) = dentry_inode(root.dentry) else { return false };
         if is_host_root(&key) {
-            return watch.watch_id == 0 && unsafe { WATCH_INODES.get(&key) }.is_none();
+            let root_watched = unsafe { WATCH_INODES.get(&key) }.is_some_and(|e| e.watch.watch_id != 0);
+            return !spelled_watched && !root_watched;
         }
         root
     } else if dfd == AT_FDCWD {

@@ -87,7 +87,13 @@ impl Job {
         if i >= 2 {
             return None;
         }
-        self.targets[i & 1] = t;
+        // A select, not an index: the compiler drops `& 1` after the check and the
+        // verifier then sees an unbounded offset.
+        if i == 0 {
+            self.targets[0] = t;
+        } else {
+            self.targets[1] = t;
+        }
         self.count = i as u32 + 1;
         Some(())
     }
@@ -286,8 +292,11 @@ pub fn finish_stage(_ctx: &TracePointContext) {
     ev.flags |= flags;
     if class == class::CONNECT && ev.ret == 0 && selects(&primary.watch, class) {
         // From now on, what this process sends on the connection is reported too.
+        // A successful connect's second target is the socket path the kernel reached (the
+        // first is the caller's text).
         let key = CaptureKey { tgid: ev.pid, fd: ev.args[0] as u32 };
-        let _ = CAPTURE.insert(&key, &0, 0);
+        let capture = crate::syscalls::Capture { sent: 0, peer: vol(&job.targets[1].base.dentry) };
+        let _ = CAPTURE.insert(&key, &capture, 0);
     }
     d.submit();
 }

@@ -18,7 +18,7 @@ use aya_ebpf::{
 use monitor_common::{class, file_op, flag, kind, CaptureKey, Ids, CAPTURE_CHUNK, CAPTURE_FULL_BYTES, CAPTURE_HEAD, USER_PATH_CAP};
 
 use crate::event::Draft;
-use crate::kernel::{current_task, field, file_path, off, read, task_file, task_ids, KPath};
+use crate::kernel::{current_task, field, file_path, member, off, task_file, task_ids, ty, typed, KPath};
 use crate::resolve::{start, Job};
 use crate::{is_self, unfiltered, CAPTURE, PENDING};
 
@@ -437,10 +437,11 @@ fn strings_surely_unwatched(task: u64, call: &FileCall, args: &[u64; 6]) -> bool
 #[inline(always)]
 fn unix_peer_path(task: u64, fd: i64) -> Option<KPath> {
     let file = task_file(task, fd)?;
-    let socket = read::<u64>(file, off!(file_private_data))?;
-    let sk = read::<u64>(socket, off!(socket_sk))?;
-    let peer = read::<u64>(sk, off!(unix_sock_peer))?;
-    let path = KPath::at(peer + off!(unix_sock_path) as u64)?;
+    // `private_data` is a `void *`; `sk` and `peer` are `struct sock *`, of a unix socket.
+    let socket = member::<u64>(file, ty!(file), off!(file_private_data))?;
+    let sk = member::<u64>(socket, ty!(socket), off!(socket_sk))?;
+    let peer = member::<u64>(sk, ty!(unix_sock), off!(unix_sock_peer))?;
+    let path = KPath::field(typed(peer, ty!(unix_sock)), off!(unix_sock_path))?;
     if path.dentry == 0 {
         None
     } else {
@@ -593,6 +594,16 @@ fn iovecs(iov: u64, count: u64) -> Option<(u64, u64)> {
     Some((first[0], total))
 }
 
+/// A connection whose outgoing bytes are reported (`CAPTURE`).
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct Capture {
+    /// Bytes sent on it so far.
+    pub sent: u64,
+    /// The dentry of the socket path it reached.
+    pub peer: u64,
+}
+
 /// sys_enter of write, writev, sendto and sendmsg: on a captured connection, report the
 /// bytes being sent (the start of them, see `CAPTURE_*`) with their offset in the stream.
 pub fn enter_send(ctx: &TracePointContext) {
@@ -600,7 +611,14 @@ pub fn enter_send(ctx: &TracePointContext) {
     let tgid = (pid_tgid >> 32) as u32;
     let fd = arg(ctx, 0);
     let key = CaptureKey { tgid, fd: fd as u32 };
-    let Some(sent) = CAPTURE.get_ptr_mut(&key) else { return };
+    let Some(capture) = CAPTURE.get_ptr_mut(&key) else { return };
+    // The descriptor may have been closed and reused since the connect (close is not
+    // hooked): it must still reach the same socket path.
+    let peer = unix_peer_path(current_task(), fd as i32 as i64).map_or(0, |p| p.dentry);
+    if peer != unsafe { (*capture).peer } {
+        let _ = CAPTURE.remove(&key);
+        return;
+    }
     let n = unsafe { ctx.read_at::<i32>(8).unwrap_or(-1) } as i64;
     let (buf, len) = match n {
         send_nr::WRITE | send_nr::SENDTO => (arg(ctx, 1), arg(ctx, 2)),
@@ -620,8 +638,8 @@ pub fn enter_send(ctx: &TracePointContext) {
         }
         _ => return,
     };
-    let offset = unsafe { *sent };
-    unsafe { *sent = offset + len };
+    let offset = unsafe { (*capture).sent };
+    unsafe { (*capture).sent = offset + len };
     let cap = if offset < CAPTURE_FULL_BYTES { CAPTURE_CHUNK } else { CAPTURE_HEAD } as u64;
     let take = if len < cap { len } else { cap };
     let Some(mut d) = Draft::new(kind::PAYLOAD, 0, n as i32, current_task()) else { return };
@@ -634,14 +652,4 @@ pub fn enter_send(ctx: &TracePointContext) {
     }
     d.set_len1(take);
     d.submit();
-}
-
-/// sys_enter of close: the descriptor is no longer a captured connection.
-pub fn enter_close(ctx: &TracePointContext) {
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let key = CaptureKey { tgid, fd: arg(ctx, 0) as u32 };
-    // Look first: a lookup takes no lock, a removal does, and nearly every close misses.
-    if unsafe { CAPTURE.get(&key) }.is_some() {
-        let _ = CAPTURE.remove(&key);
-    }
 }

@@ -283,6 +283,36 @@ fn connect_to_a_watched_socket_through_any_spelling() {
     }
 }
 
+/// Close is not hooked: a send on a captured connection's descriptor number must still
+/// reach the captured socket, or it is not reported.
+#[test]
+fn a_captured_descriptor_reused_for_a_file_is_not_captured() {
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let Some(l) = live() else { return };
+    let sock = l.path("sockets/api");
+    let _listener = UnixListener::bind(&sock).unwrap();
+    let request = |what: &str| format!("GET /v1.41/containers/{what}/json HTTP/1.1\r\nHost: docker\r\n\r\n");
+    let mut client = UnixStream::connect(&sock).unwrap();
+    client.write_all(request("before-reuse").as_bytes()).unwrap();
+    let a = l.expect("request on the captured connection", |a| {
+        s(a, "event.action") == "docker-request" && s(a, "docker.request.path").ends_with("/containers/before-reuse/json")
+    });
+    assert_eq!(get(&a, "process.pid").as_u64(), Some(me()), "{a}");
+    // dup2 closes the connection and puts a file on its number in one step (no other
+    // thread can take the number in between).
+    let file = fs::File::create(l.path("unwatched/reused")).unwrap();
+    let fd = client.as_raw_fd();
+    assert_eq!(unsafe { libc::dup2(file.as_raw_fd(), fd) }, fd);
+    std::mem::forget(client); // its descriptor is the file's now
+    let mut reused = unsafe { fs::File::from_raw_fd(fd) };
+    reused.write_all(request("after-reuse").as_bytes()).unwrap();
+    drop(reused);
+    l.fence();
+    let leaked = l.monitor.matching(|a| s(a, "docker.request.path").contains("after-reuse"));
+    assert!(leaked.is_empty(), "a file write reported as a request: {leaked:?}");
+}
+
 /// Serialises tests that change the (process-wide) working directory.
 static CWD: Mutex<()> = Mutex::new(());
 

@@ -1,5 +1,6 @@
 //! A small reader for kernel BTF (/sys/kernel/btf/vmlinux): just enough to find struct
-//! member byte offsets, including members of anonymous nested structs and unions.
+//! member byte offsets, including members of anonymous nested structs and unions, and the
+//! type ids of structs and functions.
 //!
 //! The input comes from outside the program, so every length and index is checked; a
 //! malformed blob is an error, never a panic.
@@ -9,6 +10,7 @@ use std::collections::HashMap;
 
 const MAGIC: u16 = 0xeb9f;
 const KIND_STRUCT: u32 = 4;
+const KIND_FUNC: u32 = 12;
 const KIND_UNION: u32 = 5;
 const KIND_TYPEDEF: u32 = 8;
 const KIND_VOLATILE: u32 = 9;
@@ -39,6 +41,8 @@ pub struct Btf {
     types: Vec<Type>,
     strings: Vec<u8>,
     structs: HashMap<String, u32>,
+    /// Name offsets of the `FUNC` types, by id.
+    funcs: Vec<(u32, u32)>,
 }
 
 fn u16_at(b: &[u8], at: usize) -> Result<u16> {
@@ -87,6 +91,7 @@ impl Btf {
             .to_vec();
 
         let mut types = vec![Type::Other]; // id 0 is void
+        let mut funcs = Vec::new();
         let mut at = 0usize;
         while at < tsec.len() {
             let name = u32_at(tsec, at)?;
@@ -96,6 +101,9 @@ impl Btf {
             let vlen = (info & 0xffff) as usize;
             let kind = (info >> 24) & 0x1f;
             let kind_flag = info >> 31 == 1;
+            if kind == KIND_FUNC {
+                funcs.push((types.len() as u32, name));
+            }
             let ty = match kind {
                 KIND_STRUCT | KIND_UNION => {
                     let mut members = Vec::with_capacity(vlen.min(tsec.len() / 12));
@@ -136,6 +144,7 @@ impl Btf {
             types,
             strings,
             structs: HashMap::new(),
+            funcs,
         };
         for (id, ty) in btf.types.iter().enumerate() {
             if let Type::Composite { name, .. } = ty {
@@ -185,6 +194,19 @@ impl Btf {
         None
     }
 
+    /// Type id of `struct name` (the first one of that name).
+    pub fn struct_id(&self, name: &str) -> Option<u32> {
+        self.structs.get(name).copied()
+    }
+
+    /// Type id of the function `name` (a kfunc, say).
+    pub fn func_id(&self, name: &str) -> Option<u32> {
+        self.funcs
+            .iter()
+            .find(|(_, n)| self.name(*n) == Some(name))
+            .map(|(id, _)| *id)
+    }
+
     /// Byte offset of a dotted member path (`"fs.pwd"` style walks through embedded
     /// structs, not pointers) inside `struct name`.
     pub fn offset(&self, strukt: &str, path: &str) -> Result<u32> {
@@ -209,7 +231,7 @@ impl Btf {
 mod tests {
     use super::*;
 
-    /// Build a tiny BTF blob: struct outer { int a; union { int b; int c; }; }.
+    /// Build a tiny BTF blob: struct outer { int a; union { int b; int c; }; } and a function c.
     fn blob() -> Vec<u8> {
         let strings = b"\0int\0outer\0a\0b\0c\0".to_vec();
         let mut t = Vec::new();
@@ -239,6 +261,10 @@ mod tests {
         push(&mut t, 0);
         push(&mut t, 2);
         push(&mut t, 32);
+        // 4: func c (no prototype)
+        push(&mut t, 15);
+        push(&mut t, KIND_FUNC << 24);
+        push(&mut t, 0);
         let mut b = Vec::new();
         b.extend_from_slice(&MAGIC.to_le_bytes());
         b.extend_from_slice(&[1, 0]);
@@ -277,5 +303,17 @@ mod tests {
         let btf = Btf::from_sys_fs().unwrap();
         let offsets = super::super::offsets::from_btf(&btf).unwrap();
         assert!(offsets.task_fs > 0 && offsets.dentry_parent > 0);
+        let types = super::super::offsets::types_from_btf(&btf).unwrap();
+        assert!(types.dentry > 0 && types.dentry != types.inode);
+        assert!(btf.func_id("bpf_rdonly_cast").is_some());
+    }
+
+    #[test]
+    fn finds_struct_and_function_ids() {
+        let btf = Btf::parse(&blob()).unwrap();
+        assert_eq!(btf.struct_id("outer"), Some(3));
+        assert_eq!(btf.func_id("c"), Some(4));
+        assert_eq!(btf.func_id("outer"), None);
+        assert_eq!(btf.struct_id("c"), None);
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod btf;
 pub mod decode;
+pub mod kfunc;
 pub mod offsets;
 pub mod tracefs;
 
@@ -12,7 +13,7 @@ use anyhow::{Context, Result};
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, ProgramArray, RingBuf};
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf as AyaBtf, Ebpf, EbpfLoader};
-use monitor_common::{class, fnv1a, Config, InodeKey, WatchValue};
+use monitor_common::{class, fnv1a, Config, InodeEntry, InodeKey, WatchValue};
 use std::collections::HashSet;
 use tracing::{debug, warn};
 
@@ -28,7 +29,6 @@ pub struct EbpfSource {
     /// Hooks attached, as `category:name`.
     pub attached: Vec<String>,
     inode_keys: HashSet<InodeKey>,
-    spine_keys: HashSet<InodeKey>,
     path_keys: HashSet<u64>,
 }
 
@@ -38,10 +38,18 @@ impl EbpfSource {
         let btf = btf::Btf::from_sys_fs()?;
         let offsets = offsets::from_btf(&btf)
             .context("the running kernel lacks a structure the programs read")?;
+        let types = offsets::types_from_btf(&btf)
+            .context("the running kernel lacks a structure the programs read")?;
+        let rdonly_cast = btf.func_id("bpf_rdonly_cast").context(
+            "the running kernel has no kfunc bpf_rdonly_cast (Linux 6.2 or later is needed)",
+        )?;
+        let (object, casts) = kfunc::patch(PROGRAMS, rdonly_cast)?;
+        debug!(casts, "bpf_rdonly_cast calls linked");
         let root = std::fs::metadata("/").context("stat /")?;
         use std::os::unix::fs::MetadataExt;
         let config = Config {
             offsets,
+            types,
             unfiltered: plan.unfiltered,
             host_root_dev: crate::rules::targets::kernel_dev(root.dev()),
             host_root_ino: root.ino(),
@@ -50,13 +58,12 @@ impl EbpfSource {
         };
         let ebpf = EbpfLoader::new()
             .override_global("CONFIG", &config, true)
-            .load(PROGRAMS)
+            .load(object.bytes())
             .context("loading the eBPF programs into the kernel")?;
         let mut source = EbpfSource {
             ebpf,
             attached: Vec::new(),
             inode_keys: HashSet::new(),
-            spine_keys: HashSet::new(),
             path_keys: HashSet::new(),
         };
         source.sync_watches(plan)?;
@@ -102,9 +109,8 @@ impl EbpfSource {
         self.attach_syscalls("sys_exit_connect", "sys_exit_", CONNECT_SYSCALLS)?;
         self.attach_syscalls("sys_exit_setid", "sys_exit_", SETID_SYSCALLS)?;
         self.attach_syscalls("sys_exit_exec", "sys_exit_", EXEC_SYSCALLS)?;
-        // write 1, writev 20, sendto 44, sendmsg 46; close 3.
+        // write 1, writev 20, sendto 44, sendmsg 46.
         self.attach_syscalls("sys_enter_send", "sys_enter_", &[1, 20, 44, 46])?;
-        self.attach_syscalls("sys_enter_close", "sys_enter_", &[3])?;
         // ptrace 101, process_vm_readv 310, process_vm_writev 311.
         self.attach_syscalls("sys_enter_access", "sys_enter_", &[101, 310, 311])?;
         let btf = AyaBtf::from_sys_fs().context("reading kernel BTF")?;
@@ -192,8 +198,8 @@ impl EbpfSource {
             }
         }
         let spine = spine(plan);
-        sync_map(&mut self.ebpf, "WATCH_SPINE", &mut self.spine_keys, &spine)?;
-        sync_map(&mut self.ebpf, "WATCH_INODES", &mut self.inode_keys, &inodes)?;
+        let entries = inode_entries(&inodes, &spine);
+        sync_map(&mut self.ebpf, "WATCH_INODES", &mut self.inode_keys, &entries)?;
         sync_map(&mut self.ebpf, "WATCH_PATHS", &mut self.path_keys, &paths)?;
         debug!(
             inodes = inodes.len(),
@@ -287,6 +293,23 @@ pub fn spine(plan: &FilterPlan) -> std::collections::HashMap<InodeKey, u64> {
     spine
 }
 
+/// The kernel's one entry per inode: its watch (if any) and its place on the spine (if any).
+fn inode_entries(
+    watches: &std::collections::HashMap<InodeKey, WatchValue>,
+    spine: &std::collections::HashMap<InodeKey, u64>,
+) -> std::collections::HashMap<InodeKey, InodeEntry> {
+    let mut entries: std::collections::HashMap<InodeKey, InodeEntry> = watches
+        .iter()
+        .map(|(k, w)| (*k, InodeEntry { watch: *w, ..Default::default() }))
+        .collect();
+    for (k, hash) in spine {
+        let e = entries.entry(*k).or_default();
+        e.spine_hash = *hash;
+        e.on_spine = 1;
+    }
+    entries
+}
+
 /// The proper ancestors of an absolute `path` as written, the root excepted: `/a/b/c` gives
 /// `/a` and `/a/b`.
 fn ancestors(path: &str) -> impl Iterator<Item = &str> {
@@ -364,5 +387,18 @@ mod tests {
         assert!(!spine.contains_key(&key(&dir.join("real/sub/missing"))), "does not exist");
         assert_eq!(spine[&key(&dir.join("real"))], 0, "real and alias are one directory under two spellings");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn one_inode_entry_carries_both_its_watch_and_its_spine_place() {
+        let k = |ino| InodeKey { ino, dev: 1, _pad: 0 };
+        let w = |watch_id| WatchValue { watch_id, classes: class::FILE };
+        let watches = [(k(1), w(7)), (k(2), w(8))].into_iter().collect();
+        let spine = [(k(2), 0xabc), (k(3), 0)].into_iter().collect();
+        let e = inode_entries(&watches, &spine);
+        assert_eq!(e.len(), 3);
+        assert_eq!((e[&k(1)].watch.watch_id, e[&k(1)].on_spine), (7, 0), "watched only");
+        assert_eq!((e[&k(2)].watch.watch_id, e[&k(2)].on_spine, e[&k(2)].spine_hash), (8, 1, 0xabc), "both");
+        assert_eq!((e[&k(3)].watch.watch_id, e[&k(3)].on_spine, e[&k(3)].spine_hash), (0, 1, 0), "ambiguous spine only");
     }
 }

@@ -1,8 +1,8 @@
 //! The kernel struct offsets the eBPF programs need, looked up in the running kernel's BTF.
 
 use super::btf::Btf;
-use anyhow::{ensure, Result};
-use monitor_common::{KernelOffsets, DENTRY_WINDOW};
+use anyhow::{ensure, Context, Result};
+use monitor_common::{KernelOffsets, KernelTypes};
 
 pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
     let o = |s: &str, m: &str| btf.offset(s, m);
@@ -17,28 +17,6 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
             "struct cred ids are not laid out contiguously"
         );
     }
-    // A `struct path` is read as one pair of words: mount, then dentry.
-    ensure!(
-        o("path", "mnt")? == 0 && o("path", "dentry")? == 8,
-        "struct path is not (mnt, dentry)"
-    );
-    // The walks read d_parent, d_name and d_inode as one window of DENTRY_WINDOW bytes.
-    let parent = o("dentry", "d_parent")?;
-    let name = o("dentry", "d_name")?;
-    let inode = o("dentry", "d_inode")?;
-    let (qstr_len, qstr_name) = (o("qstr", "len")?, o("qstr", "name")?);
-    let window = DENTRY_WINDOW as u32;
-    ensure!(
-        name > parent
-            && inode > parent
-            && name + 16 <= parent + window
-            && inode + 8 <= parent + window
-            && (name - parent) % 8 == 0
-            && (inode - parent) % 8 == 0
-            && qstr_name % 8 == 0
-            && qstr_len % 4 == 0,
-        "struct dentry: d_parent, d_name and d_inode are not within {DENTRY_WINDOW} bytes"
-    );
     Ok(KernelOffsets {
         task_real_parent: o("task_struct", "real_parent")?,
         task_tgid: o("task_struct", "tgid")?,
@@ -86,5 +64,22 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
         cgroup_kn: o("cgroup", "kn")?,
         kernfs_node_name: o("kernfs_node", "name")?,
         _pad: 0,
+    })
+}
+
+/// The BTF ids of the structs the programs cast addresses to (`bpf_rdonly_cast`).
+pub fn types_from_btf(btf: &Btf) -> Result<KernelTypes> {
+    let id = |s: &str| btf.struct_id(s).with_context(|| format!("kernel BTF has no struct {s}"));
+    // An fd-table slot is read as the first member of a kiocb: it must be the file pointer.
+    ensure!(btf.offset("kiocb", "ki_filp")? == 0, "struct kiocb does not start with ki_filp");
+    Ok(KernelTypes {
+        dentry: id("dentry")?,
+        inode: id("inode")?,
+        vfsmount: id("vfsmount")?,
+        mount: id("mount")?,
+        file: id("file")?,
+        socket: id("socket")?,
+        unix_sock: id("unix_sock")?,
+        file_slot: id("kiocb")?,
     })
 }
