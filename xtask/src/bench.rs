@@ -338,15 +338,38 @@ fn max_rate(rates: &[u64]) -> Result<Vec<(u64, u64, u64)>> {
 
 /// Time the kernel spent in BPF programs of type tracepoint/tracing (the monitor's), in ns,
 /// and how many times they ran: `bpftool prog show` with kernel.bpf_stats_enabled on.
-fn bpf_program_time() -> Result<(u64, u64)> {
+/// The BPF programs loaded now of the types that hook syscalls and scheduler events.
+fn tracing_programs() -> Result<Vec<serde_json::Value>> {
     let out = crate::util::output(Command::new("bpftool").args(["prog", "show", "--json"]))?;
     let progs: Vec<serde_json::Value> = serde_json::from_str(&out).context("bpftool prog show --json")?;
+    Ok(progs
+        .into_iter()
+        .filter(|p| matches!(p["type"].as_str(), Some("tracepoint" | "tracing" | "raw_tracepoint" | "kprobe" | "perf_event")))
+        .collect())
+}
+
+/// Refuse to start while another monitor (or any tracing program) is loaded: the bare runs
+/// would not be bare, and the BPF time pass would count its programs too.
+fn ensure_no_tracing_programs() -> Result<()> {
+    let names: Vec<String> = tracing_programs()?
+        .iter()
+        .map(|p| format!("{} (id {})", p["name"].as_str().unwrap_or("?"), p["id"]))
+        .collect();
+    if !names.is_empty() {
+        bail!(
+            "{} tracing BPF programs are already loaded (a monitor still running?): {}; stop them first, or the bare runs are not bare",
+            names.len(),
+            names.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn bpf_program_time() -> Result<(u64, u64)> {
     let mut total = (0, 0);
-    for p in progs {
-        if matches!(p["type"].as_str(), Some("tracepoint" | "tracing")) {
-            total.0 += p["run_time_ns"].as_u64().unwrap_or(0);
-            total.1 += p["run_cnt"].as_u64().unwrap_or(0);
-        }
+    for p in tracing_programs()? {
+        total.0 += p["run_time_ns"].as_u64().unwrap_or(0);
+        total.1 += p["run_cnt"].as_u64().unwrap_or(0);
     }
     Ok(total)
 }
@@ -412,6 +435,7 @@ pub fn run(opts: &Options) -> Result<()> {
         bail!("the benchmarks need root (they load the monitor and auditd)");
     }
     crate::docker::ensure_dockerd()?;
+    ensure_no_tracing_programs()?;
     let modes = ["bare", "monitor", "auditd"];
     // samples[workload][mode] = wall seconds per rep; cpu[workload][mode] = daemon CPU seconds.
     let mut wall: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); modes.len()]; WORKLOADS.len()];

@@ -40,9 +40,11 @@ impl EbpfSource {
             .context("the running kernel lacks a structure the programs read")?;
         let types = offsets::types_from_btf(&btf)
             .context("the running kernel lacks a structure the programs read")?;
-        let rdonly_cast = btf.func_id("bpf_rdonly_cast").context(
-            "the running kernel has no kfunc bpf_rdonly_cast (Linux 6.2 or later is needed)",
-        )?;
+        let rdonly_cast = btf.func_id("bpf_rdonly_cast").ok_or_else(|| {
+            tracefs::KernelUnsupported(
+                "the running kernel has no kfunc bpf_rdonly_cast, which the programs use to read kernel structures".into(),
+            )
+        })?;
         let (object, casts) = kfunc::patch(PROGRAMS, rdonly_cast)?;
         debug!(casts, "bpf_rdonly_cast calls linked");
         let root = std::fs::metadata("/").context("stat /")?;
