@@ -374,9 +374,11 @@ fn bpf_program_time() -> Result<(u64, u64)> {
     Ok(total)
 }
 
-/// A separate pass (its clock reads would skew the timed runs): each workload once under
-/// the monitor with BPF run-time statistics on. Per workload: (ns in programs, runs).
-fn kernel_time(size: u64) -> Result<Vec<(u64, u64)>> {
+/// A separate pass (its clock reads would skew the timed runs): each workload under the
+/// monitor with BPF run-time statistics on, `reps` times over (this VM's speed drifts by a
+/// fifth between minutes, so one reading per workload is not enough). Per workload: the
+/// median (ns in programs, runs).
+fn kernel_time(size: u64, reps: usize) -> Result<Vec<(u64, u64)>> {
     let was = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").unwrap_or_else(|_| "0".into());
     std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1").context("enabling kernel.bpf_stats_enabled")?;
     let result = (|| {
@@ -385,21 +387,28 @@ fn kernel_time(size: u64) -> Result<Vec<(u64, u64)>> {
         // too: measured with no workload, and taken off every reading.
         let (a, b) = (bpf_program_time()?, bpf_program_time()?);
         let reading = (b.0 - a.0, b.1 - a.1);
-        let mut out = Vec::new();
-        for w in WORKLOADS {
-            let before = bpf_program_time()?;
-            run_workload(w, count(w, size))?;
-            let after = bpf_program_time()?;
-            out.push(((after.0 - before.0).saturating_sub(reading.0), (after.1 - before.1).saturating_sub(reading.1)));
+        let mut samples: Vec<Vec<(u64, u64)>> = vec![Vec::new(); WORKLOADS.len()];
+        for _ in 0..reps.max(1) {
+            for (wi, w) in WORKLOADS.iter().enumerate() {
+                let before = bpf_program_time()?;
+                run_workload(w, count(w, size))?;
+                let after = bpf_program_time()?;
+                samples[wi].push(((after.0 - before.0).saturating_sub(reading.0), (after.1 - before.1).saturating_sub(reading.1)));
+            }
         }
         monitor.stop()?;
-        Ok(out)
+        Ok(samples
+            .into_iter()
+            .map(|mut v| {
+                v.sort_unstable();
+                v[v.len() / 2]
+            })
+            .collect())
     })();
     let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", was.trim());
     result
 }
 
-/// Replay throughput: capture a watched-file storm, replay it to /dev/null, events/s.
 fn replay_rate(size: u64) -> Result<(u64, u64, f64)> {
     let cap = std::env::temp_dir().join("monitor-bench.cap");
     let mut cmd = Command::new(monitor_bin());
@@ -470,7 +479,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let rate_results = max_rate(&rates)?;
     let sustained = rate_results.iter().filter(|(_, _, lost)| *lost == 0).map(|(r, _, _)| *r).max();
     let (replay_events, bytes_per_event, replay_per_s) = replay_rate(opts.size)?;
-    let in_kernel = kernel_time(opts.size)?;
+    let in_kernel = kernel_time(opts.size, opts.reps)?;
     let _ = std::fs::remove_dir_all(WATCHED_DIR);
     let _ = std::fs::remove_dir_all(UNWATCHED_DIR);
 
@@ -497,7 +506,7 @@ pub fn run(opts: &Options) -> Result<()> {
             "samples": {"bare": wall[wi][0], "monitor": wall[wi][1], "auditd": wall[wi][2]},
         }));
     }
-    md.push_str("\nTime in the monitor's BPF programs (a separate pass with kernel.bpf_stats_enabled):\n\n| workload | program runs | µs per event | share of bare time |\n|---|---:|---:|---:|\n");
+    md.push_str("\nTime in the monitor's BPF programs (a separate pass with kernel.bpf_stats_enabled, median of the repetitions):\n\n| workload | program runs | µs per event | share of bare time |\n|---|---:|---:|---:|\n");
     for (wi, w) in WORKLOADS.iter().enumerate() {
         let (ns, runs) = in_kernel[wi];
         let bare = median(&mut wall[wi][0].clone());
