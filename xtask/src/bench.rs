@@ -338,6 +338,26 @@ fn max_rate(rates: &[u64]) -> Result<Vec<(u64, u64, u64)>> {
 
 /// Time the kernel spent in BPF programs of type tracepoint/tracing (the monitor's), in ns,
 /// and how many times they ran: `bpftool prog show` with kernel.bpf_stats_enabled on.
+/// The monitor's hook points, from its start record (`monitor.start.hook_points`).
+fn hook_points() -> Result<Vec<String>> {
+    let mut monitor = Monitor::start(true)?;
+    let stdout = monitor.child.stdout.take().context("the monitor's stdout")?;
+    let mut first = String::new();
+    BufReader::new(stdout).read_line(&mut first).context("reading the monitor's start record")?;
+    monitor.stop()?;
+    let record: serde_json::Value = serde_json::from_str(&first).context("parsing the monitor's start record")?;
+    let points: Vec<String> = record["monitor"]["start"]["hook_points"]
+        .as_array()
+        .context("no monitor.start.hook_points in the start record")?
+        .iter()
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .collect();
+    if points.is_empty() {
+        bail!("the monitor reported no hook points");
+    }
+    Ok(points)
+}
+
 /// The BPF programs loaded now of the types that hook syscalls and scheduler events.
 fn tracing_programs() -> Result<Vec<serde_json::Value>> {
     let out = crate::util::output(Command::new("bpftool").args(["prog", "show", "--json"]))?;
@@ -445,7 +465,10 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     crate::docker::ensure_dockerd()?;
     ensure_no_tracing_programs()?;
-    let modes = ["bare", "monitor", "auditd"];
+    let points = hook_points()?;
+    // "hooks": empty programs on the monitor's hook points, the floor any tracepoint-based
+    // monitor pays (see null_hooks).
+    let modes = ["bare", "hooks", "monitor", "auditd"];
     // samples[workload][mode] = wall seconds per rep; cpu[workload][mode] = daemon CPU seconds.
     let mut wall: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); modes.len()]; WORKLOADS.len()];
     let mut cpu: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); modes.len()]; WORKLOADS.len()];
@@ -454,6 +477,17 @@ pub fn run(opts: &Options) -> Result<()> {
         for (mi, mode) in modes.iter().enumerate() {
             eprintln!("xtask: bench rep {}/{} mode {mode}", rep + 1, opts.reps);
             let monitor = if *mode == "monitor" { Some(Monitor::start(false)?) } else { None };
+            let _hooks = if *mode == "hooks" {
+                let hooks = crate::null_hooks::NullHooks::attach(&points)?;
+                // Each hook point must now run one (empty) program.
+                let loaded = tracing_programs()?.len();
+                if loaded != hooks.attached {
+                    bail!("{} empty hooks attached but {loaded} tracing programs loaded", hooks.attached);
+                }
+                Some(hooks)
+            } else {
+                None
+            };
             let auditd = if *mode == "auditd" { Some(Auditd::start()?) } else { None };
             let daemon = monitor.as_ref().map(|m| m.pid()).or(auditd.as_ref().map(|a| a.pid()));
             for (wi, w) in WORKLOADS.iter().enumerate() {
@@ -485,27 +519,32 @@ pub fn run(opts: &Options) -> Result<()> {
 
     let mut rows = Vec::new();
     let mut md = String::new();
-    md.push_str("| workload | events | bare (s) | monitor (s) | auditd (s) | monitor overhead | auditd overhead | monitor overhead, per rep | monitor CPU (s) | auditd CPU (s) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("| workload | events | bare (s) | monitor (s) | auditd (s) | monitor overhead | auditd overhead | monitor overhead, per rep | empty hooks overhead | monitor CPU (s) | auditd CPU (s) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    let (bare, hooks, mon, aud) = (0, 1, 2, 3);
     for (wi, w) in WORKLOADS.iter().enumerate() {
         let med: Vec<f64> = (0..modes.len()).map(|mi| median(&mut wall[wi][mi].clone())).collect();
         let c: Vec<f64> = (0..modes.len()).map(|mi| median(&mut cpu[wi][mi].clone())).collect();
-        let over = |x: f64| (x / med[0] - 1.0) * 100.0;
+        let over = |x: f64| (x / med[bare] - 1.0) * 100.0;
         // The same ratio within each repetition (bare and monitor runs seconds apart): its
         // spread is the run-to-run noise any single figure above carries.
-        let (lo, hi) = paired_range(&wall[wi][0], &wall[wi][1]);
+        let (lo, hi) = paired_range(&wall[wi][bare], &wall[wi][mon]);
         md.push_str(&format!(
-            "| {w} | {} | {:.3} | {:.3} | {:.3} | {:+.1} % | {:+.1} % | {lo:+.1} … {hi:+.1} % | {:.3} | {:.3} |\n",
-            count(w, opts.size), med[0], med[1], med[2], over(med[1]), over(med[2]), c[1], c[2]
+            "| {w} | {} | {:.3} | {:.3} | {:.3} | {:+.1} % | {:+.1} % | {lo:+.1} … {hi:+.1} % | {:+.1} % | {:.3} | {:.3} |\n",
+            count(w, opts.size), med[bare], med[mon], med[aud], over(med[mon]), over(med[aud]), over(med[hooks]), c[mon], c[aud]
         ));
         rows.push(json!({
             "workload": w, "events": count(w, opts.size),
-            "wall_s": {"bare": med[0], "monitor": med[1], "auditd": med[2]},
-            "overhead_pct": {"monitor": over(med[1]), "auditd": over(med[2])},
+            "wall_s": {"bare": med[bare], "empty_hooks": med[hooks], "monitor": med[mon], "auditd": med[aud]},
+            "overhead_pct": {"monitor": over(med[mon]), "auditd": over(med[aud]), "empty_hooks": over(med[hooks])},
             "monitor_overhead_pct_per_rep": {"min": lo, "max": hi},
-            "daemon_cpu_s": {"monitor": c[1], "auditd": c[2]},
-            "samples": {"bare": wall[wi][0], "monitor": wall[wi][1], "auditd": wall[wi][2]},
+            "daemon_cpu_s": {"monitor": c[mon], "auditd": c[aud]},
+            "samples": {"bare": wall[wi][bare], "empty_hooks": wall[wi][hooks], "monitor": wall[wi][mon], "auditd": wall[wi][aud]},
         }));
     }
+    md.push_str(&format!(
+        "\nEmpty hooks: `r0 = 0; exit` programs on the monitor's {} hook points (its start record's `hook_points`): the cost of being hooked at all, which no program logic can remove.\n",
+        points.len()
+    ));
     md.push_str("\nTime in the monitor's BPF programs (a separate pass with kernel.bpf_stats_enabled, median of the repetitions):\n\n| workload | program runs | µs per event | share of bare time |\n|---|---:|---:|---:|\n");
     for (wi, w) in WORKLOADS.iter().enumerate() {
         let (ns, runs) = in_kernel[wi];

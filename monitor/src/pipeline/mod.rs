@@ -591,11 +591,16 @@ impl Live {
         }
     }
 
-    fn hooks(&self) -> usize {
+    /// The hook points attached (`syscalls:sys_exit_openat`, `tp_btf:sched_process_exec`).
+    fn hook_points(&self) -> &[String] {
         match self {
-            Live::Ebpf { sensor, .. } => sensor.attached.len(),
-            Live::Audit { .. } => 0,
+            Live::Ebpf { sensor, .. } => &sensor.attached,
+            Live::Audit { .. } => &[],
         }
+    }
+
+    fn hooks(&self) -> usize {
+        self.hook_points().len()
     }
 
     /// Wait until events are waiting, then handle them.
@@ -694,6 +699,7 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
         "source": source_name,
         "rules": {"count": pipeline.rules.rules.len(), "hash": pipeline.rules.hash(), "files": pipeline.rules.files},
         "hooks": live.hooks(),
+        "hook_points": live.hook_points(),
         "kernel": enrich::kernel_release(),
         "heartbeat_s": opts.heartbeat.map(|d| d.as_secs()),
     });
