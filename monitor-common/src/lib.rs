@@ -243,6 +243,10 @@ pub mod class {
 /// of a host's file activity, are dropped before their file is even looked at.
 pub const FILTER_READ_OPENS: u32 = 1 << 16;
 
+/// A bit of the kernel's filter word: the host's root directory is itself watched, so every
+/// absolute host path is under a watch (saves a map lookup per path string otherwise).
+pub const FILTER_ROOT_WATCHED: u32 = 1 << 17;
+
 /// Byte offsets of the kernel struct members the programs read, taken from the running
 /// kernel's BTF by userspace at load time (aya's Rust programs have no CO-RE relocations).
 #[repr(C)]

@@ -656,8 +656,7 @@ pub fn string_surely_unwatched(task: u64, dfd: i64, addr: u64) -> bool {
         let Some(root) = task_fs_path(task, false) else { return false };
         let Some((key, _)) = dentry_inode(root.dentry) else { return false };
         if is_host_root(&key) {
-            let root_watched = unsafe { WATCH_INODES.get(&key) }.is_some_and(|e| e.watch.watch_id != 0);
-            return !spelled_watched && !root_watched;
+            return !spelled_watched && !crate::filter_has(monitor_common::FILTER_ROOT_WATCHED);
         }
         root
     } else if dfd == AT_FDCWD {

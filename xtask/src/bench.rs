@@ -429,7 +429,7 @@ fn kernel_time(size: u64, reps: usize) -> Result<Vec<(u64, u64)>> {
     result
 }
 
-fn replay_rate(size: u64) -> Result<(u64, u64, f64)> {
+fn replay_rate(size: u64, reps: usize) -> Result<(u64, u64, f64)> {
     let cap = std::env::temp_dir().join("monitor-bench.cap");
     let mut cmd = Command::new(monitor_bin());
     cmd.args(["run", "--heartbeat", "0", "--capture"]).arg(&cap).stdout(Stdio::null()).stderr(Stdio::piped());
@@ -446,17 +446,24 @@ fn replay_rate(size: u64) -> Result<(u64, u64, f64)> {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     child.wait()?;
     let bytes = std::fs::metadata(&cap)?.len();
-    let start = Instant::now();
-    let out = Command::new(monitor_bin()).arg("replay").arg(&cap).stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
-    let secs = start.elapsed().as_secs_f64();
-    let err = String::from_utf8_lossy(&out.stderr);
-    let events: u64 = err
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("events="))
-        .and_then(|n| n.parse().ok())
-        .context("replay did not report its events")?;
+    // The same capture replayed `reps` times: one run lasts well under a second, and this
+    // machine's speed drifts between runs.
+    let mut events = 0;
+    let mut rates = Vec::new();
+    for _ in 0..reps.max(1) {
+        let start = Instant::now();
+        let out = Command::new(monitor_bin()).arg("replay").arg(&cap).stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+        let secs = start.elapsed().as_secs_f64();
+        let err = String::from_utf8_lossy(&out.stderr);
+        events = err
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("events="))
+            .and_then(|n| n.parse().ok())
+            .context("replay did not report its events")?;
+        rates.push(events as f64 / secs);
+    }
     let _ = std::fs::remove_file(&cap);
-    Ok((events, bytes / events.max(1), events as f64 / secs))
+    Ok((events, bytes / events.max(1), median(&mut rates)))
 }
 
 pub fn run(opts: &Options) -> Result<()> {
@@ -512,7 +519,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let rates: Vec<u64> = if opts.size < 1000 { vec![1_000] } else { vec![25_000, 50_000, 100_000, 200_000] };
     let rate_results = max_rate(&rates)?;
     let sustained = rate_results.iter().filter(|(_, _, lost)| *lost == 0).map(|(r, _, _)| *r).max();
-    let (replay_events, bytes_per_event, replay_per_s) = replay_rate(opts.size)?;
+    let (replay_events, bytes_per_event, replay_per_s) = replay_rate(opts.size, opts.reps)?;
     let in_kernel = kernel_time(opts.size, opts.reps)?;
     let _ = std::fs::remove_dir_all(WATCHED_DIR);
     let _ = std::fs::remove_dir_all(UNWATCHED_DIR);
@@ -563,7 +570,7 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     md.push_str(&format!("highest paced rate without a drop: {}\n", sustained.map(|r| format!("{r}/s")).unwrap_or("none of those tried".into())));
     md.push_str(&format!(
-        "replay: {replay_events} captured events at {replay_per_s:.0} events/s (whole command, JSON to /dev/null); capture {bytes_per_event} bytes/event\n"
+        "replay: {replay_events} captured events at {replay_per_s:.0} events/s (whole command, JSON to /dev/null, median of the repetitions); capture {bytes_per_event} bytes/event\n"
     ));
     let commit = crate::util::output(Command::new("git").args(["rev-parse", "--short", "HEAD"]).current_dir(root())).unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);

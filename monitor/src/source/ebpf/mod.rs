@@ -30,6 +30,8 @@ pub struct EbpfSource {
     pub attached: Vec<String>,
     inode_keys: HashSet<InodeKey>,
     path_keys: HashSet<u64>,
+    /// The host's root directory (see `FILTER_ROOT_WATCHED`).
+    host_root: InodeKey,
 }
 
 impl EbpfSource {
@@ -67,6 +69,7 @@ impl EbpfSource {
             attached: Vec::new(),
             inode_keys: HashSet::new(),
             path_keys: HashSet::new(),
+            host_root: InodeKey { ino: config.host_root_ino, dev: config.host_root_dev, _pad: 0 },
         };
         source.sync_watches(plan)?;
         source.attach()?;
@@ -158,9 +161,6 @@ impl EbpfSource {
     /// Make the kernel's watch maps and filter match the plan (at load, after a refresh or
     /// a reload).
     pub fn sync_watches(&mut self, plan: &FilterPlan) -> Result<()> {
-        let mut filter: aya::maps::Array<_, u32> =
-            aya::maps::Array::try_from(self.ebpf.map_mut("FILTER").context("FILTER map")?)?;
-        filter.set(0, plan.filter_word(), 0).context("updating FILTER")?;
         let effective = effective_classes(plan);
         let mut inodes: std::collections::HashMap<InodeKey, WatchValue> = Default::default();
         let mut paths: std::collections::HashMap<u64, WatchValue> = Default::default();
@@ -201,6 +201,9 @@ impl EbpfSource {
         }
         let spine = spine(plan);
         let entries = inode_entries(&inodes, &spine);
+        let mut filter: aya::maps::Array<_, u32> =
+            aya::maps::Array::try_from(self.ebpf.map_mut("FILTER").context("FILTER map")?)?;
+        filter.set(0, filter_word(plan, &inodes, &self.host_root), 0).context("updating FILTER")?;
         sync_map(&mut self.ebpf, "WATCH_INODES", &mut self.inode_keys, &entries)?;
         sync_map(&mut self.ebpf, "WATCH_PATHS", &mut self.path_keys, &paths)?;
         debug!(
@@ -293,6 +296,12 @@ pub fn spine(plan: &FilterPlan) -> std::collections::HashMap<InodeKey, u64> {
         }
     }
     spine
+}
+
+/// The kernel's filter word: the plan's bits, and whether the host's root is watched.
+fn filter_word(plan: &FilterPlan, watches: &std::collections::HashMap<InodeKey, WatchValue>, host_root: &InodeKey) -> u32 {
+    let root = if watches.contains_key(host_root) { monitor_common::FILTER_ROOT_WATCHED } else { 0 };
+    plan.filter_word() | root
 }
 
 /// The kernel's one entry per inode: its watch (if any) and its place on the spine (if any).
@@ -402,5 +411,20 @@ mod tests {
         assert_eq!((e[&k(1)].watch.watch_id, e[&k(1)].on_spine), (7, 0), "watched only");
         assert_eq!((e[&k(2)].watch.watch_id, e[&k(2)].on_spine, e[&k(2)].spine_hash), (8, 1, 0xabc), "both");
         assert_eq!((e[&k(3)].watch.watch_id, e[&k(3)].on_spine, e[&k(3)].spine_hash), (0, 1, 0), "ambiguous spine only");
+    }
+
+    #[test]
+    fn the_filter_word_says_when_the_host_root_is_watched() {
+        let root = InodeKey { ino: 2, dev: 8, _pad: 0 };
+        let other = InodeKey { ino: 3, dev: 8, _pad: 0 };
+        let w = WatchValue { watch_id: 1, classes: class::FILE };
+        let plan = FilterPlan::default();
+        let none = std::collections::HashMap::new();
+        let on_other = [(other, w)].into_iter().collect();
+        let on_root = [(other, w), (root, w)].into_iter().collect();
+        assert_eq!(filter_word(&plan, &none, &root) & monitor_common::FILTER_ROOT_WATCHED, 0);
+        assert_eq!(filter_word(&plan, &on_other, &root) & monitor_common::FILTER_ROOT_WATCHED, 0);
+        assert_ne!(filter_word(&plan, &on_root, &root) & monitor_common::FILTER_ROOT_WATCHED, 0);
+        assert_eq!(filter_word(&plan, &on_root, &root) & !monitor_common::FILTER_ROOT_WATCHED, plan.filter_word());
     }
 }
