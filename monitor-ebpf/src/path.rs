@@ -528,19 +528,14 @@ fn child_prefix_pruned(s: *mut PathScratch, spine_hash: u64) -> bool {
 }
 
 /// Whether the string at `buf` (`len` bytes, then a NUL) may have an empty, `.` or `..`
-/// component: whether it starts with a dot or has a `/` followed by `/`, `.` or its end.
-/// Eight bytes at a time; a false alarm (a name starting with a dot) only costs the exact
-/// byte scan of [`scan_path`]. `buf` must be readable `HASH_CAP + 8` bytes far.
+/// component ([`monitor_common::clean_scan`], which the host tests exhaustively). A false
+/// alarm (a name starting with a dot) only costs the exact byte scan of [`scan_path`].
+/// `buf` must be readable `HASH_CAP + 8` bytes far.
 ///
 /// A function of its own: the loop's leftovers then vanish with its stack frame, instead
 /// of keeping the verifier from merging the states of the scan that follows.
 #[inline(never)]
 fn maybe_unclean(buf: *const u8, len: usize) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // The high bit of every zero byte of `x` (and maybe of bytes above a zero byte: a
-    // false alarm, never a miss).
-    let zeros = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
     if len == 0 || unsafe { *buf } == b'.' {
         return true;
     }
@@ -549,14 +544,9 @@ fn maybe_unclean(buf: *const u8, len: usize) -> bool {
         if at >= len {
             break;
         }
-        // Little-endian: byte k of `next` is the byte after byte k of `here`.
         let here = unsafe { core::ptr::read_unaligned(buf.add(at) as *const u64) };
         let next = unsafe { core::ptr::read_unaligned(buf.add(at + 1) as *const u64) };
-        let slash = zeros(here ^ (ONES * b'/' as u64));
-        let after = zeros(next ^ (ONES * b'/' as u64)) | zeros(next ^ (ONES * b'.' as u64)) | zeros(next);
-        let left = len - at;
-        let valid = if left >= 8 { HIGH } else { HIGH & ((1u64 << (8 * left)) - 1) };
-        if slash & after & valid != 0 {
+        if monitor_common::clean_scan::slash_then_special(here, next, len - at) {
             return true;
         }
     }
