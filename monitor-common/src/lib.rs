@@ -351,7 +351,7 @@ pub fn fnv1a_step(hash: u64, byte: u8) -> u64 {
 }
 
 /// The kernel's quick check of a path string for empty, `.` and `..` components, eight
-/// bytes at a time (`path::maybe_unclean` in monitor-ebpf): a `/` followed by `/`, `.` or
+/// bytes at a time (called by `path::scan_string` in monitor-ebpf): a `/` followed by `/`, `.` or
 /// the string's end, or a leading `.`. It may raise false alarms (a name that starts with
 /// a dot), never miss one; the tests below hold it to that.
 pub mod clean_scan {
@@ -368,28 +368,47 @@ pub mod clean_scan {
     /// (little-endian) is a `/` followed, in `next` (the same bytes one further on), by
     /// `/`, `.` or the terminating NUL.
     #[inline(always)]
-    pub fn slash_then_special(here: u64, next: u64, valid: usize) -> bool {
+    fn slash_then_special(here: u64, next: u64, valid: usize) -> bool {
         let slash = zeros(here ^ (ONES * b'/' as u64));
         let after = zeros(next ^ (ONES * b'/' as u64)) | zeros(next ^ (ONES * b'.' as u64)) | zeros(next);
         let valid = if valid >= 8 { HIGH } else { HIGH & ((1u64 << (8 * valid)) - 1) };
         slash & after & valid != 0
     }
 
+    /// Whether the string at `buf` (`len` bytes, then a NUL) may have an empty, `.` or `..`
+    /// component, judging its first `8 * WORDS` bytes (callers keep `len` below that).
+    ///
+    /// # Safety
+    /// `buf` must be readable `8 * WORDS + 8` bytes far.
+    #[inline(always)]
+    pub unsafe fn maybe_unclean<const WORDS: usize>(buf: *const u8, len: usize) -> bool {
+        if len == 0 || *buf == b'.' {
+            return true;
+        }
+        for w in 0..WORDS {
+            let at = w * 8;
+            if at >= len {
+                break;
+            }
+            let here = core::ptr::read_unaligned(buf.add(at) as *const u64);
+            let next = core::ptr::read_unaligned(buf.add(at + 1) as *const u64);
+            if slash_then_special(here, next, len - at) {
+                return true;
+            }
+        }
+        false
+    }
+
     #[cfg(test)]
     mod tests {
         extern crate std;
-        use super::slash_then_special;
         use std::{string::String, vec, vec::Vec};
 
-        /// The kernel's loop, on a host buffer.
+        /// The kernel's check, on a NUL-terminated copy of `path` with room to read past.
         fn maybe_unclean(path: &[u8]) -> bool {
-            let mut buf = [0u8; 64];
+            let mut buf = [0u8; 8 * 8 + 8];
             buf[..path.len()].copy_from_slice(path);
-            let word = |at: usize| u64::from_le_bytes(buf[at..at + 8].try_into().unwrap());
-            if path.is_empty() || path[0] == b'.' {
-                return true;
-            }
-            (0..path.len()).step_by(8).any(|at| slash_then_special(word(at), word(at + 1), path.len() - at))
+            unsafe { super::maybe_unclean::<8>(buf.as_ptr(), path.len()) }
         }
 
         /// What the exact byte scan calls unclean: an empty, `.` or `..` component (the

@@ -217,13 +217,30 @@ pub fn task_file(task: u64, fd: i64) -> Option<u64> {
     }
 }
 
+/// `dfd` of the `*at` syscalls meaning "the working directory".
+pub const AT_FDCWD: i64 = -100;
+
+/// The directory a path string of `task` starts from: the task's root for an absolute
+/// string, else its working directory (`dfd` is `AT_FDCWD`) or the directory open as `dfd`.
+#[inline(always)]
+pub fn path_base(task: u64, dfd: i64, absolute: bool) -> Option<KPath> {
+    let dfd = dfd as i32 as i64;
+    if absolute {
+        task_fs_path(task, false)
+    } else if dfd == AT_FDCWD {
+        task_fs_path(task, true)
+    } else {
+        file_path(task_file(task, dfd)?)
+    }
+}
+
 /// `file->f_path`.
 #[inline(always)]
 pub fn file_path(file: u64) -> Option<KPath> {
     KPath::field(typed(file, ty!(file)), off!(file_path))
 }
 
-/// The members of a `struct dentry` a path walk needs, read with one helper call.
+/// The members of a `struct dentry` a path walk needs.
 #[derive(Clone, Copy)]
 pub struct DentryView {
     pub parent: u64,

@@ -18,10 +18,10 @@
 
 use aya_ebpf::helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_user_str};
 use monitor_common::{
-    flag, fnv1a_step, InodeKey, WatchValue, FIELD_CAP, FNV_OFFSET, MAX_PATH_DEPTH, USER_PATH_CAP,
+    flag, fnv1a_step, InodeEntry, InodeKey, WatchValue, FIELD_CAP, FNV_OFFSET, MAX_PATH_DEPTH, USER_PATH_CAP,
 };
 
-use crate::kernel::{dentry_inode, dentry_view, field, file_path, is_host_root, member, off, task_file, task_fs_path, task_has_host_root, ty, DentryView, KPath};
+use crate::kernel::{dentry_inode, dentry_view, field, is_host_root, member, off, path_base, task_has_host_root, ty, DentryView, KPath};
 use crate::resolve::{target_kind, Target};
 use crate::{PATH_SCRATCH, WATCH_INODES, WATCH_PATHS};
 
@@ -185,11 +185,17 @@ fn mount_inode_key(s: *mut PathScratch, inode: u64) -> Option<InodeKey> {
     })
 }
 
+/// What the filter knows of `inode` (of the current mount): its watch, its spine place.
+#[inline(always)]
+fn inode_entry(s: *mut PathScratch, inode: u64) -> Option<&'static InodeEntry> {
+    let key = mount_inode_key(s, inode)?;
+    unsafe { WATCH_INODES.get(&key) }
+}
+
 /// The watch on `inode` (of the current mount), if any.
 #[inline(always)]
 fn watched_inode(s: *mut PathScratch, inode: u64) -> Option<WatchValue> {
-    let key = mount_inode_key(s, inode)?;
-    let entry = unsafe { WATCH_INODES.get(&key) }?;
+    let entry = inode_entry(s, inode)?;
     (entry.watch.watch_id != 0).then_some(entry.watch)
 }
 
@@ -434,8 +440,7 @@ fn surely_unwatched_below(start: KPath, task: u64, subtree: bool) -> bool {
     for _ in 0..MAX_PATH_DEPTH {
         let dentry = vol(unsafe { &(*s).dentry });
         let view = dentry_view(dentry).unwrap_or(NO_VIEW);
-        let entry = mount_inode_key(s, view.inode).and_then(|key| unsafe { WATCH_INODES.get(&key) });
-        if let Some(entry) = entry {
+        if let Some(entry) = inode_entry(s, view.inode) {
             if entry.watch.watch_id != 0 {
                 unsafe { (*s).found = 1 };
                 break;
@@ -536,21 +541,7 @@ fn child_prefix_pruned(s: *mut PathScratch, spine_hash: u64) -> bool {
 /// of keeping the verifier from merging the states of the scan that follows.
 #[inline(never)]
 fn maybe_unclean(buf: *const u8, len: usize) -> bool {
-    if len == 0 || unsafe { *buf } == b'.' {
-        return true;
-    }
-    for w in 0..HASH_CAP / 8 {
-        let at = w * 8;
-        if at >= len {
-            break;
-        }
-        let here = unsafe { core::ptr::read_unaligned(buf.add(at) as *const u64) };
-        let next = unsafe { core::ptr::read_unaligned(buf.add(at + 1) as *const u64) };
-        if monitor_common::clean_scan::slash_then_special(here, next, len - at) {
-            return true;
-        }
-    }
-    false
+    unsafe { monitor_common::clean_scan::maybe_unclean::<{ HASH_CAP / 8 }>(buf, len) }
 }
 
 /// What [`scan_string`] found.
@@ -626,7 +617,6 @@ fn scan_clean(s: *mut PathScratch, buf: *const u8, len: usize) -> u32 {
 /// get no verdict (false): the full resolution forwards or decides them.
 #[inline(always)]
 pub fn string_surely_unwatched(task: u64, dfd: i64, addr: u64) -> bool {
-    const AT_FDCWD: i64 = -100;
     let Some(s) = scratch() else { return false };
     let buf = unsafe { (*s).walk.as_mut_ptr() };
     let n = unsafe { bpf_probe_read_user_str(buf.cast(), HASH_CAP as u32, addr as *const _) };
@@ -642,19 +632,12 @@ pub fn string_surely_unwatched(task: u64, dfd: i64, addr: u64) -> bool {
         spelling::WATCHED => true,
         _ => return false, // unclean
     };
-    let base = if absolute {
-        let Some(root) = task_fs_path(task, false) else { return false };
-        let Some((key, _)) = dentry_inode(root.dentry) else { return false };
+    let Some(base) = path_base(task, dfd, absolute) else { return false };
+    if absolute {
+        let Some((key, _)) = dentry_inode(base.dentry) else { return false };
         if is_host_root(&key) {
             return !spelled_watched && !crate::filter_has(monitor_common::FILTER_ROOT_WATCHED);
         }
-        root
-    } else if dfd == AT_FDCWD {
-        let Some(cwd) = task_fs_path(task, true) else { return false };
-        cwd
-    } else {
-        let Some(dir) = task_file(task, dfd).and_then(file_path) else { return false };
-        dir
-    };
+    }
     surely_unwatched_below(base, task, true)
 }

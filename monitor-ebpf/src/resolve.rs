@@ -14,7 +14,7 @@ use aya_ebpf::{helpers::generated::bpf_probe_read_user_str, programs::TracePoint
 use monitor_common::{class, drop_cause, flag, CaptureKey, WatchValue, USER_PATH_CAP};
 
 use crate::event::{count_drop, Draft};
-use crate::kernel::{file_path, task_file, task_fs_path, task_has_host_root, KPath};
+use crate::kernel::{path_base, task_has_host_root, KPath};
 use crate::path::{launder, resolve_target, Resolved};
 use crate::{selects, unfiltered, CAPTURE, JOB, STAGES};
 
@@ -33,7 +33,6 @@ pub mod target_kind {
     pub const RAW: u32 = 3;
 }
 
-const AT_FDCWD: i64 = -100;
 
 /// One object of an event.
 #[repr(C)]
@@ -139,13 +138,7 @@ impl Job {
         let (len, flags) = self.copy_string(addr, cap)?;
         let i = (self.count as usize) & 1;
         let absolute = len > 0 && self.strings[i][0] == b'/';
-        let base = if absolute {
-            task_fs_path(task, false)?
-        } else if dfd as i32 as i64 == AT_FDCWD {
-            task_fs_path(task, true)?
-        } else {
-            file_path(task_file(task, dfd as i32 as i64)?)?
-        };
+        let base = path_base(task, dfd, absolute)?;
         self.push(Target {
             kind: target_kind::USER,
             absolute: absolute as u32,

@@ -18,11 +18,10 @@ use aya_ebpf::{
 use monitor_common::{class, file_op, flag, kind, CaptureKey, Ids, CAPTURE_CHUNK, CAPTURE_FULL_BYTES, CAPTURE_HEAD, USER_PATH_CAP};
 
 use crate::event::Draft;
-use crate::kernel::{current_task, field, file_path, member, off, task_file, task_ids, ty, typed, KPath};
+use crate::kernel::{current_task, field, file_path, member, off, task_file, task_ids, ty, typed, KPath, AT_FDCWD};
 use crate::resolve::{start, Job};
 use crate::{is_self, unfiltered, CAPTURE, PENDING};
 
-const AT_FDCWD: i64 = -100;
 const AT_REMOVEDIR: u64 = 0x200;
 const AF_UNIX: u16 = 1;
 const SUN_PATH_MAX: u32 = 108;
@@ -287,19 +286,22 @@ fn argn(args: &[u64; 6], i: u8) -> u64 {
     }
 }
 
+/// The descriptor a path string of `Obj::Path { dfd, .. }` is relative to.
+#[inline(always)]
+fn dfd_arg(args: &[u64; 6], dfd: u8) -> i64 {
+    if dfd == CWD {
+        AT_FDCWD
+    } else {
+        argn(args, dfd) as i32 as i64
+    }
+}
+
 /// Describe `obj` (a path string or a raw string) as the job's next target.
 #[inline(always)]
 fn push_obj(job: &mut Job, task: u64, obj: Obj, args: &[u64; 6]) -> Option<()> {
     let cap = USER_PATH_CAP as u32;
     match obj {
-        Obj::Path { dfd, path } => {
-            let dfd = if dfd == CWD {
-                AT_FDCWD
-            } else {
-                argn(args, dfd) as i32 as i64
-            };
-            job.push_user(task, dfd, argn(args, path), cap)
-        }
+        Obj::Path { dfd, path } => job.push_user(task, dfd_arg(args, dfd), argn(args, path), cap),
         Obj::Raw(i) => job.push_raw(argn(args, i), cap).map(|_| ()),
         _ => None,
     }
@@ -424,8 +426,7 @@ fn strings_surely_unwatched(task: u64, call: &FileCall, args: &[u64; 6]) -> bool
             return false;
         };
         if let Obj::Path { dfd, path } = obj {
-            let dfd = if dfd == CWD { AT_FDCWD } else { argn(args, dfd) as i32 as i64 };
-            if !crate::path::string_surely_unwatched(task, dfd, argn(args, path)) {
+            if !crate::path::string_surely_unwatched(task, dfd_arg(args, dfd), argn(args, path)) {
                 return false;
             }
         }

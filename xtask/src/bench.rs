@@ -242,7 +242,7 @@ fn paired_range(bare: &[f64], with: &[f64]) -> (f64, f64) {
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| (lo.min(r), hi.max(r)))
 }
 
-fn median(v: &mut [f64]) -> f64 {
+fn median<T: PartialOrd + Copy>(v: &mut [T]) -> T {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
 }
@@ -417,18 +417,13 @@ fn kernel_time(size: u64, reps: usize) -> Result<Vec<(u64, u64)>> {
             }
         }
         monitor.stop()?;
-        Ok(samples
-            .into_iter()
-            .map(|mut v| {
-                v.sort_unstable();
-                v[v.len() / 2]
-            })
-            .collect())
+        Ok(samples.iter_mut().map(|v| median(v)).collect())
     })();
     let _ = std::fs::write("/proc/sys/kernel/bpf_stats_enabled", was.trim());
     result
 }
 
+/// Replay throughput: capture a watched-file storm, replay it to /dev/null, events/s.
 fn replay_rate(size: u64, reps: usize) -> Result<(u64, u64, f64)> {
     let cap = std::env::temp_dir().join("monitor-bench.cap");
     let mut cmd = Command::new(monitor_bin());
