@@ -71,6 +71,12 @@ static WATCH_INODES: HashMap<InodeKey, InodeEntry> = HashMap::with_max_entries(1
 #[map]
 static WATCH_PATHS: HashMap<u64, WatchValue> = HashMap::with_max_entries(16384, 0);
 
+/// Membership summaries of `WATCH_INODES` and `WATCH_PATHS` (`monitor_common::summary`):
+/// a clear bit proves a key absent, and the lookup is skipped.
+#[map]
+static WATCH_SUMMARY: aya_ebpf::maps::Array<monitor_common::summary::Bits> =
+    aya_ebpf::maps::Array::with_max_entries(monitor_common::summary::COUNT, 0);
+
 /// Syscall arguments between sys_enter and sys_exit, by pid_tgid. LRU so that a task that
 /// never returns (exit_group, exec from a thread) cannot leak entries.
 #[map]

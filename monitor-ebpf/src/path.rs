@@ -18,12 +18,12 @@
 
 use aya_ebpf::helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_user_str};
 use monitor_common::{
-    flag, fnv1a_step, InodeEntry, InodeKey, WatchValue, FIELD_CAP, FNV_OFFSET, MAX_PATH_DEPTH, USER_PATH_CAP,
+    flag, fnv1a_step, summary, InodeEntry, InodeKey, WatchValue, FIELD_CAP, FNV_OFFSET, MAX_PATH_DEPTH, USER_PATH_CAP,
 };
 
 use crate::kernel::{dentry_inode, dentry_view, field, is_host_root, member, off, path_base, task_has_host_root, ty, DentryView, KPath};
 use crate::resolve::{target_kind, Target};
-use crate::{PATH_SCRATCH, WATCH_INODES, WATCH_PATHS};
+use crate::{PATH_SCRATCH, WATCH_INODES, WATCH_PATHS, WATCH_SUMMARY};
 
 /// The walk writes the path backwards so that it ends at `WALK_END`.
 pub const WALK_END: usize = 4096;
@@ -185,18 +185,53 @@ fn mount_inode_key(s: *mut PathScratch, inode: u64) -> Option<InodeKey> {
     })
 }
 
-/// What the filter knows of `inode` (of the current mount): its watch, its spine place.
+/// Whether `bit` is set in summary `which` (`monitor_common::summary`). A summary that
+/// cannot be read counts as all ones: the lookup is then made.
 #[inline(always)]
-fn inode_entry(s: *mut PathScratch, inode: u64) -> Option<&'static InodeEntry> {
+fn summary_has(which: u32, bit: usize) -> bool {
+    match WATCH_SUMMARY.get(which) {
+        Some(bits) => {
+            let word = vol(unsafe { bits.as_ptr().add((bit >> 6) & (summary::WORDS - 1)) });
+            (word >> (bit & 63)) & 1 != 0
+        }
+        None => true,
+    }
+}
+
+/// What the filter knows of `inode` (of the current mount): its watch (when `watch`), its
+/// spine place (when `spine`). `None` without a lookup when the summaries of the wanted
+/// kinds prove it absent.
+#[inline(always)]
+fn inode_entry(s: *mut PathScratch, inode: u64, watch: bool, spine: bool) -> Option<&'static InodeEntry> {
     let key = mount_inode_key(s, inode)?;
+    let bit = summary::inode_bit(key.ino, key.dev);
+    if !(watch && summary_has(summary::INODE_WATCHED, bit)) && !(spine && summary_has(summary::INODE_SPINE, bit)) {
+        return None;
+    }
     unsafe { WATCH_INODES.get(&key) }
 }
 
 /// The watch on `inode` (of the current mount), if any.
 #[inline(always)]
 fn watched_inode(s: *mut PathScratch, inode: u64) -> Option<WatchValue> {
-    let entry = inode_entry(s, inode)?;
+    let entry = inode_entry(s, inode, true, false)?;
     (entry.watch.watch_id != 0).then_some(entry.watch)
+}
+
+/// What `WATCH_PATHS` says of the spelling with FNV-1a `hash`: `None` when it is no watched
+/// spelling and no ancestor of one, a `watch_id` 0 for an ancestor only. Only a possible
+/// watched spelling is looked up; a possible ancestor (a summary bit, maybe another
+/// key's) is taken as one without a lookup: the scan then only hashes further.
+#[inline(always)]
+fn path_entry(hash: u64) -> Option<WatchValue> {
+    const PREFIX: WatchValue = WatchValue { watch_id: 0, classes: 0 };
+    let bit = summary::path_bit(hash);
+    if summary_has(summary::PATH_WATCHED, bit) {
+        if let Some(v) = unsafe { WATCH_PATHS.get(&hash) } {
+            return Some(*v);
+        }
+    }
+    summary_has(summary::PATH_PREFIX, bit).then_some(PREFIX)
 }
 
 /// The walk stands at the root of mount `vfsmount`: go on at its mountpoint in the parent
@@ -275,9 +310,9 @@ fn scan_path(s: *mut PathScratch, buf: *const u8, len: usize, clean: bool) -> (W
             if i > 0 && (comp == 0 || (dots == comp && comp <= 2)) {
                 unsafe { (*s).unclean = 1 };
             } else if i > 0 && vol(unsafe { &(*s).found }) == 0 && vol(unsafe { &(*s).pruned }) == 0 {
-                match unsafe { WATCH_PATHS.get(&hash) } {
+                match path_entry(hash) {
                     Some(v) if v.watch_id != 0 => unsafe {
-                        (*s).watch = *v;
+                        (*s).watch = v;
                         (*s).found = 1;
                     },
                     Some(_) => {}
@@ -305,10 +340,10 @@ fn scan_path(s: *mut PathScratch, buf: *const u8, len: usize, clean: bool) -> (W
         unsafe { (*s).unclean = 1 };
     } else if vol(unsafe { &(*s).found }) == 0 && vol(unsafe { &(*s).pruned }) == 0 && len <= HASH_CAP {
         let hash = vol(unsafe { &(*s).hash });
-        if let Some(v) = unsafe { WATCH_PATHS.get(&hash) } {
+        if let Some(v) = path_entry(hash) {
             if v.watch_id != 0 {
                 unsafe {
-                    (*s).watch = *v;
+                    (*s).watch = v;
                     (*s).found = 1;
                 }
             }
@@ -440,7 +475,9 @@ fn surely_unwatched_below(start: KPath, task: u64, subtree: bool) -> bool {
     for _ in 0..MAX_PATH_DEPTH {
         let dentry = vol(unsafe { &(*s).dentry });
         let view = dentry_view(dentry).unwrap_or(NO_VIEW);
-        if let Some(entry) = inode_entry(s, view.inode) {
+        // The spine place matters only until the first spine directory is met.
+        let spine_wanted = vol(unsafe { &(*s).quick_state }) == quick::UNDECIDED;
+        if let Some(entry) = inode_entry(s, view.inode, true, spine_wanted) {
             if entry.watch.watch_id != 0 {
                 unsafe { (*s).found = 1 };
                 break;
@@ -528,8 +565,7 @@ fn child_prefix_pruned(s: *mut PathScratch, spine_hash: u64) -> bool {
         let c = unsafe { *(*s).walk.as_ptr().add(i) };
         unsafe { (*s).hash = fnv1a_step((*s).hash, c) };
     }
-    let hash = vol(unsafe { &(*s).hash });
-    unsafe { WATCH_PATHS.get(&hash) }.is_none()
+    path_entry(vol(unsafe { &(*s).hash })).is_none()
 }
 
 /// Whether the string at `buf` (`len` bytes, then a NUL) may have an empty, `.` or `..`
@@ -591,7 +627,7 @@ fn scan_clean(s: *mut PathScratch, buf: *const u8, len: usize) -> u32 {
         let c = unsafe { *buf.add(i) };
         let hash = vol(unsafe { &(*s).hash });
         if c == b'/' && i > 0 {
-            match unsafe { WATCH_PATHS.get(&hash) } {
+            match path_entry(hash) {
                 Some(v) if v.watch_id != 0 => return spelling::WATCHED,
                 Some(_) => {}
                 None => return spelling::UNWATCHED,
@@ -599,7 +635,7 @@ fn scan_clean(s: *mut PathScratch, buf: *const u8, len: usize) -> u32 {
         }
         unsafe { (*s).hash = fnv1a_step(hash, c) };
     }
-    match unsafe { WATCH_PATHS.get(&vol(&(*s).hash)) } {
+    match path_entry(vol(unsafe { &(*s).hash })) {
         Some(v) if v.watch_id != 0 => spelling::WATCHED,
         _ => spelling::UNWATCHED,
     }

@@ -18,7 +18,7 @@ use aya_ebpf::{
 use monitor_common::{class, file_op, flag, kind, CaptureKey, Ids, CAPTURE_CHUNK, CAPTURE_FULL_BYTES, CAPTURE_HEAD, USER_PATH_CAP};
 
 use crate::event::Draft;
-use crate::kernel::{current_task, field, file_path, member, off, task_file, task_ids, ty, typed, KPath, AT_FDCWD};
+use crate::kernel::{current_task, field, tp_field, TP_SYSCALL_ARGS, TP_SYSCALL_NR, TP_SYSCALL_RET, file_path, member, off, task_file, task_ids, ty, typed, KPath, AT_FDCWD};
 use crate::resolve::{start, Job};
 use crate::{is_self, unfiltered, CAPTURE, PENDING};
 
@@ -90,7 +90,7 @@ fn is_setid(n: i64) -> bool {
 
 #[inline(always)]
 fn arg(ctx: &TracePointContext, i: usize) -> u64 {
-    unsafe { ctx.read_at::<u64>(16 + 8 * i).unwrap_or(0) }
+    tp_field::<u64>(ctx, TP_SYSCALL_ARGS + 8 * i)
 }
 
 pub fn stash(ctx: &TracePointContext) {
@@ -98,22 +98,17 @@ pub fn stash(ctx: &TracePointContext) {
     if is_self((pid_tgid >> 32) as u32) {
         return;
     }
-    let n = unsafe { ctx.read_at::<i32>(8).unwrap_or(-1) } as i64;
+    let n = tp_field::<i32>(ctx, TP_SYSCALL_NR) as i64;
     let old_ids = if is_setid(n) {
         task_ids(current_task())
     } else {
         Ids::default()
     };
+    // From the registers, not the record: a program may only load within the record of
+    // every tracepoint it is attached to, and setuid's holds one argument.
     let pending = Pending {
         nr: n,
-        args: [
-            arg(ctx, 0),
-            arg(ctx, 1),
-            arg(ctx, 2),
-            arg(ctx, 3),
-            arg(ctx, 4),
-            arg(ctx, 5),
-        ],
+        args: entry_args(),
         old_ids,
     };
     let _ = PENDING.insert(&pid_tgid, &pending, 0);
@@ -128,17 +123,24 @@ fn current_call(ctx: &TracePointContext) -> Option<(Pending, i64)> {
     if is_self((bpf_get_current_pid_tgid() >> 32) as u32) {
         return None;
     }
-    let nr = unsafe { ctx.read_at::<i32>(8).ok()? } as i64;
-    let ret = unsafe { ctx.read_at::<i64>(16).ok()? };
-    // Words of x86_64 `struct pt_regs` (r15 is word 0): direct loads through its BTF type.
-    let regs = user_regs();
-    let r = |word: usize| field::<u64>(regs, 8 * word).unwrap_or(0);
+    let nr = tp_field::<i32>(ctx, TP_SYSCALL_NR) as i64;
+    let ret = tp_field::<i64>(ctx, TP_SYSCALL_RET);
     let pending = Pending {
         nr,
-        args: [r(14), r(13), r(12), r(7), r(9), r(8)],
+        args: entry_args(),
         old_ids: Ids::default(),
     };
     Some((pending, ret))
+}
+
+/// The six syscall arguments the current task entered the kernel with (x86_64 `pt_regs`:
+/// di, si, dx, r10, r8, r9).
+#[inline(always)]
+fn entry_args() -> [u64; 6] {
+    // Words of x86_64 `struct pt_regs` (r15 is word 0): direct loads through its BTF type.
+    let regs = user_regs();
+    let r = |word: usize| field::<u64>(regs, 8 * word).unwrap_or(0);
+    [r(14), r(13), r(12), r(7), r(9), r(8)]
 }
 
 /// The registers the current task entered the kernel with (x86_64 `struct pt_regs`).
@@ -166,7 +168,7 @@ fn take(ctx: &TracePointContext) -> Option<(Pending, i64)> {
     let pid_tgid = bpf_get_current_pid_tgid();
     let pending = unsafe { *PENDING.get(&pid_tgid)? };
     let _ = PENDING.remove(&pid_tgid);
-    let ret = unsafe { ctx.read_at::<i64>(16).unwrap_or(0) };
+    let ret = tp_field::<i64>(ctx, TP_SYSCALL_RET);
     Some((pending, ret))
 }
 
@@ -620,7 +622,7 @@ pub fn enter_send(ctx: &TracePointContext) {
         let _ = CAPTURE.remove(&key);
         return;
     }
-    let n = unsafe { ctx.read_at::<i32>(8).unwrap_or(-1) } as i64;
+    let n = tp_field::<i32>(ctx, TP_SYSCALL_NR) as i64;
     let (buf, len) = match n {
         send_nr::WRITE | send_nr::SENDTO => (arg(ctx, 1), arg(ctx, 2)),
         send_nr::WRITEV => match iovecs(arg(ctx, 1), arg(ctx, 2)) {

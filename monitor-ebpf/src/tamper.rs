@@ -9,7 +9,7 @@ use aya_ebpf::{
 use monitor_common::{kind, tamper_op};
 
 use crate::event::Draft;
-use crate::kernel::{current_task, task_tgid};
+use crate::kernel::{current_task, task_tgid, tp_field, TP_SYSCALL_ARGS, TP_SYSCALL_NR};
 use crate::{is_self, CONFIG};
 
 #[inline(always)]
@@ -41,16 +41,17 @@ pub fn enter_access(ctx: &TracePointContext) {
     if is_self((bpf_get_current_pid_tgid() >> 32) as u32) {
         return;
     }
-    let nr = unsafe { ctx.read_at::<i32>(8).unwrap_or(-1) };
-    let arg = |i: usize| unsafe { ctx.read_at::<u64>(16 + 8 * i).unwrap_or(0) };
+    let nr = tp_field::<i32>(ctx, TP_SYSCALL_NR);
+    // All read before choosing: the verifier takes context loads at constant offsets only.
+    let args: [u64; 4] = core::array::from_fn(|i| tp_field::<u64>(ctx, TP_SYSCALL_ARGS + 8 * i));
     // ptrace 101, process_vm_readv 310, process_vm_writev 311.
     let (op, target) = match nr {
-        101 => (tamper_op::PTRACE, arg(1)),
-        310 | 311 => (tamper_op::PROCESS_VM, arg(0)),
+        101 => (tamper_op::PTRACE, args[1]),
+        310 | 311 => (tamper_op::PROCESS_VM, args[0]),
         _ => return,
     };
     if target as u32 != self_tgid() {
         return;
     }
-    report(op, nr, [arg(0), arg(1), arg(2), arg(3)]);
+    report(op, nr, args);
 }

@@ -6,6 +6,7 @@ pub mod btf;
 pub mod decode;
 pub mod kfunc;
 pub mod offsets;
+pub mod summary;
 pub mod tracefs;
 
 use crate::rules::targets::{FilterPlan, Target};
@@ -30,6 +31,8 @@ pub struct EbpfSource {
     pub attached: Vec<String>,
     inode_keys: HashSet<InodeKey>,
     path_keys: HashSet<u64>,
+    /// What `WATCH_SUMMARY` holds.
+    summaries: summary::Summaries,
     /// The host's root directory (see `FILTER_ROOT_WATCHED`).
     host_root: InodeKey,
 }
@@ -69,6 +72,7 @@ impl EbpfSource {
             attached: Vec::new(),
             inode_keys: HashSet::new(),
             path_keys: HashSet::new(),
+            summaries: summary::Summaries::default(),
             host_root: InodeKey { ino: config.host_root_ino, dev: config.host_root_dev, _pad: 0 },
         };
         source.sync_watches(plan)?;
@@ -204,8 +208,17 @@ impl EbpfSource {
         let mut filter: aya::maps::Array<_, u32> =
             aya::maps::Array::try_from(self.ebpf.map_mut("FILTER").context("FILTER map")?)?;
         filter.set(0, filter_word(plan, &inodes, &self.host_root), 0).context("updating FILTER")?;
+        // The summaries cover the old and the new keys while the maps change, then the new.
+        let summaries = summary::Summaries::of(&entries, &paths);
+        if summaries != self.summaries {
+            self.summaries.union(&summaries).write(&mut self.ebpf)?;
+        }
         sync_map(&mut self.ebpf, "WATCH_INODES", &mut self.inode_keys, &entries)?;
         sync_map(&mut self.ebpf, "WATCH_PATHS", &mut self.path_keys, &paths)?;
+        if summaries != self.summaries {
+            summaries.write(&mut self.ebpf)?;
+            self.summaries = summaries;
+        }
         debug!(
             inodes = inodes.len(),
             spine = spine.len(),
