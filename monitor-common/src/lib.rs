@@ -392,6 +392,9 @@ pub struct Config {
     /// Which cgroup hierarchy names the task's container: a v1 subsystem index (the order
     /// of /proc/cgroups), or [`CGROUP_DEFAULT_HIERARCHY`] for the v2 (default) hierarchy.
     pub cgroup_subsys: u32,
+    /// 1 when `bpf_rdonly_cast` takes type id 0 (`BPF_FEAT_RDONLY_CAST_TO_VOID`, Linux
+    /// 6.17): kernel strings are then read by direct loads instead of a helper call.
+    pub rdonly_cast_void: u32,
 }
 
 /// FNV-1a, 64-bit: the path-prefix hash both sides compute over normalised absolute paths.

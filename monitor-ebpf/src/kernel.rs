@@ -91,6 +91,17 @@ pub fn typed(addr: u64, ty: u32) -> u64 {
     out
 }
 
+/// `addr` as read-only kernel memory that direct loads may index at any offset (the
+/// cast to type id 0), where the kernel supports it (`CONFIG.rdonly_cast_void`); `None`
+/// elsewhere, and the caller copies with a helper. A zero `addr` is `None` too.
+#[inline(always)]
+pub fn kernel_bytes(addr: u64) -> Option<u64> {
+    if addr == 0 || config_u32(core::ptr::addr_of!(CONFIG.rdonly_cast_void)) == 0 {
+        return None;
+    }
+    Some(typed(addr, 0))
+}
+
 /// Load a `T` at `offset` of the struct of BTF id `ty` at `addr` ([`typed`], then [`field`]).
 #[inline(always)]
 pub fn member<T: Copy>(addr: u64, ty: u32, offset: usize) -> Option<T> {

@@ -21,7 +21,7 @@ use monitor_common::{
     flag, fnv1a_step, summary, InodeEntry, InodeKey, WatchValue, FIELD_CAP, FNV_OFFSET, MAX_PATH_DEPTH, USER_PATH_CAP,
 };
 
-use crate::kernel::{dentry_inode, dentry_view, field, is_host_root, member, off, path_base, task_has_host_root, ty, DentryView, KPath};
+use crate::kernel::{dentry_inode, kernel_bytes, dentry_view, field, is_host_root, member, off, path_base, task_has_host_root, ty, DentryView, KPath};
 use crate::resolve::{target_kind, Target};
 use crate::{PATH_SCRATCH, WATCH_INODES, WATCH_PATHS, WATCH_SUMMARY};
 
@@ -551,18 +551,23 @@ fn child_prefix_pruned(s: *mut PathScratch, spine_hash: u64) -> bool {
     if len == 0 || name == 0 {
         return false;
     }
-    unsafe {
-        let buf = (*s).walk.as_mut_ptr();
-        if bpf_probe_read_kernel(buf.cast(), len as u32, name as *const _) != 0 {
-            return false;
-        }
-        (*s).hash = fnv1a_step(spine_hash, b'/');
-    }
+    // Read in place where the kernel allows it, else copied first.
+    let bytes = match kernel_bytes(name) {
+        Some(direct) => direct,
+        None => unsafe {
+            let buf = (*s).walk.as_mut_ptr();
+            if bpf_probe_read_kernel(buf.cast(), len as u32, name as *const _) != 0 {
+                return false;
+            }
+            buf as u64
+        },
+    };
+    unsafe { (*s).hash = fnv1a_step(spine_hash, b'/') };
     for i in 0..256 {
         if i >= len {
             break;
         }
-        let c = unsafe { *(*s).walk.as_ptr().add(i) };
+        let c = field::<u8>(bytes, i).unwrap_or(0);
         unsafe { (*s).hash = fnv1a_step((*s).hash, c) };
     }
     path_entry(vol(unsafe { &(*s).hash })).is_none()

@@ -43,6 +43,8 @@ pub struct Btf {
     structs: HashMap<String, u32>,
     /// Name offsets of the `FUNC` types, by id.
     funcs: Vec<(u32, u32)>,
+    /// Name offsets of every enumerator (`ENUM` and `ENUM64` values).
+    enumerators: Vec<u32>,
 }
 
 fn u16_at(b: &[u8], at: usize) -> Result<u16> {
@@ -92,6 +94,7 @@ impl Btf {
 
         let mut types = vec![Type::Other]; // id 0 is void
         let mut funcs = Vec::new();
+        let mut enumerators = Vec::new();
         let mut at = 0usize;
         while at < tsec.len() {
             let name = u32_at(tsec, at)?;
@@ -123,6 +126,15 @@ impl Btf {
                     Type::Alias(size_or_type)
                 }
                 _ => {
+                    // ENUM values are (name, value), ENUM64 ones (name, lo32, hi32).
+                    let value_size = match kind {
+                        6 => 8,
+                        19 => 12,
+                        _ => 0,
+                    };
+                    for i in 0..if value_size == 0 { 0 } else { vlen } {
+                        enumerators.push(u32_at(tsec, at + i * value_size)?);
+                    }
                     at += match kind {
                         1 => 4,               // INT
                         3 => 12,              // ARRAY
@@ -145,6 +157,7 @@ impl Btf {
             strings,
             structs: HashMap::new(),
             funcs,
+            enumerators,
         };
         for (id, ty) in btf.types.iter().enumerate() {
             if let Type::Composite { name, .. } = ty {
@@ -207,6 +220,12 @@ impl Btf {
             .map(|(id, _)| *id)
     }
 
+    /// Whether some enum of the kernel has an enumerator `name` (how the kernel announces
+    /// verifier features, `enum bpf_features`).
+    pub fn has_enumerator(&self, name: &str) -> bool {
+        self.enumerators.iter().any(|&n| self.name(n) == Some(name))
+    }
+
     /// Byte offset of a dotted member path (`"fs.pwd"` style walks through embedded
     /// structs, not pointers) inside `struct name`.
     pub fn offset(&self, strukt: &str, path: &str) -> Result<u32> {
@@ -233,7 +252,7 @@ mod tests {
 
     /// Build a tiny BTF blob: struct outer { int a; union { int b; int c; }; } and a function c.
     fn blob() -> Vec<u8> {
-        let strings = b"\0int\0outer\0a\0b\0c\0".to_vec();
+        let strings = b"\0int\0outer\0a\0b\0c\0feat_on\0big\0".to_vec();
         let mut t = Vec::new();
         let push = |t: &mut Vec<u8>, v: u32| t.extend_from_slice(&v.to_le_bytes());
         // 1: int
@@ -265,6 +284,19 @@ mod tests {
         push(&mut t, 15);
         push(&mut t, KIND_FUNC << 24);
         push(&mut t, 0);
+        // 5: enum { feat_on = 0 }
+        push(&mut t, 0);
+        push(&mut t, (6 << 24) | 1);
+        push(&mut t, 4);
+        push(&mut t, 17);
+        push(&mut t, 0);
+        // 6: enum64 { big = 1 << 40 }
+        push(&mut t, 0);
+        push(&mut t, (19 << 24) | 1);
+        push(&mut t, 8);
+        push(&mut t, 25);
+        push(&mut t, 0);
+        push(&mut t, 256);
         let mut b = Vec::new();
         b.extend_from_slice(&MAGIC.to_le_bytes());
         b.extend_from_slice(&[1, 0]);
@@ -285,6 +317,15 @@ mod tests {
         assert_eq!(btf.offset("outer", "c").unwrap(), 4);
         assert!(btf.offset("outer", "zz").is_err());
         assert!(btf.offset("nope", "a").is_err());
+    }
+
+    #[test]
+    fn finds_enumerators_of_both_widths() {
+        let btf = Btf::parse(&blob()).unwrap();
+        assert!(btf.has_enumerator("feat_on"));
+        assert!(btf.has_enumerator("big"));
+        assert!(!btf.has_enumerator("outer"));
+        assert!(!btf.has_enumerator("feat"));
     }
 
     #[test]

@@ -62,7 +62,9 @@ impl EbpfSource {
             host_root_ino: root.ino(),
             self_tgid: std::process::id(),
             cgroup_subsys: container_hierarchy(),
+            rdonly_cast_void: btf.has_enumerator("BPF_FEAT_RDONLY_CAST_TO_VOID") as u32,
         };
+        debug!(rdonly_cast_void = config.rdonly_cast_void, "kernel strings read by direct loads");
         let ebpf = EbpfLoader::new()
             .override_global("CONFIG", &config, true)
             .load(object.bytes())
