@@ -11,14 +11,17 @@
 use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid, bpf_probe_read_user,
-        generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+        generated::bpf_task_pt_regs,
     },
     programs::TracePointContext,
 };
 use monitor_common::{class, file_op, flag, kind, CaptureKey, Ids, CAPTURE_CHUNK, CAPTURE_FULL_BYTES, CAPTURE_HEAD, USER_PATH_CAP};
 
 use crate::event::Draft;
-use crate::kernel::{current_task, field, tp_field, TP_SYSCALL_ARGS, TP_SYSCALL_NR, TP_SYSCALL_RET, file_path, member, off, task_file, task_ids, ty, typed, KPath, AT_FDCWD};
+use crate::kernel::{
+    current_task, field, file_path, member, off, task_file, task_ids, task_tgid, tp_field, ty, typed, KPath, AT_FDCWD, TP_SYSCALL_ARGS,
+    TP_SYSCALL_NR, TP_SYSCALL_RET,
+};
 use crate::resolve::{start, Job};
 use crate::{is_self, unfiltered, CAPTURE, PENDING};
 
@@ -108,7 +111,7 @@ pub fn stash(ctx: &TracePointContext) {
     // every tracepoint it is attached to, and setuid's holds one argument.
     let pending = Pending {
         nr: n,
-        args: entry_args(),
+        args: entry_args(current_task()),
         old_ids,
     };
     let _ = PENDING.insert(&pid_tgid, &pending, 0);
@@ -119,15 +122,15 @@ pub fn stash(ctx: &TracePointContext) {
 /// di, si, dx, r10, r8, r9; the kernel leaves them as the syscall used them). `None` for
 /// the monitor's own calls.
 #[inline(always)]
-fn current_call(ctx: &TracePointContext) -> Option<(Pending, i64)> {
-    if is_self((bpf_get_current_pid_tgid() >> 32) as u32) {
+fn current_call(ctx: &TracePointContext, task: u64) -> Option<(Pending, i64)> {
+    if is_self(task_tgid(task)) {
         return None;
     }
     let nr = tp_field::<i32>(ctx, TP_SYSCALL_NR) as i64;
     let ret = tp_field::<i64>(ctx, TP_SYSCALL_RET);
     let pending = Pending {
         nr,
-        args: entry_args(),
+        args: entry_args(task),
         old_ids: Ids::default(),
     };
     Some((pending, ret))
@@ -136,17 +139,11 @@ fn current_call(ctx: &TracePointContext) -> Option<(Pending, i64)> {
 /// The six syscall arguments the current task entered the kernel with (x86_64 `pt_regs`:
 /// di, si, dx, r10, r8, r9).
 #[inline(always)]
-fn entry_args() -> [u64; 6] {
+fn entry_args(task: u64) -> [u64; 6] {
     // Words of x86_64 `struct pt_regs` (r15 is word 0): direct loads through its BTF type.
-    let regs = user_regs();
+    let regs = unsafe { bpf_task_pt_regs(task as *mut _) as u64 };
     let r = |word: usize| field::<u64>(regs, 8 * word).unwrap_or(0);
     [r(14), r(13), r(12), r(7), r(9), r(8)]
-}
-
-/// The registers the current task entered the kernel with (x86_64 `struct pt_regs`).
-#[inline(always)]
-fn user_regs() -> u64 {
-    unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) as u64 }
 }
 
 /// Whether the current task's successful exec was an execveat (`sys_enter` marked it;
@@ -348,7 +345,8 @@ pub fn exit_file(ctx: &TracePointContext, shape: FileShape) -> i32 {
 
 #[inline(always)]
 fn exit_file_inner(ctx: &TracePointContext, shape: FileShape) {
-    let Some((pending, ret)) = current_call(ctx) else {
+    let task = current_task();
+    let Some((pending, ret)) = current_call(ctx, task) else {
         return;
     };
     let Some(call) = describe(pending.nr, &pending.args) else {
@@ -364,7 +362,6 @@ fn exit_file_inner(ctx: &TracePointContext, shape: FileShape) {
     let Some(call) = crate::path::launder(call) else {
         return;
     };
-    let task = current_task();
     // An object the kernel resolved (an open file) is first checked by inode alone: most
     // are nowhere near a watch and need no record, no names and no stages.
     let fd = match (shape, call.first) {
@@ -460,7 +457,8 @@ pub fn exit_connect(ctx: &TracePointContext) -> i32 {
 
 #[inline(always)]
 fn exit_connect_inner(ctx: &TracePointContext) {
-    let Some((pending, ret)) = current_call(ctx) else {
+    let task = current_task();
+    let Some((pending, ret)) = current_call(ctx, task) else {
         return;
     };
     let uaddr = pending.args[1];
@@ -468,7 +466,6 @@ fn exit_connect_inner(ctx: &TracePointContext) {
     if family != AF_UNIX {
         return;
     }
-    let task = current_task();
     let Some(mut d) = Draft::begin(kind::CONNECT, 0, pending.nr as i32) else {
         return;
     };
@@ -538,8 +535,9 @@ pub fn exit_exec(ctx: &TracePointContext) -> i32 {
 
 #[inline(always)]
 fn exit_exec_inner(ctx: &TracePointContext) {
+    let task = current_task();
     // A failed exec leaves the registers as the task entered with them.
-    let Some((pending, ret)) = current_call(ctx) else {
+    let Some((pending, ret)) = current_call(ctx, task) else {
         return;
     };
     if pending.nr == nr::EXECVEAT {
@@ -549,7 +547,6 @@ fn exit_exec_inner(ctx: &TracePointContext) {
     if ret >= 0 || !(pending.nr == nr::EXECVE || pending.nr == nr::EXECVEAT) {
         return;
     }
-    let task = current_task();
     let Some(mut d) = Draft::begin(kind::EXEC, 0, pending.nr as i32) else {
         return;
     };
