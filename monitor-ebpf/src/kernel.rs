@@ -13,8 +13,10 @@
 //!
 //! Both are the verifier's fault-tolerant loads: a bad address reads as zero, and the
 //! caller gives up quietly. Using [`field`] on an untyped value fails verification at load
-//! time, so a misuse cannot go unnoticed. Strings are still copied with helpers. The
-//! tracepoint's own record is read by direct loads too ([`tp_field`]).
+//! time, so a misuse cannot go unnoticed. Kernel strings are read in place where the
+//! kernel allows untyped direct loads ([`kernel_bytes`]), else copied with helpers; user
+//! strings always are. The tracepoint's own record is read by direct loads too
+//! ([`tp_field`]).
 
 use aya_ebpf::helpers::{bpf_probe_read_kernel_str_bytes, generated::bpf_get_current_task_btf};
 use monitor_common::{Ids, InodeKey, CGROUP_DEFAULT_HIERARCHY, CGROUP_NAME_LEN, CGROUP_SUBSYS_MAX, RDONLY_CAST_MARK};

@@ -13,6 +13,9 @@
 //!   watch. A string with `.`, `..` or empty components cannot be matched that way; such
 //!   events are forwarded flagged `PATH_UNCLEAN` and userspace normalises and decides.
 //!
+//! Both consult `WATCH_SUMMARY` first (`monitor_common::summary`): a key whose bit is clear
+//! is in neither map, so most of a host's files, far from any watch, cost no lookup.
+//!
 //! Loop state is kept in the per-CPU scratch map rather than in registers: reloaded values are
 //! bounded unknowns to the verifier, so states of different iterations prune each other.
 
@@ -21,7 +24,7 @@ use monitor_common::{
     flag, fnv1a_step, summary, InodeEntry, InodeKey, WatchValue, FIELD_CAP, FNV_OFFSET, MAX_PATH_DEPTH, USER_PATH_CAP,
 };
 
-use crate::kernel::{dentry_inode, kernel_bytes, dentry_view, field, is_host_root, member, off, path_base, task_has_host_root, ty, DentryView, KPath};
+use crate::kernel::{dentry_inode, dentry_view, field, kernel_bytes, is_host_root, member, off, path_base, task_has_host_root, ty, DentryView, KPath};
 use crate::resolve::{target_kind, Target};
 use crate::{PATH_SCRATCH, WATCH_INODES, WATCH_PATHS, WATCH_SUMMARY};
 

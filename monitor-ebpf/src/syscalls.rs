@@ -102,8 +102,9 @@ pub fn stash(ctx: &TracePointContext) {
         return;
     }
     let n = tp_field::<i32>(ctx, TP_SYSCALL_NR) as i64;
+    let task = current_task();
     let old_ids = if is_setid(n) {
-        task_ids(current_task())
+        task_ids(task)
     } else {
         Ids::default()
     };
@@ -111,7 +112,7 @@ pub fn stash(ctx: &TracePointContext) {
     // every tracepoint it is attached to, and setuid's holds one argument.
     let pending = Pending {
         nr: n,
-        args: entry_args(current_task()),
+        args: entry_args(task),
         old_ids,
     };
     let _ = PENDING.insert(&pid_tgid, &pending, 0);
