@@ -157,8 +157,13 @@ impl EbpfSource {
             let tp = format!("{prefix}{name}");
             match prog.attach("syscalls", &tp) {
                 Ok(_) => self.attached.push(format!("syscalls:{tp}")),
+                // A tracepoint the kernel has must take the program (the kernel refuses a
+                // program that loads past the end of the tracepoint's record, say).
+                Err(e) if tracefs::event_exists("syscalls", &tp) => {
+                    return Err(e).with_context(|| format!("attaching {program} to syscalls:{tp}"));
+                }
                 // Newer syscalls (setxattrat, ...) do not exist on every kernel.
-                Err(e) => warn!(tracepoint = %tp, error = %e, "tracepoint not attached"),
+                Err(e) => warn!(tracepoint = %tp, error = %e, "tracepoint not attached: the kernel has no such syscall"),
             }
         }
         Ok(())

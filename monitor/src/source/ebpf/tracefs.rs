@@ -19,6 +19,13 @@ impl std::error::Error for KernelUnsupported {}
 
 const MOUNT_POINT: &str = "/sys/kernel/tracing";
 
+/// Whether the kernel has tracepoint `category:name` (under either tracefs mount point).
+pub fn event_exists(category: &str, name: &str) -> bool {
+    [MOUNT_POINT, "/sys/kernel/debug/tracing"]
+        .iter()
+        .any(|root| Path::new(root).join("events").join(category).join(name).is_dir())
+}
+
 pub fn ensure_mounted() -> Result<()> {
     if Path::new(MOUNT_POINT).join("events").is_dir()
         || Path::new("/sys/kernel/debug/tracing/events").is_dir()
