@@ -62,6 +62,12 @@ pub const TP_SYSCALL_NR: usize = 8;
 pub const TP_SYSCALL_ARGS: usize = 16;
 pub const TP_SYSCALL_RET: usize = 16;
 
+/// Argument `i` from a `sys_enter_*` record (`i` must be a constant once inlined).
+#[inline(always)]
+pub fn tp_arg(ctx: &aya_ebpf::programs::TracePointContext, i: usize) -> u64 {
+    tp_field::<u64>(ctx, TP_SYSCALL_ARGS + 8 * i)
+}
+
 /// Load a `T` at `base + offset` through a BTF-typed pointer (see the module doc).
 #[inline(always)]
 pub fn field<T: Copy>(base: u64, offset: usize) -> Option<T> {

@@ -33,7 +33,6 @@ pub mod target_kind {
     pub const RAW: u32 = 3;
 }
 
-
 /// One object of an event.
 #[repr(C)]
 #[derive(Clone, Copy)]

@@ -19,7 +19,7 @@ use monitor_common::{class, file_op, flag, kind, CaptureKey, Ids, CAPTURE_CHUNK,
 
 use crate::event::Draft;
 use crate::kernel::{
-    current_task, field, file_path, member, off, task_file, task_ids, task_tgid, tp_field, ty, typed, KPath, AT_FDCWD, TP_SYSCALL_ARGS,
+    current_task, field, file_path, member, off, task_file, task_ids, task_tgid, tp_arg, tp_field, ty, typed, KPath, AT_FDCWD,
     TP_SYSCALL_NR, TP_SYSCALL_RET,
 };
 use crate::resolve::{start, Job};
@@ -89,11 +89,6 @@ pub struct Pending {
 #[inline(always)]
 fn is_setid(n: i64) -> bool {
     matches!(n, 105 | 106 | 113 | 114 | 117 | 119 | 122 | 123)
-}
-
-#[inline(always)]
-fn arg(ctx: &TracePointContext, i: usize) -> u64 {
-    tp_field::<u64>(ctx, TP_SYSCALL_ARGS + 8 * i)
 }
 
 pub fn stash(ctx: &TracePointContext) {
@@ -610,7 +605,7 @@ pub struct Capture {
 pub fn enter_send(ctx: &TracePointContext) {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
-    let fd = arg(ctx, 0);
+    let fd = tp_arg(ctx, 0);
     let key = CaptureKey { tgid, fd: fd as u32 };
     let Some(capture) = CAPTURE.get_ptr_mut(&key) else { return };
     // The descriptor may have been closed and reused since the connect (close is not
@@ -622,14 +617,14 @@ pub fn enter_send(ctx: &TracePointContext) {
     }
     let n = tp_field::<i32>(ctx, TP_SYSCALL_NR) as i64;
     let (buf, len) = match n {
-        send_nr::WRITE | send_nr::SENDTO => (arg(ctx, 1), arg(ctx, 2)),
-        send_nr::WRITEV => match iovecs(arg(ctx, 1), arg(ctx, 2)) {
+        send_nr::WRITE | send_nr::SENDTO => (tp_arg(ctx, 1), tp_arg(ctx, 2)),
+        send_nr::WRITEV => match iovecs(tp_arg(ctx, 1), tp_arg(ctx, 2)) {
             Some(v) => v,
             None => return,
         },
         send_nr::SENDMSG => {
             // struct user_msghdr: msg_iov at 16, msg_iovlen at 24.
-            let msg = arg(ctx, 1);
+            let msg = tp_arg(ctx, 1);
             let iov = unsafe { bpf_probe_read_user((msg + 16) as *const u64).unwrap_or(0) };
             let count = unsafe { bpf_probe_read_user((msg + 24) as *const u64).unwrap_or(0) };
             match iovecs(iov, count) {

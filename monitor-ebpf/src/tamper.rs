@@ -9,7 +9,7 @@ use aya_ebpf::{
 use monitor_common::{kind, tamper_op};
 
 use crate::event::Draft;
-use crate::kernel::{current_task, task_tgid, tp_field, TP_SYSCALL_ARGS, TP_SYSCALL_NR};
+use crate::kernel::{current_task, task_tgid, tp_arg, tp_field, TP_SYSCALL_NR};
 use crate::{is_self, CONFIG};
 
 #[inline(always)]
@@ -43,7 +43,7 @@ pub fn enter_access(ctx: &TracePointContext) {
     }
     let nr = tp_field::<i32>(ctx, TP_SYSCALL_NR);
     // All read before choosing: the verifier takes context loads at constant offsets only.
-    let args: [u64; 4] = core::array::from_fn(|i| tp_field::<u64>(ctx, TP_SYSCALL_ARGS + 8 * i));
+    let args: [u64; 4] = core::array::from_fn(|i| tp_arg(ctx, i));
     // ptrace 101, process_vm_readv 310, process_vm_writev 311.
     let (op, target) = match nr {
         101 => (tamper_op::PTRACE, args[1]),

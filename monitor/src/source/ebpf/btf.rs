@@ -17,6 +17,8 @@ const KIND_VOLATILE: u32 = 9;
 const KIND_CONST: u32 = 10;
 const KIND_RESTRICT: u32 = 11;
 const KIND_TYPE_TAG: u32 = 18;
+const KIND_ENUM: u32 = 6;
+const KIND_ENUM64: u32 = 19;
 
 #[derive(Debug, Clone)]
 struct Member {
@@ -125,25 +127,23 @@ impl Btf {
                 KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
                     Type::Alias(size_or_type)
                 }
-                _ => {
+                KIND_ENUM | KIND_ENUM64 => {
                     // ENUM values are (name, value), ENUM64 ones (name, lo32, hi32).
-                    let value_size = match kind {
-                        6 => 8,
-                        19 => 12,
-                        _ => 0,
-                    };
-                    for i in 0..if value_size == 0 { 0 } else { vlen } {
+                    let value_size = if kind == KIND_ENUM { 8 } else { 12 };
+                    for i in 0..vlen {
                         enumerators.push(u32_at(tsec, at + i * value_size)?);
                     }
+                    at += vlen * value_size;
+                    Type::Other
+                }
+                _ => {
                     at += match kind {
                         1 => 4,               // INT
                         3 => 12,              // ARRAY
-                        6 => vlen * 8,        // ENUM
                         13 => vlen * 8,       // FUNC_PROTO
                         14 => 4,              // VAR
                         15 => vlen * 12,      // DATASEC
                         17 => 4,              // DECL_TAG
-                        19 => vlen * 12,      // ENUM64
                         2 | 7 | 12 | 16 => 0, // PTR, FWD, FUNC, FLOAT
                         k => bail!("unknown BTF kind {k}"),
                     };

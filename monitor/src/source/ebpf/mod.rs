@@ -217,12 +217,13 @@ impl EbpfSource {
         filter.set(0, filter_word(plan, &inodes, &self.host_root), 0).context("updating FILTER")?;
         // The summaries cover the old and the new keys while the maps change, then the new.
         let summaries = summary::Summaries::of(&entries, &paths);
-        if summaries != self.summaries {
+        let summaries_changed = summaries != self.summaries;
+        if summaries_changed {
             self.summaries.union(&summaries).write(&mut self.ebpf)?;
         }
         sync_map(&mut self.ebpf, "WATCH_INODES", &mut self.inode_keys, &entries)?;
         sync_map(&mut self.ebpf, "WATCH_PATHS", &mut self.path_keys, &paths)?;
-        if summaries != self.summaries {
+        if summaries_changed {
             summaries.write(&mut self.ebpf)?;
             self.summaries = summaries;
         }
