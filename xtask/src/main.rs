@@ -36,7 +36,8 @@ enum Command {
         #[arg(long)]
         test_deps: bool,
     },
-    /// Build target/release/monitor with the eBPF programs embedded.
+    /// Build target/release/monitor with the eBPF programs embedded (installs the eBPF
+    /// toolchain first when it is missing).
     Build,
     /// Set up, build, and run the monitor with the built-in default rules (as root).
     Run {
@@ -86,7 +87,12 @@ enum Command {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Setup { test_deps } => setup::setup(test_deps),
-        Command::Build => build(),
+        Command::Build => {
+            // The eBPF half needs nightly rust-src and bpf-linker: a bare `build` on a fresh
+            // machine installs them rather than failing with rustup's hint.
+            setup::setup(false)?;
+            build()
+        }
         Command::Run { args } => {
             setup::setup(false)?;
             build()?;
