@@ -91,6 +91,31 @@ impl Lengths {
         let len = len.min(255);
         self.0[len / 64] & (1 << (len % 64)) != 0
     }
+
+    /// The lengths of the prefixes of `object` that end before a '/' and may be a key: only
+    /// the few lengths in the set are looked at (not every '/' of the path); past 255
+    /// bytes, where lengths are not told apart, every '/' is.
+    fn slash_prefixes<'o>(&'o self, object: &'o [u8]) -> impl Iterator<Item = usize> + 'o {
+        let long = if object.len() > 255 && self.contains(255) { 255..object.len() } else { 0..0 };
+        self.below(object.len()).chain(long).filter(|&i| object[i] == b'/')
+    }
+
+    /// The lengths in the set below `end` (at most 255), in increasing order.
+    fn below(&self, end: usize) -> impl Iterator<Item = usize> + '_ {
+        let end = end.min(255);
+        (0..4).flat_map(move |w| {
+            let lo = w * 64;
+            let keep = if end >= lo + 64 { !0 } else if end <= lo { 0 } else { (1u64 << (end - lo)) - 1 };
+            let mut bits = self.0[w] & keep;
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let b = bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    lo + b
+                })
+            })
+        })
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -253,8 +278,8 @@ impl RuleIndex {
         if object.first() == Some(&b'/') {
             lookup(b"/");
         }
-        for (i, _) in object.iter().enumerate().filter(|(_, &b)| b == b'/') {
-            lookup(&object[..i]);
+        for len in self.dir_lengths.slash_prefixes(object) {
+            lookup(&object[..len]);
         }
     }
 }
@@ -262,6 +287,34 @@ impl RuleIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slash_prefixes_are_the_slashes_at_indexed_lengths() {
+        let naive = |lengths: &Lengths, object: &[u8]| -> Vec<usize> {
+            (0..object.len()).filter(|&i| object[i] == b'/' && lengths.contains(i)).collect()
+        };
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..2000 {
+            let mut lengths = Lengths::default();
+            for _ in 0..(next() % 12) {
+                // Lengths around the word edges and past 255 (which collapse into 255).
+                lengths.insert(match next() % 4 {
+                    0 => (next() % 300) as usize,
+                    1 => [0, 1, 63, 64, 65, 127, 128, 191, 192, 254, 255, 256][(next() % 12) as usize],
+                    _ => (next() % 40) as usize,
+                });
+            }
+            let len = if round % 10 == 0 { 240 + next() % 80 } else { next() % 48 } as usize;
+            let object: Vec<u8> = (0..len).map(|_| if next() % 3 == 0 { b'/' } else { b'a' }).collect();
+            assert_eq!(lengths.slash_prefixes(&object).collect::<Vec<_>>(), naive(&lengths, &object), "{lengths:?} {len}");
+        }
+    }
 
     #[test]
     fn rule_sets_iterate_in_load_order() {
