@@ -224,7 +224,7 @@ fn load_rules_quietly(paths: &[PathBuf]) -> Result<RuleSet, ExitCode> {
 /// success, and a closed stdout as a clean end.
 fn replay_with<T>(
     paths: &[PathBuf],
-    replay: impl FnOnce(RuleSet, std::io::BufWriter<std::io::StdoutLock<'static>>, &mut dyn FnMut(u64, u64)) -> anyhow::Result<T>,
+    replay: impl FnOnce(RuleSet, std::io::BufWriter<std::io::Stdout>, &mut dyn FnMut(u64, u64)) -> anyhow::Result<T>,
     summary: impl FnOnce(T, f64),
 ) -> ExitCode {
     let rules = match load_rules(paths) {
@@ -232,7 +232,8 @@ fn replay_with<T>(
         Err(code) => return code,
     };
     let started = std::time::Instant::now();
-    let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    // Unlocked: the replay writes from its render thread (one lock per 64 KiB written).
+    let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
     let mut progress = sink::progress::Progress::stderr("replay");
     let result = replay(rules, out, &mut |done, total| progress.bytes(done, total));
     progress.finish();

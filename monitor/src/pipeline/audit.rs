@@ -79,7 +79,7 @@ impl AuditFeed {
                     if self.live {
                         ev.cgroup_name = cgroup_leaf(ev.pid);
                     }
-                    p.handle_audit_event(&mut ev, g)?;
+                    p.handle_audit_event(*ev, g)?;
                 }
                 Mapped::OtherArch => self.stats.other_arch += 1,
                 Mapped::NotEvaluated => self.stats.not_evaluated += 1,
@@ -106,14 +106,14 @@ fn cgroup_leaf(pid: u32) -> Vec<u8> {
 impl<W: Write> Pipeline<W> {
     /// An event mapped from audit records: what the kernel sensor would have added (watch
     /// ids by inode, the process as it is now) is added from the records, then as usual.
-    pub fn handle_audit_event(&mut self, ev: &mut Event, g: &Group) -> std::io::Result<()> {
+    pub fn handle_audit_event(&mut self, mut ev: Event, g: &Group) -> std::io::Result<()> {
         self.events += 1;
         // Audit stamps events with the wall clock; the pipeline's clock maps boot time to
         // wall time (offset 0 when replaying logs).
         ev.ts_boot_ns = (ev.ts_boot_ns as i128 - self.clock.offset_ns).max(0) as u64;
         if let Some(node) = g.node() {
-            if node != self.hostname {
-                self.hostname = node.to_string();
+            if node != &*self.hostname {
+                self.hostname = node.into();
             }
         }
         let mut watched = audit::map::identities(g).filter_map(|(dev, ino)| self.plan.by_identity(dev, ino).map(|t| t.id));
@@ -138,7 +138,7 @@ pub struct AuditReplayStats {
 
 /// Run audit logs through `rules` and write the alerts to `out`. `progress(read, total)` is
 /// called now and then with bytes read.
-pub fn replay_audit<W: Write>(paths: &[PathBuf], rules: RuleSet, out: W, progress: &mut dyn FnMut(u64, u64)) -> Result<AuditReplayStats> {
+pub fn replay_audit<W: Write + Send + 'static>(paths: &[PathBuf], rules: RuleSet, out: W, progress: &mut dyn FnMut(u64, u64)) -> Result<AuditReplayStats> {
     let mut logs = audit::LogFiles::open(paths)?;
     let (rules, activated) = rules.for_audit();
     if activated > 0 {
@@ -146,7 +146,7 @@ pub fn replay_audit<W: Write>(paths: &[PathBuf], rules: RuleSet, out: W, progres
     }
     let plan = crate::rules::targets::plan(&rules.rules);
     // Audit times are wall-clock already: no offset.
-    let mut p = Pipeline::offline(rules, plan, out, Clock { offset_ns: 0 }, crate::enrich::hostname(), 0);
+    let mut p = Pipeline::offline(rules, plan, out, Clock { offset_ns: 0 }, crate::enrich::hostname().into(), 0).render_on_thread().map_err(|e| anyhow::anyhow!("starting the render thread: {e}"))?;
     // Audit logs are read where they were written, mostly: names come from this host's
     // /etc/passwd (the ids in the alerts are the log's either way).
     p.users = crate::enrich::users::Users::new();
@@ -160,7 +160,7 @@ pub fn replay_audit<W: Write>(paths: &[PathBuf], rules: RuleSet, out: W, progres
         }
     }
     feed.finish(&mut p)?;
-    p.out.flush()?;
+    p.out.finish()?;
     progress(logs.total, logs.total);
     Ok(AuditReplayStats { audit: feed.stats, alerts: p.alerts, files: logs.files().to_vec() })
 }

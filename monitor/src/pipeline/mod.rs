@@ -9,8 +9,10 @@ use crate::rules::{matcher::Matcher, targets::FilterPlan, RuleSet};
 use crate::enrich::http::Stream;
 use crate::rules::docker_api::{self, DockerRequest};
 use crate::rules::self_defence;
-use crate::sink::json::{render_into, AlertInput, ContainerInfo, ProcessParts, RuleJson, RuleRef, RuleSource, UserParts};
+use crate::sink::json::{Alert, ContainerInfo, ProcessParts, RaisedBy, RuleJson, RuleRef, RuleSource, UserParts};
+use crate::sink::output::{Item, Output};
 use std::collections::HashMap;
+use std::sync::Arc;
 use crate::source::capture;
 use crate::source::ebpf::{decode::decode, EbpfSource};
 use anyhow::{Context, Result};
@@ -38,9 +40,9 @@ pub struct Pipeline<W: Write> {
     /// Captured connections by (pid, fd).
     pub streams: HashMap<(u32, u32), Tracked>,
     pub clock: Clock,
-    pub hostname: String,
+    pub hostname: Arc<str>,
     pub sequence: u64,
-    pub out: W,
+    pub out: Output<W>,
     /// Flush after every line (live: a SIEM tails it); a replay flushes at the end.
     pub flush_each_line: bool,
     pub events: u64,
@@ -56,25 +58,23 @@ pub struct Pipeline<W: Write> {
     /// The container of the event being handled, when decided before handling it (capture
     /// and replay); otherwise it is looked up when an alert needs it.
     container_override: Option<Option<ContainerInfo>>,
-    /// The alert line being written (reused: no allocation per alert).
-    line: Vec<u8>,
-    /// The process members of the last alert, and what they were made from: (table
-    /// version, pid, ppid). A burst of alerts from one process renders them once.
-    process_parts: ProcessParts,
+    /// What the process members the output holds were made from: (table version, pid,
+    /// ppid). A burst of alerts from one process renders them once.
     process_parts_of: Option<(u64, u32, u32)>,
-    /// The user members of the last alert, and what they were made from: (names version,
-    /// uid, euid, auid, gid, egid).
-    user_parts: UserParts,
+    /// What the user members the output holds were made from: (names version, uid, euid,
+    /// auid, gid, egid).
     user_parts_of: Option<(u64, [u32; 5])>,
-    /// Each loaded rule's alert JSON, by position, made when it first alerts.
-    rule_json: Vec<Option<RuleJson>>,
-    timestamps: enrich::Timestamps,
+    /// The loaded rules whose JSON the output holds, by position (made when a rule first
+    /// alerts).
+    rules_sent: Vec<bool>,
+    /// The host name the output holds.
+    hostname_sent: Option<Arc<str>>,
 }
 
 impl<W: Write> Pipeline<W> {
     /// The live pipeline: process table from /proc, user names, containers from this host.
     pub fn new(rules: RuleSet, plan: FilterPlan, out: W) -> Pipeline<W> {
-        let mut p = Pipeline::offline(rules, plan, out, Clock::measure(), enrich::hostname(), std::process::id());
+        let mut p = Pipeline::offline(rules, plan, out, Clock::measure(), enrich::hostname().into(), std::process::id());
         p.table = ProcessTable::new();
         p.table.seed_from_proc();
         p.users = Users::new();
@@ -85,7 +85,7 @@ impl<W: Write> Pipeline<W> {
     }
 
     /// A pipeline for replaying a capture: nothing is read from this host.
-    pub fn offline(rules: RuleSet, plan: FilterPlan, out: W, clock: Clock, hostname: String, monitor_pid: u32) -> Pipeline<W> {
+    pub fn offline(rules: RuleSet, plan: FilterPlan, out: W, clock: Clock, hostname: Arc<str>, monitor_pid: u32) -> Pipeline<W> {
         Pipeline {
             rules,
             plan,
@@ -96,7 +96,7 @@ impl<W: Write> Pipeline<W> {
             clock,
             hostname,
             sequence: 0,
-            out,
+            out: Output::inline(out),
             flush_each_line: false,
             events: 0,
             decode_errors: 0,
@@ -105,13 +105,10 @@ impl<W: Write> Pipeline<W> {
             capture: None,
             monitor_pid,
             container_override: Some(None),
-            line: Vec::with_capacity(4096),
-            process_parts: ProcessParts::default(),
             process_parts_of: None,
-            user_parts: UserParts::default(),
             user_parts_of: None,
-            rule_json: Vec::new(),
-            timestamps: enrich::Timestamps::default(),
+            rules_sent: Vec::new(),
+            hostname_sent: None,
         }
     }
 
@@ -121,7 +118,7 @@ impl<W: Write> Pipeline<W> {
         let header = serde_json::json!({
             "format": "monitor-capture",
             "version": 1,
-            "host": self.hostname,
+            "host": &*self.hostname,
             "kernel": enrich::kernel_release(),
             "monitor_version": env!("CARGO_PKG_VERSION"),
             "created": enrich::rfc3339(self.clock.now_wall_ns()),
@@ -185,7 +182,7 @@ impl<W: Write> Pipeline<W> {
                 }
                 let plan = &self.plan;
                 enrich::paths::name_detached(&mut ev, |dev, ino| plan.by_identity(dev, ino).map(|t| t.canonical.clone()));
-                let result = self.handle_event(&ev);
+                let result = self.handle_event(ev);
                 if let Some((raw, canonical)) = canonical {
                     self.capture_event(bytes, raw, canonical);
                 }
@@ -252,7 +249,7 @@ impl<W: Write> Pipeline<W> {
         self.container_override = Some(enrich.and_then(|e| e.get("container")).and_then(container_from_json));
         let plan = &self.plan;
         enrich::paths::name_detached(&mut ev, |dev, ino| plan.by_identity(dev, ino).map(|t| t.canonical.clone()));
-        let r = self.handle_event(&ev);
+        let r = self.handle_event(ev);
         self.container_override = Some(None);
         r
     }
@@ -272,12 +269,14 @@ impl<W: Write> Pipeline<W> {
         let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(line) else { return Ok(()) };
         self.sequence += 1;
         v["event"]["sequence"] = serde_json::json!(self.sequence);
-        self.out.write_all(v.to_string().as_bytes())?;
-        self.out.write_all(b"\n")?;
+        self.out.send(Item::Line(v.to_string().into_bytes()))?;
         self.line_done()
     }
 
-    pub fn handle_event(&mut self, ev: &Event) -> std::io::Result<()> {
+    pub fn handle_event(&mut self, ev: Event) -> std::io::Result<()> {
+        // Shared from here on: the alerts it raises hold it until they are rendered.
+        let ev = Arc::new(ev);
+        let ev = &ev;
         self.table.observe(ev);
         match ev.action {
             Action::Fork => return Ok(()),
@@ -308,10 +307,10 @@ impl<W: Write> Pipeline<W> {
     }
 
     /// Self-defence: alert when the event reaches for the monitor itself.
-    fn handle_tamper(&mut self, ev: &Event) -> std::io::Result<()> {
+    fn handle_tamper(&mut self, ev: &Arc<Event>) -> std::io::Result<()> {
         let Some(detail) = self_defence::judge(ev) else { return Ok(()) };
         let keys = [self_defence::KEY.to_string()];
-        self.emit(ev, Raised::Builtin { keys: &keys, source: self_defence::SOURCE }, None, Some(&detail))
+        self.emit(ev, Raised::Builtin { keys: &keys, source: self_defence::SOURCE }, None, Some(detail))
     }
 
     fn open_stream(&mut self, ev: &Event) {
@@ -326,7 +325,7 @@ impl<W: Write> Pipeline<W> {
 
     /// Bytes sent on a connection that raised a connect alert: every complete HTTP request
     /// in them becomes an alert of its own (see `rules::docker_api`).
-    fn handle_payload(&mut self, ev: &Event) -> std::io::Result<()> {
+    fn handle_payload(&mut self, ev: &Arc<Event>) -> std::io::Result<()> {
         let key = (ev.pid, ev.args[0] as u32);
         let Some(tracked) = self.streams.get_mut(&key) else { return Ok(()) };
         let requests = tracked.stream.feed(ev.args[1], ev.args[2], &ev.payload);
@@ -335,17 +334,17 @@ impl<W: Write> Pipeline<W> {
             let decoded = docker_api::decode(&req);
             let keys: Vec<String> = decoded.keys().into_iter().map(str::to_string).collect();
             let rule = Raised::Builtin { keys: &keys, source: docker_api::SOURCE };
-            self.emit(ev, rule, Some((&decoded, socket.as_slice())), None)?;
+            self.emit(ev, rule, Some(Box::new((decoded, socket.clone()))), None)?;
         }
         Ok(())
     }
 
     fn emit(
         &mut self,
-        ev: &Event,
+        ev: &Arc<Event>,
         rule: Raised,
-        docker: Option<(&DockerRequest, &[u8])>,
-        tamper: Option<&str>,
+        docker: Option<Box<(DockerRequest, Vec<u8>)>>,
+        tamper: Option<String>,
     ) -> std::io::Result<()> {
         self.sequence += 1;
         self.alerts += 1;
@@ -353,40 +352,47 @@ impl<W: Write> Pipeline<W> {
             Some(decided) => decided.clone(),
             None => container_of(&mut self.containers, ev),
         };
-        self.render_process_parts(ev);
-        self.render_user_parts(ev);
-        let builtin;
+        self.render_process_parts(ev)?;
+        self.render_user_parts(ev)?;
+        if self.hostname_sent.as_ref().is_none_or(|h| !Arc::ptr_eq(h, &self.hostname)) {
+            self.out.send(Item::Hostname(self.hostname.to_string()))?;
+            self.hostname_sent = Some(self.hostname.clone());
+        }
         let rule = match rule {
             Raised::Rule(ri) => {
-                if self.rule_json.len() <= ri {
-                    self.rule_json.resize_with(ri + 1, || None);
+                if self.rules_sent.len() <= ri {
+                    self.rules_sent.resize(ri + 1, false);
                 }
-                let r = &self.rules.rules[ri];
-                &*self.rule_json[ri].get_or_insert_with(|| RuleJson::render(&RuleRef { keys: &r.keys, source: RuleSource::Line(&r.source) }))
+                if !self.rules_sent[ri] {
+                    let r = &self.rules.rules[ri];
+                    let json = RuleJson::render(&RuleRef { keys: &r.keys, source: RuleSource::Line(&r.source) });
+                    self.out.send(Item::Rule(ri, json))?;
+                    self.rules_sent[ri] = true;
+                }
+                RaisedBy::Loaded(ri)
             }
-            Raised::Builtin { keys, source } => {
-                builtin = RuleJson::render(&RuleRef { keys, source: RuleSource::Builtin(source) });
-                &builtin
-            }
+            Raised::Builtin { keys, source } => RaisedBy::Builtin(RuleJson::render(&RuleRef { keys, source: RuleSource::Builtin(source) })),
         };
-        let input = AlertInput {
-            ev,
+        let alert = Alert {
+            ev: ev.clone(),
             rule,
             sequence: self.sequence,
-            timestamp: self.timestamps.format(self.clock.wall_ns(ev.ts_boot_ns)),
-            hostname: &self.hostname,
-            process: &self.process_parts,
-            user: &self.user_parts,
-            container: container.as_ref(),
+            wall_ns: self.clock.wall_ns(ev.ts_boot_ns),
+            container,
             docker,
             tamper,
             monitor_pid: self.monitor_pid,
         };
-        self.line.clear();
-        render_into(&input, &mut self.line);
-        self.line.push(b'\n');
-        self.out.write_all(&self.line)?;
+        self.out.send(Item::Alert(alert))?;
         self.line_done()
+    }
+}
+
+impl<W: Write + Send + 'static> Pipeline<W> {
+    /// Render and write alerts on a thread of their own (replays; see `sink::output`).
+    pub fn render_on_thread(self) -> std::io::Result<Pipeline<W>> {
+        let out = self.out.threaded()?;
+        Ok(Pipeline { out, ..self })
     }
 }
 
@@ -394,9 +400,9 @@ impl<W: Write> Pipeline<W> {
     /// The alert's process members (`process_parts`), rendered again only when the process,
     /// its parent or the table changed since the last alert. They come from the table, which
     /// has taken in the event first (an exec's new image and argv included).
-    fn render_process_parts(&mut self, ev: &Event) {
+    fn render_process_parts(&mut self, ev: &Event) -> std::io::Result<()> {
         if self.process_parts_of == Some((self.table.version(), ev.pid, ev.ppid)) {
-            return;
+            return Ok(());
         }
         self.table.load_lineage(ev.pid);
         self.table.get(ev.ppid);
@@ -404,25 +410,30 @@ impl<W: Write> Pipeline<W> {
         let exe = process.and_then(|p| p.exe.as_deref());
         let args = process.map(|p| p.args.as_slice()).unwrap_or_default();
         let parent_exe = self.table.peek(ev.ppid).and_then(|p| p.exe.as_deref());
-        self.process_parts.render(exe, args, ev.ppid, parent_exe, &self.table.ancestors(ev.pid));
+        let mut parts = ProcessParts::default();
+        parts.render(exe, args, ev.ppid, parent_exe, &self.table.ancestors(ev.pid));
         self.process_parts_of = Some((self.table.version(), ev.pid, ev.ppid));
+        self.out.send(Item::Process(parts))
     }
 
     /// The alert's user members (`user_parts`), rendered again only when the ids or the
     /// user names changed since the last alert.
-    fn render_user_parts(&mut self, ev: &Event) {
+    fn render_user_parts(&mut self, ev: &Event) -> std::io::Result<()> {
         let key = (self.users.version(), [ev.ids.uid, ev.ids.euid, ev.auid, ev.ids.gid, ev.ids.egid]);
-        if self.user_parts_of != Some(key) {
-            self.user_parts.render(ev, |uid| self.users.name(uid));
-            self.user_parts_of = Some(key);
+        if self.user_parts_of == Some(key) {
+            return Ok(());
         }
+        let mut parts = UserParts::default();
+        parts.render(ev, |uid| self.users.name(uid));
+        self.user_parts_of = Some(key);
+        self.out.send(Item::User(parts))
     }
 
     /// Put new rules (and their plan) in place of the loaded ones.
     pub fn set_rules(&mut self, rules: RuleSet, plan: FilterPlan) {
         self.rules = rules;
         self.plan = plan;
-        self.rule_json.clear();
+        self.rules_sent.clear();
         self.plan_changed();
     }
 
@@ -441,8 +452,7 @@ impl<W: Write> Pipeline<W> {
         let now = self.clock.now_wall_ns();
         let line = crate::sink::json::render_record(action, self.sequence, &enrich::rfc3339(now), &self.hostname, monitor);
         self.capture_record(capture::rec::OUTPUT, line.as_bytes());
-        self.out.write_all(line.as_bytes())?;
-        self.out.write_all(b"\n")?;
+        self.out.send(Item::Line(line.into_bytes()))?;
         self.line_done()
     }
 
@@ -819,7 +829,7 @@ pub struct ReplayStats {
 /// Run a capture through `rules` and write the alerts (and the recorded in-band records) to
 /// `out`. `ids` resolves user and group names in the recorded self-defence rules.
 /// `progress(read, total)` is called now and then with the bytes read.
-pub fn replay<W: Write>(file: &std::path::Path, rules: RuleSet, ids: &dyn crate::rules::parse::IdResolver, out: W, progress: &mut dyn FnMut(u64, u64)) -> Result<ReplayStats> {
+pub fn replay<W: Write + Send + 'static>(file: &std::path::Path, rules: RuleSet, ids: &dyn crate::rules::parse::IdResolver, out: W, progress: &mut dyn FnMut(u64, u64)) -> Result<ReplayStats> {
     let mut reader = capture::Reader::open(file)?;
     let (kind, header) = reader.next_record()?.context("the capture is empty")?;
     anyhow::ensure!(kind == capture::rec::HEADER, "the capture does not start with a header");
@@ -838,21 +848,26 @@ pub fn replay<W: Write>(file: &std::path::Path, rules: RuleSet, ids: &dyn crate:
         plan,
         out,
         Clock { offset_ns: offset },
-        header["host"].as_str().unwrap_or_default().to_string(),
+        header["host"].as_str().unwrap_or_default().into(),
         header["monitor_pid"].as_u64().unwrap_or(0) as u32,
-    );
-    // One recorded event with the records that belong to it (written after it, applied first).
+    )
+    .render_on_thread()
+    .context("starting the render thread")?;
+    // One recorded event with the records that belong to it (written after it, applied
+    // first). The buffer is reused from event to event.
     let mut pending: Option<Vec<u8>> = None;
+    let mut spare_buf: Vec<u8> = Vec::new();
     // The capturing run's plan, for translating its watch ids when the rules differ.
     let mut recorded_plan = FilterPlan::default();
     let mut procs: Vec<(u32, crate::enrich::process::ProcInfo)> = Vec::new();
     let mut enrich: Option<serde_json::Value> = None;
-    let flush = |p: &mut Pipeline<W>, pending: &mut Option<Vec<u8>>, procs: &mut Vec<_>, enrich: &mut Option<serde_json::Value>, recorded: &FilterPlan| -> std::io::Result<()> {
+    let flush = |p: &mut Pipeline<W>, pending: &mut Option<Vec<u8>>, spare: &mut Vec<u8>, procs: &mut Vec<_>, enrich: &mut Option<serde_json::Value>, recorded: &FilterPlan| -> std::io::Result<()> {
         for (pid, info) in procs.drain(..) {
             p.table.insert(pid, info);
         }
         if let Some(ev) = pending.take() {
             p.replay_event(&ev, enrich.as_ref(), (!same_rules).then_some(recorded))?;
+            *spare = ev;
         }
         *enrich = None;
         Ok(())
@@ -866,8 +881,11 @@ pub fn replay<W: Write>(file: &std::path::Path, rules: RuleSet, ids: &dyn crate:
         let Some((kind, body)) = reader.next_record()? else { break };
         match kind {
             capture::rec::EVENT => {
-                flush(&mut pipeline, &mut pending, &mut procs, &mut enrich, &recorded_plan)?;
-                pending = Some(body.to_vec());
+                flush(&mut pipeline, &mut pending, &mut spare_buf, &mut procs, &mut enrich, &recorded_plan)?;
+                let mut buf = std::mem::take(&mut spare_buf);
+                buf.clear();
+                buf.extend_from_slice(body);
+                pending = Some(buf);
             }
             capture::rec::PROCESS => {
                 let (pid, info) = capture::decode_process(body).with_context(|| format!("process record before byte {}", reader.offset()))?;
@@ -879,12 +897,12 @@ pub fn replay<W: Write>(file: &std::path::Path, rules: RuleSet, ids: &dyn crate:
             }
             capture::rec::ENRICH => enrich = serde_json::from_slice(body).ok(),
             capture::rec::USERS => {
-                flush(&mut pipeline, &mut pending, &mut procs, &mut enrich, &recorded_plan)?;
+                flush(&mut pipeline, &mut pending, &mut spare_buf, &mut procs, &mut enrich, &recorded_plan)?;
                 let names: std::collections::HashMap<u32, String> = serde_json::from_slice(body).unwrap_or_default();
                 pipeline.users = Users::from_map(names);
             }
             capture::rec::PLAN => {
-                flush(&mut pipeline, &mut pending, &mut procs, &mut enrich, &recorded_plan)?;
+                flush(&mut pipeline, &mut pending, &mut spare_buf, &mut procs, &mut enrich, &recorded_plan)?;
                 if let Ok(plan) = serde_json::from_slice::<FilterPlan>(body) {
                     if same_rules {
                         pipeline.plan = plan.clone();
@@ -894,14 +912,14 @@ pub fn replay<W: Write>(file: &std::path::Path, rules: RuleSet, ids: &dyn crate:
                 }
             }
             capture::rec::OUTPUT => {
-                flush(&mut pipeline, &mut pending, &mut procs, &mut enrich, &recorded_plan)?;
+                flush(&mut pipeline, &mut pending, &mut spare_buf, &mut procs, &mut enrich, &recorded_plan)?;
                 pipeline.replay_output(body)?;
             }
             other => warn!(kind = other, offset = reader.offset(), "unknown capture record type; skipped"),
         }
     }
-    flush(&mut pipeline, &mut pending, &mut procs, &mut enrich, &recorded_plan)?;
-    pipeline.out.flush()?;
+    flush(&mut pipeline, &mut pending, &mut spare_buf, &mut procs, &mut enrich, &recorded_plan)?;
+    pipeline.out.finish()?;
     progress(reader.len() as u64, reader.len() as u64);
     Ok(ReplayStats {
         events: pipeline.events,
@@ -944,9 +962,9 @@ mod tests {
             alert(20, 1),
         ];
         for ev in &steps {
-            p.handle_event(ev).unwrap();
+            p.handle_event(ev.clone()).unwrap();
         }
-        let process: Vec<serde_json::Value> = String::from_utf8(p.out.clone())
+        let process: Vec<serde_json::Value> = String::from_utf8(p.out.inline_writer().clone())
             .unwrap()
             .lines()
             .map(|l| {
@@ -983,16 +1001,16 @@ mod tests {
             ev.ids.euid = euid;
             ev
         };
-        p.handle_event(&alert(1000)).unwrap();
-        p.handle_event(&alert(1000)).unwrap();
-        p.handle_event(&alert(0)).unwrap();
+        p.handle_event(alert(1000)).unwrap();
+        p.handle_event(alert(1000)).unwrap();
+        p.handle_event(alert(0)).unwrap();
         p.users = Users::from_map([(1000, "bob".to_string())].into());
-        p.handle_event(&alert(0)).unwrap();
+        p.handle_event(alert(0)).unwrap();
         let rules = load("-w /etc/watched -p wa -k second -k third\n");
         let plan = crate::rules::targets::plan(&rules.rules);
         p.set_rules(rules, plan);
-        p.handle_event(&alert(0)).unwrap();
-        let seen: Vec<serde_json::Value> = String::from_utf8(p.out.clone())
+        p.handle_event(alert(0)).unwrap();
+        let seen: Vec<serde_json::Value> = String::from_utf8(p.out.inline_writer().clone())
             .unwrap()
             .lines()
             .map(|l| {

@@ -10,27 +10,42 @@ use crate::rules::docker_api::DockerRequest;
 use monitor_common::flag;
 use super::writer::{key, JsonWriter};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
-/// Everything an alert line is made from.
-pub struct AlertInput<'a> {
-    pub ev: &'a Event,
-    /// What raised it (see [`RuleJson`]).
-    pub rule: &'a RuleJson,
+/// One alert, owned: a replay hands alerts to a render thread (see `sink::output`). What
+/// many alerts share (process, user, rule and host members) is not in it but in the
+/// renderer's [`Context`], which the pipeline updates when it changes.
+pub struct Alert {
+    pub ev: Arc<Event>,
+    pub rule: RaisedBy,
     pub sequence: u64,
-    pub timestamp: &'a str,
-    pub hostname: &'a str,
-    /// What the process table says about the process (see [`ProcessParts`]).
-    pub process: &'a ProcessParts,
-    /// Who did it (see [`UserParts`]).
-    pub user: &'a UserParts,
-    pub container: Option<&'a ContainerInfo>,
+    /// When the event happened (ns since the epoch); `@timestamp` is formatted from it.
+    pub wall_ns: i128,
+    pub container: Option<ContainerInfo>,
     /// A decoded Docker API request (the event is the send that completed it) and the
     /// socket's path.
-    pub docker: Option<(&'a DockerRequest, &'a [u8])>,
+    pub docker: Option<Box<(DockerRequest, Vec<u8>)>>,
     /// Self-defence: what reached for the monitor.
-    pub tamper: Option<&'a str>,
+    pub tamper: Option<String>,
     /// The (live) monitor's pid.
     pub monitor_pid: u32,
+}
+
+/// What raised an alert, as its JSON: a loaded rule's (kept in the [`Context`], by the
+/// rule's position) or a built-in detection's.
+pub enum RaisedBy {
+    Loaded(usize),
+    Builtin(RuleJson),
+}
+
+/// The members an alert takes from the renderer's state: the process and user members of
+/// the last process and ids alerted on, each loaded rule's JSON, the host name.
+#[derive(Default)]
+pub struct Context {
+    pub process: ProcessParts,
+    pub user: UserParts,
+    pub rules: Vec<Option<RuleJson>>,
+    pub hostname: String,
 }
 
 /// The members of `process` that come from the process table, as alert JSON:
@@ -78,6 +93,11 @@ pub struct RuleJson {
 }
 
 impl RuleJson {
+    /// No rule: severity 0, no members.
+    pub const fn empty() -> RuleJson {
+        RuleJson { severity: 0, json: Vec::new() }
+    }
+
     pub fn render(rule: &RuleRef) -> RuleJson {
         // The first key's metadata: `event.severity` (0 without), `rule.*`, `threat`.
         let meta = rule.keys.first().and_then(|k| meta_json(k));
@@ -239,12 +259,18 @@ fn write_container(w: &mut JsonWriter, c: &ContainerInfo) {
     w.close();
 }
 
-/// One alert as one JSON line (without the newline), appended to `buf`.
-pub fn render_into(a: &AlertInput, buf: &mut Vec<u8>) {
-    let ev = a.ev;
+/// One alert as one JSON line (without the newline), appended to `buf`; `timestamp` is
+/// its `@timestamp` (from `a.wall_ns`).
+pub fn render_into(a: &Alert, ctx: &Context, timestamp: &str, buf: &mut Vec<u8>) {
+    static NO_RULE: RuleJson = RuleJson::empty();
+    let ev = &*a.ev;
+    let rule = match &a.rule {
+        RaisedBy::Loaded(i) => ctx.rules.get(*i).and_then(Option::as_ref).unwrap_or(&NO_RULE),
+        RaisedBy::Builtin(r) => r,
+    };
     let mut w = JsonWriter::new(buf);
     w.open();
-    w.key(key!("@timestamp")).str(a.timestamp);
+    w.key(key!("@timestamp")).str(timestamp);
     w.object(key!("event"))
         .key(key!("kind"))
         .lit("alert")
@@ -255,21 +281,21 @@ pub fn render_into(a: &AlertInput, buf: &mut Vec<u8>) {
         .key(key!("sequence"))
         .u64(a.sequence)
         .key(key!("severity"))
-        .u64(a.rule.severity as u64)
+        .u64(rule.severity as u64)
         .close();
-    w.raw(&a.rule.json);
+    w.raw(&rule.json);
 
     w.object(key!("process")).key(key!("pid")).u64(ev.pid as u64);
     w.object(key!("thread")).key(key!("id")).u64(ev.tid as u64).close();
     w.key(key!("name")).text(&ev.comm, || "process.name".into());
-    w.raw(&a.process.json);
-    w.encoded.extend(a.process.encoded.iter().cloned());
+    w.raw(&ctx.process.json);
+    w.encoded.extend(ctx.process.encoded.iter().cloned());
     if ev.action == Action::Exec && ev.flag(flag::PATH2_TRUNCATED) {
         w.key(key!("args_truncated")).bool(true);
     }
     w.close();
 
-    w.raw(&a.user.json);
+    w.raw(&ctx.user.json);
 
     w.object(key!("syscall")).key(key!("name"));
     match crate::rules::syscalls::name(ev.syscall as u32) {
@@ -285,7 +311,7 @@ pub fn render_into(a: &AlertInput, buf: &mut Vec<u8>) {
 
     match ev.action {
         _ if a.docker.is_some() => {
-            let (req, socket) = a.docker.unwrap();
+            let (req, socket) = a.docker.as_deref().unwrap();
             w.object(key!("file")).key(key!("path")).text(socket, || "file.path".into()).key(key!("type")).lit("socket").close();
             w.object(key!("docker")).key(key!("request")).value(&req.request);
             w.key(key!("findings")).open_array();
@@ -361,17 +387,17 @@ pub fn render_into(a: &AlertInput, buf: &mut Vec<u8>) {
             w.close();
         }
     }
-    if let Some(c) = a.container {
+    if let Some(c) = &a.container {
         write_container(&mut w, c);
     }
-    if let Some(detail) = a.tamper {
+    if let Some(detail) = &a.tamper {
         w.object(key!("tamper")).key(key!("detail")).str(detail).key(key!("monitor_pid")).u64(a.monitor_pid as u64);
         if ev.action == Action::Signal {
             w.key(key!("signal")).i64(ev.args[0] as i32 as i64);
         }
         w.close();
     }
-    w.object(key!("host")).key(key!("hostname")).str(a.hostname).close();
+    w.object(key!("host")).key(key!("hostname")).str(&ctx.hostname).close();
     w.encoding();
     w.close();
 }

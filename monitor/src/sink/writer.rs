@@ -69,6 +69,7 @@ impl<'a> JsonWriter<'a> {
 
     /// A key of the alert schema, given as [`key!`] makes it; the value written next
     /// belongs to it. Schema keys need no escape: the key is one copy, comma included.
+    #[inline(always)]
     pub fn key(&mut self, k: &'static str) -> &mut Self {
         debug_assert!(k.starts_with(",\"") && k.ends_with("\":") && first_to_escape(&k.as_bytes()[2..k.len() - 2]).is_none(), "{k}");
         let k = if self.comma { k } else { &k[1..] };
@@ -87,6 +88,7 @@ impl<'a> JsonWriter<'a> {
     }
 
     /// `"k":{` — a nested object under `k` (a [`key!`]).
+    #[inline(always)]
     pub fn object(&mut self, k: &'static str) -> &mut Self {
         self.key(k).open()
     }
@@ -100,6 +102,7 @@ impl<'a> JsonWriter<'a> {
 
     /// A string of the schema (`"alert"`, an action or syscall name): written as it is, for
     /// it is ours and has nothing to escape.
+    #[inline(always)]
     pub fn lit(&mut self, s: &'static str) -> &mut Self {
         debug_assert!(first_to_escape(s.as_bytes()).is_none(), "{s}");
         self.sep();
