@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     feed.finish(&mut p).unwrap();
-    for line in p.out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+    for line in p.out.inline_writer().split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         serde_json::from_slice::<serde_json::Value>(line).expect("one JSON object per line");
     }
 });

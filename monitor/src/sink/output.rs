@@ -122,8 +122,8 @@ impl<W: Write> Output<W> {
         }
     }
 
-    /// The writer of an inline output (tests read what was written).
-    #[cfg(test)]
+    /// The writer of an inline output (tests and fuzz targets read what was written).
+    /// Panics on a threaded output, whose writer the render thread owns.
     pub fn inline_writer(&self) -> &W {
         match self {
             Output::Inline(r) => &r.out,
