@@ -75,13 +75,14 @@ fn status_field(name: &str) -> Option<String> {
 pub const LOG: &str = "/var/log/audit/audit.log";
 
 /// The pack loaded into the kernel, auditing on, auditd writing `LOG`. Dropping it restores
-/// the rules and the enabled flag the host had, stops an auditd it started and removes the
-/// directories it created.
+/// the rules, the enabled flag and the backlog limit the host had, stops an auditd it
+/// started and removes the directories it created.
 pub struct AuditedHost {
     _lock: MutexGuard<'static, ()>,
     saved_rules: PathBuf,
     had_rules: bool,
     saved_enabled: String,
+    saved_backlog_limit: Option<String>,
     created: Vec<PathBuf>,
     auditd: Option<Child>,
     /// Size of the log when the pack was loaded: what follows is this test's.
@@ -97,6 +98,13 @@ impl AuditedHost {
         let saved_rules = scratch.join("saved.rules");
         std::fs::write(&saved_rules, &listed).unwrap();
         let saved_enabled = status_field("enabled").unwrap_or_else(|| "0".into());
+        let saved_backlog_limit = status_field("backlog_limit");
+        // Auditing off while the rules change and no daemon reads: with it on (a host booted
+        // with audit=1), every change is a record for a backlog of 64 that nobody drains,
+        // and the kernel makes the callers wait for room (seconds, seen on a first run).
+        auditctl(&["-e".as_ref(), "0".as_ref()]);
+        // Room for the bursts the tests make, as the usual audit.rules give (`-b 8192`).
+        auditctl(&["-b".as_ref(), "8192".as_ref()]);
         let files = pack();
         let created = create_missing_dirs(&files);
         let mut host = AuditedHost {
@@ -104,6 +112,7 @@ impl AuditedHost {
             saved_rules,
             had_rules: listed.lines().any(|l| l.starts_with('-')),
             saved_enabled,
+            saved_backlog_limit,
             created,
             auditd: None,
             log_start: 0,
@@ -165,6 +174,8 @@ impl AuditedHost {
 
 impl Drop for AuditedHost {
     fn drop(&mut self) {
+        // Off before the daemon goes, for the same reason as on the way in.
+        auditctl(&["-e".as_ref(), "0".as_ref()]);
         if let Some(mut child) = self.auditd.take() {
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
             let _ = child.wait();
@@ -172,6 +183,9 @@ impl Drop for AuditedHost {
         auditctl(&["-D".as_ref()]);
         if self.had_rules {
             auditctl(&["-R".as_ref(), self.saved_rules.as_os_str()]);
+        }
+        if let Some(limit) = &self.saved_backlog_limit {
+            auditctl(&["-b".as_ref(), limit.as_str().as_ref()]);
         }
         auditctl(&["-e".as_ref(), self.saved_enabled.as_str().as_ref()]);
         for d in self.created.iter().rev() {

@@ -178,14 +178,28 @@ struct Auditd {
     child: Child,
     saved_rules: String,
     saved_enabled: String,
+    /// The host's backlog_limit and backlog_wait_time, put back afterwards.
+    saved_backlog: (Option<String>, Option<String>),
 }
+
+/// Debian's shipped audit.rules: `-b 8192`, `--backlog_wait_time 60000`.
+const AUDITD_BACKLOG: &str = "8192";
+const AUDITD_BACKLOG_WAIT: &str = "60000";
 
 impl Auditd {
     fn start() -> Result<Auditd> {
         let listed = crate::util::output(Command::new("auditctl").arg("-l"))?;
         let status = crate::util::output(Command::new("auditctl").arg("-s"))?;
-        let saved_enabled = status.lines().find_map(|l| l.strip_prefix("enabled ")).unwrap_or("0").trim().to_string();
+        let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')).map(|v| v.trim().to_string());
+        let saved_enabled = field("enabled").unwrap_or_else(|| "0".into());
+        let saved_backlog = (field("backlog_limit"), field("backlog_wait_time"));
+        // Off while the rules change (no records for a backlog nobody drains yet).
+        let _ = Command::new("auditctl").args(["-e", "0"]).output();
         let _ = Command::new("auditctl").arg("-D").output();
+        // The backlog Debian's auditd ships with (/etc/audit/rules.d/audit.rules), not the
+        // kernel's 64: with 64, bursts make the audited processes wait for room, and auditd
+        // would be measured as no one runs it.
+        let _ = Command::new("auditctl").args(["-b", AUDITD_BACKLOG, "--backlog_wait_time", AUDITD_BACKLOG_WAIT]).output();
         for d in ["/var/lib/docker", "/run/containerd"] {
             std::fs::create_dir_all(d)?;
         }
@@ -211,7 +225,7 @@ impl Auditd {
         let child = Command::new("auditd").args(["-n", "-s", "enable"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("starting auditd")?;
         std::thread::sleep(Duration::from_millis(500));
         let _ = Command::new("auditctl").args(["-e", "1"]).output();
-        Ok(Auditd { child, saved_rules: listed, saved_enabled })
+        Ok(Auditd { child, saved_rules: listed, saved_enabled, saved_backlog })
     }
 
     fn pid(&self) -> u32 {
@@ -221,6 +235,7 @@ impl Auditd {
 
 impl Drop for Auditd {
     fn drop(&mut self) {
+        let _ = Command::new("auditctl").args(["-e", "0"]).output();
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
         let _ = Command::new("auditctl").arg("-D").output();
@@ -229,6 +244,9 @@ impl Drop for Auditd {
             if std::fs::write(&f, &self.saved_rules).is_ok() {
                 let _ = Command::new("auditctl").arg("-R").arg(&f).output();
             }
+        }
+        if let (Some(limit), Some(wait)) = &self.saved_backlog {
+            let _ = Command::new("auditctl").args(["-b", limit, "--backlog_wait_time", wait]).output();
         }
         let _ = Command::new("auditctl").args(["-e", &self.saved_enabled]).output();
     }
