@@ -60,6 +60,15 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", std::process::id())
 }
 
+/// Removes the named container when dropped (the test passed or failed).
+struct Removed(String);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        docker(&["rm", "-f", &self.0]);
+    }
+}
+
 #[test]
 fn the_docker_cli_is_seen_connecting_and_asking() {
     let Some(e) = env() else { return };
@@ -206,9 +215,13 @@ fn privileged_and_host_root_creates_and_exec_are_decoded() {
 #[test]
 fn exec_and_setuid_inside_a_container_carry_its_context() {
     let Some(e) = env() else { return };
+    // Not `--rm`: the container's state must outlive its one process until the alert is
+    // handled (the monitor reads its name and image from that state; a `--rm` container is
+    // gone within milliseconds, a race with the monitor's lag this test is not about).
     let name = unique("e2e-in");
+    let _removed = Removed(name.clone());
     let bin = format!("{}/bin/watched-busybox:/busybox:ro", e.root.display());
-    let (_, ok) = docker_cli(&["run", "--rm", "--name", &name, "--network", "none", "-v", &bin, IMAGE, "/busybox", "true"]);
+    let (_, ok) = docker_cli(&["run", "--name", &name, "--network", "none", "-v", &bin, IMAGE, "/busybox", "true"]);
     assert!(ok);
     let a = e.monitor.wait_for("exec of the watched binary in a container", |a| {
         s(a, "rule.key") == "e2e-exec" && s(a, "container.name") == name
@@ -218,7 +231,8 @@ fn exec_and_setuid_inside_a_container_carry_its_context() {
     assert!(is_container_id(s(&a.json, "container.id")));
 
     let name = unique("e2e-su");
-    let (_, ok) = docker_cli(&["run", "--rm", "--name", &name, "--network", "none", "--user", "1000:1000", SUID_IMAGE, "su", "-c", "true", "root"]);
+    let _removed_su = Removed(name.clone());
+    let (_, ok) = docker_cli(&["run", "--name", &name, "--network", "none", "--user", "1000:1000", SUID_IMAGE, "su", "-c", "true", "root"]);
     assert!(ok, "su inside the container failed");
     let a = e.monitor.wait_for("uid 1000 -> 0 inside a container", |a| {
         s(a, "rule.key") == "setuid-root" && s(a, "container.name") == name

@@ -100,7 +100,13 @@ struct Entry {
     runtime: Option<&'static str>,
     stamp: Option<(SystemTime, SystemTime)>,
     checked: Instant,
+    /// When its state directory was first found gone (a `--rm` container that exited):
+    /// the metadata read before is kept for `GONE_KEPT`, for the events still in flight.
+    gone_since: Option<Instant>,
 }
+
+/// How long a removed container's metadata still names its late events.
+const GONE_KEPT: Duration = Duration::from_secs(60);
 
 /// Cache of container metadata read from the runtimes' state directories.
 pub struct Containers {
@@ -192,6 +198,11 @@ impl Containers {
             if e.stamp == stamp {
                 return (e.meta.clone(), c.runtime.or(e.runtime));
             }
+            if stamp.is_none() && e.meta.is_some() {
+                // Removed since it was read: what it was still names it.
+                e.gone_since.get_or_insert(now);
+                return (e.meta.clone(), c.runtime.or(e.runtime));
+            }
         }
         let meta = stamp.and_then(|_| read_docker(&dir));
         let runtime = if meta.is_some() { Some("docker") } else { None };
@@ -202,16 +213,34 @@ impl Containers {
                 runtime,
                 stamp,
                 checked: now,
+                gone_since: None,
             },
         );
         (meta, c.runtime.or(runtime))
     }
 
-    /// Forget containers whose state is gone.
+    /// Forget containers whose state has been gone for `GONE_KEPT`.
     pub fn prune(&mut self) {
         let root = self.docker_root.join("containers");
-        self.cache
-            .retain(|id, e| e.meta.is_none() || root.join(id).exists());
+        let now = Instant::now();
+        self.cache.retain(|id, e| {
+            if e.meta.is_none() || root.join(id).exists() {
+                e.gone_since = None;
+                return true;
+            }
+            now.duration_since(*e.gone_since.get_or_insert(now)) < GONE_KEPT
+        });
+    }
+
+    /// A process of a container (named by its cgroup) started a program: read the
+    /// container's metadata now, while its state exists. A `--rm` container whose process
+    /// exits at once (`su -c true`) is removed within milliseconds, often before an alert
+    /// about that process is handled. Tasks whose cgroup name names no container cost
+    /// nothing here (no /proc read).
+    pub fn note_exec(&mut self, cgroup_name: &[u8]) {
+        if let Some(c) = std::str::from_utf8(cgroup_name).ok().and_then(from_cgroup_name) {
+            let _ = self.lookup(&c);
+        }
     }
 }
 
@@ -383,6 +412,29 @@ mod tests {
             .unwrap();
         c.cache.get_mut(ID).unwrap().checked -= RECHECK;
         assert_eq!(c.lookup(&r).0, None);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_removed_containers_metadata_names_its_late_events_for_a_while() {
+        let root = std::env::temp_dir().join(format!("monitor-containers-gone-{}", std::process::id()));
+        let dir = root.join("containers").join(ID);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.v2.json"), r#"{"Name":"/once","Config":{"Image":"local/busybox:1"}}"#).unwrap();
+        let mut c = Containers::with_docker_root(root.clone());
+        // Read when one of its processes execs (the cgroup name is the id: cgroupfs driver).
+        c.note_exec(ID.as_bytes());
+        c.note_exec(b"user.slice");
+        assert_eq!(c.cache.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let r = ContainerRef { id: ID.into(), runtime: None };
+        c.cache.get_mut(ID).unwrap().checked -= RECHECK;
+        assert_eq!(c.lookup(&r).0.and_then(|m| m.name).as_deref(), Some("once"), "removed, still named");
+        c.prune();
+        assert_eq!(c.lookup(&r).0.and_then(|m| m.name).as_deref(), Some("once"), "kept through a prune");
+        *c.cache.get_mut(ID).unwrap().gone_since.as_mut().unwrap() -= GONE_KEPT;
+        c.prune();
+        assert!(c.cache.is_empty(), "forgotten {GONE_KEPT:?} after it went");
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -278,6 +278,10 @@ impl<W: Write> Pipeline<W> {
         let ev = Arc::new(ev);
         let ev = &ev;
         self.table.observe(ev);
+        if ev.action == Action::Exec && self.container_override.is_none() {
+            // Live: a container's metadata is read while it runs (see `note_exec`).
+            self.containers.note_exec(&ev.cgroup_name);
+        }
         match ev.action {
             Action::Fork => return Ok(()),
             Action::Exit => {
