@@ -8,7 +8,7 @@ use crate::event::Event;
 use crate::rules::matcher::Matcher;
 use crate::rules::RuleSet;
 use crate::source::audit::{self, group::{Assembler, Group}, map::{Mapped, Mapper}, record::Record, types, Stats};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -146,7 +146,7 @@ pub fn replay_audit<W: Write + Send + 'static>(paths: &[PathBuf], rules: RuleSet
     }
     let plan = crate::rules::targets::plan(&rules.rules);
     // Audit times are wall-clock already: no offset.
-    let mut p = Pipeline::offline(rules, plan, out, Clock { offset_ns: 0 }, crate::enrich::hostname().into(), 0).render_on_thread().map_err(|e| anyhow::anyhow!("starting the render thread: {e}"))?;
+    let mut p = Pipeline::offline(rules, plan, out, Clock { offset_ns: 0 }, crate::enrich::hostname().into(), 0).render_on_thread().context("starting the render thread")?;
     // Audit logs are read where they were written, mostly: names come from this host's
     // /etc/passwd (the ids in the alerts are the log's either way).
     p.users = crate::enrich::users::Users::new();

@@ -401,8 +401,8 @@ impl<W: Write + Send + 'static> Pipeline<W> {
 }
 
 impl<W: Write> Pipeline<W> {
-    /// The alert's process members (`process_parts`), rendered again only when the process,
-    /// its parent or the table changed since the last alert. They come from the table, which
+    /// The alert's process members, rendered and sent to the output again only when the
+    /// process, its parent or the table changed since the last alert. They come from the table, which
     /// has taken in the event first (an exec's new image and argv included).
     fn render_process_parts(&mut self, ev: &Event) -> std::io::Result<()> {
         if self.process_parts_of == Some((self.table.version(), ev.pid, ev.ppid)) {
@@ -420,8 +420,8 @@ impl<W: Write> Pipeline<W> {
         self.out.send(Item::Process(parts))
     }
 
-    /// The alert's user members (`user_parts`), rendered again only when the ids or the
-    /// user names changed since the last alert.
+    /// The alert's user members, rendered and sent to the output again only when the ids
+    /// or the user names changed since the last alert.
     fn render_user_parts(&mut self, ev: &Event) -> std::io::Result<()> {
         let key = (self.users.version(), [ev.ids.uid, ev.ids.euid, ev.auid, ev.ids.gid, ev.ids.egid]);
         if self.user_parts_of == Some(key) {

@@ -37,7 +37,7 @@ pub enum Item {
 
 pub enum Output<W: Write> {
     Inline(Renderer<W>),
-    Threaded(Threaded<W>),
+    Threaded(Threaded),
 }
 
 /// Renders items into one reused buffer and writes them to `out`.
@@ -83,13 +83,13 @@ impl<W: Write> Renderer<W> {
 }
 
 /// The render thread and the batch being filled for it.
-pub struct Threaded<W: Write> {
+pub struct Threaded {
     batch: Vec<Item>,
     /// `None` once the thread has stopped (its result is then in `thread`).
     to_thread: Option<SyncSender<Vec<Item>>>,
     /// Emptied batches coming back for reuse.
     spare: Receiver<Vec<Item>>,
-    thread: Option<JoinHandle<std::io::Result<W>>>,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl<W: Write> Output<W> {
@@ -149,14 +149,13 @@ impl<W: Write + Send + 'static> Output<W> {
                 // enough batches in hand, this one is dropped here.
                 let _ = give_back.try_send(batch);
             }
-            renderer.out.flush()?;
-            Ok(renderer.out)
+            renderer.out.flush()
         })?;
         Ok(Output::Threaded(Threaded { batch: Vec::with_capacity(BATCH), to_thread: Some(to_thread), spare, thread: Some(thread) }))
     }
 }
 
-impl<W: Write> Threaded<W> {
+impl Threaded {
     fn send(&mut self, item: Item) -> std::io::Result<()> {
         self.batch.push(item);
         if self.batch.len() >= BATCH {
@@ -165,12 +164,9 @@ impl<W: Write> Threaded<W> {
         Ok(())
     }
 
-    /// Hand the current batch to the thread. If the thread has stopped, it stopped on a
+    /// Hand the (full) batch to the thread. If the thread has stopped, it stopped on a
     /// write error: that error is returned here (and the batch is dropped with it).
     fn ship(&mut self) -> std::io::Result<()> {
-        if self.batch.is_empty() {
-            return Ok(());
-        }
         let next = match self.spare.try_recv() {
             Ok(mut spare) => {
                 spare.clear();
@@ -181,13 +177,13 @@ impl<W: Write> Threaded<W> {
         let batch = std::mem::replace(&mut self.batch, next);
         let sent = self.to_thread.as_ref().map(|tx| tx.send(batch).is_ok());
         if sent != Some(true) {
-            return self.finish().map(|_| ());
+            return self.finish();
         }
         Ok(())
     }
 
     /// Send what is left, close the channel and wait for the thread: its write error, if
-    /// it had one. Later calls return the same outcome without a thread to wait for.
+    /// it had one. There is no thread after that: a later call is an error.
     fn finish(&mut self) -> std::io::Result<()> {
         if let (Some(tx), false) = (&self.to_thread, self.batch.is_empty()) {
             let batch = std::mem::take(&mut self.batch);
@@ -196,7 +192,7 @@ impl<W: Write> Threaded<W> {
         self.to_thread = None;
         match self.thread.take() {
             Some(t) => match t.join() {
-                Ok(result) => result.map(|_| ()),
+                Ok(result) => result,
                 Err(_) => Err(std::io::Error::other("the render thread panicked")),
             },
             None => Err(std::io::Error::other("the output was already closed")),
@@ -204,7 +200,7 @@ impl<W: Write> Threaded<W> {
     }
 }
 
-impl<W: Write> Drop for Threaded<W> {
+impl Drop for Threaded {
     /// An abandoned output (an error elsewhere) still ends its thread.
     fn drop(&mut self) {
         self.to_thread = None;
