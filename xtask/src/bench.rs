@@ -7,6 +7,9 @@
 //! workload runs in each; the report gives medians, overheads as ratios against bare, the CPU
 //! the monitor or auditd spent, the monitor's peak RSS, the syscall→alert latency and the
 //! highest event rate the generators achieved (against a paced target) with no drop.
+//! Two further passes look inside the kernel: the time in the monitor's BPF programs
+//! (kernel.bpf_stats_enabled), and the share of each workload's CPU samples spent in the
+//! hook path, empty hooks against the monitor ([`hook_share`]), a ratio within one run.
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -14,6 +17,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use crate::hook_share;
+
+/// Runs per workload and mode of the in-run hook cost pass (each is its own ratio).
+const SHARE_RUNS: usize = 5;
 
 pub const WORKLOADS: &[&str] = &["exec", "files-unwatched", "files-watched", "connect-watched", "connect-unwatched", "setuid", "mixed"];
 
@@ -110,12 +118,9 @@ fn count(workload: &str, size: u64) -> u64 {
 
 /// Wall time of one workload run.
 fn run_workload(name: &str, n: u64) -> Result<Duration> {
-    let exe = std::env::current_exe()?;
+    let mut cmd = workload_command(name, n)?;
     let start = Instant::now();
-    // Without the library path cargo adds for its own runs: the dynamic loader would look
-    // for libc in each of those directories on every exec of the storm (dozens of failed
-    // opens per exec that a normal host does not make).
-    let st = Command::new(exe).args(["bench-workload", name, &n.to_string()]).env_remove("LD_LIBRARY_PATH").status()?;
+    let st = cmd.status()?;
     let took = start.elapsed();
     if !st.success() {
         bail!("workload {name} failed: {st}");
@@ -477,6 +482,40 @@ fn kernel_time(size: u64, reps: usize) -> Result<Vec<(u64, u64)>> {
     result
 }
 
+/// The command of one workload run (this binary's hidden `bench-workload`).
+fn workload_command(name: &str, n: u64) -> Result<Command> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    // Without the library path cargo adds for its own runs: the dynamic loader would look
+    // for libc in each of those directories on every exec of the storm (dozens of failed
+    // opens per exec that a normal host does not make).
+    cmd.args(["bench-workload", name, &n.to_string()]).env_remove("LD_LIBRARY_PATH");
+    Ok(cmd)
+}
+
+/// The in-run hook cost (`hook_share`): each workload under perf, `runs` times, with the
+/// empty hooks and then with the monitor. Per workload: the median run of each.
+fn hook_shares(size: u64, runs: usize, points: &[String]) -> Result<Vec<[hook_share::Share; 2]>> {
+    let data = std::env::temp_dir().join("monitor-bench.perf.data");
+    let mut out = vec![[hook_share::Share::default(); 2]; WORKLOADS.len()];
+    for mode in 0..2 {
+        let hooks = if mode == 0 { Some(crate::null_hooks::NullHooks::attach(points)?) } else { None };
+        let monitor = if mode == 1 { Some(Monitor::start(false)?) } else { None };
+        for (wi, w) in WORKLOADS.iter().enumerate() {
+            let mut shares = Vec::new();
+            for _ in 0..runs.max(1) {
+                shares.push(hook_share::measure(&workload_command(w, count(w, size))?, &data)?);
+            }
+            shares.sort_by(|a, b| a.percent().total_cmp(&b.percent()));
+            out[wi][mode] = shares[shares.len() / 2];
+        }
+        drop(hooks);
+        if let Some(m) = monitor {
+            m.stop()?;
+        }
+    }
+    Ok(out)
+}
+
 /// Replay throughput: capture a watched-file storm, replay it to /dev/null, events/s.
 fn replay_rate(size: u64, reps: usize) -> Result<(u64, u64, f64)> {
     let cap = std::env::temp_dir().join("monitor-bench.cap");
@@ -571,6 +610,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let sustained = rate_results.iter().filter(|r| r.lost == 0 && r.alerts >= r.events).map(|r| r.achieved).reduce(f64::max);
     let (replay_events, bytes_per_event, replay_per_s) = replay_rate(opts.size, opts.reps)?;
     let in_kernel = kernel_time(opts.size, opts.reps)?;
+    let shares = hook_shares(opts.size, opts.reps.min(SHARE_RUNS), &points)?;
     let _ = std::fs::remove_dir_all(WATCHED_DIR);
     let _ = std::fs::remove_dir_all(UNWATCHED_DIR);
 
@@ -612,6 +652,22 @@ pub fn run(opts: &Options) -> Result<()> {
             ns as f64 / 1e9 / bare * 100.0
         ));
         rows[wi]["bpf_programs"] = json!({"runs": runs, "ns": ns});
+    }
+    md.push_str(&format!(
+        "\nIn-run hook cost (a separate pass, `perf record -g` of each workload, median of {} runs): the share of the workload's own CPU samples inside the kernel's tracepoint dispatch to BPF or a BPF program, and the overhead that share means against the rest of its work. Both come from one run, so this machine's drift between runs cancels; the monitor's own process is not in it.\n\n| workload | samples (monitor run) | empty hooks | monitor | monitor overhead, in-run |\n|---|---:|---:|---:|---:|\n",
+        opts.reps.min(SHARE_RUNS).max(1)
+    ));
+    for (wi, w) in WORKLOADS.iter().enumerate() {
+        let [hooks, mon] = shares[wi];
+        md.push_str(&format!(
+            "| {w} | {} | {:.2} % | {:.2} % | {:+.2} % |\n",
+            mon.samples,
+            hooks.percent(),
+            mon.percent(),
+            mon.overhead_percent()
+        ));
+        let share = |s: hook_share::Share| json!({"samples": s.samples, "hooked": s.hooked, "percent": s.percent(), "overhead_pct": s.overhead_percent()});
+        rows[wi]["hook_share"] = json!({"empty_hooks": share(hooks), "monitor": share(mon)});
     }
     md.push_str(&format!("\nsyscall→alert latency (paced watched writes): p50 {p50:.0} µs, p99 {p99:.0} µs\n"));
     md.push_str(&format!("monitor peak RSS: {:.1} MiB\n", peak_rss as f64 / 1024.0));

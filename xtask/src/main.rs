@@ -11,6 +11,7 @@
 mod bench;
 mod docker;
 mod fuzz;
+mod hook_share;
 mod null_hooks;
 mod setup;
 mod util;

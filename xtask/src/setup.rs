@@ -23,6 +23,8 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     // The account tools and sysctl the hardening tests run (present on most installs).
     ("passwd", "/usr/sbin/usermod"),
     ("procps", "/usr/sbin/sysctl"),
+    // perf: the bench's in-run hook cost pass samples the workloads with it.
+    ("linux-perf", "/usr/bin/perf"),
 ];
 
 /// cargo-fuzz release used for the fuzz targets (monitor/fuzz).
