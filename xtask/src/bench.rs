@@ -395,8 +395,6 @@ fn max_rate(targets: &[u64]) -> Result<Vec<PacedRun>> {
     Ok(out)
 }
 
-/// Time the kernel spent in BPF programs of type tracepoint/tracing (the monitor's), in ns,
-/// and how many times they ran: `bpftool prog show` with kernel.bpf_stats_enabled on.
 /// The monitor's hook points, from its start record (`monitor.start.hook_points`).
 fn hook_points() -> Result<Vec<String>> {
     let mut monitor = Monitor::start(true)?;
@@ -444,6 +442,8 @@ fn ensure_no_tracing_programs() -> Result<()> {
     Ok(())
 }
 
+/// Time the kernel spent in BPF programs of type tracepoint/tracing (the monitor's), in ns,
+/// and how many times they ran: `bpftool prog show` with kernel.bpf_stats_enabled on.
 fn bpf_program_time() -> Result<(u64, u64)> {
     let mut total = (0, 0);
     for p in tracing_programs()? {
@@ -497,9 +497,9 @@ fn workload_command(name: &str, n: u64) -> Result<Command> {
 fn hook_shares(size: u64, runs: usize, points: &[String]) -> Result<Vec<[hook_share::Share; 2]>> {
     let data = std::env::temp_dir().join("monitor-bench.perf.data");
     let mut out = vec![[hook_share::Share::default(); 2]; WORKLOADS.len()];
-    for mode in 0..2 {
-        let hooks = if mode == 0 { Some(crate::null_hooks::NullHooks::attach(points)?) } else { None };
-        let monitor = if mode == 1 { Some(Monitor::start(false)?) } else { None };
+    for (mode, with_monitor) in [false, true].into_iter().enumerate() {
+        let hooks = if with_monitor { None } else { Some(crate::null_hooks::NullHooks::attach(points)?) };
+        let monitor = if with_monitor { Some(Monitor::start(false)?) } else { None };
         for (wi, w) in WORKLOADS.iter().enumerate() {
             let mut shares = Vec::new();
             for _ in 0..runs.max(1) {
