@@ -350,7 +350,8 @@ pub struct KernelOffsets {
     pub css_cgroup: u32,
     pub cgroup_kn: u32,
     pub kernfs_node_name: u32,
-    pub _pad: u32,
+    /// `sock.__sk_common.skc_family`: a socket's address family.
+    pub sock_family: u32,
 }
 
 /// BTF type ids (in the running kernel's vmlinux BTF) of the structs the programs give a
@@ -368,6 +369,7 @@ pub struct KernelTypes {
     /// A struct whose first member is a `struct file *` (`kiocb.ki_filp`): an fd-table
     /// slot cast to it yields the file as a typed pointer.
     pub file_slot: u32,
+    pub sock: u32,
 }
 
 /// The helper number the kernel programs' `bpf_rdonly_cast` calls carry in the object file.

@@ -429,13 +429,34 @@ fn strings_surely_unwatched(task: u64, call: &FileCall, args: &[u64; 6]) -> bool
     true
 }
 
+/// The `struct sock` behind descriptor `fd`; `None` when it is no socket (now: another
+/// thread may have replaced the descriptor since the call) or cannot be read.
+#[inline(always)]
+fn socket_sock(task: u64, fd: i64) -> Option<u64> {
+    const S_IFMT: u16 = 0o170000;
+    const S_IFSOCK: u16 = 0o140000;
+    let file = task_file(task, fd)?;
+    let inode = member::<u64>(file_path(file)?.dentry, ty!(dentry), off!(dentry_inode))?;
+    if member::<u16>(inode, ty!(inode), off!(inode_mode))? & S_IFMT != S_IFSOCK {
+        return None;
+    }
+    // A socket file's `private_data` (a `void *`) is its `struct socket`; `sk` is a
+    // `struct sock *`.
+    let socket = member::<u64>(file, ty!(file), off!(file_private_data))?;
+    member::<u64>(socket, ty!(socket), off!(socket_sk))
+}
+
+/// Address family of the socket `sk` (a `struct sock`).
+#[inline(always)]
+fn sock_family(sk: u64) -> Option<u16> {
+    member::<u16>(sk, ty!(sock), off!(sock_family))
+}
+
 /// Path of the listening socket a connected unix socket (descriptor `fd`) reached.
 #[inline(always)]
 fn unix_peer_path(task: u64, fd: i64) -> Option<KPath> {
-    let file = task_file(task, fd)?;
-    // `private_data` is a `void *`; `sk` and `peer` are `struct sock *`, of a unix socket.
-    let socket = member::<u64>(file, ty!(file), off!(file_private_data))?;
-    let sk = member::<u64>(socket, ty!(socket), off!(socket_sk))?;
+    let sk = socket_sock(task, fd)?;
+    // `peer` is a `struct sock *`, of a unix socket.
     let peer = member::<u64>(sk, ty!(unix_sock), off!(unix_sock_peer))?;
     let path = KPath::field(typed(peer, ty!(unix_sock)), off!(unix_sock_path))?;
     if path.dentry == 0 {
@@ -457,6 +478,23 @@ fn exit_connect_inner(ctx: &TracePointContext) {
     let Some((pending, ret)) = current_call(ctx, task) else {
         return;
     };
+    let fd = pending.args[0] as i32 as i64;
+    // The socket's own family, from kernel memory: other families (TCP and the like) end
+    // here without the copy of the caller's address (a user copy costs more than the rest).
+    // Without a readable socket, the caller's address decides, as it always did.
+    let sk = socket_sock(task, fd);
+    if sk.and_then(sock_family).is_some_and(|f| f != AF_UNIX) {
+        return;
+    }
+    // A connected unix socket reached a listener the kernel names by its dentry: most are
+    // nowhere near a watch, and are judged like an open file, before any copy or record.
+    if ret == 0 && !unfiltered(class::CONNECT) {
+        if let Some(peer) = unix_peer_path(task, fd) {
+            if crate::path::surely_unwatched(peer, task) {
+                return;
+            }
+        }
+    }
     let uaddr = pending.args[1];
     let family = unsafe { bpf_probe_read_user(uaddr as *const u16).unwrap_or(0) };
     if family != AF_UNIX {
@@ -476,7 +514,7 @@ fn exit_connect_inner(ctx: &TracePointContext) {
     }
     // Field 2: the socket the kernel reached (connected) or the caller's path resolved.
     let peer = if ret == 0 {
-        unix_peer_path(task, pending.args[0] as i32 as i64)
+        unix_peer_path(task, fd)
     } else {
         None
     };

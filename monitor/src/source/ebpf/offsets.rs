@@ -63,7 +63,7 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
         css_cgroup: o("cgroup_subsys_state", "cgroup")?,
         cgroup_kn: o("cgroup", "kn")?,
         kernfs_node_name: o("kernfs_node", "name")?,
-        _pad: 0,
+        sock_family: o("sock", "__sk_common")? + o("sock_common", "skc_family")?,
     })
 }
 
@@ -81,5 +81,6 @@ pub fn types_from_btf(btf: &Btf) -> Result<KernelTypes> {
         socket: id("socket")?,
         unix_sock: id("unix_sock")?,
         file_slot: id("kiocb")?,
+        sock: id("sock")?,
     })
 }
