@@ -57,6 +57,13 @@ static STAGES: ProgramArray = ProgramArray::with_max_entries(2, 0);
 #[map]
 static CAPTURE: LruHashMap<CaptureKey, syscalls::Capture> = LruHashMap::with_max_entries(4096, 0);
 
+/// A byte per tgid hash (`syscalls::capturing_slot`), set before a process's first
+/// `CAPTURE` entry and never cleared: a send from a process whose byte is clear has no
+/// captured connection, and skips the hash lookup. Bytes, not bits: a plain store sets
+/// one without a read-modify-write that could lose another CPU's.
+#[map]
+static CAPTURING: aya_ebpf::maps::Array<[u8; syscalls::CAPTURING_SLOTS]> = aya_ebpf::maps::Array::with_max_entries(1, 0);
+
 /// `class::*` bits for which every event goes to userspace (a rule without a path filter),
 /// and `FILTER_READ_OPENS`. A map, not `CONFIG`, so that a rules reload can change it.
 #[map]

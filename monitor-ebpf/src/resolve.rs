@@ -288,6 +288,10 @@ pub fn finish_stage(_ctx: &TracePointContext) {
         // first is the caller's text).
         let key = CaptureKey { tgid: ev.pid, fd: ev.args[0] as u32 };
         let capture = crate::syscalls::Capture { sent: 0, peer: vol(&job.targets[1].base.dentry) };
+        // Marked first: a send that finds the entry finds the mark too.
+        if let Some(slot) = crate::syscalls::capturing_slot(ev.pid) {
+            unsafe { core::ptr::write_volatile(slot, 1) };
+        }
         let _ = CAPTURE.insert(&key, &capture, 0);
     }
     d.submit();

@@ -638,11 +638,26 @@ pub struct Capture {
     pub peer: u64,
 }
 
+/// Slots of `CAPTURING`.
+pub const CAPTURING_SLOTS: usize = 4096;
+
+/// The `CAPTURING` byte of process `tgid`, `None` if the map cannot be read.
+#[inline(always)]
+pub fn capturing_slot(tgid: u32) -> Option<*mut u8> {
+    let slots = crate::CAPTURING.get_ptr_mut(0)?;
+    let i = ((tgid as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) as usize & (CAPTURING_SLOTS - 1);
+    Some(unsafe { (slots as *mut u8).add(i) })
+}
+
 /// sys_enter of write, writev, sendto and sendmsg: on a captured connection, report the
 /// bytes being sent (the start of them, see `CAPTURE_*`) with their offset in the stream.
 pub fn enter_send(ctx: &TracePointContext) {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
+    // Most processes never connected to a watched socket (an unreadable map: look).
+    if capturing_slot(tgid).is_some_and(|slot| unsafe { core::ptr::read_volatile(slot) } == 0) {
+        return;
+    }
     let fd = tp_arg(ctx, 0);
     let key = CaptureKey { tgid, fd: fd as u32 };
     let Some(capture) = CAPTURE.get_ptr_mut(&key) else { return };
