@@ -455,7 +455,16 @@ fn sock_family(sk: u64) -> Option<u16> {
 /// Path of the listening socket a connected unix socket (descriptor `fd`) reached.
 #[inline(always)]
 fn unix_peer_path(task: u64, fd: i64) -> Option<KPath> {
-    let sk = socket_sock(task, fd)?;
+    unix_peer_of(socket_sock(task, fd)?)
+}
+
+/// Path of the listening socket the connected socket `sk` reached; `None` unless `sk` is
+/// a unix socket.
+#[inline(always)]
+fn unix_peer_of(sk: u64) -> Option<KPath> {
+    if sock_family(sk)? != AF_UNIX {
+        return None;
+    }
     // `peer` is a `struct sock *`, of a unix socket.
     let peer = member::<u64>(sk, ty!(unix_sock), off!(unix_sock_peer))?;
     let path = KPath::field(typed(peer, ty!(unix_sock)), off!(unix_sock_path))?;
@@ -489,7 +498,7 @@ fn exit_connect_inner(ctx: &TracePointContext) {
     // A connected unix socket reached a listener the kernel names by its dentry: most are
     // nowhere near a watch, and are judged like an open file, before any copy or record.
     if ret == 0 && !unfiltered(class::CONNECT) {
-        if let Some(peer) = unix_peer_path(task, fd) {
+        if let Some(peer) = sk.and_then(unix_peer_of) {
             if crate::path::surely_unwatched(peer, task) {
                 return;
             }
@@ -514,7 +523,7 @@ fn exit_connect_inner(ctx: &TracePointContext) {
     }
     // Field 2: the socket the kernel reached (connected) or the caller's path resolved.
     let peer = if ret == 0 {
-        unix_peer_path(task, fd)
+        sk.and_then(unix_peer_of)
     } else {
         None
     };
