@@ -651,7 +651,7 @@ fn scan_clean(s: *mut PathScratch, buf: *const u8, len: usize) -> u32 {
 
 /// Strings this long (with their NUL) or shorter are read onto the program's stack first:
 /// a copy into map memory pays the kernel's hardened-usercopy check of its destination
-/// (about 20 ns a string here), a copy onto the stack does not.
+/// (5–25 ns a string here), a copy onto the stack does not.
 const SHORT_STRING: usize = 96;
 
 /// Read the user string at `addr` into `buf` (at most `HASH_CAP` bytes with the NUL), as
