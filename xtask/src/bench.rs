@@ -492,13 +492,24 @@ fn workload_command(name: &str, n: u64) -> Result<Command> {
     Ok(cmd)
 }
 
+/// Empty programs on the monitor's hook `points`, checked to be the only tracing programs
+/// loaded: each hook point then runs one (empty) program.
+fn empty_hooks(points: &[String]) -> Result<crate::null_hooks::NullHooks> {
+    let hooks = crate::null_hooks::NullHooks::attach(points)?;
+    let loaded = tracing_programs()?.len();
+    if loaded != hooks.attached {
+        bail!("{} empty hooks attached but {loaded} tracing programs loaded", hooks.attached);
+    }
+    Ok(hooks)
+}
+
 /// The in-run hook cost (`hook_share`): each workload under perf, `runs` times, with the
 /// empty hooks and then with the monitor. Per workload: the median run of each.
 fn hook_shares(size: u64, runs: usize, points: &[String]) -> Result<Vec<[hook_share::Share; 2]>> {
     let data = std::env::temp_dir().join("monitor-bench.perf.data");
     let mut out = vec![[hook_share::Share::default(); 2]; WORKLOADS.len()];
     for (mode, with_monitor) in [false, true].into_iter().enumerate() {
-        let hooks = if with_monitor { None } else { Some(crate::null_hooks::NullHooks::attach(points)?) };
+        let hooks = if with_monitor { None } else { Some(empty_hooks(points)?) };
         let monitor = if with_monitor { Some(Monitor::start(false)?) } else { None };
         for (wi, w) in WORKLOADS.iter().enumerate() {
             let mut shares = Vec::new();
@@ -572,17 +583,7 @@ pub fn run(opts: &Options) -> Result<()> {
         for (mi, mode) in modes.iter().enumerate() {
             eprintln!("xtask: bench rep {}/{} mode {mode}", rep + 1, opts.reps);
             let monitor = if *mode == "monitor" { Some(Monitor::start(false)?) } else { None };
-            let _hooks = if *mode == "hooks" {
-                let hooks = crate::null_hooks::NullHooks::attach(&points)?;
-                // Each hook point must now run one (empty) program.
-                let loaded = tracing_programs()?.len();
-                if loaded != hooks.attached {
-                    bail!("{} empty hooks attached but {loaded} tracing programs loaded", hooks.attached);
-                }
-                Some(hooks)
-            } else {
-                None
-            };
+            let _hooks = if *mode == "hooks" { Some(empty_hooks(&points)?) } else { None };
             let auditd = if *mode == "auditd" { Some(Auditd::start()?) } else { None };
             let daemon = monitor.as_ref().map(|m| m.pid()).or(auditd.as_ref().map(|a| a.pid()));
             for (wi, w) in WORKLOADS.iter().enumerate() {
@@ -610,7 +611,8 @@ pub fn run(opts: &Options) -> Result<()> {
     let sustained = rate_results.iter().filter(|r| r.lost == 0 && r.alerts >= r.events).map(|r| r.achieved).reduce(f64::max);
     let (replay_events, bytes_per_event, replay_per_s) = replay_rate(opts.size, opts.reps)?;
     let in_kernel = kernel_time(opts.size, opts.reps)?;
-    let shares = hook_shares(opts.size, opts.reps.min(SHARE_RUNS), &points)?;
+    let share_runs = opts.reps.clamp(1, SHARE_RUNS);
+    let shares = hook_shares(opts.size, share_runs, &points)?;
     let _ = std::fs::remove_dir_all(WATCHED_DIR);
     let _ = std::fs::remove_dir_all(UNWATCHED_DIR);
 
@@ -655,7 +657,7 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     md.push_str(&format!(
         "\nIn-run hook cost (a separate pass, `perf record -g` of each workload, median of {} runs): the share of the workload's own CPU samples inside the kernel's tracepoint dispatch to BPF or a BPF program, and the overhead that share means against the rest of its work. Both come from one run, so this machine's drift between runs cancels; the monitor's own process is not in it.\n\n| workload | samples (monitor run) | empty hooks | monitor | monitor overhead, in-run |\n|---|---:|---:|---:|---:|\n",
-        opts.reps.min(SHARE_RUNS).max(1)
+        share_runs
     ));
     for (wi, w) in WORKLOADS.iter().enumerate() {
         let [hooks, mon] = shares[wi];
