@@ -495,6 +495,12 @@ fn workload_command(name: &str, n: u64) -> Result<Command> {
 /// Empty programs on the monitor's hook `points`, checked to be the only tracing programs
 /// loaded: each hook point then runs one (empty) program.
 fn empty_hooks(points: &[String]) -> Result<crate::null_hooks::NullHooks> {
+    // A monitor stopped just before may still be listed for a moment: the kernel frees a
+    // program after its last reference goes, not when the process exits.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !tracing_programs()?.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let hooks = crate::null_hooks::NullHooks::attach(points)?;
     let loaded = tracing_programs()?.len();
     if loaded != hooks.attached {
