@@ -44,9 +44,11 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
     let dir = scratch_dir("audit-live");
     let host = AuditedHost::with_pack(&dir);
     let m = Monitor::start_args(&[], &["--source", "audit"]);
+    // Every audited call is made by a process started now: a process forked before auditing
+    // was first enabled since boot (this test process, on a fresh machine booted without
+    // audit=1) has no audit context, and the kernel never audits its calls.
     let conf = format!("/etc/docker/monitor-audit-e2e-{}", std::process::id());
-    std::fs::write(&conf, "x").unwrap();
-    std::fs::remove_file(&conf).unwrap();
+    monitor_tests::sh(&format!("echo x > {conf} && rm {conf}"));
     let client = Command::new("/usr/bin/docker").arg("--version").spawn().unwrap();
     let client_pid = client.id() as u64;
     assert!(client.wait_with_output().unwrap().status.success());
@@ -55,9 +57,7 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
     // A module load: this kernel has no module support, so the call fails (ENOSYS); the
     // attempt is what the rule is about.
     let module = std::fs::File::open("/proc/self/exe").unwrap();
-    let rc = unsafe { libc::syscall(libc::SYS_finit_module, std::os::fd::AsRawFd::as_raw_fd(&module), c"".as_ptr(), 0) };
-    assert_ne!(rc, 0, "finit_module of a non-module cannot succeed");
-    let me = std::process::id() as u64;
+    let me = finit_module_child(std::os::fd::AsRawFd::as_raw_fd(&module)) as u64;
 
     type Check = (&'static str, Box<dyn Fn(&Value) -> bool>);
     let c1 = conf.clone();
@@ -109,6 +109,24 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
         assert_eq!(found.len(), 1, "{what}: {found:?}");
         assert_eq!(core(found[0]), core(live), "{what}: live and replayed alerts differ");
     }
+}
+
+/// Fork a child that calls finit_module on `fd` (it cannot succeed: not a module, and no
+/// module support here) and exits; returns its pid.
+fn finit_module_child(fd: i32) -> u32 {
+    // Only raw syscalls between fork and _exit: the test process has threads.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        unsafe {
+            let rc = libc::syscall(libc::SYS_finit_module, fd, c"".as_ptr(), 0);
+            libc::_exit(if rc == 0 { 1 } else { 0 });
+        }
+    }
+    let mut status = 0;
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "finit_module of a non-module cannot succeed");
+    pid as u32
 }
 
 #[test]
