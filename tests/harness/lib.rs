@@ -75,7 +75,8 @@ pub struct Monitor {
 }
 
 impl Monitor {
-    /// Start `monitor run --rules RULES` and wait until its hooks are attached.
+    /// Start `monitor run --rules RULES` and wait for its `monitor-start` record (printed
+    /// once its hooks are attached).
     pub fn start(rules: &Path) -> Monitor {
         Monitor::start_with(&[rules])
     }
@@ -298,11 +299,17 @@ fn read_stdout(stdout: impl std::io::Read, out: Arc<(Mutex<Output>, Condvar)>, p
         let (lock, cond) = &*out;
         let mut o = lock.lock().unwrap_or_else(|e| e.into_inner());
         match serde_json::from_str::<Value>(&line) {
-            Ok(json) if json.is_object() => o.alerts.push(Alert {
-                json,
-                received,
-                received_wall,
-            }),
+            Ok(json) if json.is_object() => {
+                // Ready: the monitor prints its start record once every source is armed.
+                if json["event"]["action"] == "monitor-start" {
+                    o.ready = true;
+                }
+                o.alerts.push(Alert {
+                    json,
+                    received,
+                    received_wall,
+                })
+            }
             _ => o.garbage.push(line),
         }
         cond.notify_all();
@@ -314,9 +321,6 @@ fn read_stderr(stderr: impl std::io::Read, out: Arc<(Mutex<Output>, Condvar)>) {
         let Ok(line) = line else { break };
         let (lock, cond) = &*out;
         let mut o = lock.lock().unwrap_or_else(|e| e.into_inner());
-        if line.contains("monitor running") {
-            o.ready = true;
-        }
         o.stderr.push(line);
         cond.notify_all();
     }
