@@ -72,6 +72,10 @@ pub mod flag {
     /// The user string had `.`, `..` or empty components: the kernel could not decide and
     /// forwarded the event; userspace normalises the path and matches it.
     pub const PATH_UNCLEAN: u32 = 1 << 10;
+    /// The call unlinked or renamed a watched name or an ancestor of one: the kernel bumped
+    /// the watch's epoch (`monitor_common::epoch`), and its inode entries are stale until
+    /// userspace arms them again. Sent whether or not a watch selects the event.
+    pub const EPOCH_BUMPED: u32 = 1 << 11;
 }
 
 pub const COMM_LEN: usize = 16;
@@ -175,9 +179,16 @@ pub struct Event {
     pub comm: [u8; COMM_LEN],
     /// NUL-terminated name of the task's cgroup in the configured hierarchy.
     pub cgroup_name: [u8; CGROUP_NAME_LEN],
+    /// `i_generation` of the object's inode (with `ino`, `dev`): tells a file from a later
+    /// one that reuses its inode number. Last, so that records written before it existed
+    /// (336-byte headers, see [`EVENT_SIZE_V1`]) still decode.
+    pub generation: u32,
+    pub _pad: u32,
 }
 
 pub const EVENT_SIZE: usize = core::mem::size_of::<Event>();
+/// The header size of records without `generation` (captures of earlier versions).
+pub const EVENT_SIZE_V1: usize = 336;
 
 /// A connection whose outgoing bytes are captured: a socket descriptor of a process whose
 /// `connect()` to a watched socket succeeded.
@@ -217,6 +228,17 @@ pub struct WatchValue {
 /// whether it is on the spine, the existing directories on the way to watched paths (see
 /// `path::surely_unwatched` in monitor-ebpf). One entry, so that a walk looks each level
 /// up once.
+///
+/// An entry says what was at a watched path when userspace armed it. It holds only while
+/// that is still true, which the kernel checks whenever a walk finds it:
+/// * the inode is the same object, not a new one that reuses the number of a freed one
+///   (`generation`, the inode's `i_generation`, when userspace could learn it);
+/// * no watched name, and no ancestor of one, was unlinked or renamed since it was armed
+///   (`armed` against `WATCH_EPOCHS[watch_id]`, `armed_global` against
+///   `WATCH_EPOCHS[0]`; the kernel bumps them, see [`epoch`]).
+///
+/// A stale entry matches nothing: the object is then judged by its path's spelling until
+/// userspace has armed the watch again.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct InodeEntry {
@@ -225,9 +247,35 @@ pub struct InodeEntry {
     /// On the spine: the FNV-1a hash of its canonical path (the root: the empty hash; 0:
     /// the directory is reached under several spellings, no verdict).
     pub spine_hash: u64,
-    /// 1 when on the spine.
-    pub on_spine: u32,
-    pub _pad: u32,
+    /// [`inode_flag`] bits.
+    pub flags: u32,
+    /// The inode's `i_generation` (checked when `inode_flag::GENERATION` is set).
+    pub generation: u32,
+    /// `WATCH_EPOCHS[watch.watch_id]` when the entry was armed.
+    pub armed: u32,
+    /// `WATCH_EPOCHS[0]` when the entry was armed.
+    pub armed_global: u32,
+}
+
+/// Bits of [`InodeEntry::flags`].
+pub mod inode_flag {
+    /// The directory is on the spine.
+    pub const ON_SPINE: u32 = 1 << 0;
+    /// `generation` is known and must match the inode's.
+    pub const GENERATION: u32 = 1 << 1;
+}
+
+/// Epochs of the watches (`WATCH_EPOCHS` in monitor-ebpf): slot `watch_id % SLOTS` counts
+/// the successful unlinks and renames of that watch's spellings, slot 0 those of their
+/// ancestors (which move or remove every watch below them). An inode entry armed at other
+/// epochs is stale (see [`InodeEntry`]). Watches sharing a slot only re-arm each other.
+pub mod epoch {
+    pub const SLOTS: u32 = 4096;
+    /// The slot of `watch_id` (never 0, the ancestors' slot).
+    #[inline(always)]
+    pub fn slot(watch_id: u32) -> u32 {
+        1 + (watch_id.wrapping_sub(1) % (SLOTS - 1))
+    }
 }
 
 /// Bits of [`WatchValue::classes`] and [`Config::unfiltered`].
@@ -327,6 +375,8 @@ pub struct KernelOffsets {
     pub inode_ino: u32,
     pub inode_sb: u32,
     pub inode_mode: u32,
+    /// `inode.i_generation`.
+    pub inode_generation: u32,
     pub sb_dev: u32,
     pub mount_mnt: u32,
     pub mount_parent: u32,
@@ -541,10 +591,11 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-const _: () = assert!(EVENT_SIZE == 336);
+const _: () = assert!(EVENT_SIZE == 344);
+const _: () = assert!(core::mem::offset_of!(Event, generation) == EVENT_SIZE_V1);
 const _: () = assert!(core::mem::size_of::<Ids>() == 32);
 const _: () = assert!(core::mem::size_of::<InodeKey>() == 16);
-const _: () = assert!(core::mem::size_of::<InodeEntry>() == 24);
+const _: () = assert!(core::mem::size_of::<InodeEntry>() == 32);
 
 #[cfg(feature = "user")]
 mod pod {

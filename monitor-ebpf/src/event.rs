@@ -54,6 +54,7 @@ impl Draft {
         ev.ino = 0;
         ev.dev = 0;
         ev.mode = 0;
+        ev.generation = 0;
         ev.len1 = 0;
         ev.len2 = 0;
         ev.watch = 0;
@@ -118,14 +119,16 @@ impl Draft {
         unsafe { &mut *(self.base as *mut Event) }
     }
 
-    /// Record the identity (device, inode, mode) of the object behind `dentry`.
+    /// Record the identity (device, inode, generation, mode) of the object behind `dentry`.
     #[inline(always)]
     pub fn set_identity(&mut self, dentry: u64) {
         if let Some((key, mode)) = crate::kernel::dentry_inode(dentry) {
+            let inode = crate::kernel::field::<u64>(crate::kernel::typed(dentry, crate::kernel::ty!(dentry)), crate::kernel::off!(dentry_inode)).unwrap_or(0);
             let ev = self.event();
             ev.ino = key.ino;
             ev.dev = key.dev;
             ev.mode = mode;
+            ev.generation = crate::kernel::inode_generation(inode);
         }
     }
 

@@ -313,6 +313,13 @@ pub fn dentry_inode(dentry: u64) -> Option<(InodeKey, u32)> {
     Some((InodeKey { ino, dev, _pad: 0 }, mode))
 }
 
+/// `i_generation` of the BTF-typed or untyped `inode` (0 when unreadable): what tells an
+/// inode from a later one that reuses its number.
+#[inline(always)]
+pub fn inode_generation(inode: u64) -> u32 {
+    member::<u32>(inode, ty!(inode), off!(inode_generation)).unwrap_or(0)
+}
+
 /// Whether the task's root directory is the host's root (not a container or chroot).
 #[inline(always)]
 pub fn task_has_host_root(task: u64) -> bool {

@@ -74,6 +74,12 @@ static FILTER: aya_ebpf::maps::Array<u32> = aya_ebpf::maps::Array::with_max_entr
 #[map]
 static WATCH_INODES: HashMap<InodeKey, InodeEntry> = HashMap::with_max_entries(16384, 0);
 
+/// Epochs of the watches (`monitor_common::epoch`): bumped here when a watched name or an
+/// ancestor of one is unlinked or renamed, compared with what each `WATCH_INODES` entry was
+/// armed at.
+#[map]
+static WATCH_EPOCHS: aya_ebpf::maps::Array<u64> = aya_ebpf::maps::Array::with_max_entries(monitor_common::epoch::SLOTS, 0);
+
 /// Watched absolute paths by FNV-1a hash (written and canonical spellings).
 #[map]
 static WATCH_PATHS: HashMap<u64, WatchValue> = HashMap::with_max_entries(16384, 0);

@@ -21,12 +21,16 @@
 
 use aya_ebpf::helpers::generated::{bpf_probe_read_kernel, bpf_probe_read_user_str};
 use monitor_common::{
-    flag, fnv1a_step, summary, InodeEntry, InodeKey, WatchValue, FIELD_CAP, FNV_OFFSET, MAX_PATH_DEPTH, USER_PATH_CAP,
+    epoch, flag, fnv1a_step, inode_flag, summary, InodeEntry, InodeKey, WatchValue, FIELD_CAP, FNV_OFFSET, MAX_PATH_DEPTH,
+    USER_PATH_CAP,
 };
 
-use crate::kernel::{dentry_inode, dentry_view, field, kernel_bytes, is_host_root, member, off, path_base, task_has_host_root, ty, DentryView, KPath};
+use crate::kernel::{
+    dentry_inode, dentry_view, field, inode_generation, is_host_root, kernel_bytes, member, off, path_base, task_has_host_root, ty,
+    DentryView, KPath,
+};
 use crate::resolve::{target_kind, Target};
-use crate::{PATH_SCRATCH, WATCH_INODES, WATCH_PATHS, WATCH_SUMMARY};
+use crate::{PATH_SCRATCH, WATCH_EPOCHS, WATCH_INODES, WATCH_PATHS, WATCH_SUMMARY};
 
 /// The walk writes the path backwards so that it ends at `WALK_END`.
 pub const WALK_END: usize = 4096;
@@ -214,11 +218,56 @@ fn inode_entry(s: *mut PathScratch, inode: u64, watch: bool, spine: bool) -> Opt
     unsafe { WATCH_INODES.get(&key) }
 }
 
-/// The watch on `inode` (of the current mount), if any.
+/// The current value of epoch slot `slot` (`monitor_common::epoch`; entries keep the low
+/// half of the map's 64-bit counters).
+#[inline(always)]
+fn epoch_of(slot: u32) -> u32 {
+    WATCH_EPOCHS.get(slot).map_or(0, |e| vol(e) as u32)
+}
+
+/// Whether `entry`, found for `inode`, still says what userspace armed it with (see
+/// `InodeEntry`): the same inode, and no ancestor of a watch unlinked or renamed since.
+/// Its watch, if any, must also pass [`watch_current`].
+#[inline(always)]
+fn entry_current(entry: &InodeEntry, inode: u64) -> bool {
+    if vol(&entry.armed_global) != epoch_of(0) {
+        return false;
+    }
+    vol(&entry.flags) & inode_flag::GENERATION == 0 || inode_generation(inode) == vol(&entry.generation)
+}
+
+/// Whether no spelling of `entry`'s watch was unlinked or renamed since it was armed.
+#[inline(always)]
+fn watch_current(entry: &InodeEntry) -> bool {
+    vol(&entry.armed) == epoch_of(epoch::slot(vol(&entry.watch.watch_id)))
+}
+
+/// The watch on `inode` (of the current mount), if any, and if it still holds.
 #[inline(always)]
 fn watched_inode(s: *mut PathScratch, inode: u64) -> Option<WatchValue> {
     let entry = inode_entry(s, inode, true, false)?;
-    (entry.watch.watch_id != 0).then_some(entry.watch)
+    (entry.watch.watch_id != 0 && entry_current(entry, inode) && watch_current(entry)).then_some(entry.watch)
+}
+
+/// A successful unlink or rename changed what the name `hash` (an absolute path's FNV-1a
+/// hash) refers to: when it is a watched spelling, its watch's epoch is bumped; when it is
+/// an ancestor of one, the ancestors' epoch (slot 0), which stales every entry. Returns
+/// whether anything was bumped. An exact lookup, not the summary: a false alarm here would
+/// re-arm every watch.
+#[inline(always)]
+fn bump_epoch(hash: u64) -> bool {
+    let Some(v) = (unsafe { WATCH_PATHS.get(&hash) }) else { return false };
+    let slot = if v.watch_id != 0 { epoch::slot(v.watch_id) } else { 0 };
+    // A plain increment (this target has no atomic add in Rust): two CPUs bumping at once
+    // may leave one increment, but the value changes either way, and a change is all that
+    // stales the entries armed before both calls.
+    match WATCH_EPOCHS.get_ptr_mut(slot) {
+        Some(e) => {
+            unsafe { core::ptr::write_volatile(e, core::ptr::read_volatile(e).wrapping_add(1)) };
+            true
+        }
+        None => false,
+    }
 }
 
 /// What `WATCH_PATHS` says of the spelling with FNV-1a `hash`: `None` when it is no watched
@@ -377,11 +426,16 @@ pub fn resolve_kpath(start: KPath, dst: *mut u8) -> Option<Resolved> {
 ///
 /// `foreign`: the task's root is not the host's (a container, a chroot), so the path is not
 /// a host path and only inode matches count.
+///
+/// `renames`: the call succeeded in unlinking or renaming this name; when it was a watched
+/// spelling or an ancestor of one, the epoch is bumped ([`bump_epoch`]) and the result
+/// flagged `EPOCH_BUMPED`.
 #[inline(always)]
 pub fn resolve_target(
     t: &Target,
     string: *const u8,
     foreign: bool,
+    renames: bool,
     dst: *mut u8,
 ) -> Option<Resolved> {
     let s = scratch()?;
@@ -421,6 +475,11 @@ pub fn resolve_target(
     // Also for kernel paths: a watched path created after the last inode refresh is known
     // by its spelling only.
     let (by_path, unclean) = scan_path(s, dst, len, kind != target_kind::USER);
+    // A caller's string is hashed to its end (`scan_path` stops early only for the kernel's
+    // own paths): the hash left in scratch is the whole path's.
+    if renames && kind == target_kind::USER && !unclean && len <= HASH_CAP && bump_epoch(vol(unsafe { &(*s).hash })) {
+        flags |= flag::EPOCH_BUMPED;
+    }
     if unclean {
         // The base's inode says nothing about where `..` leads: let userspace decide.
         watch = WatchValue {
@@ -481,11 +540,12 @@ fn surely_unwatched_below(start: KPath, task: u64, subtree: bool) -> bool {
         // The spine place matters only until the first spine directory is met.
         let spine_wanted = vol(unsafe { &(*s).quick_state }) == quick::UNDECIDED;
         if let Some(entry) = inode_entry(s, view.inode, true, spine_wanted) {
-            if entry.watch.watch_id != 0 {
+            // A watch, or an entry that no longer says what it was armed with: no verdict.
+            if entry.watch.watch_id != 0 || !entry_current(entry, view.inode) {
                 unsafe { (*s).found = 1 };
                 break;
             }
-            if vol(unsafe { &(*s).quick_state }) == quick::UNDECIDED && entry.on_spine != 0 {
+            if vol(unsafe { &(*s).quick_state }) == quick::UNDECIDED && vol(&entry.flags) & inode_flag::ON_SPINE != 0 {
                 unsafe {
                     (*s).spine_hash = entry.spine_hash;
                     (*s).child = (*s).last_child;
@@ -596,6 +656,9 @@ mod spelling {
     pub const WATCHED: u32 = 1;
     /// An empty, `.` or `..` component.
     pub const UNCLEAN: u32 = 2;
+    /// Clean, and the whole string is (maybe: the summary says so) an ancestor of a watched
+    /// spelling: unlinking or renaming it moves the watches below.
+    pub const ANCESTOR: u32 = 3;
 }
 
 /// The [`spelling`] verdict on a caller's string (`len` bytes at `buf`). Most strings are
@@ -614,6 +677,8 @@ fn scan_string(s: *mut PathScratch, buf: *const u8, len: usize, absolute: bool) 
         spelling::UNCLEAN
     } else if watch.watch_id != 0 {
         spelling::WATCHED
+    } else if absolute && path_entry(vol(unsafe { &(*s).hash })).is_some() {
+        spelling::ANCESTOR // the whole string's hash: `scan_path` hashes a caller's string to its end
     } else {
         spelling::UNWATCHED
     }
@@ -645,7 +710,8 @@ fn scan_clean(s: *mut PathScratch, buf: *const u8, len: usize) -> u32 {
     }
     match path_entry(vol(unsafe { &(*s).hash })) {
         Some(v) if v.watch_id != 0 => spelling::WATCHED,
-        _ => spelling::UNWATCHED,
+        Some(_) => spelling::ANCESTOR,
+        None => spelling::UNWATCHED,
     }
 }
 
@@ -699,7 +765,9 @@ pub fn string_surely_unwatched(task: u64, dfd: i64, addr: u64) -> bool {
     let spelled_watched = match scan_string(s, buf, len, absolute) {
         spelling::UNWATCHED => false,
         spelling::WATCHED => true,
-        _ => return false, // unclean
+        // Unclean, or an ancestor of watches: the full resolution decides (and bumps the
+        // epoch when such a name is unlinked or renamed).
+        _ => return false,
     };
     let Some(base) = path_base(task, dfd, absolute) else { return false };
     if absolute {

@@ -60,6 +60,8 @@ pub struct Job {
     pub class: u32,
     /// The task's root is not the host's: its paths are not host paths.
     pub foreign: u32,
+    /// The call succeeded in unlinking or renaming its path strings (see `path::resolve_target`).
+    pub renames: u32,
 }
 
 #[inline(always)]
@@ -76,6 +78,7 @@ impl Job {
         job.current = 0;
         job.class = class;
         job.foreign = !task_has_host_root(task) as u32;
+        job.renames = 0;
         Some(job)
     }
 
@@ -210,7 +213,8 @@ fn resolve_stage_inner(ctx: &TracePointContext) {
         },
     };
     let foreign = vol(unsafe { &(*job).foreign }) != 0;
-    let r = resolve_target(&target, string, foreign, dst).unwrap_or(none);
+    let renames = vol(unsafe { &(*job).renames }) != 0;
+    let r = resolve_target(&target, string, foreign, renames, dst).unwrap_or(none);
     if i == 0 {
         d.set_len1(r.len);
     } else {
@@ -260,12 +264,14 @@ pub fn finish_stage(_ctx: &TracePointContext) {
         classes: 0,
     };
     if let Some(r2) = secondary {
-        flags |= r2.flags & flag::PATH_UNCLEAN;
+        flags |= r2.flags & (flag::PATH_UNCLEAN | flag::EPOCH_BUMPED);
         watch2 = r2.watch;
     }
     let all = unfiltered(class);
     let undecided = flags & flag::PATH_UNCLEAN != 0;
-    if !(all || undecided || selects(&primary.watch, class) || selects(&watch2, class)) {
+    // A bumped epoch is always reported: userspace re-arms the watches at once.
+    let bumped = flags & flag::EPOCH_BUMPED != 0;
+    if !(all || undecided || bumped || selects(&primary.watch, class) || selects(&watch2, class)) {
         return;
     }
     if watch2.watch_id != 0 {

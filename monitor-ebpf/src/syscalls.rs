@@ -382,6 +382,9 @@ fn exit_file_inner(ctx: &TracePointContext, shape: FileShape) {
     let Some(job) = Job::begin(class::FILE, task) else {
         return;
     };
+    // What the call unlinked or renamed no longer names the inode it named: a watch there
+    // must be re-armed (`path::resolve_target`).
+    job.renames = (ret == 0 && matches!(call.op, file_op::UNLINK | file_op::RMDIR | file_op::RENAME)) as u32;
     let args = &pending.args;
     let first = match shape {
         FileShape::Open => {

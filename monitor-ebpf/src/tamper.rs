@@ -24,8 +24,15 @@ fn report(op: u16, syscall: i32, args: [u64; 4]) {
     d.submit();
 }
 
+/// `si_code` of a signal sent without information (`SEND_SIG_NOINFO`, as `kill` from the
+/// kernel's own paths) and of one the kernel sends itself (`SEND_SIG_PRIV`: a terminal's
+/// ^C, a parent-death signal's).
+const SI_USER: i32 = 0;
+const SI_KERNEL: i32 = 0x80;
+
 /// `signal_generate(sig, info, task, group, result)`: a signal for the monitor from
-/// another process.
+/// another process. args: signal, target tgid, result, `si_code` (who sent it: `SI_USER`
+/// for kill(2), `SI_TKILL`, `SI_KERNEL`, ...).
 pub fn signal(ctx: &BtfTracePointContext) {
     let task: u64 = ctx.arg(2);
     if task_tgid(task) != self_tgid() || is_self((bpf_get_current_pid_tgid() >> 32) as u32) {
@@ -33,7 +40,16 @@ pub fn signal(ctx: &BtfTracePointContext) {
     }
     let sig: i32 = ctx.arg(0);
     let result: i32 = ctx.arg(4);
-    report(tamper_op::SIGNAL, -1, [sig as u64, self_tgid() as u64, result as u64, 0]);
+    // `info` is a `struct kernel_siginfo *`, or one of the kernel's two special values.
+    let info: u64 = ctx.arg(1);
+    let code = match info {
+        0 => SI_USER,
+        1 => SI_KERNEL,
+        // si_signo, si_errno, si_code. The verifier takes this argument for a number (it may
+        // encode an error): read with a helper, on this rare path.
+        _ => unsafe { aya_ebpf::helpers::bpf_probe_read_kernel((info + 8) as *const i32).unwrap_or(SI_USER) },
+    };
+    report(tamper_op::SIGNAL, -1, [sig as u64, self_tgid() as u64, result as u64, code as u32 as u64]);
 }
 
 /// sys_enter of ptrace (pid in a1) and process_vm_readv/writev (pid in a0).

@@ -103,6 +103,9 @@ pub struct Event {
     pub payload: Vec<u8>,
     pub ino: u64,
     pub dev: u32,
+    /// The inode's generation, when the source knows it (the eBPF sensors do; audit records
+    /// and older captures do not): `ino` alone may be the number of a freed inode reused.
+    pub generation: Option<u32>,
     pub mode: u32,
     /// Watch ids the kernel filter matched (0: none).
     pub watch: u32,

@@ -68,7 +68,9 @@ fn a_replay_with_the_same_rules_prints_exactly_what_the_live_run_printed() {
     m.wait_for("a heartbeat", |a| s(a, "event.action") == "heartbeat");
     assert_eq!(m.stop(libc::SIGTERM), "exit status: 0");
     let live = m.all();
-    assert!(live.iter().filter(|a| s(a, "event.kind") == "alert").count() >= 8, "{live:#?}");
+    // Seven alerts: the files (write, rename, unlink), two execs, the socket, the setuid.
+    // The stop by this process (the monitor's parent) is an orderly one: no alert.
+    assert!(live.iter().filter(|a| s(a, "event.kind") == "alert").count() >= 7, "{live:#?}");
     assert!(m.stderr().iter().any(|l| l.contains("capture written")), "{:?}", m.stderr());
 
     // Same rules: line for line the same.

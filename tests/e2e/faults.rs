@@ -219,15 +219,17 @@ fn reaching_for_the_monitor_is_reported() {
     let (_root, rules) = watched_tree("tamper");
     let m = Monitor::start_args(&[&rules], &["--heartbeat", "0"]);
     let pid = m.pid() as i32;
-    let me = std::process::id() as u64;
     let tamper = |what: &str, pred: &dyn Fn(&Value) -> bool| {
         m.wait_for(what, |a| s(a, "rule.key") == "monitor-tamper" && pred(a)).json
     };
-    // A harmless signal.
+    // A harmless signal from its parent (this process) is nothing to report; a stop from a
+    // stranger is tampering.
     unsafe { libc::kill(pid, libc::SIGCONT) };
-    let a = tamper("SIGCONT", &|a| s(a, "event.action") == "signal");
-    assert_eq!(get(&a, "tamper.signal").as_i64(), Some(libc::SIGCONT as i64), "{a}");
-    assert_eq!(get(&a, "process.pid").as_u64(), Some(me), "{a}");
+    let stranger = signal_from_child(pid, libc::SIGSTOP);
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let a = tamper("SIGSTOP from a stranger", &|a| s(a, "event.action") == "signal");
+    assert_eq!(get(&a, "tamper.signal").as_i64(), Some(libc::SIGSTOP as i64), "{a}");
+    assert_eq!(get(&a, "process.pid").as_u64(), Some(stranger as u64), "{a}");
     assert_eq!(s(&a, "rule.source"), "builtin:self-defence");
     // ptrace without attaching (fails, but was attempted) and a read of its memory.
     unsafe { libc::ptrace(libc::PTRACE_PEEKDATA, pid, 0usize, 0usize) };
@@ -254,7 +256,62 @@ fn reaching_for_the_monitor_is_reported() {
     std::fs::write(&fence, "x").unwrap();
     m.wait_for("fence", |a| s(a, "file.path") == fence);
     assert!(m.matching(|a| s(a, "tamper.detail").starts_with("auditctl -l")).is_empty());
+    let signals: Vec<Value> = m.matching(|a| s(a, "event.action") == "signal");
+    assert_eq!(signals.len(), 1, "only the stranger's SIGSTOP is reported (not the parent's SIGCONTs): {signals:?}");
     monitor_tests::check_schema(&m.all());
+}
+
+/// Fork a child that sends `sig` to `pid` and exits; returns the child's pid.
+fn signal_from_child(pid: i32, sig: i32) -> u32 {
+    // Only raw syscalls between fork and _exit: the test process has threads.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0);
+    if child == 0 {
+        unsafe {
+            libc::kill(pid, sig);
+            libc::_exit(0);
+        }
+    }
+    unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
+    child as u32
+}
+
+/// Stopping the monitor the normal way is no attack: a SIGTERM from its parent gives a
+/// `monitor-stop` record naming who asked and no tamper alert; a SIGTERM from another
+/// process stops it as cleanly, with an alert of its own (medium) besides the record.
+#[test]
+fn an_orderly_stop_is_a_record_and_a_strangers_stop_is_reported() {
+    if !privileged() {
+        return;
+    }
+    let _serial = serial();
+    let me = std::process::id() as u64;
+    for by_parent in [true, false] {
+        let (_root, rules) = watched_tree(if by_parent { "stop-parent" } else { "stop-stranger" });
+        let m = Monitor::start_args(&[&rules], &["--heartbeat", "0"]);
+        let exit = if by_parent {
+            m.stop(libc::SIGTERM)
+        } else {
+            let stranger = signal_from_child(m.pid() as i32, libc::SIGTERM);
+            let exit = m.stop(0); // signal 0: only waits for the exit
+            let a = m.wait_for("the stranger's stop request", |a| s(a, "rule.key") == "monitor-stop-unexpected").json;
+            assert_eq!(get(&a, "process.pid").as_u64(), Some(stranger as u64), "{a}");
+            assert_eq!(get(&a, "tamper.signal").as_i64(), Some(libc::SIGTERM as i64), "{a}");
+            exit
+        };
+        assert_eq!(exit, "exit status: 0");
+        let stop = records(&m, "monitor-stop");
+        assert_eq!(stop.len(), 1);
+        let by = get(&stop[0], "monitor.requested_by");
+        assert_eq!(s(&stop[0], "monitor.reason"), "SIGTERM", "{}", stop[0]);
+        if by_parent {
+            assert_eq!((by["relation"].as_str(), by["pid"].as_u64()), (Some("parent"), Some(me)), "{}", stop[0]);
+            assert!(by["executable"].as_str().is_some_and(|e| e.contains("faults")), "{}", stop[0]);
+        } else {
+            assert_eq!(by["relation"].as_str(), Some("other"), "{}", stop[0]);
+        }
+        assert!(m.matching(|a| s(a, "rule.key") == "monitor-tamper").is_empty(), "an orderly stop is no tampering");
+    }
 }
 
 #[test]

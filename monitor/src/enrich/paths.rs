@@ -36,13 +36,13 @@ pub fn canonicalise_event(ev: &mut Event) {
 /// A file reached through a detached mount (runc re-executes itself through a private
 /// read-only bind mount of its binary) has no path from the root: the kernel's walk ends at
 /// the mount and reports `/`. When the object is a watched file, name it by its watch.
-pub fn name_detached(ev: &mut Event, watched: impl Fn(u32, u64) -> Option<String>) {
+pub fn name_detached(ev: &mut Event, watched: impl Fn(u32, u64, Option<u32>) -> Option<String>) {
     const S_IFMT: u32 = 0o170000;
     const S_IFDIR: u32 = 0o040000;
     if ev.ino == 0 || ev.mode & S_IFMT == S_IFDIR || ev.path.as_deref() != Some(b"/") {
         return;
     }
-    if let Some(path) = watched(ev.dev, ev.ino) {
+    if let Some(path) = watched(ev.dev, ev.ino, ev.generation) {
         ev.path = Some(path.into_bytes());
     }
 }

@@ -116,7 +116,7 @@ impl<W: Write> Pipeline<W> {
                 self.hostname = node.into();
             }
         }
-        let mut watched = audit::map::identities(g).filter_map(|(dev, ino)| self.plan.by_identity(dev, ino).map(|t| t.id));
+        let mut watched = audit::map::identities(g).filter_map(|(dev, ino)| self.plan.by_identity(dev, ino, None).map(|t| t.id));
         ev.watch = watched.next().unwrap_or(0);
         ev.watch2 = watched.next().unwrap_or(0);
         if let Some(sc) = g.first(types::SYSCALL) {

@@ -2,6 +2,7 @@
 //! buffer or audit multicast) and replayed (captures here, audit logs in `audit`).
 
 pub mod audit;
+mod signals;
 
 use crate::enrich::{self, container::Containers, process::ProcessTable, users::Users, Clock};
 use crate::event::{Action, Event};
@@ -19,7 +20,6 @@ use anyhow::{Context, Result};
 use std::io::Write;
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
-use tokio::signal::unix::{signal, SignalKind};
 use tracing::{debug, info, warn};
 
 /// What raised an alert: a loaded rule (its position), or a built-in detection.
@@ -55,6 +55,9 @@ pub struct Pipeline<W: Write> {
     pub capture: Option<capture::Writer>,
     /// The monitor's pid (the recorded one when replaying).
     pub monitor_pid: u32,
+    /// The monitor's parent when it started (the recorded one when replaying): a stop
+    /// request from it is orderly (`self_defence::judge`).
+    pub monitor_ppid: u32,
     /// The container of the event being handled, when decided before handling it (capture
     /// and replay); otherwise it is looked up when an alert needs it.
     container_override: Option<Option<ContainerInfo>>,
@@ -69,6 +72,9 @@ pub struct Pipeline<W: Write> {
     rules_sent: Vec<bool>,
     /// The host name the output holds.
     hostname_sent: Option<Arc<str>>,
+    /// The kernel staled watch entries (an event flagged `EPOCH_BUMPED`): the live loop
+    /// re-arms them after the batch in hand.
+    pub rearm: bool,
 }
 
 impl<W: Write> Pipeline<W> {
@@ -81,6 +87,7 @@ impl<W: Write> Pipeline<W> {
         p.containers = Containers::new();
         p.container_override = None;
         p.flush_each_line = true;
+        p.monitor_ppid = std::os::unix::process::parent_id();
         p
     }
 
@@ -104,11 +111,13 @@ impl<W: Write> Pipeline<W> {
             lost: 0,
             capture: None,
             monitor_pid,
+            monitor_ppid: 0,
             container_override: Some(None),
             process_parts_of: None,
             user_parts_of: None,
             rules_sent: Vec::new(),
             hostname_sent: None,
+            rearm: false,
         }
     }
 
@@ -124,6 +133,7 @@ impl<W: Write> Pipeline<W> {
             "created": enrich::rfc3339(self.clock.now_wall_ns()),
             "clock_offset_ns": self.clock.offset_ns.to_string(),
             "monitor_pid": self.monitor_pid,
+            "monitor_ppid": self.monitor_ppid,
             "rules_hash": self.rules.hash(),
             "prelude": self.rules.prelude,
         });
@@ -181,12 +191,22 @@ impl<W: Write> Pipeline<W> {
                     canonical = Some((raw, (ev.path.clone(), ev.path2.clone())));
                 }
                 let plan = &self.plan;
-                enrich::paths::name_detached(&mut ev, |dev, ino| plan.by_identity(dev, ino).map(|t| t.canonical.clone()));
+                enrich::paths::name_detached(&mut ev, |dev, ino, generation| plan.by_identity(dev, ino, generation).map(|t| t.canonical.clone()));
+                let bumped = ev.flag(monitor_common::flag::EPOCH_BUMPED);
                 let result = self.handle_event(ev);
                 if let Some((raw, canonical)) = canonical {
                     self.capture_event(bytes, raw, canonical);
                 }
                 self.container_override = None;
+                if bumped {
+                    // A watched name (or an ancestor) was unlinked or renamed: what the
+                    // watches name now is read again before the next event is matched, and
+                    // the kernel's entries are re-armed after this batch (`rearm`).
+                    if self.plan.refresh() {
+                        self.plan_changed();
+                    }
+                    self.rearm = true;
+                }
                 result
             }
             Err(e) => {
@@ -248,7 +268,7 @@ impl<W: Write> Pipeline<W> {
         }
         self.container_override = Some(enrich.and_then(|e| e.get("container")).and_then(container_from_json));
         let plan = &self.plan;
-        enrich::paths::name_detached(&mut ev, |dev, ino| plan.by_identity(dev, ino).map(|t| t.canonical.clone()));
+        enrich::paths::name_detached(&mut ev, |dev, ino, generation| plan.by_identity(dev, ino, generation).map(|t| t.canonical.clone()));
         let r = self.handle_event(ev);
         self.container_override = Some(None);
         r
@@ -312,8 +332,8 @@ impl<W: Write> Pipeline<W> {
 
     /// Self-defence: alert when the event reaches for the monitor itself.
     fn handle_tamper(&mut self, ev: &Arc<Event>) -> std::io::Result<()> {
-        let Some(detail) = self_defence::judge(ev) else { return Ok(()) };
-        let keys = [self_defence::KEY.to_string()];
+        let Some((key, detail)) = self_defence::judge(ev, self.monitor_ppid) else { return Ok(()) };
+        let keys = [key.to_string()];
         self.emit(ev, Raised::Builtin { keys: &keys, source: self_defence::SOURCE }, None, Some(detail))
     }
 
@@ -593,6 +613,12 @@ impl Live {
                 if status.enabled == 0 {
                     warn!("kernel auditing is disabled (auditctl -e 1 enables it): no records will arrive");
                 }
+                // The kernel gives a process an audit context when it forks, and only once
+                // auditing has been enabled since boot: what ran before is never audited.
+                let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+                if !cmdline.split_whitespace().any(|w| w == "audit=1") {
+                    warn!("the kernel was booted without audit=1: processes started before auditing was first enabled are never audited (add audit=1 to the kernel command line)");
+                }
                 match netlink::rule_count() {
                     Ok(0) => warn!("the kernel has no audit rules loaded: only user-space messages will arrive (load rules with auditctl -R FILE)"),
                     Ok(n) => info!(kernel_rules = n, auditd_pid = status.pid, "reading the audit multicast"),
@@ -660,6 +686,14 @@ impl Live {
         }
     }
 
+    /// Whether the kernel staled watch entries since they were last armed (eBPF).
+    fn epochs_moved(&self) -> bool {
+        match self {
+            Live::Ebpf { sensor, .. } => sensor.epochs_moved(),
+            Live::Audit { .. } => false,
+        }
+    }
+
     /// Watched paths changed: tell the kernel filter (audit: the kernel's audit rules are
     /// auditd's, nothing to do).
     fn sync_watches(&mut self, plan: &FilterPlan) -> Result<()> {
@@ -673,9 +707,7 @@ impl Live {
 /// Run the live pipeline until SIGINT/SIGTERM or until stdout goes away.
 pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
     // First, so that a stop request during the load is honoured, not fatal.
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
+    let mut signals = signals::Signals::listen(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP]).context("listening for signals")?;
     let for_source = |rules: RuleSet| match opts.source {
         SourceKind::Audit => rules.for_audit().0,
         SourceKind::Ebpf => rules,
@@ -720,19 +752,25 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
     if let Err(e) = pipeline.record("monitor-start", serde_json::json!({ "start": start })) {
         return finish(e);
     }
-    let reason = loop {
+    let stop = loop {
         tokio::select! {
             r = live.ready(&mut pipeline) => {
                 if let Err(e) = r? {
                     return finish(e);
                 }
+                rearm(&mut pipeline, &mut live)?;
             }
             _ = drain.tick() => {
                 if let Err(e) = live.poll(&mut pipeline) {
                     return finish(e);
                 }
+                rearm(&mut pipeline, &mut live)?;
             }
-            _ = sighup.recv() => {
+            request = signals.recv() => {
+                let Some(request) = request else { break None };
+                if request.signal != libc::SIGHUP {
+                    break Some(request);
+                }
                 // Validated completely first; on any error the old rules stay.
                 let record = match (opts.reload)() {
                     Ok(rules) => {
@@ -755,8 +793,6 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
                     return finish(e);
                 }
             }
-            _ = sigint.recv() => break "SIGINT",
-            _ = sigterm.recv() => break "SIGTERM",
             _ = loss.tick() => {
                 let drops = live.lost().unwrap_or(pipeline.lost);
                 match pipeline.report_loss(drops, window_start) {
@@ -775,8 +811,13 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
                     pipeline.users_changed();
                 }
                 pipeline.containers.prune();
-                if pipeline.plan.refresh() {
+                // Identities changed (a file recreated), or the kernel staled entries whose
+                // event this loop has not seen yet: arm the watches again.
+                let changed = pipeline.plan.refresh();
+                if changed || live.epochs_moved() {
                     live.sync_watches(&pipeline.plan)?;
+                }
+                if changed {
                     pipeline.plan_changed();
                 }
                 debug!(processes = pipeline.table.len(), events = pipeline.events, "tick");
@@ -798,7 +839,11 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
         return finish(e);
     }
     let mut totals = pipeline.totals();
+    let reason = stop.as_ref().map_or("signals closed", |r| r.name());
     totals["reason"] = serde_json::json!(reason);
+    if let Some(request) = &stop {
+        totals["requested_by"] = request.requested_by(pipeline.monitor_ppid);
+    }
     if let Err(e) = pipeline.record("monitor-stop", totals) {
         return finish(e);
     }
@@ -808,6 +853,14 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
         info!(events = w.events, bytes = w.bytes, bytes_per_event = per_event, "capture written");
     }
     info!(reason, events = pipeline.events, alerts = pipeline.alerts, lost = pipeline.lost, "monitor stopped");
+    Ok(())
+}
+
+/// Re-arm the kernel's watch entries when an event said the kernel staled them.
+fn rearm<W: Write>(pipeline: &mut Pipeline<W>, live: &mut Live) -> Result<()> {
+    if std::mem::take(&mut pipeline.rearm) {
+        live.sync_watches(&pipeline.plan)?;
+    }
     Ok(())
 }
 
@@ -857,6 +910,7 @@ pub fn replay<W: Write + Send + 'static>(file: &std::path::Path, rules: RuleSet,
     )
     .render_on_thread()
     .context("starting the render thread")?;
+    pipeline.monitor_ppid = header["monitor_ppid"].as_u64().unwrap_or(0) as u32;
     // One recorded event with the records that belong to it (written after it, applied
     // first). The buffer is reused from event to event.
     let mut pending: Option<Vec<u8>> = None;

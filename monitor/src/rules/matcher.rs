@@ -170,8 +170,9 @@ impl<'a> Matcher<'a> {
         if objects(ev).any(|o| same_path(o, path, target)) {
             return true;
         }
-        // Reached under another name (hard link, bind mount): same inode.
-        ev.ino != 0 && target.and_then(|t| t.identity) == Some((ev.dev, ev.ino))
+        // Reached under another name (hard link, bind mount): same inode, and the same
+        // object (not a later inode that reuses the number).
+        target.is_some_and(|t| t.is_object(ev.dev, ev.ino, ev.generation))
     }
 
     fn is_under(&self, ev: &Event, dir: &str, target: Option<&Target>) -> bool {

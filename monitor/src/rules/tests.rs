@@ -56,6 +56,7 @@ pub(crate) fn event_at(action: Act, syscall: i32, path: &str) -> Event {
         watch: 0,
         watch2: 0,
         open_flags: 0,
+        generation: None,
         flags: 0,
         child_or_code: 0,
     }

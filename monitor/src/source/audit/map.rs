@@ -158,6 +158,7 @@ fn base_event(g: &Group, pid: u32) -> Event {
         watch: 0,
         watch2: 0,
         open_flags: 0,
+        generation: None,
         flags: 0,
         child_or_code: 0,
     }

@@ -5,29 +5,39 @@
 
 use crate::event::{Action, Event};
 use anyhow::{bail, ensure, Result};
-use monitor_common::{file_op, flag, kind, tamper_op, Event as Raw, EVENT_SIZE, FIELD_CAP};
+use monitor_common::{file_op, flag, kind, tamper_op, Event as Raw, EVENT_SIZE, EVENT_SIZE_V1, FIELD_CAP};
 
-/// Decode one record.
+/// Decode one record. Its header is [`EVENT_SIZE`] bytes, or [`EVENT_SIZE_V1`] in records
+/// written before the header gained `generation` (captures of earlier versions): the size
+/// the record states, less its fields, says which.
 pub fn decode(buf: &[u8]) -> Result<Event> {
     ensure!(
-        buf.len() >= EVENT_SIZE,
+        buf.len() >= EVENT_SIZE_V1,
         "record of {} bytes is shorter than the header",
         buf.len()
     );
-    // SAFETY: Raw is plain old data and the buffer holds at least EVENT_SIZE bytes.
-    let raw: Raw = unsafe { std::ptr::read_unaligned(buf.as_ptr() as *const Raw) };
+    // SAFETY: Raw is plain old data; the first EVENT_SIZE_V1 bytes are read, the rest of
+    // the header after the size is known.
+    let mut raw: Raw = unsafe { std::mem::zeroed() };
+    unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), (&mut raw as *mut Raw).cast::<u8>(), EVENT_SIZE_V1) };
     let len1 = raw.len1 as usize;
     let len2 = raw.len2 as usize;
     ensure!(
         len1 <= FIELD_CAP && len2 <= FIELD_CAP,
         "field length out of range"
     );
+    let header = (raw.size as usize).checked_sub(len1 + len2).unwrap_or(0);
+    ensure!(header == EVENT_SIZE || header == EVENT_SIZE_V1, "record header of {header} bytes: neither {EVENT_SIZE} nor {EVENT_SIZE_V1}");
     ensure!(
-        EVENT_SIZE + len1 + len2 <= buf.len(),
+        header + len1 + len2 <= buf.len(),
         "fields run past the record"
     );
-    let field1 = &buf[EVENT_SIZE..EVENT_SIZE + len1];
-    let field2 = &buf[EVENT_SIZE + len1..EVENT_SIZE + len1 + len2];
+    if header == EVENT_SIZE {
+        // SAFETY: as above, the whole header this time (the buffer holds it).
+        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), (&mut raw as *mut Raw).cast::<u8>(), EVENT_SIZE) };
+    }
+    let field1 = &buf[header..header + len1];
+    let field2 = &buf[header + len1..header + len1 + len2];
     let action = match raw.kind {
         kind::EXEC => Action::Exec,
         kind::CONNECT => Action::Connect,
@@ -101,6 +111,7 @@ pub fn decode(buf: &[u8]) -> Result<Event> {
         payload,
         ino: raw.ino,
         dev: raw.dev,
+        generation: (header == EVENT_SIZE && raw.ino != 0).then_some(raw.generation),
         mode: raw.mode,
         watch: raw.watch,
         watch2: raw.watch2,
@@ -129,7 +140,10 @@ mod tests {
         raw.op = op;
         raw.len1 = f1.len() as u32;
         raw.len2 = f2.len() as u32;
+        raw.size = (EVENT_SIZE + f1.len() + f2.len()) as u32;
         raw.pid = 42;
+        raw.generation = 7;
+        raw.ino = 99;
         raw.comm[..3].copy_from_slice(b"cat");
         let mut b = unsafe {
             std::slice::from_raw_parts(&raw as *const Raw as *const u8, EVENT_SIZE).to_vec()
@@ -169,6 +183,21 @@ mod tests {
         .unwrap();
         assert_eq!(ev.action, Action::Rename);
         assert_eq!(ev.path2.as_deref(), Some(&b"/etc/docker/x"[..]));
+    }
+
+    #[test]
+    fn decodes_records_of_earlier_captures_without_generation() {
+        let full = record(kind::FILE, file_op::RENAME, b"/a", b"/etc/docker/x");
+        assert_eq!(decode(&full).unwrap().generation, Some(7));
+        // The same record as an earlier version wrote it: the header ends before
+        // `generation`, and the size it states says so.
+        let mut old = full[..EVENT_SIZE_V1].to_vec();
+        old.extend_from_slice(&full[EVENT_SIZE..]);
+        let size = old.len() as u32;
+        let at = std::mem::offset_of!(Raw, size);
+        old[at..at + 4].copy_from_slice(&size.to_ne_bytes());
+        let ev = decode(&old).unwrap();
+        assert_eq!((ev.path.as_deref(), ev.path2.as_deref(), ev.generation), (Some(&b"/a"[..]), Some(&b"/etc/docker/x"[..]), None));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, ProgramArray, RingBuf};
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf as AyaBtf, Ebpf, EbpfLoader};
-use monitor_common::{class, fnv1a, Config, InodeEntry, InodeKey, WatchValue};
+use monitor_common::{class, fnv1a, inode_flag, Config, InodeEntry, InodeKey, WatchValue};
 use std::collections::HashSet;
 use tracing::{debug, warn};
 
@@ -35,6 +35,8 @@ pub struct EbpfSource {
     summaries: summary::Summaries,
     /// The host's root directory (see `FILTER_ROOT_WATCHED`).
     host_root: InodeKey,
+    /// The epochs the entries were last armed at: (slot, value) of the slots in use.
+    armed_epochs: Vec<(u32, u32)>,
 }
 
 impl EbpfSource {
@@ -76,6 +78,7 @@ impl EbpfSource {
             path_keys: HashSet::new(),
             summaries: summary::Summaries::default(),
             host_root: InodeKey { ino: config.host_root_ino, dev: config.host_root_dev, _pad: 0 },
+            armed_epochs: Vec::new(),
         };
         source.sync_watches(plan)?;
         source.attach()?;
@@ -173,7 +176,14 @@ impl EbpfSource {
     /// a reload).
     pub fn sync_watches(&mut self, plan: &FilterPlan) -> Result<()> {
         let effective = effective_classes(plan);
+        // The epochs first, the identities after: a rename in between leaves the entries
+        // stale (matching nothing) until the next sync, never armed on the wrong inode.
+        let mut slots: Vec<u32> = std::iter::once(0).chain(plan.targets.iter().map(|t| monitor_common::epoch::slot(t.id))).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        let epochs: std::collections::HashMap<u32, u32> = slots.iter().copied().zip(self.read_epochs(&slots)?).collect();
         let mut inodes: std::collections::HashMap<InodeKey, WatchValue> = Default::default();
+        let mut generations: std::collections::HashMap<InodeKey, u32> = Default::default();
         let mut paths: std::collections::HashMap<u64, WatchValue> = Default::default();
         for (t, classes) in plan.targets.iter().zip(effective) {
             if classes == 0 {
@@ -199,6 +209,9 @@ impl EbpfSource {
                 let key = InodeKey { ino, dev, _pad: 0 };
                 let v = merge(inodes.get(&key));
                 inodes.insert(key, v);
+                if let Some(g) = t.generation {
+                    generations.insert(key, g);
+                }
             }
         }
         // Every ancestor of a watched spelling, with watch id 0: the kernel stops hashing a
@@ -211,7 +224,13 @@ impl EbpfSource {
             }
         }
         let spine = spine(plan);
-        let entries = inode_entries(&inodes, &spine);
+        for (key, (_, generation)) in &spine {
+            if let Some(g) = generation {
+                generations.insert(*key, *g);
+            }
+        }
+        let spine_hashes = spine.iter().map(|(k, (h, _))| (*k, *h)).collect();
+        let entries = inode_entries(&inodes, &spine_hashes, &generations, |slot| epochs.get(&slot).copied().unwrap_or(0));
         let mut filter: aya::maps::Array<_, u32> =
             aya::maps::Array::try_from(self.ebpf.map_mut("FILTER").context("FILTER map")?)?;
         filter.set(0, filter_word(plan, &inodes, &self.host_root), 0).context("updating FILTER")?;
@@ -227,6 +246,7 @@ impl EbpfSource {
             summaries.write(&mut self.ebpf)?;
             self.summaries = summaries;
         }
+        self.armed_epochs = slots.into_iter().map(|slot| (slot, epochs[&slot])).collect();
         debug!(
             inodes = inodes.len(),
             spine = spine.len(),
@@ -234,6 +254,23 @@ impl EbpfSource {
             "watch maps synchronised"
         );
         Ok(())
+    }
+
+    /// Whether the kernel bumped an epoch since the entries were armed (a rename or unlink
+    /// of a watched name whose event has not been handled yet, or was not sent).
+    pub fn epochs_moved(&self) -> bool {
+        let slots: Vec<u32> = self.armed_epochs.iter().map(|(slot, _)| *slot).collect();
+        match self.read_epochs(&slots) {
+            Ok(now) => now.iter().zip(&self.armed_epochs).any(|(now, (_, armed))| now != armed),
+            Err(_) => true,
+        }
+    }
+
+    /// The current values of epoch slots `slots` (`monitor_common::epoch`). Entries keep
+    /// the low half of the 64-bit counters, as the kernel compares.
+    fn read_epochs(&self, slots: &[u32]) -> Result<Vec<u32>> {
+        let map: aya::maps::Array<&MapData, u64> = aya::maps::Array::try_from(self.ebpf.map("WATCH_EPOCHS").context("WATCH_EPOCHS map")?)?;
+        slots.iter().map(|i| map.get(i, 0).map(|e| e as u32).context("reading WATCH_EPOCHS")).collect()
     }
 
     /// Take the ring buffer (once).
@@ -299,19 +336,21 @@ fn container_hierarchy() -> u32 {
 /// open files (`path::surely_unwatched` in monitor-ebpf). The root's hash is the empty
 /// string's, so that the kernel continues it with "/" and a name. A directory met under two
 /// spellings (a bind mount named in the rules) gets 0: the kernel then takes the full way.
-pub fn spine(plan: &FilterPlan) -> std::collections::HashMap<InodeKey, u64> {
-    let mut spine: std::collections::HashMap<InodeKey, u64> = Default::default();
+///
+/// Each directory comes with its generation, when known (see `targets::generation`).
+pub fn spine(plan: &FilterPlan) -> std::collections::HashMap<InodeKey, (u64, Option<u32>)> {
+    let mut spine: std::collections::HashMap<InodeKey, (u64, Option<u32>)> = Default::default();
     for t in &plan.targets {
         for prefix in std::iter::once("/").chain(ancestors(&t.canonical)) {
             let Some((dev, ino)) = crate::rules::targets::identity(prefix) else { break };
             let hash = if prefix == "/" { monitor_common::FNV_OFFSET } else { fnv1a(prefix.as_bytes()) };
             let key = InodeKey { ino, dev, _pad: 0 };
-            match spine.get(&key) {
-                Some(&h) if h != hash => {
-                    spine.insert(key, 0);
-                }
-                _ => {
-                    spine.insert(key, hash);
+            match spine.get_mut(&key) {
+                Some((h, _)) if *h != hash => *h = 0,
+                Some(_) => {}
+                None => {
+                    let generation = crate::rules::targets::generation(std::path::Path::new(prefix), ino);
+                    spine.insert(key, (hash, generation));
                 }
             }
         }
@@ -325,19 +364,29 @@ fn filter_word(plan: &FilterPlan, watches: &std::collections::HashMap<InodeKey, 
     plan.filter_word() | root
 }
 
-/// The kernel's one entry per inode: its watch (if any) and its place on the spine (if any).
+/// The kernel's one entry per inode: its watch (if any), its place on the spine (if any),
+/// its generation (when known) and the epochs it is armed at (`epoch(slot)` reads a slot).
 fn inode_entries(
     watches: &std::collections::HashMap<InodeKey, WatchValue>,
     spine: &std::collections::HashMap<InodeKey, u64>,
+    generations: &std::collections::HashMap<InodeKey, u32>,
+    epoch: impl Fn(u32) -> u32,
 ) -> std::collections::HashMap<InodeKey, InodeEntry> {
     let mut entries: std::collections::HashMap<InodeKey, InodeEntry> = watches
         .iter()
-        .map(|(k, w)| (*k, InodeEntry { watch: *w, ..Default::default() }))
+        .map(|(k, w)| (*k, InodeEntry { watch: *w, armed: epoch(monitor_common::epoch::slot(w.watch_id)), ..Default::default() }))
         .collect();
     for (k, hash) in spine {
         let e = entries.entry(*k).or_default();
         e.spine_hash = *hash;
-        e.on_spine = 1;
+        e.flags |= inode_flag::ON_SPINE;
+    }
+    for (k, e) in entries.iter_mut() {
+        e.armed_global = epoch(0);
+        if let Some(g) = generations.get(k) {
+            e.generation = *g;
+            e.flags |= inode_flag::GENERATION;
+        }
     }
     entries
 }
@@ -391,7 +440,7 @@ mod tests {
     use super::*;
 
     fn target(id: u32, canonical: &str) -> Target {
-        Target { id, written: canonical.into(), canonical: canonical.into(), classes: class::FILE, identity: None }
+        Target { id, written: canonical.into(), canonical: canonical.into(), classes: class::FILE, identity: None, generation: None }
     }
 
     fn key(path: &std::path::Path) -> InodeKey {
@@ -411,7 +460,7 @@ mod tests {
         plan.add(target(0, &format!("{d}/real/sub/missing/file")));
         // The same directory spelled another way (as a bind mount would be).
         plan.add(target(0, &format!("{d}/alias/x")));
-        let spine = spine(&plan);
+        let spine: std::collections::HashMap<InodeKey, u64> = spine(&plan).into_iter().map(|(k, (h, _))| (k, h)).collect();
         assert_eq!(spine[&key(std::path::Path::new("/"))], monitor_common::FNV_OFFSET, "the root: the empty hash");
         let sub = format!("{d}/real/sub");
         assert_eq!(spine[&key(std::path::Path::new(&sub))], fnv1a(sub.as_bytes()));
@@ -427,11 +476,18 @@ mod tests {
         let w = |watch_id| WatchValue { watch_id, classes: class::FILE };
         let watches = [(k(1), w(7)), (k(2), w(8))].into_iter().collect();
         let spine = [(k(2), 0xabc), (k(3), 0)].into_iter().collect();
-        let e = inode_entries(&watches, &spine);
+        let generations = [(k(1), 41)].into_iter().collect();
+        let epoch = |slot: u32| 100 + slot;
+        let e = inode_entries(&watches, &spine, &generations, epoch);
+        let on_spine = |k| e[&k].flags & inode_flag::ON_SPINE != 0;
         assert_eq!(e.len(), 3);
-        assert_eq!((e[&k(1)].watch.watch_id, e[&k(1)].on_spine), (7, 0), "watched only");
-        assert_eq!((e[&k(2)].watch.watch_id, e[&k(2)].on_spine, e[&k(2)].spine_hash), (8, 1, 0xabc), "both");
-        assert_eq!((e[&k(3)].watch.watch_id, e[&k(3)].on_spine, e[&k(3)].spine_hash), (0, 1, 0), "ambiguous spine only");
+        assert_eq!((e[&k(1)].watch.watch_id, on_spine(k(1))), (7, false), "watched only");
+        assert_eq!((e[&k(2)].watch.watch_id, on_spine(k(2)), e[&k(2)].spine_hash), (8, true, 0xabc), "both");
+        assert_eq!((e[&k(3)].watch.watch_id, on_spine(k(3)), e[&k(3)].spine_hash), (0, true, 0), "ambiguous spine only");
+        assert_eq!((e[&k(1)].flags & inode_flag::GENERATION != 0, e[&k(1)].generation), (true, 41), "generation known");
+        assert_eq!(e[&k(2)].flags & inode_flag::GENERATION, 0, "generation unknown: not checked");
+        assert_eq!((e[&k(1)].armed, e[&k(2)].armed), (100 + monitor_common::epoch::slot(7), 100 + monitor_common::epoch::slot(8)));
+        assert!(e.values().all(|x| x.armed_global == 100), "every entry is armed at the ancestors' epoch");
     }
 
     #[test]

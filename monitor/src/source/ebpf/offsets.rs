@@ -40,6 +40,7 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
         inode_ino: o("inode", "i_ino")?,
         inode_sb: o("inode", "i_sb")?,
         inode_mode: o("inode", "i_mode")?,
+        inode_generation: o("inode", "i_generation")?,
         sb_dev: o("super_block", "s_dev")?,
         mount_mnt: o("mount", "mnt")?,
         mount_parent: o("mount", "mnt_parent")?,

@@ -27,7 +27,7 @@ impl Summaries {
             if entry.watch.watch_id != 0 {
                 summary::set(&mut s.0[summary::INODE_WATCHED as usize], bit);
             }
-            if entry.on_spine != 0 {
+            if entry.flags & monitor_common::inode_flag::ON_SPINE != 0 {
                 summary::set(&mut s.0[summary::INODE_SPINE as usize], bit);
             }
         }
@@ -77,7 +77,7 @@ mod tests {
     fn every_key_has_its_bit_in_its_kind() {
         let mut inodes = HashMap::new();
         inodes.insert(key(12, 8), InodeEntry { watch: WatchValue { watch_id: 3, classes: 1 }, ..Default::default() });
-        inodes.insert(key(2, 8), InodeEntry { spine_hash: 77, on_spine: 1, ..Default::default() });
+        inodes.insert(key(2, 8), InodeEntry { spine_hash: 77, flags: monitor_common::inode_flag::ON_SPINE, ..Default::default() });
         let mut paths = HashMap::new();
         paths.insert(monitor_common::fnv1a(b"/etc/docker"), WatchValue { watch_id: 3, classes: 1 });
         paths.insert(monitor_common::fnv1a(b"/etc"), WatchValue::default());
