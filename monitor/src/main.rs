@@ -46,6 +46,10 @@ enum Command {
         /// kernel's audit rules, e.g. loaded with `auditctl -R`, decide what arrives).
         #[arg(long, value_enum, default_value_t = Source::Ebpf)]
         source: Source,
+        /// Also print the audit trail: matches of `kind=event` rules (the container runtime's
+        /// own work, routine reads of the Docker files) as `event.kind: "event"` lines.
+        #[arg(long)]
+        audit_trail: bool,
     },
     /// Run a capture (`monitor run --capture`) through rules again and print the alerts.
     ///
@@ -65,6 +69,9 @@ enum Command {
         /// What the files are.
         #[arg(long, value_enum, default_value_t = Format::Capture)]
         format: Format,
+        /// Also print the audit trail (`kind=event` rules' matches), as `monitor run` does.
+        #[arg(long)]
+        audit_trail: bool,
     },
     /// Report which hardening items of the guides this host fails right now (read-only).
     ///
@@ -119,6 +126,17 @@ enum RulesCommand {
         #[arg(long = "rules", short = 'r', value_name = "PATH")]
         rules: Vec<PathBuf>,
     },
+    /// Write the rules as a file stock `auditctl -R` loads: as written, less the monitor's
+    /// extensions (`parent_exe=` rules are left out as comments, `kind=` is dropped).
+    Export {
+        /// Rules files or directories (default: the built-in pack).
+        #[arg(long = "rules", short = 'r', value_name = "PATH")]
+        rules: Vec<PathBuf>,
+        /// Also leave out, as comments, the rules auditctl would refuse on this host (a watch
+        /// or `dir=` whose directory does not exist here): auditctl stops at the first.
+        #[arg(long)]
+        for_host: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -136,12 +154,12 @@ fn main() -> ExitCode {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     match cli.command {
-        Command::Run { rules, heartbeat, capture, source } => run(rules, heartbeat, capture, source),
-        Command::Replay { files, rules, format: Format::Capture } => match <[PathBuf; 1]>::try_from(files) {
-            Ok([file]) => replay(file, rules),
+        Command::Run { rules, heartbeat, capture, source, audit_trail } => run(rules, heartbeat, capture, source, audit_trail),
+        Command::Replay { files, rules, format: Format::Capture, audit_trail } => match <[PathBuf; 1]>::try_from(files) {
+            Ok([file]) => replay(file, rules, audit_trail),
             Err(_) => fail(exit::USAGE, "a capture replay takes one file (several files: --format auditd)"),
         },
-        Command::Replay { files, rules, format: Format::Auditd } => replay_auditd(files, rules),
+        Command::Replay { files, rules, format: Format::Auditd, audit_trail } => replay_auditd(files, rules, audit_trail),
         Command::Check { json, only, skip, list } => host_check(json, only, skip, list),
         Command::Rules {
             command: RulesCommand::Check { paths },
@@ -149,6 +167,9 @@ fn main() -> ExitCode {
         Command::Rules {
             command: RulesCommand::List { rules },
         } => rules_list(rules),
+        Command::Rules {
+            command: RulesCommand::Export { rules, for_host },
+        } => rules_export(rules, for_host),
     }
 }
 
@@ -251,10 +272,10 @@ fn replay_with<T>(
     }
 }
 
-fn replay(file: PathBuf, paths: Vec<PathBuf>) -> ExitCode {
+fn replay(file: PathBuf, paths: Vec<PathBuf>, audit_trail: bool) -> ExitCode {
     replay_with(
         &paths,
-        |rules, out, progress| pipeline::replay(&file, rules, &SystemIds::load(), out, progress),
+        |rules, out, progress| pipeline::replay(&file, rules, &SystemIds::load(), out, audit_trail, progress),
         |stats, secs| {
             if let Some(at) = stats.truncated_at {
                 tracing::warn!(offset = at, "the capture is cut off inside a record (crash, disk full?): replayed everything before byte {at}");
@@ -273,10 +294,10 @@ fn replay(file: PathBuf, paths: Vec<PathBuf>) -> ExitCode {
     )
 }
 
-fn replay_auditd(files: Vec<PathBuf>, paths: Vec<PathBuf>) -> ExitCode {
+fn replay_auditd(files: Vec<PathBuf>, paths: Vec<PathBuf>, audit_trail: bool) -> ExitCode {
     replay_with(
         &paths,
-        |rules, out, progress| pipeline::audit::replay_audit(&files, rules, out, progress),
+        |rules, out, progress| pipeline::audit::replay_audit(&files, rules, out, audit_trail, progress),
         |stats, secs| {
             let a = &stats.audit;
             for (t, n) in &a.unknown {
@@ -300,7 +321,7 @@ fn replay_auditd(files: Vec<PathBuf>, paths: Vec<PathBuf>) -> ExitCode {
     )
 }
 
-fn run(paths: Vec<PathBuf>, heartbeat: u64, capture: Option<PathBuf>, source: Source) -> ExitCode {
+fn run(paths: Vec<PathBuf>, heartbeat: u64, capture: Option<PathBuf>, source: Source, audit_trail: bool) -> ExitCode {
     if unsafe { libc::geteuid() } != 0 {
         let why = match source {
             Source::Ebpf => "loading eBPF programs needs CAP_BPF and CAP_PERFMON",
@@ -348,6 +369,7 @@ fn run(paths: Vec<PathBuf>, heartbeat: u64, capture: Option<PathBuf>, source: So
             Source::Ebpf => pipeline::SourceKind::Ebpf,
             Source::Audit => pipeline::SourceKind::Audit,
         },
+        audit_trail,
     };
     match rt.block_on(pipeline::run_live(rules, opts)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -401,5 +423,37 @@ fn rules_list(paths: Vec<PathBuf>) -> ExitCode {
         };
         println!("{}\t{}\t{state}", r.source, r.describe());
     }
+    ExitCode::SUCCESS
+}
+
+fn rules_export(paths: Vec<PathBuf>, for_host: bool) -> ExitCode {
+    let set = match load_rules_quietly(&paths) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    let texts: Vec<(String, String)> = if paths.is_empty() {
+        rules::BUILTIN.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect()
+    } else {
+        let files = match rules::expand(&paths) {
+            Ok(f) => f,
+            Err(e) => return fail(exit::RULES, format!("{e:#}")),
+        };
+        let mut texts = Vec::new();
+        for f in files {
+            match std::fs::read_to_string(&f) {
+                Ok(t) => texts.push((f.display().to_string(), t)),
+                Err(e) => return fail(exit::RULES, format!("cannot read rules file {}: {e}", f.display())),
+            }
+        }
+        texts
+    };
+    let (text, omitted) = rules::export::export(&texts, &set, for_host);
+    print!("{text}");
+    eprintln!(
+        "monitor: exported {} file(s); left out {} rule(s) with parent_exe= and {} naming a directory absent here",
+        texts.len(),
+        omitted.extensions,
+        omitted.absent
+    );
     ExitCode::SUCCESS
 }

@@ -12,7 +12,7 @@ use std::process::Command;
 /// `monitor replay --format auditd FILES...`: (alert lines, stderr).
 fn replay(files: &[&Path], rules: Option<&Path>) -> (Vec<Value>, String) {
     let mut cmd = Command::new(monitor_bin());
-    cmd.args(["replay", "--format", "auditd"]).args(files);
+    cmd.args(["replay", "--format", "auditd", "--audit-trail"]).args(files);
     if let Some(r) = rules {
         cmd.arg("--rules").arg(r);
     }
@@ -43,7 +43,8 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
     docker::ensure(); // the socket must exist for the connect
     let dir = scratch_dir("audit-live");
     let host = AuditedHost::with_pack(&dir);
-    let m = Monitor::start_args(&[], &["--source", "audit"]);
+    // With the audit trail: the docker client's run is a line of it (`kind=event`).
+    let m = Monitor::start_args(&[], &["--source", "audit", "--audit-trail"]);
     // Every audited call is made by a process started now: a process forked before auditing
     // was first enabled since boot (this test process, on a fresh machine booted without
     // audit=1) has no audit context, and the kernel never audits its calls.
@@ -66,7 +67,10 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
         ("write under /etc/docker", Box::new(move |a: &Value| s(a, "rule.key") == "docker-config" && s(a, "event.action") == "write" && s(a, "file.path") == c1)),
         ("unlink under /etc/docker", Box::new(move |a: &Value| s(a, "rule.key") == "docker-config" && s(a, "event.action") == "unlink" && s(a, "file.path") == c2)),
         ("exec of the docker client", Box::new(move |a: &Value| {
-            s(a, "rule.key") == "docker-client" && s(a, "event.action") == "exec" && get(a, "process.pid").as_u64() == Some(client_pid)
+            s(a, "rule.key") == "docker-client-run"
+                && s(a, "event.kind") == "event"
+                && s(a, "event.action") == "exec"
+                && get(a, "process.pid").as_u64() == Some(client_pid)
         })),
         ("setresuid back to root", Box::new(move |a: &Value| s(a, "rule.key") == "setuid-root" && get(a, "process.pid").as_u64() == Some(root))),
         ("connect to the docker socket as nobody", Box::new(move |a: &Value| {

@@ -1,7 +1,7 @@
 //! The `monitor` command line: exit codes and one-line errors a user or a service manager
 //! acts on, and the rule-pack checks (ours and the real auditctl's).
 
-use monitor_tests::audit::{create_missing_dirs, pack, AUDIT};
+use monitor_tests::audit::{create_missing_dirs, exported, pack, AUDIT};
 use monitor_tests::{monitor_bin, privileged, s, scratch_dir, Monitor};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -188,8 +188,12 @@ fn the_default_pack_loads_in_the_real_auditctl() {
         .iter()
         .map(|(opt, name)| (*opt, setting(name)))
         .collect();
+    // Each file as `monitor rules export --for-host` writes it (the monitor's extensions
+    // left out: auditd has no parent_exe=), which is what an admin loads into auditd.
+    let scratch = scratch_dir("cli-export");
     let mut results = Vec::new();
     for file in pack() {
+        let file = exported(&file, &scratch);
         auditctl(&["-D".as_ref()]);
         let loaded = auditctl(&["-R".as_ref(), file.as_os_str()]);
         let listed = auditctl(&["-l".as_ref()]);
@@ -259,10 +263,13 @@ fn the_default_pack_loads_in_the_real_auditctl() {
             "auditctl -l after {}:\n{listed}",
             file.display()
         );
+        // Nothing else was left out than what the export says it left out.
+        let original = pack().into_iter().find(|p| file.ends_with(format!("exported-{}", p.file_name().unwrap().to_string_lossy()))).unwrap();
+        let written = std::fs::read_to_string(&original).unwrap().lines().filter(|l| ["-w ", "-a ", "-A "].iter().any(|p| l.trim_start().starts_with(p))).count();
+        let commented = ours.lines().filter(|l| l.starts_with("# monitor only") || l.starts_with("# not on this host")).count();
+        assert_eq!(rules.len() + commented, written, "{}: rules lost in the export:\n{ours}", file.display());
     }
 }
-
-/// Directories auditctl needs for the pack that do not exist here, created (outermost first).
 
 
 #[test]

@@ -1,5 +1,6 @@
 //! The host's real audit subsystem for tests: the rule pack loaded with the real
-//! `auditctl -R`, auditd running and writing its log, and everything put back afterwards.
+//! `auditctl -R` (as `monitor rules export` writes it), auditd running and writing its log,
+//! and everything put back afterwards.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -61,6 +62,16 @@ pub fn create_missing_dirs(files: &[PathBuf]) -> Vec<PathBuf> {
     created
 }
 
+/// `monitor rules export --for-host --rules FILE`, written to `dir`: the file as stock
+/// auditctl takes it (the monitor's extensions left out). Returns its path.
+pub fn exported(file: &Path, dir: &Path) -> PathBuf {
+    let out = Command::new(crate::monitor_bin()).args(["rules", "export", "--for-host", "--rules"]).arg(file).output().expect("running monitor rules export");
+    assert!(out.status.success(), "monitor rules export --rules {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    let path = dir.join(format!("exported-{}", file.file_name().unwrap().to_string_lossy()));
+    std::fs::write(&path, &out.stdout).unwrap();
+    path
+}
+
 pub fn auditctl(args: &[&std::ffi::OsStr]) -> std::process::Output {
     Command::new("auditctl").args(args).output().expect("auditctl (cargo xtask setup --test-deps installs it)")
 }
@@ -119,6 +130,7 @@ impl AuditedHost {
         };
         auditctl(&["-D".as_ref()]);
         for f in &files {
+            let f = exported(f, scratch);
             let out = auditctl(&["-R".as_ref(), f.as_os_str()]);
             assert!(out.status.success(), "auditctl -R {} failed: {}", f.display(), String::from_utf8_lossy(&out.stderr));
         }

@@ -138,7 +138,7 @@ pub struct AuditReplayStats {
 
 /// Run audit logs through `rules` and write the alerts to `out`. `progress(read, total)` is
 /// called now and then with bytes read.
-pub fn replay_audit<W: Write + Send + 'static>(paths: &[PathBuf], rules: RuleSet, out: W, progress: &mut dyn FnMut(u64, u64)) -> Result<AuditReplayStats> {
+pub fn replay_audit<W: Write + Send + 'static>(paths: &[PathBuf], rules: RuleSet, out: W, audit_trail: bool, progress: &mut dyn FnMut(u64, u64)) -> Result<AuditReplayStats> {
     let mut logs = audit::LogFiles::open(paths)?;
     let (rules, activated) = rules.for_audit();
     if activated > 0 {
@@ -150,6 +150,7 @@ pub fn replay_audit<W: Write + Send + 'static>(paths: &[PathBuf], rules: RuleSet
     // Audit logs are read where they were written, mostly: names come from this host's
     // /etc/passwd (the ids in the alerts are the log's either way).
     p.users = crate::enrich::users::Users::new();
+    p.audit_trail = audit_trail;
     let mut feed = AuditFeed::default();
     let mut n = 0u64;
     while let Some(r) = logs.next_record(&mut feed.stats)? {

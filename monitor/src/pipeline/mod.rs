@@ -6,7 +6,8 @@ mod signals;
 
 use crate::enrich::{self, container::Containers, process::ProcessTable, users::Users, Clock};
 use crate::event::{Action, Event};
-use crate::rules::{matcher::Matcher, targets::FilterPlan, RuleSet};
+use crate::rules::model::Kind;
+use crate::rules::{matcher::{Actor, Matcher}, targets::FilterPlan, RuleSet};
 use crate::enrich::http::Stream;
 use crate::rules::docker_api::{self, DockerRequest};
 use crate::rules::self_defence;
@@ -49,6 +50,10 @@ pub struct Pipeline<W: Write> {
     pub decode_errors: u64,
     /// Alert lines written.
     pub alerts: u64,
+    /// Matches of `kind=event` rules (the audit trail), printed or not.
+    pub trail: u64,
+    /// Print the audit trail (`--audit-trail`): `event.kind: "event"` lines.
+    pub audit_trail: bool,
     /// Events the kernel could not hand over (reported in `events-lost` records).
     pub lost: u64,
     /// Recording for `monitor replay` (`monitor run --capture`).
@@ -108,6 +113,8 @@ impl<W: Write> Pipeline<W> {
             events: 0,
             decode_errors: 0,
             alerts: 0,
+            trail: 0,
+            audit_trail: false,
             lost: 0,
             capture: None,
             monitor_pid,
@@ -312,13 +319,19 @@ impl<W: Write> Pipeline<W> {
             Action::Signal | Action::Ptrace | Action::ProcessVm => return self.handle_tamper(ev),
             _ => {}
         }
+        // Both loaded first (from /proc when new), then read together.
+        self.table.get(ev.pid);
+        if ev.ppid != 0 {
+            self.table.get(ev.ppid);
+        }
         let exe: Option<&[u8]> = if ev.action == Action::Exec && ev.success() {
             ev.path.as_deref()
         } else {
-            self.table.get(ev.pid).and_then(|p| p.exe.as_deref())
+            self.table.peek(ev.pid).and_then(|p| p.exe.as_deref())
         };
+        let parent_exe = self.table.peek(ev.ppid).and_then(|p| p.exe.as_deref());
         let matcher = Matcher { rules: &self.rules.rules, plan: &self.plan };
-        let Some(rule) = matcher.evaluate_at(ev, exe) else {
+        let Some(rule) = matcher.evaluate_at(ev, Actor { exe, parent_exe }) else {
             tracing::trace!(action = ev.action.as_str(), pid = ev.pid, path = ?ev.path.as_deref().map(String::from_utf8_lossy), flags = ev.flags, "no rule matched");
             return self.handle_tamper(ev);
         };
@@ -370,8 +383,20 @@ impl<W: Write> Pipeline<W> {
         docker: Option<Box<(DockerRequest, Vec<u8>)>>,
         tamper: Option<String>,
     ) -> std::io::Result<()> {
+        let kind = match rule {
+            Raised::Rule(ri) => self.rules.rules[ri].kind,
+            Raised::Builtin { .. } => Kind::Alert,
+        };
+        if kind == Kind::Event {
+            // The audit trail: counted always, printed when asked for.
+            self.trail += 1;
+            if !self.audit_trail {
+                return Ok(());
+            }
+        } else {
+            self.alerts += 1;
+        }
         self.sequence += 1;
-        self.alerts += 1;
         let container = match &self.container_override {
             Some(decided) => decided.clone(),
             None => container_of(&mut self.containers, ev),
@@ -399,6 +424,7 @@ impl<W: Write> Pipeline<W> {
         };
         let alert = Alert {
             ev: ev.clone(),
+            kind,
             rule,
             sequence: self.sequence,
             wall_ns: self.clock.wall_ns(ev.ts_boot_ns),
@@ -507,6 +533,7 @@ impl<W: Write> Pipeline<W> {
         serde_json::json!({
             "events": self.events,
             "alerts": self.alerts,
+            "trail": self.trail,
             "lost": self.lost,
             "decode_errors": self.decode_errors,
         })
@@ -584,6 +611,8 @@ pub struct RunOptions {
     /// Record everything for `monitor replay` into this file (eBPF source).
     pub capture: Option<std::path::PathBuf>,
     pub source: SourceKind,
+    /// Print the audit trail (`kind=event` rules' matches) besides the alerts.
+    pub audit_trail: bool,
 }
 
 /// An audit event still open after this long without a record is complete (live).
@@ -717,6 +746,7 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
     let mut live = Live::start(opts.source, &plan)?;
     let stdout = std::io::stdout();
     let mut pipeline = Pipeline::new(rules, plan, stdout.lock());
+    pipeline.audit_trail = opts.audit_trail;
     if let Some(path) = &opts.capture {
         anyhow::ensure!(opts.source == SourceKind::Ebpf, "--capture records the eBPF source; with --source audit, keep auditd's log and replay it with --format auditd");
         let writer = capture::Writer::create(path)?;
@@ -886,7 +916,14 @@ pub struct ReplayStats {
 /// Run a capture through `rules` and write the alerts (and the recorded in-band records) to
 /// `out`. `ids` resolves user and group names in the recorded self-defence rules.
 /// `progress(read, total)` is called now and then with the bytes read.
-pub fn replay<W: Write + Send + 'static>(file: &std::path::Path, rules: RuleSet, ids: &dyn crate::rules::parse::IdResolver, out: W, progress: &mut dyn FnMut(u64, u64)) -> Result<ReplayStats> {
+pub fn replay<W: Write + Send + 'static>(
+    file: &std::path::Path,
+    rules: RuleSet,
+    ids: &dyn crate::rules::parse::IdResolver,
+    out: W,
+    audit_trail: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ReplayStats> {
     let mut reader = capture::Reader::open(file)?;
     let (kind, header) = reader.next_record()?.context("the capture is empty")?;
     anyhow::ensure!(kind == capture::rec::HEADER, "the capture does not start with a header");
@@ -911,6 +948,7 @@ pub fn replay<W: Write + Send + 'static>(file: &std::path::Path, rules: RuleSet,
     .render_on_thread()
     .context("starting the render thread")?;
     pipeline.monitor_ppid = header["monitor_ppid"].as_u64().unwrap_or(0) as u32;
+    pipeline.audit_trail = audit_trail;
     // One recorded event with the records that belong to it (written after it, applied
     // first). The buffer is reused from event to event.
     let mut pending: Option<Vec<u8>> = None;

@@ -182,6 +182,8 @@ impl RuleIndex {
                         PathField::Path => AnchorKind::Path,
                         PathField::Dir => AnchorKind::Dir,
                         PathField::Exe => AnchorKind::Exe,
+                        // Not in the probe: a condition like any other.
+                        PathField::ParentExe => return None,
                     },
                     written: path.clone(),
                 }),

@@ -66,29 +66,44 @@ pub struct Matcher<'a> {
     pub plan: &'a FilterPlan,
 }
 
+/// The acting process, as `exe=` and `parent_exe=` see it: its executable (for a successful
+/// exec, the new one) and its parent's, from the process table.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Actor<'e> {
+    pub exe: Option<&'e [u8]>,
+    pub parent_exe: Option<&'e [u8]>,
+}
+
+impl<'e> Actor<'e> {
+    /// A process known by its executable only.
+    pub fn exe(exe: Option<&'e [u8]>) -> Actor<'e> {
+        Actor { exe, parent_exe: None }
+    }
+}
+
 impl<'a> Matcher<'a> {
     /// The first exit rule that matches, if it is an `always` rule.
     ///
     /// A user-space message (audit sources) is decided by the `user` list instead: it
     /// alerts when the first matching user rule is `always` (auditd would log every message
     /// no `never` rule drops; an alert needs a rule that asks for it).
-    pub fn evaluate(&self, ev: &Event, exe: Option<&[u8]>) -> Option<&'a Rule> {
-        self.evaluate_at(ev, exe).map(|ri| &self.rules[ri])
+    pub fn evaluate(&self, ev: &Event, actor: Actor) -> Option<&'a Rule> {
+        self.evaluate_at(ev, actor).map(|ri| &self.rules[ri])
     }
 
     /// [`Matcher::evaluate`], saying where the rule is in `rules`.
-    pub fn evaluate_at(&self, ev: &Event, exe: Option<&[u8]>) -> Option<usize> {
+    pub fn evaluate_at(&self, ev: &Event, actor: Actor) -> Option<usize> {
         let list = if ev.action == Act::UserMessage { List::User } else { List::Exit };
         if list == List::Exit && ev.syscall < 0 {
             return None; // scheduler lifecycle events only feed the process table
         }
         let perm_bits = event_perm(ev);
         let decide = |ri: usize, rule: &'a Rule| {
-            rule.conds.iter().enumerate().all(|(ci, c)| self.cond(c, (ri, ci), ev, exe, perm_bits))
+            rule.conds.iter().enumerate().all(|(ci, c)| self.cond(c, (ri, ci), ev, actor, perm_bits))
         };
         if let Some(index) = self.index(list) {
             // Same order, same conditions: the index only skips rules that cannot match.
-            let candidates = index.candidates(&self.probe(ev, exe));
+            let candidates = index.candidates(&self.probe(ev, actor.exe));
             let ri = candidates.iter().find(|&ri| decide(ri, &self.rules[ri]))?;
             return (self.rules[ri].action == Action::Always).then_some(ri);
         }
@@ -139,7 +154,7 @@ impl<'a> Matcher<'a> {
     }
 
     /// Whether condition `c` (condition `at.1` of rule `at.0`) holds for the event.
-    fn cond(&self, c: &Cond, at: (usize, usize), ev: &Event, exe: Option<&[u8]>, perm_bits: u8) -> bool {
+    fn cond(&self, c: &Cond, at: (usize, usize), ev: &Event, actor: Actor, perm_bits: u8) -> bool {
         match c {
             Cond::Num { field, op, value } => match num_field(ev, *field) {
                 Some(v) => op.compare(v, *value),
@@ -157,7 +172,8 @@ impl<'a> Matcher<'a> {
             } => {
                 let target = self.plan.path_target(at.0, at.1, path);
                 let hit = match field {
-                    PathField::Exe => exe.is_some_and(|e| same_path(e, path, target)),
+                    PathField::Exe => actor.exe.is_some_and(|e| same_path(e, path, target)),
+                    PathField::ParentExe => actor.parent_exe.is_some_and(|e| same_path(e, path, target)),
                     PathField::Path => self.is_path(ev, path, target),
                     PathField::Dir => self.is_under(ev, path, target),
                 };

@@ -2,6 +2,7 @@
 //! of the rules each event can match).
 
 pub mod docker_api;
+pub mod export;
 pub mod index;
 pub mod matcher;
 pub mod metadata;
@@ -17,8 +18,13 @@ use model::{Diagnostic, Rule};
 use parse::{IdResolver, Line, Placement};
 use std::path::{Path, PathBuf};
 
-/// The default rule pack, built into the binary (files under the repository's `rules/`).
+/// The default rule pack, built into the binary (files under the repository's `rules/`, in
+/// name order, as a directory of them loads).
 pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "builtin:docker-runtime.rules",
+        include_str!("../../../rules/docker-runtime.rules"),
+    ),
     (
         "builtin:docker.rules",
         include_str!("../../../rules/docker.rules"),

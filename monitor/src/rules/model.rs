@@ -187,6 +187,19 @@ pub enum PathField {
     Path,
     Dir,
     Exe,
+    /// `parent_exe=` (an extension: auditd has no such field): the executable of the acting
+    /// process's parent, from the process table.
+    ParentExe,
+}
+
+/// What a matching `always` rule prints (`kind=`, an extension): an alert, or a line of the
+/// audit trail (`event.kind: "event"`, printed with `--audit-trail`) for what is worth a
+/// record but not an analyst's attention, such as the container runtime's own work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Kind {
+    #[default]
+    Alert,
+    Event,
 }
 
 /// A set of syscall numbers, or all of them.
@@ -228,6 +241,8 @@ pub struct Rule {
     /// `inactive` holds for the eBPF source only: audit records carry what the rule selects
     /// (user messages, syscalls no hook observes). See `RuleSet::for_audit`.
     pub audit_only: bool,
+    /// What a match prints (`-F kind=`).
+    pub kind: Kind,
 }
 
 impl Rule {
@@ -270,11 +285,13 @@ impl Rule {
                         negate,
                         path,
                     } => {
-                        format!(
-                            "{}{}{path}",
-                            lower(format!("{field:?}")),
-                            if *negate { "!=" } else { "=" }
-                        )
+                        let name = match field {
+                            PathField::Path => "path",
+                            PathField::Dir => "dir",
+                            PathField::Exe => "exe",
+                            PathField::ParentExe => "parent_exe",
+                        };
+                        format!("{name}{}{path}", if *negate { "!=" } else { "=" })
                     }
                     Cond::Perm(bits) => format!("perm={}", perm::render(*bits)),
                     Cond::FileType { negate, mode } => {
@@ -293,6 +310,9 @@ impl Rule {
                 out.push_str(" -F ");
                 out.push_str(&text);
             }
+        }
+        if self.kind == Kind::Event {
+            out.push_str(" -F kind=event");
         }
         for k in &self.keys {
             out.push_str(" -k ");

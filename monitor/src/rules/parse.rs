@@ -160,6 +160,7 @@ pub fn parse_line(
     let mut unknown_syscalls: Vec<String> = Vec::new();
     let mut conds: Vec<Cond> = Vec::new();
     let mut keys: Vec<String> = Vec::new();
+    let mut kind = Kind::Alert;
     let mut inactive: Vec<String> = Vec::new();
     let mut control = false;
     let mut delete_all = false;
@@ -257,6 +258,7 @@ pub fn parse_line(
                 match parse_field(a.text, ids) {
                     Ok(FieldOut::Cond(c)) => conds.push(c),
                     Ok(FieldOut::Key(k)) => keys.push(k),
+                    Ok(FieldOut::Kind(k)) => kind = k,
                     Ok(FieldOut::Arch64) => {}
                     Ok(FieldOut::Inactive(reason)) => inactive.push(reason),
                     Err(msg) => err(report, a.col, msg),
@@ -319,6 +321,7 @@ pub fn parse_line(
             keys,
             inactive: None,
             audit_only: false,
+            kind,
         };
         if remove {
             return Some(Line::Delete(Box::new(rule)));
@@ -341,6 +344,10 @@ pub fn parse_line(
             syscalls_seen.dedup();
             Syscalls::Set(syscalls_seen)
         };
+        if kind == Kind::Event && action == Action::Never {
+            err(report, first_col, "kind=event applies to always rules (a never rule prints nothing)".into());
+            return None;
+        }
         // Reasons that hold for the eBPF source only: audit records carry these events.
         let mut ebpf_only: Vec<String> = Vec::new();
         let msgtype_conds = conds.iter().filter(|c| matches!(c, Cond::Num { field: NumField::MsgType, .. })).count();
@@ -393,6 +400,7 @@ pub fn parse_line(
             keys,
             inactive: None,
             audit_only: false,
+            kind,
         };
         if delete {
             return Some(Line::Delete(Box::new(rule)));
@@ -492,6 +500,7 @@ fn parse_list_action(s: &str) -> Option<(List, Action)> {
 enum FieldOut {
     Cond(Cond),
     Key(String),
+    Kind(Kind),
     Arch64,
     Inactive(String),
 }
@@ -607,7 +616,7 @@ fn parse_field(s: &str, ids: &dyn IdResolver) -> Result<FieldOut, String> {
                 _ => Err(format!("unknown arch {value:?}")),
             }
         }
-        "path" | "dir" | "exe" => {
+        "path" | "dir" | "exe" | "parent_exe" => {
             let negate = eq_only(name)?;
             if !value.starts_with('/') {
                 return Err(format!("{name} must be an absolute path"));
@@ -615,7 +624,8 @@ fn parse_field(s: &str, ids: &dyn IdResolver) -> Result<FieldOut, String> {
             let field = match name {
                 "path" => PathField::Path,
                 "dir" => PathField::Dir,
-                _ => PathField::Exe,
+                "exe" => PathField::Exe,
+                _ => PathField::ParentExe,
             };
             Ok(FieldOut::Cond(Cond::Path {
                 field,
@@ -650,6 +660,16 @@ fn parse_field(s: &str, ids: &dyn IdResolver) -> Result<FieldOut, String> {
                 return Err("key only supports =".into());
             }
             Ok(FieldOut::Key(value.to_string()))
+        }
+        "kind" => {
+            if op != Op::Eq {
+                return Err("kind only supports =".into());
+            }
+            match value {
+                "alert" => Ok(FieldOut::Kind(Kind::Alert)),
+                "event" => Ok(FieldOut::Kind(Kind::Event)),
+                _ => Err(format!("kind is alert or event, not {value:?}")),
+            }
         }
         "msgtype" => num(
             NumField::MsgType,

@@ -68,7 +68,7 @@ fn first_key(set: &RuleSet, ev: &Event, exe: Option<&str>) -> Option<String> {
         rules: &set.rules,
         plan: &plan,
     };
-    m.evaluate(ev, exe.map(str::as_bytes))
+    m.evaluate(ev, crate::rules::matcher::Actor::exe(exe.map(str::as_bytes)))
         .map(|r| r.key().to_string())
 }
 
@@ -378,8 +378,8 @@ fn the_candidate_index_gives_the_verdicts_of_trying_every_rule() {
                     }
                     let exe = &exes[(i + variant) % exes.len()];
                     let exe = exe.as_deref().map(str::as_bytes);
-                    let want = slow.evaluate(&ev, exe).map(|r| r.source.to_string());
-                    let got = fast.evaluate(&ev, exe).map(|r| r.source.to_string());
+                    let want = slow.evaluate(&ev, crate::rules::matcher::Actor::exe(exe)).map(|r| r.source.to_string());
+                    let got = fast.evaluate(&ev, crate::rules::matcher::Actor::exe(exe)).map(|r| r.source.to_string());
                     assert_eq!(got, want, "{action:?} {nr} {path} variant {variant}");
                     compared += 1;
                     alerts += want.is_some() as usize;
@@ -406,7 +406,7 @@ fn the_candidate_index_follows_a_retargeted_symlink() {
     let mut plan = targets::plan(&set.rules);
     let mut ev = event_at(Act::Unlink, 87, &format!("{}/two/f", dir.display()));
     ev.ret = 0;
-    let key = |plan: &targets::FilterPlan| Matcher { rules: &set.rules, plan }.evaluate(&ev, None).map(|r| r.key().to_string());
+    let key = |plan: &targets::FilterPlan| Matcher { rules: &set.rules, plan }.evaluate(&ev, crate::rules::matcher::Actor::default()).map(|r| r.key().to_string());
     assert_eq!(key(&plan), None);
     std::fs::remove_file(&link).unwrap();
     std::os::unix::fs::symlink(dir.join("two"), &link).unwrap();
@@ -415,4 +415,50 @@ fn the_candidate_index_follows_a_retargeted_symlink() {
     assert_eq!(key(&plan).as_deref(), Some("moved"));
     assert_eq!(key(&plan.unindexed()).as_deref(), Some("moved"));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The default pack tells the container runtime's own work (a parent it always has, its
+/// own binary) from the same action by anything else: the first is a line of the audit
+/// trail (`kind=event`), the second an alert under the file's key.
+#[test]
+fn the_runtime_at_work_is_audit_trail_and_the_same_act_by_others_alerts() {
+    let set = RuleSet::builtin(&FakeIds).unwrap();
+    let plan = targets::plan(&set.rules);
+    let m = Matcher { rules: &set.rules, plan: &plan };
+    let judge = |ev: &Event, exe: &str, parent: &str| {
+        let actor = crate::rules::matcher::Actor { exe: Some(exe.as_bytes()), parent_exe: Some(parent.as_bytes()) };
+        m.evaluate(ev, actor).map(|r| (r.key().to_string(), r.kind))
+    };
+    let exec = |path: &str| event_at(Act::Exec, 59, path);
+    let shim = "/usr/bin/containerd-shim-runc-v2";
+    let trail = |key: &str| Some((key.to_string(), model::Kind::Event));
+    let alert = |key: &str| Some((key.to_string(), model::Kind::Alert));
+    assert_eq!(judge(&exec("/usr/sbin/runc"), "/usr/sbin/runc", shim), trail("docker-runtime"));
+    assert_eq!(judge(&exec("/usr/sbin/runc"), "/usr/sbin/runc", "/usr/sbin/runc"), trail("docker-runtime"), "runc init");
+    assert_eq!(judge(&exec("/usr/sbin/runc"), "/usr/sbin/runc", "/usr/bin/bash"), alert("runc"), "runc from a shell");
+    assert_eq!(judge(&exec(shim), shim, "/usr/bin/containerd"), trail("docker-runtime"));
+    assert_eq!(judge(&exec(shim), shim, "/tmp/evil"), alert("containerd"));
+    assert_eq!(judge(&exec("/usr/sbin/dockerd"), "/usr/sbin/dockerd", "/usr/sbin/runc"), trail("docker-runtime"), "libnetwork-setkey");
+    assert_eq!(judge(&exec("/usr/sbin/dockerd"), "/usr/sbin/dockerd", "/usr/bin/bash"), alert("docker-daemon"));
+    // Reading a runtime binary is a record; writing it is an alert, whoever does it.
+    let read = event_at(Act::Open, 257, "/usr/sbin/runc");
+    assert_eq!(judge(&read, "/usr/sbin/runc", shim), trail("docker-file-read"));
+    let mut write = event_at(Act::Open, 257, "/usr/sbin/runc");
+    write.open_flags = 0o1001; // O_WRONLY|O_TRUNC
+    assert_eq!(judge(&write, "/usr/sbin/runc", shim), alert("runc"));
+    assert_eq!(judge(&exec("/usr/bin/docker"), "/usr/bin/docker", "/usr/bin/bash"), trail("docker-client-run"));
+    let mut sysctl = event_at(Act::Open, 257, "/proc/sys/net/ipv6/conf/all/disable_ipv6");
+    sysctl.open_flags = 0o1001;
+    assert_eq!(judge(&sysctl, "/usr/sbin/dockerd", "/usr/lib/systemd/systemd"), trail("docker-runtime"));
+    assert_eq!(judge(&sysctl, "/usr/bin/python3", "/usr/bin/bash"), alert("sysctl"));
+}
+
+#[test]
+fn kind_and_parent_exe_parse_and_print_as_written() {
+    let set = load("-a always,exit -F arch=b64 -S execve -F path=/bin/x -F parent_exe=/bin/sh -F kind=event -k k\n").unwrap();
+    assert_eq!(set.rules[0].kind, model::Kind::Event);
+    assert_eq!(set.rules[0].describe(), "-a always,exit -S execve -F path=/bin/x -F parent_exe=/bin/sh -F kind=event -k k");
+    assert!(load("-a always,exit -S execve -F kind=loud -k k\n").unwrap_err().to_string().contains("kind is alert or event"));
+    assert!(load("-a never,exit -S execve -F path=/bin/x -F kind=event\n").unwrap_err().to_string().contains("kind=event applies to always rules"));
+    assert!(load("-a always,exit -S execve -F parent_exe=relative\n").is_err());
 }

@@ -17,6 +17,8 @@ use std::sync::Arc;
 /// renderer's [`Context`], which the pipeline updates when it changes.
 pub struct Alert {
     pub ev: Arc<Event>,
+    /// An alert, or a line of the audit trail (`event.kind: "event"`).
+    pub kind: crate::rules::model::Kind,
     pub rule: RaisedBy,
     pub sequence: u64,
     /// When the event happened (ns since the epoch); `@timestamp` is formatted from it.
@@ -273,7 +275,10 @@ pub fn render_into(a: &Alert, ctx: &Context, timestamp: &str, buf: &mut Vec<u8>)
     w.key(key!("@timestamp")).str(timestamp);
     w.object(key!("event"))
         .key(key!("kind"))
-        .lit("alert")
+        .lit(match a.kind {
+            crate::rules::model::Kind::Alert => "alert",
+            crate::rules::model::Kind::Event => "event",
+        })
         .key(key!("action"))
         .lit(if a.docker.is_some() { "docker-request" } else { action_name(ev) })
         .key(key!("outcome"))

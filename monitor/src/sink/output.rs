@@ -249,6 +249,7 @@ mod tests {
             let rule = if i % 5 == 4 { RaisedBy::Builtin(RuleJson::render(&RuleRef { keys: &keys[0], source: RuleSource::Builtin("b") })) } else { RaisedBy::Loaded((i % 4) as usize) };
             out.push(Item::Alert(Alert {
                 ev: Arc::new(ev),
+                kind: crate::rules::model::Kind::Alert,
                 rule,
                 sequence: i + 1,
                 wall_ns: 1_700_000_000_000_000_000 + i as i128 * 1_000_003,
