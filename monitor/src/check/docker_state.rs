@@ -559,7 +559,7 @@ mod tests {
         assert_eq!(flag_values(&args, &["-H", "--host"]), vec!["unix:///run/d.sock", "tcp://0.0.0.0:2375"]);
         let d = Daemon { pid: Some(1), uid: Some(0), args, config_path: DAEMON_JSON.into(), json: Ok(Some(serde_json::json!({"icc": true, "log-level": "info", "live-restore": true}))) };
         assert_eq!(d.bool_setting("icc", "--icc").unwrap().unwrap(), (false, "dockerd --icc=false".to_string()));
-        assert_eq!(d.bool_setting("iptables", "--iptables").unwrap().unwrap().0, true);
+        assert!(d.bool_setting("iptables", "--iptables").unwrap().unwrap().0);
         assert_eq!(d.bool_setting("live-restore", "--live-restore").unwrap().unwrap().1, "/etc/docker/daemon.json \"live-restore\": true");
         assert_eq!(d.str_setting("log-level", &["--log-level", "-l"]).unwrap().unwrap().0, "debug");
         assert_eq!(d.hosts().unwrap().len(), 2);

@@ -45,6 +45,10 @@ fn selection_and_exit_code() {
     }
     let f = run(&host, &select(&["KERN-TMOUT", "KERN-SMT"], &[])).unwrap();
     assert_eq!(exit_code(&f), 10 + Severity::Low as u8, "TMOUT fails (low), SMT unknown");
+    let f = run(&host, &select(&["KERN-SMT"], &[])).unwrap();
+    assert_eq!(exit_code(&f), EXIT_ONLY_UNKNOWN, "nothing failed, something unknown");
+    let f = run(&host, &select(&["SVC-"], &[])).unwrap();
+    assert_eq!(exit_code(&f), 0, "not applicable only");
 }
 
 #[test]

@@ -16,6 +16,9 @@ pub mod isolation;
 pub mod runtime;
 pub mod swarm;
 
+#[cfg(test)]
+mod fixture_tests;
+
 use super::{Check, Host, Outcome};
 
 /// Where the benchmark is published.
