@@ -36,7 +36,7 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Low,
         remediation: "Mount a dedicated filesystem at /var/lib/docker so that images and containers cannot fill the root filesystem.",
         file: "/var/lib/docker",
-        cis: Some(Cis { id: "1.1.1", level: 1 }),
+        cis: Some(Cis { id: "1.1.1", level: 1, title: "Ensure a separate partition for containers has been created" }),
         reference: super::cis::REFERENCE,
         probe: Probe::Host(partition),
         ..GUIDE
@@ -48,7 +48,7 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Medium,
         remediation: "Set \"userns-remap\": \"default\" in /etc/docker/daemon.json: root in a container is then not root on the host.",
         file: "/etc/docker/daemon.json",
-        cis: Some(Cis { id: "2.9", level: 2 }),
+        cis: Some(Cis { id: "2.9", level: 2, title: "Enable user namespace support" }),
         reference: super::cis::REFERENCE,
         probe: Probe::Host(userns),
         ..GUIDE
@@ -60,7 +60,7 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Low,
         remediation: "Set \"icc\": false in /etc/docker/daemon.json and link containers explicitly.",
         file: "/etc/docker/daemon.json",
-        cis: Some(Cis { id: "2.2", level: 1 }),
+        cis: Some(Cis { id: "2.2", level: 1, title: "Ensure network traffic is restricted between containers on the default bridge" }),
         reference: super::cis::REFERENCE,
         probe: Probe::Host(icc),
         ..GUIDE
@@ -72,7 +72,7 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Medium,
         remediation: "Remove \"insecure-registries\" from /etc/docker/daemon.json and serve registries over TLS.",
         file: "/etc/docker/daemon.json",
-        cis: Some(Cis { id: "2.5", level: 1 }),
+        cis: Some(Cis { id: "2.5", level: 1, title: "Ensure insecure registries are not used" }),
         reference: super::cis::REFERENCE,
         probe: Probe::Host(insecure_registries),
         ..GUIDE
@@ -84,7 +84,7 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Low,
         remediation: "Set \"live-restore\": true in /etc/docker/daemon.json so the daemon can be restarted (and patched) without stopping containers.",
         file: "/etc/docker/daemon.json",
-        cis: Some(Cis { id: "2.15", level: 1 }),
+        cis: Some(Cis { id: "2.15", level: 1, title: "Ensure live restore is enabled" }),
         reference: super::cis::REFERENCE,
         probe: Probe::Host(live_restore),
         ..GUIDE
@@ -96,7 +96,7 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Low,
         remediation: "Set \"no-new-privileges\": true in /etc/docker/daemon.json: setuid binaries in containers then cannot raise privileges.",
         file: "/etc/docker/daemon.json",
-        cis: Some(Cis { id: "2.14", level: 1 }),
+        cis: Some(Cis { id: "2.14", level: 1, title: "Ensure containers are restricted from acquiring new privileges" }),
         reference: super::cis::REFERENCE,
         probe: Probe::Host(no_new_privileges),
         ..GUIDE
@@ -108,7 +108,7 @@ pub const CHECKS: &[Check] = &[
         severity: Severity::Medium,
         remediation: "Upgrade the engine to a maintained release line (see https://endoflife.date/docker-engine) and its latest patch release; with a distribution's package, keep it on a release the distribution still supports with security updates.",
         file: "/usr/sbin/dockerd",
-        cis: Some(Cis { id: "1.2.2", level: 1 }),
+        cis: Some(Cis { id: "1.2.2", level: 1, title: "Ensure that the version of Docker is up to date" }),
         reference: super::cis::REFERENCE,
         probe: Probe::Host(version),
         ..GUIDE

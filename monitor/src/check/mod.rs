@@ -133,11 +133,13 @@ impl Outcome {
     }
 }
 
-/// A CIS Docker Benchmark recommendation: its number and profile level (1 or 2).
+/// A CIS Docker Benchmark recommendation: its number, profile level (1 or 2) and title in
+/// the benchmark (a guide check keeps its own title; this one is the benchmark's).
 #[derive(Clone, Copy, Debug)]
 pub struct Cis {
     pub id: &'static str,
     pub level: u8,
+    pub title: &'static str,
 }
 
 pub const CIS_BENCHMARK: &str = "CIS Docker Benchmark v1.6.0";

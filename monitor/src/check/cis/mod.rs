@@ -34,7 +34,7 @@ macro_rules! cis {
             title: $title,
             severity: $crate::check::Severity::$sev,
             remediation: $fix,
-            cis: Some($crate::check::Cis { id: $id, level: $level }),
+            cis: Some($crate::check::Cis { id: $id, level: $level, title: $title }),
             guide: false,
             reference: $crate::check::cis::REFERENCE,
             file: $file,

@@ -56,7 +56,7 @@ pub fn finding(r: &Report, f: &Finding, host: &Value) -> Value {
         "ruleset": c.ruleset(),
         "category": c.group,
         "description": match c.cis {
-            Some(cis) => format!("{} recommendation {} (Level {})", crate::check::CIS_BENCHMARK, cis.id, cis.level),
+            Some(cis) => format!("{} {} (Level {}): {}", crate::check::CIS_BENCHMARK, cis.id, cis.level, cis.title),
             None => format!("hardening-guides item, {} group", c.group),
         },
     });

@@ -55,7 +55,7 @@ fn rule(c: &Check) -> Value {
     }
     props["tags"] = json!(tags);
     let full = match c.cis {
-        Some(cis) => format!("{} (CIS Docker Benchmark v1.6.0, {}, Level {})", c.title, cis.id, cis.level),
+        Some(cis) => format!("{} (CIS Docker Benchmark v1.6.0, {} {}, Level {})", c.title, cis.id, cis.title, cis.level),
         None => format!("{} (hardening-guides, {})", c.title, c.group),
     };
     let mut r = json!({
