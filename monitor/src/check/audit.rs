@@ -77,7 +77,7 @@ fn covered(watches: &[String], path: &str) -> bool {
 
 /// One item's verdict: None when none of its paths exists here.
 fn judge(h: &Host, watches: &[String], paths: &[&str]) -> Option<Result<String, String>> {
-    let existing: Vec<&str> = paths.iter().copied().filter(|p| h.exists(p)).collect();
+    let existing: Vec<&str> = paths.iter().copied().filter(|p| h.present(p)).collect();
     if existing.is_empty() {
         return None;
     }
@@ -131,7 +131,7 @@ pub fn item(h: &Host, cis_id: &'static str) -> Outcome {
         return Outcome::unknown(format!("no audit item {cis_id}"));
     };
     let what = name.split_once(' ').map(|n| n.1).unwrap_or(name);
-    if !paths.iter().any(|p| h.exists(p)) {
+    if !paths.iter().any(|p| h.present(p)) {
         return Outcome::not_applicable(format!("{what} does not exist here ({})", paths.join(", ")));
     }
     let watches = match watcher(h) {

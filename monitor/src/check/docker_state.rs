@@ -497,9 +497,23 @@ impl Image {
     }
 }
 
+/// The entries of a directory (sorted): none when it does not exist, an error when it
+/// cannot be read (never an empty answer for an unreadable store).
+fn entries(h: &Host, dir: &str) -> Result<Vec<std::path::PathBuf>, String> {
+    match std::fs::read_dir(h.path(dir)) {
+        Ok(d) => {
+            let mut v: Vec<std::path::PathBuf> = d.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+            v.sort();
+            Ok(v)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(format!("cannot read {dir}: {e}")),
+    }
+}
+
 fn read_images(h: &Host, root: &str) -> Result<Vec<Image>, String> {
     let mut out = Vec::new();
-    for driver_dir in h.dir(&format!("{root}/image")) {
+    for driver_dir in entries(h, &format!("{root}/image"))? {
         let driver = driver_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let base = format!("{root}/image/{driver}");
         let mut names: HashMap<String, Vec<String>> = HashMap::new();
@@ -514,7 +528,7 @@ fn read_images(h: &Host, root: &str) -> Result<Vec<Image>, String> {
             }
         }
         let content = format!("{base}/imagedb/content/sha256");
-        for f in h.dir(&content) {
+        for f in entries(h, &content)? {
             let Some(hex) = f.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
             let file = format!("{content}/{hex}");
             let bytes = std::fs::read(&f).map_err(|e| format!("cannot read {file}: {e}"))?;

@@ -45,6 +45,15 @@ impl Host {
         self.path(p).exists()
     }
 
+    /// Whether something is at `p`, as far as can be told: only "no such file" says no (a
+    /// path this process may not look at is present, and reading it then says why not).
+    pub fn present(&self, p: &str) -> bool {
+        match std::fs::symlink_metadata(self.path(p)) {
+            Ok(_) => true,
+            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        }
+    }
+
     /// The containers in Docker's state (see `docker_state`).
     pub fn containers(&self) -> Result<&[super::docker_state::Container], &str> {
         self.docker().containers_of(self)

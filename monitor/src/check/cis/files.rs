@@ -96,7 +96,7 @@ const UNIT_DIRS: &[&str] = &["/etc/systemd/system", "/run/systemd/system", "/usr
 
 /// The files of a target that exist here, or why there are none.
 fn files(h: &Host, target: &Target) -> Result<Vec<String>, Outcome> {
-    let existing = |paths: Vec<String>| paths.into_iter().filter(|p| std::fs::symlink_metadata(h.path(p)).is_ok()).collect::<Vec<_>>();
+    let existing = |paths: Vec<String>| paths.into_iter().filter(|p| h.present(p)).collect::<Vec<_>>();
     let (found, what) = match target {
         Target::Paths(p) => (existing(p.iter().map(|s| s.to_string()).collect()), p.join(", ")),
         Target::Unit(unit) => {

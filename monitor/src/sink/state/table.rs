@@ -1,12 +1,22 @@
 //! Posture findings as a table for people: grouped by guide area or CIS section, one line
 //! per check, and under a per-container or per-image check one line per container or image;
 //! the reason, evidence and fix under each line that needs them. Colours only on a terminal.
+//! What the host supplied (paths, users, image names) is printed with its control
+//! characters escaped, so no file or container setting can drive the reader's terminal.
 
 use super::{subject_label, Report};
 use crate::check::{Finding, Status};
 use std::io::Write;
 
 const INDENT: usize = 8;
+
+/// `s` with control characters shown as escapes (`\u{1b}`).
+fn clean(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
 
 fn word(s: Status) -> &'static str {
     match s {
@@ -76,11 +86,11 @@ pub fn write(out: &mut impl Write, r: &Report, colour: bool) -> std::io::Result<
                     Status::Unknown => "why",
                     _ => "because",
                 };
-                lines.push(paint(code(o.status), &format!("{label}: {reason}")));
+                lines.push(paint(code(o.status), &format!("{label}: {}", clean(reason))));
             }
-            lines.extend(o.evidence.iter().cloned());
+            lines.extend(o.evidence.iter().map(|e| clean(e)));
             if per_subject {
-                writeln!(out, "{pad}{} {}", status(o.status), subject_label(&f.subject))?;
+                writeln!(out, "{pad}{} {}", status(o.status), clean(&subject_label(&f.subject)))?;
                 for l in lines {
                     writeln!(out, "{pad}        {l}")?;
                 }
@@ -116,4 +126,15 @@ pub fn write(out: &mut impl Write, r: &Report, colour: bool) -> std::io::Result<
         r.seconds,
     )?;
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean;
+
+    #[test]
+    fn control_characters_are_shown_not_sent() {
+        assert_eq!(clean("/srv/\u{1b}[2Jx\n"), "/srv/\\u{1b}[2Jx\\n");
+        assert_eq!(clean("plain"), "plain");
+    }
 }
