@@ -15,6 +15,7 @@
 pub mod audit;
 pub mod cis;
 pub mod docker;
+pub mod docker_files;
 pub mod docker_state;
 pub mod eol;
 pub mod host;
