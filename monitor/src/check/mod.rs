@@ -128,10 +128,6 @@ impl Outcome {
     pub fn not_applicable(why: impl Into<String>) -> Outcome {
         Outcome { status: Status::NotApplicable, reason: Some(why.into()), evidence: Vec::new() }
     }
-    pub fn because(mut self, reason: impl Into<String>) -> Outcome {
-        self.reason = Some(reason.into());
-        self
-    }
 }
 
 /// A CIS Docker Benchmark recommendation: its number, profile level (1 or 2) and title in
