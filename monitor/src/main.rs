@@ -73,22 +73,45 @@ enum Command {
         #[arg(long)]
         audit_trail: bool,
     },
-    /// Report which hardening items of the guides this host fails right now (read-only).
+    /// Report this host's hardening posture right now, read-only: the hardening guides'
+    /// items and the CIS Docker Benchmark v1.6.0 (sections 1-5 and 7).
     ///
-    /// Exit code: 0 when nothing failed, else 10 + the worst failed severity (10 info,
-    /// 11 low, 12 medium, 13 high, 14 critical). Checks that cannot tell say "unknown" with
-    /// the reason; they never pass.
+    /// Docker is read from its files (daemon.json, dockerd's command line in /proc, the
+    /// containers' config.v2.json and hostconfig.json, the image store), never through its
+    /// API. Container recommendations give one finding per container in Docker's state
+    /// (running, created or stopped), image recommendations one per image.
+    ///
+    /// Each finding is pass, fail (with the evidence and the fix), warn (a manual review is
+    /// needed, and what to review), not-applicable (and why) or unknown (what could not be
+    /// read; never a silent pass).
+    ///
+    /// Exit codes: 0 nothing failed and nothing unknown (pass, warn, not-applicable only);
+    /// 9 nothing failed but some findings are unknown; 10 + the worst failed severity when
+    /// anything failed (10 info, 11 low, 12 medium, 13 high, 14 critical); 5 a usage error
+    /// (an --only/--skip id no check has); 1 the report could not be written.
     Check {
-        /// One JSON object per finding (event.kind "state"), for a SIEM.
-        #[arg(long)]
+        /// One ECS JSON object per finding (the same as --format json).
+        #[arg(long, conflicts_with = "format")]
         json: bool,
-        /// Run only these checks (ids, or prefixes ending in "-" such as DOCKER-).
+        /// Report format: table (for people), json (ECS lines for a SIEM), sarif (SARIF
+        /// 2.1.0 for code-scanning dashboards), junit (JUnit XML for CI).
+        #[arg(long, value_enum, value_name = "FORMAT")]
+        format: Option<ReportFormat>,
+        /// Which checks: the CIS Docker Benchmark, the hardening guides, or both.
+        #[arg(long, value_enum, default_value_t = ProfileArg::All)]
+        profile: ProfileArg,
+        /// CIS profile level: 1 keeps the Level 1 recommendations only, 2 all of them (the
+        /// hardening guides' items have no level and are kept).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+        level: Option<u8>,
+        /// Run only these checks: ids (DOCKER-ICC), CIS ids (5.4 or CIS-5.4), or prefixes
+        /// ending in "-" or "." (DOCKER-, CIS-5., 1.1.).
         #[arg(long, value_name = "ID", num_args = 1..)]
         only: Vec<String>,
-        /// Skip these checks (ids or prefixes).
+        /// Skip these checks (ids, CIS ids or prefixes).
         #[arg(long, value_name = "ID", num_args = 1..)]
         skip: Vec<String>,
-        /// List the checks and exit.
+        /// List the checks (id, CIS id, level, profiles, severity, title) and exit.
         #[arg(long)]
         list: bool,
     },
@@ -103,6 +126,24 @@ enum Command {
 enum Source {
     Ebpf,
     Audit,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReportFormat {
+    Table,
+    Json,
+    Sarif,
+    Junit,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ProfileArg {
+    /// Both profiles.
+    All,
+    /// The CIS Docker Benchmark v1.6.0.
+    CisDocker,
+    /// The hardening guides' host items.
+    HardeningGuides,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -160,7 +201,15 @@ fn main() -> ExitCode {
             Err(_) => fail(exit::USAGE, "a capture replay takes one file (several files: --format auditd)"),
         },
         Command::Replay { files, rules, format: Format::Auditd, audit_trail } => replay_auditd(files, rules, audit_trail),
-        Command::Check { json, only, skip, list } => host_check(json, only, skip, list),
+        Command::Check { json, format, profile, level, only, skip, list } => {
+            let format = if json { ReportFormat::Json } else { format.unwrap_or(ReportFormat::Table) };
+            let profile = match profile {
+                ProfileArg::All => check::Profile::All,
+                ProfileArg::CisDocker => check::Profile::CisDocker,
+                ProfileArg::HardeningGuides => check::Profile::HardeningGuides,
+            };
+            host_check(format, check::Selection { profile, level, only, skip }, list)
+        }
         Command::Rules {
             command: RulesCommand::Check { paths },
         } => rules_check(paths),
@@ -173,31 +222,39 @@ fn main() -> ExitCode {
     }
 }
 
-fn host_check(json: bool, only: Vec<String>, skip: Vec<String>, list: bool) -> ExitCode {
+fn host_check(format: ReportFormat, selection: check::Selection, list: bool) -> ExitCode {
     if list {
-        for c in check::all() {
-            println!("{:<26} {:<9} {:<8} {}", c.id, c.group, c.severity.as_str(), c.title);
+        let checks = match selection.checks() {
+            Ok(c) => c,
+            Err(e) => return fail(exit::USAGE, e),
+        };
+        for c in checks {
+            let (cis, level) = c.cis.map(|c| (c.id, format!("L{}", c.level))).unwrap_or(("-", "-".into()));
+            println!("{:<26} {:<7} {:<2} {:<29} {:<8} {}", c.id, cis, level, c.profiles().join(","), c.severity.as_str(), c.title);
         }
         return ExitCode::SUCCESS;
     }
-    let findings = match check::run(&check::Host::real(), &only, &skip) {
+    let started = std::time::Instant::now();
+    let now = enrich::Clock::measure();
+    let timestamp = enrich::rfc3339(now.wall_ns(now.boot_now()));
+    let findings = match check::run(&check::Host::real(), &selection) {
         Ok(f) => f,
         Err(e) => return fail(exit::USAGE, e),
     };
+    let code = check::exit_code(&findings);
+    let report = sink::state::Report { findings: &findings, profile: selection.profile, timestamp, seconds: started.elapsed().as_secs_f64(), host: sink::state::HostInfo::read() };
     let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let written = if json {
-        let now = enrich::Clock::measure();
-        let ts = enrich::rfc3339(now.wall_ns(now.boot_now()));
-        sink::state::json_lines(&mut out, &findings, &ts, &enrich::hostname())
-    } else {
-        let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
-        sink::state::table(&mut out, &findings, colour)
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let written = match format {
+        ReportFormat::Json => sink::state::json::write(&mut out, &report),
+        ReportFormat::Sarif => sink::state::sarif::write(&mut out, &report, code),
+        ReportFormat::Junit => sink::state::junit::write(&mut out, &report),
+        ReportFormat::Table => sink::state::table::write(&mut out, &report, std::io::IsTerminal::is_terminal(&std::io::stdout())),
     };
     if let Err(e) = written {
         return fail(exit::RUNTIME, format!("writing the report: {e}"));
     }
-    ExitCode::from(check::exit_code(&findings))
+    ExitCode::from(code)
 }
 
 fn fail(code: u8, msg: impl std::fmt::Display) -> ExitCode {

@@ -42,11 +42,11 @@ fn check(id: &str) -> (Value, i32) {
 }
 
 fn status(id: &str) -> String {
-    s(&check(id).0, "check.status").to_string()
+    s(&check(id).0, "monitor.check.result").to_string()
 }
 
 fn evidence(id: &str) -> String {
-    get(&check(id).0, "check.evidence").to_string()
+    get(&check(id).0, "monitor.check.evidence").to_string()
 }
 
 fn run(cmd: &str, args: &[&str]) {
@@ -72,8 +72,8 @@ fn a_core_user_in_the_docker_group_is_reported() {
     restore.push(|| run("userdel", &["core"]));
     run("gpasswd", &["-a", "core", "docker"]);
     let (f, code) = check("USR-DOCKER-GROUP");
-    assert_eq!(s(&f, "check.status"), "fail", "{f}");
-    assert!(get(&f, "check.evidence").to_string().contains("core (including core)"), "{f}");
+    assert_eq!(s(&f, "monitor.check.result"), "fail", "{f}");
+    assert!(get(&f, "monitor.check.evidence").to_string().contains("core (including core)"), "{f}");
     assert_eq!(code, 13, "high severity");
     drop(restore);
     assert!(!evidence("USR-DOCKER-GROUP").contains("core"));
@@ -92,8 +92,8 @@ fn a_world_writable_docker_socket_is_critical() {
     restore.push(move || std::fs::set_permissions(sock, std::fs::Permissions::from_mode(mode)).unwrap());
     std::fs::set_permissions(sock, std::fs::Permissions::from_mode(0o666)).unwrap();
     let (f, code) = check("DOCKER-SOCKET-PERMS");
-    assert_eq!(s(&f, "check.status"), "fail", "{f}");
-    assert!(get(&f, "check.evidence").to_string().contains("mode 0666"), "{f}");
+    assert_eq!(s(&f, "monitor.check.result"), "fail", "{f}");
+    assert!(get(&f, "monitor.check.evidence").to_string().contains("mode 0666"), "{f}");
     assert_eq!(code, 14, "critical");
     std::fs::set_permissions(sock, std::fs::Permissions::from_mode(0o660)).unwrap();
     assert_eq!(status("DOCKER-SOCKET-PERMS"), "pass");
@@ -119,8 +119,8 @@ fn listeners_on_any_address_and_the_docker_port_are_reported() {
     assert_eq!(status("NET-DOCKER-TCP"), "pass");
     let api = TcpListener::bind("127.0.0.1:2375").expect("port 2375 free");
     let (f, code) = check("NET-DOCKER-TCP");
-    assert_eq!(s(&f, "check.status"), "fail", "{f}");
-    assert!(get(&f, "check.evidence").to_string().contains("127.0.0.1:2375"), "{f}");
+    assert_eq!(s(&f, "monitor.check.result"), "fail", "{f}");
+    assert!(get(&f, "monitor.check.evidence").to_string().contains("127.0.0.1:2375"), "{f}");
     assert_eq!(code, 14);
     drop(api);
     assert_eq!(status("NET-DOCKER-TCP"), "pass");
@@ -159,13 +159,13 @@ fn config_files_flip_kernel_and_user_findings() {
         }
         assert_eq!(status("KERN-TMOUT"), "pass");
         let (f, _) = check("USR-NOPASSWD-SUDO");
-        assert_eq!(s(&f, "check.status"), "fail", "{f}");
-        assert!(get(&f, "check.evidence").to_string().contains("/etc/sudoers.d/monitor-e2e:1"), "{f}");
+        assert_eq!(s(&f, "monitor.check.result"), "fail", "{f}");
+        assert!(get(&f, "monitor.check.evidence").to_string().contains("/etc/sudoers.d/monitor-e2e:1"), "{f}");
     }
     // Back as they were.
     assert_eq!(status("KERN-USB-STORAGE"), usb_before);
     assert_eq!(status("KERN-TMOUT"), tmout_before);
-    assert_eq!(check("USR-NOPASSWD-SUDO").0["check"]["status"], sudo_before["check"]["status"]);
+    assert_eq!(check("USR-NOPASSWD-SUDO").0["monitor"]["check"]["result"], sudo_before["monitor"]["check"]["result"]);
     // A fresh machine of ours has no TMOUT (the guides' settings are not applied).
     if std::env::var("CI").as_deref() == Ok("true") {
         assert_eq!(tmout_before, "fail");
@@ -186,11 +186,11 @@ fn what_cannot_be_read_is_unknown_never_pass() {
     let lines: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     for f in &lines {
-        assert_eq!(s(f, "check.status"), "unknown", "{f}");
-        assert!(s(f, "check.reason").contains("/etc/shadow"), "{f}");
+        assert_eq!(s(f, "monitor.check.result"), "unknown", "{f}");
+        assert!(s(f, "monitor.check.reason").contains("/etc/shadow"), "{f}");
         assert_eq!(s(f, "event.outcome"), "unknown");
     }
-    assert_eq!(out.status.code(), Some(0), "unknown is not a failure");
+    assert_eq!(out.status.code(), Some(9), "unknown is not a failure, but not a clean result either");
 }
 
 #[test]
@@ -203,19 +203,30 @@ fn the_full_report_is_json_lines_with_a_matching_exit_code() {
     let out = Command::new(monitor_bin()).args(["check", "--json"]).output().unwrap();
     let elapsed = started.elapsed();
     let findings: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // One line per check, and one per container or image for the checks that look at each.
     let list = Command::new(monitor_bin()).args(["check", "--list"]).output().unwrap();
-    assert_eq!(findings.len(), String::from_utf8(list.stdout).unwrap().lines().count());
+    let ids: std::collections::BTreeSet<&str> = findings.iter().map(|f| s(f, "rule.id")).collect();
+    assert_eq!(ids.len(), String::from_utf8(list.stdout).unwrap().lines().count());
+    let severities = ["info", "low", "medium", "high", "critical"];
     let mut worst = None;
+    let mut unknown = false;
     for f in &findings {
         assert_eq!(s(f, "event.kind"), "state");
-        assert!(["pass", "fail", "unknown", "n/a"].contains(&s(f, "check.status")), "{f}");
-        assert!(!s(f, "check.remediation").is_empty());
-        if s(f, "check.status") == "fail" {
-            let sev = get(f, "event.severity").as_u64().unwrap();
-            worst = worst.max(Some(sev));
+        assert!(["pass", "fail", "warn", "unknown", "not-applicable"].contains(&s(f, "monitor.check.result")), "{f}");
+        assert!(!s(f, "monitor.check.remediation").is_empty());
+        let sev = severities.iter().position(|w| *w == s(f, "monitor.severity")).unwrap();
+        assert_eq!(get(f, "event.severity").as_u64(), Some([0, 21, 47, 73, 99][sev]), "{f}");
+        match s(f, "monitor.check.result") {
+            "fail" => worst = worst.max(Some(sev as i32)),
+            "unknown" => unknown = true,
+            _ => {}
         }
     }
-    let expected = worst.map(|w| 10 + w as i32).unwrap_or(0);
+    let expected = match worst {
+        Some(w) => 10 + w,
+        None if unknown => 9,
+        None => 0,
+    };
     assert_eq!(out.status.code(), Some(expected));
     // The table says the same.
     let table = Command::new(monitor_bin()).arg("check").output().unwrap();
@@ -235,11 +246,11 @@ fn the_docker_audit_items_pass_while_the_monitor_watches_them() {
     let before = check("AUDIT-DOCKER").0;
     if !before.to_string().contains("monitor run") {
         // Without auditd rules (a fresh machine) the items are reported missing, one by one.
-        assert_eq!(s(&before, "check.status"), "fail", "{before}");
+        assert_eq!(s(&before, "monitor.check.result"), "fail", "{before}");
         assert!(before.to_string().contains("1.1.5 /var/lib/docker"), "{before}");
     }
     let m = monitor_tests::Monitor::start_with(&[]);
     let (f, _) = check("AUDIT-DOCKER");
-    assert_eq!(s(&f, "check.status"), "pass", "{f}");
+    assert_eq!(s(&f, "monitor.check.result"), "pass", "{f}");
     assert!(f.to_string().contains(&format!("pid {}", m.pid())), "{f}");
 }

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod docker;
+pub mod ecs;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};

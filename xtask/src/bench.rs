@@ -693,9 +693,14 @@ pub fn run(opts: &Options) -> Result<()> {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let date = crate::util::output(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])).unwrap_or_default();
     let header = format!("# Benchmark results\n\n{date}, commit {commit}, {cores} cores, kernel {}, size {}, {} repetitions (medians)\n\n", std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(), opts.size, opts.reps);
+    // The `monitor check` figure (`cargo xtask bench check`) is its own run: kept as it was.
+    let (check, check_line) = crate::bench_check::carried_over(&opts.out);
+    if let Some(line) = check_line {
+        md.push_str(&format!("{line}\n"));
+    }
     let report = format!("{header}{md}");
     println!("{report}");
-    let result = json!({
+    let mut result = json!({
         "date": date, "commit": commit, "cores": cores, "size": opts.size, "reps": opts.reps,
         "workloads": rows,
         "latency_us": {"p50": p50, "p99": p99},
@@ -704,6 +709,9 @@ pub fn run(opts: &Options) -> Result<()> {
         "max_rate_without_drop": sustained,
         "replay": {"events": replay_events, "events_per_s": replay_per_s, "capture_bytes_per_event": bytes_per_event},
     });
+    if let Some(check) = check {
+        result["check"] = check;
+    }
     std::fs::create_dir_all(&opts.out)?;
     std::fs::write(opts.out.join("results.json"), serde_json::to_string_pretty(&result)? + "\n")?;
     let mut f = std::fs::File::create(opts.out.join("results.md"))?;

@@ -6,9 +6,11 @@
 //! * `run`    setup + build + `monitor run` with the built-in rules.
 //! * `test`   setup (with test deps) + the whole test suite, fuzz targets included (briefly).
 //! * `fuzz`   run the fuzz targets for a given time and report executions.
-//! * `bench`  the monitor against bare and auditd; results in docs/bench/.
+//! * `bench`  the monitor against bare and auditd; results in docs/bench/ (`bench check`:
+//!   only the `monitor check` timing with 50 containers).
 
 mod bench;
+mod bench_check;
 mod docker;
 mod fuzz;
 mod hook_share;
@@ -47,8 +49,12 @@ enum Command {
         args: Vec<String>,
     },
     /// Benchmark the monitor against a bare system and auditd (needs root); writes
-    /// results.md and results.json.
+    /// results.md and results.json. `bench check` times only `monitor check` with 50
+    /// containers and updates that figure alone.
     Bench {
+        /// Only this part of the benchmark.
+        #[arg(value_enum)]
+        only: Option<BenchPart>,
         /// Events per workload (exec runs a tenth of it).
         #[arg(long, default_value_t = 20_000)]
         size: u64,
@@ -85,6 +91,12 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BenchPart {
+    /// `monitor check --profile all --json` with 50 created containers (median of --reps runs).
+    Check,
+}
+
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Setup { test_deps } => setup::setup(test_deps),
@@ -114,11 +126,14 @@ fn main() -> Result<()> {
             let out = util::workspace_root().join("target/bench-smoke");
             bench::run(&bench::Options { size: 50, reps: 1, out })
         }
-        Command::Bench { size, reps, out } => {
+        Command::Bench { only, size, reps, out } => {
             setup::setup(true)?;
             build()?;
             let out = if out.is_absolute() { out } else { util::workspace_root().join(out) };
-            bench::run(&bench::Options { size, reps, out })
+            match only {
+                Some(BenchPart::Check) => bench_check::run(&out, reps),
+                None => bench::run(&bench::Options { size, reps, out }),
+            }
         }
         Command::BenchWorkload { name, n } => bench::workload(&name, n),
         Command::Fuzz { time, runs, sanitizer, targets } => {

@@ -25,6 +25,9 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("procps", "/usr/sbin/sysctl"),
     // perf: the bench's in-run hook cost pass samples the workloads with it.
     ("linux-perf", "/usr/bin/perf"),
+    // node and npm: the ECS tests fetch Elastic's field table (`npm pack @elastic/ecs`).
+    ("nodejs", "/usr/bin/node"),
+    ("npm", "/usr/bin/npm"),
 ];
 
 /// cargo-fuzz release used for the fuzz targets (monitor/fuzz).

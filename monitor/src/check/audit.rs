@@ -1,7 +1,7 @@
 //! Audit: the CIS Docker Benchmark 1.1.x watches present in the kernel's audit rules, or
 //! covered by a running `monitor`.
 
-use super::{Check, Host, Outcome, Severity};
+use super::{Check, Host, Outcome, Probe, Severity, GUIDE};
 
 pub const CHECKS: &[Check] = &[Check {
     id: "AUDIT-DOCKER",
@@ -9,7 +9,9 @@ pub const CHECKS: &[Check] = &[Check {
     title: "Docker files and binaries are audited (CIS Docker Benchmark 1.1.3-1.1.18)",
     severity: Severity::Medium,
     remediation: "Load the monitor's rules/docker.rules into auditd (`auditctl -R rules/docker.rules`, or copy to /etc/audit/rules.d/), or keep `monitor run` running.",
-    run: cis,
+    file: "/etc/audit/audit.rules",
+    probe: Probe::Host(cis),
+    ..GUIDE
 }];
 
 /// CIS item → the paths that satisfy it (any one, where it exists).
@@ -32,23 +34,24 @@ const ITEMS: &[(&str, &[&str])] = &[
     ("1.1.18 runc", &["/usr/bin/runc", "/usr/sbin/runc"]),
 ];
 
-/// `-w PATH` entries of `auditctl -l`.
+/// `-w PATH` entries of `auditctl -l` (and the `dir=`/`path=` fields of syscall rules).
 fn audit_watches() -> Result<Vec<String>, String> {
     let out = std::process::Command::new("auditctl").arg("-l").output().map_err(|e| format!("auditctl: {e}"))?;
     if !out.status.success() {
         return Err(format!("auditctl -l: {}", String::from_utf8_lossy(&out.stderr).trim()));
     }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("-w ").and_then(|r| r.split_whitespace().next()).map(str::to_string))
-        .chain(
-            // `-a ... -F dir=X` / `-F path=X` rules are watches too.
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .flat_map(|l| l.split_whitespace().filter_map(|w| w.strip_prefix("dir=").or_else(|| w.strip_prefix("path="))).map(str::to_string).collect::<Vec<_>>())
-                .collect::<Vec<_>>(),
-        )
-        .collect())
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut watches: Vec<String> = text.lines().filter_map(|l| l.strip_prefix("-w ").and_then(|r| r.split_whitespace().next()).map(str::to_string)).collect();
+    watches.extend(text.lines().flat_map(|l| l.split_whitespace().filter_map(|w| w.strip_prefix("dir=").or_else(|| w.strip_prefix("path="))).map(str::to_string)));
+    Ok(watches)
+}
+
+/// The kernel's watches, read once per run.
+fn watches(h: &Host) -> Result<&[String], &str> {
+    match h.audit_watches.get_or_init(audit_watches) {
+        Ok(w) => Ok(w),
+        Err(e) => Err(e),
+    }
 }
 
 /// pid of a running `monitor run` with the built-in pack (it watches every item).
@@ -72,33 +75,73 @@ fn covered(watches: &[String], path: &str) -> bool {
     })
 }
 
-fn cis(h: &Host) -> Outcome {
+/// One item's verdict: None when none of its paths exists here.
+fn judge(h: &Host, watches: &[String], paths: &[&str]) -> Option<Result<String, String>> {
+    let existing: Vec<&str> = paths.iter().copied().filter(|p| h.present(p)).collect();
+    if existing.is_empty() {
+        return None;
+    }
+    Some(match existing.iter().find(|p| covered(watches, p)) {
+        Some(p) => Ok(format!("audit watch covers {p}")),
+        None => Err(format!("no audit watch on {}", existing.join(" or "))),
+    })
+}
+
+/// Where the watches come from: a running monitor, or the kernel's audit rules.
+enum Watcher<'a> {
+    Monitor(String),
+    Kernel(&'a [String]),
+}
+
+fn watcher(h: &Host) -> Result<Watcher<'_>, Outcome> {
     if let Some(pid) = monitor_running(h) {
-        return Outcome::pass(vec![format!("monitor run (pid {pid}) watches every item with the built-in pack")]);
+        return Ok(Watcher::Monitor(pid));
     }
     if !h.is_real() {
-        return Outcome::unknown("not the running host");
+        return Err(Outcome::unknown("not the running host"));
     }
-    let watches = match audit_watches() {
-        Ok(w) => w,
-        Err(e) => return Outcome::unknown(format!("{e}; and no `monitor run` is running")),
+    watches(h).map(Watcher::Kernel).map_err(|e| Outcome::unknown(format!("{e}; and no `monitor run` is running")))
+}
+
+fn cis(h: &Host) -> Outcome {
+    let watches = match watcher(h) {
+        Ok(Watcher::Monitor(pid)) => return Outcome::pass(vec![format!("monitor run (pid {pid}) watches every item with the built-in pack")]),
+        Ok(Watcher::Kernel(w)) => w,
+        Err(o) => return o,
     };
     let mut missing = Vec::new();
     let mut present = Vec::new();
     for (item, paths) in ITEMS {
-        let existing: Vec<&&str> = paths.iter().filter(|p| h.exists(p)).collect();
-        if existing.is_empty() {
-            continue; // not applicable on this host
-        }
-        if existing.iter().any(|p| covered(&watches, p)) {
-            present.push(item.to_string());
-        } else {
-            missing.push(format!("{item}: no audit watch on {}", existing.iter().map(|p| **p).collect::<Vec<_>>().join(" or ")));
+        match judge(h, watches, paths) {
+            None => {}
+            Some(Ok(_)) => present.push(item.to_string()),
+            Some(Err(e)) => missing.push(format!("{item}: {e}")),
         }
     }
     if missing.is_empty() {
         Outcome::pass(present)
     } else {
         Outcome::fail(missing)
+    }
+}
+
+/// One CIS 1.1.x item (`1.1.5`).
+pub fn item(h: &Host, cis_id: &'static str) -> Outcome {
+    let Some((name, paths)) = ITEMS.iter().find(|(i, _)| i.split(' ').next() == Some(cis_id)) else {
+        return Outcome::unknown(format!("no audit item {cis_id}"));
+    };
+    let what = name.split_once(' ').map(|n| n.1).unwrap_or(name);
+    if !paths.iter().any(|p| h.present(p)) {
+        return Outcome::not_applicable(format!("{what} does not exist here ({})", paths.join(", ")));
+    }
+    let watches = match watcher(h) {
+        Ok(Watcher::Monitor(pid)) => return Outcome::pass(vec![format!("monitor run (pid {pid}) watches {what} with the built-in pack")]),
+        Ok(Watcher::Kernel(w)) => w,
+        Err(o) => return o,
+    };
+    match judge(h, watches, paths) {
+        Some(Ok(e)) => Outcome::pass(vec![e]),
+        Some(Err(e)) => Outcome::fail(vec![e]),
+        None => Outcome::not_applicable(format!("{what} does not exist here")),
     }
 }

@@ -11,6 +11,10 @@ pub struct Host {
     /// Listening sockets, read once for all the checks that need them (reading them walks
     /// every process's descriptors).
     listeners: std::sync::OnceLock<Result<Vec<Listener>, String>>,
+    /// Docker's state files, read once for every Docker check (see `docker_state`).
+    pub(super) docker: std::sync::OnceLock<super::docker_state::DockerState>,
+    /// `auditctl -l`'s watches, read once for every audit item.
+    pub(super) audit_watches: std::sync::OnceLock<Result<Vec<String>, String>>,
 }
 
 impl Host {
@@ -21,7 +25,7 @@ impl Host {
 
     /// A tree laid out like a root filesystem (tests).
     pub fn at(root: PathBuf) -> Host {
-        Host { root, listeners: std::sync::OnceLock::new() }
+        Host { root, listeners: std::sync::OnceLock::new(), docker: std::sync::OnceLock::new(), audit_watches: std::sync::OnceLock::new() }
     }
 
     /// Whether this is the real host (commands may be run).
@@ -39,6 +43,25 @@ impl Host {
 
     pub fn exists(&self, p: &str) -> bool {
         self.path(p).exists()
+    }
+
+    /// Whether something is at `p`, as far as can be told: only "no such file" says no (a
+    /// path this process may not look at is present, and reading it then says why not).
+    pub fn present(&self, p: &str) -> bool {
+        match std::fs::symlink_metadata(self.path(p)) {
+            Ok(_) => true,
+            Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+        }
+    }
+
+    /// The containers in Docker's state (see `docker_state`).
+    pub fn containers(&self) -> Result<&[super::docker_state::Container], &str> {
+        self.docker().containers_of(self)
+    }
+
+    /// The images in Docker's image store.
+    pub fn images(&self) -> Result<&[super::docker_state::Image], &str> {
+        self.docker().images_of(self)
     }
 
     /// Files of a directory (sorted), empty when it does not exist.

@@ -1,7 +1,7 @@
 //! Kernel surface: USB storage, SMT against the CPU's vulnerabilities, forwarding and ICMP
 //! redirects, the shell login timeout.
 
-use super::{Check, Host, Outcome, Severity};
+use super::{Check, Host, Outcome, Probe, Severity, GUIDE};
 
 pub const CHECKS: &[Check] = &[
     Check {
@@ -10,7 +10,9 @@ pub const CHECKS: &[Check] = &[
         title: "usb-storage cannot be loaded",
         severity: Severity::Medium,
         remediation: "Add `install usb-storage /bin/false` (and `blacklist usb-storage`) to /etc/modprobe.d/usb-storage.conf and `rmmod usb-storage`.",
-        run: usb_storage,
+        file: "/etc/modprobe.d",
+        probe: Probe::Host(usb_storage),
+        ..GUIDE
     },
     Check {
         id: "KERN-SMT",
@@ -18,7 +20,9 @@ pub const CHECKS: &[Check] = &[
         title: "SMT is off where the CPU is vulnerable through it",
         severity: Severity::Medium,
         remediation: "Boot with `nosmt` (or `mitigations=auto,nosmt`), or `echo off > /sys/devices/system/cpu/smt/control`.",
-        run: smt,
+        file: "/sys/devices/system/cpu/smt/control",
+        probe: Probe::Host(smt),
+        ..GUIDE
     },
     Check {
         id: "KERN-IP-FORWARD",
@@ -26,7 +30,9 @@ pub const CHECKS: &[Check] = &[
         title: "IP forwarding is off (unless the host routes for containers)",
         severity: Severity::Low,
         remediation: "`sysctl -w net.ipv4.ip_forward=0` unless Docker bridge networking needs it; then restrict FORWARD with firewall rules.",
-        run: ip_forward,
+        file: "/proc/sys/net/ipv4/ip_forward",
+        probe: Probe::Host(ip_forward),
+        ..GUIDE
     },
     Check {
         id: "KERN-ICMP-REDIRECT",
@@ -34,7 +40,9 @@ pub const CHECKS: &[Check] = &[
         title: "ICMP redirects are neither accepted nor sent",
         severity: Severity::Low,
         remediation: "Set net.ipv4.conf.{all,default}.accept_redirects=0 and send_redirects=0 (and net.ipv6.conf.*.accept_redirects=0) in /etc/sysctl.d/.",
-        run: icmp_redirects,
+        file: "/proc/sys/net/ipv4/conf/all/accept_redirects",
+        probe: Probe::Host(icmp_redirects),
+        ..GUIDE
     },
     Check {
         id: "KERN-TMOUT",
@@ -42,7 +50,9 @@ pub const CHECKS: &[Check] = &[
         title: "Idle shells time out (TMOUT)",
         severity: Severity::Low,
         remediation: "Add `readonly TMOUT=900; export TMOUT` to /etc/profile.d/tmout.sh.",
-        run: tmout,
+        file: "/etc/profile.d",
+        probe: Probe::Host(tmout),
+        ..GUIDE
     },
 ];
 

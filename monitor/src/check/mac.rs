@@ -1,6 +1,6 @@
 //! Mandatory access control: SELinux or AppArmor enforcing, BPF-LSM, containers' labels.
 
-use super::{Check, Host, Outcome, Severity};
+use super::{Check, Host, Outcome, Probe, Severity, GUIDE};
 use serde_json::Value;
 
 pub const CHECKS: &[Check] = &[
@@ -10,7 +10,9 @@ pub const CHECKS: &[Check] = &[
         title: "SELinux is enforcing or AppArmor is enabled",
         severity: Severity::Medium,
         remediation: "Boot with SELinux enforcing (Flatcar: SELINUX=enforcing in /etc/selinux/config) or AppArmor enabled (`apparmor=1 security=apparmor`).",
-        run: enforcing,
+        file: "/sys/module/apparmor/parameters/enabled",
+        probe: Probe::Host(enforcing),
+        ..GUIDE
     },
     Check {
         id: "MAC-BPF-LSM",
@@ -18,7 +20,9 @@ pub const CHECKS: &[Check] = &[
         title: "BPF-LSM is active",
         severity: Severity::Info,
         remediation: "Add `bpf` to the `lsm=` boot parameter so that LSM programs can enforce policy.",
-        run: bpf_lsm,
+        file: "/sys/kernel/security/lsm",
+        probe: Probe::Host(bpf_lsm),
+        ..GUIDE
     },
     Check {
         id: "MAC-CONTAINER-LABELS",
@@ -26,7 +30,9 @@ pub const CHECKS: &[Check] = &[
         title: "Running containers are confined (no unconfined AppArmor, SELinux or seccomp)",
         severity: Severity::High,
         remediation: "Recreate the containers without `--security-opt apparmor=unconfined`, `seccomp=unconfined`, `label=disable` or `--privileged`.",
-        run: container_labels,
+        file: "/var/lib/docker/containers",
+        probe: Probe::Host(container_labels),
+        ..GUIDE
     },
 ];
 

@@ -1,12 +1,23 @@
-//! `monitor check`: the hardening guides' host settings, checked right now.
+//! `monitor check`: the host's hardening posture, checked right now, read-only.
 //!
-//! Each check reads host state (files under /proc, /sys, /etc, /run, the Docker state and a
-//! couple of read-only commands), and says pass, fail (with the evidence found and the
-//! guide's remediation), not applicable, or unknown (with why it could not tell — never a
-//! silent pass). Nothing is changed on the host.
+//! Two profiles: the hardening guides' host items (network, users, docker, audit, kernel,
+//! MAC, cluster services) and the CIS Docker Benchmark v1.6.0 (sections 1-5 and 7, in
+//! `cis/`). A guide item that checks exactly what a CIS recommendation checks carries its CIS
+//! id and belongs to both profiles, so `--profile all` never reports one thing twice.
+//!
+//! Each check reads host state (files under /proc, /sys, /etc, /run, Docker's state files
+//! under its data root, and a few read-only commands: `auditctl -l`, `dockerd --version`,
+//! never dockerd's API) and says pass, fail (with the evidence found and the remediation),
+//! warn (a manual review is needed, and why), not applicable (and why), or unknown (what could
+//! not be read: never a silent pass). A per-container check gives one finding per container
+//! in Docker's state (running, created or stopped), a per-image check one per image.
 
 pub mod audit;
+pub mod cis;
 pub mod docker;
+pub mod docker_files;
+pub mod docker_state;
+pub mod eol;
 pub mod host;
 pub mod kernel;
 pub mod mac;
@@ -14,8 +25,12 @@ pub mod network;
 pub mod services;
 pub mod users;
 
+#[cfg(test)]
+mod tests;
+
 pub use host::Host;
 
+use docker_state::{Container, Image};
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,43 +52,60 @@ impl Severity {
             Severity::Critical => "critical",
         }
     }
-}
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Status {
-    Pass,
-    Fail,
-    /// The thing checked does not exist on this host (no sshd, no etcd).
-    NotApplicable,
-    /// The check could not tell; the reason says why.
-    Unknown(String),
-}
-
-impl Status {
-    pub fn as_str(&self) -> &'static str {
+    /// ECS `event.severity`: 0 info, 21 low, 47 medium, 73 high, 99 critical.
+    pub fn ecs(self) -> u8 {
         match self {
-            Status::Pass => "pass",
-            Status::Fail => "fail",
-            Status::NotApplicable => "n/a",
-            Status::Unknown(_) => "unknown",
+            Severity::Info => 0,
+            Severity::Low => 21,
+            Severity::Medium => 47,
+            Severity::High => 73,
+            Severity::Critical => 99,
         }
     }
 }
 
-/// What one check found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    Fail,
+    /// A manual review is needed (the recommendation cannot be decided from files); the
+    /// reason says what to review.
+    Warn,
+    /// The thing checked does not exist here (no sshd, no swarm, no TLS configured).
+    NotApplicable,
+    /// The check could not tell; the reason says why.
+    Unknown,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::Warn => "warn",
+            Status::NotApplicable => "not-applicable",
+            Status::Unknown => "unknown",
+        }
+    }
+}
+
+/// What one check found about one subject.
 #[derive(Clone, Debug)]
 pub struct Outcome {
     pub status: Status,
+    /// Why this result (always set for warn, not-applicable and unknown).
+    pub reason: Option<String>,
     /// Facts found, one per line (`/run/docker.sock mode 0666`).
     pub evidence: Vec<String>,
 }
 
 impl Outcome {
     pub fn pass(evidence: Vec<String>) -> Outcome {
-        Outcome { status: Status::Pass, evidence }
+        Outcome { status: Status::Pass, reason: None, evidence }
     }
     pub fn fail(evidence: Vec<String>) -> Outcome {
-        Outcome { status: Status::Fail, evidence }
+        Outcome { status: Status::Fail, reason: None, evidence }
     }
     /// Fail when there is evidence against, pass otherwise.
     pub fn fail_if_any(against: Vec<String>) -> Outcome {
@@ -83,12 +115,44 @@ impl Outcome {
             Outcome::fail(against)
         }
     }
+    pub fn warn(reason: impl Into<String>, evidence: Vec<String>) -> Outcome {
+        Outcome { status: Status::Warn, reason: Some(reason.into()), evidence }
+    }
+    /// A recommendation that only a person can judge.
+    pub fn manual(reason: impl Into<String>) -> Outcome {
+        Outcome::warn(reason, Vec::new())
+    }
     pub fn unknown(reason: impl fmt::Display) -> Outcome {
-        Outcome { status: Status::Unknown(reason.to_string()), evidence: Vec::new() }
+        Outcome { status: Status::Unknown, reason: Some(reason.to_string()), evidence: Vec::new() }
     }
     pub fn not_applicable(why: impl Into<String>) -> Outcome {
-        Outcome { status: Status::NotApplicable, evidence: vec![why.into()] }
+        Outcome { status: Status::NotApplicable, reason: Some(why.into()), evidence: Vec::new() }
     }
+}
+
+/// A CIS Docker Benchmark recommendation: its number, profile level (1 or 2) and title in
+/// the benchmark (a guide check keeps its own title; this one is the benchmark's).
+#[derive(Clone, Copy, Debug)]
+pub struct Cis {
+    pub id: &'static str,
+    pub level: u8,
+    pub title: &'static str,
+}
+
+pub const CIS_BENCHMARK: &str = "CIS Docker Benchmark v1.6.0";
+pub const GUIDES: &str = "hardening-guides";
+
+/// How a check looks at the host.
+#[derive(Clone, Copy)]
+pub enum Probe {
+    /// Once for the host.
+    Host(fn(&Host) -> Outcome),
+    /// Once for the host, with a static argument (one function serving several items).
+    HostArg(fn(&Host, &'static str) -> Outcome, &'static str),
+    /// Once per container in Docker's state.
+    Container(fn(&Host, &Container) -> Outcome),
+    /// Once per image in Docker's image store.
+    Image(fn(&Host, &Image) -> Outcome),
 }
 
 /// A check: what it is, and how to run it.
@@ -98,196 +162,213 @@ pub struct Check {
     pub title: &'static str,
     pub severity: Severity,
     pub remediation: &'static str,
-    pub run: fn(&Host) -> Outcome,
+    /// The CIS recommendation this check decides, when it decides one exactly.
+    pub cis: Option<Cis>,
+    /// Whether it belongs to the hardening-guides profile.
+    pub guide: bool,
+    /// Where the recommendation is documented (empty: nowhere beyond this tool).
+    pub reference: &'static str,
+    /// The file (or directory) the check reads, for reports that need a location.
+    pub file: &'static str,
+    pub probe: Probe,
 }
 
-/// A check with its outcome.
+fn no_probe(_: &Host) -> Outcome {
+    Outcome::unknown("no probe")
+}
+
+/// Defaults for a hardening-guides check: `Check { id: .., ..GUIDE }`.
+pub const GUIDE: Check = Check {
+    id: "",
+    group: "",
+    title: "",
+    severity: Severity::Info,
+    remediation: "",
+    cis: None,
+    guide: true,
+    reference: "",
+    file: "/",
+    probe: Probe::Host(no_probe),
+};
+
+impl Check {
+    /// `CIS Docker Benchmark v1.6.0` for a check that decides a CIS recommendation, else
+    /// `hardening-guides`.
+    pub fn ruleset(&self) -> &'static str {
+        if self.cis.is_some() {
+            CIS_BENCHMARK
+        } else {
+            GUIDES
+        }
+    }
+
+    /// The profiles it belongs to.
+    pub fn profiles(&self) -> Vec<&'static str> {
+        let mut p = Vec::new();
+        if self.cis.is_some() {
+            p.push("cis-docker");
+        }
+        if self.guide {
+            p.push(GUIDES);
+        }
+        p
+    }
+
+    pub fn per_container(&self) -> bool {
+        matches!(self.probe, Probe::Container(_))
+    }
+}
+
+/// What a finding is about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    Host,
+    Container { id: String, name: String, image: String, state: &'static str, dir: String },
+    Image { id: String, names: Vec<String>, file: String },
+}
+
+/// A check with its outcome for one subject.
 pub struct Finding {
     pub check: &'static Check,
     pub outcome: Outcome,
+    pub subject: Subject,
 }
 
-/// Every check, in report order.
+impl Finding {
+    /// The file this finding is about (the container's or image's state file, else the
+    /// check's own).
+    pub fn location(&self) -> String {
+        match &self.subject {
+            Subject::Host => self.check.file.to_string(),
+            Subject::Container { dir, .. } => format!("{dir}/hostconfig.json"),
+            Subject::Image { file, .. } => file.clone(),
+        }
+    }
+}
+
+/// Every check, in report order: the guides' groups, then the CIS sections.
 pub fn all() -> Vec<&'static Check> {
     let mut v: Vec<&'static Check> = Vec::new();
     for group in [network::CHECKS, users::CHECKS, docker::CHECKS, audit::CHECKS, kernel::CHECKS, mac::CHECKS, services::CHECKS] {
         v.extend(group.iter());
     }
+    v.extend(cis::checks());
     v
 }
 
-/// Run the selected checks. `only` and `skip` take ids or id prefixes (`DOCKER-`).
-pub fn run(host: &Host, only: &[String], skip: &[String]) -> Result<Vec<Finding>, String> {
-    let checks = all();
-    let matches = |id: &str, sel: &String| {
-        let sel = sel.to_ascii_uppercase();
-        id == sel || (sel.ends_with('-') && id.starts_with(&sel))
-    };
-    for sel in only.iter().chain(skip) {
-        if !checks.iter().any(|c| matches(c.id, sel)) {
-            return Err(format!("no check has the id {sel:?} (see `monitor check --list`)"));
-        }
-    }
-    Ok(checks
-        .into_iter()
-        .filter(|c| only.is_empty() || only.iter().any(|s| matches(c.id, s)))
-        .filter(|c| !skip.iter().any(|s| matches(c.id, s)))
-        .map(|check| Finding { check, outcome: (check.run)(host) })
-        .collect())
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Profile {
+    All,
+    CisDocker,
+    HardeningGuides,
 }
 
-/// Exit code: 0 when nothing failed, else 10 + the worst failed severity (info 10 ... critical 14).
+/// Which checks to run.
+pub struct Selection {
+    pub profile: Profile,
+    /// CIS profile level: 1 keeps the level-1 recommendations, 2 (or none) all of them.
+    pub level: Option<u8>,
+    /// Ids, CIS ids (`5.4`), or prefixes (`DOCKER-`, `CIS-5.`, `5.`).
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+}
+
+impl Default for Selection {
+    fn default() -> Selection {
+        Selection { profile: Profile::All, level: None, only: Vec::new(), skip: Vec::new() }
+    }
+}
+
+/// Whether a selector names a check: its id, its CIS id (with or without `CIS-`), or a
+/// prefix of either ending in `-` or `.`.
+fn selects(check: &Check, sel: &str) -> bool {
+    let sel = sel.to_ascii_uppercase();
+    if check.id == sel || (sel.ends_with('-') && check.id.starts_with(&sel)) {
+        return true;
+    }
+    let Some(cis) = check.cis else { return false };
+    let bare = sel.strip_prefix("CIS-").unwrap_or(&sel);
+    cis.id == bare || (bare.ends_with('.') && cis.id.starts_with(bare)) || (sel == "CIS-")
+}
+
+impl Selection {
+    /// Whether the profile and level keep this check.
+    pub fn keeps(&self, c: &Check) -> bool {
+        let cis = c.cis.is_some_and(|cis| self.level.is_none_or(|l| cis.level <= l));
+        match self.profile {
+            Profile::All => c.guide || cis,
+            Profile::CisDocker => cis,
+            Profile::HardeningGuides => c.guide,
+        }
+    }
+
+    /// The checks selected, in report order (CIS order under `--profile cis-docker`);
+    /// an error names a selector that matches no check.
+    pub fn checks(&self) -> Result<Vec<&'static Check>, String> {
+        let checks = all();
+        for sel in self.only.iter().chain(&self.skip) {
+            if !checks.iter().any(|c| selects(c, sel)) {
+                return Err(format!("no check has the id {sel:?} (see `monitor check --list`)"));
+            }
+        }
+        let mut v: Vec<&'static Check> = checks
+            .into_iter()
+            .filter(|c| self.keeps(c))
+            .filter(|c| self.only.is_empty() || self.only.iter().any(|s| selects(c, s)))
+            .filter(|c| !self.skip.iter().any(|s| selects(c, s)))
+            .collect();
+        if self.profile == Profile::CisDocker {
+            v.sort_by_key(|c| cis::sort_key(c.cis.map(|c| c.id).unwrap_or("")));
+        }
+        Ok(v)
+    }
+}
+
+/// Run the selected checks.
+pub fn run(host: &Host, selection: &Selection) -> Result<Vec<Finding>, String> {
+    let mut out = Vec::new();
+    for check in selection.checks()? {
+        run_check(host, check, &mut out);
+    }
+    Ok(out)
+}
+
+fn run_check(host: &Host, check: &'static Check, out: &mut Vec<Finding>) {
+    let one = |outcome| Finding { check, outcome, subject: Subject::Host };
+    match check.probe {
+        Probe::Host(f) => out.push(one(f(host))),
+        Probe::HostArg(f, arg) => out.push(one(f(host, arg))),
+        Probe::Container(f) => match host.containers() {
+            Err(e) => out.push(one(Outcome::unknown(e))),
+            Ok([]) => out.push(one(Outcome::not_applicable("no container in Docker's state"))),
+            Ok(containers) => {
+                for c in containers {
+                    out.push(Finding { check, outcome: f(host, c), subject: c.subject() });
+                }
+            }
+        },
+        Probe::Image(f) => match host.images() {
+            Err(e) => out.push(one(Outcome::unknown(e))),
+            Ok([]) => out.push(one(Outcome::not_applicable("no image in Docker's image store"))),
+            Ok(images) => {
+                for i in images {
+                    out.push(Finding { check, outcome: f(host, i), subject: i.subject() });
+                }
+            }
+        },
+    }
+}
+
+/// Exit code 9: nothing failed, but some check could not tell (unknown).
+pub const EXIT_ONLY_UNKNOWN: u8 = 9;
+
+/// Exit code: 10 + the worst failed severity (info 10 ... critical 14) when anything
+/// failed; else 9 when something is unknown; else 0 (pass, warn and not-applicable only).
 pub fn exit_code(findings: &[Finding]) -> u8 {
-    findings
-        .iter()
-        .filter(|f| f.outcome.status == Status::Fail)
-        .map(|f| 10 + f.check.severity as u8)
-        .max()
-        .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_unique_and_well_formed() {
-        let mut seen = std::collections::HashSet::new();
-        for c in all() {
-            assert!(seen.insert(c.id), "duplicate id {}", c.id);
-            assert!(c.id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-'), "{}", c.id);
-            assert!(!c.title.is_empty() && !c.remediation.is_empty(), "{}", c.id);
-        }
-    }
-
-    /// A fixture root: `files` written under a fresh directory.
-    fn fixture(name: &str, files: &[(&str, &str)]) -> Host {
-        let root = std::env::temp_dir().join(format!("monitor-check-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        for (path, text) in files {
-            let p = root.join(path.trim_start_matches('/'));
-            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-            std::fs::write(p, text).unwrap();
-        }
-        std::fs::create_dir_all(&root).unwrap();
-        Host::at(root)
-    }
-
-    fn outcome(h: &Host, id: &str) -> Outcome {
-        run(h, &[id.into()], &[]).unwrap().remove(0).outcome
-    }
-
-    #[test]
-    fn selection_and_exit_code() {
-        let host = fixture("empty", &[]);
-        let f = run(&host, &["docker-".into()], &["DOCKER-VERSION".into()]).unwrap();
-        assert!(!f.is_empty() && f.iter().all(|f| f.check.id.starts_with("DOCKER-") && f.check.id != "DOCKER-VERSION"));
-        assert!(run(&host, &["NOPE".into()], &[]).is_err());
-        // Unreadable state is unknown, never a pass.
-        for id in ["NET-LISTEN", "USR-DOCKER-GROUP", "USR-EMPTY-PASSWORD", "KERN-SMT", "KERN-IP-FORWARD"] {
-            assert!(matches!(outcome(&host, id).status, Status::Unknown(_)), "{id}");
-        }
-        let f = run(&host, &["KERN-TMOUT".into(), "KERN-SMT".into()], &[]).unwrap();
-        assert_eq!(exit_code(&f), 10 + Severity::Low as u8, "TMOUT fails (low), SMT unknown");
-    }
-
-    #[test]
-    fn users_groups_and_sudoers() {
-        let h = fixture(
-            "users",
-            &[
-                ("/etc/passwd", "root:x:0:0::/root:/bin/bash\ncore:x:500:500::/home/core:/bin/bash\nsvc:x:600:600::/:/usr/sbin/nologin\nopen:x:700:700::/:/bin/sh\n"),
-                ("/etc/group", "docker:x:233:core\nsudo:x:27:\nwheel:x:10:\ncore:x:500:\n"),
-                ("/etc/shadow", "root:!:1::::::\ncore:$6$x:1::::::\nsvc::1::::::\nopen::1::::::\n"),
-                ("/etc/sudoers.d/90-cloud", "# comment NOPASSWD\ncore ALL=(ALL) NOPASSWD: ALL\n"),
-            ],
-        );
-        let o = outcome(&h, "USR-DOCKER-GROUP");
-        assert_eq!(o.status, Status::Fail);
-        assert_eq!(o.evidence, vec!["group docker: core (including core)"]);
-        assert_eq!(outcome(&h, "USR-SUDO-GROUP").status, Status::Pass);
-        let o = outcome(&h, "USR-EMPTY-PASSWORD");
-        assert_eq!(o.evidence.len(), 1, "svc has nologin: {:?}", o.evidence);
-        assert!(o.evidence[0].starts_with("open "));
-        assert!(outcome(&h, "USR-LOCKED-SHELL").evidence[0].starts_with("root "));
-        let o = outcome(&h, "USR-NOPASSWD-SUDO");
-        assert_eq!(o.status, Status::Fail);
-        assert!(o.evidence[0].ends_with("90-cloud:2: core ALL=(ALL) NOPASSWD: ALL"), "{:?}", o.evidence);
-    }
-
-    #[test]
-    fn docker_socket_unit_drop_ins_win() {
-        let unit = "[Socket]\nListenStream=/run/docker.sock\nSocketMode=0660\nSocketUser=root\nSocketGroup=docker\n";
-        let h = fixture("unit", &[("/usr/bin/dockerd", ""), ("/lib/systemd/system/docker.socket", unit)]);
-        assert_eq!(outcome(&h, "DOCKER-SOCKET-UNIT").status, Status::Pass);
-        let h = fixture(
-            "unit-open",
-            &[
-                ("/usr/bin/dockerd", ""),
-                ("/lib/systemd/system/docker.socket", unit),
-                ("/etc/systemd/system/docker.socket.d/99-open.conf", "[Socket]\nSocketMode=0666\n"),
-            ],
-        );
-        let o = outcome(&h, "DOCKER-SOCKET-UNIT");
-        assert_eq!(o.status, Status::Fail);
-        assert!(o.evidence[0].contains("0666 (from") && o.evidence[0].contains("99-open.conf"), "{:?}", o.evidence);
-        assert_eq!(outcome(&fixture("nodocker", &[]), "DOCKER-SOCKET-UNIT").status, Status::NotApplicable);
-    }
-
-    #[test]
-    fn kernel_files() {
-        let h = fixture(
-            "kernel",
-            &[
-                ("/etc/modprobe.d/usb.conf", "install usb-storage /bin/false\n"),
-                ("/proc/modules", "ext4 1 0 - Live 0x0\n"),
-                ("/etc/profile.d/tmout.sh", "readonly TMOUT=900; export TMOUT\n"),
-                ("/sys/devices/system/cpu/smt/control", "on\n"),
-                ("/sys/devices/system/cpu/vulnerabilities/mds", "Mitigation: Clear CPU buffers; SMT vulnerable\n"),
-                ("/proc/sys/net/ipv4/ip_forward", "0\n"),
-            ],
-        );
-        assert_eq!(outcome(&h, "KERN-USB-STORAGE").status, Status::Pass);
-        assert_eq!(outcome(&h, "KERN-TMOUT").status, Status::Pass);
-        assert_eq!(outcome(&h, "KERN-IP-FORWARD").status, Status::Pass);
-        let o = outcome(&h, "KERN-SMT");
-        assert_eq!(o.status, Status::Fail);
-        assert!(o.evidence[1].starts_with("mds: "));
-        let h = fixture("kernel-loaded", &[("/etc/modprobe.d/usb.conf", "blacklist usb-storage\n"), ("/proc/modules", "usb_storage 1 0 - Live 0x0\n")]);
-        assert_eq!(outcome(&h, "KERN-USB-STORAGE").status, Status::Fail);
-        let h = fixture("kernel-blacklist-only", &[("/etc/modprobe.d/usb.conf", "blacklist usb-storage\n"), ("/proc/modules", "")]);
-        assert_eq!(outcome(&h, "KERN-USB-STORAGE").status, Status::Fail, "blacklist alone does not stop `modprobe usb-storage`");
-        let h = fixture("kernel-nomodules", &[]);
-        assert_eq!(outcome(&h, "KERN-USB-STORAGE").status, Status::Pass);
-        let h = fixture("kernel-builtin", &[("/sys/module/usb_storage/parameters/delay_use", "1")]);
-        assert_eq!(outcome(&h, "KERN-USB-STORAGE").status, Status::Fail);
-    }
-
-    #[test]
-    fn cluster_services_only_where_they_exist() {
-        let h = fixture("noservices", &[]);
-        for id in ["SVC-ETCD-TLS", "SVC-FLEET-TLS", "SVC-LOCKSMITH-TLS"] {
-            assert_eq!(outcome(&h, id).status, Status::NotApplicable, "{id}");
-        }
-        let h = fixture(
-            "etcd-plain",
-            &[
-                ("/lib/systemd/system/etcd.service", "[Service]\nEnvironment=ETCD_LISTEN_CLIENT_URLS=http://0.0.0.0:2379\n"),
-                ("/lib/systemd/system/locksmithd.service", "[Service]\n"),
-                ("/etc/coreos/update.conf", "LOCKSMITHD_ENDPOINT=http://10.0.0.1:2379\n"),
-            ],
-        );
-        let o = outcome(&h, "SVC-ETCD-TLS");
-        assert_eq!(o.status, Status::Fail);
-        assert!(o.evidence.iter().any(|e| e == "ETCD_LISTEN_CLIENT_URLS=http://0.0.0.0:2379"), "{:?}", o.evidence);
-        assert_eq!(outcome(&h, "SVC-LOCKSMITH-TLS").status, Status::Fail);
-        let h = fixture(
-            "etcd-tls",
-            &[
-                ("/lib/systemd/system/etcd.service", "[Service]\n"),
-                ("/etc/etcd/etcd.conf", "ETCD_LISTEN_CLIENT_URLS=https://0.0.0.0:2379\nETCD_CERT_FILE=/etc/ssl/etcd.pem\nETCD_CLIENT_CERT_AUTH=true\n"),
-            ],
-        );
-        assert_eq!(outcome(&h, "SVC-ETCD-TLS").status, Status::Pass);
+    let worst = findings.iter().filter(|f| f.outcome.status == Status::Fail).map(|f| 10 + f.check.severity as u8).max();
+    match worst {
+        Some(code) => code,
+        None if findings.iter().any(|f| f.outcome.status == Status::Unknown) => EXIT_ONLY_UNKNOWN,
+        None => 0,
     }
 }

@@ -1,6 +1,6 @@
 //! Remote listening services: sshd, anything else on a non-loopback address, the Docker API on TCP.
 
-use super::{Check, Host, Outcome, Severity};
+use super::{Check, Host, Outcome, Probe, Severity, GUIDE};
 
 pub const CHECKS: &[Check] = &[
     Check {
@@ -9,7 +9,9 @@ pub const CHECKS: &[Check] = &[
         title: "sshd is not listening",
         severity: Severity::Medium,
         remediation: "Disable remote logins where they are not needed: `systemctl disable --now sshd.socket sshd.service` (Flatcar/CoreOS: mask sshd.socket), or restrict ListenAddress.",
-        run: sshd,
+        file: "/proc/net/tcp",
+        probe: Probe::Host(sshd),
+        ..GUIDE
     },
     Check {
         id: "NET-LISTEN",
@@ -17,7 +19,9 @@ pub const CHECKS: &[Check] = &[
         title: "No service listens on a non-loopback address",
         severity: Severity::Low,
         remediation: "Stop or bind to 127.0.0.1 every service that need not be reachable from the network.",
-        run: listeners,
+        file: "/proc/net/tcp",
+        probe: Probe::Host(listeners),
+        ..GUIDE
     },
     Check {
         id: "NET-DOCKER-TCP",
@@ -25,7 +29,9 @@ pub const CHECKS: &[Check] = &[
         title: "The Docker API is not exposed on TCP",
         severity: Severity::Critical,
         remediation: "Remove tcp:// from dockerd's -H flags and daemon.json \"hosts\"; if remote access is required use 2376 with tlsverify and client certificates.",
-        run: docker_tcp,
+        file: "/etc/docker/daemon.json",
+        probe: Probe::Host(docker_tcp),
+        ..GUIDE
     },
 ];
 

@@ -1,7 +1,7 @@
 //! Cluster services of the CoreOS lineage (etcd, fleet, locksmith): where they exist, their
 //! sockets and endpoints use TLS.
 
-use super::{Check, Host, Outcome, Severity};
+use super::{Check, Host, Outcome, Probe, Severity, GUIDE};
 
 pub const CHECKS: &[Check] = &[
     Check {
@@ -10,7 +10,9 @@ pub const CHECKS: &[Check] = &[
         title: "etcd serves clients and peers over TLS",
         severity: Severity::High,
         remediation: "Set ETCD_CERT_FILE/ETCD_KEY_FILE/ETCD_CLIENT_CERT_AUTH and https:// listen URLs (and the ETCD_PEER_* equivalents).",
-        run: etcd,
+        file: "/etc/etcd/etcd.conf",
+        probe: Probe::Host(etcd),
+        ..GUIDE
     },
     Check {
         id: "SVC-FLEET-TLS",
@@ -18,7 +20,9 @@ pub const CHECKS: &[Check] = &[
         title: "fleet talks to etcd over TLS and its API socket is not world-accessible",
         severity: Severity::Medium,
         remediation: "Set FLEET_ETCD_SERVERS to https:// URLs with FLEET_ETCD_CAFILE/CERTFILE/KEYFILE; keep fleet.socket at SocketMode=0660.",
-        run: fleet,
+        file: "/etc/fleet/fleet.conf",
+        probe: Probe::Host(fleet),
+        ..GUIDE
     },
     Check {
         id: "SVC-LOCKSMITH-TLS",
@@ -26,7 +30,9 @@ pub const CHECKS: &[Check] = &[
         title: "locksmith talks to etcd over TLS",
         severity: Severity::Medium,
         remediation: "Set LOCKSMITHD_ENDPOINT to https:// URLs with LOCKSMITHD_ETCD_CAFILE/CERTFILE/KEYFILE.",
-        run: locksmith,
+        file: "/etc/coreos/update.conf",
+        probe: Probe::Host(locksmith),
+        ..GUIDE
     },
 ];
 

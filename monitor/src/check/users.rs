@@ -1,6 +1,6 @@
 //! Local users: root-equivalent groups, sudo, empty or locked passwords, passwordless sudo.
 
-use super::{Check, Host, Outcome, Severity};
+use super::{Check, Host, Outcome, Probe, Severity, GUIDE};
 
 pub const CHECKS: &[Check] = &[
     Check {
@@ -9,7 +9,9 @@ pub const CHECKS: &[Check] = &[
         title: "No user is in the docker or rkt group (root-equivalent)",
         severity: Severity::High,
         remediation: "Remove users from the docker and rkt groups (`gpasswd -d USER docker`); on Flatcar/CoreOS remove `core` too. Grant access through sudo with an audit trail instead.",
-        run: docker_group,
+        file: "/etc/group",
+        probe: Probe::Host(docker_group),
+        ..GUIDE
     },
     Check {
         id: "USR-SUDO-GROUP",
@@ -17,7 +19,9 @@ pub const CHECKS: &[Check] = &[
         title: "No user is in wheel, sudo or admin",
         severity: Severity::Medium,
         remediation: "Review members of wheel/sudo/admin (the default `core` user especially) and remove those who need no root.",
-        run: sudo_group,
+        file: "/etc/group",
+        probe: Probe::Host(sudo_group),
+        ..GUIDE
     },
     Check {
         id: "USR-EMPTY-PASSWORD",
@@ -25,7 +29,9 @@ pub const CHECKS: &[Check] = &[
         title: "No account with a login shell has an empty password",
         severity: Severity::Critical,
         remediation: "Set a password or lock the account (`passwd -l USER`), or give it /usr/sbin/nologin.",
-        run: empty_password,
+        file: "/etc/shadow",
+        probe: Probe::Host(empty_password),
+        ..GUIDE
     },
     Check {
         id: "USR-LOCKED-SHELL",
@@ -33,7 +39,9 @@ pub const CHECKS: &[Check] = &[
         title: "Accounts with a login shell are not left with a locked password",
         severity: Severity::Low,
         remediation: "Give accounts that must not log in /usr/sbin/nologin; a locked password still allows key-based logins.",
-        run: locked_with_shell,
+        file: "/etc/shadow",
+        probe: Probe::Host(locked_with_shell),
+        ..GUIDE
     },
     Check {
         id: "USR-NOPASSWD-SUDO",
@@ -41,7 +49,9 @@ pub const CHECKS: &[Check] = &[
         title: "No sudoers rule grants root without a password",
         severity: Severity::High,
         remediation: "Remove NOPASSWD from /etc/sudoers and /etc/sudoers.d/* (Flatcar/CoreOS: /etc/sudoers.d/waagent, 90-cloud-init-users).",
-        run: nopasswd,
+        file: "/etc/sudoers",
+        probe: Probe::Host(nopasswd),
+        ..GUIDE
     },
 ];
 

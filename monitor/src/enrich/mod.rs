@@ -59,6 +59,12 @@ pub fn kernel_release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
 }
 
+/// Today's date in UTC (`YYYY-MM-DD`), from the wall clock.
+pub fn today() -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0);
+    rfc3339(now)[..10].to_string()
+}
+
 /// RFC 3339 UTC with nanoseconds, e.g. `2026-11-23T14:02:03.123456789Z`.
 pub fn rfc3339(wall_ns: i128) -> String {
     let secs = wall_ns.div_euclid(1_000_000_000) as i64;

@@ -1,0 +1,102 @@
+//! `monitor check` reports: a grouped table for people (`table`), one ECS JSON line per
+//! finding for a SIEM (`json`), SARIF 2.1.0 for code-scanning dashboards (`sarif`) and JUnit
+//! XML for CI pipelines (`junit`). Each writer takes the same [`Report`].
+
+pub mod json;
+pub mod junit;
+pub mod sarif;
+pub mod table;
+
+use crate::check::{cis, Finding, Profile, Status, Subject};
+
+/// What every writer needs besides the findings.
+pub struct Report<'a> {
+    pub findings: &'a [Finding],
+    /// The profile asked for: under `cis-docker` findings are headed by benchmark section.
+    pub profile: Profile,
+    /// When the checks ran (RFC 3339 UTC).
+    pub timestamp: String,
+    /// How long they took.
+    pub seconds: f64,
+    pub host: HostInfo,
+}
+
+impl Report<'_> {
+    /// The heading a finding is listed under.
+    pub fn heading(&self, f: &Finding) -> String {
+        match f.check.cis {
+            Some(c) if self.profile == Profile::CisDocker || !f.check.guide => cis::section(c.id).to_string(),
+            _ => f.check.group.to_string(),
+        }
+    }
+
+    pub fn count(&self, status: Status) -> usize {
+        self.findings.iter().filter(|f| f.outcome.status == status).count()
+    }
+}
+
+/// The machine checked (the one `monitor check` runs on), in ECS terms.
+#[derive(Clone, Debug, Default)]
+pub struct HostInfo {
+    pub name: String,
+    /// /etc/machine-id, when readable.
+    pub id: Option<String>,
+    pub architecture: String,
+    pub kernel: String,
+    /// From /etc/os-release: NAME, VERSION_ID, ID, PRETTY_NAME, ID_LIKE (or ID).
+    pub os_name: Option<String>,
+    pub os_version: Option<String>,
+    pub os_platform: Option<String>,
+    pub os_full: Option<String>,
+    pub os_family: Option<String>,
+}
+
+impl HostInfo {
+    pub fn read() -> HostInfo {
+        let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+        let field = |k: &str| {
+            release.lines().find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix('='))).map(|v| v.trim().trim_matches('"').to_string()).filter(|v| !v.is_empty())
+        };
+        HostInfo {
+            name: crate::enrich::hostname(),
+            id: std::fs::read_to_string("/etc/machine-id").ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+            architecture: std::env::consts::ARCH.to_string(),
+            kernel: crate::enrich::kernel_release(),
+            os_name: field("NAME"),
+            os_version: field("VERSION_ID"),
+            os_platform: field("ID"),
+            os_full: field("PRETTY_NAME"),
+            os_family: field("ID_LIKE").map(|f| f.split_whitespace().next().unwrap_or("").to_string()).or_else(|| field("ID")),
+        }
+    }
+}
+
+/// `name (id12, state)` of a container, `image tag (id12)` of an image, "" for the host.
+pub fn subject_label(s: &Subject) -> String {
+    let short = |id: &str| id.trim_start_matches("sha256:").chars().take(12).collect::<String>();
+    match s {
+        Subject::Host => String::new(),
+        Subject::Container { id, name, state, .. } => format!("container {name} ({}, {state})", short(id)),
+        Subject::Image { id, names, .. } => {
+            if names.is_empty() {
+                format!("image {}", short(id))
+            } else {
+                format!("image {} ({})", names.join(", "), short(id))
+            }
+        }
+    }
+}
+
+/// One line saying what a finding found (for messages and summaries).
+pub fn summary(f: &Finding) -> String {
+    let c = f.check;
+    let id = match c.cis {
+        Some(cis) if c.guide => format!("{} (CIS {})", c.id, cis.id),
+        _ => c.id.to_string(),
+    };
+    let subject = subject_label(&f.subject);
+    let about = if subject.is_empty() { String::new() } else { format!(" [{subject}]") };
+    let detail = f.outcome.reason.clone().or_else(|| f.outcome.evidence.first().cloned());
+    let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
+    format!("{} {id} {}{about}{detail}", f.outcome.status.as_str(), c.title)
+}
