@@ -23,13 +23,17 @@ pub fn dist() -> Result<PathBuf> {
     }
     let bin = root.join("target/release/monitor");
     for what in ["man", "completions"] {
-        run(Command::new(&bin).args(["generate", what]).arg(gen.join(what)))?;
+        run(Command::new(&bin)
+            .args(["generate", what])
+            .arg(gen.join(what)))?;
     }
     // Only this build's package is left in target/dist.
     for old in debs(&out)? {
         std::fs::remove_file(&old).with_context(|| format!("removing {}", old.display()))?;
     }
-    run(cargo().args(["deb", "--no-build", "--package", "monitor", "--output"]).arg(&out))?;
+    run(cargo()
+        .args(["deb", "--no-build", "--package", "monitor", "--output"])
+        .arg(&out))?;
     match debs(&out)?.as_slice() {
         [deb] => {
             eprintln!("xtask: {}", deb.display());
@@ -40,7 +44,9 @@ pub fn dist() -> Result<PathBuf> {
 }
 
 fn debs(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(Vec::new()) };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
     let mut found = Vec::new();
     for e in entries {
         let p = e?.path();
