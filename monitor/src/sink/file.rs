@@ -284,7 +284,8 @@ impl Syncer {
 impl SyncShared {
     fn run(&self) {
         let mut stop = self.stop.lock().unwrap_or_else(|e| e.into_inner());
-        loop {
+        // Checked before each wait too: a stop asked for during a sync found nobody waiting.
+        while !*stop {
             stop = self
                 .wake
                 .wait_timeout(stop, SYNC_INTERVAL)
@@ -298,8 +299,7 @@ impl SyncShared {
             }
             let file = self.file.lock().unwrap_or_else(|e| e.into_inner()).clone();
             self.syncs.fetch_add(1, Ordering::Relaxed);
-            // Not under the stop lock's shadow for long: syncing can take a while, and the
-            // writer never waits for it (it only swaps the flag and the file).
+            // The stop lock is not held while syncing: a drop must not wait for the disk.
             drop(stop);
             if let Err(e) = file.sync_data() {
                 tracing::warn!("fdatasync of the alert file: {e}");
@@ -457,6 +457,19 @@ mod tests {
         );
         f.sync().unwrap();
         assert_eq!(f.syncs(), syncs + 1, "nothing new: no sync");
+    }
+
+    #[test]
+    fn dropping_the_sink_does_not_wait_for_the_sync_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        for _ in 0..5 {
+            let mut f = RotatingFile::open(dir.path().join("a"), 0, 0).unwrap();
+            f.write_line(b"{}").unwrap();
+            let started = std::time::Instant::now();
+            drop(f);
+            assert!(started.elapsed() < Duration::from_millis(500), "{:?}", started.elapsed());
+        }
+        assert_eq!(lines_of(&dir.path().join("a")).len(), 5);
     }
 
     #[test]
