@@ -26,6 +26,14 @@ use aya_ebpf::{
 };
 use monitor_common::{CaptureKey, Config, InodeEntry, InodeKey, WatchValue};
 
+/// The object's licence as the kernel reads it. The helpers these programs call
+/// (`bpf_probe_read_kernel`/`_user`, `bpf_probe_read_user_str`, `bpf_get_current_task_btf`)
+/// are GPL-only: the verifier refuses them to a program without a GPL-compatible licence.
+/// The kernel side is dual-licensed MIT or GPL-2.0 (see monitor-ebpf/Cargo.toml).
+#[no_mangle]
+#[link_section = "license"]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
+
 /// Filled by userspace at load time (kernel offsets, filter settings).
 #[no_mangle]
 static CONFIG: Config = unsafe { core::mem::zeroed() };

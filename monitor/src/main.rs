@@ -1,5 +1,7 @@
 //! `monitor`: the command line (run, check, rules). The pipeline lives in the library.
 
+mod generate;
+
 use clap::{Parser, Subcommand};
 use monitor::{check, enrich, pipeline, rules, sink};
 use rules::{parse::SystemIds, RuleErrors, RuleSet};
@@ -120,6 +122,20 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Write the manual pages or shell completions into DIR (for packaging).
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: GenerateCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GenerateCommand {
+    /// monitor.8 and a page per subcommand (monitor-run.8, ...).
+    Man { dir: PathBuf },
+    /// bash (monitor.bash), zsh (_monitor) and fish (monitor.fish) completions.
+    Completions { dir: PathBuf },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -219,6 +235,18 @@ fn main() -> ExitCode {
         Command::Rules {
             command: RulesCommand::Export { rules, for_host },
         } => rules_export(rules, for_host),
+        Command::Generate { what } => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            let written = match &what {
+                GenerateCommand::Man { dir } => generate::man_pages(cmd, dir),
+                GenerateCommand::Completions { dir } => generate::completions(cmd, dir),
+            };
+            match written {
+                Ok(files) => files.iter().for_each(|f| println!("{}", f.display())),
+                Err(e) => return fail(exit::RUNTIME, format!("generating: {e}")),
+            }
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //!   `--test-deps`, what the tests need (auditd, docker.io, busybox-static, bpftool).
 //! * `build`  builds `target/release/monitor` with the eBPF object embedded.
 //! * `run`    setup + build + `monitor run` with the built-in rules.
+//! * `dist`   the Debian package in target/dist/ (binary, rules, unit, man pages, completions).
 //! * `test`   setup (with test deps) + the whole test suite, fuzz targets included (briefly).
 //! * `fuzz`   run the fuzz targets for a given time and report executions.
 //! * `bench`  the monitor against bare and auditd; results in docs/bench/ (`bench check`:
@@ -11,6 +12,7 @@
 
 mod bench;
 mod bench_check;
+mod dist;
 mod docker;
 mod fuzz;
 mod hook_share;
@@ -83,6 +85,8 @@ enum Command {
         /// Targets to run (default: all).
         targets: Vec<String>,
     },
+    /// Build the Debian package into target/dist/ (installs cargo-deb when missing).
+    Dist,
     /// Set up (including test packages), build, and run the whole test suite.
     Test {
         /// Extra arguments passed to `cargo test`.
@@ -117,6 +121,8 @@ fn main() -> Result<()> {
         Command::Test { args } => {
             setup::setup(true)?;
             build()?;
+            // tests/e2e/package.rs installs this package.
+            dist::dist()?;
             let mut cmd = util::cargo();
             cmd.args(["test", "--release"]).args(args);
             util::run(&mut cmd)?;
@@ -135,6 +141,7 @@ fn main() -> Result<()> {
                 None => bench::run(&bench::Options { size, reps, out }),
             }
         }
+        Command::Dist => dist::dist().map(drop),
         Command::BenchWorkload { name, n } => bench::workload(&name, n),
         Command::Fuzz { time, runs, sanitizer, targets } => {
             setup::setup(false)?;
@@ -144,7 +151,7 @@ fn main() -> Result<()> {
     }
 }
 
-fn build() -> Result<()> {
+pub(crate) fn build() -> Result<()> {
     let mut cmd = util::cargo();
     cmd.args(["build", "--release", "-p", "monitor"]);
     util::run(&mut cmd)

@@ -28,7 +28,18 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     // node and npm: the ECS tests fetch Elastic's field table (`npm pack @elastic/ecs`).
     ("nodejs", "/usr/bin/node"),
     ("npm", "/usr/bin/npm"),
+    // The syslog output's test sends to a real rsyslogd (its own socket and config).
+    ("rsyslog", "/usr/sbin/rsyslogd"),
+    // systemd-analyze verify checks the unit (PID 1 is not systemd here).
+    ("systemd", "/usr/bin/systemd-analyze"),
 ];
+
+/// Packages whose service apt must not start: the tests run their own instance, and the
+/// host's logger is not theirs to take over.
+const NO_SERVICE_START: &[&str] = &["rsyslog"];
+
+/// cargo-deb release that builds the Debian package (`cargo xtask dist`).
+const CARGO_DEB_VERSION: &str = "3.8.0";
 
 /// cargo-fuzz release used for the fuzz targets (monitor/fuzz).
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
@@ -50,6 +61,16 @@ pub fn ensure_cargo_fuzz() -> Result<()> {
     }
     eprintln!("xtask: installing cargo-fuzz {CARGO_FUZZ_VERSION} (about a minute)");
     run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked", "--version", CARGO_FUZZ_VERSION]))
+}
+
+/// cargo-deb, for `cargo xtask dist`.
+pub fn ensure_cargo_deb() -> Result<()> {
+    let version = output(Command::new(cargo_bin_dir().join("cargo-deb")).arg("--version")).unwrap_or_default();
+    if version.split_whitespace().nth(1) == Some(CARGO_DEB_VERSION) {
+        return Ok(());
+    }
+    eprintln!("xtask: installing cargo-deb {CARGO_DEB_VERSION} (about three minutes)");
+    run(Command::new("cargo").args(["install", "cargo-deb", "--locked", "--version", CARGO_DEB_VERSION]))
 }
 
 fn ensure_rust_src() -> Result<()> {
@@ -141,7 +162,28 @@ fn ensure_packages(packages: &[(&str, &str)]) -> Result<()> {
             .env("DEBIAN_FRONTEND", "noninteractive"))
     };
     apt(&["update", "-q"])?;
-    let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
-    args.extend(&missing);
-    apt(&args)
+    let (quiet, others): (Vec<&str>, Vec<&str>) = missing.iter().partition(|p| NO_SERVICE_START.contains(p));
+    let install = |pkgs: &[&str]| {
+        let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+        args.extend(pkgs);
+        apt(&args)
+    };
+    if !others.is_empty() {
+        install(&others)?;
+    }
+    if !quiet.is_empty() {
+        // Debian's way to keep a package's postinst from starting its service.
+        let policy = Path::new("/usr/sbin/policy-rc.d");
+        let ours = !policy.exists();
+        if ours {
+            std::fs::write(policy, "#!/bin/sh\n# cargo xtask setup: no service starts while it installs.\nexit 101\n")?;
+            std::fs::set_permissions(policy, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        }
+        let result = install(&quiet);
+        if ours {
+            let _ = std::fs::remove_file(policy);
+        }
+        result?;
+    }
+    Ok(())
 }

@@ -439,6 +439,12 @@ fn effective_classes(plan: &FilterPlan) -> Vec<u32> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_embedded_object_declares_a_gpl_compatible_licence() {
+        // The kernel reads the `license` section; GPL-only helpers need a GPL-compatible one.
+        assert!(PROGRAMS.windows(13).any(|w| w == b"Dual MIT/GPL\0"), "monitor-ebpf declares its licence");
+    }
+
     fn target(id: u32, canonical: &str) -> Target {
         Target { id, written: canonical.into(), canonical: canonical.into(), classes: class::FILE, identity: None, generation: None }
     }

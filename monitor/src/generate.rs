@@ -1,0 +1,175 @@
+//! `monitor generate man|completions DIR` (hidden): the manual pages and shell completions,
+//! made from the command line definition itself so that they always match the binary.
+//! `cargo xtask dist` runs it for the Debian package.
+
+use clap::Command;
+use std::path::Path;
+
+/// The manual section: a system administration command (it runs as root).
+const SECTION: &str = "8";
+
+/// Write monitor.8 and a page per subcommand (monitor-run.8, monitor-rules-check.8, ...)
+/// into `dir`; returns the files written.
+pub fn man_pages(cmd: Command, dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    // `monitor help` needs no page of its own (every page is its help).
+    let mut cmd = cmd.disable_help_subcommand(true);
+    cmd.build();
+    page(&cmd, cmd.get_name(), dir, &mut written)?;
+    let main = dir.join(format!("{}.{SECTION}", cmd.get_name()));
+    let mut text = std::fs::read_to_string(&main)?;
+    text.push_str(MAIN_SECTIONS);
+    std::fs::write(&main, text)?;
+    Ok(written)
+}
+
+/// What monitor.8 says beyond the options: behaviour documented in README.md.
+const MAIN_SECTIONS: &str = r#".SH EXIT STATUS
+\fBmonitor run\fR: 0 clean stop (SIGINT, SIGTERM, stdout closed), 1 runtime error,
+2 rules missing or invalid, 3 not root, 4 kernel unsupported (no BTF, no kfunc
+bpf_rdonly_cast, or tracefs neither mounted nor mountable).
+\fBmonitor check\fR: 0 when nothing failed, else 10 + the worst failed severity
+(10 info, 11 low, 12 medium, 13 high, 14 critical); 5 for an unknown check id.
+.SH SIGNALS
+SIGHUP reloads the rules: the new set is validated completely and swapped in, or refused
+while the old rules stay. SIGINT and SIGTERM drain the kernel ring buffer, print the
+\fBmonitor\-stop\fR record and exit 0.
+.SH FILES
+.TP
+/etc/monitor/rules.d/*.rules
+The rules (auditctl syntax) the packaged service loads.
+.TP
+/etc/monitor/monitor.toml
+Settings of the packaged service.
+.TP
+/lib/systemd/system/monitor.service
+The systemd unit.
+.SH SEE ALSO
+auditctl(8), audit.rules(7), systemd.exec(5)
+"#;
+
+fn page(
+    cmd: &Command,
+    name: &str,
+    dir: &Path,
+    written: &mut Vec<std::path::PathBuf>,
+) -> std::io::Result<()> {
+    let mut buf = Vec::new();
+    // The page's title is the full command (`monitor-rules-check`), as git's pages are.
+    let named = cmd
+        .clone()
+        .name(name.to_string())
+        .display_name(name.to_string())
+        .bin_name(name.replace('-', " "))
+        .version(env!("CARGO_PKG_VERSION"));
+    clap_mangen::Man::new(named)
+        .section(SECTION)
+        .render(&mut buf)?;
+    let path = dir.join(format!("{name}.{SECTION}"));
+    std::fs::write(&path, buf)?;
+    written.push(path);
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        page(sub, &format!("{name}-{}", sub.get_name()), dir, written)?;
+    }
+    Ok(())
+}
+
+/// Write the bash (`monitor.bash`), zsh (`_monitor`) and fish (`monitor.fish`) completions
+/// into `dir`; returns the files written.
+pub fn completions(mut cmd: Command, dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    use clap_complete::Shell;
+    std::fs::create_dir_all(dir)?;
+    let name = cmd.get_name().to_string();
+    [Shell::Bash, Shell::Zsh, Shell::Fish]
+        .into_iter()
+        .map(|shell| clap_complete::generate_to(shell, &mut cmd, &name, dir))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every visible subcommand, as `run`, `rules check`, ...
+    fn subcommands(cmd: &Command, prefix: &str, out: &mut Vec<String>) {
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
+            let full = format!("{prefix}{}", sub.get_name());
+            out.push(full.clone());
+            subcommands(sub, &format!("{full} "), out);
+        }
+    }
+
+    #[test]
+    fn the_man_pages_cover_every_subcommand_and_hide_generate() {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = crate::Cli::command();
+        let mut subs = Vec::new();
+        subcommands(&cmd, "", &mut subs);
+        assert!(subs.len() >= 6, "{subs:?}");
+        let written = man_pages(cmd, dir.path()).unwrap();
+        let main = std::fs::read_to_string(dir.path().join("monitor.8")).unwrap();
+        assert!(
+            main.starts_with(".ie \\n(.g .ds Aq") || main.contains(".TH monitor 8"),
+            "{}",
+            &main[..200]
+        );
+        assert!(main.contains(".TH monitor 8"), "section 8");
+        for sub in &subs {
+            let top = sub.split(' ').next().unwrap();
+            assert!(
+                main.contains(&format!("monitor\\-{top}")) || main.contains(top),
+                "monitor.8 names {top}"
+            );
+            let page = dir
+                .path()
+                .join(format!("monitor-{}.8", sub.replace(' ', "-")));
+            assert!(written.contains(&page), "a page for {sub}");
+            let text = std::fs::read_to_string(&page).unwrap();
+            assert!(
+                text.contains(&format!("monitor {}", sub).replace('-', "\\-")),
+                "{sub}'s page shows its usage:\n{text}"
+            );
+        }
+        assert!(
+            !main.contains("generate"),
+            "the hidden subcommand stays out of the manual"
+        );
+        assert!(
+            !main.contains("monitor\\-help"),
+            "no reference to a page that is not written"
+        );
+        assert!(main.contains(".SH EXIT STATUS") && main.contains(".SH SIGNALS"));
+        assert!(!dir.path().join("monitor-generate.8").exists());
+        let run = std::fs::read_to_string(dir.path().join("monitor-run.8")).unwrap();
+        assert!(
+            run.contains("\\-\\-rules") && run.contains("\\-\\-capture"),
+            "options are documented"
+        );
+    }
+
+    #[test]
+    fn completions_are_written_for_bash_zsh_and_fish() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = completions(crate::Cli::command(), dir.path()).unwrap();
+        let names: Vec<_> = written
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["monitor.bash", "_monitor", "monitor.fish"]);
+        let bash = std::fs::read_to_string(dir.path().join("monitor.bash")).unwrap();
+        assert!(
+            bash.contains("--rules") && bash.contains("replay"),
+            "bash completes subcommands and options"
+        );
+        let fish = std::fs::read_to_string(dir.path().join("monitor.fish")).unwrap();
+        assert!(fish.contains("-l capture"));
+    }
+}
