@@ -16,8 +16,8 @@ use crate::kernel::{current_task, field, off, task_tgid, KPath};
 use crate::path::resolve_kpath;
 use crate::{is_self, selects, unfiltered};
 
-const EXECVE: i32 = 59;
-const EXECVEAT: i32 = 322;
+const EXECVE: i32 = monitor_common::sys::EXECVE as i32;
+const EXECVEAT: i32 = monitor_common::sys::EXECVEAT as i32;
 
 pub fn exec(ctx: &BtfTracePointContext) {
     let pid_tgid = bpf_get_current_pid_tgid();

@@ -32,48 +32,50 @@ const O_WRONLY: u64 = 0o1;
 const O_CREAT: u64 = 0o100;
 const O_TRUNC: u64 = 0o1000;
 
-/// x86-64 syscall numbers used by the dispatch below.
+/// The syscall numbers the dispatch below matches on, as the tracepoints give them (the
+/// shared vocabulary, `monitor_common::sys`).
 mod nr {
-    pub const OPEN: i64 = 2;
-    pub const TRUNCATE: i64 = 76;
-    pub const FTRUNCATE: i64 = 77;
-    pub const RENAME: i64 = 82;
-    pub const MKDIR: i64 = 83;
-    pub const RMDIR: i64 = 84;
-    pub const CREAT: i64 = 85;
-    pub const LINK: i64 = 86;
-    pub const UNLINK: i64 = 87;
-    pub const SYMLINK: i64 = 88;
-    pub const CHMOD: i64 = 90;
-    pub const FCHMOD: i64 = 91;
-    pub const CHOWN: i64 = 92;
-    pub const FCHOWN: i64 = 93;
-    pub const LCHOWN: i64 = 94;
-    pub const MKNOD: i64 = 133;
-    pub const SETXATTR: i64 = 188;
-    pub const LSETXATTR: i64 = 189;
-    pub const FSETXATTR: i64 = 190;
-    pub const REMOVEXATTR: i64 = 197;
-    pub const LREMOVEXATTR: i64 = 198;
-    pub const FREMOVEXATTR: i64 = 199;
-    pub const OPENAT: i64 = 257;
-    pub const MKDIRAT: i64 = 258;
-    pub const MKNODAT: i64 = 259;
-    pub const FCHOWNAT: i64 = 260;
-    pub const UNLINKAT: i64 = 263;
-    pub const RENAMEAT: i64 = 264;
-    pub const LINKAT: i64 = 265;
-    pub const SYMLINKAT: i64 = 266;
-    pub const FCHMODAT: i64 = 268;
-    pub const RENAMEAT2: i64 = 316;
-    pub const EXECVE: i64 = 59;
-    pub const EXECVEAT: i64 = 322;
-    pub const OPENAT2: i64 = 437;
-    pub const FCHMODAT2: i64 = 452;
-    pub const SETXATTRAT: i64 = 463;
-    pub const REMOVEXATTRAT: i64 = 466;
-    pub const SETUID: i64 = 105;
-    pub const SETFSGID: i64 = 123;
+    use monitor_common::sys;
+    pub const OPEN: i64 = sys::OPEN as i64;
+    pub const TRUNCATE: i64 = sys::TRUNCATE as i64;
+    pub const FTRUNCATE: i64 = sys::FTRUNCATE as i64;
+    pub const RENAME: i64 = sys::RENAME as i64;
+    pub const MKDIR: i64 = sys::MKDIR as i64;
+    pub const RMDIR: i64 = sys::RMDIR as i64;
+    pub const CREAT: i64 = sys::CREAT as i64;
+    pub const LINK: i64 = sys::LINK as i64;
+    pub const UNLINK: i64 = sys::UNLINK as i64;
+    pub const SYMLINK: i64 = sys::SYMLINK as i64;
+    pub const CHMOD: i64 = sys::CHMOD as i64;
+    pub const FCHMOD: i64 = sys::FCHMOD as i64;
+    pub const CHOWN: i64 = sys::CHOWN as i64;
+    pub const FCHOWN: i64 = sys::FCHOWN as i64;
+    pub const LCHOWN: i64 = sys::LCHOWN as i64;
+    pub const MKNOD: i64 = sys::MKNOD as i64;
+    pub const SETXATTR: i64 = sys::SETXATTR as i64;
+    pub const LSETXATTR: i64 = sys::LSETXATTR as i64;
+    pub const FSETXATTR: i64 = sys::FSETXATTR as i64;
+    pub const REMOVEXATTR: i64 = sys::REMOVEXATTR as i64;
+    pub const LREMOVEXATTR: i64 = sys::LREMOVEXATTR as i64;
+    pub const FREMOVEXATTR: i64 = sys::FREMOVEXATTR as i64;
+    pub const OPENAT: i64 = sys::OPENAT as i64;
+    pub const MKDIRAT: i64 = sys::MKDIRAT as i64;
+    pub const MKNODAT: i64 = sys::MKNODAT as i64;
+    pub const FCHOWNAT: i64 = sys::FCHOWNAT as i64;
+    pub const UNLINKAT: i64 = sys::UNLINKAT as i64;
+    pub const RENAMEAT: i64 = sys::RENAMEAT as i64;
+    pub const LINKAT: i64 = sys::LINKAT as i64;
+    pub const SYMLINKAT: i64 = sys::SYMLINKAT as i64;
+    pub const FCHMODAT: i64 = sys::FCHMODAT as i64;
+    pub const RENAMEAT2: i64 = sys::RENAMEAT2 as i64;
+    pub const EXECVE: i64 = sys::EXECVE as i64;
+    pub const EXECVEAT: i64 = sys::EXECVEAT as i64;
+    pub const OPENAT2: i64 = sys::OPENAT2 as i64;
+    pub const FCHMODAT2: i64 = sys::FCHMODAT2 as i64;
+    pub const SETXATTRAT: i64 = sys::SETXATTRAT as i64;
+    pub const REMOVEXATTRAT: i64 = sys::REMOVEXATTRAT as i64;
+    pub const SETUID: i64 = sys::SETUID as i64;
+    pub const SETFSGID: i64 = sys::SETFSGID as i64;
 }
 
 #[repr(C)]
@@ -84,11 +86,10 @@ pub struct Pending {
     old_ids: Ids,
 }
 
-/// The setuid family: setuid 105, setgid 106, setreuid 113, setregid 114, setresuid 117,
-/// setresgid 119, setfsuid 122, setfsgid 123.
+/// Whether `n` is of the setuid family.
 #[inline(always)]
 fn is_setid(n: i64) -> bool {
-    matches!(n, 105 | 106 | 113 | 114 | 117 | 119 | 122 | 123)
+    monitor_common::sys::is_setid(n as u32)
 }
 
 pub fn stash(ctx: &TracePointContext) {
@@ -613,12 +614,13 @@ fn exit_exec_inner(ctx: &TracePointContext) {
     }
 }
 
-/// x86-64 numbers of the calls that send bytes on a socket.
+/// The calls that send bytes on a socket (`monitor_common::sys::SENDS`).
 mod send_nr {
-    pub const WRITE: i64 = 1;
-    pub const WRITEV: i64 = 20;
-    pub const SENDTO: i64 = 44;
-    pub const SENDMSG: i64 = 46;
+    use monitor_common::sys;
+    pub const WRITE: i64 = sys::WRITE as i64;
+    pub const WRITEV: i64 = sys::WRITEV as i64;
+    pub const SENDTO: i64 = sys::SENDTO as i64;
+    pub const SENDMSG: i64 = sys::SENDMSG as i64;
 }
 
 /// Up to this many iovecs of a writev/sendmsg are added up for the stream offset (the data

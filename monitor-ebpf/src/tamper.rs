@@ -60,10 +60,10 @@ pub fn enter_access(ctx: &TracePointContext) {
     let nr = tp_field::<i32>(ctx, TP_SYSCALL_NR);
     // All read before choosing: the verifier takes context loads at constant offsets only.
     let args: [u64; 4] = core::array::from_fn(|i| tp_arg(ctx, i));
-    // ptrace 101, process_vm_readv 310, process_vm_writev 311.
-    let (op, target) = match nr {
-        101 => (tamper_op::PTRACE, args[1]),
-        310 | 311 => (tamper_op::PROCESS_VM, args[0]),
+    use monitor_common::sys;
+    let (op, target) = match nr as u32 {
+        sys::PTRACE => (tamper_op::PTRACE, args[1]),
+        sys::PROCESS_VM_READV | sys::PROCESS_VM_WRITEV => (tamper_op::PROCESS_VM, args[0]),
         _ => return,
     };
     if target as u32 != self_tgid() {

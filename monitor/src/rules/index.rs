@@ -16,7 +16,7 @@ pub const MAX_RULES: usize = 1024;
 const WORDS: usize = MAX_RULES / 64;
 /// Syscall numbers below this (every number a rule may name) have their own candidate
 /// set; events with higher numbers (audit records) share `high_syscalls`.
-const SYSCALLS: usize = super::syscalls::MAX_NR as usize;
+const SYSCALLS: usize = crate::vocab::MAX_NR as usize;
 
 /// A set of rule positions.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

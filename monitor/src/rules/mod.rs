@@ -9,8 +9,6 @@ pub mod metadata;
 pub mod model;
 pub mod parse;
 pub mod self_defence;
-mod syscall_table;
-pub mod syscalls;
 pub mod targets;
 
 use anyhow::{bail, Context, Result};

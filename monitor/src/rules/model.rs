@@ -257,7 +257,7 @@ impl Rule {
                     Syscalls::Set(set) => {
                         let names: Vec<&str> = set
                             .iter()
-                            .map(|n| crate::rules::syscalls::name(*n).unwrap_or("?"))
+                            .map(|n| crate::vocab::name(*n).unwrap_or("?"))
                             .collect();
                         format!("-S {}", names.join(","))
                     }

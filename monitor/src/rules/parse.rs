@@ -5,7 +5,7 @@
 //! fail; rules the monitor can parse but not evaluate load as inactive with a warning.
 
 use super::model::*;
-use super::syscalls;
+use crate::vocab as syscalls;
 use std::sync::Arc;
 
 /// Resolves user and group names in `uid=`/`gid=`-style fields.

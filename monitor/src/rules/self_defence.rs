@@ -83,7 +83,7 @@ fn signal_name(sig: i32) -> String {
 fn other(ev: &Event) -> Option<String> {
     match ev.action {
         Action::Ptrace => Some(format!("ptrace request {} on the monitor", ev.args[0] as i64)),
-        Action::ProcessVm => Some(format!("{} on the monitor's memory", if ev.syscall == 311 { "process_vm_writev" } else { "process_vm_readv" })),
+        Action::ProcessVm => Some(format!("{} on the monitor's memory", crate::vocab::name(ev.syscall as u32).unwrap_or("process_vm_readv"))),
         Action::Exec if ev.success() => exec(ev),
         _ => None,
     }

@@ -8,7 +8,8 @@
 use super::model::*;
 use super::index::RuleIndex;
 use crate::hash::FastHash;
-use super::syscalls::{class_of, OPEN_SYSCALLS};
+use crate::vocab::class_of;
+use monitor_common::sys::OPENS as OPEN_SYSCALLS;
 use monitor_common::class;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;

@@ -188,8 +188,7 @@ fn action_name(ev: &Event) -> &'static str {
         {
             "write"
         }
-        // setgid 106, setregid 114, setresgid 119, setfsgid 123.
-        Action::SetId if matches!(ev.syscall, 106 | 114 | 119 | 123) => "setgid",
+        Action::SetId if crate::vocab::is_setgid(ev.syscall as u32) => "setgid",
         Action::SetId => "setuid",
         other => other.as_str(),
     }
@@ -303,7 +302,7 @@ pub fn render_into(a: &Alert, ctx: &Context, timestamp: &str, buf: &mut Vec<u8>)
     w.raw(&ctx.user.json);
 
     w.object(key!("syscall")).key(key!("name"));
-    match crate::rules::syscalls::name(ev.syscall as u32) {
+    match crate::vocab::name(ev.syscall as u32) {
         Some(name) => w.lit(name),
         None => w.null(),
     };

@@ -182,28 +182,29 @@ fn user_message(g: &Group, r: &Record) -> Event {
     ev
 }
 
-/// The action of syscall `nr` (x86-64).
+/// The action of syscall `nr` (x86-64), as the eBPF sensors name it.
 fn action_of(nr: u32, args: &[u64; 4]) -> Action {
+    use monitor_common::sys::*;
     const AT_REMOVEDIR: u64 = 0x200;
     match nr {
-        59 | 322 => Action::Exec,
-        42 => Action::Connect,
-        105 | 106 | 113 | 114 | 117 | 119 | 122 | 123 => Action::SetId,
-        2 | 85 | 257 | 437 => Action::Open,
-        87 => Action::Unlink,
-        263 if args[2] & AT_REMOVEDIR != 0 => Action::Rmdir,
-        263 => Action::Unlink,
-        84 => Action::Rmdir,
-        82 | 264 | 316 => Action::Rename,
-        86 | 265 => Action::Link,
-        88 | 266 => Action::Symlink,
-        83 | 258 => Action::Mkdir,
-        133 | 259 => Action::Mknod,
-        76 | 77 => Action::Truncate,
-        90 | 91 | 268 | 452 => Action::Chmod,
-        92 | 93 | 94 | 260 => Action::Chown,
-        188 | 189 | 190 | 463 => Action::SetXattr,
-        197 | 198 | 199 | 466 => Action::RemoveXattr,
+        EXECVE | EXECVEAT => Action::Exec,
+        CONNECT => Action::Connect,
+        n if is_setid(n) => Action::SetId,
+        OPEN | CREAT | OPENAT | OPENAT2 => Action::Open,
+        UNLINK => Action::Unlink,
+        UNLINKAT if args[2] & AT_REMOVEDIR != 0 => Action::Rmdir,
+        UNLINKAT => Action::Unlink,
+        RMDIR => Action::Rmdir,
+        RENAME | RENAMEAT | RENAMEAT2 => Action::Rename,
+        LINK | LINKAT => Action::Link,
+        SYMLINK | SYMLINKAT => Action::Symlink,
+        MKDIR | MKDIRAT => Action::Mkdir,
+        MKNOD | MKNODAT => Action::Mknod,
+        TRUNCATE | FTRUNCATE => Action::Truncate,
+        CHMOD | FCHMOD | FCHMODAT | FCHMODAT2 => Action::Chmod,
+        CHOWN | FCHOWN | LCHOWN | FCHOWNAT => Action::Chown,
+        SETXATTR | LSETXATTR | FSETXATTR | SETXATTRAT => Action::SetXattr,
+        REMOVEXATTR | LREMOVEXATTR | FREMOVEXATTR | REMOVEXATTRAT => Action::RemoveXattr,
         _ => Action::Other,
     }
 }

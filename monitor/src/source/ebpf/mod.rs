@@ -20,10 +20,7 @@ use tracing::{debug, warn};
 
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor-ebpf"));
 
-use crate::rules::syscalls::{
-    CONNECT_SYSCALLS, EXEC_SYSCALLS, FD_SYSCALLS, OPEN_SYSCALLS, PATH_SYSCALLS,
-    SETID_SYSCALLS, TWO_PATH_SYSCALLS,
-};
+use monitor_common::sys;
 
 pub struct EbpfSource {
     ebpf: Ebpf,
@@ -114,19 +111,17 @@ impl EbpfSource {
         // File, connect and exec exits read their arguments from the task's registers; the
         // entry stash serves the setid family (the credentials before the call) and marks
         // an execveat (the exec tracepoint cannot tell it from an execve otherwise).
-        let enter: Vec<u32> = SETID_SYSCALLS.iter().chain(&[322]).copied().collect(); // execveat 322
+        let enter: Vec<u32> = sys::SETID.iter().chain(&[sys::EXECVEAT]).copied().collect();
         self.attach_syscalls("sys_enter", "sys_enter_", &enter)?;
-        self.attach_syscalls("sys_exit_open", "sys_exit_", OPEN_SYSCALLS)?;
-        self.attach_syscalls("sys_exit_path", "sys_exit_", PATH_SYSCALLS)?;
-        self.attach_syscalls("sys_exit_two_paths", "sys_exit_", TWO_PATH_SYSCALLS)?;
-        self.attach_syscalls("sys_exit_fd", "sys_exit_", FD_SYSCALLS)?;
-        self.attach_syscalls("sys_exit_connect", "sys_exit_", CONNECT_SYSCALLS)?;
-        self.attach_syscalls("sys_exit_setid", "sys_exit_", SETID_SYSCALLS)?;
-        self.attach_syscalls("sys_exit_exec", "sys_exit_", EXEC_SYSCALLS)?;
-        // write 1, writev 20, sendto 44, sendmsg 46.
-        self.attach_syscalls("sys_enter_send", "sys_enter_", &[1, 20, 44, 46])?;
-        // ptrace 101, process_vm_readv 310, process_vm_writev 311.
-        self.attach_syscalls("sys_enter_access", "sys_enter_", &[101, 310, 311])?;
+        self.attach_syscalls("sys_exit_open", "sys_exit_", &sys::OPENS)?;
+        self.attach_syscalls("sys_exit_path", "sys_exit_", &sys::ONE_PATH)?;
+        self.attach_syscalls("sys_exit_two_paths", "sys_exit_", &sys::TWO_PATHS)?;
+        self.attach_syscalls("sys_exit_fd", "sys_exit_", &sys::FD)?;
+        self.attach_syscalls("sys_exit_connect", "sys_exit_", &[sys::CONNECT])?;
+        self.attach_syscalls("sys_exit_setid", "sys_exit_", &sys::SETID)?;
+        self.attach_syscalls("sys_exit_exec", "sys_exit_", &sys::EXEC)?;
+        self.attach_syscalls("sys_enter_send", "sys_enter_", &sys::SENDS)?;
+        self.attach_syscalls("sys_enter_access", "sys_enter_", &sys::TAMPER)?;
         let btf = AyaBtf::from_sys_fs().context("reading kernel BTF")?;
         for name in [
             "sched_process_exec",
@@ -156,7 +151,7 @@ impl EbpfSource {
         prog.load()
             .with_context(|| format!("loading {program} (verifier)"))?;
         for nr in nrs {
-            let name = crate::rules::syscalls::name(*nr).unwrap_or("?");
+            let name = crate::vocab::name(*nr).unwrap_or("?");
             let tp = format!("{prefix}{name}");
             match prog.attach("syscalls", &tp) {
                 Ok(_) => self.attached.push(format!("syscalls:{tp}")),
