@@ -4,7 +4,7 @@
 pub use monitor_common::Ids;
 
 /// What happened, independent of which syscall did it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
     Exec,
     Connect,
@@ -124,5 +124,20 @@ impl Event {
 
     pub fn flag(&self, bit: u32) -> bool {
         self.flags & bit != 0
+    }
+}
+
+/// The acting process of an event, as matching sees it: its executable (for a successful
+/// exec, the new one) and its parent's.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Actor<'e> {
+    pub exe: Option<&'e [u8]>,
+    pub parent_exe: Option<&'e [u8]>,
+}
+
+impl<'e> Actor<'e> {
+    /// A process known by its executable only.
+    pub fn exe(exe: Option<&'e [u8]>) -> Actor<'e> {
+        Actor { exe, parent_exe: None }
     }
 }

@@ -6,11 +6,16 @@
 //! stdout). [`check`] is the separate posture report.
 
 pub mod check;
+pub mod detect;
+pub mod error;
 pub mod enrich;
 pub mod event;
 pub mod hash;
 pub mod pipeline;
+pub mod plan;
 pub mod rules;
 pub mod sink;
 pub mod source;
 pub mod vocab;
+
+pub use error::{Error, Result};

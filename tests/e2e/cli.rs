@@ -28,14 +28,14 @@ fn a_syntax_error_names_file_and_line_and_loads_nothing() {
     )
     .unwrap();
     let o = monitor(&["rules", "check", bad.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(3), "invalid rules: {}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains(&format!("{}:3:", bad.display())), "{err}");
     assert!(err.contains("nothing loaded"), "{err}");
     if privileged() {
         // `run` refuses before loading any program.
         let o = monitor(&["run", "--rules", bad.to_str().unwrap()]);
-        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert_eq!(o.status.code(), Some(3), "invalid rules: {}", stderr(&o));
         assert!(
             stderr(&o).contains(&format!("{}:3:", bad.display())),
             "{}",
@@ -47,7 +47,7 @@ fn a_syntax_error_names_file_and_line_and_loads_nothing() {
 #[test]
 fn a_missing_rules_file_is_a_clear_error() {
     let o = monitor(&["rules", "check", "/nonexistent/monitor.rules"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(3), "missing rules");
     let err = stderr(&o);
     assert!(err.contains("/nonexistent/monitor.rules"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
@@ -64,7 +64,7 @@ fn not_root_is_refused_with_one_line() {
         .gid(65534)
         .output()
         .expect("running monitor as nobody");
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(5), "not privileged: {}", stderr(&o));
     let err = stderr(&o);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(err.contains("root"), "{err}");

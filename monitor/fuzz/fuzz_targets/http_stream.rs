@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use monitor::enrich::http::Stream;
-use monitor::rules::docker_api;
+use monitor::detect::http::Stream;
+use monitor::detect::docker_api;
 
 fuzz_target!(|data: &[u8]| {
     let mut stream = Stream::default();

@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(set) = RuleSet::from_texts([("fuzz.rules".to_string(), text)], &Ids) {
             // Everything that loads can be planned and described.
-            let _ = monitor::rules::targets::plan(&set.rules);
+            let _ = monitor::rules::compile::Compiled::new(&set.rules);
             for r in &set.rules {
                 let _ = r.describe();
             }

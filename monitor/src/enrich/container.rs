@@ -22,6 +22,15 @@ pub struct ContainerRef {
     pub runtime: Option<&'static str>,
 }
 
+/// The container an event came from, as its alerts show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub runtime: Option<&'static str>,
+    /// What the runtime's state said of it, when it could be read.
+    pub meta: Option<ContainerMeta>,
+}
+
 /// What the runtime's state says of a container.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ContainerMeta {
@@ -230,6 +239,14 @@ impl Containers {
             }
             now.duration_since(*e.gone_since.get_or_insert(now)) < GONE_KEPT
         });
+    }
+
+    /// The container `ev` came from: by the cgroup name the kernel sent, else (a process in
+    /// a sub-cgroup of its container) by its full cgroup paths while it still runs.
+    pub fn of_event(&mut self, ev: &crate::event::Event) -> Option<ContainerInfo> {
+        let c = self.of_task(ev.cgroup_id, &ev.cgroup_name, ev.pid)?;
+        let (meta, runtime) = self.lookup(&c);
+        Some(ContainerInfo { id: c.id, runtime, meta })
     }
 
     /// A process of a container (named by its cgroup) started a program: read the

@@ -1,97 +1,26 @@
-//! Enrichment: turning a kernel event into an alert subject with process, user and host
-//! context. The process table is kept from fork/exec/exit events and seeded from /proc.
+//! Enrichment, the second stage: what the host adds to an event. Paths made canonical, the
+//! process table (kept from fork/exec/exit events, seeded from /proc), user names, and the
+//! container an event came from. [`Enricher::observe`] takes each event in; what matching
+//! and the sinks need is then read from it: the acting process ([`Enricher::actor`]), and
+//! for an alert its process, user and container ([`Enricher::process_view`],
+//! [`Enricher::user_name`], [`Enricher::container`]).
 
+pub mod clock;
 pub mod container;
-pub mod http;
+pub mod host;
 pub mod paths;
 pub mod process;
 pub mod users;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+pub use clock::{rfc3339, today, Clock, Timestamps};
+pub use host::{hostname, kernel_release};
 
-/// Converts CLOCK_BOOTTIME nanoseconds (kernel timestamps) into wall-clock time.
-#[derive(Clone, Copy, Debug)]
-pub struct Clock {
-    /// Realtime minus boottime, in ns, measured at start.
-    pub offset_ns: i128,
-}
-
-impl Clock {
-    pub fn measure() -> Clock {
-        let boot = |id| {
-            let mut ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            unsafe { libc::clock_gettime(id, &mut ts) };
-            ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
-        };
-        let b1 = boot(libc::CLOCK_BOOTTIME);
-        let real = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i128)
-            .unwrap_or(0);
-        let b2 = boot(libc::CLOCK_BOOTTIME);
-        Clock {
-            offset_ns: real - (b1 + b2) / 2,
-        }
-    }
-
-    pub fn wall_ns(&self, boot_ns: u64) -> i128 {
-        boot_ns as i128 + self.offset_ns
-    }
-
-    /// Now, as wall-clock ns (on the same scale as event times).
-    pub fn now_wall_ns(&self) -> i128 {
-        self.wall_ns(self.boot_now())
-    }
-
-    /// Current CLOCK_BOOTTIME in ns.
-    pub fn boot_now(&self) -> u64 {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-    }
-}
-
-/// The running kernel's release (`uname -r`).
-pub fn kernel_release() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default()
-}
-
-/// Today's date in UTC (`YYYY-MM-DD`), from the wall clock.
-pub fn today() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0);
-    rfc3339(now)[..10].to_string()
-}
-
-/// RFC 3339 UTC with nanoseconds, e.g. `2026-11-23T14:02:03.123456789Z`.
-pub fn rfc3339(wall_ns: i128) -> String {
-    let secs = wall_ns.div_euclid(1_000_000_000) as i64;
-    let nanos = wall_ns.rem_euclid(1_000_000_000) as u32;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    if !(0..=9999).contains(&y) {
-        return format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z", rem / 3600, (rem / 60) % 60, rem % 60);
-    }
-    // Written digit by digit: this runs once per alert.
-    let mut b = *b"0000-00-00T00:00:00.000000000Z";
-    let mut put = |at: usize, width: usize, mut v: u64| {
-        for i in (at..at + width).rev() {
-            b[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    put(0, 4, y as u64);
-    put(5, 2, m as u64);
-    put(8, 2, d as u64);
-    put(11, 2, (rem / 3600) as u64);
-    put(14, 2, ((rem / 60) % 60) as u64);
-    put(17, 2, (rem % 60) as u64);
-    put(20, 9, nanos as u64);
-    String::from_utf8(b.to_vec()).expect("ASCII digits")
-}
+use crate::event::{Action, Actor, Event};
+use crate::plan::FilterPlan;
+use container::{ContainerInfo, Containers};
+use process::{ProcInfo, ProcessTable};
+use std::sync::Arc;
+use users::Users;
 
 /// A stamp no other call in this process returns: the version of a table whose contents
 /// something was worked out from (an alert's process or user members), so that a change, or
@@ -101,90 +30,166 @@ pub fn next_version() -> u64 {
     VERSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
 }
 
-/// [`rfc3339`] for a stream of times that mostly share their second (the alerts of a
-/// burst): the date and time of day are worked out once per second, the nanoseconds
-/// written into the same text.
-#[derive(Default)]
-pub struct Timestamps {
-    second: Option<i64>,
-    text: String,
+/// An alert's process, as the table has it: executable, argv, parent and ancestors.
+pub struct ProcessView<'t> {
+    pub exe: Option<&'t [u8]>,
+    pub args: &'t [Vec<u8>],
+    pub ppid: u32,
+    pub parent_exe: Option<&'t [u8]>,
+    /// (pid, executable), parent first, up to pid 1.
+    pub ancestors: Vec<(u32, Option<&'t [u8]>)>,
 }
 
-impl Timestamps {
-    pub fn format(&mut self, wall_ns: i128) -> &str {
-        let second = wall_ns.div_euclid(1_000_000_000) as i64;
-        if self.second != Some(second) {
-            self.text = rfc3339(wall_ns);
-            self.second = Some(second);
-            return &self.text;
-        }
-        // `…SS.nnnnnnnnnZ`: the nine digits before the final `Z`.
-        let mut nanos = wall_ns.rem_euclid(1_000_000_000) as u32;
-        let end = self.text.len() - 1;
-        // SAFETY: ASCII digits replace ASCII digits, so the text stays UTF-8.
-        let digits = unsafe { &mut self.text.as_bytes_mut()[end - 9..end] };
-        for d in digits.iter_mut().rev() {
-            *d = b'0' + (nanos % 10) as u8;
-            nanos /= 10;
-        }
-        &self.text
+/// What the host adds to events.
+pub struct Enricher {
+    table: ProcessTable,
+    users: Users,
+    containers: Containers,
+    /// Paths are canonicalised and containers looked up on this host (live); a replay
+    /// takes what the recording says.
+    live: bool,
+}
+
+impl Enricher {
+    /// Live: the process table from /proc, user names from /etc/passwd, containers from
+    /// the runtime's state on this host.
+    pub fn live() -> Enricher {
+        let mut table = ProcessTable::new();
+        table.seed_from_proc();
+        Enricher { table, users: Users::new(), containers: Containers::new(), live: true }
     }
-}
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_of_one_second_reuse_its_text_and_agree_with_rfc3339() {
-        let mut t = Timestamps::default();
-        for ns in [
-            1_795_443_723_000_000_001i128,
-            1_795_443_723_999_999_999,
-            1_795_443_723_000_000_000,
-            1_795_443_724_000_000_000,
-            1_795_443_723_123_456_789,
-            -1,
-            -1_000_000_000,
-            253_402_300_800_000_000_000,
-            253_402_300_800_000_000_007,
-        ] {
-            assert_eq!(t.format(ns), rfc3339(ns), "{ns}");
+    /// Replay: nothing is read from this host; the recording tells (`insert`, `set_users`).
+    pub fn offline() -> Enricher {
+        Enricher {
+            table: ProcessTable::offline(),
+            users: Users::from_map(Default::default()),
+            containers: Containers::with_docker_root("/nonexistent".into()),
+            live: false,
         }
     }
 
-    #[test]
-    fn formats_rfc3339() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(
-            rfc3339(1_795_443_723_000_000_001),
-            "2026-11-23T14:22:03.000000001Z"
-        );
-        assert_eq!(
-            rfc3339(951_782_400_000_000_000),
-            "2000-02-29T00:00:00.000000000Z"
-        );
-        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999999999Z");
-        assert_eq!(rfc3339(253_402_300_800_000_000_000), "10000-01-01T00:00:00.000000000Z");
+    /// Replay of audit logs: no process state from this host, user names from its
+    /// /etc/passwd (the ids in the alerts are the log's either way).
+    pub fn for_audit_logs() -> Enricher {
+        Enricher { users: Users::new(), ..Enricher::offline() }
+    }
+
+    /// Take an event in: its paths made canonical (live) and a detached object named by
+    /// its watch (`plan`), the process table updated, an exec's container noted. Both the
+    /// process and its parent are then in the table for [`Enricher::actor`].
+    pub fn observe(&mut self, mut ev: Event, plan: &FilterPlan) -> Arc<Event> {
+        if self.live {
+            paths::canonicalise_event(&mut ev);
+        }
+        paths::name_detached(&mut ev, |dev, ino, generation| plan.by_identity(dev, ino, generation).map(|t| t.canonical.clone()));
+        self.table.observe(&ev);
+        if ev.action == Action::Exec && self.live {
+            // A container's metadata is read while it runs (see `note_exec`).
+            self.containers.note_exec(&ev.cgroup_name);
+        }
+        if !matches!(ev.action, Action::Fork | Action::Exit) {
+            self.table.get(ev.pid);
+            if ev.ppid != 0 {
+                self.table.get(ev.ppid);
+            }
+        }
+        Arc::new(ev)
+    }
+
+    /// What an audit event's records say of its process (audit sources have no
+    /// fork/exit events): it wins over what the table held.
+    pub fn note(&mut self, ev: &Event, exe: Option<Vec<u8>>, args: Option<Vec<Vec<u8>>>, syscall: bool) {
+        let ppid = syscall.then_some(ev.ppid);
+        self.table.note(ev.pid, ppid, exe, &ev.comm, if syscall { args } else { None });
+    }
+
+    /// The acting process of `ev` (taken in by `observe`).
+    pub fn actor<'s>(&'s self, ev: &'s Event) -> Actor<'s> {
+        let exe = if ev.action == Action::Exec && ev.success() {
+            ev.path.as_deref()
+        } else {
+            self.table.peek(ev.pid).and_then(|p| p.exe.as_deref())
+        };
+        Actor { exe, parent_exe: self.table.peek(ev.ppid).and_then(|p| p.exe.as_deref()) }
+    }
+
+    /// What an alert's process members are made of is the same while this is: (table
+    /// version, pid, ppid).
+    pub fn process_key(&self, ev: &Event) -> (u64, u32, u32) {
+        (self.table.version(), ev.pid, ev.ppid)
+    }
+
+    /// An alert's process: from the table, which has taken the event in first (an exec's
+    /// new image and argv included); its lineage is read from /proc if new (live). With it,
+    /// its [`Enricher::process_key`] once that is loaded.
+    pub fn process_view(&mut self, ev: &Event) -> ((u64, u32, u32), ProcessView<'_>) {
+        self.table.load_lineage(ev.pid);
+        self.table.get(ev.ppid);
+        let key = self.process_key(ev);
+        let process = self.table.peek(ev.pid);
+        let view = ProcessView {
+            exe: process.and_then(|p| p.exe.as_deref()),
+            args: process.map(|p| p.args.as_slice()).unwrap_or_default(),
+            ppid: ev.ppid,
+            parent_exe: self.table.peek(ev.ppid).and_then(|p| p.exe.as_deref()),
+            ancestors: self.table.ancestors(ev.pid),
+        };
+        (key, view)
+    }
+
+    /// An alert's user members are the same while this is: (names version, the ids).
+    pub fn user_key(&self, ev: &Event) -> (u64, [u32; 5]) {
+        (self.users.version(), [ev.ids.uid, ev.ids.euid, ev.auid, ev.ids.gid, ev.ids.egid])
+    }
+
+    /// The name of user `uid`.
+    pub fn user_name(&self, uid: u32) -> Option<&str> {
+        self.users.name(uid)
+    }
+
+    /// The container `ev` came from (live: looked up on this host).
+    pub fn container(&mut self, ev: &Event) -> Option<ContainerInfo> {
+        if !self.live {
+            return None;
+        }
+        self.containers.of_event(ev)
+    }
+
+    /// How many processes the table holds.
+    pub fn processes(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Live upkeep: re-read user names if /etc/passwd changed (whether it did), and forget
+    /// containers long gone.
+    pub fn refresh(&mut self) -> bool {
+        self.containers.prune();
+        self.users.refresh()
+    }
+
+    /// A process-table entry (replay: the recording read it from /proc).
+    pub fn insert(&mut self, pid: u32, info: ProcInfo) {
+        self.table.insert(pid, info);
+    }
+
+    /// The recording's user names (replay).
+    pub fn set_users(&mut self, names: std::collections::HashMap<u32, String>) {
+        self.users = Users::from_map(names);
+    }
+
+    /// For a capture: the table as it is now.
+    pub fn processes_now(&self) -> Vec<(u32, ProcInfo)> {
+        self.table.entries()
+    }
+
+    /// For a capture: the entries read from /proc since the last call.
+    pub fn take_learned(&mut self) -> Vec<(u32, ProcInfo)> {
+        self.table.take_learned()
+    }
+
+    /// For a capture: the user names.
+    pub fn users_now(&self) -> &crate::hash::FastMap<u32, String> {
+        self.users.snapshot()
     }
 }

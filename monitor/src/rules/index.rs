@@ -7,7 +7,7 @@
 //! necessary condition of the matcher's test for the same field (`matcher::Matcher::cond`).
 
 use super::model::*;
-use super::targets::FilterPlan;
+use crate::plan::FilterPlan;
 use crate::hash::FastHash;
 use std::collections::HashMap;
 

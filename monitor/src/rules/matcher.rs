@@ -3,8 +3,9 @@
 
 use super::model::*;
 use super::index::{Probe, RuleIndex};
-use super::targets::{FilterPlan, Target};
-use crate::event::{Action as Act, Event};
+use super::compile::Compiled;
+use crate::plan::Target;
+use crate::event::{Action as Act, Actor, Event};
 
 /// Access kinds of an event, in `perm` bits. A unix socket connect counts as a write.
 pub fn event_perm(ev: &Event) -> u8 {
@@ -63,22 +64,7 @@ fn under(object: &[u8], dir: &str) -> bool {
 
 pub struct Matcher<'a> {
     pub rules: &'a [Rule],
-    pub plan: &'a FilterPlan,
-}
-
-/// The acting process, as `exe=` and `parent_exe=` see it: its executable (for a successful
-/// exec, the new one) and its parent's, from the process table.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Actor<'e> {
-    pub exe: Option<&'e [u8]>,
-    pub parent_exe: Option<&'e [u8]>,
-}
-
-impl<'e> Actor<'e> {
-    /// A process known by its executable only.
-    pub fn exe(exe: Option<&'e [u8]>) -> Actor<'e> {
-        Actor { exe, parent_exe: None }
-    }
+    pub compiled: &'a Compiled,
 }
 
 impl<'a> Matcher<'a> {
@@ -123,7 +109,7 @@ impl<'a> Matcher<'a> {
 
     /// The plan's candidate index, when it serves these rules' exit list.
     fn index(&self, list: List) -> Option<&'a RuleIndex> {
-        let index = self.plan.index()?;
+        let index = self.compiled.index()?;
         (list == List::Exit && index.rule_count() == self.rules.len()).then_some(index)
     }
 
@@ -133,7 +119,7 @@ impl<'a> Matcher<'a> {
         'a: 'e,
     {
         let mut objects = objects(ev);
-        let watched = [ev.watch, ev.watch2].map(|id| self.plan.target(id).map(|t| t.canonical.as_str()));
+        let watched = [ev.watch, ev.watch2].map(|id| self.compiled.plan.target(id).map(|t| t.canonical.as_str()));
         Probe {
             syscall: ev.syscall as u32,
             objects: [objects.next(), objects.next()],
@@ -146,11 +132,7 @@ impl<'a> Matcher<'a> {
     /// Whether an `exclude` rule drops records of type `rtype` before they make events
     /// (audit sources). auditd drops on any matching exclude rule, whatever its action.
     pub fn excluded(&self, rtype: u16) -> bool {
-        self.rules.iter().any(|r| {
-            r.list == List::Exclude
-                && r.inactive.is_none()
-                && r.conds.iter().all(|c| matches!(c, Cond::Num { field: NumField::MsgType, op, value } if op.compare(rtype as u64, *value)))
-        })
+        excludes(self.rules, rtype)
     }
 
     /// Whether condition `c` (condition `at.1` of rule `at.0`) holds for the event.
@@ -170,7 +152,7 @@ impl<'a> Matcher<'a> {
                 negate,
                 path,
             } => {
-                let target = self.plan.path_target(at.0, at.1, path);
+                let target = self.compiled.path_target(at.0, at.1, path);
                 let hit = match field {
                     PathField::Exe => actor.exe.is_some_and(|e| same_path(e, path, target)),
                     PathField::ParentExe => actor.parent_exe.is_some_and(|e| same_path(e, path, target)),
@@ -202,7 +184,7 @@ impl<'a> Matcher<'a> {
         };
         [ev.watch, ev.watch2]
             .iter()
-            .filter_map(|id| self.plan.target(*id))
+            .filter_map(|id| self.compiled.plan.target(*id))
             .any(|t| under(t.canonical.as_bytes(), &dir_target.canonical))
     }
 }
@@ -256,4 +238,22 @@ fn num_field(ev: &Event, f: NumField) -> Option<u64> {
             ev.ino
         }
     })
+}
+
+/// Whether an `exclude` rule of `rules` drops audit records of type `rtype`.
+fn excludes(rules: &[Rule], rtype: u16) -> bool {
+    rules.iter().any(|r| {
+        r.list == List::Exclude
+            && r.inactive.is_none()
+            && r.conds.iter().all(|c| matches!(c, Cond::Num { field: NumField::MsgType, op, value } if op.compare(rtype as u64, *value)))
+    })
+}
+
+/// The audit record types (1000-2999, where the kernel and user space put them) that an
+/// `exclude` rule of `rules` drops.
+pub fn excluded_types(rules: &[Rule]) -> Vec<u16> {
+    if !rules.iter().any(|r| r.list == List::Exclude) {
+        return Vec::new();
+    }
+    (1000..3000).filter(|t| excludes(rules, *t)).collect()
 }

@@ -1,20 +1,36 @@
 //! Rules: auditctl-syntax files → parsed rules → kernel filter plan + matcher (with an index
 //! of the rules each event can match).
 
-pub mod docker_api;
+pub mod compile;
 pub mod export;
 pub mod index;
 pub mod matcher;
 pub mod metadata;
 pub mod model;
 pub mod parse;
-pub mod self_defence;
-pub mod targets;
 
-use anyhow::{bail, Context, Result};
+use crate::error::{Error, Result};
 use model::{Diagnostic, Rule};
 use parse::{IdResolver, Line, Placement};
 use std::path::{Path, PathBuf};
+
+/// The key of the built-in self-defence detections (`detect::tamper`), and of the watches
+/// on the monitor's own files.
+pub const SELF_DEFENCE_KEY: &str = "monitor-tamper";
+/// `rule.source` of the self-defence detections and watches.
+pub const SELF_DEFENCE_SOURCE: &str = "builtin:self-defence";
+
+/// Watch rules for the monitor's own files, as auditctl text (they go first, so that no
+/// user `never` rule can hide them).
+fn self_defence_watches(exe: Option<&Path>, rule_files: &[String]) -> String {
+    let mut text = String::from("# the monitor's own binary and rule files\n");
+    for p in exe.into_iter().map(|p| p.display().to_string()).chain(rule_files.iter().cloned()) {
+        if !p.contains(char::is_whitespace) && p.starts_with('/') {
+            text.push_str(&format!("-w {p} -p wa -k {SELF_DEFENCE_KEY}\n"));
+        }
+    }
+    text
+}
 
 /// The default rule pack, built into the binary (files under the repository's `rules/`, in
 /// name order, as a directory of them loads).
@@ -135,13 +151,13 @@ impl RuleSet {
     /// other rule, where no `never` rule or `-D` of the user's can remove them.
     pub fn with_self_defence(self, ids: &dyn IdResolver) -> std::result::Result<RuleSet, RuleErrors> {
         let exe = std::fs::canonicalize("/proc/self/exe").ok();
-        let text = self_defence::watch_rules(exe.as_deref(), &self.files);
+        let text = self_defence_watches(exe.as_deref(), &self.files);
         self.with_prelude(text, ids)
     }
 
     /// Put the rules of `text` in front of every other rule.
     pub fn with_prelude(mut self, text: String, ids: &dyn IdResolver) -> std::result::Result<RuleSet, RuleErrors> {
-        let own = RuleSet::from_texts([(self_defence::SOURCE.to_string(), text.as_str())], ids)?;
+        let own = RuleSet::from_texts([(SELF_DEFENCE_SOURCE.to_string(), text.as_str())], ids)?;
         let mut rules = own.rules;
         rules.append(&mut self.rules);
         self.rules = rules;
@@ -160,7 +176,7 @@ impl RuleSet {
         let mut texts = Vec::new();
         for f in &files {
             let text = std::fs::read_to_string(f)
-                .with_context(|| format!("cannot read rules file {}", f.display()))?;
+                .map_err(|e| Error::RulesPath(format!("cannot read rules file {}: {e}", f.display())))?;
             texts.push((f.display().to_string(), text));
         }
         Ok(RuleSet::from_texts(
@@ -183,16 +199,16 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
         let md = std::fs::metadata(p)
-            .with_context(|| format!("rules path {} does not exist", p.display()))?;
+            .map_err(|e| Error::RulesPath(format!("rules path {}: {e}", p.display())))?;
         if md.is_dir() {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
-                .with_context(|| format!("cannot list {}", p.display()))?
+                .map_err(|e| Error::RulesPath(format!("cannot list {}: {e}", p.display())))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| f.extension().is_some_and(|e| e == "rules") && f.is_file())
                 .collect();
             entries.sort();
             if entries.is_empty() {
-                bail!("rules directory {} has no *.rules files", p.display());
+                return Err(Error::RulesPath(format!("rules directory {} has no *.rules files", p.display())));
             }
             out.extend(entries);
         } else {

@@ -195,7 +195,7 @@ pub enum PathField {
 /// What a matching `always` rule prints (`kind=`, an extension): an alert, or a line of the
 /// audit trail (`event.kind: "event"`, printed with `--audit-trail`) for what is worth a
 /// record but not an analyst's attention, such as the container runtime's own work.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Kind {
     #[default]
     Alert,

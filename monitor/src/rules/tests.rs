@@ -2,7 +2,7 @@
 
 use super::matcher::Matcher;
 use super::parse::IdResolver;
-use super::targets;
+use super::compile::{self as targets, Compiled};
 use super::*;
 use crate::event::{Action as Act, Event, Ids};
 
@@ -63,12 +63,12 @@ pub(crate) fn event_at(action: Act, syscall: i32, path: &str) -> Event {
 }
 
 fn first_key(set: &RuleSet, ev: &Event, exe: Option<&str>) -> Option<String> {
-    let plan = targets::plan(&set.rules);
+    let compiled = Compiled::new(&set.rules);
     let m = Matcher {
         rules: &set.rules,
-        plan: &plan,
+        compiled: &compiled,
     };
-    m.evaluate(ev, crate::rules::matcher::Actor::exe(exe.map(str::as_bytes)))
+    m.evaluate(ev, crate::event::Actor::exe(exe.map(str::as_bytes)))
         .map(|r| r.key().to_string())
 }
 
@@ -227,8 +227,8 @@ fn read_opens_reach_userspace_only_when_a_rule_can_match_them() {
 #[test]
 fn kernel_dev_encoding() {
     // st_dev 0x0801 (8:1) → kernel (8 << 20) | 1
-    assert_eq!(targets::kernel_dev(0x0801), (8 << 20) | 1);
-    assert_eq!(targets::kernel_dev(0), 0);
+    assert_eq!(crate::plan::kernel_dev(0x0801), (8 << 20) | 1);
+    assert_eq!(crate::plan::kernel_dev(0), 0);
 }
 
 const COMMUNITY: &str = include_str!("../../../tests/fixtures/community.rules");
@@ -276,7 +276,8 @@ fn a_community_style_rule_set_loads_with_every_construct() {
     assert_eq!(first_key(&audit, &kill, None).as_deref(), Some("kill9"));
     assert_eq!(first_key(&set, &kill, None), None, "kill has no eBPF hook: inactive there");
     // The exclude list drops CWD, AVC and EOE records (audit sources).
-    let m = Matcher { rules: &audit.rules, plan: &targets::plan(&audit.rules) };
+    let compiled = Compiled::new(&audit.rules);
+    let m = Matcher { rules: &audit.rules, compiled: &compiled };
     assert!(m.excluded(1307) && m.excluded(1400) && m.excluded(1320) && !m.excluded(1300));
     // A user message from a login user alerts, root's USER_LOGIN is suppressed.
     let mut cmd = event_at(Act::UserMessage, -1, "/usr/bin/sudo");
@@ -332,11 +333,12 @@ fn the_candidate_index_gives_the_verdicts_of_trying_every_rule() {
     let mut compared = 0;
     let mut alerts = 0;
     for set in [&builtin, &community, &edges] {
-        let plan = targets::plan(&set.rules);
-        assert!(plan.index().is_some());
-        let unindexed = plan.unindexed();
-        let fast = Matcher { rules: &set.rules, plan: &plan };
-        let slow = Matcher { rules: &set.rules, plan: &unindexed };
+        let compiled = Compiled::new(&set.rules);
+        assert!(compiled.index().is_some());
+        let unindexed = compiled.unindexed();
+        let plan = &compiled.plan;
+        let fast = Matcher { rules: &set.rules, compiled: &compiled };
+        let slow = Matcher { rules: &set.rules, compiled: &unindexed };
         let mut paths: Vec<String> = vec!["/".into(), "/tmp/elsewhere".into(), "relative/file".into(), String::new()];
         for t in &plan.targets {
             for p in [&t.written, &t.canonical] {
@@ -378,8 +380,8 @@ fn the_candidate_index_gives_the_verdicts_of_trying_every_rule() {
                     }
                     let exe = &exes[(i + variant) % exes.len()];
                     let exe = exe.as_deref().map(str::as_bytes);
-                    let want = slow.evaluate(&ev, crate::rules::matcher::Actor::exe(exe)).map(|r| r.source.to_string());
-                    let got = fast.evaluate(&ev, crate::rules::matcher::Actor::exe(exe)).map(|r| r.source.to_string());
+                    let want = slow.evaluate(&ev, crate::event::Actor::exe(exe)).map(|r| r.source.to_string());
+                    let got = fast.evaluate(&ev, crate::event::Actor::exe(exe)).map(|r| r.source.to_string());
                     assert_eq!(got, want, "{action:?} {nr} {path} variant {variant}");
                     compared += 1;
                     alerts += want.is_some() as usize;
@@ -403,10 +405,10 @@ fn the_candidate_index_follows_a_retargeted_symlink() {
     let link = dir.join("link");
     std::os::unix::fs::symlink(dir.join("one"), &link).unwrap();
     let set = load(&format!("-w {} -p wa -k moved\n", link.display())).unwrap();
-    let mut plan = targets::plan(&set.rules);
+    let mut plan = Compiled::new(&set.rules);
     let mut ev = event_at(Act::Unlink, 87, &format!("{}/two/f", dir.display()));
     ev.ret = 0;
-    let key = |plan: &targets::FilterPlan| Matcher { rules: &set.rules, plan }.evaluate(&ev, crate::rules::matcher::Actor::default()).map(|r| r.key().to_string());
+    let key = |compiled: &Compiled| Matcher { rules: &set.rules, compiled }.evaluate(&ev, crate::event::Actor::default()).map(|r| r.key().to_string());
     assert_eq!(key(&plan), None);
     std::fs::remove_file(&link).unwrap();
     std::os::unix::fs::symlink(dir.join("two"), &link).unwrap();
@@ -423,10 +425,10 @@ fn the_candidate_index_follows_a_retargeted_symlink() {
 #[test]
 fn the_runtime_at_work_is_audit_trail_and_the_same_act_by_others_alerts() {
     let set = RuleSet::builtin(&FakeIds).unwrap();
-    let plan = targets::plan(&set.rules);
-    let m = Matcher { rules: &set.rules, plan: &plan };
+    let compiled = Compiled::new(&set.rules);
+    let m = Matcher { rules: &set.rules, compiled: &compiled };
     let judge = |ev: &Event, exe: &str, parent: &str| {
-        let actor = crate::rules::matcher::Actor { exe: Some(exe.as_bytes()), parent_exe: Some(parent.as_bytes()) };
+        let actor = crate::event::Actor { exe: Some(exe.as_bytes()), parent_exe: Some(parent.as_bytes()) };
         m.evaluate(ev, actor).map(|r| (r.key().to_string(), r.kind))
     };
     let exec = |path: &str| event_at(Act::Exec, 59, path);

@@ -4,9 +4,9 @@
 //! (`sink::writer`) escapes quotes, newlines and control characters, so each alert stays
 //! exactly one line, and percent-encodes invalid UTF-8 (listed in `encoding.percent`).
 
-use crate::enrich::container::ContainerMeta;
+use crate::enrich::container::ContainerInfo;
 use crate::event::{Action, Event, Ids};
-use crate::rules::docker_api::DockerRequest;
+use crate::detect::docker_api::DockerRequest;
 use monitor_common::flag;
 use super::writer::{key, JsonWriter};
 use serde_json::{json, Value};
@@ -168,17 +168,9 @@ pub enum RuleSource<'a> {
     Builtin(&'static str),
 }
 
-/// The container an alert came from.
-#[derive(Clone, Debug)]
-pub struct ContainerInfo {
-    pub id: String,
-    pub runtime: Option<&'static str>,
-    pub meta: Option<ContainerMeta>,
-}
-
 /// `event.action`: the action, refined where the syscall alone says more — an open that can
 /// modify the file is a `write`, and the setid family splits into `setuid` and `setgid`.
-fn action_name(ev: &Event) -> &'static str {
+pub fn action_name(ev: &Event) -> &'static str {
     const O_ACCMODE: u32 = 0o3;
     const O_CREAT: u32 = 0o100;
     const O_TRUNC: u32 = 0o1000;

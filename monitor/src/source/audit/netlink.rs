@@ -2,7 +2,6 @@
 //! copied to (so the monitor runs beside auditd, which keeps its unicast link and its
 //! rules), and the status query (enabled, lost count, rules loaded).
 
-use anyhow::{bail, Context, Result};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -37,6 +36,36 @@ fn bind(fd: RawFd, groups: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// What went wrong talking to the kernel's audit subsystem.
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    #[error("joining the audit multicast group was refused: CAP_AUDIT_READ is needed")]
+    NotPermitted,
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the kernel did not answer the audit status request")]
+    NoAnswer,
+}
+
+impl From<NetlinkError> for crate::Error {
+    fn from(e: NetlinkError) -> crate::Error {
+        match e {
+            NetlinkError::NotPermitted => crate::Error::NotRoot("reading the audit multicast needs CAP_AUDIT_READ"),
+            other => crate::Error::Kernel(other.to_string()),
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, NetlinkError>;
+
+fn io_error(what: &'static str) -> impl Fn(io::Error) -> NetlinkError {
+    move |source| NetlinkError::Io { what, source }
+}
+
 /// The multicast subscription: a non-blocking socket to poll.
 pub struct Multicast {
     fd: OwnedFd,
@@ -53,7 +82,7 @@ impl AsRawFd for Multicast {
 
 impl Multicast {
     pub fn subscribe() -> Result<Multicast> {
-        let fd = socket().context("opening a NETLINK_AUDIT socket")?;
+        let fd = socket().map_err(io_error("opening a NETLINK_AUDIT socket"))?;
         // A large buffer rides out bursts; FORCE works as root beyond rmem_max.
         let size: libc::c_int = 32 << 20;
         // SAFETY: setsockopt with an int option value that lives across the call.
@@ -61,8 +90,8 @@ impl Multicast {
             libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size as *const _ as *const libc::c_void, 4);
         }
         bind(fd.as_raw_fd(), NLGRP_READLOG).map_err(|e| match e.raw_os_error() {
-            Some(libc::EPERM) => anyhow::anyhow!("joining the audit multicast group was refused: CAP_AUDIT_READ is needed"),
-            _ => anyhow::Error::from(e).context("joining the audit multicast group"),
+            Some(libc::EPERM) => NetlinkError::NotPermitted,
+            _ => NetlinkError::Io { what: "joining the audit multicast group", source: e },
         })?;
         Ok(Multicast { fd, buf: vec![0; 1 << 16], overruns: 0 })
     }
@@ -139,7 +168,7 @@ fn replies(fd: RawFd, mut each: impl FnMut(u16, &[u8]) -> Option<Result<()>>) ->
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
-            bail!("the kernel did not answer the audit status request");
+            return Err(NetlinkError::NoAnswer);
         }
         let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd.
@@ -151,7 +180,7 @@ fn replies(fd: RawFd, mut each: impl FnMut(u16, &[u8]) -> Option<Result<()>>) ->
             if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) {
                 continue;
             }
-            return Err(e.into());
+            return Err(NetlinkError::Io { what: "reading the kernel's answer", source: e });
         }
         for (t, body) in messages(&buf[..n as usize]) {
             if let Some(r) = each(t, body) {
@@ -163,8 +192,8 @@ fn replies(fd: RawFd, mut each: impl FnMut(u16, &[u8]) -> Option<Result<()>>) ->
 
 /// Ask the kernel for its audit status.
 pub fn status() -> Result<Status> {
-    let fd = socket().context("opening a NETLINK_AUDIT socket")?;
-    request(fd.as_raw_fd(), AUDIT_GET, 1).context("asking for the audit status")?;
+    let fd = socket().map_err(io_error("opening a NETLINK_AUDIT socket"))?;
+    request(fd.as_raw_fd(), AUDIT_GET, 1).map_err(io_error("asking for the audit status"))?;
     let mut out = None;
     replies(fd.as_raw_fd(), |t, body| match t {
         AUDIT_GET if body.len() >= 28 => {
@@ -175,19 +204,19 @@ pub fn status() -> Result<Status> {
         NLMSG_ERROR => error_of(body),
         _ => None,
     })?;
-    out.context("no audit status in the kernel's answer")
+    out.ok_or(NetlinkError::NoAnswer)
 }
 
 /// An NLMSG_ERROR payload: an ack (0) is not an error and does not end the exchange.
 fn error_of(body: &[u8]) -> Option<Result<()>> {
     let code = i32::from_ne_bytes(body.get(0..4)?.try_into().ok()?);
-    (code != 0).then(|| Err(io::Error::from_raw_os_error(-code).into()))
+    (code != 0).then(|| Err(NetlinkError::Io { what: "the kernel refused the request", source: io::Error::from_raw_os_error(-code) }))
 }
 
 /// How many rules the kernel has loaded.
 pub fn rule_count() -> Result<usize> {
-    let fd = socket().context("opening a NETLINK_AUDIT socket")?;
-    request(fd.as_raw_fd(), AUDIT_LIST_RULES, 2).context("listing the audit rules")?;
+    let fd = socket().map_err(io_error("opening a NETLINK_AUDIT socket"))?;
+    request(fd.as_raw_fd(), AUDIT_LIST_RULES, 2).map_err(io_error("listing the audit rules"))?;
     let mut count = 0;
     replies(fd.as_raw_fd(), |t, body| match t {
         AUDIT_LIST_RULES => {

@@ -5,7 +5,9 @@
 //! The input comes from outside the program, so every length and index is checked; a
 //! malformed blob is an error, never a panic.
 
-use anyhow::{bail, ensure, Context, Result};
+use crate::error::{Malformed, OrMalformed};
+
+type Result<T, E = Malformed> = std::result::Result<T, E>;
 use std::collections::HashMap;
 
 const MAGIC: u16 = 0xeb9f;
@@ -68,7 +70,7 @@ impl Btf {
     }
 
     pub fn parse(data: &[u8]) -> Result<Btf> {
-        ensure!(u16_at(data, 0)? == MAGIC, "bad BTF magic");
+        crate::ensure_well_formed!(u16_at(data, 0)? == MAGIC, "bad BTF magic");
         let hdr_len = u32_at(data, 4)? as usize;
         let type_off = u32_at(data, 8)? as usize;
         let type_len = u32_at(data, 12)? as usize;
@@ -145,7 +147,7 @@ impl Btf {
                         15 => vlen * 12,      // DATASEC
                         17 => 4,              // DECL_TAG
                         2 | 7 | 12 | 16 => 0, // PTR, FWD, FUNC, FLOAT
-                        k => bail!("unknown BTF kind {k}"),
+                        k => crate::malformed!("unknown BTF kind {k}"),
                     };
                     Type::Other
                 }
@@ -241,7 +243,7 @@ impl Btf {
             bits += off;
             id = ty;
         }
-        ensure!(bits % 8 == 0, "{strukt}.{path} is a bitfield");
+        crate::ensure_well_formed!(bits % 8 == 0, "{strukt}.{path} is a bitfield");
         Ok(bits / 8)
     }
 }

@@ -4,14 +4,16 @@
 //! against the buffer and a malformed record is an error, never a panic.
 
 use crate::event::{Action, Event};
-use anyhow::{bail, ensure, Result};
+use crate::error::Malformed;
+
+type Result<T, E = Malformed> = std::result::Result<T, E>;
 use monitor_common::{file_op, flag, kind, tamper_op, Event as Raw, EVENT_SIZE, EVENT_SIZE_V1, FIELD_CAP};
 
 /// Decode one record. Its header is [`EVENT_SIZE`] bytes, or [`EVENT_SIZE_V1`] in records
 /// written before the header gained `generation` (captures of earlier versions): the size
 /// the record states, less its fields, says which.
 pub fn decode(buf: &[u8]) -> Result<Event> {
-    ensure!(
+    crate::ensure_well_formed!(
         buf.len() >= EVENT_SIZE_V1,
         "record of {} bytes is shorter than the header",
         buf.len()
@@ -22,13 +24,13 @@ pub fn decode(buf: &[u8]) -> Result<Event> {
     unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), (&mut raw as *mut Raw).cast::<u8>(), EVENT_SIZE_V1) };
     let len1 = raw.len1 as usize;
     let len2 = raw.len2 as usize;
-    ensure!(
+    crate::ensure_well_formed!(
         len1 <= FIELD_CAP && len2 <= FIELD_CAP,
         "field length out of range"
     );
     let header = (raw.size as usize).checked_sub(len1 + len2).unwrap_or(0);
-    ensure!(header == EVENT_SIZE || header == EVENT_SIZE_V1, "record header of {header} bytes: neither {EVENT_SIZE} nor {EVENT_SIZE_V1}");
-    ensure!(
+    crate::ensure_well_formed!(header == EVENT_SIZE || header == EVENT_SIZE_V1, "record header of {header} bytes: neither {EVENT_SIZE} nor {EVENT_SIZE_V1}");
+    crate::ensure_well_formed!(
         header + len1 + len2 <= buf.len(),
         "fields run past the record"
     );
@@ -49,7 +51,7 @@ pub fn decode(buf: &[u8]) -> Result<Event> {
             tamper_op::SIGNAL => Action::Signal,
             tamper_op::PTRACE => Action::Ptrace,
             tamper_op::PROCESS_VM => Action::ProcessVm,
-            op => bail!("unknown tamper operation {op}"),
+            op => crate::malformed!("unknown tamper operation {op}"),
         },
         kind::FILE => match raw.op {
             file_op::OPEN => Action::Open,
@@ -65,9 +67,9 @@ pub fn decode(buf: &[u8]) -> Result<Event> {
             file_op::CHOWN => Action::Chown,
             file_op::SETXATTR => Action::SetXattr,
             file_op::REMOVEXATTR => Action::RemoveXattr,
-            op => bail!("unknown file operation {op}"),
+            op => crate::malformed!("unknown file operation {op}"),
         },
-        k => bail!("unknown event kind {k}"),
+        k => crate::malformed!("unknown event kind {k}"),
     };
     let comm_len = raw
         .comm

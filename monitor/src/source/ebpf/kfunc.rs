@@ -7,7 +7,9 @@
 //! sections becomes a kfunc call: `src_reg` = `BPF_PSEUDO_KFUNC_CALL`, `imm` = the kfunc's
 //! id in the running kernel's BTF.
 
-use anyhow::{ensure, Context, Result};
+use crate::error::{Malformed, OrMalformed};
+
+type Result<T, E = Malformed> = std::result::Result<T, E>;
 use monitor_common::RDONLY_CAST_MARK;
 
 const BPF_CALL: u8 = 0x85; // BPF_JMP | BPF_CALL | BPF_K
@@ -54,7 +56,7 @@ fn u64_at(b: &[u8], at: usize) -> Result<usize> {
 /// Copy `elf` (a little-endian ELF64 BPF object) and rewrite every placeholder call into a
 /// call of kfunc `kfunc_id`. Returns the copy and how many calls were rewritten.
 pub fn patch(elf: &[u8], kfunc_id: u32) -> Result<(Object, usize)> {
-    ensure!(
+    crate::ensure_well_formed!(
         elf.get(..6) == Some(&[0x7f, b'E', b'L', b'F', 2, 1][..]),
         "the eBPF object is not a little-endian ELF64 file"
     );
@@ -66,7 +68,7 @@ pub fn patch(elf: &[u8], kfunc_id: u32) -> Result<(Object, usize)> {
     let shoff = u64_at(elf, 0x28)?;
     let shentsize = u16_at(elf, 0x3a)? as usize;
     let shnum = u16_at(elf, 0x3c)? as usize;
-    ensure!(shentsize >= 0x28, "ELF section headers too small");
+    crate::ensure_well_formed!(shentsize >= 0x28, "ELF section headers too small");
     let mut patched = 0;
     for i in 0..shnum {
         let hdr = shoff
@@ -80,7 +82,7 @@ pub fn patch(elf: &[u8], kfunc_id: u32) -> Result<(Object, usize)> {
         let start = u64_at(elf, hdr + 0x18)?;
         let size = u64_at(elf, hdr + 0x20)?;
         let end = start.checked_add(size).context("ELF section size overflows")?;
-        ensure!(end <= elf.len(), "ELF section out of range");
+        crate::ensure_well_formed!(end <= elf.len(), "ELF section out of range");
         let code = &mut object.bytes_mut()[start..end];
         for insn in code.chunks_exact_mut(8) {
             let imm = i32::from_le_bytes([insn[4], insn[5], insn[6], insn[7]]);

@@ -1,6 +1,6 @@
-//! The eBPF source: load the kernel programs with this kernel's struct offsets and the rule
-//! set's filter, attach them to their tracepoints, keep the watch maps current, and hand out
-//! the ring buffer.
+//! The eBPF source: load the kernel programs with this kernel's struct offsets and the
+//! rule set's filter, attach them to their tracepoints, keep the watch maps current
+//! ([`watches`]), and hand out what the kernel sent through the ring buffer, decoded.
 
 pub mod btf;
 pub mod decode;
@@ -8,105 +8,146 @@ pub mod kfunc;
 pub mod offsets;
 pub mod summary;
 pub mod tracefs;
+pub mod watches;
 
-use crate::rules::targets::{FilterPlan, Target};
-use anyhow::{Context, Result};
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, ProgramArray, RingBuf};
+use super::{Arrival, Input, Source};
+use crate::plan::FilterPlan;
+use aya::maps::{MapData, PerCpuArray, ProgramArray, RingBuf};
 use aya::programs::{BtfTracePoint, TracePoint};
 use aya::{Btf as AyaBtf, Ebpf, EbpfLoader};
-use monitor_common::{class, fnv1a, inode_flag, Config, InodeEntry, InodeKey, WatchValue};
-use std::collections::HashSet;
+use monitor_common::{sys, Config, InodeKey};
+use std::os::fd::{AsRawFd, RawFd};
 use tracing::{debug, warn};
 
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor-ebpf"));
 
-use monitor_common::sys;
+/// Why the sensors could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The kernel lacks something the programs need (BTF, tracefs, a kfunc, a struct).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The kernel refused a step (a map update, the verifier, an attach).
+    #[error("{what}: {source}")]
+    Kernel {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
 
+impl From<LoadError> for crate::Error {
+    fn from(e: LoadError) -> crate::Error {
+        match e {
+            LoadError::Unsupported(why) => crate::Error::KernelUnsupported(why),
+            kernel => crate::Error::Kernel(error_chain(&kernel)),
+        }
+    }
+}
+
+/// An error and its causes, on one line (the verifier's log is in the causes).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+/// `.kernel("what was being done")` for the results of aya and the kernel.
+pub trait KernelContext<T> {
+    fn kernel(self, what: impl std::fmt::Display) -> Result<T, LoadError>;
+}
+
+impl<T, E: std::error::Error + Send + Sync + 'static> KernelContext<T> for Result<T, E> {
+    fn kernel(self, what: impl std::fmt::Display) -> Result<T, LoadError> {
+        self.map_err(|e| LoadError::Kernel { what: what.to_string(), source: Box::new(e) })
+    }
+}
+
+/// Program `name` of the loaded object, as a `P`.
+fn program<'e, P>(ebpf: &'e mut Ebpf, name: &str) -> Result<&'e mut P, LoadError>
+where
+    &'e mut P: TryFrom<&'e mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let prog = ebpf.program_mut(name).ok_or_else(|| LoadError::Unsupported(format!("program {name} missing from the object")))?;
+    prog.try_into().kernel(format!("program {name}"))
+}
+
+/// A map of the loaded object, by name.
+fn map_mut<'e>(ebpf: &'e mut Ebpf, name: &str) -> Result<&'e mut aya::maps::Map, LoadError> {
+    ebpf.map_mut(name).ok_or_else(|| LoadError::Unsupported(format!("the programs have no {name} map")))
+}
+
+/// The loaded and attached sensors, and the ring buffer they write into.
 pub struct EbpfSource {
     ebpf: Ebpf,
+    ring: RingBuf<MapData>,
     /// Hooks attached, as `category:name`.
-    pub attached: Vec<String>,
-    inode_keys: HashSet<InodeKey>,
-    path_keys: HashSet<u64>,
-    /// What `WATCH_SUMMARY` holds.
-    summaries: summary::Summaries,
-    /// The host's root directory (see `FILTER_ROOT_WATCHED`).
-    host_root: InodeKey,
-    /// The epochs the entries were last armed at: (slot, value) of the slots in use.
-    armed_epochs: Vec<(u32, u32)>,
+    attached: Vec<String>,
+    watches: watches::Watches,
+    /// Keep each record's bytes with its event (a capture is being written).
+    keep_raw: bool,
 }
 
 impl EbpfSource {
-    pub fn load(plan: &FilterPlan) -> Result<EbpfSource> {
+    /// Load the programs, put `plan` in the maps and attach every hook. With `keep_raw`,
+    /// each event carries its record as the kernel wrote it (for a capture).
+    pub fn load(plan: &FilterPlan, keep_raw: bool) -> Result<EbpfSource, LoadError> {
         tracefs::ensure_mounted()?;
-        let btf = btf::Btf::from_sys_fs()?;
-        let offsets = offsets::from_btf(&btf)
-            .context("the running kernel lacks a structure the programs read")?;
-        let types = offsets::types_from_btf(&btf)
-            .context("the running kernel lacks a structure the programs read")?;
+        fn unsupported(what: &'static str) -> impl Fn(crate::error::Malformed) -> LoadError {
+            move |e| LoadError::Unsupported(format!("{what}: {e}"))
+        }
+        let btf = btf::Btf::from_sys_fs().map_err(unsupported("reading the kernel's BTF"))?;
+        let offsets = offsets::from_btf(&btf).map_err(unsupported("the running kernel lacks a structure the programs read"))?;
+        let types = offsets::types_from_btf(&btf).map_err(unsupported("the running kernel lacks a structure the programs read"))?;
         let rdonly_cast = btf.func_id("bpf_rdonly_cast").ok_or_else(|| {
-            tracefs::KernelUnsupported(
-                "the running kernel has no kfunc bpf_rdonly_cast, which the programs use to read kernel structures".into(),
-            )
+            LoadError::Unsupported("the running kernel has no kfunc bpf_rdonly_cast, which the programs use to read kernel structures".into())
         })?;
-        let (object, casts) = kfunc::patch(PROGRAMS, rdonly_cast)?;
+        let (object, casts) = kfunc::patch(PROGRAMS, rdonly_cast).map_err(unsupported("linking the programs' kfunc calls"))?;
         debug!(casts, "bpf_rdonly_cast calls linked");
-        let root = std::fs::metadata("/").context("stat /")?;
         use std::os::unix::fs::MetadataExt;
+        let root = std::fs::metadata("/").kernel("stat /")?;
         let config = Config {
             offsets,
             types,
             unfiltered: plan.unfiltered,
-            host_root_dev: crate::rules::targets::kernel_dev(root.dev()),
+            host_root_dev: crate::plan::kernel_dev(root.dev()),
             host_root_ino: root.ino(),
             self_tgid: std::process::id(),
             cgroup_subsys: container_hierarchy(),
             rdonly_cast_void: btf.has_enumerator("BPF_FEAT_RDONLY_CAST_TO_VOID") as u32,
         };
+        drop(btf);
         debug!(rdonly_cast_void = config.rdonly_cast_void, "kernel strings read by direct loads");
-        let ebpf = EbpfLoader::new()
-            .override_global("CONFIG", &config, true)
-            .load(object.bytes())
-            .context("loading the eBPF programs into the kernel")?;
-        let mut source = EbpfSource {
-            ebpf,
-            attached: Vec::new(),
-            inode_keys: HashSet::new(),
-            path_keys: HashSet::new(),
-            summaries: summary::Summaries::default(),
-            host_root: InodeKey { ino: config.host_root_ino, dev: config.host_root_dev, _pad: 0 },
-            armed_epochs: Vec::new(),
-        };
-        source.sync_watches(plan)?;
+        let mut ebpf = EbpfLoader::new().override_global("CONFIG", &config, true).load(object.bytes()).kernel("loading the eBPF programs into the kernel")?;
+        drop(object);
+        let ring = ebpf.take_map("EVENTS").ok_or_else(|| LoadError::Unsupported("the programs have no EVENTS ring buffer".into()))?;
+        let ring = RingBuf::try_from(ring).kernel("the EVENTS ring buffer")?;
+        let host_root = InodeKey { ino: config.host_root_ino, dev: config.host_root_dev, _pad: 0 };
+        let mut source = EbpfSource { ebpf, ring, attached: Vec::new(), watches: watches::Watches::new(host_root), keep_raw };
+        source.watches.sync(&mut source.ebpf, plan)?;
         source.attach()?;
         Ok(source)
     }
 
     /// Load the tail-called stages and put them in `STAGES`; must precede every attach, or
     /// the first events would find an empty slot.
-    fn load_stages(&mut self) -> Result<()> {
+    fn load_stages(&mut self) -> Result<(), LoadError> {
         for (slot, name) in [(0u32, "resolve_stage"), (1, "finish_stage")] {
-            let prog: &mut TracePoint = self
-                .ebpf
-                .program_mut(name)
-                .with_context(|| format!("program {name} missing from the object"))?
-                .try_into()?;
-            prog.load()
-                .with_context(|| format!("loading {name} (verifier)"))?;
-            let fd = prog
-                .fd()
-                .with_context(|| format!("{name} has no descriptor"))?
-                .try_clone()?;
-            let mut stages: ProgramArray<&mut MapData> =
-                ProgramArray::try_from(self.ebpf.map_mut("STAGES").context("STAGES map")?)?;
-            stages
-                .set(slot, &fd, 0)
-                .with_context(|| format!("installing {name} in STAGES"))?;
+            let prog: &mut TracePoint = program(&mut self.ebpf, name)?;
+            prog.load().kernel(format!("loading {name} (verifier)"))?;
+            let fd = prog.fd().kernel(format!("{name} has no descriptor"))?.try_clone().kernel(format!("{name}'s descriptor"))?;
+            let mut stages: ProgramArray<&mut MapData> = ProgramArray::try_from(map_mut(&mut self.ebpf, "STAGES")?).kernel("the STAGES map")?;
+            stages.set(slot, &fd, 0).kernel(format!("installing {name} in STAGES"))?;
         }
         Ok(())
     }
 
-    fn attach(&mut self) -> Result<()> {
+    fn attach(&mut self) -> Result<(), LoadError> {
         self.load_stages()?;
         // File, connect and exec exits read their arguments from the task's registers; the
         // entry stash serves the setid family (the credentials before the call) and marks
@@ -122,43 +163,27 @@ impl EbpfSource {
         self.attach_syscalls("sys_exit_exec", "sys_exit_", &sys::EXEC)?;
         self.attach_syscalls("sys_enter_send", "sys_enter_", &sys::SENDS)?;
         self.attach_syscalls("sys_enter_access", "sys_enter_", &sys::TAMPER)?;
-        let btf = AyaBtf::from_sys_fs().context("reading kernel BTF")?;
-        for name in [
-            "sched_process_exec",
-            "sched_process_fork",
-            "sched_process_exit",
-            "signal_generate",
-        ] {
-            let prog: &mut BtfTracePoint = self
-                .ebpf
-                .program_mut(name)
-                .with_context(|| format!("program {name} missing from the object"))?
-                .try_into()?;
-            prog.load(name, &btf)
-                .with_context(|| format!("loading {name}"))?;
-            prog.attach().with_context(|| format!("attaching {name}"))?;
+        let btf = AyaBtf::from_sys_fs().kernel("reading kernel BTF")?;
+        for name in ["sched_process_exec", "sched_process_fork", "sched_process_exit", "signal_generate"] {
+            let prog: &mut BtfTracePoint = program(&mut self.ebpf, name)?;
+            prog.load(name, &btf).kernel(format!("loading {name}"))?;
+            prog.attach().kernel(format!("attaching {name}"))?;
             self.attached.push(format!("tp_btf:{name}"));
         }
         Ok(())
     }
 
-    fn attach_syscalls(&mut self, program: &str, prefix: &str, nrs: &[u32]) -> Result<()> {
-        let prog: &mut TracePoint = self
-            .ebpf
-            .program_mut(program)
-            .with_context(|| format!("program {program} missing from the object"))?
-            .try_into()?;
-        prog.load()
-            .with_context(|| format!("loading {program} (verifier)"))?;
+    fn attach_syscalls(&mut self, name: &str, prefix: &str, nrs: &[u32]) -> Result<(), LoadError> {
+        let prog: &mut TracePoint = program(&mut self.ebpf, name)?;
+        prog.load().kernel(format!("loading {name} (verifier)"))?;
         for nr in nrs {
-            let name = crate::vocab::name(*nr).unwrap_or("?");
-            let tp = format!("{prefix}{name}");
+            let tp = format!("{prefix}{}", crate::vocab::name(*nr).unwrap_or("?"));
             match prog.attach("syscalls", &tp) {
                 Ok(_) => self.attached.push(format!("syscalls:{tp}")),
                 // A tracepoint the kernel has must take the program (the kernel refuses a
                 // program that loads past the end of the tracepoint's record, say).
                 Err(e) if tracefs::event_exists("syscalls", &tp) => {
-                    return Err(e).with_context(|| format!("attaching {program} to syscalls:{tp}"));
+                    return Err(e).kernel(format!("attaching {name} to syscalls:{tp}"));
                 }
                 // Newer syscalls (setxattrat, ...) do not exist on every kernel.
                 Err(e) => warn!(tracepoint = %tp, error = %e, "tracepoint not attached: the kernel has no such syscall"),
@@ -167,126 +192,49 @@ impl EbpfSource {
         Ok(())
     }
 
-    /// Make the kernel's watch maps and filter match the plan (at load, after a refresh or
-    /// a reload).
-    pub fn sync_watches(&mut self, plan: &FilterPlan) -> Result<()> {
-        let effective = effective_classes(plan);
-        // The epochs first, the identities after: a rename in between leaves the entries
-        // stale (matching nothing) until the next sync, never armed on the wrong inode.
-        let mut slots: Vec<u32> = std::iter::once(0).chain(plan.targets.iter().map(|t| monitor_common::epoch::slot(t.id))).collect();
-        slots.sort_unstable();
-        slots.dedup();
-        let epochs: std::collections::HashMap<u32, u32> = slots.iter().copied().zip(self.read_epochs(&slots)?).collect();
-        let mut inodes: std::collections::HashMap<InodeKey, WatchValue> = Default::default();
-        let mut generations: std::collections::HashMap<InodeKey, u32> = Default::default();
-        let mut paths: std::collections::HashMap<u64, WatchValue> = Default::default();
-        for (t, classes) in plan.targets.iter().zip(effective) {
-            if classes == 0 {
-                continue;
-            }
-            let value = WatchValue {
-                watch_id: t.id,
-                classes,
-            };
-            let merge = |old: Option<&WatchValue>| match old {
-                Some(o) => WatchValue {
-                    watch_id: o.watch_id,
-                    classes: o.classes | classes,
-                },
-                None => value,
-            };
-            for spelling in [&t.written, &t.canonical] {
-                let h = fnv1a(spelling.as_bytes());
-                let v = merge(paths.get(&h));
-                paths.insert(h, v);
-            }
-            if let Some((dev, ino)) = t.identity {
-                let key = InodeKey { ino, dev, _pad: 0 };
-                let v = merge(inodes.get(&key));
-                inodes.insert(key, v);
-                if let Some(g) = t.generation {
-                    generations.insert(key, g);
-                }
-            }
-        }
-        // Every ancestor of a watched spelling, with watch id 0: the kernel stops hashing a
-        // path at the first prefix that is not there.
-        for t in &plan.targets {
-            for spelling in [&t.written, &t.canonical] {
-                for prefix in ancestors(spelling) {
-                    paths.entry(fnv1a(prefix.as_bytes())).or_insert(WatchValue { watch_id: 0, classes: 0 });
-                }
-            }
-        }
-        let spine = spine(plan);
-        for (key, (_, generation)) in &spine {
-            if let Some(g) = generation {
-                generations.insert(*key, *g);
-            }
-        }
-        let spine_hashes = spine.iter().map(|(k, (h, _))| (*k, *h)).collect();
-        let entries = inode_entries(&inodes, &spine_hashes, &generations, |slot| epochs.get(&slot).copied().unwrap_or(0));
-        let mut filter: aya::maps::Array<_, u32> =
-            aya::maps::Array::try_from(self.ebpf.map_mut("FILTER").context("FILTER map")?)?;
-        filter.set(0, filter_word(plan, &inodes, &self.host_root), 0).context("updating FILTER")?;
-        // The summaries cover the old and the new keys while the maps change, then the new.
-        let summaries = summary::Summaries::of(&entries, &paths);
-        let summaries_changed = summaries != self.summaries;
-        if summaries_changed {
-            self.summaries.union(&summaries).write(&mut self.ebpf)?;
-        }
-        sync_map(&mut self.ebpf, "WATCH_INODES", &mut self.inode_keys, &entries)?;
-        sync_map(&mut self.ebpf, "WATCH_PATHS", &mut self.path_keys, &paths)?;
-        if summaries_changed {
-            summaries.write(&mut self.ebpf)?;
-            self.summaries = summaries;
-        }
-        self.armed_epochs = slots.into_iter().map(|slot| (slot, epochs[&slot])).collect();
-        debug!(
-            inodes = inodes.len(),
-            spine = spine.len(),
-            paths = paths.len(),
-            "watch maps synchronised"
-        );
-        Ok(())
-    }
-
-    /// Whether the kernel bumped an epoch since the entries were armed (a rename or unlink
-    /// of a watched name whose event has not been handled yet, or was not sent).
-    pub fn epochs_moved(&self) -> bool {
-        let slots: Vec<u32> = self.armed_epochs.iter().map(|(slot, _)| *slot).collect();
-        match self.read_epochs(&slots) {
-            Ok(now) => now.iter().zip(&self.armed_epochs).any(|(now, (_, armed))| now != armed),
-            Err(_) => true,
-        }
-    }
-
-    /// The current values of epoch slots `slots` (`monitor_common::epoch`). Entries keep
-    /// the low half of the 64-bit counters, as the kernel compares.
-    fn read_epochs(&self, slots: &[u32]) -> Result<Vec<u32>> {
-        let map: aya::maps::Array<&MapData, u64> = aya::maps::Array::try_from(self.ebpf.map("WATCH_EPOCHS").context("WATCH_EPOCHS map")?)?;
-        slots.iter().map(|i| map.get(i, 0).map(|e| e as u32).context("reading WATCH_EPOCHS")).collect()
-    }
-
-    /// Take the ring buffer (once).
-    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
-        let map = self
-            .ebpf
-            .take_map("EVENTS")
-            .context("EVENTS ring buffer missing")?;
-        Ok(RingBuf::try_from(map)?)
-    }
-
     /// Events lost in the kernel since load, over all CPUs and causes (ring buffer full,
     /// stage not reachable).
-    pub fn drops(&self) -> Result<u64> {
-        let map: PerCpuArray<&MapData, u64> =
-            PerCpuArray::try_from(self.ebpf.map("DROPS").context("DROPS map")?)?;
+    pub fn drops(&self) -> Result<u64, LoadError> {
+        let map = self.ebpf.map("DROPS").ok_or_else(|| LoadError::Unsupported("the programs have no DROPS map".into()))?;
+        let map: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).kernel("the DROPS map")?;
         let mut total = 0;
         for cause in 0..monitor_common::DROP_COUNTERS {
-            total += map.get(&cause, 0)?.iter().sum::<u64>();
+            total += map.get(&cause, 0).kernel("reading DROPS")?.iter().sum::<u64>();
         }
         Ok(total)
+    }
+}
+
+impl Source for EbpfSource {
+    fn next(&mut self) -> crate::Result<Option<Input>> {
+        let Some(item) = self.ring.next() else { return Ok(None) };
+        Ok(Some(match decode::decode(&item) {
+            Ok(ev) => {
+                let raw = self.keep_raw.then(|| item.to_vec());
+                Input::Event(Box::new(Arrival { raw, ..Arrival::event(ev) }))
+            }
+            Err(e) => Input::Undecodable(e.to_string()),
+        }))
+    }
+
+    fn lost(&self) -> Option<u64> {
+        self.drops().ok()
+    }
+
+    fn readiness(&self) -> Option<RawFd> {
+        Some(self.ring.as_raw_fd())
+    }
+
+    fn arm(&mut self, plan: &FilterPlan) -> crate::Result<()> {
+        Ok(self.watches.sync(&mut self.ebpf, plan)?)
+    }
+
+    fn stale(&self) -> bool {
+        self.watches.stale(&self.ebpf)
+    }
+
+    fn hook_points(&self) -> &[String] {
+        &self.attached
     }
 }
 
@@ -326,110 +274,6 @@ fn container_hierarchy() -> u32 {
     monitor_common::CGROUP_DEFAULT_HIERARCHY
 }
 
-/// The directories on the way to every watched path that exist now (the root included), by
-/// identity, with the FNV-1a hash of their canonical path: the kernel's quick verdict on
-/// open files (`path::surely_unwatched` in monitor-ebpf). The root's hash is the empty
-/// string's, so that the kernel continues it with "/" and a name. A directory met under two
-/// spellings (a bind mount named in the rules) gets 0: the kernel then takes the full way.
-///
-/// Each directory comes with its generation, when known (see `targets::generation`).
-pub fn spine(plan: &FilterPlan) -> std::collections::HashMap<InodeKey, (u64, Option<u32>)> {
-    let mut spine: std::collections::HashMap<InodeKey, (u64, Option<u32>)> = Default::default();
-    for t in &plan.targets {
-        for prefix in std::iter::once("/").chain(ancestors(&t.canonical)) {
-            let Some((dev, ino)) = crate::rules::targets::identity(prefix) else { break };
-            let hash = if prefix == "/" { monitor_common::FNV_OFFSET } else { fnv1a(prefix.as_bytes()) };
-            let key = InodeKey { ino, dev, _pad: 0 };
-            match spine.get_mut(&key) {
-                Some((h, _)) if *h != hash => *h = 0,
-                Some(_) => {}
-                None => {
-                    let generation = crate::rules::targets::generation(std::path::Path::new(prefix), ino);
-                    spine.insert(key, (hash, generation));
-                }
-            }
-        }
-    }
-    spine
-}
-
-/// The kernel's filter word: the plan's bits, and whether the host's root is watched.
-fn filter_word(plan: &FilterPlan, watches: &std::collections::HashMap<InodeKey, WatchValue>, host_root: &InodeKey) -> u32 {
-    let root = if watches.contains_key(host_root) { monitor_common::FILTER_ROOT_WATCHED } else { 0 };
-    plan.filter_word() | root
-}
-
-/// The kernel's one entry per inode: its watch (if any), its place on the spine (if any),
-/// its generation (when known) and the epochs it is armed at (`epoch(slot)` reads a slot).
-fn inode_entries(
-    watches: &std::collections::HashMap<InodeKey, WatchValue>,
-    spine: &std::collections::HashMap<InodeKey, u64>,
-    generations: &std::collections::HashMap<InodeKey, u32>,
-    epoch: impl Fn(u32) -> u32,
-) -> std::collections::HashMap<InodeKey, InodeEntry> {
-    let mut entries: std::collections::HashMap<InodeKey, InodeEntry> = watches
-        .iter()
-        .map(|(k, w)| (*k, InodeEntry { watch: *w, armed: epoch(monitor_common::epoch::slot(w.watch_id)), ..Default::default() }))
-        .collect();
-    for (k, hash) in spine {
-        let e = entries.entry(*k).or_default();
-        e.spine_hash = *hash;
-        e.flags |= inode_flag::ON_SPINE;
-    }
-    for (k, e) in entries.iter_mut() {
-        e.armed_global = epoch(0);
-        if let Some(g) = generations.get(k) {
-            e.generation = *g;
-            e.flags |= inode_flag::GENERATION;
-        }
-    }
-    entries
-}
-
-/// The proper ancestors of an absolute `path` as written, the root excepted: `/a/b/c` gives
-/// `/a` and `/a/b`.
-fn ancestors(path: &str) -> impl Iterator<Item = &str> {
-    path.bytes().enumerate().skip(1).filter(|&(_, b)| b == b'/').map(|(i, _)| &path[..i])
-}
-
-/// Make kernel hash map `name` hold exactly `want`: the keys put there last time (`keys`)
-/// that `want` lacks are removed, the rest written.
-fn sync_map<K, V>(ebpf: &mut Ebpf, name: &str, keys: &mut HashSet<K>, want: &std::collections::HashMap<K, V>) -> Result<()>
-where
-    K: aya::Pod + Eq + std::hash::Hash,
-    V: aya::Pod,
-{
-    let mut map: BpfHashMap<_, K, V> = BpfHashMap::try_from(ebpf.map_mut(name).with_context(|| format!("{name} map"))?)?;
-    for stale in keys.iter().filter(|k| !want.contains_key(k)) {
-        let _ = map.remove(stale);
-    }
-    for (k, v) in want {
-        map.insert(k, v, 0).with_context(|| format!("updating {name}"))?;
-    }
-    *keys = want.keys().copied().collect();
-    Ok(())
-}
-
-/// A watched object is also below every watched ancestor: it inherits their classes, so a
-/// narrow watch deep in the tree never hides a broad one above it (the kernel stops at the
-/// first watched ancestor it finds).
-fn effective_classes(plan: &FilterPlan) -> Vec<u32> {
-    let under = |inner: &Target, outer: &Target| {
-        let (i, o) = (inner.canonical.as_str(), outer.canonical.as_str());
-        o == "/" || i == o || (i.starts_with(o) && i.as_bytes().get(o.len()) == Some(&b'/'))
-    };
-    plan.targets
-        .iter()
-        .map(|t| {
-            plan.targets
-                .iter()
-                .filter(|o| under(t, o))
-                .fold(0, |acc, o| acc | o.classes)
-                & (class::EXEC | class::CONNECT | class::FILE | class::SETID)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -438,71 +282,5 @@ mod tests {
     fn the_embedded_object_declares_a_gpl_compatible_licence() {
         // The kernel reads the `license` section; GPL-only helpers need a GPL-compatible one.
         assert!(PROGRAMS.windows(13).any(|w| w == b"Dual MIT/GPL\0"), "monitor-ebpf declares its licence");
-    }
-
-    fn target(id: u32, canonical: &str) -> Target {
-        Target { id, written: canonical.into(), canonical: canonical.into(), classes: class::FILE, identity: None, generation: None }
-    }
-
-    fn key(path: &std::path::Path) -> InodeKey {
-        let (dev, ino) = crate::rules::targets::identity(path.to_str().unwrap()).unwrap_or((0, 0));
-        InodeKey { ino, dev, _pad: 0 }
-    }
-
-    #[test]
-    fn the_spine_holds_existing_ancestors_with_their_path_hash_and_flags_ambiguity() {
-        let dir = std::env::temp_dir().join(format!("monitor-spine-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("real/sub")).unwrap();
-        let _ = std::fs::remove_file(dir.join("alias"));
-        std::os::unix::fs::symlink(dir.join("real"), dir.join("alias")).unwrap();
-        let d = dir.display();
-        let mut plan = FilterPlan::default();
-        // Deeper than what exists: only the existing ancestors are on the spine.
-        plan.add(target(0, &format!("{d}/real/sub/missing/file")));
-        // The same directory spelled another way (as a bind mount would be).
-        plan.add(target(0, &format!("{d}/alias/x")));
-        let spine: std::collections::HashMap<InodeKey, u64> = spine(&plan).into_iter().map(|(k, (h, _))| (k, h)).collect();
-        assert_eq!(spine[&key(std::path::Path::new("/"))], monitor_common::FNV_OFFSET, "the root: the empty hash");
-        let sub = format!("{d}/real/sub");
-        assert_eq!(spine[&key(std::path::Path::new(&sub))], fnv1a(sub.as_bytes()));
-        assert_eq!(spine[&key(&dir)], fnv1a(d.to_string().as_bytes()));
-        assert!(!spine.contains_key(&key(&dir.join("real/sub/missing"))), "does not exist");
-        assert_eq!(spine[&key(&dir.join("real"))], 0, "real and alias are one directory under two spellings");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn one_inode_entry_carries_both_its_watch_and_its_spine_place() {
-        let k = |ino| InodeKey { ino, dev: 1, _pad: 0 };
-        let w = |watch_id| WatchValue { watch_id, classes: class::FILE };
-        let watches = [(k(1), w(7)), (k(2), w(8))].into_iter().collect();
-        let spine = [(k(2), 0xabc), (k(3), 0)].into_iter().collect();
-        let generations = [(k(1), 41)].into_iter().collect();
-        let epoch = |slot: u32| 100 + slot;
-        let e = inode_entries(&watches, &spine, &generations, epoch);
-        let on_spine = |k| e[&k].flags & inode_flag::ON_SPINE != 0;
-        assert_eq!(e.len(), 3);
-        assert_eq!((e[&k(1)].watch.watch_id, on_spine(k(1))), (7, false), "watched only");
-        assert_eq!((e[&k(2)].watch.watch_id, on_spine(k(2)), e[&k(2)].spine_hash), (8, true, 0xabc), "both");
-        assert_eq!((e[&k(3)].watch.watch_id, on_spine(k(3)), e[&k(3)].spine_hash), (0, true, 0), "ambiguous spine only");
-        assert_eq!((e[&k(1)].flags & inode_flag::GENERATION != 0, e[&k(1)].generation), (true, 41), "generation known");
-        assert_eq!(e[&k(2)].flags & inode_flag::GENERATION, 0, "generation unknown: not checked");
-        assert_eq!((e[&k(1)].armed, e[&k(2)].armed), (100 + monitor_common::epoch::slot(7), 100 + monitor_common::epoch::slot(8)));
-        assert!(e.values().all(|x| x.armed_global == 100), "every entry is armed at the ancestors' epoch");
-    }
-
-    #[test]
-    fn the_filter_word_says_when_the_host_root_is_watched() {
-        let root = InodeKey { ino: 2, dev: 8, _pad: 0 };
-        let other = InodeKey { ino: 3, dev: 8, _pad: 0 };
-        let w = WatchValue { watch_id: 1, classes: class::FILE };
-        let plan = FilterPlan::default();
-        let none = std::collections::HashMap::new();
-        let on_other = [(other, w)].into_iter().collect();
-        let on_root = [(other, w), (root, w)].into_iter().collect();
-        assert_eq!(filter_word(&plan, &none, &root) & monitor_common::FILTER_ROOT_WATCHED, 0);
-        assert_eq!(filter_word(&plan, &on_other, &root) & monitor_common::FILTER_ROOT_WATCHED, 0);
-        assert_ne!(filter_word(&plan, &on_root, &root) & monitor_common::FILTER_ROOT_WATCHED, 0);
-        assert_eq!(filter_word(&plan, &on_root, &root) & !monitor_common::FILTER_ROOT_WATCHED, plan.filter_word());
     }
 }

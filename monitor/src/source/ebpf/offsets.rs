@@ -1,7 +1,9 @@
 //! The kernel struct offsets the eBPF programs need, looked up in the running kernel's BTF.
 
 use super::btf::Btf;
-use anyhow::{ensure, Context, Result};
+use crate::error::{Malformed, OrMalformed};
+
+type Result<T, E = Malformed> = std::result::Result<T, E>;
 use monitor_common::{KernelOffsets, KernelTypes};
 
 pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
@@ -12,7 +14,7 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
         .iter()
         .enumerate()
     {
-        ensure!(
+        crate::ensure_well_formed!(
             o("cred", id)? == cred_uid + 4 * (i as u32 + 1),
             "struct cred ids are not laid out contiguously"
         );
@@ -72,7 +74,7 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
 pub fn types_from_btf(btf: &Btf) -> Result<KernelTypes> {
     let id = |s: &str| btf.struct_id(s).with_context(|| format!("kernel BTF has no struct {s}"));
     // An fd-table slot is read as the first member of a kiocb: it must be the file pointer.
-    ensure!(btf.offset("kiocb", "ki_filp")? == 0, "struct kiocb does not start with ki_filp");
+    crate::ensure_well_formed!(btf.offset("kiocb", "ki_filp")? == 0, "struct kiocb does not start with ki_filp");
     Ok(KernelTypes {
         dentry: id("dentry")?,
         inode: id("inode")?,

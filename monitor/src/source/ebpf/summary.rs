@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use anyhow::{Context, Result};
+use super::{map_mut, KernelContext, LoadError};
 use aya::{maps::Array, Ebpf};
 use monitor_common::{summary, InodeEntry, InodeKey, WatchValue};
 
@@ -55,11 +55,10 @@ impl Summaries {
     }
 
     /// Write them into the kernel's `WATCH_SUMMARY`.
-    pub fn write(&self, ebpf: &mut Ebpf) -> Result<()> {
-        let mut map: Array<_, summary::Bits> =
-            Array::try_from(ebpf.map_mut("WATCH_SUMMARY").context("WATCH_SUMMARY map")?)?;
+    pub fn write(&self, ebpf: &mut Ebpf) -> Result<(), LoadError> {
+        let mut map: Array<_, summary::Bits> = Array::try_from(map_mut(ebpf, "WATCH_SUMMARY")?).kernel("the WATCH_SUMMARY map")?;
         for (i, bits) in self.0.iter().enumerate() {
-            map.set(i as u32, bits, 0).context("updating WATCH_SUMMARY")?;
+            map.set(i as u32, bits, 0).kernel("updating WATCH_SUMMARY")?;
         }
         Ok(())
     }

@@ -1,21 +1,8 @@
 //! tracefs must be mounted for tracepoint attachment; it is not at boot on our hosts.
 
-use anyhow::Result;
+use super::LoadError;
 use std::path::Path;
 use tracing::info;
-
-/// The kernel lacks something the sensors need (tracefs, BTF): `monitor run` exits with
-/// code 4 and this one line.
-#[derive(Debug)]
-pub struct KernelUnsupported(pub String);
-
-impl std::fmt::Display for KernelUnsupported {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for KernelUnsupported {}
 
 const MOUNT_POINT: &str = "/sys/kernel/tracing";
 
@@ -26,15 +13,15 @@ pub fn event_exists(category: &str, name: &str) -> bool {
         .any(|root| Path::new(root).join("events").join(category).join(name).is_dir())
 }
 
-pub fn ensure_mounted() -> Result<()> {
+/// Mount tracefs unless it is; without it (and without the right to mount it) the sensors
+/// cannot attach: [`LoadError::Unsupported`].
+pub fn ensure_mounted() -> Result<(), LoadError> {
     if Path::new(MOUNT_POINT).join("events").is_dir()
         || Path::new("/sys/kernel/debug/tracing/events").is_dir()
     {
         return Ok(());
     }
-    let target = std::ffi::CString::new(MOUNT_POINT)?;
-    let fstype = std::ffi::CString::new("tracefs")?;
-    let source = std::ffi::CString::new("nodev")?;
+    let (target, fstype, source) = (c"/sys/kernel/tracing", c"tracefs", c"nodev");
     let rc = unsafe {
         libc::mount(
             source.as_ptr(),
@@ -46,10 +33,9 @@ pub fn ensure_mounted() -> Result<()> {
     };
     if rc != 0 {
         let err = std::io::Error::last_os_error();
-        return Err(KernelUnsupported(format!(
+        return Err(LoadError::Unsupported(format!(
             "tracefs is not mounted and mounting it on {MOUNT_POINT} failed: {err} (mount it with `mount -t tracefs nodev {MOUNT_POINT}`, or run with CAP_SYS_ADMIN)"
-        ))
-        .into());
+        )));
     }
     info!(mount_point = MOUNT_POINT, "mounted tracefs");
     Ok(())

@@ -4,29 +4,15 @@
 //! rules or BPF programs, links and map entries.
 
 use crate::event::{Action, Event};
-use std::path::Path;
 
-pub const KEY: &str = "monitor-tamper";
+pub use crate::rules::{SELF_DEFENCE_KEY as KEY, SELF_DEFENCE_SOURCE as SOURCE};
 /// A stop request (SIGTERM, SIGINT) from a process that is neither the monitor's parent nor
 /// the service manager: an orderly stop, but one worth a look.
 pub const UNEXPECTED_STOP_KEY: &str = "monitor-stop-unexpected";
-pub const SOURCE: &str = "builtin:self-defence";
 
 /// `si_code` of a signal the kernel sent on its own behalf (a terminal's ^C or ^Z, a
 /// parent-death signal).
 const SI_KERNEL: u64 = 0x80;
-
-/// Watch rules for the monitor's own files, as auditctl text (they go first, so that no
-/// user `never` rule can hide them).
-pub fn watch_rules(exe: Option<&Path>, rule_files: &[String]) -> String {
-    let mut text = String::from("# the monitor's own binary and rule files\n");
-    for p in exe.into_iter().map(|p| p.display().to_string()).chain(rule_files.iter().cloned()) {
-        if !p.contains(char::is_whitespace) && p.starts_with('/') {
-            text.push_str(&format!("-w {p} -p wa -k {KEY}\n"));
-        }
-    }
-    text
-}
 
 /// What a tamper event or exec means: the key to alert under and the detail, or `None`
 /// when it is not tampering. `parent` is the monitor's parent process (the one that started
@@ -160,11 +146,4 @@ mod tests {
         assert!(judge(&exec_of("/usr/bin/true", &["-D"])).is_none());
     }
 
-    #[test]
-    fn watch_rules_cover_binary_and_rule_files() {
-        let t = watch_rules(Some(Path::new("/usr/local/bin/monitor")), &["/etc/monitor/a.rules".into(), "builtin:docker.rules".into()]);
-        assert!(t.contains("-w /usr/local/bin/monitor -p wa -k monitor-tamper\n"));
-        assert!(t.contains("-w /etc/monitor/a.rules -p wa"));
-        assert!(!t.contains("builtin"));
-    }
 }

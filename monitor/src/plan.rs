@@ -1,21 +1,16 @@
-//! From rules to the kernel filter: which paths are watched, by which event classes, and
-//! which classes must reach userspace unfiltered.
+//! The kernel filter plan: which paths are watched, by which event classes, and which
+//! classes must reach userspace unfiltered. Rules make it (`rules::compile`), the eBPF
+//! sensors put it in the kernel's maps (`source::ebpf`), matching names objects by it, and
+//! a capture records it.
 //!
-//! Each distinct path named by a watch or a `path=`/`dir=` field becomes a [`Target`] with a
-//! numeric id. The kernel gets its identity (device, inode), the hash of its written spelling
-//! and the hash of its canonical (symlink-free) spelling; events carry the id back.
+//! Each distinct path named by a watch or a `path=`/`dir=` field is a [`Target`] with a
+//! numeric id. The kernel gets its identity (device, inode, generation), the hash of its
+//! written spelling and the hash of its canonical (symlink-free) spelling; events carry the
+//! id back. Identities are read from this host ([`identity`], [`generation`]).
 
-use super::model::*;
-use super::index::RuleIndex;
 use crate::hash::FastHash;
-use crate::vocab::class_of;
-use monitor_common::sys::OPENS as OPEN_SYSCALLS;
-use monitor_common::class;
-use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-
-pub const ALL_CLASSES: u32 = class::EXEC | class::CONNECT | class::FILE | class::SETID;
 
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Target {
@@ -46,6 +41,7 @@ impl Target {
     }
 }
 
+/// The plan: targets by id (from 1), and what the kernel forwards unfiltered.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct FilterPlan {
     pub targets: Vec<Target>,
@@ -55,17 +51,13 @@ pub struct FilterPlan {
     /// such opens at once (`monitor_common::FILTER_READ_OPENS`).
     #[serde(default)]
     pub read_opens: bool,
+    /// Audit record types the rules' `exclude` list drops (audit sources), sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub excluded_types: Vec<u16>,
     /// `written` → index in `targets`, built on first use (rule matching looks paths up
     /// for every event; `written` never changes after planning).
     #[serde(skip)]
     by_written: std::sync::OnceLock<std::collections::HashMap<String, usize, FastHash>>,
-    /// For rule r and condition c of the rules planned: the index of the condition's path
-    /// in `targets`. Rule matching looks targets up here first (`path_target`).
-    #[serde(skip)]
-    cond_targets: Vec<Vec<Option<u32>>>,
-    /// Candidate rules per event, for the rules planned (see `link`).
-    #[serde(skip)]
-    index: Option<RuleIndex>,
 }
 
 impl FilterPlan {
@@ -83,53 +75,12 @@ impl FilterPlan {
         self.targets.iter().find(|t| t.is_object(dev, ino, generation))
     }
 
-    /// Note where each path condition of `rules` finds its target (see `path_target`). A
-    /// plan read back from a capture must be linked to the rules it is used with.
-    pub fn link(&mut self, rules: &[Rule]) {
-        self.cond_targets = rules
-            .iter()
-            .map(|r| {
-                r.conds
-                    .iter()
-                    .map(|c| match c {
-                        Cond::Path { path, .. } => self.by_written(path).map(|t| t.id - 1),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .collect();
-        self.index = RuleIndex::new(rules, self);
-    }
-
-    /// The same plan without its candidate index (tests compare both ways of matching).
-    #[cfg(test)]
-    pub fn unindexed(&self) -> FilterPlan {
-        FilterPlan { index: None, ..self.clone() }
-    }
-
-    /// The candidate-rule index of the rules this plan was linked to.
-    pub fn index(&self) -> Option<&RuleIndex> {
-        self.index.as_ref()
-    }
-
     /// Add a target (replay: a recorded watch these rules do not name); returns its id.
     pub fn add(&mut self, target: Target) -> u32 {
         let id = self.targets.len() as u32 + 1;
         self.targets.push(Target { id, ..target });
-        // Whatever the index files under stays: a rule's target is the first written as
-        // it, and the new one comes last.
         self.by_written = Default::default();
         id
-    }
-
-    /// The target of `path`, written in condition `cond` of rule `rule`: found by position
-    /// when these are the rules this plan was made from (checked), by name otherwise.
-    pub fn path_target(&self, rule: usize, cond: usize, path: &str) -> Option<&Target> {
-        let linked = self.cond_targets.get(rule).and_then(|r| r.get(cond).copied().flatten());
-        match linked.and_then(|i| self.targets.get(i as usize)) {
-            Some(t) if t.written == path => Some(t),
-            _ => self.by_written(path),
-        }
     }
 
     pub fn by_written(&self, path: &str) -> Option<&Target> {
@@ -158,156 +109,22 @@ impl FilterPlan {
                 changed = true;
             }
         }
-        if changed {
-            if let Some(mut index) = self.index.take() {
-                index.retarget(self);
-                self.index = Some(index);
-            }
-        }
         changed
     }
-}
 
-/// Event classes a rule's syscalls cover.
-fn rule_classes(rule: &Rule) -> u32 {
-    let mut classes = match &rule.syscalls {
-        Syscalls::All => ALL_CLASSES,
-        Syscalls::Set(set) => set.iter().fold(0, |acc, nr| acc | class_of(*nr)),
-    };
-    for c in &rule.conds {
-        if let Cond::Perm(p) = c {
-            classes &= perm_classes(*p);
+    /// A target for `written` (ids are given by [`FilterPlan::add`]), resolved on this host.
+    pub fn resolve(written: &str, classes: u32) -> Target {
+        let canonical = canonicalise(written);
+        let identity = identity(&canonical);
+        Target {
+            id: 0,
+            written: written.to_string(),
+            generation: identity.and_then(|(_, ino)| generation(Path::new(&canonical), ino)),
+            identity,
+            canonical,
+            classes,
         }
     }
-    classes
-}
-
-/// Whether `rule` could match an open that only reads: it covers an open syscall and has
-/// no `perm` condition without `r` (`-w … -p wa` cannot). Other conditions are not looked
-/// at: this may say yes too often, never no too often.
-fn may_match_read_opens(rule: &Rule) -> bool {
-    let opens = OPEN_SYSCALLS.iter().any(|nr| rule.syscalls.contains(*nr));
-    let perm_excludes_reads = rule.conds.iter().any(|c| matches!(c, Cond::Perm(p) if p & perm::READ == 0));
-    opens && !perm_excludes_reads
-}
-
-/// Classes that can produce each access kind. A unix socket connect counts as a write.
-pub fn perm_classes(p: u8) -> u32 {
-    let mut c = 0;
-    if p & perm::EXEC != 0 {
-        c |= class::EXEC;
-    }
-    if p & (perm::READ | perm::WRITE | perm::ATTR) != 0 {
-        c |= class::FILE;
-    }
-    if p & perm::WRITE != 0 {
-        c |= class::CONNECT;
-    }
-    c
-}
-
-pub fn plan(rules: &[Rule]) -> FilterPlan {
-    let mut by_path: BTreeMap<String, u32> = BTreeMap::new();
-    let mut order: Vec<String> = Vec::new();
-    let mut unfiltered = 0;
-    let mut read_opens = false;
-    for rule in rules {
-        if rule.inactive.is_some() || rule.list != List::Exit || rule.action != Action::Always {
-            continue;
-        }
-        read_opens |= may_match_read_opens(rule);
-        let classes = rule_classes(rule);
-        let mut selected = false;
-        for c in &rule.conds {
-            if let Cond::Path {
-                field: PathField::Path | PathField::Dir,
-                negate: false,
-                path,
-            } = c
-            {
-                selected = true;
-                let entry = by_path.entry(path.clone()).or_insert_with(|| {
-                    order.push(path.clone());
-                    0
-                });
-                *entry |= classes;
-            }
-        }
-        if !selected {
-            // Setid rules that require some id to be 0 are served by the kernel's
-            // "id became 0" filter; any other setid rule needs every setid call.
-            let needs = if requires_root_id(rule) {
-                classes & !class::SETID
-            } else {
-                classes
-            };
-            unfiltered |= needs;
-        }
-    }
-    // Paths in `never` rules or negated conditions still need ids so the matcher can name
-    // them, but select no classes.
-    for rule in rules {
-        for c in &rule.conds {
-            if let Cond::Path {
-                field: PathField::Path | PathField::Dir,
-                path,
-                ..
-            } = c
-            {
-                if !by_path.contains_key(path) {
-                    by_path.insert(path.clone(), 0);
-                    order.push(path.clone());
-                }
-            }
-        }
-    }
-    let targets = order
-        .iter()
-        .enumerate()
-        .map(|(i, written)| {
-            let canonical = canonicalise(written);
-            let identity = identity(&canonical);
-            Target {
-                id: i as u32 + 1,
-                written: written.clone(),
-                generation: identity.and_then(|(_, ino)| generation(Path::new(&canonical), ino)),
-                identity,
-                canonical,
-                classes: by_path[written],
-            }
-        })
-        .collect();
-    let mut plan = FilterPlan {
-        targets,
-        unfiltered,
-        read_opens,
-        by_written: Default::default(),
-        cond_targets: Vec::new(),
-        index: None,
-    };
-    plan.link(rules);
-    plan
-}
-
-/// Whether the rule only matches events after which some credential id is 0.
-fn requires_root_id(rule: &Rule) -> bool {
-    rule.conds.iter().any(|c| {
-        matches!(
-            c,
-            Cond::Num {
-                field: NumField::Uid
-                    | NumField::Euid
-                    | NumField::Suid
-                    | NumField::Fsuid
-                    | NumField::Gid
-                    | NumField::Egid
-                    | NumField::Sgid
-                    | NumField::Fsgid,
-                op: Op::Eq,
-                value: 0,
-            }
-        )
-    })
 }
 
 /// Resolve symlinks in the longest existing prefix of `path`; keep the rest as written.

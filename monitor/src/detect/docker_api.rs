@@ -1,12 +1,12 @@
 //! Built-in detections on what a client asks of the Docker Engine API.
 //!
-//! Requests come from the connections to watched sockets (see `enrich::http`). Each request
+//! Requests come from the connections to watched sockets (see `detect::http`). Each request
 //! is decoded into the settings that matter for the host's safety — for a container create:
 //! privileged mode, host bind mounts, host namespaces, added capabilities, disabled
 //! confinement, devices; for an exec: the command — and every risky setting becomes a
 //! finding with its own key (`docker-privileged`, `docker-host-mount`, ...).
 
-use crate::enrich::http::Request;
+use super::http::Request;
 use serde_json::{json, Value};
 
 /// Key of a request without findings.

@@ -1,17 +1,26 @@
 //! Capture files: what the kernel sent, plus the host context needed to reproduce the
-//! enrichment elsewhere, so that `monitor replay` gives the alerts `monitor run` gave.
+//! enrichment elsewhere, so that `monitor replay` gives the alerts `monitor run` gave. The
+//! format lives here; [`recorder`] writes a capture during a live run, [`replay`] reads one
+//! back as a [`super::Source`].
 //!
 //! Format (version 1, documented in docs/capture-format.md): the 8-byte magic
 //! `MONCAP\0\x01`, then records `[u32 LE length][u8 type][length-1 bytes]`. Types:
 //! HEADER (JSON, first), EVENT (a ring-buffer record as the kernel wrote it), PROCESS (one
 //! process-table entry learned from /proc), ENRICH (JSON: host-dependent results for the
 //! preceding EVENT), USERS (JSON uid → name), OUTPUT (an in-band record line), PLAN (JSON
-//! watch targets). A file cut off mid-record is read up to the last whole record.
+//! watch targets), TICK (u64 LE: the live loop's clock, CLOCK_BOOTTIME ns, when it closed
+//! aggregation windows). A file cut off mid-record is read up to the last whole record.
 
+pub mod recorder;
+pub mod replay;
+
+use crate::enrich::container::{ContainerInfo, ContainerMeta};
 use crate::enrich::process::ProcInfo;
-use anyhow::{bail, Context, Result};
+use crate::error::{Malformed, OrMalformed};
 use std::io::{Read, Write};
 use std::path::Path;
+
+type Result<T, E = Malformed> = std::result::Result<T, E>;
 
 pub const MAGIC: &[u8; 8] = b"MONCAP\x00\x01";
 /// Records longer than this are malformed (the largest real one is a few KiB).
@@ -25,6 +34,7 @@ pub mod rec {
     pub const USERS: u8 = 5;
     pub const OUTPUT: u8 = 6;
     pub const PLAN: u8 = 7;
+    pub const TICK: u8 = 8;
 }
 
 pub struct Writer {
@@ -34,8 +44,8 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn create(path: &Path) -> Result<Writer> {
-        let file = std::fs::File::create(path).with_context(|| format!("creating capture file {}", path.display()))?;
+    pub fn create(path: &Path) -> std::io::Result<Writer> {
+        let file = std::fs::File::create(path)?;
         let mut w = Writer { out: std::io::BufWriter::with_capacity(1 << 20, file), bytes: 0, events: 0 };
         w.out.write_all(MAGIC)?;
         w.bytes = MAGIC.len() as u64;
@@ -89,9 +99,9 @@ fn read_up_to(input: &mut dyn Read, dst: &mut [u8]) -> std::io::Result<usize> {
 impl Reader {
     /// Streams the file: memory stays at one record however large the capture is.
     pub fn open(path: &Path) -> Result<Reader> {
-        let file = std::fs::File::open(path).with_context(|| format!("reading capture file {}", path.display()))?;
+        let file = std::fs::File::open(path).with_context(|| format!("cannot read capture file {}", path.display()))?;
         let total = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
-        Reader::new(Box::new(std::io::BufReader::with_capacity(1 << 16, file)), total).with_context(|| format!("{}", path.display()))
+        Reader::new(Box::new(std::io::BufReader::with_capacity(1 << 16, file)), total).with_context(|| path.display().to_string())
     }
 
     pub fn from_bytes(data: Vec<u8>) -> Result<Reader> {
@@ -102,7 +112,7 @@ impl Reader {
     fn new(mut input: Box<dyn Read>, total: usize) -> Result<Reader> {
         let mut magic = [0u8; MAGIC.len()];
         if read_up_to(&mut *input, &mut magic).context("reading the capture header")? < MAGIC.len() || &magic != MAGIC {
-            bail!("not a monitor capture (bad magic)");
+            crate::malformed!("not a monitor capture (bad magic)");
         }
         Ok(Reader { input, body: Vec::new(), pos: MAGIC.len(), total, truncated_at: None })
     }
@@ -120,7 +130,7 @@ impl Reader {
         }
         let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
         if len == 0 || len > RECORD_MAX {
-            bail!("malformed record at byte {}: length {len}", self.pos);
+            crate::malformed!("malformed record at byte {}: length {len}", self.pos);
         }
         self.body.resize(len - 1, 0);
         let n = read_up_to(&mut *self.input, &mut self.body).with_context(|| format!("reading the record at byte {}", self.pos))?;
@@ -139,6 +149,29 @@ impl Reader {
     pub fn len(&self) -> usize {
         self.total
     }
+}
+
+/// A container as an ENRICH record holds it.
+pub fn container_json(c: &ContainerInfo) -> serde_json::Value {
+    let m = c.meta.clone().unwrap_or_default();
+    serde_json::json!({"id": c.id, "runtime": c.runtime, "meta": c.meta.is_some(), "name": m.name, "image": m.image, "privileged": m.privileged})
+}
+
+/// A container from an ENRICH record.
+pub fn container_from_json(v: &serde_json::Value) -> Option<ContainerInfo> {
+    let runtime = match v.get("runtime").and_then(|r| r.as_str()) {
+        Some("docker") => Some("docker"),
+        Some("podman") => Some("podman"),
+        Some("cri-o") => Some("cri-o"),
+        Some("containerd") => Some("containerd"),
+        _ => None,
+    };
+    let meta = (v.get("meta").and_then(|m| m.as_bool()) == Some(true)).then(|| ContainerMeta {
+        name: v.get("name").and_then(|x| x.as_str()).map(str::to_string),
+        image: v.get("image").and_then(|x| x.as_str()).map(str::to_string),
+        privileged: v.get("privileged").and_then(|x| x.as_bool()),
+    });
+    Some(ContainerInfo { id: v.get("id")?.as_str()?.to_string(), runtime, meta })
 }
 
 /// PROCESS payload: pid, ppid, exe (u32::MAX length = none), comm, argc, args; u32 LE lengths.
@@ -197,7 +230,7 @@ pub fn decode_process(b: &[u8]) -> Result<(u32, ProcInfo)> {
     let comm = c.field()?;
     let argc = c.u32()? as usize;
     if argc > b.len() {
-        bail!("process record claims {argc} arguments");
+        crate::malformed!("process record claims {argc} arguments");
     }
     let mut args = Vec::with_capacity(argc);
     for _ in 0..argc {

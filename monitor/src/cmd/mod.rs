@@ -1,0 +1,29 @@
+//! The subcommands: each parses nothing (clap did, see `cli`), runs the library and returns
+//! its exit code, or the error `main` reports.
+
+pub mod check;
+pub mod replay;
+pub mod rules;
+pub mod run;
+
+use monitor::rules::parse::SystemIds;
+use monitor::rules::RuleSet;
+use std::path::PathBuf;
+
+/// The rules from `paths`, or the built-in pack; warnings logged when `log_warnings`.
+pub fn load_rules(paths: &[PathBuf], log_warnings: bool) -> monitor::Result<RuleSet> {
+    let ids = SystemIds::load();
+    let set = if paths.is_empty() { RuleSet::builtin(&ids)? } else { RuleSet::load(paths, &ids)? };
+    if log_warnings {
+        for w in &set.warnings {
+            tracing::warn!("{w}");
+        }
+    }
+    Ok(set)
+}
+
+/// Lines to stdout; a write error (the reader went away) is the command's error.
+pub fn out(text: impl std::fmt::Display) -> monitor::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{text}").map_err(monitor::Error::Output)
+}

@@ -1,0 +1,43 @@
+//! `monitor run`: the live monitor.
+
+use crate::cli::Source;
+use monitor::error::exit;
+use monitor::pipeline::live::{run_live, RunOptions, SourceKind};
+use monitor::pipeline::Presentation;
+use monitor::rules::parse::SystemIds;
+use monitor::rules::RuleSet;
+use monitor::Error;
+use std::path::PathBuf;
+
+pub fn run(paths: Vec<PathBuf>, heartbeat: u64, capture: Option<PathBuf>, source: Source, presentation: Presentation) -> monitor::Result<u8> {
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(Error::NotRoot(match source {
+            Source::Ebpf => "loading eBPF programs needs CAP_BPF and CAP_PERFMON",
+            Source::Audit => "reading the audit multicast needs CAP_AUDIT_READ",
+        }));
+    }
+    if matches!(source, Source::Ebpf) && !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+        return Err(Error::KernelUnsupported("kernel BTF (/sys/kernel/btf/vmlinux) is missing: a kernel built with CONFIG_DEBUG_INFO_BTF is required".into()));
+    }
+    let rules = super::load_rules(&paths, true)?.with_self_defence(&SystemIds::load())?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|source| Error::Io { context: "starting the runtime".into(), source })?;
+    let reload = move || -> Result<RuleSet, Vec<String>> {
+        let set = super::load_rules(&paths, false).map_err(|e| match e {
+            Error::Rules(errors) => errors.0.iter().map(|d| d.to_string()).collect(),
+            other => vec![other.to_string()],
+        })?;
+        set.with_self_defence(&SystemIds::load()).map_err(|e| e.0.iter().map(|d| d.to_string()).collect())
+    };
+    let opts = RunOptions {
+        heartbeat: (heartbeat > 0).then(|| std::time::Duration::from_secs(heartbeat)),
+        reload: Box::new(reload),
+        capture,
+        source: match source {
+            Source::Ebpf => SourceKind::Ebpf,
+            Source::Audit => SourceKind::Audit,
+        },
+        presentation,
+    };
+    rt.block_on(run_live(rules, opts))?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,149 @@
+//! The library's error: what failed, in words a user can act on, and the exit code the
+//! command ends with (the table is in README.md, "Exit codes"). Each area has its own typed
+//! error ([`RuleErrors`], [`crate::source::ebpf::LoadError`],
+//! [`crate::source::capture::CaptureError`], ...); this type gathers them for `main`, which
+//! maps them to exit codes without looking inside.
+
+use crate::rules::RuleErrors;
+
+/// Exit codes of every subcommand (README.md, "Exit codes").
+pub mod exit {
+    /// Success (and for `check`: nothing failed, nothing unknown).
+    pub const OK: u8 = 0;
+    /// A runtime error: an output, the kernel or the host failed while running.
+    pub const RUNTIME: u8 = 1;
+    /// The command line is wrong (clap uses 2 for its own usage errors too).
+    pub const USAGE: u8 = 2;
+    /// The rules could not be read or are invalid: nothing was loaded.
+    pub const RULES: u8 = 3;
+    /// The kernel lacks what the sensors need (BTF, tracefs, a kfunc).
+    pub const KERNEL: u8 = 4;
+    /// Not privileged enough (root, or the capabilities the command needs).
+    pub const PRIVILEGE: u8 = 5;
+    /// The configuration file is invalid.
+    pub const CONFIG: u8 = 6;
+    /// A replay's input cannot be read or is not what was expected: nothing replayed.
+    pub const INPUT: u8 = 7;
+    /// A replay's input was read, but part of it was not (lines or records skipped).
+    pub const INPUT_PARTIAL: u8 = 8;
+    /// `check`: nothing failed, but some checks could not tell (unknown).
+    pub const CHECK_UNKNOWN: u8 = 9;
+    /// `check`: 10 + the worst failed severity (10 info … 14 critical).
+    pub const CHECK_FAILED: u8 = 10;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{} error(s) in rules; nothing loaded", .0.0.len())]
+    Rules(#[from] RuleErrors),
+    /// A rules path that is missing or unreadable.
+    #[error("{0}")]
+    RulesPath(String),
+    /// The kernel cannot run the sensors.
+    #[error("{0}")]
+    KernelUnsupported(String),
+    #[error("must run as root ({0})")]
+    NotRoot(&'static str),
+    /// The command line asks for something that does not exist (an unknown check id).
+    #[error("{0}")]
+    Usage(String),
+    /// Loading or attaching the eBPF programs, or another kernel interface, failed.
+    #[error("{0}")]
+    Kernel(String),
+    /// The configuration file is invalid (`file:line: message`).
+    #[error("{0}")]
+    Config(String),
+    /// A replay's input is unreadable or is not what was expected.
+    #[error("{0}")]
+    Input(String),
+    /// Writing the alerts failed (the reader went away: `BrokenPipe`, a clean stop).
+    #[error("writing alerts: {0}")]
+    Output(#[source] std::io::Error),
+    /// Another I/O failure, with what was being done.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The exit code a command failing with this error ends with.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Rules(_) | Error::RulesPath(_) => exit::RULES,
+            Error::KernelUnsupported(_) => exit::KERNEL,
+            Error::NotRoot(_) => exit::PRIVILEGE,
+            Error::Usage(_) => exit::USAGE,
+            Error::Config(_) => exit::CONFIG,
+            Error::Input(_) => exit::INPUT,
+            Error::Kernel(_) | Error::Output(_) | Error::Io { .. } => exit::RUNTIME,
+        }
+    }
+
+    /// Whether this is the output's reader going away (`monitor run | head`): a clean stop.
+    pub fn is_closed_output(&self) -> bool {
+        matches!(self, Error::Output(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `.context("what was being done")` for I/O results.
+pub trait IoContext<T> {
+    fn context(self, what: impl std::fmt::Display) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn context(self, what: impl std::fmt::Display) -> Result<T> {
+        self.map_err(|source| Error::Io { context: what.to_string(), source })
+    }
+}
+
+/// What a reader of outside data (kernel BTF, an ELF object, a record) found wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Malformed(pub String);
+
+/// `.context(...)` for readers of outside data: `None` or an error becomes [`Malformed`].
+pub trait OrMalformed<T> {
+    fn context(self, what: impl std::fmt::Display) -> Result<T, Malformed>;
+    fn with_context(self, what: impl FnOnce() -> String) -> Result<T, Malformed>;
+}
+
+impl<T> OrMalformed<T> for Option<T> {
+    fn context(self, what: impl std::fmt::Display) -> Result<T, Malformed> {
+        self.ok_or_else(|| Malformed(what.to_string()))
+    }
+    fn with_context(self, what: impl FnOnce() -> String) -> Result<T, Malformed> {
+        self.ok_or_else(|| Malformed(what()))
+    }
+}
+
+impl<T, E: std::fmt::Display> OrMalformed<T> for std::result::Result<T, E> {
+    fn context(self, what: impl std::fmt::Display) -> Result<T, Malformed> {
+        self.map_err(|e| Malformed(format!("{what}: {e}")))
+    }
+    fn with_context(self, what: impl FnOnce() -> String) -> Result<T, Malformed> {
+        self.map_err(|e| Malformed(format!("{}: {e}", what())))
+    }
+}
+
+/// Return a [`Malformed`] error made from a format string.
+#[macro_export]
+macro_rules! malformed {
+    ($($arg:tt)*) => {
+        return Err($crate::error::Malformed(format!($($arg)*)).into())
+    };
+}
+
+/// Return a [`Malformed`] error unless the condition holds.
+#[macro_export]
+macro_rules! ensure_well_formed {
+    ($cond:expr, $($arg:tt)*) => {
+        if !$cond {
+            $crate::malformed!($($arg)*);
+        }
+    };
+}
