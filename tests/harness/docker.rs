@@ -53,7 +53,9 @@ fn start_dockerd() {
             Ok(())
         });
     }
-    cmd.spawn().expect("starting dockerd");
+    // Not waited for: the daemon outlives the tests (its own session), and init reaps it.
+    #[allow(clippy::zombie_processes)]
+    let _daemon = cmd.spawn().expect("starting dockerd");
     let deadline = Instant::now() + DOCKERD_START;
     while !daemon_answers() {
         assert!(

@@ -38,7 +38,7 @@ fn summary(stats: &ReplayStats, secs: f64) {
                 events = stats.events,
                 alerts = stats.alerts,
                 suppressed = stats.suppressed,
-                bytes_per_event = if stats.events > 0 { stats.bytes / stats.events } else { 0 },
+                bytes_per_event = stats.bytes.checked_div(stats.events).unwrap_or(0),
                 events_per_s = (stats.events as f64 / secs) as u64,
                 "replay done"
             );

@@ -106,6 +106,10 @@ impl ProcessTable {
         self.procs.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.procs.is_empty()
+    }
+
     /// Apply a lifecycle event (and learn about processes first seen in any event).
     pub fn observe(&mut self, ev: &Event) {
         match ev.action {

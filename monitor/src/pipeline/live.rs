@@ -226,7 +226,7 @@ fn stopped<W: Write>(source: &mut dyn Source, pipeline: &mut Pipeline<W>, window
     pipeline.finish_windows()?;
     pipeline.record("monitor-stop", totals)?;
     if let Some((events, bytes)) = pipeline.finish()? {
-        info!(events, bytes, bytes_per_event = if events > 0 { bytes / events } else { 0 }, "capture written");
+        info!(events, bytes, bytes_per_event = bytes.checked_div(events).unwrap_or(0), "capture written");
     }
     let c = pipeline.counts();
     info!(reason, events = c.events, alerts = c.alerts, lost = c.lost, "monitor stopped");

@@ -51,7 +51,7 @@ fn pull<W: Write>(source: &mut dyn Source, pipeline: &mut Pipeline<W>, progress:
     while let Some(input) = source.next()? {
         pipeline.handle(input)?;
         n += 1;
-        if n % 8192 == 0 {
+        if n.is_multiple_of(8192) {
             let (read, total) = source.progress();
             progress(read, total);
         }

@@ -520,7 +520,7 @@ fn split_op(s: &str) -> Option<(&str, Op, &str)> {
         if let Some(pos) = s.find(tok) {
             // The first operator character in the string decides where the name ends.
             let first = s
-                .find(|c| matches!(c, '=' | '!' | '<' | '>' | '&'))
+                .find(['=', '!', '<', '>', '&'])
                 .unwrap_or(pos);
             if first == pos {
                 return Some((&s[..pos], op, &s[pos + tok.len()..]));

@@ -339,7 +339,7 @@ fn argv(g: &Group) -> (Vec<Vec<u8>>, bool) {
 /// The path of a unix socket address (`saddr` hex: family, then sun_path). An abstract
 /// address (leading NUL) is written `@name`.
 fn unix_path(saddr: &str) -> Option<Vec<u8>> {
-    if saddr.len() % 2 != 0 || !saddr.bytes().all(|c| c.is_ascii_hexdigit()) {
+    if !saddr.len().is_multiple_of(2) || !saddr.bytes().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
     let raw = unhex(saddr);

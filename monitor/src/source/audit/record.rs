@@ -193,7 +193,7 @@ pub fn decode(v: &str) -> Option<Vec<u8>> {
     if v == "(null)" || v == "?" || v.is_empty() {
         return None;
     }
-    if v.len() % 2 == 0 && v.bytes().all(|c| c.is_ascii_hexdigit()) {
+    if v.len().is_multiple_of(2) && v.bytes().all(|c| c.is_ascii_hexdigit()) {
         return Some(unhex(v));
     }
     Some(v.as_bytes().to_vec())

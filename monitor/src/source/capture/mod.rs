@@ -149,6 +149,10 @@ impl Reader {
     pub fn len(&self) -> usize {
         self.total
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
 }
 
 /// A container as an ENRICH record holds it.

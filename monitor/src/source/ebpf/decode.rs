@@ -28,7 +28,7 @@ pub fn decode(buf: &[u8]) -> Result<Event> {
         len1 <= FIELD_CAP && len2 <= FIELD_CAP,
         "field length out of range"
     );
-    let header = (raw.size as usize).checked_sub(len1 + len2).unwrap_or(0);
+    let header = (raw.size as usize).saturating_sub(len1 + len2);
     crate::ensure_well_formed!(header == EVENT_SIZE || header == EVENT_SIZE_V1, "record header of {header} bytes: neither {EVENT_SIZE} nor {EVENT_SIZE_V1}");
     crate::ensure_well_formed!(
         header + len1 + len2 <= buf.len(),
