@@ -14,7 +14,9 @@
 // argument is one more stack slot the verifier tracks, in programs near its limits.
 #![allow(clippy::needless_borrows_for_generic_args)]
 
+mod capture;
 mod event;
+mod job;
 mod kernel;
 mod path;
 mod resolve;
@@ -56,7 +58,7 @@ static PATH_SCRATCH: PerCpuArray<path::PathScratch> = PerCpuArray::with_max_entr
 
 /// The current event's objects, between the stages of [`resolve`].
 #[map]
-static JOB: PerCpuArray<resolve::Job> = PerCpuArray::with_max_entries(1, 0);
+static JOB: PerCpuArray<job::Job> = PerCpuArray::with_max_entries(1, 0);
 
 /// The stage programs of [`resolve`], filled by userspace before any hook is attached.
 #[map]
@@ -66,14 +68,14 @@ static STAGES: ProgramArray = ProgramArray::with_max_entries(2, 0);
 /// descriptor. No hook on close: a send checks that its descriptor still reaches the same
 /// socket, and LRU eviction bounds what closed descriptors leave behind.
 #[map]
-static CAPTURE: LruHashMap<CaptureKey, syscalls::Capture> = LruHashMap::with_max_entries(4096, 0);
+static CAPTURE: LruHashMap<CaptureKey, capture::Capture> = LruHashMap::with_max_entries(4096, 0);
 
 /// A byte per tgid hash (`syscalls::capturing_slot`), set before a process's first
 /// `CAPTURE` entry and never cleared: a send from a process whose byte is clear has no
 /// captured connection, and skips the hash lookup. Bytes, not bits: a plain store sets
 /// one without a read-modify-write that could lose another CPU's.
 #[map]
-static CAPTURING: aya_ebpf::maps::Array<[u8; syscalls::CAPTURING_SLOTS]> = aya_ebpf::maps::Array::with_max_entries(1, 0);
+static CAPTURING: aya_ebpf::maps::Array<[u8; capture::CAPTURING_SLOTS]> = aya_ebpf::maps::Array::with_max_entries(1, 0);
 
 /// `class::*` bits for which every event goes to userspace (a rule without a path filter),
 /// and `FILTER_READ_OPENS`. A map, not `CONFIG`, so that a rules reload can change it.

@@ -29,7 +29,7 @@ use crate::kernel::{
     dentry_inode, dentry_view, field, inode_generation, is_host_root, kernel_bytes, member, off, path_base, task_has_host_root, ty,
     DentryView, KPath,
 };
-use crate::resolve::{target_kind, Target};
+use crate::job::{target_kind, Resolved, Target};
 use crate::{PATH_SCRATCH, WATCH_EPOCHS, WATCH_INODES, WATCH_PATHS, WATCH_SUMMARY};
 
 /// The walk writes the path backwards so that it ends at `WALK_END`.
@@ -83,18 +83,6 @@ pub fn launder<T: Copy>(value: T) -> Option<T> {
         core::ptr::write_volatile(slot, value);
         Some(core::ptr::read_volatile(slot))
     }
-}
-
-/// Result of resolving one path into an event field.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Resolved {
-    /// Bytes written to the destination field.
-    pub len: usize,
-    /// `flag::*` bits (truncation, which kind of match, string-based).
-    pub flags: u32,
-    /// The watch that selected the object; `watch_id == 0` when none did.
-    pub watch: WatchValue,
 }
 
 #[inline(always)]

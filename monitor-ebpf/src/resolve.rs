@@ -10,12 +10,12 @@
 //! With the path walk, the prefix scan and the filter in one program, verification grew with
 //! the product of their branches and hit the one-million-instruction limit.
 
-use aya_ebpf::{helpers::generated::bpf_probe_read_user_str, programs::TracePointContext};
-use monitor_common::{class, drop_cause, flag, CaptureKey, WatchValue, USER_PATH_CAP};
+use aya_ebpf::programs::TracePointContext;
+use monitor_common::{class, drop_cause, flag, CaptureKey, WatchValue};
 
 use crate::event::{count_drop, Draft};
-use crate::kernel::{path_base, task_has_host_root, KPath};
-use crate::path::{launder, resolve_target, Resolved};
+use crate::job::{target_kind, Resolved};
+use crate::path::{launder, resolve_target};
 use crate::{selects, unfiltered, CAPTURE, JOB, STAGES};
 
 /// Slots of the `STAGES` program array.
@@ -24,149 +24,9 @@ pub mod stage {
     pub const FINISH: u32 = 1;
 }
 
-pub mod target_kind {
-    /// A path the kernel resolved (an open file, the exec'd file, a connected socket).
-    pub const KERNEL: u32 = 1;
-    /// A user path string, relative to `base` unless absolute.
-    pub const USER: u32 = 2;
-    /// A string reported as written (a symlink's target text, a socket address).
-    pub const RAW: u32 = 3;
-}
-
-/// One object of an event.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct Target {
-    pub kind: u32,
-    /// For `USER`: the string starts with `/` (base is then the task's root).
-    pub absolute: u32,
-    /// Where the walk starts: the object itself (`KERNEL`) or the base directory (`USER`).
-    pub base: KPath,
-    /// Length of the copied string (`USER`, `RAW`).
-    pub len: u32,
-    /// `flag::PATH1_TRUNCATED` when the string was longer than we copy.
-    pub flags: u32,
-}
-
-/// What the stages of the current event work on (per CPU, like the record itself).
-#[repr(C)]
-pub struct Job {
-    pub targets: [Target; 2],
-    pub strings: [[u8; USER_PATH_CAP]; 2],
-    pub results: [Resolved; 2],
-    pub count: u32,
-    pub current: u32,
-    /// `class::*` of the event, for the filter decision in `finish`.
-    pub class: u32,
-    /// The task's root is not the host's: its paths are not host paths.
-    pub foreign: u32,
-    /// The call succeeded in unlinking or renaming its path strings (see `path::resolve_target`).
-    pub renames: u32,
-}
-
 #[inline(always)]
 fn vol<T: Copy>(p: *const T) -> T {
     unsafe { core::ptr::read_volatile(p) }
-}
-
-impl Job {
-    /// The current CPU's job, emptied, for an event of `class` by `task`.
-    #[inline(always)]
-    pub fn begin(class: u32, task: u64) -> Option<&'static mut Job> {
-        let job = unsafe { &mut *JOB.get_ptr_mut(0)? };
-        job.count = 0;
-        job.current = 0;
-        job.class = class;
-        job.foreign = !task_has_host_root(task) as u32;
-        job.renames = 0;
-        Some(job)
-    }
-
-    #[inline(always)]
-    fn push(&mut self, t: Target) -> Option<()> {
-        let i = self.count as usize;
-        if i >= 2 {
-            return None;
-        }
-        // A select, not an index: the compiler drops `& 1` after the check and the
-        // verifier then sees an unbounded offset.
-        if i == 0 {
-            self.targets[0] = t;
-        } else {
-            self.targets[1] = t;
-        }
-        self.count = i as u32 + 1;
-        Some(())
-    }
-
-    /// An object the kernel resolved.
-    #[inline(always)]
-    pub fn push_kernel(&mut self, path: KPath) -> Option<()> {
-        self.push(Target {
-            kind: target_kind::KERNEL,
-            absolute: 0,
-            base: path,
-            len: 0,
-            flags: 0,
-        })
-    }
-
-    /// Copy the user string at `addr` (at most `cap` bytes) into the next string slot.
-    #[inline(always)]
-    fn copy_string(&mut self, addr: u64, cap: u32) -> Option<(u32, u32)> {
-        let i = (self.count as usize) & 1;
-        let cap = if cap as usize > USER_PATH_CAP {
-            USER_PATH_CAP as u32
-        } else {
-            cap
-        };
-        let dst = self.strings[i].as_mut_ptr();
-        let n = unsafe { bpf_probe_read_user_str(dst.cast(), cap, addr as *const _) };
-        if n <= 0 {
-            return None;
-        }
-        let len = (n - 1) as u32;
-        let flags = if len >= cap - 1 {
-            flag::PATH1_TRUNCATED
-        } else {
-            0
-        };
-        Some((len, flags))
-    }
-
-    /// The user path string at `addr`, relative to descriptor `dfd` (or `AT_FDCWD`) of `task`.
-    #[inline(always)]
-    pub fn push_user(&mut self, task: u64, dfd: i64, addr: u64, cap: u32) -> Option<()> {
-        let (len, flags) = self.copy_string(addr, cap)?;
-        let i = (self.count as usize) & 1;
-        let absolute = len > 0 && self.strings[i][0] == b'/';
-        let base = path_base(task, dfd, absolute)?;
-        self.push(Target {
-            kind: target_kind::USER,
-            absolute: absolute as u32,
-            base,
-            len,
-            flags,
-        })
-    }
-
-    /// A string reported as written. Returns its length.
-    #[inline(always)]
-    pub fn push_raw(&mut self, addr: u64, cap: u32) -> Option<u32> {
-        let (len, flags) = self.copy_string(addr, cap)?;
-        let base = KPath {
-            vfsmount: 0,
-            dentry: 0,
-        };
-        self.push(Target {
-            kind: target_kind::RAW,
-            absolute: 0,
-            base,
-            len,
-            flags,
-        })?;
-        Some(len)
-    }
 }
 
 /// Hand the job to the `resolve` stage. Returns only when the tail call failed.
@@ -293,9 +153,9 @@ pub fn finish_stage(_ctx: &TracePointContext) {
         // A successful connect's second target is the socket path the kernel reached (the
         // first is the caller's text).
         let key = CaptureKey { tgid: ev.pid, fd: ev.args[0] as u32 };
-        let capture = crate::syscalls::Capture { sent: 0, peer: vol(&job.targets[1].base.dentry) };
+        let capture = crate::capture::Capture { sent: 0, peer: vol(&job.targets[1].base.dentry) };
         // Marked first: a send that finds the entry finds the mark too.
-        if let Some(slot) = crate::syscalls::capturing_slot(ev.pid) {
+        if let Some(slot) = crate::capture::capturing_slot(ev.pid) {
             unsafe { core::ptr::write_volatile(slot, 1) };
         }
         let _ = CAPTURE.insert(&key, &capture, 0);

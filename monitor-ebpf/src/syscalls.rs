@@ -22,7 +22,9 @@ use crate::kernel::{
     current_task, field, file_path, member, off, task_file, task_ids, task_tgid, tp_arg, tp_field, ty, typed, KPath, AT_FDCWD,
     TP_SYSCALL_NR, TP_SYSCALL_RET,
 };
-use crate::resolve::{start, Job};
+use crate::capture::capturing_slot;
+use crate::job::Job;
+use crate::resolve::start;
 use crate::{is_self, unfiltered, CAPTURE, PENDING};
 
 const AT_REMOVEDIR: u64 = 0x200;
@@ -640,27 +642,6 @@ fn iovecs(iov: u64, count: u64) -> Option<(u64, u64)> {
         total += v[1];
     }
     Some((first[0], total))
-}
-
-/// A connection whose outgoing bytes are reported (`CAPTURE`).
-#[derive(Clone, Copy)]
-#[repr(C)]
-pub struct Capture {
-    /// Bytes sent on it so far.
-    pub sent: u64,
-    /// The dentry of the socket path it reached.
-    pub peer: u64,
-}
-
-/// Slots of `CAPTURING`.
-pub const CAPTURING_SLOTS: usize = 4096;
-
-/// The `CAPTURING` byte of process `tgid`, `None` if the map cannot be read.
-#[inline(always)]
-pub fn capturing_slot(tgid: u32) -> Option<*mut u8> {
-    let slots = crate::CAPTURING.get_ptr_mut(0)?;
-    let i = ((tgid as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) as usize & (CAPTURING_SLOTS - 1);
-    Some(unsafe { (slots as *mut u8).add(i) })
 }
 
 /// sys_enter of write, writev, sendto and sendmsg: on a captured connection, report the

@@ -68,6 +68,15 @@ pub enum Error {
     },
 }
 
+impl From<crate::rules::LoadError> for Error {
+    fn from(e: crate::rules::LoadError) -> Error {
+        match e {
+            crate::rules::LoadError::Invalid(errors) => Error::Rules(errors),
+            crate::rules::LoadError::Path(why) => Error::RulesPath(why),
+        }
+    }
+}
+
 impl Error {
     /// The exit code a command failing with this error ends with.
     pub fn exit_code(&self) -> u8 {

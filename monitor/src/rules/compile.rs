@@ -106,7 +106,7 @@ pub fn plan(rules: &[Rule]) -> FilterPlan {
             }
         }
     }
-    let excluded = super::matcher::excluded_types(rules);
+    let excluded = excluded_types(rules);
     let mut plan = FilterPlan::default();
     (plan.unfiltered, plan.read_opens, plan.excluded_types) = (unfiltered, read_opens, excluded);
     for written in &order {
@@ -211,3 +211,20 @@ fn requires_root_id(rule: &Rule) -> bool {
     })
 }
 
+/// Whether an `exclude` rule of `rules` drops audit records of type `rtype`.
+pub fn excludes(rules: &[Rule], rtype: u16) -> bool {
+    rules.iter().any(|r| {
+        r.list == List::Exclude
+            && r.inactive.is_none()
+            && r.conds.iter().all(|c| matches!(c, Cond::Num { field: NumField::MsgType, op, value } if op.compare(rtype as u64, *value)))
+    })
+}
+
+/// The audit record types (1000-2999, where the kernel and user space put them) that an
+/// `exclude` rule of `rules` drops.
+pub fn excluded_types(rules: &[Rule]) -> Vec<u16> {
+    if !rules.iter().any(|r| r.list == List::Exclude) {
+        return Vec::new();
+    }
+    (1000..3000).filter(|t| excludes(rules, *t)).collect()
+}

@@ -132,7 +132,7 @@ impl<'a> Matcher<'a> {
     /// Whether an `exclude` rule drops records of type `rtype` before they make events
     /// (audit sources). auditd drops on any matching exclude rule, whatever its action.
     pub fn excluded(&self, rtype: u16) -> bool {
-        excludes(self.rules, rtype)
+        super::compile::excludes(self.rules, rtype)
     }
 
     /// Whether condition `c` (condition `at.1` of rule `at.0`) holds for the event.
@@ -238,22 +238,4 @@ fn num_field(ev: &Event, f: NumField) -> Option<u64> {
             ev.ino
         }
     })
-}
-
-/// Whether an `exclude` rule of `rules` drops audit records of type `rtype`.
-fn excludes(rules: &[Rule], rtype: u16) -> bool {
-    rules.iter().any(|r| {
-        r.list == List::Exclude
-            && r.inactive.is_none()
-            && r.conds.iter().all(|c| matches!(c, Cond::Num { field: NumField::MsgType, op, value } if op.compare(rtype as u64, *value)))
-    })
-}
-
-/// The audit record types (1000-2999, where the kernel and user space put them) that an
-/// `exclude` rule of `rules` drops.
-pub fn excluded_types(rules: &[Rule]) -> Vec<u16> {
-    if !rules.iter().any(|r| r.list == List::Exclude) {
-        return Vec::new();
-    }
-    (1000..3000).filter(|t| excludes(rules, *t)).collect()
 }

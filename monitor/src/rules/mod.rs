@@ -9,7 +9,7 @@ pub mod metadata;
 pub mod model;
 pub mod parse;
 
-use crate::error::{Error, Result};
+
 use model::{Diagnostic, Rule};
 use parse::{IdResolver, Line, Placement};
 use std::path::{Path, PathBuf};
@@ -86,6 +86,16 @@ impl std::fmt::Display for RuleErrors {
 }
 
 impl std::error::Error for RuleErrors {}
+
+/// Why rules could not be loaded: a path that cannot be read, or the rules' errors.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Invalid(#[from] RuleErrors),
+    /// A rules path that is missing or unreadable.
+    #[error("{0}")]
+    Path(String),
+}
 
 impl RuleSet {
     /// A fingerprint of the loaded rules (each rule's source and meaning), FNV-1a, hex: the
@@ -171,12 +181,12 @@ impl RuleSet {
     }
 
     /// Load files and directories (every `*.rules` file inside, sorted by name).
-    pub fn load(paths: &[PathBuf], ids: &dyn IdResolver) -> Result<RuleSet> {
+    pub fn load(paths: &[PathBuf], ids: &dyn IdResolver) -> Result<RuleSet, LoadError> {
         let files = expand(paths)?;
         let mut texts = Vec::new();
         for f in &files {
             let text = std::fs::read_to_string(f)
-                .map_err(|e| Error::RulesPath(format!("cannot read rules file {}: {e}", f.display())))?;
+                .map_err(|e| LoadError::Path(format!("cannot read rules file {}: {e}", f.display())))?;
             texts.push((f.display().to_string(), text));
         }
         Ok(RuleSet::from_texts(
@@ -195,20 +205,20 @@ fn same_rule(a: &Rule, b: &Rule) -> bool {
 }
 
 /// Files named directly, and the `*.rules` files of directories.
-pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     let mut out = Vec::new();
     for p in paths {
         let md = std::fs::metadata(p)
-            .map_err(|e| Error::RulesPath(format!("rules path {}: {e}", p.display())))?;
+            .map_err(|e| LoadError::Path(format!("rules path {}: {e}", p.display())))?;
         if md.is_dir() {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| Error::RulesPath(format!("cannot list {}: {e}", p.display())))?
+                .map_err(|e| LoadError::Path(format!("cannot list {}: {e}", p.display())))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| f.extension().is_some_and(|e| e == "rules") && f.is_file())
                 .collect();
             entries.sort();
             if entries.is_empty() {
-                return Err(Error::RulesPath(format!("rules directory {} has no *.rules files", p.display())));
+                return Err(LoadError::Path(format!("rules directory {} has no *.rules files", p.display())));
             }
             out.extend(entries);
         } else {

@@ -673,7 +673,7 @@ fn parse_field(s: &str, ids: &dyn IdResolver) -> Result<FieldOut, String> {
         }
         "msgtype" => num(
             NumField::MsgType,
-            crate::source::audit::types::parse_msgtype(value).map(u64::from),
+            crate::vocab::records::parse_msgtype(value).map(u64::from),
         ),
         n if UNEVALUATED_FIELDS.contains(&n) => Ok(FieldOut::Inactive(format!(
             "field {n} is not evaluated by the monitor"

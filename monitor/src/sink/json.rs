@@ -341,7 +341,7 @@ pub fn render_into(a: &Alert, ctx: &Context, timestamp: &str, buf: &mut Vec<u8>)
         Action::UserMessage => {
             let rtype = ev.args[0] as u16;
             w.object(key!("audit")).object(key!("message")).key(key!("type"));
-            match crate::source::audit::types::name(rtype) {
+            match crate::vocab::records::name(rtype) {
                 Some(name) => w.str(name),
                 None => w.fmt(format_args!("UNKNOWN[{rtype}]")),
             };

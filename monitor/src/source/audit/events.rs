@@ -6,7 +6,8 @@
 use super::group::{Assembler, Group};
 use super::map::{Mapped, Mapper};
 use super::record::Record;
-use super::{types, Stats};
+use super::Stats;
+use crate::vocab::records as types;
 use crate::source::{Arrival, AuditContext};
 use std::collections::VecDeque;
 

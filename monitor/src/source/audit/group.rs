@@ -7,7 +7,7 @@
 //! record of it has come for `QUIET_RECORDS` records (or, live, for a while) or at the end.
 
 use super::record::Record;
-use super::types;
+use crate::vocab::records as types;
 use std::collections::VecDeque;
 
 /// One event: its records in arrival order (the EOE left out).

@@ -8,7 +8,7 @@
 
 use super::group::Group;
 use super::record::{decode, unhex, Record};
-use super::types;
+use crate::vocab::records as types;
 use crate::event::{Action, Event, Ids};
 use std::collections::HashMap;
 

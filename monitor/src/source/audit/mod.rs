@@ -13,7 +13,6 @@ pub mod log;
 pub mod map;
 pub mod netlink;
 pub mod record;
-pub mod types;
 
 use record::Record;
 use std::collections::BTreeMap;

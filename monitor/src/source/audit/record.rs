@@ -7,7 +7,7 @@
 //! message (`audit(1700000000.123:42): ...`, its type in the netlink header).
 //! Values are kept as written; `decode` gives a string field's bytes.
 
-use super::types;
+use crate::vocab::records as types;
 use std::fmt;
 
 /// Why a line is not an audit record.

@@ -1,7 +1,11 @@
-//! Syscall names and numbers (x86-64), and the families the monitor hooks: the one
-//! vocabulary of the rules (`-S name`), the loader (which tracepoint takes which program)
-//! and the sinks (`syscall.name`). Numbers and families the kernel programs share live in
-//! `monitor_common::sys`; names come from the `syscalls` crate.
+//! The vocabulary every stage shares. Syscall names and numbers (x86-64) and the families
+//! the monitor hooks: the rules (`-S name`), the loader (which tracepoint takes which
+//! program) and the sinks (`syscall.name`) speak it; the numbers and families the kernel
+//! programs share live in `monitor_common::sys`, the names come from the `syscalls` crate.
+//! Audit record types ([`records`]): the audit sources, the rules (`msgtype=`) and the sinks.
+
+pub mod records;
+
 
 pub use monitor_common::sys::{class_of, is_setgid, is_setid};
 use syscalls::x86_64::Sysno;
