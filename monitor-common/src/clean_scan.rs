@@ -18,7 +18,8 @@ fn zeros(x: u64) -> u64 {
 #[inline(always)]
 fn slash_then_special(here: u64, next: u64, valid: usize) -> bool {
     let slash = zeros(here ^ (ONES * b'/' as u64));
-    let after = zeros(next ^ (ONES * b'/' as u64)) | zeros(next ^ (ONES * b'.' as u64)) | zeros(next);
+    let after =
+        zeros(next ^ (ONES * b'/' as u64)) | zeros(next ^ (ONES * b'.' as u64)) | zeros(next);
     let valid = if valid >= 8 { HIGH } else { HIGH & ((1u64 << (8 * valid)) - 1) };
     slash & after & valid != 0
 }
@@ -101,7 +102,9 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let len = 1 + (x % 40) as usize;
-            let p: Vec<u8> = (0..len).map(|i| [b'/', b'.', b'a', b'b'][((x >> (i % 32 * 2)) & 3) as usize]).collect();
+            let p: Vec<u8> = (0..len)
+                .map(|i| [b'/', b'.', b'a', b'b'][((x >> (i % 32 * 2)) & 3) as usize])
+                .collect();
             if unclean(&p) {
                 assert!(maybe_unclean(&p), "missed {:?}", String::from_utf8_lossy(&p));
             }
@@ -112,7 +115,13 @@ mod tests {
 
     #[test]
     fn plain_paths_pass_and_dot_names_are_false_alarms() {
-        for p in ["/var/tmp/monitor-bench/f123", "/etc/docker/daemon.json", "relative/name", "a", "/usr/lib/x86_64-linux-gnu/libc.so.6"] {
+        for p in [
+            "/var/tmp/monitor-bench/f123",
+            "/etc/docker/daemon.json",
+            "relative/name",
+            "a",
+            "/usr/lib/x86_64-linux-gnu/libc.so.6",
+        ] {
             assert!(!maybe_unclean(p.as_bytes()), "{p}");
         }
         for p in ["/home/u/.cache", "/", "./x", "/a//b", "/a/./b", "/a/../b", "/a/b/", "/a/b/.."] {

@@ -63,12 +63,16 @@ pub const SETXATTRAT: u32 = 463;
 pub const REMOVEXATTRAT: u32 = 466;
 
 /// The setuid family: what the setid hook observes, and what may turn an id into 0.
-pub const SETID: [u32; 8] = [SETUID, SETGID, SETREUID, SETREGID, SETRESUID, SETRESGID, SETFSUID, SETFSGID];
+pub const SETID: [u32; 8] =
+    [SETUID, SETGID, SETREUID, SETREGID, SETRESUID, SETRESGID, SETFSUID, SETFSGID];
 
 /// Whether `nr` is of the setuid family.
 #[inline(always)]
 pub fn is_setid(nr: u32) -> bool {
-    matches!(nr, SETUID | SETGID | SETREUID | SETREGID | SETRESUID | SETRESGID | SETFSUID | SETFSGID)
+    matches!(
+        nr,
+        SETUID | SETGID | SETREUID | SETREGID | SETRESUID | SETRESGID | SETFSUID | SETFSGID
+    )
 }
 
 /// Whether `nr` (of the setuid family) changes group ids rather than user ids.
@@ -88,8 +92,28 @@ pub const TWO_PATHS: [u32; 5] = [RENAME, RENAMEAT, RENAMEAT2, LINK, LINKAT];
 pub const FD: [u32; 5] = [FTRUNCATE, FCHMOD, FCHOWN, FSETXATTR, FREMOVEXATTR];
 /// One path string (symlink's target text is copied as is).
 pub const ONE_PATH: [u32; 22] = [
-    UNLINK, UNLINKAT, RMDIR, SYMLINK, SYMLINKAT, MKDIR, MKDIRAT, MKNOD, MKNODAT, TRUNCATE, CHMOD, FCHMODAT, FCHMODAT2, CHOWN,
-    LCHOWN, FCHOWNAT, SETXATTR, LSETXATTR, SETXATTRAT, REMOVEXATTR, LREMOVEXATTR, REMOVEXATTRAT,
+    UNLINK,
+    UNLINKAT,
+    RMDIR,
+    SYMLINK,
+    SYMLINKAT,
+    MKDIR,
+    MKDIRAT,
+    MKNOD,
+    MKNODAT,
+    TRUNCATE,
+    CHMOD,
+    FCHMODAT,
+    FCHMODAT2,
+    CHOWN,
+    LCHOWN,
+    FCHOWNAT,
+    SETXATTR,
+    LSETXATTR,
+    SETXATTRAT,
+    REMOVEXATTR,
+    LREMOVEXATTR,
+    REMOVEXATTRAT,
 ];
 
 /// The calls that may send bytes on a captured connection (write, writev, sendto, sendmsg).

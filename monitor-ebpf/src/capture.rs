@@ -18,7 +18,7 @@ pub const CAPTURING_SLOTS: usize = 4096;
 #[inline(always)]
 pub fn capturing_slot(tgid: u32) -> Option<*mut u8> {
     let slots = crate::CAPTURING.get_ptr_mut(0)?;
-    let i = ((tgid as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) as usize & (CAPTURING_SLOTS - 1);
+    let i =
+        ((tgid as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 52) as usize & (CAPTURING_SLOTS - 1);
     Some(unsafe { (slots as *mut u8).add(i) })
 }
-

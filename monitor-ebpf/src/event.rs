@@ -108,10 +108,7 @@ impl Draft {
     pub fn resume() -> Option<Draft> {
         let base = EVENT_SCRATCH.get_ptr_mut(0)? as *mut u8;
         let len1 = unsafe { core::ptr::read_volatile(&(*(base as *const Event)).len1) } as usize;
-        Some(Draft {
-            base,
-            len1: len1 & (FIELD_CAP - 1),
-        })
+        Some(Draft { base, len1: len1 & (FIELD_CAP - 1) })
     }
 
     #[inline(always)]
@@ -123,7 +120,11 @@ impl Draft {
     #[inline(always)]
     pub fn set_identity(&mut self, dentry: u64) {
         if let Some((key, mode)) = crate::kernel::dentry_inode(dentry) {
-            let inode = crate::kernel::field::<u64>(crate::kernel::typed(dentry, crate::kernel::ty!(dentry)), crate::kernel::off!(dentry_inode)).unwrap_or(0);
+            let inode = crate::kernel::field::<u64>(
+                crate::kernel::typed(dentry, crate::kernel::ty!(dentry)),
+                crate::kernel::off!(dentry_inode),
+            )
+            .unwrap_or(0);
             let ev = self.event();
             ev.ino = key.ino;
             ev.dev = key.dev;
@@ -153,11 +154,7 @@ impl Draft {
     /// Record the length of field 1; field 2 starts right after it.
     #[inline(always)]
     pub fn set_len1(&mut self, len: usize) {
-        let len = if len > FIELD_CAP - 1 {
-            FIELD_CAP - 1
-        } else {
-            len
-        };
+        let len = if len > FIELD_CAP - 1 { FIELD_CAP - 1 } else { len };
         self.len1 = len;
         self.event().len1 = len as u32;
     }
@@ -170,11 +167,7 @@ impl Draft {
 
     #[inline(always)]
     pub fn set_len2(&mut self, len: usize) {
-        let len = if len > FIELD_CAP - 1 {
-            FIELD_CAP - 1
-        } else {
-            len
-        };
+        let len = if len > FIELD_CAP - 1 { FIELD_CAP - 1 } else { len };
         self.event().len2 = len as u32;
     }
 

@@ -93,35 +93,21 @@ impl Job {
     /// An object the kernel resolved.
     #[inline(always)]
     pub fn push_kernel(&mut self, path: KPath) -> Option<()> {
-        self.push(Target {
-            kind: target_kind::KERNEL,
-            absolute: 0,
-            base: path,
-            len: 0,
-            flags: 0,
-        })
+        self.push(Target { kind: target_kind::KERNEL, absolute: 0, base: path, len: 0, flags: 0 })
     }
 
     /// Copy the user string at `addr` (at most `cap` bytes) into the next string slot.
     #[inline(always)]
     fn copy_string(&mut self, addr: u64, cap: u32) -> Option<(u32, u32)> {
         let i = (self.count as usize) & 1;
-        let cap = if cap as usize > USER_PATH_CAP {
-            USER_PATH_CAP as u32
-        } else {
-            cap
-        };
+        let cap = if cap as usize > USER_PATH_CAP { USER_PATH_CAP as u32 } else { cap };
         let dst = self.strings[i].as_mut_ptr();
         let n = unsafe { bpf_probe_read_user_str(dst.cast(), cap, addr as *const _) };
         if n <= 0 {
             return None;
         }
         let len = (n - 1) as u32;
-        let flags = if len >= cap - 1 {
-            flag::PATH1_TRUNCATED
-        } else {
-            0
-        };
+        let flags = if len >= cap - 1 { flag::PATH1_TRUNCATED } else { 0 };
         Some((len, flags))
     }
 
@@ -132,31 +118,15 @@ impl Job {
         let i = (self.count as usize) & 1;
         let absolute = len > 0 && self.strings[i][0] == b'/';
         let base = path_base(task, dfd, absolute)?;
-        self.push(Target {
-            kind: target_kind::USER,
-            absolute: absolute as u32,
-            base,
-            len,
-            flags,
-        })
+        self.push(Target { kind: target_kind::USER, absolute: absolute as u32, base, len, flags })
     }
 
     /// A string reported as written. Returns its length.
     #[inline(always)]
     pub fn push_raw(&mut self, addr: u64, cap: u32) -> Option<u32> {
         let (len, flags) = self.copy_string(addr, cap)?;
-        let base = KPath {
-            vfsmount: 0,
-            dentry: 0,
-        };
-        self.push(Target {
-            kind: target_kind::RAW,
-            absolute: 0,
-            base,
-            len,
-            flags,
-        })?;
+        let base = KPath { vfsmount: 0, dentry: 0 };
+        self.push(Target { kind: target_kind::RAW, absolute: 0, base, len, flags })?;
         Some(len)
     }
 }
-

@@ -19,7 +19,9 @@
 //! ([`tp_field`]).
 
 use aya_ebpf::helpers::{bpf_probe_read_kernel_str_bytes, generated::bpf_get_current_task_btf};
-use monitor_common::{Ids, InodeKey, CGROUP_DEFAULT_HIERARCHY, CGROUP_NAME_LEN, CGROUP_SUBSYS_MAX, RDONLY_CAST_MARK};
+use monitor_common::{
+    Ids, InodeKey, CGROUP_DEFAULT_HIERARCHY, CGROUP_NAME_LEN, CGROUP_SUBSYS_MAX, RDONLY_CAST_MARK,
+};
 
 use crate::CONFIG;
 

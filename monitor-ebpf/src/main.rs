@@ -75,7 +75,8 @@ static CAPTURE: LruHashMap<CaptureKey, capture::Capture> = LruHashMap::with_max_
 /// captured connection, and skips the hash lookup. Bytes, not bits: a plain store sets
 /// one without a read-modify-write that could lose another CPU's.
 #[map]
-static CAPTURING: aya_ebpf::maps::Array<[u8; capture::CAPTURING_SLOTS]> = aya_ebpf::maps::Array::with_max_entries(1, 0);
+static CAPTURING: aya_ebpf::maps::Array<[u8; capture::CAPTURING_SLOTS]> =
+    aya_ebpf::maps::Array::with_max_entries(1, 0);
 
 /// `class::*` bits for which every event goes to userspace (a rule without a path filter),
 /// and `FILTER_READ_OPENS`. A map, not `CONFIG`, so that a rules reload can change it.
@@ -91,7 +92,8 @@ static WATCH_INODES: HashMap<InodeKey, InodeEntry> = HashMap::with_max_entries(1
 /// ancestor of one is unlinked or renamed, compared with what each `WATCH_INODES` entry was
 /// armed at.
 #[map]
-static WATCH_EPOCHS: aya_ebpf::maps::Array<u64> = aya_ebpf::maps::Array::with_max_entries(monitor_common::epoch::SLOTS, 0);
+static WATCH_EPOCHS: aya_ebpf::maps::Array<u64> =
+    aya_ebpf::maps::Array::with_max_entries(monitor_common::epoch::SLOTS, 0);
 
 /// Watched absolute paths by FNV-1a hash (written and canonical spellings).
 #[map]

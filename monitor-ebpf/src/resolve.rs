@@ -64,14 +64,7 @@ fn resolve_stage_inner(ctx: &TracePointContext) {
     };
     let dst = d.field_at(offset);
     let string = unsafe { (*job).strings[i].as_ptr() };
-    let none = Resolved {
-        len: 0,
-        flags: 0,
-        watch: WatchValue {
-            watch_id: 0,
-            classes: 0,
-        },
-    };
+    let none = Resolved { len: 0, flags: 0, watch: WatchValue { watch_id: 0, classes: 0 } };
     let foreign = vol(unsafe { &(*job).foreign }) != 0;
     let renames = vol(unsafe { &(*job).renames }) != 0;
     let r = resolve_target(&target, string, foreign, renames, dst).unwrap_or(none);
@@ -84,11 +77,7 @@ fn resolve_stage_inner(ctx: &TracePointContext) {
         (*job).results[i] = r;
         (*job).current = i as u32 + 1;
     }
-    let next = if (i as u32) + 1 < count {
-        stage::RESOLVE
-    } else {
-        stage::FINISH
-    };
+    let next = if (i as u32) + 1 < count { stage::RESOLVE } else { stage::FINISH };
     tail_call(ctx, next);
 }
 
@@ -119,10 +108,7 @@ pub fn finish_stage(_ctx: &TracePointContext) {
     if count > 1 && vol(&job.results[1].flags) & flag::PATH1_TRUNCATED != 0 {
         flags |= flag::PATH2_TRUNCATED;
     }
-    let mut watch2 = WatchValue {
-        watch_id: 0,
-        classes: 0,
-    };
+    let mut watch2 = WatchValue { watch_id: 0, classes: 0 };
     if let Some(r2) = secondary {
         flags |= r2.flags & (flag::PATH_UNCLEAN | flag::EPOCH_BUMPED);
         watch2 = r2.watch;

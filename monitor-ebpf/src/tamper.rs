@@ -47,9 +47,15 @@ pub fn signal(ctx: &BtfTracePointContext) {
         1 => SI_KERNEL,
         // si_signo, si_errno, si_code. The verifier takes this argument for a number (it may
         // encode an error): read with a helper, on this rare path.
-        _ => unsafe { aya_ebpf::helpers::bpf_probe_read_kernel((info + 8) as *const i32).unwrap_or(SI_USER) },
+        _ => unsafe {
+            aya_ebpf::helpers::bpf_probe_read_kernel((info + 8) as *const i32).unwrap_or(SI_USER)
+        },
     };
-    report(tamper_op::SIGNAL, -1, [sig as u64, self_tgid() as u64, result as u64, code as u32 as u64]);
+    report(
+        tamper_op::SIGNAL,
+        -1,
+        [sig as u64, self_tgid() as u64, result as u64, code as u32 as u64],
+    );
 }
 
 /// sys_enter of ptrace (pid in a1) and process_vm_readv/writev (pid in a0).

@@ -200,7 +200,10 @@ impl PresentationArgs {
     pub fn presentation(self) -> monitor::pipeline::Presentation {
         monitor::pipeline::Presentation {
             audit_trail: self.audit_trail,
-            aggregation: monitor::detect::aggregate::Settings { window_ns: self.aggregate_window.saturating_mul(1_000_000_000), max_keys: self.aggregate_keys as usize },
+            aggregation: monitor::detect::aggregate::Settings {
+                window_ns: self.aggregate_window.saturating_mul(1_000_000_000),
+                max_keys: self.aggregate_keys as usize,
+            },
         }
     }
 }

@@ -63,16 +63,11 @@ fn page(
         .display_name(name.to_string())
         .bin_name(name.replace('-', " "))
         .version(env!("CARGO_PKG_VERSION"));
-    clap_mangen::Man::new(named)
-        .section(SECTION)
-        .render(&mut buf)?;
+    clap_mangen::Man::new(named).section(SECTION).render(&mut buf)?;
     let path = dir.join(format!("{name}.{SECTION}"));
     std::fs::write(&path, buf)?;
     written.push(path);
-    for sub in cmd
-        .get_subcommands()
-        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
-    {
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
         page(sub, &format!("{name}-{}", sub.get_name()), dir, written)?;
     }
     Ok(())
@@ -97,10 +92,7 @@ mod tests {
 
     /// Every visible subcommand, as `run`, `rules check`, ...
     fn subcommands(cmd: &Command, prefix: &str, out: &mut Vec<String>) {
-        for sub in cmd
-            .get_subcommands()
-            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
-        {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
             let full = format!("{prefix}{}", sub.get_name());
             out.push(full.clone());
             subcommands(sub, &format!("{full} "), out);
@@ -128,9 +120,7 @@ mod tests {
                 main.contains(&format!("monitor\\-{top}")) || main.contains(top),
                 "monitor.8 names {top}"
             );
-            let page = dir
-                .path()
-                .join(format!("monitor-{}.8", sub.replace(' ', "-")));
+            let page = dir.path().join(format!("monitor-{}.8", sub.replace(' ', "-")));
             assert!(written.contains(&page), "a page for {sub}");
             let text = std::fs::read_to_string(&page).unwrap();
             assert!(
@@ -138,14 +128,8 @@ mod tests {
                 "{sub}'s page shows its usage:\n{text}"
             );
         }
-        assert!(
-            !main.contains("generate"),
-            "the hidden subcommand stays out of the manual"
-        );
-        assert!(
-            !main.contains("monitor\\-help"),
-            "no reference to a page that is not written"
-        );
+        assert!(!main.contains("generate"), "the hidden subcommand stays out of the manual");
+        assert!(!main.contains("monitor\\-help"), "no reference to a page that is not written");
         assert!(main.contains(".SH EXIT STATUS") && main.contains(".SH SIGNALS"));
         assert!(!dir.path().join("monitor-generate.8").exists());
         let run = std::fs::read_to_string(dir.path().join("monitor-run.8")).unwrap();
@@ -159,10 +143,8 @@ mod tests {
     fn completions_are_written_for_bash_zsh_and_fish() {
         let dir = tempfile::tempdir().unwrap();
         let written = completions(crate::Cli::command(), dir.path()).unwrap();
-        let names: Vec<_> = written
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
+        let names: Vec<_> =
+            written.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
         assert_eq!(names, ["monitor.bash", "_monitor", "monitor.fish"]);
         let bash = std::fs::read_to_string(dir.path().join("monitor.bash")).unwrap();
         assert!(

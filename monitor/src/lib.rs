@@ -7,8 +7,8 @@
 
 pub mod check;
 pub mod detect;
-pub mod error;
 pub mod enrich;
+pub mod error;
 pub mod event;
 pub mod hash;
 pub mod pipeline;

@@ -16,23 +16,37 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
         .init();
     let result = match Cli::parse().command {
-        Command::Run { rules, heartbeat, capture, source, presentation } => cmd::run::run(rules, heartbeat, capture, source, presentation.presentation()),
-        Command::Replay { files, rules, format, presentation } => cmd::replay::replay(files, rules, format == Format::Auditd, presentation.presentation()),
+        Command::Run { rules, heartbeat, capture, source, presentation } => {
+            cmd::run::run(rules, heartbeat, capture, source, presentation.presentation())
+        }
+        Command::Replay { files, rules, format, presentation } => {
+            cmd::replay::replay(files, rules, format == Format::Auditd, presentation.presentation())
+        }
         Command::Check { json, format, profile, level, only, skip, list } => {
-            let format = if json { ReportFormat::Json } else { format.unwrap_or(ReportFormat::Table) };
+            let format =
+                if json { ReportFormat::Json } else { format.unwrap_or(ReportFormat::Table) };
             let profile = match profile {
                 ProfileArg::All => monitor::check::Profile::All,
                 ProfileArg::CisDocker => monitor::check::Profile::CisDocker,
                 ProfileArg::HardeningGuides => monitor::check::Profile::HardeningGuides,
             };
-            cmd::check::check(format, monitor::check::Selection { profile, level, only, skip }, list)
+            cmd::check::check(
+                format,
+                monitor::check::Selection { profile, level, only, skip },
+                list,
+            )
         }
         Command::Rules { command: RulesCommand::Check { paths } } => cmd::rules::check(paths),
         Command::Rules { command: RulesCommand::List { rules } } => cmd::rules::list(rules),
-        Command::Rules { command: RulesCommand::Export { rules, for_host } } => cmd::rules::export(rules, for_host),
+        Command::Rules { command: RulesCommand::Export { rules, for_host } } => {
+            cmd::rules::export(rules, for_host)
+        }
         Command::Generate { what } => {
             let command = <Cli as clap::CommandFactory>::command();
             let written = match &what {

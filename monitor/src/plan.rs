@@ -139,10 +139,7 @@ pub fn canonicalise(path: &str) -> String {
             }
             return out.to_string_lossy().into_owned();
         }
-        match (
-            existing.file_name().map(|f| f.to_owned()),
-            existing.parent(),
-        ) {
+        match (existing.file_name().map(|f| f.to_owned()), existing.parent()) {
             (Some(name), Some(parent)) => {
                 rest.push(name);
                 existing = parent.to_path_buf();
@@ -186,7 +183,13 @@ pub fn generation(path: &Path, ino: u64) -> Option<u32> {
     let mut mount_id: libc::c_int = 0;
     // SAFETY: `h` starts like `struct file_handle` with room for MAX_HANDLE bytes after it.
     let rc = unsafe {
-        libc::name_to_handle_at(libc::AT_FDCWD, c.as_ptr(), (&mut h as *mut Handle).cast(), &mut mount_id, libc::AT_SYMLINK_FOLLOW)
+        libc::name_to_handle_at(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            (&mut h as *mut Handle).cast(),
+            &mut mount_id,
+            libc::AT_SYMLINK_FOLLOW,
+        )
     };
     if rc != 0 {
         return None;
@@ -224,11 +227,19 @@ mod tests {
         let ino = 0x1_0000_0007u64;
         assert_eq!(decode_generation(1, &[7, 99], 7), Some(99), "ext4: [ino, gen]");
         assert_eq!(decode_generation(2, &[7, 99, 2, 5], 7), Some(99), "ext4 with parent");
-        assert_eq!(decode_generation(1, &[99, 7, 1], ino), Some(99), "tmpfs: [gen, ino lo, ino hi]");
+        assert_eq!(
+            decode_generation(1, &[99, 7, 1], ino),
+            Some(99),
+            "tmpfs: [gen, ino lo, ino hi]"
+        );
         assert_eq!(decode_generation(0x81, &[7, 1, 99], ino), Some(99), "xfs 64-bit");
         assert_eq!(decode_generation(0x4d, &[7, 1, 5, 0, 99], ino), Some(99), "btrfs");
         assert_eq!(decode_generation(1, &[8, 99], 7), None, "another inode's handle");
-        assert_eq!(decode_generation(0xf8, &[1, 2, 3, 4, 5, 6], 7), None, "overlayfs: unknown layout");
+        assert_eq!(
+            decode_generation(0xf8, &[1, 2, 3, 4, 5, 6], 7),
+            None,
+            "overlayfs: unknown layout"
+        );
     }
 
     /// On this machine's filesystems (ext4 under /var/tmp, tmpfs under /dev/shm), the
@@ -247,7 +258,9 @@ mod tests {
             let ino = std::fs::metadata(&f).unwrap().ino();
             let file = std::fs::File::open(&f).unwrap();
             let mut kernel: libc::c_long = 0;
-            let rc = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&file), FS_IOC_GETVERSION, &mut kernel) };
+            let rc = unsafe {
+                libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&file), FS_IOC_GETVERSION, &mut kernel)
+            };
             let mine = generation(&f, ino);
             if rc == 0 {
                 assert_eq!(mine, Some(kernel as u32), "{}", f.display());
@@ -262,7 +275,8 @@ mod tests {
         }
         std::fs::remove_dir_all(&dir).unwrap();
         if Path::new("/dev/shm").is_dir() {
-            let f = std::path::PathBuf::from(format!("/dev/shm/monitor-gen-{}", std::process::id()));
+            let f =
+                std::path::PathBuf::from(format!("/dev/shm/monitor-gen-{}", std::process::id()));
             std::fs::write(&f, "x").unwrap();
             let ino = std::fs::metadata(&f).unwrap().ino();
             assert!(generation(&f, ino).is_some(), "tmpfs handles carry the generation");

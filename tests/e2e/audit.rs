@@ -4,7 +4,9 @@
 //! Also replay of hand-written logs covering every record shape the reader handles.
 
 use monitor_tests::audit::AuditedHost;
-use monitor_tests::{connect_as, docker, get, monitor_bin, privileged, s, scratch_dir, setresuid_child, Monitor};
+use monitor_tests::{
+    connect_as, docker, get, monitor_bin, privileged, s, scratch_dir, setresuid_child, Monitor,
+};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
@@ -20,7 +22,10 @@ fn replay(files: &[&Path], rules: Option<&Path>) -> (Vec<Value>, String) {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "replay failed: {stderr}");
     let lines = String::from_utf8(out.stdout).expect("stdout is UTF-8");
-    let alerts = lines.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    let alerts = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
     (alerts, stderr)
 }
 
@@ -64,21 +69,52 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
     let c1 = conf.clone();
     let c2 = conf.clone();
     let expected: Vec<Check> = vec![
-        ("write under /etc/docker", Box::new(move |a: &Value| s(a, "rule.key") == "docker-config" && s(a, "event.action") == "write" && s(a, "file.path") == c1)),
-        ("unlink under /etc/docker", Box::new(move |a: &Value| s(a, "rule.key") == "docker-config" && s(a, "event.action") == "unlink" && s(a, "file.path") == c2)),
-        ("exec of the docker client", Box::new(move |a: &Value| {
-            s(a, "rule.key") == "docker-client-run"
-                && s(a, "event.kind") == "event"
-                && s(a, "event.action") == "exec"
-                && get(a, "process.pid").as_u64() == Some(client_pid)
-        })),
-        ("setresuid back to root", Box::new(move |a: &Value| s(a, "rule.key") == "setuid-root" && get(a, "process.pid").as_u64() == Some(root))),
-        ("connect to the docker socket as nobody", Box::new(move |a: &Value| {
-            s(a, "rule.key") == "docker-socket-nonroot" && get(a, "process.pid").as_u64() == Some(nobody)
-        })),
-        ("finit_module", Box::new(move |a: &Value| {
-            s(a, "rule.key") == "kernel-modules" && s(a, "syscall.name") == "finit_module" && get(a, "process.pid").as_u64() == Some(me)
-        })),
+        (
+            "write under /etc/docker",
+            Box::new(move |a: &Value| {
+                s(a, "rule.key") == "docker-config"
+                    && s(a, "event.action") == "write"
+                    && s(a, "file.path") == c1
+            }),
+        ),
+        (
+            "unlink under /etc/docker",
+            Box::new(move |a: &Value| {
+                s(a, "rule.key") == "docker-config"
+                    && s(a, "event.action") == "unlink"
+                    && s(a, "file.path") == c2
+            }),
+        ),
+        (
+            "exec of the docker client",
+            Box::new(move |a: &Value| {
+                s(a, "rule.key") == "docker-client-run"
+                    && s(a, "event.kind") == "event"
+                    && s(a, "event.action") == "exec"
+                    && get(a, "process.pid").as_u64() == Some(client_pid)
+            }),
+        ),
+        (
+            "setresuid back to root",
+            Box::new(move |a: &Value| {
+                s(a, "rule.key") == "setuid-root" && get(a, "process.pid").as_u64() == Some(root)
+            }),
+        ),
+        (
+            "connect to the docker socket as nobody",
+            Box::new(move |a: &Value| {
+                s(a, "rule.key") == "docker-socket-nonroot"
+                    && get(a, "process.pid").as_u64() == Some(nobody)
+            }),
+        ),
+        (
+            "finit_module",
+            Box::new(move |a: &Value| {
+                s(a, "rule.key") == "kernel-modules"
+                    && s(a, "syscall.name") == "finit_module"
+                    && get(a, "process.pid").as_u64() == Some(me)
+            }),
+        ),
     ];
     let mut live = Vec::new();
     for (what, pred) in &expected {
@@ -88,11 +124,21 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
     assert!(stop.contains("exit status: 0"), "{stop}");
     // Details the audit records carry.
     assert_eq!(s(&live[2], "process.executable"), "/usr/bin/docker", "{}", live[2]);
-    assert_eq!(get(&live[2], "process.args"), &serde_json::json!(["/usr/bin/docker", "--version"]), "{}", live[2]);
+    assert_eq!(
+        get(&live[2], "process.args"),
+        &serde_json::json!(["/usr/bin/docker", "--version"]),
+        "{}",
+        live[2]
+    );
     assert_eq!(s(&live[3], "syscall.name"), "setresuid", "{}", live[3]);
     assert_eq!(get(&live[3], "setid.after.euid").as_u64(), Some(0), "{}", live[3]);
     assert_eq!(s(&live[4], "user.id"), "65534", "{}", live[4]);
-    assert_eq!(s(&live[4], "event.outcome"), "failure", "the socket is root:docker 0660: {}", live[4]);
+    assert_eq!(
+        s(&live[4], "event.outcome"),
+        "failure",
+        "the socket is root:docker 0660: {}",
+        live[4]
+    );
     assert_eq!(s(&live[4], "socket.requested_path"), "/run/docker.sock", "{}", live[4]);
     assert_eq!(s(&live[5], "event.outcome"), "failure", "{}", live[5]);
     assert_eq!(s(&live[5], "event.action"), "syscall", "{}", live[5]);
@@ -101,7 +147,9 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
 
     // The same records, from auditd's log.
     let nobody_pid = format!(" pid={nobody} ");
-    let log = host.log_since_start(|t| t.contains(&nobody_pid) && t.contains(&format!("pid={root} ")) && t.contains("syscall=313"));
+    let log = host.log_since_start(|t| {
+        t.contains(&nobody_pid) && t.contains(&format!("pid={root} ")) && t.contains("syscall=313")
+    });
     drop(host);
     let file = dir.join("audit.log");
     std::fs::write(&file, &log).unwrap();
@@ -129,7 +177,10 @@ fn finit_module_child(fd: i32) -> u32 {
     }
     let mut status = 0;
     unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "finit_module of a non-module cannot succeed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "finit_module of a non-module cannot succeed"
+    );
     pid as u32
 }
 
@@ -186,7 +237,11 @@ fn replay_reads_every_record_shape_and_reports_bad_lines() {
     let keys: Vec<&str> = alerts.iter().map(|a| s(a, "rule.key")).collect();
     assert_eq!(keys, ["docker-client", "docker-config", "kill9", "sudo-cmd"], "{alerts:#?}");
     let exec = &alerts[0];
-    assert_eq!(get(exec, "process.args"), &serde_json::json!(["docker", "run", "--priv"]), "{exec}");
+    assert_eq!(
+        get(exec, "process.args"),
+        &serde_json::json!(["docker", "run", "--priv"]),
+        "{exec}"
+    );
     assert_eq!(s(exec, "host.hostname"), "web1", "{exec}");
     assert_eq!(s(exec, "@timestamp"), "2023-11-14T22:13:20.100000000Z", "{exec}");
     let rename = &alerts[1];

@@ -17,7 +17,11 @@ fn replay(file: &Path, rules: &[&Path]) -> (Vec<Value>, String, bool) {
         cmd.arg("--rules").arg(r);
     }
     let out = cmd.output().unwrap();
-    let lines = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     (lines, String::from_utf8_lossy(&out.stderr).into_owned(), out.status.success())
 }
 
@@ -43,14 +47,28 @@ fn a_replay_with_the_same_rules_prints_exactly_what_the_live_run_printed() {
     )
     .unwrap();
     let file = root.join("run.cap");
-    let m = Monitor::start_args(&[&rules], &["--heartbeat", "1", "--capture", file.to_str().unwrap()]);
+    let m =
+        Monitor::start_args(&[&rules], &["--heartbeat", "1", "--capture", file.to_str().unwrap()]);
     // A bit of everything: files (relative and `..` too), exec on the host and in a
     // container, a socket, a uid 65534 -> 0 transition.
-    Command::new("sh").arg("-c").arg(format!("cd {r}/watched/sub && echo x > ../a && mv ../a ../b && rm ../b")).status().unwrap();
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("cd {r}/watched/sub && echo x > ../a && mv ../a ../b && rm ../b"))
+        .status()
+        .unwrap();
     // busybox picks the applet by argv[0].
-    assert!(Command::new(root.join("bin/watched-busybox")).arg0("busybox").arg("true").status().unwrap().success());
+    assert!(Command::new(root.join("bin/watched-busybox"))
+        .arg0("busybox")
+        .arg("true")
+        .status()
+        .unwrap()
+        .success());
     let bin = format!("{r}/bin/watched-busybox:/busybox:ro");
-    assert!(Command::new("docker").args(["run", "--rm", "--network", "none", "-v", &bin, IMAGE, "/busybox", "true"]).status().unwrap().success());
+    assert!(Command::new("docker")
+        .args(["run", "--rm", "--network", "none", "-v", &bin, IMAGE, "/busybox", "true"])
+        .status()
+        .unwrap()
+        .success());
     let sock = root.join("sock/s");
     let _l = UnixListener::bind(&sock).unwrap();
     UnixStream::connect(&sock).unwrap();
@@ -63,7 +81,9 @@ fn a_replay_with_the_same_rules_prints_exactly_what_the_live_run_printed() {
         }
     }
     unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-    m.wait_for("the container exec", |a| s(a, "rule.key") == "cap-exec" && a.get("container").is_some());
+    m.wait_for("the container exec", |a| {
+        s(a, "rule.key") == "cap-exec" && a.get("container").is_some()
+    });
     m.wait_for("the setuid", |a| s(a, "rule.key") == "cap-root");
     m.wait_for("a heartbeat", |a| s(a, "event.action") == "heartbeat");
     assert_eq!(m.stop(libc::SIGTERM), "exit status: 0");
@@ -88,8 +108,17 @@ fn a_replay_with_the_same_rules_prints_exactly_what_the_live_run_printed() {
     let (replayed, err, ok) = replay(&file, &[&other]);
     assert!(ok, "{err}");
     let alerts: Vec<&Value> = replayed.iter().filter(|a| s(a, "event.kind") == "alert").collect();
-    assert!(alerts.len() >= 2 && alerts.iter().all(|a| s(a, "rule.key") == "other-exec" || s(a, "rule.key") == "monitor-tamper"), "{alerts:#?}");
-    assert!(alerts.iter().any(|a| a.get("container").is_some()), "container context comes from the capture");
+    assert!(
+        alerts.len() >= 2
+            && alerts
+                .iter()
+                .all(|a| s(a, "rule.key") == "other-exec" || s(a, "rule.key") == "monitor-tamper"),
+        "{alerts:#?}"
+    );
+    assert!(
+        alerts.iter().any(|a| a.get("container").is_some()),
+        "container context comes from the capture"
+    );
 
     // Cut off mid-record: everything before is replayed, and the cut is reported.
     let data = std::fs::read(&file).unwrap();

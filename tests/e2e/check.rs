@@ -89,7 +89,9 @@ fn a_world_writable_docker_socket_is_critical() {
     let sock = "/run/docker.sock";
     let mode = std::fs::metadata(sock).unwrap().permissions().mode() & 0o7777;
     let mut restore = Restore::default();
-    restore.push(move || std::fs::set_permissions(sock, std::fs::Permissions::from_mode(mode)).unwrap());
+    restore.push(move || {
+        std::fs::set_permissions(sock, std::fs::Permissions::from_mode(mode)).unwrap()
+    });
     std::fs::set_permissions(sock, std::fs::Permissions::from_mode(0o666)).unwrap();
     let (f, code) = check("DOCKER-SOCKET-PERMS");
     assert_eq!(s(&f, "monitor.check.result"), "fail", "{f}");
@@ -145,27 +147,43 @@ fn config_files_flip_kernel_and_user_findings() {
     let sudo_before = check("USR-NOPASSWD-SUDO").0;
     {
         let mut restore = Restore::default();
-        temp_file(&mut restore, "/etc/modprobe.d/monitor-e2e-usb.conf", "install usb-storage /bin/false\n");
-        temp_file(&mut restore, "/etc/profile.d/monitor-e2e-tmout.sh", "readonly TMOUT=900; export TMOUT\n");
+        temp_file(
+            &mut restore,
+            "/etc/modprobe.d/monitor-e2e-usb.conf",
+            "install usb-storage /bin/false\n",
+        );
+        temp_file(
+            &mut restore,
+            "/etc/profile.d/monitor-e2e-tmout.sh",
+            "readonly TMOUT=900; export TMOUT\n",
+        );
         temp_file(&mut restore, "/etc/sudoers.d/monitor-e2e", "core ALL=(ALL) NOPASSWD: ALL\n");
         match std::fs::read_to_string("/proc/modules") {
             Ok(m) if !m.lines().any(|l| l.starts_with("usb_storage ")) => {
                 assert_eq!(status("KERN-USB-STORAGE"), "pass");
                 assert!(evidence("KERN-USB-STORAGE").contains("monitor-e2e-usb.conf"));
             }
-            Ok(_) => assert_eq!(status("KERN-USB-STORAGE"), "fail", "loaded: modprobe.d cannot help"),
+            Ok(_) => {
+                assert_eq!(status("KERN-USB-STORAGE"), "fail", "loaded: modprobe.d cannot help")
+            }
             // No module loading at all (our CI kernel): nothing for modprobe.d to change.
             Err(_) => assert!(evidence("KERN-USB-STORAGE").contains("cannot load modules")),
         }
         assert_eq!(status("KERN-TMOUT"), "pass");
         let (f, _) = check("USR-NOPASSWD-SUDO");
         assert_eq!(s(&f, "monitor.check.result"), "fail", "{f}");
-        assert!(get(&f, "monitor.check.evidence").to_string().contains("/etc/sudoers.d/monitor-e2e:1"), "{f}");
+        assert!(
+            get(&f, "monitor.check.evidence").to_string().contains("/etc/sudoers.d/monitor-e2e:1"),
+            "{f}"
+        );
     }
     // Back as they were.
     assert_eq!(status("KERN-USB-STORAGE"), usb_before);
     assert_eq!(status("KERN-TMOUT"), tmout_before);
-    assert_eq!(check("USR-NOPASSWD-SUDO").0["monitor"]["check"]["result"], sudo_before["monitor"]["check"]["result"]);
+    assert_eq!(
+        check("USR-NOPASSWD-SUDO").0["monitor"]["check"]["result"],
+        sudo_before["monitor"]["check"]["result"]
+    );
     // A fresh machine of ours has no TMOUT (the guides' settings are not applied).
     if std::env::var("CI").as_deref() == Ok("true") {
         assert_eq!(tmout_before, "fail");
@@ -183,14 +201,22 @@ fn what_cannot_be_read_is_unknown_never_pass() {
         .gid(65534)
         .output()
         .unwrap();
-    let lines: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     for f in &lines {
         assert_eq!(s(f, "monitor.check.result"), "unknown", "{f}");
         assert!(s(f, "monitor.check.reason").contains("/etc/shadow"), "{f}");
         assert_eq!(s(f, "event.outcome"), "unknown");
     }
-    assert_eq!(out.status.code(), Some(9), "unknown is not a failure, but not a clean result either");
+    assert_eq!(
+        out.status.code(),
+        Some(9),
+        "unknown is not a failure, but not a clean result either"
+    );
 }
 
 #[test]
@@ -202,7 +228,11 @@ fn the_full_report_is_json_lines_with_a_matching_exit_code() {
     let started = std::time::Instant::now();
     let out = Command::new(monitor_bin()).args(["check", "--json"]).output().unwrap();
     let elapsed = started.elapsed();
-    let findings: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let findings: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     // One line per check, and one per container or image for the checks that look at each.
     let list = Command::new(monitor_bin()).args(["check", "--list"]).output().unwrap();
     let ids: std::collections::BTreeSet<&str> = findings.iter().map(|f| s(f, "rule.id")).collect();
@@ -212,7 +242,11 @@ fn the_full_report_is_json_lines_with_a_matching_exit_code() {
     let mut unknown = false;
     for f in &findings {
         assert_eq!(s(f, "event.kind"), "state");
-        assert!(["pass", "fail", "warn", "unknown", "not-applicable"].contains(&s(f, "monitor.check.result")), "{f}");
+        assert!(
+            ["pass", "fail", "warn", "unknown", "not-applicable"]
+                .contains(&s(f, "monitor.check.result")),
+            "{f}"
+        );
         assert!(!s(f, "monitor.check.remediation").is_empty());
         let sev = severities.iter().position(|w| *w == s(f, "monitor.severity")).unwrap();
         assert_eq!(get(f, "event.severity").as_u64(), Some([0, 21, 47, 73, 99][sev]), "{f}");

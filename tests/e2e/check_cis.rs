@@ -61,12 +61,20 @@ impl Drop for Fleet {
 fn findings(args: &[&str]) -> (Vec<Value>, i32) {
     let out = Command::new(monitor_bin()).arg("check").args(args).arg("--json").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    (text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect(), out.status.code().unwrap())
+    (
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect(),
+        out.status.code().unwrap(),
+    )
 }
 
 /// The finding of CIS recommendation `cis` for the container `name`.
 fn about<'a>(all: &'a [Value], name: &str, cis: &str) -> &'a Value {
-    let hits: Vec<&Value> = all.iter().filter(|f| s(f, "container.name") == name && s(f, "monitor.check.cis_id") == cis).collect();
+    let hits: Vec<&Value> = all
+        .iter()
+        .filter(|f| s(f, "container.name") == name && s(f, "monitor.check.cis_id") == cis)
+        .collect();
     assert_eq!(hits.len(), 1, "one finding of {cis} for {name}");
     hits[0]
 }
@@ -84,15 +92,34 @@ fn each_risky_setting_fails_its_recommendation_and_a_hardened_container_passes()
     let mut fleet = Fleet::new("risky");
     // Privileged containers cannot start on this VM: created, as the issue's note says.
     let privileged_id = fleet.add("create", "privileged", &["--privileged", "--network", "none"]);
-    let socket_id = fleet.add("run", "socket", &["--network", "none", "-v", "/var/run/docker.sock:/var/run/docker.sock"]);
+    let socket_id = fleet.add(
+        "run",
+        "socket",
+        &["--network", "none", "-v", "/var/run/docker.sock:/var/run/docker.sock"],
+    );
     fleet.add("run", "pidhost", &["--network", "none", "--pid=host"]);
     fleet.add("create", "pidhost-created", &["--network", "none", "--pid=host"]);
     fleet.add("run", "capadd", &["--network", "none", "--cap-add", "SYS_ADMIN"]);
     fleet.add("run", "seccomp", &["--network", "none", "--security-opt", "seccomp=unconfined"]);
     fleet.add("run", "plain", &["--network", "none"]);
     let hardened = [
-        "--network", "none", "--read-only", "--memory", "64m", "--cpus", "0.5", "--pids-limit", "64", "--user", "1000",
-        "--security-opt", "no-new-privileges", "--cap-drop", "ALL", "--restart", "on-failure:5",
+        "--network",
+        "none",
+        "--read-only",
+        "--memory",
+        "64m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "64",
+        "--user",
+        "1000",
+        "--security-opt",
+        "no-new-privileges",
+        "--cap-drop",
+        "ALL",
+        "--restart",
+        "on-failure:5",
     ];
     fleet.add("run", "hardened", &hardened);
 
@@ -109,7 +136,10 @@ fn each_risky_setting_fails_its_recommendation_and_a_hardened_container_passes()
         assert_eq!(s(f, "event.outcome"), "failure");
         assert_eq!(s(f, "rule.id"), format!("CIS-{cis}"));
         assert_eq!(s(f, "rule.ruleset"), "CIS Docker Benchmark v1.6.0");
-        assert!(get(f, "monitor.check.evidence").to_string().contains(evidence), "{name} {cis}: {f}");
+        assert!(
+            get(f, "monitor.check.evidence").to_string().contains(evidence),
+            "{name} {cis}: {f}"
+        );
         f.clone()
     };
     let passes = |name: &str, cis: &str| {
@@ -151,14 +181,24 @@ fn each_risky_setting_fails_its_recommendation_and_a_hardened_container_passes()
     fails("plain", "5.26", "no-new-privileges is not set");
     fails("plain", "4.1", "runs as root");
 
-    for cis in ["4.1", "5.4", "5.5", "5.6", "5.7", "5.8", "5.10", "5.11", "5.12", "5.13", "5.14", "5.15", "5.16", "5.17", "5.20", "5.21", "5.22", "5.26", "5.29", "5.31", "5.32"] {
+    for cis in [
+        "4.1", "5.4", "5.5", "5.6", "5.7", "5.8", "5.10", "5.11", "5.12", "5.13", "5.14", "5.15",
+        "5.16", "5.17", "5.20", "5.21", "5.22", "5.26", "5.29", "5.31", "5.32",
+    ] {
         passes("hardened", cis);
     }
     // The hardened container's limits are the evidence of its passes.
-    assert!(get(about(&all, &fleet.name("hardened"), "5.11"), "monitor.check.evidence").to_string().contains("64 MiB"));
-    assert!(get(about(&all, &fleet.name("hardened"), "5.29"), "monitor.check.evidence").to_string().contains("pids limit 64"));
+    assert!(get(about(&all, &fleet.name("hardened"), "5.11"), "monitor.check.evidence")
+        .to_string()
+        .contains("64 MiB"));
+    assert!(get(about(&all, &fleet.name("hardened"), "5.29"), "monitor.check.evidence")
+        .to_string()
+        .contains("pids limit 64"));
     // sshd is looked for among a running container's processes; a created one has none.
-    assert_eq!(s(about(&all, &fleet.name("privileged"), "5.7"), "monitor.check.result"), "not-applicable");
+    assert_eq!(
+        s(about(&all, &fleet.name("privileged"), "5.7"), "monitor.check.result"),
+        "not-applicable"
+    );
 }
 
 /// Write `path` for the duration of a test (it must not exist yet), removed when dropped.
@@ -167,7 +207,10 @@ struct TempFile(&'static str);
 impl TempFile {
     fn new(path: &'static str, text: &str, mode: u32) -> TempFile {
         use std::os::unix::fs::PermissionsExt;
-        assert!(!std::path::Path::new(path).exists(), "{path} exists already; this test writes its own");
+        assert!(
+            !std::path::Path::new(path).exists(),
+            "{path} exists already; this test writes its own"
+        );
         std::fs::write(path, text).unwrap();
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
         TempFile(path)
@@ -188,7 +231,10 @@ fn daemon_settings_and_files_follow_daemon_json() {
     let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
     docker::ensure();
     let result = |all: &[Value], cis: &str| {
-        let f = all.iter().find(|f| s(f, "monitor.check.cis_id") == cis).unwrap_or_else(|| panic!("no {cis}"));
+        let f = all
+            .iter()
+            .find(|f| s(f, "monitor.check.cis_id") == cis)
+            .unwrap_or_else(|| panic!("no {cis}"));
         (s(f, "monitor.check.result").to_string(), get(f, "monitor.check.evidence").to_string())
     };
     let (before, _) = findings(&["--only", "2.", "3.17", "3.18"]);
@@ -216,7 +262,15 @@ fn daemon_settings_and_files_follow_daemon_json() {
         assert_eq!(r, "fail", "mode 0666 is looser than 0644: {e}");
         assert!(e.contains("mode 0666"), "{e}");
         // dockerd's own command line is read too (the harness starts it with --iptables=false).
-        let cmdline = std::fs::read_to_string(format!("/proc/{}/cmdline", String::from_utf8(Command::new("pidof").arg("dockerd").output().unwrap().stdout).unwrap().split_whitespace().next().unwrap())).unwrap();
+        let cmdline = std::fs::read_to_string(format!(
+            "/proc/{}/cmdline",
+            String::from_utf8(Command::new("pidof").arg("dockerd").output().unwrap().stdout)
+                .unwrap()
+                .split_whitespace()
+                .next()
+                .unwrap()
+        ))
+        .unwrap();
         if cmdline.contains("--iptables=false") {
             let (r, e) = result(&all, "2.4");
             assert_eq!(r, "fail");
@@ -234,7 +288,8 @@ fn profiles_levels_and_the_list() {
         return;
     }
     let list = |args: &[&str]| -> Vec<String> {
-        let out = Command::new(monitor_bin()).args(["check", "--list"]).args(args).output().unwrap();
+        let out =
+            Command::new(monitor_bin()).args(["check", "--list"]).args(args).output().unwrap();
         assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
     };
@@ -242,19 +297,35 @@ fn profiles_levels_and_the_list() {
     // Sections 1-5 and 7 of v1.6.0: 20 + 18 + 24 + 12 + 32 + 9 recommendations.
     assert_eq!(cis.len(), 115, "{cis:#?}");
     for (section, total) in [("1", 20), ("2", 18), ("3", 24), ("4", 12), ("5", 32), ("7", 9)] {
-        let n = cis.iter().filter(|l| l.split_whitespace().nth(1).is_some_and(|id| id.split('.').next() == Some(section))).count();
+        let n = cis
+            .iter()
+            .filter(|l| {
+                l.split_whitespace().nth(1).is_some_and(|id| id.split('.').next() == Some(section))
+            })
+            .count();
         assert_eq!(n, total, "section {section}");
     }
     // The guide checks that decide a recommendation are listed under both profiles.
-    assert!(cis.iter().any(|l| l.starts_with("DOCKER-ICC ") && l.contains(" 2.2 ") && l.contains("cis-docker,hardening-guides")), "{cis:#?}");
+    assert!(
+        cis.iter().any(|l| l.starts_with("DOCKER-ICC ")
+            && l.contains(" 2.2 ")
+            && l.contains("cis-docker,hardening-guides")),
+        "{cis:#?}"
+    );
     assert_eq!(list(&["--profile", "hardening-guides"]).len(), 29);
     let level1 = list(&["--profile", "cis-docker", "--level", "1"]);
     assert!(level1.iter().all(|l| l.contains(" L1 ")), "{level1:#?}");
-    assert!(!level1.iter().any(|l| l.starts_with("DOCKER-USERNS ") || l.starts_with("CIS-5.3 ") || l.starts_with("CIS-1.1.7 ")));
+    assert!(!level1.iter().any(|l| l.starts_with("DOCKER-USERNS ")
+        || l.starts_with("CIS-5.3 ")
+        || l.starts_with("CIS-1.1.7 ")));
     assert_eq!(list(&["--level", "2"]).len(), list(&[]).len());
 
     let (only, _) = findings(&["--only", "CIS-3.", "2.2"]);
-    assert!(only.iter().all(|f| s(f, "monitor.check.cis_id").starts_with("3.") || s(f, "rule.id") == "DOCKER-ICC"));
+    assert!(
+        only.iter()
+            .all(|f| s(f, "monitor.check.cis_id").starts_with("3.")
+                || s(f, "rule.id") == "DOCKER-ICC")
+    );
     assert_eq!(only.len(), 25);
     let out = Command::new(monitor_bin()).args(["check", "--only", "9.9"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "an unknown id is a usage error");
@@ -279,23 +350,44 @@ fn json_lines_are_ecs() {
         let problems = ecs::problems(f, "monitor");
         assert!(problems.is_empty(), "{problems:#?}\n{f}");
         assert_eq!(s(f, "ecs.version"), ecs::VERSION);
-        for k in ["@timestamp", "message", "host.name", "observer.hostname", "rule.id", "rule.name", "rule.ruleset", "monitor.check.result", "monitor.check.remediation"] {
+        for k in [
+            "@timestamp",
+            "message",
+            "host.name",
+            "observer.hostname",
+            "rule.id",
+            "rule.name",
+            "rule.ruleset",
+            "monitor.check.result",
+            "monitor.check.remediation",
+        ] {
             assert!(!s(f, k).is_empty(), "{k}: {f}");
         }
         assert_eq!(s(f, "observer.product"), "monitor");
         assert_eq!(s(f, "observer.vendor"), "monitor");
         assert_eq!(s(f, "event.action"), "posture-check");
         if !matches!(s(f, "monitor.check.result"), "pass" | "fail") {
-            assert!(!s(f, "monitor.check.reason").is_empty(), "warn, not-applicable and unknown say why: {f}");
+            assert!(
+                !s(f, "monitor.check.reason").is_empty(),
+                "warn, not-applicable and unknown say why: {f}"
+            );
         }
     }
 }
 
 /// Python's jsonschema, for validating SARIF against the OASIS schema.
 fn ensure_jsonschema() {
-    let has = || Command::new("python3").args(["-c", "import jsonschema"]).status().is_ok_and(|s| s.success());
+    let has = || {
+        Command::new("python3")
+            .args(["-c", "import jsonschema"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
     if !has() {
-        let st = Command::new("python3").args(["-m", "pip", "install", "--quiet", "jsonschema"]).status().unwrap();
+        let st = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "jsonschema"])
+            .status()
+            .unwrap();
         assert!(st.success() && has(), "installing jsonschema from PyPI failed");
     }
 }
@@ -315,7 +407,8 @@ fn sarif_validates_against_the_sarif_2_1_0_schema() {
     let dir = scratch_dir("check-sarif");
     let file = dir.join("check.sarif");
     std::fs::write(&file, &out.stdout).unwrap();
-    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sarif-schema-2.1.0.json");
+    let schema =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sarif-schema-2.1.0.json");
     let script = "import json, sys, jsonschema\n\
         schema = json.load(open(sys.argv[1])); log = json.load(open(sys.argv[2]))\n\
         cls = jsonschema.validators.validator_for(schema); cls.check_schema(schema)\n\
@@ -340,17 +433,28 @@ fn sarif_validates_against_the_sarif_2_1_0_schema() {
     }
     let privileged = results
         .iter()
-        .find(|r| r["ruleId"] == "CIS-5.5" && r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == format!("container/{id}"))
+        .find(|r| {
+            r["ruleId"] == "CIS-5.5"
+                && r["locations"][0]["logicalLocations"][0]["fullyQualifiedName"]
+                    == format!("container/{id}")
+        })
         .expect("the privileged container's 5.5 result");
     assert_eq!(privileged["kind"], "fail");
     assert_eq!(privileged["level"], "error");
-    assert_eq!(privileged["locations"][0]["physicalLocation"]["artifactLocation"]["uri"], format!("file:///var/lib/docker/containers/{id}/hostconfig.json"));
+    assert_eq!(
+        privileged["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        format!("file:///var/lib/docker/containers/{id}/hostconfig.json")
+    );
     let rule = rules.iter().find(|r| r["id"] == "CIS-5.5").unwrap();
     assert_eq!(rule["properties"]["cis_id"], "5.5");
     assert_eq!(rule["properties"]["security-severity"], "9.5");
     // Every result kind the report can give is a SARIF kind, with level none unless it failed.
     for r in results {
-        assert!(["pass", "fail", "review", "notApplicable", "open"].contains(&r["kind"].as_str().unwrap()), "{r}");
+        assert!(
+            ["pass", "fail", "review", "notApplicable", "open"]
+                .contains(&r["kind"].as_str().unwrap()),
+            "{r}"
+        );
         if r["kind"] != "fail" {
             assert_eq!(r["level"], "none", "{r}");
         }
@@ -385,7 +489,10 @@ fn junit_counts_match_the_findings() {
     assert_eq!(counts["failures"], n("fail"));
     assert_eq!(counts["errors"], n("unknown"));
     assert_eq!(counts["skipped"], n("warn") + n("not-applicable"));
-    assert_eq!(counts["declared"], serde_json::json!([json.len(), n("fail"), n("unknown"), n("warn") + n("not-applicable")]));
+    assert_eq!(
+        counts["declared"],
+        serde_json::json!([json.len(), n("fail"), n("unknown"), n("warn") + n("not-applicable")])
+    );
     assert!(counts["suites"].as_u64().unwrap() >= 13, "guide groups and CIS sections: {counts}");
 }
 
@@ -404,7 +511,10 @@ fn fifty_containers_are_checked_in_under_a_second() {
     let mut lines = 0;
     for _ in 0..5 {
         let started = std::time::Instant::now();
-        let out = Command::new(monitor_bin()).args(["check", "--profile", "all", "--json"]).output().unwrap();
+        let out = Command::new(monitor_bin())
+            .args(["check", "--profile", "all", "--json"])
+            .output()
+            .unwrap();
         times.push(started.elapsed());
         lines = out.stdout.iter().filter(|&&b| b == b'\n').count();
     }

@@ -8,10 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn monitor(args: &[&str]) -> Output {
-    Command::new(monitor_bin())
-        .args(args)
-        .output()
-        .expect("running monitor")
+    Command::new(monitor_bin()).args(args).output().expect("running monitor")
 }
 
 fn stderr(o: &Output) -> String {
@@ -36,11 +33,7 @@ fn a_syntax_error_names_file_and_line_and_loads_nothing() {
         // `run` refuses before loading any program.
         let o = monitor(&["run", "--rules", bad.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(3), "invalid rules: {}", stderr(&o));
-        assert!(
-            stderr(&o).contains(&format!("{}:3:", bad.display())),
-            "{}",
-            stderr(&o)
-        );
+        assert!(stderr(&o).contains(&format!("{}:3:", bad.display())), "{}", stderr(&o));
     }
 }
 
@@ -86,7 +79,14 @@ fn run_refused_in_private_mounts(name: &str, change: fn() -> std::io::Result<()>
                 return Err(std::io::Error::last_os_error());
             }
             let flags = libc::MS_REC | libc::MS_PRIVATE;
-            if libc::mount(std::ptr::null(), c"/".as_ptr(), std::ptr::null(), flags, std::ptr::null()) != 0 {
+            if libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                flags,
+                std::ptr::null(),
+            ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             change()
@@ -133,7 +133,14 @@ fn no_kernel_btf_is_exit_4_with_one_line() {
     // /sys/kernel/btf as an empty tmpfs: what a kernel built without CONFIG_DEBUG_INFO_BTF
     // shows.
     let err = run_refused_in_private_mounts("cli-btf", || unsafe {
-        if libc::mount(c"none".as_ptr(), c"/sys/kernel/btf".as_ptr(), c"tmpfs".as_ptr(), 0, std::ptr::null()) != 0 {
+        if libc::mount(
+            c"none".as_ptr(),
+            c"/sys/kernel/btf".as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        ) != 0
+        {
             return Err(std::io::Error::last_os_error());
         }
         Ok(())
@@ -148,12 +155,7 @@ fn the_default_pack_checks_clean() {
     let o = monitor(&["rules", "check"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    for key in [
-        "docker-socket",
-        "docker-daemon",
-        "docker-config",
-        "setuid-root",
-    ] {
+    for key in ["docker-socket", "docker-daemon", "docker-config", "setuid-root"] {
         assert!(out.contains(key), "key {key} missing from:\n{out}");
     }
 }
@@ -183,11 +185,22 @@ fn the_default_pack_loads_in_the_real_auditctl() {
         |args: &[&std::ffi::OsStr]| Command::new("auditctl").args(args).output().unwrap();
     // The community-style set changes the backlog, failure and rate settings: put back too.
     let status = String::from_utf8_lossy(&auditctl(&["-s".as_ref()]).stdout).into_owned();
-    let setting = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ').map(str::to_string)).unwrap();
-    let restore: Vec<(&str, String)> = [("-b", "backlog_limit"), ("-f", "failure"), ("-r", "rate_limit"), ("--backlog_wait_time", "backlog_wait_time"), ("-e", "enabled")]
-        .iter()
-        .map(|(opt, name)| (*opt, setting(name)))
-        .collect();
+    let setting = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ').map(str::to_string))
+            .unwrap()
+    };
+    let restore: Vec<(&str, String)> = [
+        ("-b", "backlog_limit"),
+        ("-f", "failure"),
+        ("-r", "rate_limit"),
+        ("--backlog_wait_time", "backlog_wait_time"),
+        ("-e", "enabled"),
+    ]
+    .iter()
+    .map(|(opt, name)| (*opt, setting(name)))
+    .collect();
     // Each file as `monitor rules export --for-host` writes it (the monitor's extensions
     // left out: auditd has no parent_exe=), which is what an admin loads into auditd.
     let scratch = scratch_dir("cli-export");
@@ -264,13 +277,29 @@ fn the_default_pack_loads_in_the_real_auditctl() {
             file.display()
         );
         // Nothing else was left out than what the export says it left out.
-        let original = pack().into_iter().find(|p| file.ends_with(format!("exported-{}", p.file_name().unwrap().to_string_lossy()))).unwrap();
-        let written = std::fs::read_to_string(&original).unwrap().lines().filter(|l| ["-w ", "-a ", "-A "].iter().any(|p| l.trim_start().starts_with(p))).count();
-        let commented = ours.lines().filter(|l| l.starts_with("# monitor only") || l.starts_with("# not on this host")).count();
-        assert_eq!(rules.len() + commented, written, "{}: rules lost in the export:\n{ours}", file.display());
+        let original = pack()
+            .into_iter()
+            .find(|p| {
+                file.ends_with(format!("exported-{}", p.file_name().unwrap().to_string_lossy()))
+            })
+            .unwrap();
+        let written = std::fs::read_to_string(&original)
+            .unwrap()
+            .lines()
+            .filter(|l| ["-w ", "-a ", "-A "].iter().any(|p| l.trim_start().starts_with(p)))
+            .count();
+        let commented = ours
+            .lines()
+            .filter(|l| l.starts_with("# monitor only") || l.starts_with("# not on this host"))
+            .count();
+        assert_eq!(
+            rules.len() + commented,
+            written,
+            "{}: rules lost in the export:\n{ours}",
+            file.display()
+        );
     }
 }
-
 
 #[test]
 fn sigterm_and_sigint_stop_cleanly_after_draining() {
@@ -280,11 +309,7 @@ fn sigterm_and_sigint_stop_cleanly_after_draining() {
     for (name, signal) in [("sigterm", libc::SIGTERM), ("sigint", libc::SIGINT)] {
         let dir = scratch_dir(&format!("cli-{name}"));
         let rules = dir.join("stop.rules");
-        std::fs::write(
-            &rules,
-            format!("-w {}/watched -p w -k stop\n", dir.display()),
-        )
-        .unwrap();
+        std::fs::write(&rules, format!("-w {}/watched -p w -k stop\n", dir.display())).unwrap();
         std::fs::create_dir(dir.join("watched")).unwrap();
         let m = Monitor::start(&rules);
         // Written right before the signal: still reported (the ring is drained on stop).
@@ -292,11 +317,7 @@ fn sigterm_and_sigint_stop_cleanly_after_draining() {
         std::fs::write(&f, "x").unwrap();
         let exit = m.stop(signal);
         assert_eq!(exit, "exit status: 0", "{name}: {:?}", m.stderr());
-        assert_eq!(
-            m.matching(|a| s(a, "file.path") == f).len(),
-            1,
-            "{name}: last write lost"
-        );
+        assert_eq!(m.matching(|a| s(a, "file.path") == f).len(), 1, "{name}: last write lost");
         assert!(
             m.stderr().iter().any(|l| l.contains(&name.to_uppercase())),
             "{name}: {:?}",
@@ -326,19 +347,48 @@ fn replay_progress_shows_on_a_terminal_only() {
     std::fs::write(&log, text).unwrap();
     let rules = dir.join("p.rules");
     std::fs::write(&rules, "-w /etc/docker -p wa -k docker-config\n").unwrap();
-    let replay = format!("{} replay --format auditd --rules {} {} > /dev/null", monitor_bin().display(), rules.display(), log.display());
+    let replay = format!(
+        "{} replay --format auditd --rules {} {} > /dev/null",
+        monitor_bin().display(),
+        rules.display(),
+        log.display()
+    );
     // `script -q -e -c CMD /dev/null`: CMD on a new pty, whose output script copies to stdout.
-    let tty = Command::new("script").args(["-q", "-e", "-c", &replay, "/dev/null"]).output().expect("script (util-linux)");
+    let tty = Command::new("script")
+        .args(["-q", "-e", "-c", &replay, "/dev/null"])
+        .output()
+        .expect("script (util-linux)");
     assert!(tty.status.success(), "{tty:?}");
     let shown = String::from_utf8_lossy(&tty.stdout);
-    let line = shown.split('\r').find(|l| l.starts_with("replay: ")).unwrap_or_else(|| panic!("no progress on the terminal: {shown:?}"));
+    let line = shown
+        .split('\r')
+        .find(|l| l.starts_with("replay: "))
+        .unwrap_or_else(|| panic!("no progress on the terminal: {shown:?}"));
     assert!(line.contains("% of ") && line.contains(" MiB"), "{line:?}");
-    assert!(shown.contains("\r\x1b[2K"), "the progress line is cleared before the summary: {shown:?}");
+    assert!(
+        shown.contains("\r\x1b[2K"),
+        "the progress line is cleared before the summary: {shown:?}"
+    );
     // The summary follows (coloured on a terminal: without the colour codes).
-    let plain: String = shown.split('\x1b').enumerate().map(|(i, part)| if i == 0 { part } else { part.split_once('m').map_or("", |(_, rest)| rest) }).collect();
+    let plain: String = shown
+        .split('\x1b')
+        .enumerate()
+        .map(
+            |(i, part)| {
+                if i == 0 {
+                    part
+                } else {
+                    part.split_once('m').map_or("", |(_, rest)| rest)
+                }
+            },
+        )
+        .collect();
     assert!(plain.contains("alerts=20000"), "{plain:?}");
     let piped = Command::new("sh").args(["-c", &replay]).output().unwrap();
     assert!(piped.status.success());
     let err = stderr(&piped);
-    assert!(err.contains("alerts=20000") && !err.contains("replay: ") && !err.contains('\r'), "{err:?}");
+    assert!(
+        err.contains("alerts=20000") && !err.contains("replay: ") && !err.contains('\r'),
+        "{err:?}"
+    );
 }

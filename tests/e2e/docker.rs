@@ -28,7 +28,13 @@ fn env() -> Option<&'static Env> {
         std::fs::copy("/bin/busybox", root.join("bin/watched-busybox")).unwrap();
         let extra = root.join("extra.rules");
         let r = root.display();
-        std::fs::write(&extra, format!("-w {r}/bin/watched-busybox -p x -k e2e-exec\n-w {r}/fence -p w -k e2e-fence\n")).unwrap();
+        std::fs::write(
+            &extra,
+            format!(
+                "-w {r}/bin/watched-busybox -p x -k e2e-exec\n-w {r}/fence -p w -k e2e-fence\n"
+            ),
+        )
+        .unwrap();
         let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
         let monitor = Monitor::start_with(&[&pack, &extra]);
         Env { root, monitor }
@@ -43,7 +49,8 @@ impl Env {
 
 /// Run the docker CLI as a child; returns its pid (the alerts name it) and whether it succeeded.
 fn docker_cli(args: &[&str]) -> (u64, bool) {
-    let mut child = Command::new("docker").args(args).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let mut child =
+        Command::new("docker").args(args).stdout(std::process::Stdio::null()).spawn().unwrap();
     let pid = child.id() as u64;
     (pid, child.wait().unwrap().success())
 }
@@ -74,7 +81,9 @@ fn the_docker_cli_is_seen_connecting_and_asking() {
     let Some(e) = env() else { return };
     let (pid, ok) = docker_cli(&["version"]);
     assert!(ok);
-    let a = e.monitor.wait_for("docker version connect", |a| by_pid(pid)(a) && s(a, "event.action") == "connect");
+    let a = e.monitor.wait_for("docker version connect", |a| {
+        by_pid(pid)(a) && s(a, "event.action") == "connect"
+    });
     assert_eq!(s(&a.json, "rule.key"), "docker-socket");
     assert_eq!(s(&a.json, "rule.name"), "Connection to the Docker API socket");
     assert_eq!(get(&a.json, "event.severity").as_u64(), Some(3));
@@ -85,13 +94,18 @@ fn the_docker_cli_is_seen_connecting_and_asking() {
     assert_eq!(s(&a.json, "event.outcome"), "success");
     let ancestors = get(&a.json, "process.ancestors").as_array().unwrap();
     let me = std::process::id() as u64;
-    assert!(ancestors.iter().any(|x| x["pid"].as_u64() == Some(me)), "test process among the ancestors: {ancestors:?}");
+    assert!(
+        ancestors.iter().any(|x| x["pid"].as_u64() == Some(me)),
+        "test process among the ancestors: {ancestors:?}"
+    );
     assert!(a.json.get("container").is_none(), "a host process has no container fields");
 
     let (pid, ok) = docker_cli(&["ps"]);
     assert!(ok);
     let r = e.monitor.wait_for("docker ps request", |a| {
-        by_pid(pid)(a) && s(a, "event.action") == "docker-request" && s(a, "docker.request.path").ends_with("/containers/json")
+        by_pid(pid)(a)
+            && s(a, "event.action") == "docker-request"
+            && s(a, "docker.request.path").ends_with("/containers/json")
     });
     assert_eq!(s(&r.json, "rule.key"), "docker-api");
     assert_eq!(s(&r.json, "rule.source"), "builtin:docker-api");
@@ -140,7 +154,9 @@ fn every_spelling_of_the_docker_socket_raises_exactly_one_alert() {
     let me = std::process::id() as u64;
     for sp in &spellings {
         let alerts = e.monitor.matching(|a| {
-            by_pid(me)(a) && s(a, "event.action") == "connect" && s(a, "socket.requested_path") == sp
+            by_pid(me)(a)
+                && s(a, "event.action") == "connect"
+                && s(a, "socket.requested_path") == sp
         });
         assert_eq!(alerts.len(), 1, "{sp}: {alerts:#?}");
         assert_eq!(s(&alerts[0], "file.path"), "/run/docker.sock", "{sp}");
@@ -156,10 +172,25 @@ fn a_client_in_a_container_reaching_the_mounted_socket_is_named_with_its_contain
     let name = unique("e2e-sock");
     // The host's docker CLI and libraries, mounted read-only into a busybox container.
     let (_, ok) = docker_cli(&[
-        "run", "--rm", "--name", &name, "--network", "none",
-        "-v", "/var/run/docker.sock:/x.sock",
-        "-v", "/usr:/usr:ro", "-v", "/usr/lib:/lib:ro", "-v", "/usr/lib64:/lib64:ro",
-        IMAGE, "/usr/bin/docker", "-H", "unix:///x.sock", "version",
+        "run",
+        "--rm",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "-v",
+        "/var/run/docker.sock:/x.sock",
+        "-v",
+        "/usr:/usr:ro",
+        "-v",
+        "/usr/lib:/lib:ro",
+        "-v",
+        "/usr/lib64:/lib64:ro",
+        IMAGE,
+        "/usr/bin/docker",
+        "-H",
+        "unix:///x.sock",
+        "version",
     ]);
     assert!(ok, "docker version inside the container failed");
     let a = e.monitor.wait_for("connect from inside the container", |a| {
@@ -187,27 +218,45 @@ fn privileged_and_host_root_creates_and_exec_are_decoded() {
     let Some(e) = env() else { return };
     // The VM may refuse to *start* a privileged container; what the client asked is the point.
     let (pid, _) = docker_cli(&["run", "--rm", "--privileged", "--network", "none", IMAGE, "true"]);
-    let a = e.monitor.wait_for("privileged create", |a| by_pid(pid)(a) && s(a, "rule.key") == "docker-privileged");
+    let a = e.monitor.wait_for("privileged create", |a| {
+        by_pid(pid)(a) && s(a, "rule.key") == "docker-privileged"
+    });
     assert_eq!(s(&a.json, "event.action"), "docker-request");
     assert_eq!(get(&a.json, "docker.create.privileged").as_bool(), Some(true), "{}", a.json);
     assert!(s(&a.json, "docker.request.path").ends_with("/containers/create"));
 
-    let (pid, _) = docker_cli(&["run", "--rm", "--network", "none", "-v", "/:/host", "--pid", "host", IMAGE, "true"]);
-    let a = e.monitor.wait_for("host root mount", |a| by_pid(pid)(a) && s(a, "rule.key") == "docker-host-mount");
+    let (pid, _) = docker_cli(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "/:/host",
+        "--pid",
+        "host",
+        IMAGE,
+        "true",
+    ]);
+    let a = e
+        .monitor
+        .wait_for("host root mount", |a| by_pid(pid)(a) && s(a, "rule.key") == "docker-host-mount");
     let a = a.json;
     assert_eq!(s(&a, "docker.create.binds.0.source"), "/", "{a}");
     assert_eq!(s(&a, "docker.create.binds.0.sensitive"), "host root", "{a}");
     assert_eq!(s(&a, "docker.create.namespaces.pid"), "host", "{a}");
-    let keys: Vec<&str> = get(&a, "rule.keys").as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let keys: Vec<&str> =
+        get(&a, "rule.keys").as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert_eq!(keys, ["docker-host-mount", "docker-host-namespace"], "{a}");
 
     let name = unique("e2e-exec");
-    let (_, ok) = docker_cli(&["run", "-d", "--name", &name, "--network", "none", IMAGE, "sleep", "60"]);
+    let (_, ok) =
+        docker_cli(&["run", "-d", "--name", &name, "--network", "none", IMAGE, "sleep", "60"]);
     assert!(ok);
     let (pid, ok) = docker_cli(&["exec", &name, "cat", "/etc/hostname"]);
     docker(&["rm", "-f", &name]);
     assert!(ok);
-    let a = e.monitor.wait_for("docker exec", |a| by_pid(pid)(a) && s(a, "rule.key") == "docker-exec");
+    let a =
+        e.monitor.wait_for("docker exec", |a| by_pid(pid)(a) && s(a, "rule.key") == "docker-exec");
     assert_eq!(s(&a.json, "docker.exec.container"), name, "{}", a.json);
     assert_eq!(get(&a.json, "docker.exec.cmd"), &serde_json::json!(["cat", "/etc/hostname"]));
 }
@@ -221,18 +270,47 @@ fn exec_and_setuid_inside_a_container_carry_its_context() {
     let name = unique("e2e-in");
     let _removed = Removed(name.clone());
     let bin = format!("{}/bin/watched-busybox:/busybox:ro", e.root.display());
-    let (_, ok) = docker_cli(&["run", "--name", &name, "--network", "none", "-v", &bin, IMAGE, "/busybox", "true"]);
+    let (_, ok) = docker_cli(&[
+        "run",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "-v",
+        &bin,
+        IMAGE,
+        "/busybox",
+        "true",
+    ]);
     assert!(ok);
     let a = e.monitor.wait_for("exec of the watched binary in a container", |a| {
         s(a, "rule.key") == "e2e-exec" && s(a, "container.name") == name
     });
     assert_eq!(s(&a.json, "event.action"), "exec");
-    assert_eq!(s(&a.json, "process.executable"), "/busybox", "the container's own path: {}", a.json);
+    assert_eq!(
+        s(&a.json, "process.executable"),
+        "/busybox",
+        "the container's own path: {}",
+        a.json
+    );
     assert!(is_container_id(s(&a.json, "container.id")));
 
     let name = unique("e2e-su");
     let _removed_su = Removed(name.clone());
-    let (_, ok) = docker_cli(&["run", "--name", &name, "--network", "none", "--user", "1000:1000", SUID_IMAGE, "su", "-c", "true", "root"]);
+    let (_, ok) = docker_cli(&[
+        "run",
+        "--name",
+        &name,
+        "--network",
+        "none",
+        "--user",
+        "1000:1000",
+        SUID_IMAGE,
+        "su",
+        "-c",
+        "true",
+        "root",
+    ]);
     assert!(ok, "su inside the container failed");
     let a = e.monitor.wait_for("uid 1000 -> 0 inside a container", |a| {
         s(a, "rule.key") == "setuid-root" && s(a, "container.name") == name
@@ -248,7 +326,19 @@ fn docker_alerts_follow_the_documented_schema() {
     let Some(e) = env() else { return };
     // A request with findings, and an alert from inside the container it creates.
     let bin = format!("{}/bin/watched-busybox:/busybox:ro", e.root.display());
-    let (_, ok) = docker_cli(&["run", "--rm", "--network", "none", "-v", "/etc:/h:ro", "-v", &bin, IMAGE, "/busybox", "true"]);
+    let (_, ok) = docker_cli(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "/etc:/h:ro",
+        "-v",
+        &bin,
+        IMAGE,
+        "/busybox",
+        "true",
+    ]);
     assert!(ok);
     e.fence();
     let all = e.monitor.all();

@@ -41,7 +41,13 @@ fn every_event_of_a_stress_run_is_alerted_or_counted_lost() {
     const PROCS: usize = 8;
     const FILES: usize = 12_000;
     let names: Vec<Vec<std::ffi::CString>> = (0..PROCS)
-        .map(|p| (0..FILES).map(|i| std::ffi::CString::new(format!("{}/watched/{p}-{i}", root.display())).unwrap()).collect())
+        .map(|p| {
+            (0..FILES)
+                .map(|i| {
+                    std::ffi::CString::new(format!("{}/watched/{p}-{i}", root.display())).unwrap()
+                })
+                .collect()
+        })
         .collect();
     let mut children = Vec::new();
     for mine in &names {
@@ -68,14 +74,20 @@ fn every_event_of_a_stress_run_is_alerted_or_counted_lost() {
     let exit = m.stop(libc::SIGTERM);
     assert_eq!(exit, "exit status: 0");
     let prefix = format!("{}/watched/", root.display());
-    let alerted = m.matching(|a| s(a, "event.kind") == "alert" && s(a, "file.path").starts_with(&prefix)).len() as u64;
+    let alerted = m
+        .matching(|a| s(a, "event.kind") == "alert" && s(a, "file.path").starts_with(&prefix))
+        .len() as u64;
     let stop = records(&m, "monitor-stop");
     assert_eq!(stop.len(), 1);
     let lost_total = get(&stop[0], "monitor.lost").as_u64().unwrap();
-    let lost_reported: u64 = records(&m, "events-lost").iter().map(|r| get(r, "monitor.lost").as_u64().unwrap()).sum();
+    let lost_reported: u64 =
+        records(&m, "events-lost").iter().map(|r| get(r, "monitor.lost").as_u64().unwrap()).sum();
     assert!(alerted <= generated);
     // Lost events may include others than ours (their exits, say), never fewer than ours.
-    assert!(generated - alerted <= lost_total, "{generated} generated, {alerted} alerted, {lost_total} lost");
+    assert!(
+        generated - alerted <= lost_total,
+        "{generated} generated, {alerted} alerted, {lost_total} lost"
+    );
     assert_eq!(lost_reported, lost_total, "every loss is explained by an events-lost record");
     eprintln!("stress: {generated} events generated, {alerted} alerted, {lost_total} counted lost ({lost_reported} reported while running)");
     monitor_tests::check_schema(&m.all());
@@ -102,7 +114,8 @@ fn start_heartbeat_and_stop_records_frame_the_output() {
     assert!(get(first, "monitor.start.hooks").as_u64().unwrap() > 50, "{first}");
     let points = get(first, "monitor.start.hook_points").as_array().unwrap().clone();
     assert_eq!(points.len() as u64, get(first, "monitor.start.hooks").as_u64().unwrap(), "{first}");
-    for p in ["syscalls:sys_exit_openat", "syscalls:sys_exit_connect", "tp_btf:sched_process_exec"] {
+    for p in ["syscalls:sys_exit_openat", "syscalls:sys_exit_connect", "tp_btf:sched_process_exec"]
+    {
         assert!(points.iter().any(|x| x == p), "{p} not in {first}");
     }
     let last = all.last().unwrap();
@@ -178,11 +191,16 @@ fn hostile_names_stay_one_line_and_are_recovered_exactly() {
     for n in &names {
         let a = m
             .wait_for(&format!("{:?}", String::from_utf8_lossy(n)), |a| {
-                s(a, "event.action") == "write" && recovered(a, "file.path").strip_prefix(prefix.as_bytes()) == Some(*n)
+                s(a, "event.action") == "write"
+                    && recovered(a, "file.path").strip_prefix(prefix.as_bytes()) == Some(*n)
             })
             .json;
         let encoded = get(&a, "encoding.percent").as_array().cloned().unwrap_or_default();
-        assert_eq!(encoded.iter().any(|f| f == "file.path"), std::str::from_utf8(n).is_err(), "{a}");
+        assert_eq!(
+            encoded.iter().any(|f| f == "file.path"),
+            std::str::from_utf8(n).is_err(),
+            "{a}"
+        );
     }
     // Every line parsed as one JSON object (the harness rejects anything else).
     assert!(m.all().len() > names.len());
@@ -191,7 +209,8 @@ fn hostile_names_stay_one_line_and_are_recovered_exactly() {
 /// A string field's exact bytes: percent-decoded when the alert lists it as encoded.
 fn recovered(a: &Value, field: &str) -> Vec<u8> {
     let v = s(a, field);
-    let encoded = get(a, "encoding.percent").as_array().is_some_and(|l| l.iter().any(|f| f == field));
+    let encoded =
+        get(a, "encoding.percent").as_array().is_some_and(|l| l.iter().any(|f| f == field));
     if !encoded {
         return v.as_bytes().to_vec();
     }
@@ -246,10 +265,15 @@ fn reaching_for_the_monitor_is_reported() {
     let path = rules.display().to_string();
     tamper("rules file write", &|a| s(a, "file.path") == path);
     // Audit rules and BPF links being removed (both calls fail harmlessly here).
-    let _ = std::process::Command::new("auditctl").args(["-W", "/nonexistent-monitor-e2e"]).output();
-    tamper("auditctl -W", &|a| s(a, "event.action") == "exec" && s(a, "tamper.detail").starts_with("auditctl -W"));
+    let _ =
+        std::process::Command::new("auditctl").args(["-W", "/nonexistent-monitor-e2e"]).output();
+    tamper("auditctl -W", &|a| {
+        s(a, "event.action") == "exec" && s(a, "tamper.detail").starts_with("auditctl -W")
+    });
     let _ = std::process::Command::new("bpftool").args(["link", "detach", "id", "999999"]).output();
-    tamper("bpftool detach", &|a| s(a, "event.action") == "exec" && s(a, "tamper.detail").starts_with("bpftool link detach"));
+    tamper("bpftool detach", &|a| {
+        s(a, "event.action") == "exec" && s(a, "tamper.detail").starts_with("bpftool link detach")
+    });
     // Reading its audit rules is not tampering.
     let _ = std::process::Command::new("auditctl").arg("-l").output();
     let fence = _root.join("watched/fence").display().to_string();
@@ -257,7 +281,11 @@ fn reaching_for_the_monitor_is_reported() {
     m.wait_for("fence", |a| s(a, "file.path") == fence);
     assert!(m.matching(|a| s(a, "tamper.detail").starts_with("auditctl -l")).is_empty());
     let signals: Vec<Value> = m.matching(|a| s(a, "event.action") == "signal");
-    assert_eq!(signals.len(), 1, "only the stranger's SIGSTOP is reported (not the parent's SIGCONTs): {signals:?}");
+    assert_eq!(
+        signals.len(),
+        1,
+        "only the stranger's SIGSTOP is reported (not the parent's SIGCONTs): {signals:?}"
+    );
     monitor_tests::check_schema(&m.all());
 }
 
@@ -294,7 +322,11 @@ fn an_orderly_stop_is_a_record_and_a_strangers_stop_is_reported() {
         } else {
             let stranger = signal_from_child(m.pid() as i32, libc::SIGTERM);
             let exit = m.stop(0); // signal 0: only waits for the exit
-            let a = m.wait_for("the stranger's stop request", |a| s(a, "rule.key") == "monitor-stop-unexpected").json;
+            let a = m
+                .wait_for("the stranger's stop request", |a| {
+                    s(a, "rule.key") == "monitor-stop-unexpected"
+                })
+                .json;
             assert_eq!(get(&a, "process.pid").as_u64(), Some(stranger as u64), "{a}");
             assert_eq!(get(&a, "tamper.signal").as_i64(), Some(libc::SIGTERM as i64), "{a}");
             exit
@@ -305,12 +337,20 @@ fn an_orderly_stop_is_a_record_and_a_strangers_stop_is_reported() {
         let by = get(&stop[0], "monitor.requested_by");
         assert_eq!(s(&stop[0], "monitor.reason"), "SIGTERM", "{}", stop[0]);
         if by_parent {
-            assert_eq!((by["relation"].as_str(), by["pid"].as_u64()), (Some("parent"), Some(me)), "{}", stop[0]);
+            assert_eq!(
+                (by["relation"].as_str(), by["pid"].as_u64()),
+                (Some("parent"), Some(me)),
+                "{}",
+                stop[0]
+            );
             assert!(by["executable"].as_str().is_some_and(|e| e.contains("faults")), "{}", stop[0]);
         } else {
             assert_eq!(by["relation"].as_str(), Some("other"), "{}", stop[0]);
         }
-        assert!(m.matching(|a| s(a, "rule.key") == "monitor-tamper").is_empty(), "an orderly stop is no tampering");
+        assert!(
+            m.matching(|a| s(a, "rule.key") == "monitor-tamper").is_empty(),
+            "an orderly stop is no tampering"
+        );
     }
 }
 
@@ -342,10 +382,16 @@ fn sighup_swaps_in_valid_rules_and_keeps_the_old_ones_on_error() {
     // A syntax error: the reload is refused and the rules in force stay.
     std::fs::write(&rules, "-w /tmp -p wa -k ok\n-a always,exit -S nosuchcall\n").unwrap();
     unsafe { libc::kill(m.pid() as i32, libc::SIGHUP) };
-    let r = m.wait_for("rules-reload-failed", |a| s(a, "event.action") == "rules-reload-failed").json;
-    assert!(get(&r, "monitor.errors").to_string().contains(&format!("{}:2:", rules.display())), "{r}");
+    let r =
+        m.wait_for("rules-reload-failed", |a| s(a, "event.action") == "rules-reload-failed").json;
+    assert!(
+        get(&r, "monitor.errors").to_string().contains(&format!("{}:2:", rules.display())),
+        "{r}"
+    );
     let f = write("second", "still");
-    m.wait_for("the reloaded rules still apply", |a| s(a, "file.path") == f && s(a, "rule.key") == "reloaded");
+    m.wait_for("the reloaded rules still apply", |a| {
+        s(a, "file.path") == f && s(a, "rule.key") == "reloaded"
+    });
     assert!(m.matching(|a| s(a, "file.path") == old).is_empty(), "the first watch is gone");
     monitor_tests::check_schema(&m.all());
 }

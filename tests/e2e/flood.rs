@@ -43,7 +43,11 @@ fn run(name: &str, extra: &[&str]) -> (Vec<Value>, Vec<Value>, u64) {
     eprintln!("{name}: {WRITES} writes in {:?}", started.elapsed());
     assert_eq!(m.stop(libc::SIGTERM), "exit status: 0");
     let path = file.display().to_string();
-    let alerts = m.matching(|a| s(a, "event.kind") == "alert" && s(a, "file.path") == path && get(a, "process.pid").as_u64() == Some(pid));
+    let alerts = m.matching(|a| {
+        s(a, "event.kind") == "alert"
+            && s(a, "file.path") == path
+            && get(a, "process.pid").as_u64() == Some(pid)
+    });
     let suppressed = m.matching(|a| s(a, "event.action") == "alerts-suppressed");
     let stop = m.matching(|a| s(a, "event.action") == "monitor-stop");
     let lost = get(&stop[0], "monitor.lost").as_u64().unwrap();
@@ -57,11 +61,21 @@ fn a_flood_of_identical_writes_is_one_alert_and_a_count() {
         return;
     }
     let (alerts, suppressed, lost) = run("flood-on", &[]);
-    let counted: u64 = suppressed.iter().map(|r| get(r, "monitor.suppressed.count").as_u64().unwrap()).sum();
-    eprintln!("aggregated: {} alerts, {counted} counted in {} records, {lost} lost", alerts.len(), suppressed.len());
-    assert!(!alerts.is_empty() && alerts.len() <= 3, "one alert per 10 s window: {} alerts", alerts.len());
+    let counted: u64 =
+        suppressed.iter().map(|r| get(r, "monitor.suppressed.count").as_u64().unwrap()).sum();
+    eprintln!(
+        "aggregated: {} alerts, {counted} counted in {} records, {lost} lost",
+        alerts.len(),
+        suppressed.len()
+    );
+    assert!(
+        !alerts.is_empty() && alerts.len() <= 3,
+        "one alert per 10 s window: {} alerts",
+        alerts.len()
+    );
     assert_eq!(alerts.len() as u64 + counted + lost, WRITES, "alerts + counts + losses = writes");
-    let sequences: Vec<u64> = alerts.iter().map(|a| get(a, "event.sequence").as_u64().unwrap()).collect();
+    let sequences: Vec<u64> =
+        alerts.iter().map(|a| get(a, "event.sequence").as_u64().unwrap()).collect();
     for r in &suppressed {
         let of = get(r, "monitor.suppressed.of_sequence").as_u64().unwrap();
         assert!(sequences.contains(&of), "the record names a printed alert: {r}");

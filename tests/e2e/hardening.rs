@@ -41,7 +41,10 @@ impl Env {
 
     fn expect_key(&self, key: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let a = self.monitor.wait_for(what, |a| s(a, "rule.key") == key && pred(a)).json;
-        assert!(!s(&a, "rule.name").is_empty() && get(&a, "event.severity").as_u64().unwrap_or(0) > 0, "metadata: {a}");
+        assert!(
+            !s(&a, "rule.name").is_empty() && get(&a, "event.severity").as_u64().unwrap_or(0) > 0,
+            "metadata: {a}"
+        );
         a
     }
 
@@ -152,9 +155,13 @@ fn configuration_files_of_each_concern_raise_their_key() {
             continue; // a real SELinux host: not ours to touch
         }
         let f = TempFile::write(path, "# monitor e2e\n");
-        e.expect_key(key, &format!("{key} via {path}"), |a| s(a, "file.path") == path && s(a, "event.action") == "write");
+        e.expect_key(key, &format!("{key} via {path}"), |a| {
+            s(a, "file.path") == path && s(a, "event.action") == "write"
+        });
         drop(f);
-        e.expect_key(key, &format!("{key} unlink {path}"), |a| s(a, "file.path") == path && s(a, "event.action") == "unlink");
+        e.expect_key(key, &format!("{key} unlink {path}"), |a| {
+            s(a, "file.path") == path && s(a, "event.action") == "unlink"
+        });
     }
 }
 
@@ -165,8 +172,12 @@ fn group_changes_and_account_tools_are_reported_reads_are_not() {
     run_ok(Command::new("groupadd").arg(&name));
     let del = Command::new("groupdel").arg(&name).output().unwrap();
     assert!(del.status.success());
-    e.expect_key("account-tools", "groupadd run", |a| s(a, "event.action") == "exec" && s(a, "process.executable").ends_with("/groupadd"));
-    e.expect_key("identity", "/etc/group replaced", |a| s(a, "file.path") == "/etc/group" || s(a, "file.target_path") == "/etc/group");
+    e.expect_key("account-tools", "groupadd run", |a| {
+        s(a, "event.action") == "exec" && s(a, "process.executable").ends_with("/groupadd")
+    });
+    e.expect_key("identity", "/etc/group replaced", |a| {
+        s(a, "file.path") == "/etc/group" || s(a, "file.target_path") == "/etc/group"
+    });
     let out = Command::new("auditctl").arg("-l").output().unwrap();
     assert!(out.status.success());
     e.expect_key("audit-tools", "auditctl run", |a| s(a, "event.action") == "exec");
@@ -175,7 +186,9 @@ fn group_changes_and_account_tools_are_reported_reads_are_not() {
     std::fs::read_to_string("/etc/group").unwrap();
     std::fs::read_to_string("/etc/passwd").unwrap();
     e.fence();
-    let reads = e.monitor.matching(|a| s(a, "rule.key") == "identity" && get(a, "process.pid").as_u64() == Some(me));
+    let reads = e
+        .monitor
+        .matching(|a| s(a, "rule.key") == "identity" && get(a, "process.pid").as_u64() == Some(me));
     assert!(reads.is_empty(), "{reads:#?}");
 }
 
@@ -185,12 +198,23 @@ fn the_docker_daemons_own_writes_stay_silent() {
     let _files = DAEMON_FILES.lock().unwrap_or_else(|p| p.into_inner());
     run_ok(Command::new("docker").args(["run", "--rm", "--network", "none", IMAGE, "true"]));
     e.fence();
-    let daemons = ["/usr/sbin/dockerd", "/usr/bin/dockerd", "/usr/bin/containerd", "/usr/sbin/runc", "/usr/bin/runc", "/usr/bin/containerd-shim-runc-v2"];
-    let noisy = e.monitor.matching(|a| s(a, "rule.key") == "docker-data" && daemons.contains(&s(a, "process.executable")));
+    let daemons = [
+        "/usr/sbin/dockerd",
+        "/usr/bin/dockerd",
+        "/usr/bin/containerd",
+        "/usr/sbin/runc",
+        "/usr/bin/runc",
+        "/usr/bin/containerd-shim-runc-v2",
+    ];
+    let noisy = e.monitor.matching(|a| {
+        s(a, "rule.key") == "docker-data" && daemons.contains(&s(a, "process.executable"))
+    });
     assert!(noisy.is_empty(), "the daemons' work under /var/lib/docker: {noisy:#?}");
     // Anyone else writing there is reported.
     let f = TempFile::write("/var/lib/docker/monitor-e2e", "x");
-    e.expect_key("docker-data", "a foreign write under /var/lib/docker", |a| s(a, "file.path") == f.path);
+    e.expect_key("docker-data", "a foreign write under /var/lib/docker", |a| {
+        s(a, "file.path") == f.path
+    });
 }
 
 #[test]
@@ -204,7 +228,9 @@ fn runtime_sysctl_and_docker_socket_changes_are_reported() {
     let key = "net.ipv4.conf.all.accept_redirects";
     let now = std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/accept_redirects").unwrap();
     run_ok(Command::new("sysctl").arg("-w").arg(format!("{key}={}", now.trim())));
-    e.expect_key("sysctl", "sysctl -w accept_redirects", |a| s(a, "file.path") == "/proc/sys/net/ipv4/conf/all/accept_redirects");
+    e.expect_key("sysctl", "sysctl -w accept_redirects", |a| {
+        s(a, "file.path") == "/proc/sys/net/ipv4/conf/all/accept_redirects"
+    });
     // Reading them changes nothing.
     let quiet = e.alerts_of_benign(Command::new("sysctl").args(["net.ipv4.ip_forward", key]));
     assert!(quiet.is_empty(), "{quiet:#?}");
@@ -212,9 +238,12 @@ fn runtime_sysctl_and_docker_socket_changes_are_reported() {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata("/run/docker.sock").unwrap().permissions().mode() & 0o7777;
     std::fs::set_permissions("/run/docker.sock", std::fs::Permissions::from_mode(mode)).unwrap();
-    e.expect_key("docker-socket", "chmod of the socket", |a| s(a, "event.action") == "chmod" && s(a, "file.path") == "/run/docker.sock");
+    e.expect_key("docker-socket", "chmod of the socket", |a| {
+        s(a, "event.action") == "chmod" && s(a, "file.path") == "/run/docker.sock"
+    });
     // A docker.socket drop-in (no daemon-reload: nothing takes effect).
-    let f = TempFile::write("/etc/systemd/system/docker.socket.d/99-monitor-e2e.conf", "[Socket]\n");
+    let f =
+        TempFile::write("/etc/systemd/system/docker.socket.d/99-monitor-e2e.conf", "[Socket]\n");
     e.expect_key("docker-units", "docker.socket drop-in", |a| s(a, "file.path") == f.path);
 }
 
@@ -222,7 +251,9 @@ fn runtime_sysctl_and_docker_socket_changes_are_reported() {
 fn a_non_root_connect_to_the_docker_socket_has_its_own_key() {
     let Some(e) = env() else { return };
     let pid = connect_as(65534, "/run/docker.sock");
-    let a = e.expect_key("docker-socket-nonroot", "connect as nobody", |a| get(a, "process.pid").as_u64() == Some(pid as u64));
+    let a = e.expect_key("docker-socket-nonroot", "connect as nobody", |a| {
+        get(a, "process.pid").as_u64() == Some(pid as u64)
+    });
     assert_eq!(s(&a, "user.id"), "65534", "{a}");
     assert_eq!(s(&a, "event.outcome"), "failure", "the socket is root:docker 0660: {a}");
     assert_eq!(s(&a, "socket.requested_path"), "/run/docker.sock", "{a}");
@@ -232,16 +263,26 @@ fn a_non_root_connect_to_the_docker_socket_has_its_own_key() {
 fn sshd_socket_reenabled_is_reported_reading_it_is_not() {
     let Some(e) = env() else { return };
     // Unmasking or overriding: a unit file for sshd.socket under /etc/systemd/system.
-    let unit = TempFile::write("/etc/systemd/system/sshd.socket", "[Socket]\nListenStream=22\nAccept=yes\n");
-    e.expect_key("sshd", "sshd.socket unit written", |a| s(a, "file.path") == unit.path && s(a, "event.action") == "write");
+    let unit = TempFile::write(
+        "/etc/systemd/system/sshd.socket",
+        "[Socket]\nListenStream=22\nAccept=yes\n",
+    );
+    e.expect_key("sshd", "sshd.socket unit written", |a| {
+        s(a, "file.path") == unit.path && s(a, "event.action") == "write"
+    });
     // Enabling: the link `systemctl enable sshd.socket` creates (no daemon-reload: nothing starts).
     let link = "/etc/systemd/system/sockets.target.wants/sshd.socket";
     assert!(!Path::new(link).exists(), "{link} exists already");
     std::os::unix::fs::symlink(unit.path, link).unwrap();
     let _link = Remove(link);
-    e.expect_key("sshd", "sshd.socket enabled", |a| s(a, "file.path") == link && s(a, "event.action") == "symlink");
+    e.expect_key("sshd", "sshd.socket enabled", |a| {
+        s(a, "file.path") == link && s(a, "event.action") == "symlink"
+    });
     // Reading the units and listing what is enabled changes nothing.
-    let quiet = e.alerts_of_benign(Command::new("sh").args(["-c", &format!("cat {} {link}; ls -l /etc/systemd/system/sockets.target.wants", unit.path)]));
+    let quiet = e.alerts_of_benign(Command::new("sh").args([
+        "-c",
+        &format!("cat {} {link}; ls -l /etc/systemd/system/sockets.target.wants", unit.path),
+    ]));
     assert!(quiet.is_empty(), "{quiet:#?}");
 }
 
@@ -252,34 +293,47 @@ fn group_additions_by_usermod_and_gpasswd_are_reported_lookups_are_not() {
     for group in ["wheel", "docker", "rkt"] {
         run_ok(Command::new("usermod").args(["-aG", group, &user.name]));
         let a = e.expect_key("account-tools", &format!("usermod -aG {group}"), |a| {
-            s(a, "process.executable") == "/usr/sbin/usermod" && get(a, "process.args").as_array().is_some_and(|v| v.iter().any(|x| x == group))
+            s(a, "process.executable") == "/usr/sbin/usermod"
+                && get(a, "process.args").as_array().is_some_and(|v| v.iter().any(|x| x == group))
         });
         assert_eq!(s(&a, "event.action"), "exec", "{a}");
         e.expect_key("identity", &format!("/etc/group rewritten by usermod for {group}"), |a| {
-            s(a, "process.executable") == "/usr/sbin/usermod" && (s(a, "file.path") == "/etc/group" || s(a, "file.target_path") == "/etc/group")
+            s(a, "process.executable") == "/usr/sbin/usermod"
+                && (s(a, "file.path") == "/etc/group" || s(a, "file.target_path") == "/etc/group")
         });
         run_ok(Command::new("gpasswd").args(["-d", &user.name, group]));
         run_ok(Command::new("gpasswd").args(["-a", &user.name, group]));
         e.expect_key("account-tools", &format!("gpasswd -a {group}"), |a| {
-            s(a, "process.executable") == "/usr/bin/gpasswd" && get(a, "process.args").as_array().is_some_and(|v| v.iter().any(|x| x == "-a"))
+            s(a, "process.executable") == "/usr/bin/gpasswd"
+                && get(a, "process.args").as_array().is_some_and(|v| v.iter().any(|x| x == "-a"))
         });
         e.expect_key("identity", &format!("/etc/gshadow rewritten by gpasswd for {group}"), |a| {
-            s(a, "process.executable") == "/usr/bin/gpasswd" && (s(a, "file.path") == "/etc/gshadow" || s(a, "file.target_path") == "/etc/gshadow")
+            s(a, "process.executable") == "/usr/bin/gpasswd"
+                && (s(a, "file.path") == "/etc/gshadow"
+                    || s(a, "file.target_path") == "/etc/gshadow")
         });
     }
     // A login shell given to the account: /etc/passwd rewritten.
     run_ok(Command::new("usermod").args(["-s", "/bin/sh", &user.name]));
     e.expect_key("identity", "/etc/passwd rewritten for a shell change", |a| {
-        s(a, "process.executable") == "/usr/sbin/usermod" && (s(a, "file.path") == "/etc/passwd" || s(a, "file.target_path") == "/etc/passwd")
+        s(a, "process.executable") == "/usr/sbin/usermod"
+            && (s(a, "file.path") == "/etc/passwd" || s(a, "file.target_path") == "/etc/passwd")
     });
     // groupmod on the user's own group (userdel removes it afterwards).
     run_ok(Command::new("groupmod").args(["-g", "64999", &user.name]));
-    e.expect_key("account-tools", "groupmod run", |a| s(a, "process.executable") == "/usr/sbin/groupmod" && s(a, "event.action") == "exec");
+    e.expect_key("account-tools", "groupmod run", |a| {
+        s(a, "process.executable") == "/usr/sbin/groupmod" && s(a, "event.action") == "exec"
+    });
     e.expect_key("identity", "/etc/group rewritten by groupmod", |a| {
-        s(a, "process.executable") == "/usr/sbin/groupmod" && (s(a, "file.path") == "/etc/group" || s(a, "file.target_path") == "/etc/group")
+        s(a, "process.executable") == "/usr/sbin/groupmod"
+            && (s(a, "file.path") == "/etc/group" || s(a, "file.target_path") == "/etc/group")
     });
     // Looking up membership is not a change.
-    let quiet = e.alerts_of_benign(Command::new("sh").args(["-c", &format!("id {0}; getent group docker wheel rkt; groups {0}", user.name)]));
+    let quiet =
+        e.alerts_of_benign(Command::new("sh").args([
+            "-c",
+            &format!("id {0}; getent group docker wheel rkt; groups {0}", user.name),
+        ]));
     assert!(quiet.is_empty(), "{quiet:#?}");
 }
 
@@ -291,7 +345,9 @@ fn fleet_socket_clients_are_reported_other_sockets_are_not() {
     let _fleet = std::os::unix::net::UnixListener::bind(path).unwrap();
     let _remove = Remove(path);
     let pid = connect_as(65534, path);
-    let a = e.expect_key("fleet", "a client of fleet.sock", |a| get(a, "process.pid").as_u64() == Some(pid as u64));
+    let a = e.expect_key("fleet", "a client of fleet.sock", |a| {
+        get(a, "process.pid").as_u64() == Some(pid as u64)
+    });
     assert_eq!(s(&a, "event.action"), "connect", "{a}");
     assert_eq!(s(&a, "socket.requested_path"), path, "{a}");
     let other = "/run/monitor-e2e-other.sock";
@@ -316,7 +372,9 @@ fn smt_control_writes_are_reported_reads_are_not() {
         _ => "on",
     };
     let (pid, _) = run_pid(Command::new("sh").args(["-c", &format!("echo {value} > {control}")]));
-    e.expect_key("smt-control", "a write to SMT control", |a| get(a, "process.pid").as_u64() == Some(pid) && s(a, "file.path") == control);
+    e.expect_key("smt-control", "a write to SMT control", |a| {
+        get(a, "process.pid").as_u64() == Some(pid) && s(a, "file.path") == control
+    });
     assert_eq!(std::fs::read_to_string(control).unwrap(), before, "SMT state changed");
     let quiet = e.alerts_of_benign(Command::new("cat").arg(control));
     assert!(quiet.is_empty(), "{quiet:#?}");
@@ -327,7 +385,9 @@ fn selinux_set_permissive_is_reported_asking_is_not() {
     let Some(e) = env() else { return };
     // The real setenforce (selinux-utils): without SELinux it refuses, the exec is the alert.
     let (pid, _) = run_pid(Command::new("setenforce").arg("0"));
-    e.expect_key("selinux", "setenforce 0", |a| get(a, "process.pid").as_u64() == Some(pid) && s(a, "event.action") == "exec");
+    e.expect_key("selinux", "setenforce 0", |a| {
+        get(a, "process.pid").as_u64() == Some(pid) && s(a, "event.action") == "exec"
+    });
     let quiet = e.alerts_of_benign(&mut Command::new("getenforce"));
     assert!(quiet.is_empty(), "{quiet:#?}");
     // /sys/fs/selinux/enforce: this kernel has no SELinux, so no selinuxfs. The same path on
@@ -340,7 +400,9 @@ fn selinux_set_permissive_is_reported_asking_is_not() {
     };
     let (pid, status) = run_pid(Command::new("unshare").args(["-m", "sh", "-c", &script]));
     assert!(status.success());
-    let a = e.expect_key("selinux", "a write to /sys/fs/selinux/enforce", |a| s(a, "file.path") == "/sys/fs/selinux/enforce");
+    let a = e.expect_key("selinux", "a write to /sys/fs/selinux/enforce", |a| {
+        s(a, "file.path") == "/sys/fs/selinux/enforce"
+    });
     assert_eq!(get(&a, "process.pid").as_u64(), Some(pid), "only the write alerts: {a}");
     e.fence();
     let all = e.monitor.matching(|a| s(a, "file.path") == "/sys/fs/selinux/enforce");
@@ -394,14 +456,21 @@ fn daemon_binaries_and_configuration_replaced_are_reported_looking_is_not() {
         ("docker-config", "/etc/docker/daemon.json"),
         ("docker-config", "/etc/default/docker"),
     ] {
-        assert!(Path::new(path).exists(), "{path} (docker.io installs it; daemon.json is made above)");
+        assert!(
+            Path::new(path).exists(),
+            "{path} (docker.io installs it; daemon.json is made above)"
+        );
         replace_with_identical_copy(path);
-        let a = e.expect_key(key, &format!("{path} replaced"), |a| s(a, "event.action") == "rename" && s(a, "file.target_path") == path);
+        let a = e.expect_key(key, &format!("{path} replaced"), |a| {
+            s(a, "event.action") == "rename" && s(a, "file.target_path") == path
+        });
         assert_eq!(s(&a, "event.outcome"), "success", "{a}");
     }
     // Running daemons cannot be rewritten (ETXTBSY): the attempt is what gets reported.
     let me = std::process::id() as u64;
-    for (key, path) in [("docker-daemon", "/usr/sbin/dockerd"), ("containerd", "/usr/bin/containerd")] {
+    for (key, path) in
+        [("docker-daemon", "/usr/sbin/dockerd"), ("containerd", "/usr/bin/containerd")]
+    {
         let err = std::fs::OpenOptions::new().write(true).open(path).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ETXTBSY), "{path} is running: {err}");
         let a = e.expect_key(key, &format!("write to the running {path}"), |a| {

@@ -16,12 +16,22 @@ use std::path::{Path, PathBuf};
 fn rules(root: &Path) -> PathBuf {
     let r = root.display();
     let file = root.join("identity.rules");
-    fs::write(&file, format!("-w {r}/a/target -p wa -k e2e-target\n-w {r}/fence -p w -k e2e-fence\n")).unwrap();
+    fs::write(
+        &file,
+        format!("-w {r}/a/target -p wa -k e2e-target\n-w {r}/fence -p w -k e2e-fence\n"),
+    )
+    .unwrap();
     file
 }
 
 fn append(path: &Path, text: &str) {
-    fs::OpenOptions::new().append(true).create(true).open(path).unwrap().write_all(text.as_bytes()).unwrap();
+    fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
 }
 
 /// A tmpfs mounted on `dir` for the test's lifetime.
@@ -102,9 +112,14 @@ fn replace_while_others_churn(root: &Path) -> (Vec<String>, usize, usize) {
     let elsewhere: Vec<String> = mine
         .iter()
         .filter(|x| !s(x, "file.path").starts_with(&a_dir))
-        .map(|x| format!("{} {} inode {}", s(x, "event.action"), s(x, "file.path"), get(x, "file.inode")))
+        .map(|x| {
+            format!("{} {} inode {}", s(x, "event.action"), s(x, "file.path"), get(x, "file.inode"))
+        })
         .collect();
-    let on_target = mine.iter().filter(|x| s(x, "file.path") == target_path && s(x, "event.action") == "write").count();
+    let on_target = mine
+        .iter()
+        .filter(|x| s(x, "file.path") == target_path && s(x, "event.action") == "write")
+        .count();
     let reused = churned.iter().filter(|ino| target_inodes.contains(ino)).count();
     (elsewhere, on_target, reused)
 }
@@ -160,7 +175,11 @@ fn a_watch_follows_its_path_not_the_file_that_left_it() {
     let link_path = link.display().to_string();
     let written = |path: &str| {
         let path = path.to_string();
-        move |x: &serde_json::Value| s(x, "rule.key") == "e2e-target" && s(x, "event.action") == "write" && s(x, "file.path") == path
+        move |x: &serde_json::Value| {
+            s(x, "rule.key") == "e2e-target"
+                && s(x, "event.action") == "write"
+                && s(x, "file.path") == path
+        }
     };
     // 1. Through the hard link: the watched inode, reached by another name.
     append(&link, "1");
@@ -204,7 +223,8 @@ fn every_exec_of_a_watched_binary_after_an_e2big_failure_alerts() {
     let path = CString::new(bin.display().to_string()).unwrap();
     // More than the kernel takes for one argument list (a quarter of the 8 MiB stack).
     let huge = CString::new(vec![b'a'; 3 << 20]).unwrap();
-    let tags: Vec<CString> = (0..RUNS).map(|i| CString::new(format!("e2big-run-{i}")).unwrap()).collect();
+    let tags: Vec<CString> =
+        (0..RUNS).map(|i| CString::new(format!("e2big-run-{i}")).unwrap()).collect();
     let envp = [std::ptr::null::<libc::c_char>()];
     for tag in &tags {
         let too_long = [path.as_ptr(), huge.as_ptr(), std::ptr::null()];
@@ -214,7 +234,12 @@ fn every_exec_of_a_watched_binary_after_an_e2big_failure_alerts() {
         assert!(pid >= 0);
         if pid == 0 {
             unsafe {
-                let rc = libc::syscall(libc::SYS_execve, path.as_ptr(), too_long.as_ptr(), envp.as_ptr());
+                let rc = libc::syscall(
+                    libc::SYS_execve,
+                    path.as_ptr(),
+                    too_long.as_ptr(),
+                    envp.as_ptr(),
+                );
                 if rc != -1 || *libc::__errno_location() != libc::E2BIG {
                     libc::_exit(3);
                 }
@@ -224,18 +249,29 @@ fn every_exec_of_a_watched_binary_after_an_e2big_failure_alerts() {
         }
         let mut status = 0;
         unsafe { libc::waitpid(pid, &mut status, 0) };
-        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "run ended with {status:#x} (3: no E2BIG, 4: exec failed)");
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "run ended with {status:#x} (3: no E2BIG, 4: exec failed)"
+        );
     }
     let last = format!("e2big-run-{}", RUNS - 1);
-    monitor.wait_for("the last run's exec", |x| get(x, "process.args.1").as_str() == Some(last.as_str()));
+    monitor.wait_for("the last run's exec", |x| {
+        get(x, "process.args.1").as_str() == Some(last.as_str())
+    });
     let alerted: HashSet<String> = monitor
         .matching(|x| s(x, "rule.key") == "e2e-e2big" && s(x, "event.outcome") == "success")
         .iter()
         .filter_map(|x| get(x, "process.args.1").as_str().map(str::to_string))
         .collect();
-    let failed = monitor.matching(|x| s(x, "rule.key") == "e2e-e2big" && s(x, "event.outcome") == "failure").len();
-    let missing: Vec<usize> = (0..RUNS).filter(|i| !alerted.contains(&format!("e2big-run-{i}"))).collect();
-    eprintln!("{} of {RUNS} execs after an E2BIG failure alerted; {failed} failed execs alerted", RUNS - missing.len());
+    let failed = monitor
+        .matching(|x| s(x, "rule.key") == "e2e-e2big" && s(x, "event.outcome") == "failure")
+        .len();
+    let missing: Vec<usize> =
+        (0..RUNS).filter(|i| !alerted.contains(&format!("e2big-run-{i}"))).collect();
+    eprintln!(
+        "{} of {RUNS} execs after an E2BIG failure alerted; {failed} failed execs alerted",
+        RUNS - missing.len()
+    );
     assert!(missing.is_empty(), "execs of the watched binary without an alert: runs {missing:?}");
     assert_eq!(failed, RUNS, "every failed exec of the watched binary alerts too");
 }

@@ -55,10 +55,7 @@ action(type="omfile" file="{dir}/out.log" template="fields")
         )
         .unwrap();
         let mut cmd = Command::new(RSYSLOGD);
-        cmd.args(["-n", "-f"])
-            .arg(&conf)
-            .arg("-i")
-            .arg(dir.join("rsyslogd.pid"));
+        cmd.args(["-n", "-f"]).arg(&conf).arg("-i").arg(dir.join("rsyslogd.pid"));
         cmd.stdin(Stdio::null());
         unsafe {
             cmd.pre_exec(|| {
@@ -69,17 +66,10 @@ action(type="omfile" file="{dir}/out.log" template="fields")
         let child = cmd.spawn().expect("starting rsyslogd");
         let deadline = Instant::now() + Duration::from_secs(10);
         while !sock.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "rsyslogd made no socket at {}",
-                sock.display()
-            );
+            assert!(Instant::now() < deadline, "rsyslogd made no socket at {}", sock.display());
             std::thread::sleep(Duration::from_millis(20));
         }
-        Rsyslogd {
-            dir: dir.to_path_buf(),
-            child,
-        }
+        Rsyslogd { dir: dir.to_path_buf(), child }
     }
 
     fn socket(&self) -> PathBuf {
@@ -131,19 +121,13 @@ fn rsyslogd_receives_every_alert_of_a_burst_as_rfc5424_with_the_json_intact() {
     const N: u64 = 5000;
     let sent: Vec<String> = (0..N).map(alert).collect();
     for line in &sent {
-        sink.write_line(line.as_bytes())
-            .unwrap_or_else(|e| panic!("sending: {e}"));
+        sink.write_line(line.as_bytes()).unwrap_or_else(|e| panic!("sending: {e}"));
     }
     assert_eq!(sink.stats().lines, N);
     assert_eq!(sink.stats().lost, 0);
 
     let got = logger.wait_lines(N as usize);
-    assert_eq!(
-        got.len(),
-        N as usize,
-        "rsyslogd wrote {} of {N} messages",
-        got.len()
-    );
+    assert_eq!(got.len(), N as usize, "rsyslogd wrote {} of {N} messages", got.len());
     let pid = std::process::id().to_string();
     for (line, want) in got.iter().zip(&sent) {
         let f: Vec<&str> = line.splitn(8, '|').collect();
@@ -159,13 +143,7 @@ fn rsyslogd_receives_every_alert_of_a_burst_as_rfc5424_with_the_json_intact() {
         assert_eq!(f[1], "1", "parsed as RFC 5424: {line}");
         assert_eq!(
             &f[2..7],
-            [
-                "test-host",
-                "monitor",
-                &pid,
-                alert["event"]["action"].as_str().unwrap(),
-                "-"
-            ],
+            ["test-host", "monitor", &pid, alert["event"]["action"].as_str().unwrap(), "-"],
             "{line}"
         );
         assert_eq!(f[7], want.as_str(), "the JSON arrives byte for byte");
@@ -192,17 +170,9 @@ fn rsyslogd_receives_every_alert_of_a_burst_as_rfc5424_with_the_json_intact() {
         extra += 1;
     }
     let got = logger.wait_lines(N as usize + 1);
-    assert!(
-        got.last().unwrap().ends_with(&alert(extra)),
-        "{:?}",
-        got.last()
-    );
+    assert!(got.last().unwrap().ends_with(&alert(extra)), "{:?}", got.last());
     assert_eq!(sink.stats().lines, N + 1);
-    assert_eq!(
-        sink.stats().lost,
-        extra - N,
-        "every line before the reconnect is counted lost"
-    );
+    assert_eq!(sink.stats().lost, extra - N, "every line before the reconnect is counted lost");
     logger.stop();
 }
 
@@ -223,28 +193,16 @@ fn a_30000_line_burst_rotates_at_1_mib_without_splitting_or_losing_a_line() {
     let stats = sink.stats();
     assert_eq!((stats.lines, stats.lost, stats.bytes), (N, 0, bytes));
     // Oldest first: PATH.k ... PATH.1, then PATH.
-    let mut files: Vec<PathBuf> = (1..=20)
-        .rev()
-        .map(|k| sink.rotated_path(k))
-        .filter(|p| p.exists())
-        .collect();
+    let mut files: Vec<PathBuf> =
+        (1..=20).rev().map(|k| sink.rotated_path(k)).filter(|p| p.exists()).collect();
     files.push(path.clone());
     assert!(files.len() >= 2, "{bytes} bytes at 1 MiB a file: {files:?}");
     assert_eq!(stats.rotations as usize, files.len() - 1);
     let mut next = 0;
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
-        assert!(
-            text.len() as u64 <= MAX,
-            "{} is {} bytes",
-            f.display(),
-            text.len()
-        );
-        assert!(
-            text.ends_with('\n'),
-            "{} ends with a whole line",
-            f.display()
-        );
+        assert!(text.len() as u64 <= MAX, "{} is {} bytes", f.display(), text.len());
+        assert!(text.ends_with('\n'), "{} ends with a whole line", f.display());
         for line in text.lines() {
             let v: Value = serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("{}: {e}: {line}", f.display()));

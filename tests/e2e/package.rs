@@ -134,24 +134,13 @@ fn the_package_installs_checks_its_rules_keeps_edited_conffiles_and_purges_clean
         "/usr/share/doc/monitor/LICENSE-APACHE".into(),
         "/usr/share/doc/monitor/copyright".into(),
     ];
-    want.extend(
-        pack_files()
-            .iter()
-            .map(|n| format!("/etc/monitor/rules.d/{n}")),
-    );
+    want.extend(pack_files().iter().map(|n| format!("/etc/monitor/rules.d/{n}")));
     for w in &want {
-        assert!(
-            files.contains(w),
-            "{w} not in `dpkg -L monitor`:\n{}",
-            files.join("\n")
-        );
+        assert!(files.contains(w), "{w} not in `dpkg -L monitor`:\n{}", files.join("\n"));
     }
     let conffiles = ok(Command::new("dpkg-query").args(["-W", "-f=${Conffiles}", "monitor"]));
     for etc in want.iter().filter(|p| p.starts_with("/etc/")) {
-        assert!(
-            conffiles.contains(etc.as_str()),
-            "{etc} is a conffile:\n{conffiles}"
-        );
+        assert!(conffiles.contains(etc.as_str()), "{etc} is a conffile:\n{conffiles}");
     }
     // Bookworm has merged /usr: the unit is also /lib/systemd/system/monitor.service.
     let unit = std::fs::read(root().join("packaging/monitor.service")).unwrap();
@@ -161,25 +150,18 @@ fn the_package_installs_checks_its_rules_keeps_edited_conffiles_and_purges_clean
         "the unit as in packaging/"
     );
     let mode = std::fs::metadata("/usr/sbin/monitor").unwrap();
-    assert_eq!(
-        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o7777,
-        0o755
-    );
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o7777, 0o755);
 
     // The installed binary is this tree's (with its eBPF object) and checks the installed
     // rules as the built binary checks rules/.
     let version = ok(Command::new("/usr/sbin/monitor").arg("--version"));
     assert_eq!(version, ok(Command::new(monitor_bin()).arg("--version")));
     let size = |p: &Path| std::fs::metadata(p).unwrap().len();
-    assert!(
-        size(Path::new("/usr/sbin/monitor")) > 1 << 20,
-        "the binary embeds the eBPF object"
-    );
+    assert!(size(Path::new("/usr/sbin/monitor")) > 1 << 20, "the binary embeds the eBPF object");
     let installed_check =
         ok(Command::new("/usr/sbin/monitor").args(["rules", "check", "/etc/monitor/rules.d"]));
-    let tree_check = ok(Command::new(monitor_bin())
-        .args(["rules", "check"])
-        .arg(root().join("rules")));
+    let tree_check =
+        ok(Command::new(monitor_bin()).args(["rules", "check"]).arg(root().join("rules")));
     assert_eq!(summary(&installed_check), summary(&tree_check));
     assert!(
         summary(&installed_check).contains(&format!(" in {} file(s)", pack_files().len())),
@@ -192,10 +174,7 @@ fn the_package_installs_checks_its_rules_keeps_edited_conffiles_and_purges_clean
     assert!(subs.len() >= 4, "{help}");
     let page = ok(Command::new("zcat").arg("/usr/share/man/man8/monitor.8.gz"));
     for sub in &subs {
-        assert!(
-            page.contains(&format!("monitor\\-{sub}(8)")),
-            "monitor(8) lists {sub}:\n{page}"
-        );
+        assert!(page.contains(&format!("monitor\\-{sub}(8)")), "monitor(8) lists {sub}:\n{page}");
         assert!(
             files.contains(&format!("/usr/share/man/man8/monitor-{sub}.8.gz")),
             "a page for {sub}"
@@ -203,10 +182,7 @@ fn the_package_installs_checks_its_rules_keeps_edited_conffiles_and_purges_clean
     }
     if Path::new("/usr/bin/man").exists() {
         let shown = ok(Command::new("man").args(["-P", "cat", "8", "monitor"]));
-        assert!(
-            shown.contains("EXIT STATUS"),
-            "man 8 monitor shows the page:\n{shown}"
-        );
+        assert!(shown.contains("EXIT STATUS"), "man 8 monitor shows the page:\n{shown}");
     }
 
     // The unit, statically (PID 1 is not systemd here). It references the man page and the
@@ -219,15 +195,8 @@ fn the_package_installs_checks_its_rules_keeps_edited_conffiles_and_purges_clean
         String::from_utf8_lossy(&verify.stdout),
         String::from_utf8_lossy(&verify.stderr)
     );
-    assert!(
-        verify.status.success(),
-        "systemd-analyze verify: {}\n{said}",
-        verify.status
-    );
-    assert!(
-        !said.contains("monitor.service"),
-        "no complaint about the unit:\n{said}"
-    );
+    assert!(verify.status.success(), "systemd-analyze verify: {}\n{said}", verify.status);
+    assert!(!said.contains("monitor.service"), "no complaint about the unit:\n{said}");
 
     // An admin's edit of a conffile survives a reinstall; an untouched one stays the package's.
     let edited = "/etc/monitor/rules.d/docker.rules";
@@ -235,21 +204,14 @@ fn the_package_installs_checks_its_rules_keeps_edited_conffiles_and_purges_clean
     text.push_str("\n# site rule\n-w /etc/monitor-site-test -p wa -k site\n");
     std::fs::write(edited, &text).unwrap();
     ok(Command::new("dpkg").arg("-i").arg(&deb));
-    assert_eq!(
-        std::fs::read_to_string(edited).unwrap(),
-        text,
-        "the edited conffile is kept"
-    );
+    assert_eq!(std::fs::read_to_string(edited).unwrap(), text, "the edited conffile is kept");
     assert_eq!(
         std::fs::read("/etc/monitor/monitor.toml").unwrap(),
         std::fs::read(root().join("packaging/monitor.toml")).unwrap()
     );
     let after =
         ok(Command::new("/usr/sbin/monitor").args(["rules", "check", "/etc/monitor/rules.d"]));
-    assert!(
-        after.contains("site: 1 active"),
-        "the site rule is loaded:\n{after}"
-    );
+    assert!(after.contains("site: 1 active"), "the site rule is loaded:\n{after}");
 
     // Purge: every file and the configuration go.
     ok(Command::new("dpkg").args(["-P", "monitor"]));
@@ -257,9 +219,6 @@ fn the_package_installs_checks_its_rules_keeps_edited_conffiles_and_purges_clean
     for f in &files {
         assert!(!Path::new(f).exists(), "{f} left after purge");
     }
-    assert!(
-        !Path::new("/etc/monitor").exists(),
-        "/etc/monitor left after purge"
-    );
+    assert!(!Path::new("/etc/monitor").exists(), "/etc/monitor left after purge");
     assert!(!Path::new("/usr/share/doc/monitor").exists());
 }

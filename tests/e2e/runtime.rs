@@ -26,7 +26,13 @@ fn ok(args: &[&str]) {
 fn tally(lines: &[Value]) -> BTreeMap<String, usize> {
     let mut t = BTreeMap::new();
     for a in lines {
-        *t.entry(format!("{} {} {}", s(a, "rule.key"), s(a, "event.action"), s(a, "process.executable"))).or_insert(0) += 1;
+        *t.entry(format!(
+            "{} {} {}",
+            s(a, "rule.key"),
+            s(a, "event.action"),
+            s(a, "process.executable")
+        ))
+        .or_insert(0) += 1;
     }
     t
 }
@@ -57,18 +63,38 @@ fn a_benign_lifecycle_raises_no_alert_from_the_runtime() {
     let fence = format!("/etc/docker/monitor-e2e-fence-{}", std::process::id());
     std::fs::write(&fence, "x").unwrap();
     std::fs::remove_file(&fence).unwrap();
-    m.wait_for("the fence under /etc/docker", |a| s(a, "file.path") == fence && s(a, "event.action") == "unlink");
+    m.wait_for("the fence under /etc/docker", |a| {
+        s(a, "file.path") == fence && s(a, "event.action") == "unlink"
+    });
     let all = m.all();
-    let alerts: Vec<Value> = all.iter().filter(|a| s(a, "event.kind") == "alert").cloned().collect();
+    let alerts: Vec<Value> =
+        all.iter().filter(|a| s(a, "event.kind") == "alert").cloned().collect();
     let trail: Vec<Value> = all.iter().filter(|a| s(a, "event.kind") == "event").cloned().collect();
-    let from_runtime: Vec<Value> = alerts.iter().filter(|a| RUNTIME.contains(&s(a, "process.executable"))).cloned().collect();
+    let from_runtime: Vec<Value> =
+        alerts.iter().filter(|a| RUNTIME.contains(&s(a, "process.executable"))).cloned().collect();
     eprintln!("alerts: {:#?}\naudit trail: {:#?}", tally(&alerts), tally(&trail));
-    assert!(from_runtime.is_empty(), "alerts from the runtime's own work: {:#?}", tally(&from_runtime));
+    assert!(
+        from_runtime.is_empty(),
+        "alerts from the runtime's own work: {:#?}",
+        tally(&from_runtime)
+    );
     // Its work was seen, and recorded: runc run by the shim, and runc's own init.
-    let runc_runs = trail.iter().filter(|a| s(a, "rule.key") == "docker-runtime" && s(a, "event.action") == "exec" && s(a, "process.executable").ends_with("/runc")).count();
+    let runc_runs = trail
+        .iter()
+        .filter(|a| {
+            s(a, "rule.key") == "docker-runtime"
+                && s(a, "event.action") == "exec"
+                && s(a, "process.executable").ends_with("/runc")
+        })
+        .count();
     assert!(runc_runs >= 8, "runc runs on the audit trail: {runc_runs}");
     // The clients' requests are still judged: the exec request has its key.
-    assert!(alerts.iter().any(|a| s(a, "rule.key") == "docker-exec" && get(a, "docker.request.method").as_str() == Some("POST")), "{:#?}", tally(&alerts));
+    assert!(
+        alerts.iter().any(|a| s(a, "rule.key") == "docker-exec"
+            && get(a, "docker.request.method").as_str() == Some("POST")),
+        "{:#?}",
+        tally(&alerts)
+    );
 }
 
 /// Without `--audit-trail`, the trail is counted, not printed: alert consumers see alerts.
@@ -83,8 +109,13 @@ fn the_audit_trail_is_printed_only_when_asked_for() {
     let fence = format!("/etc/docker/monitor-e2e-fence-quiet-{}", std::process::id());
     std::fs::write(&fence, "x").unwrap();
     std::fs::remove_file(&fence).unwrap();
-    m.wait_for("the fence under /etc/docker", |a| s(a, "file.path") == fence && s(a, "event.action") == "unlink");
-    assert!(m.matching(|a| s(a, "event.kind") == "event").is_empty(), "audit-trail lines without --audit-trail");
+    m.wait_for("the fence under /etc/docker", |a| {
+        s(a, "file.path") == fence && s(a, "event.action") == "unlink"
+    });
+    assert!(
+        m.matching(|a| s(a, "event.kind") == "event").is_empty(),
+        "audit-trail lines without --audit-trail"
+    );
     assert_eq!(m.stop(libc::SIGTERM), "exit status: 0");
     let stop = m.matching(|a| s(a, "event.action") == "monitor-stop");
     let trail = get(&stop[0], "monitor.trail").as_u64().unwrap_or(0);

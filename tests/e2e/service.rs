@@ -36,10 +36,7 @@ fn service_key(unit: &str, key: &str) -> Vec<String> {
 fn unit_caps(unit: &str) -> Vec<String> {
     let set = service_key(unit, "CapabilityBoundingSet");
     assert_eq!(set.len(), 1, "one CapabilityBoundingSet line");
-    set[0]
-        .split_whitespace()
-        .map(|c| c.trim_start_matches("CAP_").to_ascii_lowercase())
-        .collect()
+    set[0].split_whitespace().map(|c| c.trim_start_matches("CAP_").to_ascii_lowercase()).collect()
 }
 
 /// Makes every mount read-only in a private mount namespace but `$1` and /dev and /proc,
@@ -66,11 +63,7 @@ impl Service {
         let unit = unit_text();
         let exec = service_key(&unit, "ExecStart");
         let mut argv: Vec<String> = exec[0].split_whitespace().map(String::from).collect();
-        assert_eq!(
-            argv[..2],
-            ["/usr/sbin/monitor", "run"],
-            "ExecStart runs the installed binary"
-        );
+        assert_eq!(argv[..2], ["/usr/sbin/monitor", "run"], "ExecStart runs the installed binary");
         argv[0] = monitor_bin().to_string_lossy().into_owned();
         for a in argv.iter_mut().filter(|a| *a == "/etc/monitor/rules.d") {
             *a = rules.to_string_lossy().into_owned();
@@ -78,17 +71,8 @@ impl Service {
         argv.extend(extra.iter().map(|s| s.to_string()));
         let caps: Vec<String> = unit_caps(&unit).iter().map(|c| format!("+{c}")).collect();
         let mut cmd = Command::new("unshare");
-        cmd.args([
-            "--mount",
-            "--propagation",
-            "private",
-            "--",
-            "sh",
-            "-c",
-            SANDBOX,
-            "sandbox",
-        ])
-        .arg(writable);
+        cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c", SANDBOX, "sandbox"])
+            .arg(writable);
         cmd.args([
             "setpriv",
             &format!("--bounding-set=-all,{}", caps.join(",")),
@@ -98,9 +82,7 @@ impl Service {
             cmd.arg("--no-new-privs");
         }
         cmd.arg("--").args(&argv);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
         unsafe {
             cmd.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
@@ -119,11 +101,7 @@ impl Service {
                 }
             }
         });
-        let mut s = Service {
-            child,
-            lines,
-            seen: Vec::new(),
-        };
+        let mut s = Service { child, lines, seen: Vec::new() };
         s.wait_for(|v| s_action(v) == "monitor-start", Duration::from_secs(90));
         s
     }
@@ -170,10 +148,7 @@ impl Service {
             if let Some(st) = self.child.try_wait().unwrap() {
                 break st;
             }
-            assert!(
-                Instant::now() < deadline,
-                "the monitor did not stop on SIGTERM"
-            );
+            assert!(Instant::now() < deadline, "the monitor did not stop on SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
         };
         while let Ok(v) = self.lines.recv_timeout(Duration::from_secs(2)) {
@@ -189,10 +164,7 @@ fn s_action(v: &Value) -> &str {
 
 /// Capability names in a CapBnd mask, as capsh decodes them (cap_bpf, ...).
 fn decode_caps(hex: &str) -> Vec<String> {
-    let out = Command::new("capsh")
-        .arg(format!("--decode={hex}"))
-        .output()
-        .expect("capsh");
+    let out = Command::new("capsh").arg(format!("--decode={hex}")).output().expect("capsh");
     let text = String::from_utf8_lossy(&out.stdout);
     let mut caps: Vec<String> = text
         .trim()
@@ -222,16 +194,9 @@ fn the_unit_parses_with_systemd_analyze() {
         .arg(&unit)
         .output()
         .expect("systemd-analyze (cargo xtask setup --test-deps)");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && said.trim().is_empty(),
-        "{}: {said}",
-        out.status
-    );
+    let said =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.trim().is_empty(), "{}: {said}", out.status);
     let unit = unit_text();
     for (key, want) in [
         ("Restart", "on-failure"),
@@ -254,11 +219,8 @@ fn under_the_units_capabilities_and_sandbox_it_alerts_reloads_and_stops_cleanly(
     std::fs::create_dir_all(&watched).unwrap();
     let rules = dir.join("rules.d");
     std::fs::create_dir_all(&rules).unwrap();
-    std::fs::write(
-        rules.join("test.rules"),
-        format!("-w {} -p wa -k svc\n", watched.display()),
-    )
-    .unwrap();
+    std::fs::write(rules.join("test.rules"), format!("-w {} -p wa -k svc\n", watched.display()))
+        .unwrap();
     let capture = dir.join("capture.bin");
     // A root process with every capability, started before the monitor, writes once it
     // runs: its executable is read from /proc/PID/exe (CAP_SYS_PTRACE).
@@ -273,35 +235,19 @@ fn under_the_units_capabilities_and_sandbox_it_alerts_reloads_and_stops_cleanly(
         .spawn()
         .unwrap();
 
-    let mut svc = Service::start(
-        &dir,
-        &rules,
-        &["--capture", capture.to_str().unwrap(), "--heartbeat", "1"],
-    );
+    let mut svc =
+        Service::start(&dir, &rules, &["--capture", capture.to_str().unwrap(), "--heartbeat", "1"]);
     // The bounding set is the unit's.
     let status = std::fs::read_to_string(format!("/proc/{}/status", svc.pid())).unwrap();
-    let bnd = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapBnd:"))
-        .unwrap()
-        .trim()
-        .to_string();
-    let mut want: Vec<String> = unit_caps(&unit_text())
-        .iter()
-        .map(|c| format!("cap_{c}"))
-        .collect();
+    let bnd = status.lines().find_map(|l| l.strip_prefix("CapBnd:")).unwrap().trim().to_string();
+    let mut want: Vec<String> =
+        unit_caps(&unit_text()).iter().map(|c| format!("cap_{c}")).collect();
     want.sort();
     assert_eq!(decode_caps(&bnd), want);
     assert!(status.lines().any(|l| l == "NoNewPrivs:\t1"), "{status}");
     // The sandbox is real: outside the writable directory, nothing can be written.
     let ro = Command::new("nsenter")
-        .args([
-            "-t",
-            &svc.pid().to_string(),
-            "-m",
-            "touch",
-            "/var/tmp/monitor-service-test",
-        ])
+        .args(["-t", &svc.pid().to_string(), "-m", "touch", "/var/tmp/monitor-service-test"])
         .output()
         .unwrap();
     assert!(
@@ -318,11 +264,7 @@ fn under_the_units_capabilities_and_sandbox_it_alerts_reloads_and_stops_cleanly(
         Duration::from_secs(10),
     );
     let sh = std::fs::canonicalize("/bin/sh").unwrap();
-    assert_eq!(
-        s(&alert, "process.executable"),
-        sh.to_str().unwrap(),
-        "{alert}"
-    );
+    assert_eq!(s(&alert, "process.executable"), sh.to_str().unwrap(), "{alert}");
     assert_eq!(s(&alert, "rule.key"), "svc", "{alert}");
 
     // ExecReload: SIGHUP reloads the rules.

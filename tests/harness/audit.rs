@@ -49,7 +49,8 @@ pub fn create_missing_dirs(files: &[PathBuf]) -> Vec<PathBuf> {
     }
     let mut created = Vec::new();
     for dir in needed {
-        let mut missing: Vec<_> = dir.ancestors().take_while(|a| !a.exists()).map(Path::to_path_buf).collect();
+        let mut missing: Vec<_> =
+            dir.ancestors().take_while(|a| !a.exists()).map(Path::to_path_buf).collect();
         missing.reverse();
         for m in missing {
             if m.starts_with("/sys") || m.starts_with("/proc") {
@@ -65,22 +66,34 @@ pub fn create_missing_dirs(files: &[PathBuf]) -> Vec<PathBuf> {
 /// `monitor rules export --for-host --rules FILE`, written to `dir`: the file as stock
 /// auditctl takes it (the monitor's extensions left out). Returns its path.
 pub fn exported(file: &Path, dir: &Path) -> PathBuf {
-    let out = Command::new(crate::monitor_bin()).args(["rules", "export", "--for-host", "--rules"]).arg(file).output().expect("running monitor rules export");
-    assert!(out.status.success(), "monitor rules export --rules {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(crate::monitor_bin())
+        .args(["rules", "export", "--for-host", "--rules"])
+        .arg(file)
+        .output()
+        .expect("running monitor rules export");
+    assert!(
+        out.status.success(),
+        "monitor rules export --rules {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let path = dir.join(format!("exported-{}", file.file_name().unwrap().to_string_lossy()));
     std::fs::write(&path, &out.stdout).unwrap();
     path
 }
 
 pub fn auditctl(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    Command::new("auditctl").args(args).output().expect("auditctl (cargo xtask setup --test-deps installs it)")
+    Command::new("auditctl")
+        .args(args)
+        .output()
+        .expect("auditctl (cargo xtask setup --test-deps installs it)")
 }
 
 fn status_field(name: &str) -> Option<String> {
     let out = auditctl(&["-s".as_ref()]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')).map(|v| v.trim().to_string()))
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')).map(|v| v.trim().to_string())
+    })
 }
 
 pub const LOG: &str = "/var/log/audit/audit.log";
@@ -132,7 +145,12 @@ impl AuditedHost {
         for f in &files {
             let f = exported(f, scratch);
             let out = auditctl(&["-R".as_ref(), f.as_os_str()]);
-            assert!(out.status.success(), "auditctl -R {} failed: {}", f.display(), String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "auditctl -R {} failed: {}",
+                f.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         // auditd registers itself with the kernel: a pid in the status means one runs.
         let running = status_field("pid").is_some_and(|p| p != "0");
@@ -164,7 +182,11 @@ impl AuditedHost {
             if until(&text) {
                 return text;
             }
-            assert!(Instant::now() < deadline, "auditd's log never showed the expected records:\n{}", &text[text.len().saturating_sub(4000)..]);
+            assert!(
+                Instant::now() < deadline,
+                "auditd's log never showed the expected records:\n{}",
+                &text[text.len().saturating_sub(4000)..]
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }

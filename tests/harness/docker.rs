@@ -45,7 +45,10 @@ fn start_dockerd() {
     let log = std::fs::File::create("/tmp/monitor-tests-dockerd.log").unwrap();
     let mut cmd = Command::new("dockerd");
     // No iptables and no bridge: the test machines have neither, and the tests need no network.
-    cmd.args(["--iptables=false", "--bridge=none"]).stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
+    cmd.args(["--iptables=false", "--bridge=none"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
     unsafe {
         // Its own session: it outlives this test process, as a system daemon would.
         cmd.pre_exec(|| {
@@ -80,16 +83,24 @@ fn build_image(name: &str, suid: bool) {
     std::fs::create_dir_all(dir.join("tmp")).unwrap();
     std::fs::copy(busybox, dir.join("bin/busybox")).unwrap();
     let list = Command::new(busybox).arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| !a.is_empty() && *a != "busybox") {
+    for applet in
+        String::from_utf8_lossy(&list.stdout).lines().filter(|a| !a.is_empty() && *a != "busybox")
+    {
         std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).unwrap();
     }
-    std::fs::write(dir.join("etc/passwd"), "root::0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/tmp:/bin/sh\n").unwrap();
+    std::fs::write(
+        dir.join("etc/passwd"),
+        "root::0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/tmp:/bin/sh\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("etc/group"), "root:x:0:\nuser:x:1000:\n").unwrap();
     if suid {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.join("bin/busybox"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+        std::fs::set_permissions(dir.join("bin/busybox"), std::fs::Permissions::from_mode(0o4755))
+            .unwrap();
     }
-    let script = format!("tar -C {} -c --owner=0 --group=0 . | docker import - {name}", dir.display());
+    let script =
+        format!("tar -C {} -c --owner=0 --group=0 . | docker import - {name}", dir.display());
     let status = Command::new("sh").arg("-c").arg(&script).stdout(Stdio::null()).status().unwrap();
     assert!(status.success(), "building {name} failed");
 }

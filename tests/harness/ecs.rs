@@ -24,7 +24,9 @@ fn cache() -> PathBuf {
 }
 
 fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (nodejs and npm: `cargo xtask setup --test-deps`)"));
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!("{cmd:?}: {e} (nodejs and npm: `cargo xtask setup --test-deps`)")
+    });
     assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
@@ -64,8 +66,11 @@ pub fn fields() -> &'static HashMap<String, Field> {
 /// Whether a JSON value fits an ECS type.
 fn fits(kind: &str, v: &Value) -> bool {
     match kind {
-        "keyword" | "constant_keyword" | "wildcard" | "text" | "match_only_text" | "ip" | "version" => v.is_string(),
-        "date" => v.as_str().is_some_and(|s| s.len() >= 20 && s.ends_with('Z') && s.as_bytes()[10] == b'T'),
+        "keyword" | "constant_keyword" | "wildcard" | "text" | "match_only_text" | "ip"
+        | "version" => v.is_string(),
+        "date" => v
+            .as_str()
+            .is_some_and(|s| s.len() >= 20 && s.ends_with('Z') && s.as_bytes()[10] == b'T'),
         "long" | "integer" | "short" | "byte" | "unsigned_long" => v.is_i64() || v.is_u64(),
         "float" | "double" | "half_float" | "scaled_float" => v.is_number(),
         "boolean" => v.is_boolean(),
@@ -79,10 +84,19 @@ fn fits(kind: &str, v: &Value) -> bool {
 pub fn problems(line: &Value, vendor: &str) -> Vec<String> {
     let mut out = Vec::new();
     let fields = fields();
-    fn walk(prefix: &str, v: &Value, leaves: &mut Vec<(String, Value)>, fields: &HashMap<String, Field>) {
+    fn walk(
+        prefix: &str,
+        v: &Value,
+        leaves: &mut Vec<(String, Value)>,
+        fields: &HashMap<String, Field>,
+    ) {
         match v {
             // An object-typed ECS field (labels, ...) is a leaf.
-            Value::Object(m) if !fields.get(prefix).is_some_and(|f| f.kind == "object" || f.kind == "flattened") => {
+            Value::Object(m)
+                if !fields
+                    .get(prefix)
+                    .is_some_and(|f| f.kind == "object" || f.kind == "flattened") =>
+            {
                 for (k, x) in m {
                     let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
                     walk(&name, x, leaves, fields);
@@ -114,7 +128,9 @@ pub fn problems(line: &Value, vendor: &str) -> Vec<String> {
             if !fits(&f.kind, x) {
                 out.push(format!("{name}: {x} is not of ECS type {}", f.kind));
             }
-            if !f.allowed.is_empty() && !x.as_str().is_some_and(|s| f.allowed.iter().any(|a| a == s)) {
+            if !f.allowed.is_empty()
+                && !x.as_str().is_some_and(|s| f.allowed.iter().any(|a| a == s))
+            {
                 out.push(format!("{name}: {x} is not an allowed value ({})", f.allowed.join(", ")));
             }
         }

@@ -106,9 +106,7 @@ impl Monitor {
             }
             cmd.args(&extra);
             cmd.env("RUST_LOG", "info");
-            cmd.stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
+            cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
             unsafe {
                 cmd.pre_exec(|| {
                     // The monitor stops when the test process goes away, however it ends.
@@ -144,10 +142,7 @@ impl Monitor {
         let mut out = lock.lock().unwrap_or_else(|e| e.into_inner());
         while !out.ready {
             if let Some(exit) = &out.exit {
-                panic!(
-                    "monitor exited during start ({exit}):\n{}",
-                    out.stderr.join("\n")
-                );
+                panic!("monitor exited during start ({exit}):\n{}", out.stderr.join("\n"));
             }
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(
@@ -155,10 +150,7 @@ impl Monitor {
                 "monitor not ready after {START_TIMEOUT:?}:\n{}",
                 out.stderr.join("\n")
             );
-            out = cond
-                .wait_timeout(out, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            out = cond.wait_timeout(out, left).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 
@@ -199,10 +191,7 @@ impl Monitor {
                 !left.is_zero(),
                 "monitor still running {ALERT_TIMEOUT:?} after signal {signal}"
             );
-            out = cond
-                .wait_timeout(out, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            out = cond.wait_timeout(out, left).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 
@@ -212,11 +201,7 @@ impl Monitor {
         let deadline = Instant::now() + ALERT_TIMEOUT;
         let mut out = lock.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            assert!(
-                out.garbage.is_empty(),
-                "non-JSON lines on stdout: {:?}",
-                out.garbage
-            );
+            assert!(out.garbage.is_empty(), "non-JSON lines on stdout: {:?}", out.garbage);
             if let Some(a) = out.alerts.iter().find(|a| pred(&a.json)) {
                 return a.clone();
             }
@@ -234,31 +219,20 @@ impl Monitor {
                     seen.join("\n")
                 );
             }
-            out = cond
-                .wait_timeout(out, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            out = cond.wait_timeout(out, left).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 
     /// Every alert so far that satisfies `pred`, with its reception times.
     pub fn matching_alerts(&self, pred: impl Fn(&Value) -> bool) -> Vec<Alert> {
         let out = self.out.0.lock().unwrap_or_else(|e| e.into_inner());
-        out.alerts
-            .iter()
-            .filter(|a| pred(&a.json))
-            .cloned()
-            .collect()
+        out.alerts.iter().filter(|a| pred(&a.json)).cloned().collect()
     }
 
     /// Every alert so far that satisfies `pred`.
     pub fn matching(&self, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
         let out = self.out.0.lock().unwrap_or_else(|e| e.into_inner());
-        out.alerts
-            .iter()
-            .filter(|a| pred(&a.json))
-            .map(|a| a.json.clone())
-            .collect()
+        out.alerts.iter().filter(|a| pred(&a.json)).map(|a| a.json.clone()).collect()
     }
 
     /// Every alert so far.
@@ -268,12 +242,7 @@ impl Monitor {
 
     /// Everything the monitor logged so far.
     pub fn stderr(&self) -> Vec<String> {
-        self.out
-            .0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .stderr
-            .clone()
+        self.out.0.lock().unwrap_or_else(|e| e.into_inner()).stderr.clone()
     }
 }
 
@@ -287,7 +256,11 @@ impl Drop for Monitor {
     }
 }
 
-fn read_stdout(stdout: impl std::io::Read, out: Arc<(Mutex<Output>, Condvar)>, paused: Arc<std::sync::atomic::AtomicBool>) {
+fn read_stdout(
+    stdout: impl std::io::Read,
+    out: Arc<(Mutex<Output>, Condvar)>,
+    paused: Arc<std::sync::atomic::AtomicBool>,
+) {
     let mut lines = BufReader::new(stdout).lines();
     loop {
         while paused.load(std::sync::atomic::Ordering::SeqCst) {
@@ -305,11 +278,7 @@ fn read_stdout(stdout: impl std::io::Read, out: Arc<(Mutex<Output>, Condvar)>, p
                 if json["event"]["action"] == "monitor-start" {
                     o.ready = true;
                 }
-                o.alerts.push(Alert {
-                    json,
-                    received,
-                    received_wall,
-                })
+                o.alerts.push(Alert { json, received, received_wall })
             }
             _ => o.garbage.push(line),
         }
@@ -380,10 +349,7 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     // A symlink-free spelling: the kernel reports canonical paths.
     let dir = std::fs::canonicalize(&dir).unwrap();
-    SCRATCH
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push(dir.clone());
+    SCRATCH.lock().unwrap_or_else(|e| e.into_inner()).push(dir.clone());
     extern "C" fn cleanup() {
         if let Ok(dirs) = SCRATCH.lock() {
             for d in dirs.iter() {
@@ -402,11 +368,7 @@ static SCRATCH: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 /// Run `sh -c SCRIPT` and require success.
 pub fn sh(script: &str) {
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .status()
-        .expect("running sh");
+    let status = Command::new("sh").arg("-c").arg(script).status().expect("running sh");
     assert!(status.success(), "`{script}` failed: {status}");
 }
 
@@ -415,23 +377,42 @@ pub fn sh(script: &str) {
 /// types in every alert its `when` column covers (`always`, `file`, `connect`, `setid`,
 /// `docker`, `container`).
 pub fn check_schema(alerts: &[Value]) {
-    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/alert-schema.md")).unwrap();
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/alert-schema.md"),
+    )
+    .unwrap();
     let rows: Vec<(String, String, String)> = doc
         .lines()
         .filter_map(|line| {
-            let cells: Vec<&str> = line.split(" | ").map(|c| c.trim().trim_matches('|').trim()).collect();
+            let cells: Vec<&str> =
+                line.split(" | ").map(|c| c.trim().trim_matches('|').trim()).collect();
             let when = *cells.get(2)?;
-            ["always", "file", "connect", "setid", "docker", "container", "metric", "tamper"].contains(&when).then(|| {
-                (cells[0].trim_matches('`').to_string(), cells[1].replace('\\', "").to_string(), when.to_string())
-            })
+            ["always", "file", "connect", "setid", "docker", "container", "metric", "tamper"]
+                .contains(&when)
+                .then(|| {
+                    (
+                        cells[0].trim_matches('`').to_string(),
+                        cells[1].replace('\\', "").to_string(),
+                        when.to_string(),
+                    )
+                })
         })
         .collect();
-    assert!(rows.len() >= 40, "schema table not found in docs/alert-schema.md ({} rows)", rows.len());
+    assert!(
+        rows.len() >= 40,
+        "schema table not found in docs/alert-schema.md ({} rows)",
+        rows.len()
+    );
     assert!(!alerts.is_empty());
     // One numbering for alerts and records, no gaps.
-    let mut seqs: Vec<u64> = alerts.iter().filter_map(|a| get(a, "event.sequence").as_u64()).collect();
+    let mut seqs: Vec<u64> =
+        alerts.iter().filter_map(|a| get(a, "event.sequence").as_u64()).collect();
     seqs.sort();
-    assert_eq!(seqs, (1..=alerts.len() as u64).collect::<Vec<_>>(), "event.sequence must be 1..n without gaps");
+    assert_eq!(
+        seqs,
+        (1..=alerts.len() as u64).collect::<Vec<_>>(),
+        "event.sequence must be 1..n without gaps"
+    );
     for a in alerts {
         if s(a, "event.kind") == "metric" {
             for (field, ty, _) in rows.iter().filter(|(_, _, w)| w == "metric") {
@@ -448,7 +429,8 @@ pub fn check_schema(alerts: &[Value]) {
         };
         let in_container = a.get("container").is_some();
         for (field, ty, when) in &rows {
-            let applies = when == "always" || when == group || (when == "container" && in_container);
+            let applies =
+                when == "always" || when == group || (when == "container" && in_container);
             if !applies {
                 continue;
             }
@@ -524,10 +506,22 @@ pub fn exec_child(path: &str, arg: &str, call: ExecCall) -> (u32, i32) {
                 }
                 ExecCall::ExecveatFd => {
                     let fd = libc::open(path_c.as_ptr(), libc::O_RDONLY);
-                    libc::syscall(libc::SYS_execveat, fd, c"".as_ptr(), argv.as_ptr(), envp.as_ptr(), libc::AT_EMPTY_PATH);
+                    libc::syscall(
+                        libc::SYS_execveat,
+                        fd,
+                        c"".as_ptr(),
+                        argv.as_ptr(),
+                        envp.as_ptr(),
+                        libc::AT_EMPTY_PATH,
+                    );
                 }
                 ExecCall::ExecveBadArgv => {
-                    libc::syscall(libc::SYS_execve, path_c.as_ptr(), 8usize as *const libc::c_char, envp.as_ptr());
+                    libc::syscall(
+                        libc::SYS_execve,
+                        path_c.as_ptr(),
+                        8usize as *const libc::c_char,
+                        envp.as_ptr(),
+                    );
                 }
             }
             libc::_exit(127);
@@ -556,7 +550,11 @@ pub fn connect_as(id: u32, path: &str) -> u32 {
             libc::syscall(libc::SYS_setresgid, id, id, id);
             libc::syscall(libc::SYS_setresuid, id, id, id);
             let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
-            libc::connect(fd, &addr as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_un>() as u32);
+            libc::connect(
+                fd,
+                &addr as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_un>() as u32,
+            );
             libc::_exit(0);
         }
     }

@@ -23,7 +23,15 @@ use crate::hook_share;
 /// Runs per workload and mode of the in-run hook cost pass (each is its own ratio).
 const SHARE_RUNS: usize = 5;
 
-pub const WORKLOADS: &[&str] = &["exec", "files-unwatched", "files-watched", "connect-watched", "connect-unwatched", "setuid", "mixed"];
+pub const WORKLOADS: &[&str] = &[
+    "exec",
+    "files-unwatched",
+    "files-watched",
+    "connect-watched",
+    "connect-unwatched",
+    "setuid",
+    "mixed",
+];
 
 /// Watched by the default pack (CIS 1.1.6, key docker-config).
 const WATCHED_DIR: &str = "/etc/docker/monitor-bench";
@@ -81,7 +89,11 @@ pub fn workload(name: &str, n: u64) -> Result<()> {
             let path = format!("{UNWATCHED_DIR}/bench.sock");
             let _ = std::fs::remove_file(&path);
             let listener = UnixListener::bind(&path)?;
-            std::thread::spawn(move || for c in listener.incoming() { drop(c) });
+            std::thread::spawn(move || {
+                for c in listener.incoming() {
+                    drop(c)
+                }
+            });
             connects(&path, n)?;
         }
         "setuid" => setuids(n),
@@ -141,7 +153,10 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// A running monitor (stdout to /dev/null, or piped).
@@ -197,7 +212,12 @@ impl Auditd {
     fn start() -> Result<Auditd> {
         let listed = crate::util::output(Command::new("auditctl").arg("-l"))?;
         let status = crate::util::output(Command::new("auditctl").arg("-s"))?;
-        let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')).map(|v| v.trim().to_string());
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .map(|v| v.trim().to_string())
+        };
         let saved_enabled = field("enabled").unwrap_or_else(|| "0".into());
         let saved_backlog = (field("backlog_limit"), field("backlog_wait_time"));
         // Off while the rules change (no records for a backlog nobody drains yet).
@@ -206,7 +226,9 @@ impl Auditd {
         // The backlog Debian's auditd ships with (/etc/audit/rules.d/audit.rules), not the
         // kernel's 64: with 64, bursts make the audited processes wait for room, and auditd
         // would be measured as no one runs it.
-        let _ = Command::new("auditctl").args(["-b", AUDITD_BACKLOG, "--backlog_wait_time", AUDITD_BACKLOG_WAIT]).output();
+        let _ = Command::new("auditctl")
+            .args(["-b", AUDITD_BACKLOG, "--backlog_wait_time", AUDITD_BACKLOG_WAIT])
+            .output();
         for d in ["/var/lib/docker", "/run/containerd"] {
             std::fs::create_dir_all(d)?;
         }
@@ -229,7 +251,12 @@ impl Auditd {
         }
         eprintln!("xtask: auditd mode: {loaded} rules loaded into the kernel");
         std::fs::create_dir_all("/var/log/audit")?;
-        let child = Command::new("auditd").args(["-n", "-s", "enable"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().context("starting auditd")?;
+        let child = Command::new("auditd")
+            .args(["-n", "-s", "enable"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting auditd")?;
         std::thread::sleep(Duration::from_millis(500));
         let _ = Command::new("auditctl").args(["-e", "1"]).output();
         Ok(Auditd { child, saved_rules: listed, saved_enabled, saved_backlog })
@@ -253,7 +280,8 @@ impl Drop for Auditd {
             }
         }
         if let (Some(limit), Some(wait)) = &self.saved_backlog {
-            let _ = Command::new("auditctl").args(["-b", limit, "--backlog_wait_time", wait]).output();
+            let _ =
+                Command::new("auditctl").args(["-b", limit, "--backlog_wait_time", wait]).output();
         }
         let _ = Command::new("auditctl").args(["-e", &self.saved_enabled]).output();
     }
@@ -280,9 +308,15 @@ fn latency(events: u64) -> Result<(f64, f64)> {
         let mut lat = Vec::new();
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            let got = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i128;
+            let got = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as i128;
             let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
-            if v["file"]["path"].as_str().is_some_and(|p| p.starts_with(&format!("{WATCHED_DIR}/lat"))) {
+            if v["file"]["path"]
+                .as_str()
+                .is_some_and(|p| p.starts_with(&format!("{WATCHED_DIR}/lat")))
+            {
                 if let Some(sent) = v["@timestamp"].as_str().and_then(parse_rfc3339_ns) {
                     lat.push((got - sent) as f64 / 1e3);
                 }
@@ -390,7 +424,14 @@ fn max_rate(targets: &[u64]) -> Result<Vec<PacedRun>> {
         m.stop()?;
         let (alerts, lost) = reader.join().unwrap();
         let events = per_thread * GENERATORS;
-        out.push(PacedRun { target, events, achieved: events as f64 / seconds, seconds, alerts, lost });
+        out.push(PacedRun {
+            target,
+            events,
+            achieved: events as f64 / seconds,
+            seconds,
+            alerts,
+            lost,
+        });
     }
     Ok(out)
 }
@@ -402,7 +443,8 @@ fn hook_points() -> Result<Vec<String>> {
     let mut first = String::new();
     BufReader::new(stdout).read_line(&mut first).context("reading the monitor's start record")?;
     monitor.stop()?;
-    let record: serde_json::Value = serde_json::from_str(&first).context("parsing the monitor's start record")?;
+    let record: serde_json::Value =
+        serde_json::from_str(&first).context("parsing the monitor's start record")?;
     let points: Vec<String> = record["monitor"]["start"]["hook_points"]
         .as_array()
         .context("no monitor.start.hook_points in the start record")?
@@ -418,10 +460,16 @@ fn hook_points() -> Result<Vec<String>> {
 /// The BPF programs loaded now of the types that hook syscalls and scheduler events.
 fn tracing_programs() -> Result<Vec<serde_json::Value>> {
     let out = crate::util::output(Command::new("bpftool").args(["prog", "show", "--json"]))?;
-    let progs: Vec<serde_json::Value> = serde_json::from_str(&out).context("bpftool prog show --json")?;
+    let progs: Vec<serde_json::Value> =
+        serde_json::from_str(&out).context("bpftool prog show --json")?;
     Ok(progs
         .into_iter()
-        .filter(|p| matches!(p["type"].as_str(), Some("tracepoint" | "tracing" | "raw_tracepoint" | "kprobe" | "perf_event")))
+        .filter(|p| {
+            matches!(
+                p["type"].as_str(),
+                Some("tracepoint" | "tracing" | "raw_tracepoint" | "kprobe" | "perf_event")
+            )
+        })
         .collect())
 }
 
@@ -458,8 +506,10 @@ fn bpf_program_time() -> Result<(u64, u64)> {
 /// fifth between minutes, so one reading per workload is not enough). Per workload: the
 /// median (ns in programs, runs).
 fn kernel_time(size: u64, reps: usize) -> Result<Vec<(u64, u64)>> {
-    let was = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").unwrap_or_else(|_| "0".into());
-    std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1").context("enabling kernel.bpf_stats_enabled")?;
+    let was = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
+        .unwrap_or_else(|_| "0".into());
+    std::fs::write("/proc/sys/kernel/bpf_stats_enabled", "1")
+        .context("enabling kernel.bpf_stats_enabled")?;
     let result = (|| {
         let monitor = Monitor::start(false)?;
         // bpftool's own syscalls (one run between two readings) pass through the programs
@@ -472,7 +522,10 @@ fn kernel_time(size: u64, reps: usize) -> Result<Vec<(u64, u64)>> {
                 let before = bpf_program_time()?;
                 run_workload(w, count(w, size))?;
                 let after = bpf_program_time()?;
-                samples[wi].push(((after.0 - before.0).saturating_sub(reading.0), (after.1 - before.1).saturating_sub(reading.1)));
+                samples[wi].push((
+                    (after.0 - before.0).saturating_sub(reading.0),
+                    (after.1 - before.1).saturating_sub(reading.1),
+                ));
             }
         }
         monitor.stop()?;
@@ -537,7 +590,10 @@ fn hook_shares(size: u64, runs: usize, points: &[String]) -> Result<Vec<[hook_sh
 fn replay_rate(size: u64, reps: usize) -> Result<(u64, u64, f64)> {
     let cap = std::env::temp_dir().join("monitor-bench.cap");
     let mut cmd = Command::new(monitor_bin());
-    cmd.args(["run", "--heartbeat", "0", "--capture"]).arg(&cap).stdout(Stdio::null()).stderr(Stdio::piped());
+    cmd.args(["run", "--heartbeat", "0", "--capture"])
+        .arg(&cap)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn()?;
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     for l in lines.by_ref() {
@@ -557,7 +613,12 @@ fn replay_rate(size: u64, reps: usize) -> Result<(u64, u64, f64)> {
     let mut rates = Vec::new();
     for _ in 0..reps.max(1) {
         let start = Instant::now();
-        let out = Command::new(monitor_bin()).arg("replay").arg(&cap).stdout(Stdio::null()).stderr(Stdio::piped()).output()?;
+        let out = Command::new(monitor_bin())
+            .arg("replay")
+            .arg(&cap)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()?;
         let secs = start.elapsed().as_secs_f64();
         let err = String::from_utf8_lossy(&out.stderr);
         events = err
@@ -611,10 +672,18 @@ pub fn run(opts: &Options) -> Result<()> {
         }
     }
     let (p50, p99) = latency(if opts.size < 1000 { 50 } else { 1000 })?;
-    let rates: Vec<u64> = if opts.size < 1000 { vec![1_000] } else { vec![25_000, 50_000, 100_000, 200_000, 400_000] };
+    let rates: Vec<u64> = if opts.size < 1000 {
+        vec![1_000]
+    } else {
+        vec![25_000, 50_000, 100_000, 200_000, 400_000]
+    };
     let rate_results = max_rate(&rates)?;
     // The highest rate achieved in a run where nothing was lost and every event alerted.
-    let sustained = rate_results.iter().filter(|r| r.lost == 0 && r.alerts >= r.events).map(|r| r.achieved).reduce(f64::max);
+    let sustained = rate_results
+        .iter()
+        .filter(|r| r.lost == 0 && r.alerts >= r.events)
+        .map(|r| r.achieved)
+        .reduce(f64::max);
     let (replay_events, bytes_per_event, replay_per_s) = replay_rate(opts.size, opts.reps)?;
     let in_kernel = kernel_time(opts.size, opts.reps)?;
     let share_runs = opts.reps.clamp(1, SHARE_RUNS);
@@ -677,7 +746,9 @@ pub fn run(opts: &Options) -> Result<()> {
         let share = |s: hook_share::Share| json!({"samples": s.samples, "hooked": s.hooked, "percent": s.percent(), "overhead_pct": s.overhead_percent()});
         rows[wi]["hook_share"] = json!({"empty_hooks": share(hooks), "monitor": share(mon)});
     }
-    md.push_str(&format!("\nsyscall→alert latency (paced watched writes): p50 {p50:.0} µs, p99 {p99:.0} µs\n"));
+    md.push_str(&format!(
+        "\nsyscall→alert latency (paced watched writes): p50 {p50:.0} µs, p99 {p99:.0} µs\n"
+    ));
     md.push_str(&format!("monitor peak RSS: {:.1} MiB\n", peak_rss as f64 / 1024.0));
     for r in &rate_results {
         md.push_str(&format!(
@@ -685,13 +756,20 @@ pub fn run(opts: &Options) -> Result<()> {
             r.target, r.achieved, r.seconds, r.alerts, r.lost
         ));
     }
-    md.push_str(&format!("highest achieved rate without a drop: {}\n", sustained.map(|r| format!("{r:.0}/s")).unwrap_or("none of those tried".into())));
+    md.push_str(&format!(
+        "highest achieved rate without a drop: {}\n",
+        sustained.map(|r| format!("{r:.0}/s")).unwrap_or("none of those tried".into())
+    ));
     md.push_str(&format!(
         "replay: {replay_events} captured events at {replay_per_s:.0} events/s (whole command, JSON to /dev/null, median of the repetitions); capture {bytes_per_event} bytes/event\n"
     ));
-    let commit = crate::util::output(Command::new("git").args(["rev-parse", "--short", "HEAD"]).current_dir(root())).unwrap_or_default();
+    let commit = crate::util::output(
+        Command::new("git").args(["rev-parse", "--short", "HEAD"]).current_dir(root()),
+    )
+    .unwrap_or_default();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let date = crate::util::output(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])).unwrap_or_default();
+    let date = crate::util::output(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]))
+        .unwrap_or_default();
     let header = format!("# Benchmark results\n\n{date}, commit {commit}, {cores} cores, kernel {}, size {}, {} repetitions (medians)\n\n", std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(), opts.size, opts.reps);
     // The `monitor check` figure (`cargo xtask bench check`) is its own run: kept as it was.
     let (check, check_line) = crate::bench_check::carried_over(&opts.out);

@@ -22,14 +22,18 @@ fn ensure_image() -> Result<()> {
     if crate::util::succeeds(Command::new("docker").args(["image", "inspect", IMAGE])) {
         return Ok(());
     }
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| Path::new(p).exists()).context("busybox is missing: `cargo xtask setup --test-deps` installs busybox-static")?;
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .context("busybox is missing: `cargo xtask setup --test-deps` installs busybox-static")?;
     let dir = std::env::temp_dir().join(format!("monitor-bench-image-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("bin"))?;
     std::fs::copy(busybox, dir.join("bin/busybox"))?;
     std::os::unix::fs::symlink("busybox", dir.join("bin/sleep"))?;
     std::os::unix::fs::symlink("busybox", dir.join("bin/sh"))?;
-    let script = format!("tar -C {} -c --owner=0 --group=0 . | docker import - {IMAGE}", dir.display());
+    let script =
+        format!("tar -C {} -c --owner=0 --group=0 . | docker import - {IMAGE}", dir.display());
     let ok = crate::util::succeeds(Command::new("sh").arg("-c").arg(&script));
     let _ = std::fs::remove_dir_all(&dir);
     if !ok {
@@ -47,7 +51,16 @@ impl Containers {
         let mut c = Containers(Vec::new());
         for i in 0..n {
             let name = format!("{PREFIX}{i}");
-            crate::util::output(Command::new("docker").args(["create", "--network", "none", "--name", &name, IMAGE, "sleep", "600"]))?;
+            crate::util::output(Command::new("docker").args([
+                "create",
+                "--network",
+                "none",
+                "--name",
+                &name,
+                IMAGE,
+                "sleep",
+                "600",
+            ]))?;
             c.0.push(name);
         }
         Ok(c)
@@ -57,14 +70,25 @@ impl Containers {
 impl Drop for Containers {
     fn drop(&mut self) {
         if !self.0.is_empty() {
-            let _ = Command::new("docker").args(["rm", "-f"]).args(&self.0).stdout(Stdio::null()).stderr(Stdio::null()).status();
+            let _ = Command::new("docker")
+                .args(["rm", "-f"])
+                .args(&self.0)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }
 
 /// Containers a killed earlier run left behind.
 fn remove_leftovers() {
-    let names = crate::util::output(Command::new("docker").args(["ps", "-aq", "--filter", &format!("name=^{PREFIX}")])).unwrap_or_default();
+    let names = crate::util::output(Command::new("docker").args([
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("name=^{PREFIX}"),
+    ]))
+    .unwrap_or_default();
     let ids: Vec<&str> = names.split_whitespace().collect();
     if !ids.is_empty() {
         let _ = Command::new("docker").args(["rm", "-f"]).args(&ids).stdout(Stdio::null()).status();
@@ -84,11 +108,16 @@ pub fn run(out: &Path, reps: usize) -> Result<()> {
     crate::docker::ensure_dockerd()?;
     ensure_image()?;
     let containers = Containers::create(CONTAINERS)?;
-    let in_docker = crate::util::output(Command::new("docker").args(["ps", "-aq"]))?.lines().count();
+    let in_docker =
+        crate::util::output(Command::new("docker").args(["ps", "-aq"]))?.lines().count();
     let bin = crate::util::workspace_root().join("target/release/monitor");
     let once = || -> Result<(f64, usize)> {
         let started = Instant::now();
-        let o = Command::new(&bin).args(["check", "--profile", "all", "--json"]).stderr(Stdio::null()).output().with_context(|| format!("running {}", bin.display()))?;
+        let o = Command::new(&bin)
+            .args(["check", "--profile", "all", "--json"])
+            .stderr(Stdio::null())
+            .output()
+            .with_context(|| format!("running {}", bin.display()))?;
         let secs = started.elapsed().as_secs_f64();
         // Its exit code is the host's posture (10-14 when something fails), not an error.
         if !matches!(o.status.code(), Some(0 | 9..=14)) {
@@ -108,8 +137,14 @@ pub fn run(out: &Path, reps: usize) -> Result<()> {
     let mut sorted = samples.clone();
     let med = median(&mut sorted);
     let (min, max) = (sorted[0], sorted[sorted.len() - 1]);
-    let commit = crate::util::output(Command::new("git").args(["rev-parse", "--short", "HEAD"]).current_dir(crate::util::workspace_root())).unwrap_or_default();
-    let date = crate::util::output(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])).unwrap_or_default();
+    let commit = crate::util::output(
+        Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .current_dir(crate::util::workspace_root()),
+    )
+    .unwrap_or_default();
+    let date = crate::util::output(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"]))
+        .unwrap_or_default();
     let member = json!({
         "date": date, "commit": commit, "command": "monitor check --profile all --json",
         "containers": in_docker, "created_for_the_run": CONTAINERS, "findings": findings,
@@ -122,7 +157,10 @@ pub fn run(out: &Path, reps: usize) -> Result<()> {
     println!("{line}");
     std::fs::create_dir_all(out)?;
     let json_path = out.join("results.json");
-    let mut results: Value = std::fs::read_to_string(&json_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_else(|| json!({}));
+    let mut results: Value = std::fs::read_to_string(&json_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| json!({}));
     results["check"] = member;
     std::fs::write(&json_path, serde_json::to_string_pretty(&results)? + "\n")?;
     let md_path = out.join("results.md");
@@ -144,8 +182,13 @@ fn with_line(md: &str, line: &str) -> String {
 /// The check figure of the results in `out`, for a full bench run to keep: the JSON member
 /// and the results.md line.
 pub fn carried_over(out: &Path) -> (Option<Value>, Option<String>) {
-    let member = std::fs::read_to_string(out.join("results.json")).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()).and_then(|v| v.get("check").cloned());
-    let line = std::fs::read_to_string(out.join("results.md")).ok().and_then(|md| md.lines().find(|l| l.starts_with(LINE)).map(str::to_string));
+    let member = std::fs::read_to_string(out.join("results.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v.get("check").cloned());
+    let line = std::fs::read_to_string(out.join("results.md"))
+        .ok()
+        .and_then(|md| md.lines().find(|l| l.starts_with(LINE)).map(str::to_string));
     (member, line)
 }
 
@@ -156,14 +199,19 @@ mod tests {
     #[test]
     fn the_line_is_replaced_or_appended() {
         assert_eq!(with_line("# R\n\na\n", "monitor check: 1"), "# R\n\na\nmonitor check: 1\n");
-        assert_eq!(with_line("# R\nmonitor check: 0\nb\n\n", "monitor check: 1"), "# R\nb\nmonitor check: 1\n");
+        assert_eq!(
+            with_line("# R\nmonitor check: 0\nb\n\n", "monitor check: 1"),
+            "# R\nb\nmonitor check: 1\n"
+        );
     }
 
     /// Rewriting results.json to update one member leaves the others' text as it was
     /// (serde_json's float_roundtrip: without it some floats came back a digit off).
     #[test]
     fn results_json_is_rewritten_byte_for_byte() {
-        let text = std::fs::read_to_string(crate::util::workspace_root().join("docs/bench/results.json")).unwrap();
+        let text =
+            std::fs::read_to_string(crate::util::workspace_root().join("docs/bench/results.json"))
+                .unwrap();
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(serde_json::to_string_pretty(&v).unwrap() + "\n", text);
     }

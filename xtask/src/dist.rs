@@ -23,17 +23,13 @@ pub fn dist() -> Result<PathBuf> {
     }
     let bin = root.join("target/release/monitor");
     for what in ["man", "completions"] {
-        run(Command::new(&bin)
-            .args(["generate", what])
-            .arg(gen.join(what)))?;
+        run(Command::new(&bin).args(["generate", what]).arg(gen.join(what)))?;
     }
     // Only this build's package is left in target/dist.
     for old in debs(&out)? {
         std::fs::remove_file(&old).with_context(|| format!("removing {}", old.display()))?;
     }
-    run(cargo()
-        .args(["deb", "--no-build", "--package", "monitor", "--output"])
-        .arg(&out))?;
+    run(cargo().args(["deb", "--no-build", "--package", "monitor", "--output"]).arg(&out))?;
     match debs(&out)?.as_slice() {
         [deb] => {
             eprintln!("xtask: {}", deb.display());

@@ -6,7 +6,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn answers() -> bool {
-    crate::util::succeeds(Command::new("docker").args(["version", "--format", "{{.Server.Version}}"]))
+    crate::util::succeeds(Command::new("docker").args([
+        "version",
+        "--format",
+        "{{.Server.Version}}",
+    ]))
 }
 
 /// Start `dockerd --iptables=false --bridge=none` unless one answers already.
@@ -16,7 +20,10 @@ pub fn ensure_dockerd() -> Result<()> {
     }
     let log = std::fs::File::create("/tmp/monitor-bench-dockerd.log")?;
     let mut cmd = Command::new("dockerd");
-    cmd.args(["--iptables=false", "--bridge=none"]).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+    cmd.args(["--iptables=false", "--bridge=none"])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
     unsafe {
         cmd.pre_exec(|| {
             libc::setsid();

@@ -5,7 +5,8 @@
 use anyhow::{bail, Context, Result};
 use std::process::{Command, Stdio};
 
-const TARGETS: &[&str] = &["rules_parser", "event_decoder", "http_stream", "btf_parser", "capture_reader", "audit_log"];
+const TARGETS: &[&str] =
+    &["rules_parser", "event_decoder", "http_stream", "btf_parser", "capture_reader", "audit_log"];
 
 /// `seconds` bounds each target; `runs`, when given, stops it earlier after that many inputs.
 /// `sanitizer`: cargo-fuzz's `-s` (address by default; `none` runs several times faster and
@@ -33,12 +34,17 @@ pub fn run(seconds: u64, runs: Option<u64>, sanitizer: &str, only: &[String]) ->
         let corpus = dir.join("corpus").join(t);
         std::fs::create_dir_all(&corpus)?;
         let seeds = dir.join("seeds").join(t);
-        let mut args: Vec<std::ffi::OsString> = ["+nightly", "fuzz", "run", "-s", sanitizer, t].map(Into::into).to_vec();
+        let mut args: Vec<std::ffi::OsString> =
+            ["+nightly", "fuzz", "run", "-s", sanitizer, t].map(Into::into).to_vec();
         args.push(corpus.into());
         if seeds.is_dir() {
             args.push(seeds.into());
         }
-        args.extend(["--".into(), format!("-max_total_time={seconds}").into(), "-print_final_stats=1".into()]);
+        args.extend([
+            "--".into(),
+            format!("-max_total_time={seconds}").into(),
+            "-print_final_stats=1".into(),
+        ]);
         if let Some(n) = runs {
             args.push(format!("-runs={n}").into());
         }
@@ -61,7 +67,9 @@ pub fn run(seconds: u64, runs: Option<u64>, sanitizer: &str, only: &[String]) ->
             .map(|n| n.trim().to_string())
             .unwrap_or_else(|| "?".into());
         let elapsed = started.elapsed().as_secs();
-        report.push(format!("{t}: {executed} executions in {elapsed} s (sanitizer {sanitizer}), no crash"));
+        report.push(format!(
+            "{t}: {executed} executions in {elapsed} s (sanitizer {sanitizer}), no crash"
+        ));
     }
     for line in report {
         eprintln!("xtask: fuzz {line}");

@@ -15,7 +15,8 @@ use std::process::Command;
 
 /// Frames of the hook path: the syscall tracepoints' BPF dispatch, the raw and BTF
 /// tracepoints' one, and the programs themselves (JIT-ed, named `bpf_prog_<tag>_<name>`).
-const HOOK_FRAMES: &[&str] = &["perf_syscall_enter", "perf_syscall_exit", "bpf_trace_run", "__bpf_trace_", "bpf_prog_"];
+const HOOK_FRAMES: &[&str] =
+    &["perf_syscall_enter", "perf_syscall_exit", "bpf_trace_run", "__bpf_trace_", "bpf_prog_"];
 
 /// Sampling frequency: about 10 000 samples per second of workload CPU.
 const FREQUENCY: &str = "10000";
@@ -51,7 +52,12 @@ impl Share {
 /// perf's output file, removed afterwards.
 pub fn measure(cmd: &Command, data: &Path) -> Result<Share> {
     let mut record = Command::new("perf");
-    record.args(["record", "-q", "-g", "-F", FREQUENCY, "-o"]).arg(data).arg("--").arg(cmd.get_program()).args(cmd.get_args());
+    record
+        .args(["record", "-q", "-g", "-F", FREQUENCY, "-o"])
+        .arg(data)
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
     for (k, v) in cmd.get_envs() {
         match v {
             Some(v) => record.env(k, v),
@@ -62,7 +68,11 @@ pub fn measure(cmd: &Command, data: &Path) -> Result<Share> {
     if !st.success() {
         bail!("perf record of {:?} failed: {st}", cmd.get_program());
     }
-    let out = Command::new("perf").args(["script", "-F", "ip,sym", "-i"]).arg(data).output().context("running perf script")?;
+    let out = Command::new("perf")
+        .args(["script", "-F", "ip,sym", "-i"])
+        .arg(data)
+        .output()
+        .context("running perf script")?;
     let _ = std::fs::remove_file(data);
     if !out.status.success() {
         bail!("perf script failed: {}", String::from_utf8_lossy(&out.stderr).trim());

@@ -16,6 +16,7 @@ mod dist;
 mod docker;
 mod fuzz;
 mod hook_share;
+mod lint;
 mod null_hooks;
 mod setup;
 mod util;
@@ -24,10 +25,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "xtask",
-    about = "Build, run and test the container-host monitor"
-)]
+#[command(name = "xtask", about = "Build, run and test the container-host monitor")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -87,6 +85,9 @@ enum Command {
     },
     /// Build the Debian package into target/dist/ (installs cargo-deb when missing).
     Dist,
+    /// Check formatting (rustfmt.toml) and run clippy with warnings denied, on the host
+    /// crates and on the eBPF crate's own target.
+    Lint,
     /// Set up (including test packages), build, and run the whole test suite.
     Test {
         /// Extra arguments passed to `cargo test`.
@@ -120,6 +121,8 @@ fn main() -> Result<()> {
         }
         Command::Test { args } => {
             setup::setup(true)?;
+            // Formatting and clippy first: a lint failure costs seconds, not the e2e run.
+            lint::lint()?;
             build()?;
             // tests/e2e/package.rs installs this package.
             dist::dist()?;
@@ -142,6 +145,11 @@ fn main() -> Result<()> {
             }
         }
         Command::Dist => dist::dist().map(drop),
+        Command::Lint => {
+            setup::setup(false)?;
+            setup::ensure_lint_tools()?;
+            lint::lint()
+        }
         Command::BenchWorkload { name, n } => bench::workload(&name, n),
         Command::Fuzz { time, runs, sanitizer, targets } => {
             setup::setup(false)?;

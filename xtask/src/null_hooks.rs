@@ -23,7 +23,9 @@ pub struct NullHooks {
 }
 
 fn bpf(cmd: libc::c_long, attr: &mut [u64; 16]) -> Result<RawFd> {
-    let fd = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), std::mem::size_of_val(attr)) };
+    let fd = unsafe {
+        libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), std::mem::size_of_val(attr))
+    };
     if fd < 0 {
         return Err(std::io::Error::last_os_error().into());
     }
@@ -57,9 +59,12 @@ fn attach_syscall(name: &str) -> Result<Vec<OwnedFd>> {
     attr[0] = PERF_TYPE_TRACEPOINT as u64 | (std::mem::size_of_val(&attr) as u64) << 32;
     attr[1] = id;
     attr[2] = 1;
-    let pfd = unsafe { libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), -1, 0, -1, PERF_FLAG_FD_CLOEXEC) };
+    let pfd = unsafe {
+        libc::syscall(libc::SYS_perf_event_open, attr.as_ptr(), -1, 0, -1, PERF_FLAG_FD_CLOEXEC)
+    };
     if pfd < 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| format!("perf_event_open on syscalls:{name}"));
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("perf_event_open on syscalls:{name}"));
     }
     let event = unsafe { OwnedFd::from_raw_fd(pfd as RawFd) };
     let prog = load_empty(BPF_PROG_TYPE_TRACEPOINT)?;
@@ -67,7 +72,8 @@ fn attach_syscall(name: &str) -> Result<Vec<OwnedFd>> {
     if unsafe { libc::ioctl(event.as_raw_fd(), PERF_EVENT_IOC_SET_BPF, prog.as_raw_fd()) } < 0
         || unsafe { libc::ioctl(event.as_raw_fd(), PERF_EVENT_IOC_ENABLE, 0) } < 0
     {
-        return Err(std::io::Error::last_os_error()).with_context(|| format!("attaching to syscalls:{name}"));
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("attaching to syscalls:{name}"));
     }
     Ok(vec![event, prog])
 }
@@ -80,7 +86,8 @@ fn attach_raw(name: &str) -> Result<Vec<OwnedFd>> {
     attr[0] = cname.as_ptr() as u64;
     use std::os::fd::AsRawFd;
     attr[1] = prog.as_raw_fd() as u64;
-    let link = bpf(BPF_RAW_TRACEPOINT_OPEN, &mut attr).with_context(|| format!("attaching to raw tracepoint {name}"))?;
+    let link = bpf(BPF_RAW_TRACEPOINT_OPEN, &mut attr)
+        .with_context(|| format!("attaching to raw tracepoint {name}"))?;
     Ok(vec![unsafe { OwnedFd::from_raw_fd(link) }, prog])
 }
 

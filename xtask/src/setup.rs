@@ -50,6 +50,30 @@ pub fn setup(test_deps: bool) -> Result<()> {
     if test_deps {
         ensure_packages(TEST_PACKAGES)?;
         ensure_cargo_fuzz()?;
+        ensure_lint_tools()?;
+    }
+    Ok(())
+}
+
+/// rustfmt and clippy on the stable toolchain and clippy on the nightly (the eBPF crate is
+/// linted on its own target), for `cargo xtask lint`.
+pub fn ensure_lint_tools() -> Result<()> {
+    for (toolchain, component, probe) in [
+        ("stable", "rustfmt", "rustfmt"),
+        ("stable", "clippy", "clippy-driver"),
+        (NIGHTLY, "clippy", "clippy-driver"),
+    ] {
+        if succeeds(Command::new("rustup").args(["run", toolchain, probe, "--version"])) {
+            continue;
+        }
+        eprintln!("xtask: installing {component} for {toolchain}");
+        run(Command::new("rustup").args([
+            "component",
+            "add",
+            component,
+            "--toolchain",
+            toolchain,
+        ]))?;
     }
     Ok(())
 }
@@ -60,17 +84,30 @@ pub fn ensure_cargo_fuzz() -> Result<()> {
         return Ok(());
     }
     eprintln!("xtask: installing cargo-fuzz {CARGO_FUZZ_VERSION} (about a minute)");
-    run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked", "--version", CARGO_FUZZ_VERSION]))
+    run(Command::new("cargo").args([
+        "install",
+        "cargo-fuzz",
+        "--locked",
+        "--version",
+        CARGO_FUZZ_VERSION,
+    ]))
 }
 
 /// cargo-deb, for `cargo xtask dist`.
 pub fn ensure_cargo_deb() -> Result<()> {
-    let version = output(Command::new(cargo_bin_dir().join("cargo-deb")).arg("--version")).unwrap_or_default();
+    let version = output(Command::new(cargo_bin_dir().join("cargo-deb")).arg("--version"))
+        .unwrap_or_default();
     if version.split_whitespace().nth(1) == Some(CARGO_DEB_VERSION) {
         return Ok(());
     }
     eprintln!("xtask: installing cargo-deb {CARGO_DEB_VERSION} (about three minutes)");
-    run(Command::new("cargo").args(["install", "cargo-deb", "--locked", "--version", CARGO_DEB_VERSION]))
+    run(Command::new("cargo").args([
+        "install",
+        "cargo-deb",
+        "--locked",
+        "--version",
+        CARGO_DEB_VERSION,
+    ]))
 }
 
 fn ensure_rust_src() -> Result<()> {
@@ -86,11 +123,9 @@ fn ensure_rust_src() -> Result<()> {
 }
 
 fn cargo_bin_dir() -> PathBuf {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
-        });
+    let home = std::env::var_os("CARGO_HOME").map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo")
+    });
     home.join("bin")
 }
 
@@ -110,12 +145,8 @@ fn ensure_bpf_linker() -> Result<()> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .find(|n| n.starts_with("libLLVM.so."))
         .with_context(|| format!("no libLLVM.so.* in {}", sys_lib.display()))?;
-    let major = libllvm
-        .trim_start_matches("libLLVM.so.")
-        .split('.')
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let major =
+        libllvm.trim_start_matches("libLLVM.so.").split('.').next().unwrap_or_default().to_string();
     if major != "22" && major != "21" {
         bail!("nightly ships LLVM {major}; bpf-linker {BPF_LINKER_VERSION} supports 21 and 22");
     }
@@ -130,18 +161,8 @@ fn ensure_bpf_linker() -> Result<()> {
     }
     eprintln!("xtask: building bpf-linker {BPF_LINKER_VERSION} against {libllvm} (about a minute)");
     run(Command::new("cargo")
-        .args([
-            "install",
-            "bpf-linker",
-            "--locked",
-            "--version",
-            BPF_LINKER_VERSION,
-        ])
-        .args([
-            "--no-default-features",
-            "--features",
-            &format!("llvm-{major}"),
-        ])
+        .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION])
+        .args(["--no-default-features", "--features", &format!("llvm-{major}")])
         .env("LLVM_PREFIX", &prefix)
         .env(format!("LLVM_SYS_{major}0_PREFIX"), &prefix))
 }
@@ -157,12 +178,11 @@ fn ensure_packages(packages: &[(&str, &str)]) -> Result<()> {
     }
     eprintln!("xtask: installing Debian packages {missing:?}");
     let apt = |args: &[&str]| {
-        run(Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive"))
+        run(Command::new("apt-get").args(args).env("DEBIAN_FRONTEND", "noninteractive"))
     };
     apt(&["update", "-q"])?;
-    let (quiet, others): (Vec<&str>, Vec<&str>) = missing.iter().partition(|p| NO_SERVICE_START.contains(p));
+    let (quiet, others): (Vec<&str>, Vec<&str>) =
+        missing.iter().partition(|p| NO_SERVICE_START.contains(p));
     let install = |pkgs: &[&str]| {
         let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
         args.extend(pkgs);
@@ -176,7 +196,10 @@ fn ensure_packages(packages: &[(&str, &str)]) -> Result<()> {
         let policy = Path::new("/usr/sbin/policy-rc.d");
         let ours = !policy.exists();
         if ours {
-            std::fs::write(policy, "#!/bin/sh\n# cargo xtask setup: no service starts while it installs.\nexit 101\n")?;
+            std::fs::write(
+                policy,
+                "#!/bin/sh\n# cargo xtask setup: no service starts while it installs.\nexit 101\n",
+            )?;
             std::fs::set_permissions(policy, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
         }
         let result = install(&quiet);

@@ -11,6 +11,7 @@ fuzz_target!(|data: &[u8]| {
         if let Some(p) = ev.path.as_mut() {
             p.truncate(512);
         }
-        let _ = monitor::sink::writer::percent_encode_invalid(ev.path.as_deref().unwrap_or_default());
+        let _ =
+            monitor::sink::writer::percent_encode_invalid(ev.path.as_deref().unwrap_or_default());
     }
 });

@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use monitor::detect::http::Stream;
 use monitor::detect::docker_api;
+use monitor::detect::http::Stream;
 
 fuzz_target!(|data: &[u8]| {
     let mut stream = Stream::default();

@@ -20,9 +20,23 @@ const ITEMS: &[(&str, &[&str])] = &[
     ("1.1.4 /run/containerd", &["/run/containerd"]),
     ("1.1.5 /var/lib/docker", &["/var/lib/docker"]),
     ("1.1.6 /etc/docker", &["/etc/docker"]),
-    ("1.1.7 docker.service", &["/usr/lib/systemd/system/docker.service", "/lib/systemd/system/docker.service", "/etc/systemd/system/docker.service"]),
+    (
+        "1.1.7 docker.service",
+        &[
+            "/usr/lib/systemd/system/docker.service",
+            "/lib/systemd/system/docker.service",
+            "/etc/systemd/system/docker.service",
+        ],
+    ),
     ("1.1.8 containerd.sock", &["/run/containerd/containerd.sock"]),
-    ("1.1.9 docker.socket", &["/usr/lib/systemd/system/docker.socket", "/lib/systemd/system/docker.socket", "/etc/systemd/system/docker.socket"]),
+    (
+        "1.1.9 docker.socket",
+        &[
+            "/usr/lib/systemd/system/docker.socket",
+            "/lib/systemd/system/docker.socket",
+            "/etc/systemd/system/docker.socket",
+        ],
+    ),
     ("1.1.10 /etc/default/docker", &["/etc/default/docker"]),
     ("1.1.11 /etc/docker/daemon.json", &["/etc/docker/daemon.json"]),
     ("1.1.12 /etc/containerd/config.toml", &["/etc/containerd/config.toml"]),
@@ -36,13 +50,25 @@ const ITEMS: &[(&str, &[&str])] = &[
 
 /// `-w PATH` entries of `auditctl -l` (and the `dir=`/`path=` fields of syscall rules).
 fn audit_watches() -> Result<Vec<String>, String> {
-    let out = std::process::Command::new("auditctl").arg("-l").output().map_err(|e| format!("auditctl: {e}"))?;
+    let out = std::process::Command::new("auditctl")
+        .arg("-l")
+        .output()
+        .map_err(|e| format!("auditctl: {e}"))?;
     if !out.status.success() {
         return Err(format!("auditctl -l: {}", String::from_utf8_lossy(&out.stderr).trim()));
     }
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut watches: Vec<String> = text.lines().filter_map(|l| l.strip_prefix("-w ").and_then(|r| r.split_whitespace().next()).map(str::to_string)).collect();
-    watches.extend(text.lines().flat_map(|l| l.split_whitespace().filter_map(|w| w.strip_prefix("dir=").or_else(|| w.strip_prefix("path="))).map(str::to_string)));
+    let mut watches: Vec<String> = text
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("-w ").and_then(|r| r.split_whitespace().next()).map(str::to_string)
+        })
+        .collect();
+    watches.extend(text.lines().flat_map(|l| {
+        l.split_whitespace()
+            .filter_map(|w| w.strip_prefix("dir=").or_else(|| w.strip_prefix("path=")))
+            .map(str::to_string)
+    }));
     Ok(watches)
 }
 
@@ -64,7 +90,8 @@ fn monitor_running(h: &Host) -> Option<String> {
         }
         let cmdline = std::fs::read(p.join("cmdline")).ok()?;
         let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-        (args.iter().any(|a| *a == b"run") && !args.iter().any(|a| *a == b"--rules" || *a == b"-r")).then_some(pid)
+        (args.iter().any(|a| *a == b"run") && !args.iter().any(|a| *a == b"--rules" || *a == b"-r"))
+            .then_some(pid)
     })
 }
 
@@ -100,12 +127,18 @@ fn watcher(h: &Host) -> Result<Watcher<'_>, Outcome> {
     if !h.is_real() {
         return Err(Outcome::unknown("not the running host"));
     }
-    watches(h).map(Watcher::Kernel).map_err(|e| Outcome::unknown(format!("{e}; and no `monitor run` is running")))
+    watches(h)
+        .map(Watcher::Kernel)
+        .map_err(|e| Outcome::unknown(format!("{e}; and no `monitor run` is running")))
 }
 
 fn cis(h: &Host) -> Outcome {
     let watches = match watcher(h) {
-        Ok(Watcher::Monitor(pid)) => return Outcome::pass(vec![format!("monitor run (pid {pid}) watches every item with the built-in pack")]),
+        Ok(Watcher::Monitor(pid)) => {
+            return Outcome::pass(vec![format!(
+                "monitor run (pid {pid}) watches every item with the built-in pack"
+            )])
+        }
         Ok(Watcher::Kernel(w)) => w,
         Err(o) => return o,
     };
@@ -127,15 +160,23 @@ fn cis(h: &Host) -> Outcome {
 
 /// One CIS 1.1.x item (`1.1.5`).
 pub fn item(h: &Host, cis_id: &'static str) -> Outcome {
-    let Some((name, paths)) = ITEMS.iter().find(|(i, _)| i.split(' ').next() == Some(cis_id)) else {
+    let Some((name, paths)) = ITEMS.iter().find(|(i, _)| i.split(' ').next() == Some(cis_id))
+    else {
         return Outcome::unknown(format!("no audit item {cis_id}"));
     };
     let what = name.split_once(' ').map(|n| n.1).unwrap_or(name);
     if !paths.iter().any(|p| h.present(p)) {
-        return Outcome::not_applicable(format!("{what} does not exist here ({})", paths.join(", ")));
+        return Outcome::not_applicable(format!(
+            "{what} does not exist here ({})",
+            paths.join(", ")
+        ));
     }
     let watches = match watcher(h) {
-        Ok(Watcher::Monitor(pid)) => return Outcome::pass(vec![format!("monitor run (pid {pid}) watches {what} with the built-in pack")]),
+        Ok(Watcher::Monitor(pid)) => {
+            return Outcome::pass(vec![format!(
+                "monitor run (pid {pid}) watches {what} with the built-in pack"
+            )])
+        }
         Ok(Watcher::Kernel(w)) => w,
         Err(o) => return o,
     };

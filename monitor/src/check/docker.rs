@@ -128,7 +128,9 @@ fn socket_perms(h: &Host) -> Outcome {
     let path = h.path("/run/docker.sock");
     let meta = match std::fs::metadata(&path) {
         Ok(m) => m,
-        Err(e) => return Outcome::unknown(format!("{}: {e} (dockerd not running?)", path.display())),
+        Err(e) => {
+            return Outcome::unknown(format!("{}: {e} (dockerd not running?)", path.display()))
+        }
     };
     let mode = meta.permissions().mode() & 0o7777;
     let fact = format!("/run/docker.sock mode {mode:04o} uid {} gid {}", meta.uid(), meta.gid());
@@ -149,7 +151,9 @@ fn socket_perms(h: &Host) -> Outcome {
 fn socket_unit(h: &Host) -> Outcome {
     require_docker!(h);
     if !h.unit_exists("docker.socket") {
-        return Outcome::not_applicable("no docker.socket unit (dockerd creates its socket itself)");
+        return Outcome::not_applicable(
+            "no docker.socket unit (dockerd creates its socket itself)",
+        );
     }
     let get = |key: &str| h.unit_setting("docker.socket", key).filter(|v| !v.value.is_empty());
     let (mode_set, group_set) = (get("SocketMode"), get("SocketGroup"));
@@ -181,15 +185,24 @@ fn partition(h: &Host) -> Outcome {
     // filesystem does not count).
     let dev = |p: &str| std::fs::metadata(h.path(p)).map(|m| m.dev());
     match (dev("/var/lib/docker"), dev("/var/lib")) {
-        (Ok(d), Ok(parent)) if d != parent => Outcome::pass(vec!["/var/lib/docker is its own filesystem".into()]),
-        (Ok(_), Ok(_)) => Outcome::fail(vec!["/var/lib/docker is on the same filesystem as /var/lib".into()]),
+        (Ok(d), Ok(parent)) if d != parent => {
+            Outcome::pass(vec!["/var/lib/docker is its own filesystem".into()])
+        }
+        (Ok(_), Ok(_)) => {
+            Outcome::fail(vec!["/var/lib/docker is on the same filesystem as /var/lib".into()])
+        }
         (Err(e), _) | (_, Err(e)) => Outcome::unknown(format!("cannot stat /var/lib/docker: {e}")),
     }
 }
 
 /// Check one daemon setting (daemon.json or dockerd's flag): `bad(value)` says why it
 /// weakens isolation (None: fine). `value` is None when the setting is not given.
-fn setting(h: &Host, key: &str, flag: &str, bad: fn(Option<bool>) -> Option<&'static str>) -> Outcome {
+fn setting(
+    h: &Host,
+    key: &str,
+    flag: &str,
+    bad: fn(Option<bool>) -> Option<&'static str>,
+) -> Outcome {
     if !installed(h) {
         return Outcome::not_applicable("Docker is not installed");
     }
@@ -215,13 +228,18 @@ fn userns(h: &Host) -> Outcome {
     let daemon = &h.docker().daemon;
     match daemon.str_setting("userns-remap", &["--userns-remap"]) {
         Ok(Some((v, source))) if !v.is_empty() => Outcome::pass(vec![source]),
-        Ok(_) => Outcome::fail(vec![format!("userns-remap not set ({}): container root is host root", daemon.sources())]),
+        Ok(_) => Outcome::fail(vec![format!(
+            "userns-remap not set ({}): container root is host root",
+            daemon.sources()
+        )]),
         Err(e) => Outcome::unknown(e),
     }
 }
 
 fn icc(h: &Host) -> Outcome {
-    setting(h, "icc", "--icc", |v| (v != Some(false)).then_some("containers on the default bridge can talk to each other"))
+    setting(h, "icc", "--icc", |v| {
+        (v != Some(false)).then_some("containers on the default bridge can talk to each other")
+    })
 }
 
 fn insecure_registries(h: &Host) -> Outcome {
@@ -230,18 +248,26 @@ fn insecure_registries(h: &Host) -> Outcome {
     }
     let daemon = &h.docker().daemon;
     match daemon.list_setting("insecure-registries", &["--insecure-registry"]) {
-        Ok(l) if l.is_empty() => Outcome::pass(vec![format!("no insecure registry ({})", daemon.sources())]),
-        Ok(l) => Outcome::fail(l.into_iter().map(|(_, s)| format!("{s}: images may be pulled without TLS")).collect()),
+        Ok(l) if l.is_empty() => {
+            Outcome::pass(vec![format!("no insecure registry ({})", daemon.sources())])
+        }
+        Ok(l) => Outcome::fail(
+            l.into_iter().map(|(_, s)| format!("{s}: images may be pulled without TLS")).collect(),
+        ),
         Err(e) => Outcome::unknown(e),
     }
 }
 
 fn live_restore(h: &Host) -> Outcome {
-    setting(h, "live-restore", "--live-restore", |v| (v != Some(true)).then_some("restarting dockerd stops every container"))
+    setting(h, "live-restore", "--live-restore", |v| {
+        (v != Some(true)).then_some("restarting dockerd stops every container")
+    })
 }
 
 fn no_new_privileges(h: &Host) -> Outcome {
-    setting(h, "no-new-privileges", "--no-new-privileges", |v| (v != Some(true)).then_some("setuid binaries in containers can raise privileges"))
+    setting(h, "no-new-privileges", "--no-new-privileges", |v| {
+        (v != Some(true)).then_some("setuid binaries in containers can raise privileges")
+    })
 }
 
 /// The installed distribution package of the engine (`docker.io 20.10.24+dfsg1-1+deb12u1`),
@@ -251,7 +277,8 @@ fn distribution_package(h: &Host) -> Option<String> {
     status.split("\n\n").find_map(|para| {
         let field = |k: &str| para.lines().find_map(|l| l.strip_prefix(k).map(str::trim));
         let name = field("Package:")?;
-        (["docker.io", "moby-engine"].contains(&name) && field("Status:")?.ends_with(" installed")).then(|| format!("{name} {}", field("Version:").unwrap_or("?")))
+        (["docker.io", "moby-engine"].contains(&name) && field("Status:")?.ends_with(" installed"))
+            .then(|| format!("{name} {}", field("Version:").unwrap_or("?")))
     })
 }
 
@@ -271,8 +298,12 @@ fn version(h: &Host) -> Outcome {
             }
         }
     }
-    let Some((bin, text)) = answer else { return Outcome::unknown("dockerd --version did not answer") };
-    let Some(v) = eol::parse_dockerd_version(&text) else { return Outcome::unknown(format!("{bin} --version: unexpected answer {text:?}")) };
+    let Some((bin, text)) = answer else {
+        return Outcome::unknown("dockerd --version did not answer");
+    };
+    let Some(v) = eol::parse_dockerd_version(&text) else {
+        return Outcome::unknown(format!("{bin} --version: unexpected answer {text:?}"));
+    };
     let today = crate::enrich::today();
     judge_version(&v, &format!("{bin} --version: {text}"), distribution_package(h), &today)
 }
@@ -290,12 +321,31 @@ fn judge_version(v: &str, seen: &str, package: Option<String>, today: &str) -> O
     }
     let against = match eol::judge(v, today) {
         Verdict::Supported { release, behind: None } => {
-            evidence.push(format!("release line {} is maintained ({}; {table})", release.cycle, release.eol.map(|e| format!("end of life {e}")).unwrap_or("no end of life announced".into())));
+            evidence.push(format!(
+                "release line {} is maintained ({}; {table})",
+                release.cycle,
+                release
+                    .eol
+                    .map(|e| format!("end of life {e}"))
+                    .unwrap_or("no end of life announced".into())
+            ));
             return Outcome::pass(evidence);
         }
-        Verdict::Supported { release, behind: Some(latest) } => format!("{v} is not the latest patch release of line {} ({latest}, {table})", release.cycle),
-        Verdict::EndOfLife { release } => format!("release line {} reached end of life on {} ({table})", release.cycle, release.eol.unwrap_or_default()),
-        Verdict::NotListed(why) => return Outcome::warn(format!("{why}: check the engine's support status by hand"), evidence),
+        Verdict::Supported { release, behind: Some(latest) } => format!(
+            "{v} is not the latest patch release of line {} ({latest}, {table})",
+            release.cycle
+        ),
+        Verdict::EndOfLife { release } => format!(
+            "release line {} reached end of life on {} ({table})",
+            release.cycle,
+            release.eol.unwrap_or_default()
+        ),
+        Verdict::NotListed(why) => {
+            return Outcome::warn(
+                format!("{why}: check the engine's support status by hand"),
+                evidence,
+            )
+        }
     };
     match package {
         Some(p) => Outcome::warn(format!("upstream: {against}; {p} is the distribution's build, which may carry backported security fixes: confirm the distribution still supports it"), evidence),
@@ -313,17 +363,35 @@ mod tests {
 
     #[test]
     fn engine_versions_against_end_of_life() {
-        let o = judge_version("20.10.24", "dockerd --version: Docker version 20.10.24", None, "2026-12-06");
+        let o = judge_version(
+            "20.10.24",
+            "dockerd --version: Docker version 20.10.24",
+            None,
+            "2026-12-06",
+        );
         assert_eq!(o.status, Status::Fail);
-        assert!(o.evidence[1].contains("release line 20.10 reached end of life on 2023-12-10"), "{:?}", o.evidence);
-        let o = judge_version("20.10.24+dfsg1", "x", Some("docker.io 20.10.24+dfsg1-1+deb12u1".into()), "2026-12-06");
+        assert!(
+            o.evidence[1].contains("release line 20.10 reached end of life on 2023-12-10"),
+            "{:?}",
+            o.evidence
+        );
+        let o = judge_version(
+            "20.10.24+dfsg1",
+            "x",
+            Some("docker.io 20.10.24+dfsg1-1+deb12u1".into()),
+            "2026-12-06",
+        );
         assert_eq!(o.status, Status::Warn);
         assert!(o.reason.unwrap().contains("distribution's build"));
         let o = judge_version("29.7.2", "x", None, "2026-12-06");
         assert_eq!(o.status, Status::Pass, "{:?}", o.evidence);
         let o = judge_version("29.1.0", "x", None, "2026-12-06");
         assert_eq!(o.status, Status::Fail);
-        assert!(o.evidence[1].contains("not the latest patch release of line 29 (29.7.2"), "{:?}", o.evidence);
+        assert!(
+            o.evidence[1].contains("not the latest patch release of line 29 (29.7.2"),
+            "{:?}",
+            o.evidence
+        );
         assert_eq!(judge_version("99.1.0", "x", None, "2026-12-06").status, Status::Warn);
     }
 }

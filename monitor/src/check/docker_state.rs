@@ -16,7 +16,8 @@ const DATA_ROOT: &str = "/var/lib/docker";
 
 /// Whether Docker is installed (a dockerd binary or its socket).
 pub fn installed(h: &Host) -> bool {
-    ["/usr/bin/dockerd", "/usr/sbin/dockerd", "/usr/local/bin/dockerd"].iter().any(|p| h.exists(p)) || h.exists("/run/docker.sock")
+    ["/usr/bin/dockerd", "/usr/sbin/dockerd", "/usr/local/bin/dockerd"].iter().any(|p| h.exists(p))
+        || h.exists("/run/docker.sock")
 }
 
 /// Everything read about Docker, each part on first use.
@@ -47,7 +48,13 @@ impl DockerState {
             .or_else(|| daemon.json_str("graph").map(|g| (g, String::new())))
             .map(|(r, _)| r.trim_end_matches('/').to_string())
             .unwrap_or_else(|| DATA_ROOT.to_string());
-        DockerState { daemon, root, containers: OnceLock::new(), images: OnceLock::new(), processes: OnceLock::new() }
+        DockerState {
+            daemon,
+            root,
+            containers: OnceLock::new(),
+            images: OnceLock::new(),
+            processes: OnceLock::new(),
+        }
     }
 
     pub fn containers_of(&self, h: &Host) -> Result<&[Container], &str> {
@@ -66,7 +73,11 @@ impl DockerState {
 
     /// The processes of a running container (pid, comm).
     pub fn processes(&self, h: &Host, container_id: &str) -> &[(u32, String)] {
-        self.processes.get_or_init(|| container_processes(h)).get(container_id).map(Vec::as_slice).unwrap_or(&[])
+        self.processes
+            .get_or_init(|| container_processes(h))
+            .get(container_id)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 }
 
@@ -91,20 +102,35 @@ impl Daemon {
         let mut uid = None;
         let mut args = Vec::new();
         for p in h.dir("/proc") {
-            let Some(n) = p.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let Some(n) =
+                p.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
             if std::fs::read_to_string(p.join("comm")).is_ok_and(|c| c.trim() == "dockerd") {
                 let cmdline = std::fs::read(p.join("cmdline")).unwrap_or_default();
-                args = cmdline.split(|&b| b == 0).skip(1).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-                uid = std::fs::read_to_string(p.join("status"))
-                    .ok()
-                    .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:").and_then(|r| r.split_whitespace().nth(1)?.parse().ok())));
+                args = cmdline
+                    .split(|&b| b == 0)
+                    .skip(1)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                uid = std::fs::read_to_string(p.join("status")).ok().and_then(|s| {
+                    s.lines().find_map(|l| {
+                        l.strip_prefix("Uid:")
+                            .and_then(|r| r.split_whitespace().nth(1)?.parse().ok())
+                    })
+                });
                 pid = Some(n);
                 break;
             }
         }
-        let config_path = flag_values(&args, &["--config-file"]).pop().unwrap_or_else(|| DAEMON_JSON.to_string());
+        let config_path =
+            flag_values(&args, &["--config-file"]).pop().unwrap_or_else(|| DAEMON_JSON.to_string());
         let json = match h.read(&config_path) {
-            Ok(t) => serde_json::from_str(&t).map(Some).map_err(|e| format!("{config_path} is not valid JSON: {e}")),
+            Ok(t) => serde_json::from_str(&t)
+                .map(Some)
+                .map_err(|e| format!("{config_path} is not valid JSON: {e}")),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(format!("cannot read {config_path}: {e}")),
         };
@@ -122,7 +148,14 @@ impl Daemon {
             _ => format!("no {}", self.config_path),
         };
         match self.pid {
-            Some(pid) => format!("{json}; dockerd (pid {pid}) {}", if self.args.is_empty() { "without arguments".to_string() } else { self.args.join(" ") }),
+            Some(pid) => format!(
+                "{json}; dockerd (pid {pid}) {}",
+                if self.args.is_empty() {
+                    "without arguments".to_string()
+                } else {
+                    self.args.join(" ")
+                }
+            ),
             None => format!("{json}; dockerd is not running (its command line is unknown)"),
         }
     }
@@ -148,7 +181,10 @@ impl Daemon {
                 return Ok(Some((v != "false" && v != "0", format!("dockerd {a}"))));
             }
         }
-        Ok(self.json_value(key)?.and_then(Value::as_bool).map(|b| (b, format!("{} \"{key}\": {b}", self.config_path))))
+        Ok(self
+            .json_value(key)?
+            .and_then(Value::as_bool)
+            .map(|b| (b, format!("{} \"{key}\": {b}", self.config_path))))
     }
 
     /// A string setting: the last of the command line's flags, or daemon.json's `key`.
@@ -156,20 +192,28 @@ impl Daemon {
         if let Some(v) = flag_values(&self.args, flags).pop() {
             return Ok(Some((v.clone(), format!("dockerd {}={v}", flags[0]))));
         }
-        Ok(self.json_value(key)?.and_then(Value::as_str).map(|s| (s.to_string(), format!("{} \"{key}\": {s:?}", self.config_path))))
+        Ok(self
+            .json_value(key)?
+            .and_then(Value::as_str)
+            .map(|s| (s.to_string(), format!("{} \"{key}\": {s:?}", self.config_path))))
     }
 
     /// A list setting (every flag occurrence, every element of daemon.json's array, or
     /// the keys of its object).
     pub fn list_setting(&self, key: &str, flags: &[&str]) -> Result<Vec<Found<String>>, String> {
-        let mut out: Vec<Found<String>> = flag_values(&self.args, flags).into_iter().map(|v| (v.clone(), format!("dockerd {}={v}", flags[0]))).collect();
+        let mut out: Vec<Found<String>> = flag_values(&self.args, flags)
+            .into_iter()
+            .map(|v| (v.clone(), format!("dockerd {}={v}", flags[0])))
+            .collect();
         let shown = |v: &str| format!("{} \"{key}\": {v}", self.config_path);
         match self.json_value(key)? {
             Some(Value::Array(a)) => out.extend(a.iter().map(|v| {
                 let s = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
                 (s.clone(), shown(&s))
             })),
-            Some(Value::Object(o)) => out.extend(o.iter().map(|(k, v)| (k.clone(), shown(&format!("{k}: {v}"))))),
+            Some(Value::Object(o)) => {
+                out.extend(o.iter().map(|(k, v)| (k.clone(), shown(&format!("{k}: {v}")))))
+            }
             Some(Value::String(s)) => out.push((s.clone(), shown(s))),
             _ => {}
         }
@@ -225,12 +269,23 @@ pub struct Container {
 
 impl Container {
     pub fn subject(&self) -> Subject {
-        Subject::Container { id: self.id.clone(), name: self.name.clone(), image: self.image.clone(), state: self.state, dir: self.dir.clone() }
+        Subject::Container {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            image: self.image.clone(),
+            state: self.state,
+            dir: self.dir.clone(),
+        }
     }
 
     /// The security options, `key=value` (Docker also accepts `key:value`).
     pub fn security_opts(&self) -> Vec<String> {
-        self.host.security_opt.iter().flatten().map(|o| if o.contains('=') { o.clone() } else { o.replacen(':', "=", 1) }).collect()
+        self.host
+            .security_opt
+            .iter()
+            .flatten()
+            .map(|o| if o.contains('=') { o.clone() } else { o.replacen(':', "=", 1) })
+            .collect()
     }
 
     /// Host-side mounts: (source, destination, read-write, propagation).
@@ -249,12 +304,23 @@ impl Container {
                 let parts: Vec<&str> = b.split(':').collect();
                 if parts.len() >= 2 && parts[0].starts_with('/') {
                     let opts = parts.get(2).copied().unwrap_or("");
-                    let prop = opts.split(',').find(|o| o.contains("shared") || o.contains("slave") || o.contains("private")).unwrap_or("");
-                    out.push((parts[0].into(), parts[1].into(), !opts.split(',').any(|o| o == "ro"), prop.into()));
+                    let prop = opts
+                        .split(',')
+                        .find(|o| {
+                            o.contains("shared") || o.contains("slave") || o.contains("private")
+                        })
+                        .unwrap_or("");
+                    out.push((
+                        parts[0].into(),
+                        parts[1].into(),
+                        !opts.split(',').any(|o| o == "ro"),
+                        prop.into(),
+                    ));
                 }
             }
             for m in self.host.mounts.iter().flatten().filter(|m| m.kind == "bind") {
-                let prop = m.bind_options.as_ref().map(|b| b.propagation.clone()).unwrap_or_default();
+                let prop =
+                    m.bind_options.as_ref().map(|b| b.propagation.clone()).unwrap_or_default();
                 out.push((m.source.clone(), m.target.clone(), !m.read_only, prop));
             }
         }
@@ -288,7 +354,8 @@ fn read_containers(h: &Host, root: &str) -> Result<Vec<Container>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(format!("cannot read {dir}: {e}")),
     };
-    let mut ids: Vec<String> = entries.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect();
+    let mut ids: Vec<String> =
+        entries.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect();
     ids.sort();
     let mut out = Vec::new();
     for id in ids {
@@ -296,14 +363,29 @@ fn read_containers(h: &Host, root: &str) -> Result<Vec<Container>, String> {
         let read = |f: &str| std::fs::read(h.path(&format!("{cdir}/{f}")));
         // A container being created or removed may lack its files: not a container yet.
         let Ok(config) = read("config.v2.json") else { continue };
-        let config: ConfigV2 = serde_json::from_slice(&config).map_err(|e| format!("{cdir}/config.v2.json: {e}"))?;
+        let config: ConfigV2 =
+            serde_json::from_slice(&config).map_err(|e| format!("{cdir}/config.v2.json: {e}"))?;
         let host: HostConfig = match read("hostconfig.json") {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| format!("{cdir}/hostconfig.json: {e}"))?,
+            Ok(b) => {
+                serde_json::from_slice(&b).map_err(|e| format!("{cdir}/hostconfig.json: {e}"))?
+            }
             Err(e) => return Err(format!("cannot read {cdir}/hostconfig.json: {e}")),
         };
         let name = config.name.trim_start_matches('/').to_string();
-        let image = if config.config.image.is_empty() { config.image.clone() } else { config.config.image.clone() };
-        out.push(Container { id: if config.id.is_empty() { id.clone() } else { config.id.clone() }, name, image, state: container_state(&config.state), dir: cdir, config, host });
+        let image = if config.config.image.is_empty() {
+            config.image.clone()
+        } else {
+            config.config.image.clone()
+        };
+        out.push(Container {
+            id: if config.id.is_empty() { id.clone() } else { config.id.clone() },
+            name,
+            image,
+            state: container_state(&config.state),
+            dir: cdir,
+            config,
+            host,
+        });
     }
     Ok(out)
 }
@@ -340,7 +422,8 @@ impl Image {
 fn entries(h: &Host, dir: &str) -> Result<Vec<std::path::PathBuf>, String> {
     match std::fs::read_dir(h.path(dir)) {
         Ok(d) => {
-            let mut v: Vec<std::path::PathBuf> = d.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+            let mut v: Vec<std::path::PathBuf> =
+                d.filter_map(|e| e.ok()).map(|e| e.path()).collect();
             v.sort();
             Ok(v)
         }
@@ -352,12 +435,19 @@ fn entries(h: &Host, dir: &str) -> Result<Vec<std::path::PathBuf>, String> {
 fn read_images(h: &Host, root: &str) -> Result<Vec<Image>, String> {
     let mut out = Vec::new();
     for driver_dir in entries(h, &format!("{root}/image"))? {
-        let driver = driver_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let driver =
+            driver_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let base = format!("{root}/image/{driver}");
         let mut names: HashMap<String, Vec<String>> = HashMap::new();
         if let Ok(text) = h.read(&format!("{base}/repositories.json")) {
-            let repos: Value = serde_json::from_str(&text).map_err(|e| format!("{base}/repositories.json: {e}"))?;
-            for tags in repos.get("Repositories").and_then(Value::as_object).into_iter().flat_map(|r| r.values()) {
+            let repos: Value = serde_json::from_str(&text)
+                .map_err(|e| format!("{base}/repositories.json: {e}"))?;
+            for tags in repos
+                .get("Repositories")
+                .and_then(Value::as_object)
+                .into_iter()
+                .flat_map(|r| r.values())
+            {
                 for (tag, id) in tags.as_object().into_iter().flatten() {
                     if let Some(id) = id.as_str().filter(|_| !tag.contains('@')) {
                         names.entry(id.to_string()).or_default().push(tag.clone());
@@ -367,10 +457,13 @@ fn read_images(h: &Host, root: &str) -> Result<Vec<Image>, String> {
         }
         let content = format!("{base}/imagedb/content/sha256");
         for f in entries(h, &content)? {
-            let Some(hex) = f.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+            let Some(hex) = f.file_name().and_then(|n| n.to_str()).map(str::to_string) else {
+                continue;
+            };
             let file = format!("{content}/{hex}");
             let bytes = std::fs::read(&f).map_err(|e| format!("cannot read {file}: {e}"))?;
-            let config: ImageFile = serde_json::from_slice(&bytes).map_err(|e| format!("{file}: {e}"))?;
+            let config: ImageFile =
+                serde_json::from_slice(&bytes).map_err(|e| format!("{file}: {e}"))?;
             let id = format!("sha256:{hex}");
             let mut n = names.remove(&id).unwrap_or_default();
             n.sort();
@@ -385,16 +478,22 @@ fn read_images(h: &Host, root: &str) -> Result<Vec<Image>, String> {
 fn container_processes(h: &Host) -> HashMap<String, Vec<(u32, String)>> {
     let mut out: HashMap<String, Vec<(u32, String)>> = HashMap::new();
     for p in h.dir("/proc") {
-        let Some(pid) = p.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Some(pid) = p.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
         let Ok(cgroup) = std::fs::read_to_string(p.join("cgroup")) else { continue };
         let id = cgroup.lines().find_map(|l| {
             let path = l.splitn(3, ':').nth(2)?;
             let last = path.rsplit('/').next()?;
-            let id = last.strip_prefix("docker-").and_then(|r| r.strip_suffix(".scope")).unwrap_or(last);
-            (id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) && path.contains("docker")).then(|| id.to_string())
+            let id =
+                last.strip_prefix("docker-").and_then(|r| r.strip_suffix(".scope")).unwrap_or(last);
+            (id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) && path.contains("docker"))
+                .then(|| id.to_string())
         });
         if let Some(id) = id {
-            let comm = std::fs::read_to_string(p.join("comm")).unwrap_or_default().trim().to_string();
+            let comm =
+                std::fs::read_to_string(p.join("comm")).unwrap_or_default().trim().to_string();
             out.entry(id).or_default().push((pid, comm));
         }
     }
@@ -407,19 +506,53 @@ mod tests {
 
     #[test]
     fn flags_in_every_spelling() {
-        let args: Vec<String> = ["-H", "unix:///run/d.sock", "--host=tcp://0.0.0.0:2375", "--icc=false", "--log-level", "debug", "--iptables"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(flag_values(&args, &["-H", "--host"]), vec!["unix:///run/d.sock", "tcp://0.0.0.0:2375"]);
-        let d = Daemon { pid: Some(1), uid: Some(0), args, config_path: DAEMON_JSON.into(), json: Ok(Some(serde_json::json!({"icc": true, "log-level": "info", "live-restore": true}))) };
-        assert_eq!(d.bool_setting("icc", "--icc").unwrap().unwrap(), (false, "dockerd --icc=false".to_string()));
+        let args: Vec<String> = [
+            "-H",
+            "unix:///run/d.sock",
+            "--host=tcp://0.0.0.0:2375",
+            "--icc=false",
+            "--log-level",
+            "debug",
+            "--iptables",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            flag_values(&args, &["-H", "--host"]),
+            vec!["unix:///run/d.sock", "tcp://0.0.0.0:2375"]
+        );
+        let d = Daemon {
+            pid: Some(1),
+            uid: Some(0),
+            args,
+            config_path: DAEMON_JSON.into(),
+            json: Ok(Some(
+                serde_json::json!({"icc": true, "log-level": "info", "live-restore": true}),
+            )),
+        };
+        assert_eq!(
+            d.bool_setting("icc", "--icc").unwrap().unwrap(),
+            (false, "dockerd --icc=false".to_string())
+        );
         assert!(d.bool_setting("iptables", "--iptables").unwrap().unwrap().0);
-        assert_eq!(d.bool_setting("live-restore", "--live-restore").unwrap().unwrap().1, "/etc/docker/daemon.json \"live-restore\": true");
+        assert_eq!(
+            d.bool_setting("live-restore", "--live-restore").unwrap().unwrap().1,
+            "/etc/docker/daemon.json \"live-restore\": true"
+        );
         assert_eq!(d.str_setting("log-level", &["--log-level", "-l"]).unwrap().unwrap().0, "debug");
         assert_eq!(d.hosts().unwrap().len(), 2);
     }
 
     #[test]
     fn container_states() {
-        let s = |running, started: &str| container_state(&ContainerState { running, started_at: started.into(), ..Default::default() });
+        let s = |running, started: &str| {
+            container_state(&ContainerState {
+                running,
+                started_at: started.into(),
+                ..Default::default()
+            })
+        };
         assert_eq!(s(false, "0001-01-01T00:00:00Z"), "created");
         assert_eq!(s(true, "2026-01-01T00:00:00Z"), "running");
         assert_eq!(s(false, "2026-01-01T00:00:00Z"), "exited");

@@ -24,7 +24,9 @@ pub struct Release {
 
 fn table() -> &'static Table {
     static T: OnceLock<Table> = OnceLock::new();
-    T.get_or_init(|| serde_json::from_str(include_str!("docker_eol.json")).expect("docker_eol.json is valid"))
+    T.get_or_init(|| {
+        serde_json::from_str(include_str!("docker_eol.json")).expect("docker_eol.json is valid")
+    })
 }
 
 /// The date the shipped figures were taken.
@@ -78,7 +80,11 @@ pub fn judge(version: &str, today: &str) -> Verdict {
         .max_by_key(|r| numbers(&r.cycle).len());
     let Some(r) = found else {
         let newest = table().releases.iter().map(|r| numbers(&r.cycle)).max().unwrap_or_default();
-        let why = if v > newest { "newer than every release line in the table" } else { "not a release line in the table" };
+        let why = if v > newest {
+            "newer than every release line in the table"
+        } else {
+            "not a release line in the table"
+        };
         return Verdict::NotListed(format!("{version}: {why} (figures as of {})", as_of()));
     };
     if r.eol.as_deref().is_some_and(|eol| eol <= today) {
@@ -105,10 +111,15 @@ mod tests {
 
     #[test]
     fn verdicts_against_the_shipped_table() {
-        assert_eq!(parse_dockerd_version("Docker version 20.10.24+dfsg1, build 5d6db84\n").as_deref(), Some("20.10.24+dfsg1"));
+        assert_eq!(
+            parse_dockerd_version("Docker version 20.10.24+dfsg1, build 5d6db84\n").as_deref(),
+            Some("20.10.24+dfsg1")
+        );
         assert_eq!(parse_dockerd_version("something else"), None);
         match judge("20.10.24+dfsg1", "2026-12-06") {
-            Verdict::EndOfLife { release } => assert_eq!(release.eol.as_deref(), Some("2023-12-10")),
+            Verdict::EndOfLife { release } => {
+                assert_eq!(release.eol.as_deref(), Some("2023-12-10"))
+            }
             v => panic!("{v:?}"),
         }
         // 20.10 was maintained in 2022, but 20.10.24 was not its last patch release.
@@ -125,7 +136,9 @@ mod tests {
             v => panic!("{v:?}"),
         }
         assert!(matches!(judge("29.7.2", "2026-12-06"), Verdict::Supported { behind: None, .. }));
-        assert!(matches!(judge("99.0.0", "2026-12-06"), Verdict::NotListed(w) if w.contains("newer")));
+        assert!(
+            matches!(judge("99.0.0", "2026-12-06"), Verdict::NotListed(w) if w.contains("newer"))
+        );
         assert!(matches!(judge("x", "2026-12-06"), Verdict::NotListed(_)));
         assert_eq!(year_after("2026-08-22"), "2027-08-22");
         assert!(as_of().starts_with("20"));

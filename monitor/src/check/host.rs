@@ -25,7 +25,12 @@ impl Host {
 
     /// A tree laid out like a root filesystem (tests).
     pub fn at(root: PathBuf) -> Host {
-        Host { root, listeners: std::sync::OnceLock::new(), docker: std::sync::OnceLock::new(), audit_watches: std::sync::OnceLock::new() }
+        Host {
+            root,
+            listeners: std::sync::OnceLock::new(),
+            docker: std::sync::OnceLock::new(),
+            audit_watches: std::sync::OnceLock::new(),
+        }
     }
 
     /// Whether this is the real host (commands may be run).
@@ -103,7 +108,12 @@ impl Host {
             .lines()
             .filter_map(|l| {
                 let f: Vec<&str> = l.split(':').collect();
-                (f.len() >= 7).then(|| User { name: f[0].into(), uid: f[2].into(), gid: f[3].into(), shell: f[6].into() })
+                (f.len() >= 7).then(|| User {
+                    name: f[0].into(),
+                    uid: f[2].into(),
+                    gid: f[3].into(),
+                    shell: f[6].into(),
+                })
             })
             .collect())
     }
@@ -126,22 +136,41 @@ impl Host {
         let mut found: Option<UnitValue> = None;
         let mut any = false;
         let mut files = Vec::new();
-        for dir in ["/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"] {
+        for dir in [
+            "/etc/systemd/system",
+            "/run/systemd/system",
+            "/usr/lib/systemd/system",
+            "/lib/systemd/system",
+        ] {
             let f = self.path(&format!("{dir}/{unit}"));
             if f.exists() {
                 files.push(f);
                 break;
             }
         }
-        for dir in ["/usr/lib/systemd/system", "/lib/systemd/system", "/run/systemd/system", "/etc/systemd/system"] {
-            files.extend(self.dir(&format!("{dir}/{unit}.d")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "conf")));
+        for dir in [
+            "/usr/lib/systemd/system",
+            "/lib/systemd/system",
+            "/run/systemd/system",
+            "/etc/systemd/system",
+        ] {
+            files.extend(
+                self.dir(&format!("{dir}/{unit}.d"))
+                    .into_iter()
+                    .filter(|p| p.extension().is_some_and(|e| e == "conf")),
+            );
         }
         for f in files {
             any = true;
             let Ok(text) = std::fs::read_to_string(&f) else { continue };
             for line in text.lines() {
-                if let Some(v) = line.trim().strip_prefix(key).and_then(|r| r.trim_start().strip_prefix('=')) {
-                    found = Some(UnitValue { value: v.trim().to_string(), file: f.display().to_string() });
+                if let Some(v) =
+                    line.trim().strip_prefix(key).and_then(|r| r.trim_start().strip_prefix('='))
+                {
+                    found = Some(UnitValue {
+                        value: v.trim().to_string(),
+                        file: f.display().to_string(),
+                    });
                 }
             }
         }
@@ -153,9 +182,14 @@ impl Host {
 
     /// Whether a unit file exists anywhere systemd looks.
     pub fn unit_exists(&self, unit: &str) -> bool {
-        ["/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"]
-            .iter()
-            .any(|d| self.exists(&format!("{d}/{unit}")))
+        [
+            "/etc/systemd/system",
+            "/run/systemd/system",
+            "/usr/lib/systemd/system",
+            "/lib/systemd/system",
+        ]
+        .iter()
+        .any(|d| self.exists(&format!("{d}/{unit}")))
     }
 
     /// Listening TCP sockets and bound UDP sockets, with the process holding each.
@@ -169,10 +203,17 @@ impl Host {
     fn read_listeners(&self) -> std::io::Result<Vec<Listener>> {
         let owners = self.socket_owners();
         let mut out = Vec::new();
-        for (file, proto, v6) in [("/proc/net/tcp", "tcp", false), ("/proc/net/tcp6", "tcp", true), ("/proc/net/udp", "udp", false), ("/proc/net/udp6", "udp", true)] {
+        for (file, proto, v6) in [
+            ("/proc/net/tcp", "tcp", false),
+            ("/proc/net/tcp6", "tcp", true),
+            ("/proc/net/udp", "udp", false),
+            ("/proc/net/udp6", "udp", true),
+        ] {
             let text = match self.read(file) {
                 Ok(t) => t,
-                Err(e) if file.ends_with('6') && e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) if file.ends_with('6') && e.kind() == std::io::ErrorKind::NotFound => {
+                    continue
+                }
                 Err(e) => return Err(e),
             };
             for line in text.lines().skip(1) {
@@ -197,14 +238,22 @@ impl Host {
     fn socket_owners(&self) -> HashMap<String, String> {
         let mut out = HashMap::new();
         for proc_dir in self.dir("/proc") {
-            let Some(pid) = proc_dir.file_name().and_then(|n| n.to_str()).filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else {
+            let Some(pid) = proc_dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            else {
                 continue;
             };
             let comm = std::fs::read_to_string(proc_dir.join("comm")).unwrap_or_default();
             let Ok(fds) = std::fs::read_dir(proc_dir.join("fd")) else { continue };
             for fd in fds.filter_map(|e| e.ok()) {
                 if let Ok(target) = std::fs::read_link(fd.path()) {
-                    if let Some(inode) = target.to_str().and_then(|t| t.strip_prefix("socket:[")).and_then(|t| t.strip_suffix(']')) {
+                    if let Some(inode) = target
+                        .to_str()
+                        .and_then(|t| t.strip_prefix("socket:["))
+                        .and_then(|t| t.strip_suffix(']'))
+                    {
                         out.insert(inode.to_string(), format!("{}[{pid}]", comm.trim()));
                     }
                 }
@@ -223,7 +272,10 @@ pub struct User {
 
 impl User {
     pub fn has_login_shell(&self) -> bool {
-        !(self.shell.is_empty() || self.shell.ends_with("/nologin") || self.shell.ends_with("/false") || self.shell == "/bin/sync")
+        !(self.shell.is_empty()
+            || self.shell.ends_with("/nologin")
+            || self.shell.ends_with("/false")
+            || self.shell == "/bin/sync")
     }
 }
 
@@ -260,7 +312,9 @@ impl Listener {
     pub fn is_loopback(&self) -> bool {
         match self.addr {
             std::net::IpAddr::V4(a) => a.is_loopback(),
-            std::net::IpAddr::V6(a) => a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+            std::net::IpAddr::V6(a) => {
+                a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+            }
         }
     }
 }
@@ -294,7 +348,10 @@ mod tests {
     fn proc_net_addresses() {
         assert_eq!(parse_addr("0100007F:0016", false), Some(("127.0.0.1".parse().unwrap(), 22)));
         assert_eq!(parse_addr("00000000:0947", false), Some(("0.0.0.0".parse().unwrap(), 2375)));
-        assert_eq!(parse_addr("00000000000000000000000001000000:0016", true), Some(("::1".parse().unwrap(), 22)));
+        assert_eq!(
+            parse_addr("00000000000000000000000001000000:0016", true),
+            Some(("::1".parse().unwrap(), 22))
+        );
         assert_eq!(parse_addr("zz:1", false), None);
     }
 }

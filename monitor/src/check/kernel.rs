@@ -59,16 +59,26 @@ pub const CHECKS: &[Check] = &[
 fn usb_storage(h: &Host) -> Outcome {
     let mut evidence = Vec::new();
     let mut disabled = false;
-    for f in h.dir("/etc/modprobe.d").into_iter().chain(h.dir("/usr/lib/modprobe.d")).chain(h.dir("/lib/modprobe.d")) {
+    for f in h
+        .dir("/etc/modprobe.d")
+        .into_iter()
+        .chain(h.dir("/usr/lib/modprobe.d"))
+        .chain(h.dir("/lib/modprobe.d"))
+    {
         let Ok(text) = std::fs::read_to_string(&f) else { continue };
         for line in text.lines().map(str::trim) {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
-                ["install", m, rest @ ..] if (*m == "usb-storage" || *m == "usb_storage") && rest.iter().any(|w| w.ends_with("/false") || w.ends_with("/true")) => {
+                ["install", m, rest @ ..]
+                    if (*m == "usb-storage" || *m == "usb_storage")
+                        && rest.iter().any(|w| w.ends_with("/false") || w.ends_with("/true")) =>
+                {
                     disabled = true;
                     evidence.push(format!("{}: {line}", f.display()));
                 }
-                ["blacklist", m] if *m == "usb-storage" || *m == "usb_storage" => evidence.push(format!("{}: {line} (blocks autoload only)", f.display())),
+                ["blacklist", m] if *m == "usb-storage" || *m == "usb_storage" => {
+                    evidence.push(format!("{}: {line} (blocks autoload only)", f.display()))
+                }
                 _ => {}
             }
         }
@@ -77,13 +87,18 @@ fn usb_storage(h: &Host) -> Outcome {
     let present = h.exists("/sys/module/usb_storage");
     match (modules, present) {
         (None, false) => {
-            return Outcome::pass(vec!["the kernel cannot load modules (no /proc/modules) and has no usb-storage driver".into()]);
+            return Outcome::pass(vec![
+                "the kernel cannot load modules (no /proc/modules) and has no usb-storage driver"
+                    .into(),
+            ]);
         }
         (None, true) => return Outcome::fail(vec!["usb-storage is built into the kernel".into()]),
         (Some(m), _) if m.lines().any(|l| l.starts_with("usb_storage ")) => {
             return Outcome::fail(vec!["usb_storage is loaded".into()]);
         }
-        (Some(_), true) => return Outcome::fail(vec!["usb-storage is built into the kernel".into()]),
+        (Some(_), true) => {
+            return Outcome::fail(vec!["usb-storage is built into the kernel".into()])
+        }
         (Some(_), false) => {}
     }
     if disabled {
@@ -97,7 +112,11 @@ fn usb_storage(h: &Host) -> Outcome {
 fn smt(h: &Host) -> Outcome {
     let control = match h.read("/sys/devices/system/cpu/smt/control") {
         Ok(c) => c.trim().to_string(),
-        Err(e) => return Outcome::unknown(format!("cannot read /sys/devices/system/cpu/smt/control: {e}")),
+        Err(e) => {
+            return Outcome::unknown(format!(
+                "cannot read /sys/devices/system/cpu/smt/control: {e}"
+            ))
+        }
     };
     if control != "on" {
         return Outcome::pass(vec![format!("SMT {control}")]);
@@ -108,7 +127,8 @@ fn smt(h: &Host) -> Outcome {
         .filter_map(|f| {
             let text = std::fs::read_to_string(&f).ok()?;
             let name = f.file_name()?.to_string_lossy().into_owned();
-            (text.contains("SMT vulnerable") || text.contains("SMT Host state unknown")).then(|| format!("{name}: {}", text.trim()))
+            (text.contains("SMT vulnerable") || text.contains("SMT Host state unknown"))
+                .then(|| format!("{name}: {}", text.trim()))
         })
         .collect();
     if vulnerable.is_empty() {
@@ -122,7 +142,9 @@ fn smt(h: &Host) -> Outcome {
 
 fn sysctl(h: &Host, name: &str) -> Result<String, Outcome> {
     let path = format!("/proc/sys/{}", name.replace('.', "/"));
-    h.read(&path).map(|v| v.trim().to_string()).map_err(|e| Outcome::unknown(format!("cannot read {path}: {e}")))
+    h.read(&path)
+        .map(|v| v.trim().to_string())
+        .map_err(|e| Outcome::unknown(format!("cannot read {path}: {e}")))
 }
 
 fn ip_forward(h: &Host) -> Outcome {
@@ -159,14 +181,21 @@ fn tmout(h: &Host) -> Outcome {
     for f in files {
         let Ok(text) = std::fs::read_to_string(&f) else { continue };
         for line in text.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
-            let assignment = line.split(|c: char| c.is_whitespace() || c == ';').find(|w| w.starts_with("TMOUT="));
+            let assignment = line
+                .split(|c: char| c.is_whitespace() || c == ';')
+                .find(|w| w.starts_with("TMOUT="));
             if let Some(a) = assignment {
-                let secs: u64 = a["TMOUT=".len()..].trim_matches(|c| c == '"' || c == '\'').parse().unwrap_or(0);
+                let secs: u64 = a["TMOUT=".len()..]
+                    .trim_matches(|c| c == '"' || c == '\'')
+                    .parse()
+                    .unwrap_or(0);
                 if secs > 0 {
                     return Outcome::pass(vec![format!("{}: {line}", f.display())]);
                 }
             }
         }
     }
-    Outcome::fail(vec!["TMOUT is not set in /etc/profile, /etc/profile.d or the system bashrc".into()])
+    Outcome::fail(vec![
+        "TMOUT is not set in /etc/profile, /etc/profile.d or the system bashrc".into()
+    ])
 }

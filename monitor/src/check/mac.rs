@@ -40,8 +40,22 @@ fn enforcing(h: &Host) -> Outcome {
     let selinux = h.read("/sys/fs/selinux/enforce").map(|v| v.trim() == "1").ok();
     let apparmor = h.read("/sys/module/apparmor/parameters/enabled").map(|v| v.trim() == "Y").ok();
     let evidence = vec![
-        format!("SELinux: {}", match selinux { Some(true) => "enforcing", Some(false) => "permissive", None => "absent" }),
-        format!("AppArmor: {}", match apparmor { Some(true) => "enabled", Some(false) => "disabled", None => "absent" }),
+        format!(
+            "SELinux: {}",
+            match selinux {
+                Some(true) => "enforcing",
+                Some(false) => "permissive",
+                None => "absent",
+            }
+        ),
+        format!(
+            "AppArmor: {}",
+            match apparmor {
+                Some(true) => "enabled",
+                Some(false) => "disabled",
+                None => "absent",
+            }
+        ),
     ];
     if selinux == Some(true) || apparmor == Some(true) {
         Outcome::pass(evidence)
@@ -55,7 +69,9 @@ fn bpf_lsm(h: &Host) -> Outcome {
         return Outcome::unknown("securityfs is not mounted (/sys/kernel/security/lsm missing); check is read-only and does not mount it");
     }
     match h.read("/sys/kernel/security/lsm") {
-        Ok(l) if l.split(',').any(|m| m.trim() == "bpf") => Outcome::pass(vec![format!("lsm: {}", l.trim())]),
+        Ok(l) if l.split(',').any(|m| m.trim() == "bpf") => {
+            Outcome::pass(vec![format!("lsm: {}", l.trim())])
+        }
         Ok(l) => Outcome::fail(vec![format!("lsm: {}", l.trim())]),
         Err(e) => Outcome::unknown(format!("cannot read /sys/kernel/security/lsm: {e}")),
     }
@@ -69,13 +85,20 @@ fn container_labels(h: &Host) -> Outcome {
     let mut against = Vec::new();
     let mut running = 0;
     for d in dirs {
-        let read = |f: &str| std::fs::read(d.join(f)).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+        let read = |f: &str| {
+            std::fs::read(d.join(f)).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        };
         let Some(config) = read("config.v2.json") else { continue };
         if config.pointer("/State/Running").and_then(Value::as_bool) != Some(true) {
             continue;
         }
         running += 1;
-        let name = config.get("Name").and_then(Value::as_str).unwrap_or("?").trim_start_matches('/').to_string();
+        let name = config
+            .get("Name")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .trim_start_matches('/')
+            .to_string();
         let host = read("hostconfig.json").unwrap_or(Value::Null);
         if host.get("Privileged").and_then(Value::as_bool) == Some(true) {
             against.push(format!("{name}: privileged"));
@@ -83,7 +106,13 @@ fn container_labels(h: &Host) -> Outcome {
         if config.get("AppArmorProfile").and_then(Value::as_str) == Some("unconfined") {
             against.push(format!("{name}: AppArmor unconfined"));
         }
-        for opt in host.get("SecurityOpt").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+        for opt in host
+            .get("SecurityOpt")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
             let o = opt.replace(':', "=");
             if o == "seccomp=unconfined" || o == "apparmor=unconfined" || o == "label=disable" {
                 against.push(format!("{name}: {opt}"));

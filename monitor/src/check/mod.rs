@@ -249,7 +249,15 @@ impl Finding {
 /// Every check, in report order: the guides' groups, then the CIS sections.
 pub fn all() -> Vec<&'static Check> {
     let mut v: Vec<&'static Check> = Vec::new();
-    for group in [network::CHECKS, users::CHECKS, docker::CHECKS, audit::CHECKS, kernel::CHECKS, mac::CHECKS, services::CHECKS] {
+    for group in [
+        network::CHECKS,
+        users::CHECKS,
+        docker::CHECKS,
+        audit::CHECKS,
+        kernel::CHECKS,
+        mac::CHECKS,
+        services::CHECKS,
+    ] {
         v.extend(group.iter());
     }
     v.extend(cis::checks());
@@ -365,7 +373,11 @@ pub const EXIT_ONLY_UNKNOWN: u8 = 9;
 /// Exit code: 10 + the worst failed severity (info 10 ... critical 14) when anything
 /// failed; else 9 when something is unknown; else 0 (pass, warn and not-applicable only).
 pub fn exit_code(findings: &[Finding]) -> u8 {
-    let worst = findings.iter().filter(|f| f.outcome.status == Status::Fail).map(|f| 10 + f.check.severity as u8).max();
+    let worst = findings
+        .iter()
+        .filter(|f| f.outcome.status == Status::Fail)
+        .map(|f| 10 + f.check.severity as u8)
+        .max();
     match worst {
         Some(code) => code,
         None if findings.iter().any(|f| f.outcome.status == Status::Unknown) => EXIT_ONLY_UNKNOWN,

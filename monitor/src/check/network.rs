@@ -42,7 +42,10 @@ fn sshd(h: &Host) -> Outcome {
     };
     let mut against: Vec<String> = listeners
         .iter()
-        .filter(|l| l.proto == "tcp" && (l.port == 22 || l.owner.as_deref().is_some_and(|o| o.starts_with("sshd["))))
+        .filter(|l| {
+            l.proto == "tcp"
+                && (l.port == 22 || l.owner.as_deref().is_some_and(|o| o.starts_with("sshd[")))
+        })
         .map(|l| format!("listening: {l}"))
         .collect();
     for unit in ["sshd.socket", "ssh.socket", "sshd.service", "ssh.service"] {
@@ -57,7 +60,9 @@ fn sshd(h: &Host) -> Outcome {
 
 fn listeners(h: &Host) -> Outcome {
     match h.listeners() {
-        Ok(l) => Outcome::fail_if_any(l.iter().filter(|l| !l.is_loopback()).map(|l| format!("listening: {l}")).collect()),
+        Ok(l) => Outcome::fail_if_any(
+            l.iter().filter(|l| !l.is_loopback()).map(|l| format!("listening: {l}")).collect(),
+        ),
         Err(e) => Outcome::unknown(format!("cannot read /proc/net: {e}")),
     }
 }
@@ -79,7 +84,13 @@ fn docker_tcp(h: &Host) -> Outcome {
     }
     if let Ok(text) = h.read("/etc/docker/daemon.json") {
         if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
-            for host in v.get("hosts").and_then(|x| x.as_array()).into_iter().flatten().filter_map(|x| x.as_str()) {
+            for host in v
+                .get("hosts")
+                .and_then(|x| x.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str())
+            {
                 if host.starts_with("tcp://") {
                     against.push(format!("daemon.json hosts: {host}"));
                 }

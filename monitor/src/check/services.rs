@@ -44,7 +44,9 @@ fn env_settings(h: &Host, unit: &str, files: &[&str]) -> Vec<(String, String)> {
         texts.push(v.value);
     }
     for t in texts {
-        for part in t.lines().flat_map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>()) {
+        for part in
+            t.lines().flat_map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        {
             if let Some((k, v)) = part.trim_matches('"').split_once('=') {
                 out.push((k.to_string(), v.trim_matches('"').to_string()));
             }
@@ -63,12 +65,24 @@ fn urls_without_tls(settings: &[(String, String)], keys: &[&str]) -> Vec<String>
 }
 
 fn etcd(h: &Host) -> Outcome {
-    let present = ["etcd.service", "etcd2.service", "etcd-member.service"].iter().find(|u| h.unit_exists(u)).copied();
-    let Some(unit) = present.or_else(|| h.exists("/etc/etcd/etcd.conf").then_some("etcd.service")) else {
+    let present = ["etcd.service", "etcd2.service", "etcd-member.service"]
+        .iter()
+        .find(|u| h.unit_exists(u))
+        .copied();
+    let Some(unit) = present.or_else(|| h.exists("/etc/etcd/etcd.conf").then_some("etcd.service"))
+    else {
         return Outcome::not_applicable("etcd is not installed");
     };
     let s = env_settings(h, unit, &["/etc/etcd/etcd.conf", "/etc/default/etcd"]);
-    let mut against = urls_without_tls(&s, &["ETCD_LISTEN_CLIENT_URLS", "ETCD_ADVERTISE_CLIENT_URLS", "ETCD_LISTEN_PEER_URLS", "ETCD_INITIAL_ADVERTISE_PEER_URLS"]);
+    let mut against = urls_without_tls(
+        &s,
+        &[
+            "ETCD_LISTEN_CLIENT_URLS",
+            "ETCD_ADVERTISE_CLIENT_URLS",
+            "ETCD_LISTEN_PEER_URLS",
+            "ETCD_INITIAL_ADVERTISE_PEER_URLS",
+        ],
+    );
     if !s.iter().any(|(k, _)| k == "ETCD_CERT_FILE") {
         against.push("ETCD_CERT_FILE not set".into());
     }
@@ -84,7 +98,9 @@ fn fleet(h: &Host) -> Outcome {
     }
     let s = env_settings(h, "fleet.service", &["/etc/fleet/fleet.conf"]);
     let mut against = urls_without_tls(&s, &["FLEET_ETCD_SERVERS", "etcd_servers"]);
-    if let Some(mode) = h.unit_setting("fleet.socket", "SocketMode").map(|v| v.value).filter(|v| !v.is_empty()) {
+    if let Some(mode) =
+        h.unit_setting("fleet.socket", "SocketMode").map(|v| v.value).filter(|v| !v.is_empty())
+    {
         if u32::from_str_radix(&mode, 8).is_ok_and(|m| m & 0o007 != 0) {
             against.push(format!("fleet.socket SocketMode={mode}"));
         }

@@ -7,7 +7,12 @@ fn ids_are_unique_and_well_formed() {
     let mut seen = std::collections::HashSet::new();
     for c in all() {
         assert!(seen.insert(c.id), "duplicate id {}", c.id);
-        assert!(c.id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'.'), "{}", c.id);
+        assert!(
+            c.id.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'.'),
+            "{}",
+            c.id
+        );
         assert!(!c.title.is_empty() && !c.remediation.is_empty(), "{}", c.id);
     }
 }
@@ -26,7 +31,11 @@ pub(super) fn fixture(name: &str, files: &[(&str, &str)]) -> Host {
 }
 
 fn select(only: &[&str], skip: &[&str]) -> Selection {
-    Selection { only: only.iter().map(|s| s.to_string()).collect(), skip: skip.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+    Selection {
+        only: only.iter().map(|s| s.to_string()).collect(),
+        skip: skip.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
 }
 
 pub(super) fn outcome(h: &Host, id: &str) -> Outcome {
@@ -37,10 +46,16 @@ pub(super) fn outcome(h: &Host, id: &str) -> Outcome {
 fn selection_and_exit_code() {
     let host = fixture("empty", &[]);
     let f = run(&host, &select(&["docker-"], &["DOCKER-VERSION"])).unwrap();
-    assert!(!f.is_empty() && f.iter().all(|f| f.check.id.starts_with("DOCKER-") && f.check.id != "DOCKER-VERSION"));
+    assert!(
+        !f.is_empty()
+            && f.iter()
+                .all(|f| f.check.id.starts_with("DOCKER-") && f.check.id != "DOCKER-VERSION")
+    );
     assert!(run(&host, &select(&["NOPE"], &[])).is_err());
     // Unreadable state is unknown, never a pass.
-    for id in ["NET-LISTEN", "USR-DOCKER-GROUP", "USR-EMPTY-PASSWORD", "KERN-SMT", "KERN-IP-FORWARD"] {
+    for id in
+        ["NET-LISTEN", "USR-DOCKER-GROUP", "USR-EMPTY-PASSWORD", "KERN-SMT", "KERN-IP-FORWARD"]
+    {
         assert_eq!(outcome(&host, id).status, Status::Unknown, "{id}");
     }
     let f = run(&host, &select(&["KERN-TMOUT", "KERN-SMT"], &[])).unwrap();
@@ -72,13 +87,18 @@ fn users_groups_and_sudoers() {
     assert!(outcome(&h, "USR-LOCKED-SHELL").evidence[0].starts_with("root "));
     let o = outcome(&h, "USR-NOPASSWD-SUDO");
     assert_eq!(o.status, Status::Fail);
-    assert!(o.evidence[0].ends_with("90-cloud:2: core ALL=(ALL) NOPASSWD: ALL"), "{:?}", o.evidence);
+    assert!(
+        o.evidence[0].ends_with("90-cloud:2: core ALL=(ALL) NOPASSWD: ALL"),
+        "{:?}",
+        o.evidence
+    );
 }
 
 #[test]
 fn docker_socket_unit_drop_ins_win() {
     let unit = "[Socket]\nListenStream=/run/docker.sock\nSocketMode=0660\nSocketUser=root\nSocketGroup=docker\n";
-    let h = fixture("unit", &[("/usr/bin/dockerd", ""), ("/lib/systemd/system/docker.socket", unit)]);
+    let h =
+        fixture("unit", &[("/usr/bin/dockerd", ""), ("/lib/systemd/system/docker.socket", unit)]);
     assert_eq!(outcome(&h, "DOCKER-SOCKET-UNIT").status, Status::Pass);
     let h = fixture(
         "unit-open",
@@ -90,8 +110,15 @@ fn docker_socket_unit_drop_ins_win() {
     );
     let o = outcome(&h, "DOCKER-SOCKET-UNIT");
     assert_eq!(o.status, Status::Fail);
-    assert!(o.evidence[0].contains("0666 (from") && o.evidence[0].contains("99-open.conf"), "{:?}", o.evidence);
-    assert_eq!(outcome(&fixture("nodocker", &[]), "DOCKER-SOCKET-UNIT").status, Status::NotApplicable);
+    assert!(
+        o.evidence[0].contains("0666 (from") && o.evidence[0].contains("99-open.conf"),
+        "{:?}",
+        o.evidence
+    );
+    assert_eq!(
+        outcome(&fixture("nodocker", &[]), "DOCKER-SOCKET-UNIT").status,
+        Status::NotApplicable
+    );
 }
 
 #[test]
@@ -103,7 +130,10 @@ fn kernel_files() {
             ("/proc/modules", "ext4 1 0 - Live 0x0\n"),
             ("/etc/profile.d/tmout.sh", "readonly TMOUT=900; export TMOUT\n"),
             ("/sys/devices/system/cpu/smt/control", "on\n"),
-            ("/sys/devices/system/cpu/vulnerabilities/mds", "Mitigation: Clear CPU buffers; SMT vulnerable\n"),
+            (
+                "/sys/devices/system/cpu/vulnerabilities/mds",
+                "Mitigation: Clear CPU buffers; SMT vulnerable\n",
+            ),
             ("/proc/sys/net/ipv4/ip_forward", "0\n"),
         ],
     );
@@ -113,10 +143,23 @@ fn kernel_files() {
     let o = outcome(&h, "KERN-SMT");
     assert_eq!(o.status, Status::Fail);
     assert!(o.evidence[1].starts_with("mds: "));
-    let h = fixture("kernel-loaded", &[("/etc/modprobe.d/usb.conf", "blacklist usb-storage\n"), ("/proc/modules", "usb_storage 1 0 - Live 0x0\n")]);
+    let h = fixture(
+        "kernel-loaded",
+        &[
+            ("/etc/modprobe.d/usb.conf", "blacklist usb-storage\n"),
+            ("/proc/modules", "usb_storage 1 0 - Live 0x0\n"),
+        ],
+    );
     assert_eq!(outcome(&h, "KERN-USB-STORAGE").status, Status::Fail);
-    let h = fixture("kernel-blacklist-only", &[("/etc/modprobe.d/usb.conf", "blacklist usb-storage\n"), ("/proc/modules", "")]);
-    assert_eq!(outcome(&h, "KERN-USB-STORAGE").status, Status::Fail, "blacklist alone does not stop `modprobe usb-storage`");
+    let h = fixture(
+        "kernel-blacklist-only",
+        &[("/etc/modprobe.d/usb.conf", "blacklist usb-storage\n"), ("/proc/modules", "")],
+    );
+    assert_eq!(
+        outcome(&h, "KERN-USB-STORAGE").status,
+        Status::Fail,
+        "blacklist alone does not stop `modprobe usb-storage`"
+    );
     let h = fixture("kernel-nomodules", &[]);
     assert_eq!(outcome(&h, "KERN-USB-STORAGE").status, Status::Pass);
     let h = fixture("kernel-builtin", &[("/sys/module/usb_storage/parameters/delay_use", "1")]);
@@ -132,14 +175,21 @@ fn cluster_services_only_where_they_exist() {
     let h = fixture(
         "etcd-plain",
         &[
-            ("/lib/systemd/system/etcd.service", "[Service]\nEnvironment=ETCD_LISTEN_CLIENT_URLS=http://0.0.0.0:2379\n"),
+            (
+                "/lib/systemd/system/etcd.service",
+                "[Service]\nEnvironment=ETCD_LISTEN_CLIENT_URLS=http://0.0.0.0:2379\n",
+            ),
             ("/lib/systemd/system/locksmithd.service", "[Service]\n"),
             ("/etc/coreos/update.conf", "LOCKSMITHD_ENDPOINT=http://10.0.0.1:2379\n"),
         ],
     );
     let o = outcome(&h, "SVC-ETCD-TLS");
     assert_eq!(o.status, Status::Fail);
-    assert!(o.evidence.iter().any(|e| e == "ETCD_LISTEN_CLIENT_URLS=http://0.0.0.0:2379"), "{:?}", o.evidence);
+    assert!(
+        o.evidence.iter().any(|e| e == "ETCD_LISTEN_CLIENT_URLS=http://0.0.0.0:2379"),
+        "{:?}",
+        o.evidence
+    );
     assert_eq!(outcome(&h, "SVC-LOCKSMITH-TLS").status, Status::Fail);
     let h = fixture(
         "etcd-tls",

@@ -16,8 +16,17 @@ pub fn check(format: ReportFormat, selection: check::Selection, list: bool) -> m
             Err(e) => return Err(usage(e)),
         };
         for c in checks {
-            let (cis, level) = c.cis.map(|c| (c.id, format!("L{}", c.level))).unwrap_or(("-", "-".into()));
-            super::out(format_args!("{:<26} {:<7} {:<2} {:<29} {:<8} {}", c.id, cis, level, c.profiles().join(","), c.severity.as_str(), c.title))?;
+            let (cis, level) =
+                c.cis.map(|c| (c.id, format!("L{}", c.level))).unwrap_or(("-", "-".into()));
+            super::out(format_args!(
+                "{:<26} {:<7} {:<2} {:<29} {:<8} {}",
+                c.id,
+                cis,
+                level,
+                c.profiles().join(","),
+                c.severity.as_str(),
+                c.title
+            ))?;
         }
         return Ok(exit::OK);
     }
@@ -29,16 +38,25 @@ pub fn check(format: ReportFormat, selection: check::Selection, list: bool) -> m
         Err(e) => return Err(usage(e)),
     };
     let code = check::exit_code(&findings);
-    let report = sink::state::Report { findings: &findings, profile: selection.profile, timestamp, seconds: started.elapsed().as_secs_f64(), host: sink::state::HostInfo::read() };
+    let report = sink::state::Report {
+        findings: &findings,
+        profile: selection.profile,
+        timestamp,
+        seconds: started.elapsed().as_secs_f64(),
+        host: sink::state::HostInfo::read(),
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let written = match format {
         ReportFormat::Json => sink::state::json::write(&mut out, &report),
         ReportFormat::Sarif => sink::state::sarif::write(&mut out, &report, code),
         ReportFormat::Junit => sink::state::junit::write(&mut out, &report),
-        ReportFormat::Table => sink::state::table::write(&mut out, &report, std::io::IsTerminal::is_terminal(&std::io::stdout())),
+        ReportFormat::Table => sink::state::table::write(
+            &mut out,
+            &report,
+            std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        ),
     };
     written.map_err(Error::Output)?;
     Ok(code)
 }
-

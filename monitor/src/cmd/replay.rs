@@ -7,17 +7,28 @@ use monitor::rules::parse::SystemIds;
 use monitor::Error;
 use std::path::PathBuf;
 
-pub fn replay(files: Vec<PathBuf>, paths: Vec<PathBuf>, audit_logs: bool, presentation: Presentation) -> monitor::Result<u8> {
+pub fn replay(
+    files: Vec<PathBuf>,
+    paths: Vec<PathBuf>,
+    audit_logs: bool,
+    presentation: Presentation,
+) -> monitor::Result<u8> {
     let rules = super::load_rules(&paths, true)?;
     let started = std::time::Instant::now();
     // Unlocked: the replay writes from its render thread (one lock per 64 KiB written).
     let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
     let mut progress = monitor::sink::progress::Progress::stderr("replay");
     let result = if audit_logs {
-        replay_audit(&files, rules, out, presentation, &mut |done, total| progress.bytes(done, total))
+        replay_audit(&files, rules, out, presentation, &mut |done, total| {
+            progress.bytes(done, total)
+        })
     } else {
-        let [file] = <[PathBuf; 1]>::try_from(files).map_err(|_| Error::Input("a capture replay takes one file (several files: --format auditd)".into()))?;
-        replay_capture(&file, rules, &SystemIds::load(), out, presentation, &mut |done, total| progress.bytes(done, total))
+        let [file] = <[PathBuf; 1]>::try_from(files).map_err(|_| {
+            Error::Input("a capture replay takes one file (several files: --format auditd)".into())
+        })?;
+        replay_capture(&file, rules, &SystemIds::load(), out, presentation, &mut |done, total| {
+            progress.bytes(done, total)
+        })
     };
     progress.finish();
     summary(&result?, started.elapsed().as_secs_f64().max(1e-9));

@@ -25,7 +25,12 @@ pub fn check(paths: Vec<PathBuf>) -> monitor::Result<u8> {
         let key = if key.is_empty() { "(no key)" } else { key };
         out(format_args!("{key}: {active} active, {inactive} inactive"))?;
     }
-    out(format_args!("{} rules in {} file(s), {} warning(s)", rules.rules.len(), rules.files.len(), rules.warnings.len()))?;
+    out(format_args!(
+        "{} rules in {} file(s), {} warning(s)",
+        rules.rules.len(),
+        rules.files.len(),
+        rules.warnings.len()
+    ))?;
     Ok(exit::OK)
 }
 
@@ -50,7 +55,9 @@ pub fn export(paths: Vec<PathBuf>, for_host: bool) -> monitor::Result<u8> {
     } else {
         let mut texts = Vec::new();
         for f in rules::expand(&paths)? {
-            let text = std::fs::read_to_string(&f).map_err(|e| Error::RulesPath(format!("cannot read rules file {}: {e}", f.display())))?;
+            let text = std::fs::read_to_string(&f).map_err(|e| {
+                Error::RulesPath(format!("cannot read rules file {}: {e}", f.display()))
+            })?;
             texts.push((f.display().to_string(), text));
         }
         texts

@@ -9,7 +9,13 @@ use monitor::rules::RuleSet;
 use monitor::Error;
 use std::path::PathBuf;
 
-pub fn run(paths: Vec<PathBuf>, heartbeat: u64, capture: Option<PathBuf>, source: Source, presentation: Presentation) -> monitor::Result<u8> {
+pub fn run(
+    paths: Vec<PathBuf>,
+    heartbeat: u64,
+    capture: Option<PathBuf>,
+    source: Source,
+    presentation: Presentation,
+) -> monitor::Result<u8> {
     if unsafe { libc::geteuid() } != 0 {
         return Err(Error::NotRoot(match source {
             Source::Ebpf => "loading eBPF programs needs CAP_BPF and CAP_PERFMON",
@@ -20,13 +26,17 @@ pub fn run(paths: Vec<PathBuf>, heartbeat: u64, capture: Option<PathBuf>, source
         return Err(Error::KernelUnsupported("kernel BTF (/sys/kernel/btf/vmlinux) is missing: a kernel built with CONFIG_DEBUG_INFO_BTF is required".into()));
     }
     let rules = super::load_rules(&paths, true)?.with_self_defence(&SystemIds::load())?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|source| Error::Io { context: "starting the runtime".into(), source })?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io { context: "starting the runtime".into(), source })?;
     let reload = move || -> Result<RuleSet, Vec<String>> {
         let set = super::load_rules(&paths, false).map_err(|e| match e {
             Error::Rules(errors) => errors.0.iter().map(|d| d.to_string()).collect(),
             other => vec![other.to_string()],
         })?;
-        set.with_self_defence(&SystemIds::load()).map_err(|e| e.0.iter().map(|d| d.to_string()).collect())
+        set.with_self_defence(&SystemIds::load())
+            .map_err(|e| e.0.iter().map(|d| d.to_string()).collect())
     };
     let opts = RunOptions {
         heartbeat: (heartbeat > 0).then(|| std::time::Duration::from_secs(heartbeat)),

@@ -144,7 +144,14 @@ impl Aggregator {
     pub fn printed(&mut self, ev: &Event, sequence: u64, about: serde_json::Value) {
         let Some(key) = self.pending.take() else { return };
         let opened_ns = ev.ts_boot_ns;
-        let window = Window { sequence, about, opened_ns, ends_ns: opened_ns.saturating_add(self.settings.window_ns), suppressed: 0, last_ns: opened_ns };
+        let window = Window {
+            sequence,
+            about,
+            opened_ns,
+            ends_ns: opened_ns.saturating_add(self.settings.window_ns),
+            suppressed: 0,
+            last_ns: opened_ns,
+        };
         self.order.push_back(key.clone());
         self.open.insert(key, window);
     }
@@ -171,7 +178,14 @@ impl Aggregator {
         let Some(key) = self.order.pop_front() else { return };
         if let Some(w) = self.open.remove(&key) {
             if w.suppressed > 0 {
-                closed.push(Summary { sequence: w.sequence, about: w.about, count: w.suppressed, opened_ns: w.opened_ns, ends_ns: w.ends_ns, last_ns: w.last_ns });
+                closed.push(Summary {
+                    sequence: w.sequence,
+                    about: w.about,
+                    count: w.suppressed,
+                    opened_ns: w.opened_ns,
+                    ends_ns: w.ends_ns,
+                    last_ns: w.last_ns,
+                });
             }
         }
     }
@@ -224,13 +238,18 @@ mod tests {
         assert_eq!(printed, [0, 10_000]);
         assert_eq!(closed.len(), 1);
         assert_eq!((closed[0].sequence, closed[0].count), (1, 9_999));
-        assert_eq!(printed.len() as u64 + closed.iter().map(|c| c.count).sum::<u64>(), events.len() as u64, "printed + counted = made");
+        assert_eq!(
+            printed.len() as u64 + closed.iter().map(|c| c.count).sum::<u64>(),
+            events.len() as u64,
+            "printed + counted = made"
+        );
     }
 
     #[test]
     fn different_objects_rules_or_processes_are_not_the_same() {
         let s = Settings::default();
-        let (printed, closed) = run(s, &[(1, "/etc/a", 0), (1, "/etc/b", 0), (1, "/etc/a", 1), (1, "/etc/a", 0)]);
+        let (printed, closed) =
+            run(s, &[(1, "/etc/a", 0), (1, "/etc/b", 0), (1, "/etc/a", 1), (1, "/etc/a", 0)]);
         assert_eq!(printed, [0, 1, 2]);
         assert_eq!(closed.iter().map(|c| (c.sequence, c.count)).collect::<Vec<_>>(), [(1, 1)]);
         let mut agg = Aggregator::new(s);
@@ -248,7 +267,8 @@ mod tests {
         let (printed, closed) = run(off, &[(1, "/a", 0), (1, "/a", 0), (1, "/a", 0)]);
         assert_eq!((printed.len(), closed.len()), (3, 0));
         let tiny = Settings { window_ns: 10_000_000_000, max_keys: 1 };
-        let (printed, closed) = run(tiny, &[(1, "/a", 0), (1, "/a", 0), (1, "/b", 0), (1, "/a", 0)]);
+        let (printed, closed) =
+            run(tiny, &[(1, "/a", 0), (1, "/a", 0), (1, "/b", 0), (1, "/a", 0)]);
         assert_eq!(printed, [0, 2, 3], "/b closed /a's window early");
         assert_eq!(closed.iter().map(|c| (c.sequence, c.count)).collect::<Vec<_>>(), [(1, 1)]);
     }

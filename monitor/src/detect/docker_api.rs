@@ -116,7 +116,8 @@ fn sensitive(source: &str) -> Option<&'static str> {
         return Some("host root");
     }
     SENSITIVE.iter().find_map(|(p, what)| {
-        (source == *p || (source.starts_with(p) && source.as_bytes().get(p.len()) == Some(&b'/'))).then_some(*what)
+        (source == *p || (source.starts_with(p) && source.as_bytes().get(p.len()) == Some(&b'/')))
+            .then_some(*what)
     })
 }
 
@@ -130,7 +131,8 @@ fn create(body: &Value, name: Option<&str>, findings: &mut Vec<Finding>) -> Valu
     let mut binds = Vec::new();
     for b in strings(host.get("Binds")) {
         let mut it = b.splitn(3, ':');
-        let (src, dst, opts) = (it.next().unwrap_or(""), it.next().unwrap_or(""), it.next().unwrap_or(""));
+        let (src, dst, opts) =
+            (it.next().unwrap_or(""), it.next().unwrap_or(""), it.next().unwrap_or(""));
         if src.starts_with('/') {
             binds.push((src.to_string(), dst.to_string(), opts.split(',').any(|o| o == "ro")));
         }
@@ -148,8 +150,14 @@ fn create(body: &Value, name: Option<&str>, findings: &mut Vec<Finding>) -> Valu
         let what = sensitive(src);
         let ro_text = if *ro { " read-only" } else { "" };
         match what {
-            Some(w) => risky.push(Finding { key: "docker-host-mount", detail: format!("{src} ({w}) mounted at {dst}{ro_text}") }),
-            None => other.push(Finding { key: "docker-host-mount", detail: format!("{src} mounted at {dst}{ro_text}") }),
+            Some(w) => risky.push(Finding {
+                key: "docker-host-mount",
+                detail: format!("{src} ({w}) mounted at {dst}{ro_text}"),
+            }),
+            None => other.push(Finding {
+                key: "docker-host-mount",
+                detail: format!("{src} mounted at {dst}{ro_text}"),
+            }),
         }
         bind_json.push(json!({"source": src, "target": dst, "read_only": ro, "sensitive": what}));
     }
@@ -157,23 +165,38 @@ fn create(body: &Value, name: Option<&str>, findings: &mut Vec<Finding>) -> Valu
     findings.extend(risky);
     findings.extend(other);
     let mut namespaces = serde_json::Map::new();
-    for (field, ns) in [("PidMode", "pid"), ("NetworkMode", "network"), ("IpcMode", "ipc"), ("UTSMode", "uts"), ("UsernsMode", "user"), ("CgroupnsMode", "cgroup")] {
+    for (field, ns) in [
+        ("PidMode", "pid"),
+        ("NetworkMode", "network"),
+        ("IpcMode", "ipc"),
+        ("UTSMode", "uts"),
+        ("UsernsMode", "user"),
+        ("CgroupnsMode", "cgroup"),
+    ] {
         if host.get(field).and_then(Value::as_str) == Some("host") {
             namespaces.insert(ns.into(), json!("host"));
-            findings.push(Finding { key: "docker-host-namespace", detail: format!("{field}=host") });
+            findings
+                .push(Finding { key: "docker-host-namespace", detail: format!("{field}=host") });
         }
     }
     let cap_add = strings(host.get("CapAdd"));
     if !cap_add.is_empty() {
-        findings.push(Finding { key: "docker-cap-add", detail: format!("capabilities added: {}", cap_add.join(", ")) });
+        findings.push(Finding {
+            key: "docker-cap-add",
+            detail: format!("capabilities added: {}", cap_add.join(", ")),
+        });
     }
     let security_opt = strings(host.get("SecurityOpt"));
     for opt in &security_opt {
         let o = opt.replace(':', "=");
-        if ["seccomp=unconfined", "apparmor=unconfined", "label=disable", "systempaths=unconfined"].contains(&o.as_str())
+        if ["seccomp=unconfined", "apparmor=unconfined", "label=disable", "systempaths=unconfined"]
+            .contains(&o.as_str())
             || o.starts_with("label=type=spc_t")
         {
-            findings.push(Finding { key: "docker-security-opt", detail: format!("confinement disabled: {opt}") });
+            findings.push(Finding {
+                key: "docker-security-opt",
+                detail: format!("confinement disabled: {opt}"),
+            });
         }
     }
     let devices: Vec<String> = host
@@ -184,7 +207,10 @@ fn create(body: &Value, name: Option<&str>, findings: &mut Vec<Finding>) -> Valu
         .filter_map(|d| d.get("PathOnHost").and_then(Value::as_str).map(str::to_string))
         .collect();
     if !devices.is_empty() {
-        findings.push(Finding { key: "docker-devices", detail: format!("host devices: {}", devices.join(", ")) });
+        findings.push(Finding {
+            key: "docker-devices",
+            detail: format!("host devices: {}", devices.join(", ")),
+        });
     }
     findings.sort_by_key(|f| severity(f.key));
     json!({"create": {
@@ -206,9 +232,15 @@ fn exec(body: &Value, target: &str, findings: &mut Vec<Finding>) -> Value {
     let privileged = body.get("Privileged").and_then(Value::as_bool).unwrap_or(false);
     let user = body.get("User").and_then(Value::as_str).filter(|u| !u.is_empty());
     if privileged {
-        findings.push(Finding { key: "docker-privileged", detail: format!("privileged exec in {target}") });
+        findings.push(Finding {
+            key: "docker-privileged",
+            detail: format!("privileged exec in {target}"),
+        });
     }
-    findings.push(Finding { key: "docker-exec", detail: format!("exec in {target}: {}", cmd.join(" ")) });
+    findings.push(Finding {
+        key: "docker-exec",
+        detail: format!("exec in {target}: {}", cmd.join(" ")),
+    });
     json!({"exec": {"container": target, "cmd": cmd, "user": user, "privileged": privileged}})
 }
 
@@ -255,29 +287,53 @@ mod tests {
         assert_eq!(r.request["api_version"], "1.41");
         assert_eq!(
             r.keys(),
-            vec!["docker-privileged", "docker-host-mount", "docker-host-namespace", "docker-security-opt", "docker-cap-add", "docker-devices"]
+            vec![
+                "docker-privileged",
+                "docker-host-mount",
+                "docker-host-namespace",
+                "docker-security-opt",
+                "docker-cap-add",
+                "docker-devices"
+            ]
         );
         let c = &r.decoded["create"];
         assert_eq!(c["name"], "evil");
-        assert_eq!(c["binds"].as_array().unwrap().len(), 3, "named volume `data` is not a host mount");
+        assert_eq!(
+            c["binds"].as_array().unwrap().len(),
+            3,
+            "named volume `data` is not a host mount"
+        );
         assert_eq!(c["binds"][0]["sensitive"], "host root");
         assert_eq!(c["binds"][1]["sensitive"], "docker socket");
         assert_eq!(c["binds"][1]["read_only"], true);
         assert_eq!(c["binds"][2]["sensitive"], "host configuration");
         assert_eq!(c["namespaces"]["pid"], "host");
-        let mounts: Vec<&str> = r.findings.iter().filter(|f| f.key == "docker-host-mount").map(|f| f.detail.as_str()).collect();
+        let mounts: Vec<&str> = r
+            .findings
+            .iter()
+            .filter(|f| f.key == "docker-host-mount")
+            .map(|f| f.detail.as_str())
+            .collect();
         assert!(mounts[0].starts_with("/ (host root)"), "{mounts:?}");
     }
 
     #[test]
     fn plain_requests_and_exec() {
-        let get = Request { method: "GET".into(), path: "/v1.41/containers/json".into(), ..Default::default() };
+        let get = Request {
+            method: "GET".into(),
+            path: "/v1.41/containers/json".into(),
+            ..Default::default()
+        };
         let r = decode(&get);
         assert_eq!(r.keys(), vec![KEY_REQUEST]);
         assert!(r.decoded.is_null());
-        let plain = decode(&post("/v1.41/containers/create", r#"{"Image":"x","HostConfig":{"Binds":[]}}"#));
+        let plain =
+            decode(&post("/v1.41/containers/create", r#"{"Image":"x","HostConfig":{"Binds":[]}}"#));
         assert_eq!(plain.keys(), vec![KEY_REQUEST]);
-        let e = decode(&post("/v1.41/containers/web/exec", r#"{"Cmd":["cat","/etc/shadow"],"User":"0"}"#));
+        let e = decode(&post(
+            "/v1.41/containers/web/exec",
+            r#"{"Cmd":["cat","/etc/shadow"],"User":"0"}"#,
+        ));
         assert_eq!(e.keys(), vec!["docker-exec"]);
         assert_eq!(e.decoded["exec"]["container"], "web");
         assert_eq!(e.decoded["exec"]["cmd"][1], "/etc/shadow");

@@ -214,7 +214,9 @@ impl Stream {
                             .and_then(|h| u64::from_str_radix(h.trim(), 16).ok());
                         *chunk = match size {
                             Some(0) => ChunkState::Trailer,
-                            Some(n) if line.len() <= CHUNK_LINE_MAX => ChunkState::Data { remaining: n },
+                            Some(n) if line.len() <= CHUNK_LINE_MAX => {
+                                ChunkState::Data { remaining: n }
+                            }
                             _ => {
                                 self.state = State::Lost;
                                 return;
@@ -318,7 +320,10 @@ fn parse_head(head: &[u8]) -> Option<(Request, BodyKind)> {
         body: Vec::new(),
         body_truncated: false,
     };
-    let body = if req.header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
+    let body = if req
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    {
         BodyKind::Chunked
     } else {
         match req.header("content-length").map(|v| v.parse::<u64>()) {
@@ -370,7 +375,10 @@ mod tests {
         let mut s = Stream::default();
         let reqs = feed_all(
             &mut s,
-            &[b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n", b"5;ext=1\r\n:1}  \r\n0\r\n\r\n"],
+            &[
+                b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n",
+                b"5;ext=1\r\n:1}  \r\n0\r\n\r\n",
+            ],
         );
         assert_eq!(reqs.len(), 1);
         assert_eq!(reqs[0].body, b"{\"a\":1}  ");
@@ -412,6 +420,8 @@ mod tests {
         let mut s = Stream::default();
         assert!(s.feed(0, 37, b"POST /x HTTP/1.1\r\nContent-Length: -1\r\n\r\n").is_empty());
         let mut s = Stream::default();
-        assert!(s.feed(0, 60, b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_empty());
+        assert!(s
+            .feed(0, 60, b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+            .is_empty());
     }
 }

@@ -40,7 +40,12 @@ pub struct Verdict {
 
 impl Verdict {
     fn builtin(keys: Vec<String>, source: &'static str) -> Verdict {
-        Verdict { raised: Raised::Builtin { keys, source }, kind: Kind::Alert, docker: None, tamper: None }
+        Verdict {
+            raised: Raised::Builtin { keys, source },
+            kind: Kind::Alert,
+            docker: None,
+            tamper: None,
+        }
     }
 }
 
@@ -86,7 +91,12 @@ impl Detector {
                 let kind = self.rules.rules[ri].kind;
                 out.push(Verdict { raised: Raised::Rule(ri), kind, docker: None, tamper: None });
             }
-            None => tracing::trace!(action = ev.action.as_str(), pid = ev.pid, flags = ev.flags, "no rule matched"),
+            None => tracing::trace!(
+                action = ev.action.as_str(),
+                pid = ev.pid,
+                flags = ev.flags,
+                "no rule matched"
+            ),
         }
         self.tamper(ev, out);
     }
@@ -148,8 +158,9 @@ impl Detector {
     /// The watches of the objects `identities` names (audit PATH records), as the kernel
     /// filter would have given them: the first two.
     pub fn watch_ids(&self, identities: &[(u32, u64)]) -> (u32, u32) {
-        let mut ids = identities.iter().filter_map(|(dev, ino)| self.compiled.plan.by_identity(*dev, *ino, None).map(|t| t.id));
+        let mut ids = identities.iter().filter_map(|(dev, ino)| {
+            self.compiled.plan.by_identity(*dev, *ino, None).map(|t| t.id)
+        });
         (ids.next().unwrap_or(0), ids.next().unwrap_or(0))
     }
-
 }

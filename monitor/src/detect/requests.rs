@@ -31,19 +31,25 @@ impl Requests {
     /// A connect a rule caught: what the process sends on its descriptor is decoded.
     pub fn open(&mut self, ev: &Event) {
         if self.streams.len() >= MAX_STREAMS {
-            if let Some(oldest) = self.streams.iter().min_by_key(|(_, t)| t.opened).map(|(k, _)| *k) {
+            if let Some(oldest) = self.streams.iter().min_by_key(|(_, t)| t.opened).map(|(k, _)| *k)
+            {
                 self.streams.remove(&oldest);
             }
         }
         self.opened += 1;
         let socket = ev.path2.clone().or_else(|| ev.path.clone()).unwrap_or_default();
-        self.streams.insert((ev.pid, ev.args[0] as u32), Tracked { stream: Stream::default(), socket, opened: self.opened });
+        self.streams.insert(
+            (ev.pid, ev.args[0] as u32),
+            Tracked { stream: Stream::default(), socket, opened: self.opened },
+        );
     }
 
     /// Bytes sent (a payload event: `args` = descriptor, stream offset, bytes sent): the
     /// requests they complete, with the socket's path.
     pub fn feed(&mut self, ev: &Event) -> Vec<(DockerRequest, Vec<u8>)> {
-        let Some(tracked) = self.streams.get_mut(&(ev.pid, ev.args[0] as u32)) else { return Vec::new() };
+        let Some(tracked) = self.streams.get_mut(&(ev.pid, ev.args[0] as u32)) else {
+            return Vec::new();
+        };
         let requests = tracked.stream.feed(ev.args[1], ev.args[2], &ev.payload);
         requests.iter().map(|r| (docker_api::decode(r), tracked.socket.clone())).collect()
     }

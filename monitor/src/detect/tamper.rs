@@ -55,9 +55,38 @@ fn signal(ev: &Event, parent: u32) -> Option<(&'static str, String)> {
 /// `SIGTERM` for 15, `signal 40` for what has no name.
 fn signal_name(sig: i32) -> String {
     const NAMES: [&str; 32] = [
-        "", "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2",
-        "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
-        "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
+        "",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
     ];
     match NAMES.get(sig as usize) {
         Some(n) if !n.is_empty() => n.to_string(),
@@ -69,7 +98,10 @@ fn signal_name(sig: i32) -> String {
 fn other(ev: &Event) -> Option<String> {
     match ev.action {
         Action::Ptrace => Some(format!("ptrace request {} on the monitor", ev.args[0] as i64)),
-        Action::ProcessVm => Some(format!("{} on the monitor's memory", crate::vocab::name(ev.syscall as u32).unwrap_or("process_vm_readv"))),
+        Action::ProcessVm => Some(format!(
+            "{} on the monitor's memory",
+            crate::vocab::name(ev.syscall as u32).unwrap_or("process_vm_readv")
+        )),
         Action::Exec if ev.success() => exec(ev),
         _ => None,
     }
@@ -78,16 +110,23 @@ fn other(ev: &Event) -> Option<String> {
 fn exec(ev: &Event) -> Option<String> {
     let exe = ev.path.as_deref()?;
     let name = exe.rsplit(|&b| b == b'/').next()?;
-    let args: Vec<String> = ev.argv.iter().skip(1).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let args: Vec<String> =
+        ev.argv.iter().skip(1).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
     let has = |w: &str| args.iter().any(|a| a == w);
     match name {
         b"auditctl" => {
-            let removing = has("-D") || has("-d") || has("-W") || args.windows(2).any(|w| w[0] == "-e" && w[1] == "0");
-            removing.then(|| format!("auditctl {}: removes audit rules or disables audit", args.join(" ")))
+            let removing = has("-D")
+                || has("-d")
+                || has("-W")
+                || args.windows(2).any(|w| w[0] == "-e" && w[1] == "0");
+            removing.then(|| {
+                format!("auditctl {}: removes audit rules or disables audit", args.join(" "))
+            })
         }
         b"bpftool" => {
             let removing = ["detach", "delete", "update", "unload"].iter().any(|w| has(w));
-            removing.then(|| format!("bpftool {}: changes BPF programs, links or maps", args.join(" ")))
+            removing
+                .then(|| format!("bpftool {}: changes BPF programs, links or maps", args.join(" ")))
         }
         _ => None,
     }
@@ -110,11 +149,16 @@ mod tests {
     #[test]
     fn signals_are_judged_by_what_they_do_and_who_sent_them() {
         let parent = 500;
-        let judged = |sender, sig, code| judge(&signal_from(sender, sig, code), parent).map(|(key, _)| key);
+        let judged =
+            |sender, sig, code| judge(&signal_from(sender, sig, code), parent).map(|(key, _)| key);
         assert_eq!(judged(parent, libc::SIGTERM, 0), None, "parent (a shell, timeout)");
         assert_eq!(judged(1, libc::SIGTERM, 0), None, "the service manager");
         assert_eq!(judged(77, libc::SIGINT, SI_KERNEL), None, "^C on its terminal");
-        assert_eq!(judged(77, libc::SIGTERM, 0), Some(UNEXPECTED_STOP_KEY), "a stranger's stop request");
+        assert_eq!(
+            judged(77, libc::SIGTERM, 0),
+            Some(UNEXPECTED_STOP_KEY),
+            "a stranger's stop request"
+        );
         assert_eq!(judged(77, libc::SIGKILL, 0), Some(KEY));
         assert_eq!(judged(77, libc::SIGSTOP, 0), Some(KEY));
         assert_eq!(judged(1, libc::SIGKILL, 0), None, "the service manager's final kill");
@@ -129,7 +173,10 @@ mod tests {
     fn exec_of(path: &str, args: &[&str]) -> Event {
         let mut ev = crate::rules::tests::event_at(Action::Exec, 59, path);
         ev.path = Some(path.as_bytes().to_vec());
-        ev.argv = std::iter::once(path).chain(args.iter().copied()).map(|a| a.as_bytes().to_vec()).collect();
+        ev.argv = std::iter::once(path)
+            .chain(args.iter().copied())
+            .map(|a| a.as_bytes().to_vec())
+            .collect();
         ev
     }
 
@@ -141,9 +188,9 @@ mod tests {
         assert!(judge(&exec_of("/usr/sbin/auditctl", &["-l"])).is_none());
         assert!(judge(&exec_of("/usr/sbin/auditctl", &["-e", "1"])).is_none());
         assert!(judge(&exec_of("/usr/sbin/bpftool", &["link", "detach", "id", "4"])).is_some());
-        assert!(judge(&exec_of("/usr/sbin/bpftool", &["map", "update", "id", "7", "key", "0"])).is_some());
+        assert!(judge(&exec_of("/usr/sbin/bpftool", &["map", "update", "id", "7", "key", "0"]))
+            .is_some());
         assert!(judge(&exec_of("/usr/sbin/bpftool", &["prog", "show"])).is_none());
         assert!(judge(&exec_of("/usr/bin/true", &["-D"])).is_none());
     }
-
 }

@@ -12,22 +12,15 @@ pub struct Clock {
 impl Clock {
     pub fn measure() -> Clock {
         let boot = |id| {
-            let mut ts = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
             unsafe { libc::clock_gettime(id, &mut ts) };
             ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
         };
         let b1 = boot(libc::CLOCK_BOOTTIME);
-        let real = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i128)
-            .unwrap_or(0);
+        let real =
+            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0);
         let b2 = boot(libc::CLOCK_BOOTTIME);
-        Clock {
-            offset_ns: real - (b1 + b2) / 2,
-        }
+        Clock { offset_ns: real - (b1 + b2) / 2 }
     }
 
     pub fn wall_ns(&self, boot_ns: u64) -> i128 {
@@ -49,7 +42,10 @@ impl Clock {
 
 /// Today's date in UTC (`YYYY-MM-DD`), from the wall clock.
 pub fn today() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i128).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i128)
+        .unwrap_or(0);
     rfc3339(now)[..10].to_string()
 }
 
@@ -61,7 +57,12 @@ pub fn rfc3339(wall_ns: i128) -> String {
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
     if !(0..=9999).contains(&y) {
-        return format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z", rem / 3600, (rem / 60) % 60, rem % 60);
+        return format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+            rem / 3600,
+            (rem / 60) % 60,
+            rem % 60
+        );
     }
     // Written digit by digit: this runs once per alert.
     let mut b = *b"0000-00-00T00:00:00.000000000Z";
@@ -150,14 +151,8 @@ mod tests {
     #[test]
     fn formats_rfc3339() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(
-            rfc3339(1_795_443_723_000_000_001),
-            "2026-11-23T14:22:03.000000001Z"
-        );
-        assert_eq!(
-            rfc3339(951_782_400_000_000_000),
-            "2000-02-29T00:00:00.000000000Z"
-        );
+        assert_eq!(rfc3339(1_795_443_723_000_000_001), "2026-11-23T14:22:03.000000001Z");
+        assert_eq!(rfc3339(951_782_400_000_000_000), "2000-02-29T00:00:00.000000000Z");
         assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999999999Z");
         assert_eq!(rfc3339(253_402_300_800_000_000_000), "10000-01-01T00:00:00.000000000Z");
     }

@@ -40,18 +40,13 @@ pub struct ContainerMeta {
 }
 
 fn is_id(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// The container named by one cgroup directory name, if any.
 pub fn from_cgroup_name(name: &str) -> Option<ContainerRef> {
     if is_id(name) {
-        return Some(ContainerRef {
-            id: name.to_string(),
-            runtime: None,
-        });
+        return Some(ContainerRef { id: name.to_string(), runtime: None });
     }
     let scope = name.strip_suffix(".scope")?;
     for (prefix, runtime) in [
@@ -62,10 +57,7 @@ pub fn from_cgroup_name(name: &str) -> Option<ContainerRef> {
     ] {
         if let Some(id) = scope.strip_prefix(prefix) {
             if is_id(id) {
-                return Some(ContainerRef {
-                    id: id.to_string(),
-                    runtime: Some(runtime),
-                });
+                return Some(ContainerRef { id: id.to_string(), runtime: Some(runtime) });
             }
         }
     }
@@ -96,9 +88,7 @@ pub fn from_cgroup_path(path: &str) -> Option<ContainerRef> {
 /// The container of a live process, from `/proc/<pid>/cgroup` (every hierarchy).
 pub fn from_proc(pid: u32) -> Option<ContainerRef> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    text.lines()
-        .filter_map(|l| l.splitn(3, ':').nth(2))
-        .find_map(from_cgroup_path)
+    text.lines().filter_map(|l| l.splitn(3, ':').nth(2)).find_map(from_cgroup_path)
 }
 
 /// How long a cache entry is trusted before its files are looked at again.
@@ -146,27 +136,24 @@ impl Containers {
         let docker_root = std::fs::read_to_string("/etc/docker/daemon.json")
             .ok()
             .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .and_then(|v| {
-                v.get("data-root")
-                    .and_then(Value::as_str)
-                    .map(PathBuf::from)
-            })
+            .and_then(|v| v.get("data-root").and_then(Value::as_str).map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("/var/lib/docker"));
         Containers::with_docker_root(docker_root)
     }
 
     pub fn with_docker_root(docker_root: PathBuf) -> Containers {
-        Containers {
-            docker_root,
-            cache: HashMap::new(),
-            by_cgroup: Default::default(),
-        }
+        Containers { docker_root, cache: HashMap::new(), by_cgroup: Default::default() }
     }
 
     /// The container of a task in cgroup `cgroup_id` named `cgroup_name`: from the name
     /// when the runtime put the id there, else from `/proc/PID/cgroup` (the host's root
     /// cgroup `/` is no container), remembered for a short while.
-    pub fn of_task(&mut self, cgroup_id: u64, cgroup_name: &[u8], pid: u32) -> Option<ContainerRef> {
+    pub fn of_task(
+        &mut self,
+        cgroup_id: u64,
+        cgroup_name: &[u8],
+        pid: u32,
+    ) -> Option<ContainerRef> {
         let name = String::from_utf8_lossy(cgroup_name);
         if let Some(c) = from_cgroup_name(&name) {
             return Some(c);
@@ -186,7 +173,11 @@ impl Containers {
                 self.by_cgroup.clear();
             }
         }
-        let entry = CgroupEntry { name: cgroup_name.to_vec(), container: found.clone(), read: Instant::now() };
+        let entry = CgroupEntry {
+            name: cgroup_name.to_vec(),
+            container: found.clone(),
+            read: Instant::now(),
+        };
         self.by_cgroup.insert((cgroup_id, pid), entry);
         found
     }
@@ -217,13 +208,7 @@ impl Containers {
         let runtime = if meta.is_some() { Some("docker") } else { None };
         self.cache.insert(
             c.id.clone(),
-            Entry {
-                meta: meta.clone(),
-                runtime,
-                stamp,
-                checked: now,
-                gone_since: None,
-            },
+            Entry { meta: meta.clone(), runtime, stamp, checked: now, gone_since: None },
         );
         (meta, c.runtime.or(runtime))
     }
@@ -268,15 +253,8 @@ impl Default for Containers {
 }
 
 fn stamps(dir: &Path) -> Option<(SystemTime, SystemTime)> {
-    let m = |f: &str| {
-        std::fs::metadata(dir.join(f))
-            .and_then(|m| m.modified())
-            .ok()
-    };
-    Some((
-        m("config.v2.json")?,
-        m("hostconfig.json").unwrap_or(SystemTime::UNIX_EPOCH),
-    ))
+    let m = |f: &str| std::fs::metadata(dir.join(f)).and_then(|m| m.modified()).ok();
+    Some((m("config.v2.json")?, m("hostconfig.json").unwrap_or(SystemTime::UNIX_EPOCH)))
 }
 
 /// Bytes read from one state file at most (they are a few KiB).
@@ -285,34 +263,18 @@ const STATE_FILE_MAX: u64 = 4 << 20;
 fn read_json(path: &Path) -> Option<Value> {
     use std::io::Read;
     let mut text = Vec::new();
-    std::fs::File::open(path)
-        .ok()?
-        .take(STATE_FILE_MAX)
-        .read_to_end(&mut text)
-        .ok()?;
+    std::fs::File::open(path).ok()?.take(STATE_FILE_MAX).read_to_end(&mut text).ok()?;
     serde_json::from_slice(&text).ok()
 }
 
 fn read_docker(dir: &Path) -> Option<ContainerMeta> {
     let config = read_json(&dir.join("config.v2.json"))?;
     let host = read_json(&dir.join("hostconfig.json"));
-    let name = config
-        .get("Name")
-        .and_then(Value::as_str)
-        .map(|n| n.trim_start_matches('/').to_string());
-    let image = config
-        .pointer("/Config/Image")
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let privileged = host
-        .as_ref()
-        .and_then(|h| h.get("Privileged"))
-        .and_then(Value::as_bool);
-    Some(ContainerMeta {
-        name,
-        image,
-        privileged,
-    })
+    let name =
+        config.get("Name").and_then(Value::as_str).map(|n| n.trim_start_matches('/').to_string());
+    let image = config.pointer("/Config/Image").and_then(Value::as_str).map(str::to_string);
+    let privileged = host.as_ref().and_then(|h| h.get("Privileged")).and_then(Value::as_bool);
+    Some(ContainerMeta { name, image, privileged })
 }
 
 #[cfg(test)]
@@ -323,13 +285,7 @@ mod tests {
 
     #[test]
     fn cgroup_names_of_every_runtime() {
-        assert_eq!(
-            from_cgroup_name(ID),
-            Some(ContainerRef {
-                id: ID.into(),
-                runtime: None
-            })
-        );
+        assert_eq!(from_cgroup_name(ID), Some(ContainerRef { id: ID.into(), runtime: None }));
         for (name, runtime) in [
             (format!("docker-{ID}.scope"), "docker"),
             (format!("libpod-{ID}.scope"), "podman"),
@@ -338,10 +294,7 @@ mod tests {
         ] {
             assert_eq!(
                 from_cgroup_name(&name),
-                Some(ContainerRef {
-                    id: ID.into(),
-                    runtime: Some(runtime)
-                }),
+                Some(ContainerRef { id: ID.into(), runtime: Some(runtime) }),
                 "{name}"
             );
         }
@@ -365,32 +318,20 @@ mod tests {
 
     #[test]
     fn cgroup_paths_v1_v2_and_nested() {
-        let docker = Some(ContainerRef {
-            id: ID.into(),
-            runtime: Some("docker"),
-        });
+        let docker = Some(ContainerRef { id: ID.into(), runtime: Some("docker") });
         assert_eq!(from_cgroup_path(&format!("/docker/{ID}")), docker);
         assert_eq!(from_cgroup_path(&format!("/moby/{ID}")), docker);
-        assert_eq!(
-            from_cgroup_path(&format!("/system.slice/docker-{ID}.scope")),
-            docker
-        );
+        assert_eq!(from_cgroup_path(&format!("/system.slice/docker-{ID}.scope")), docker);
         assert_eq!(
             from_cgroup_path(&format!("/system.slice/docker-{ID}.scope/init.scope")),
             docker
         );
         assert_eq!(
             from_cgroup_path(&format!("/kubepods/burstable/pod1234/{ID}")),
-            Some(ContainerRef {
-                id: ID.into(),
-                runtime: None
-            })
+            Some(ContainerRef { id: ID.into(), runtime: None })
         );
         assert_eq!(from_cgroup_path("/"), None);
-        assert_eq!(
-            from_cgroup_path("/user.slice/user-0.slice/session-1.scope"),
-            None
-        );
+        assert_eq!(from_cgroup_path("/user.slice/user-0.slice/session-1.scope"), None);
     }
 
     #[test]
@@ -399,10 +340,7 @@ mod tests {
         let dir = root.join("containers").join(ID);
         std::fs::create_dir_all(&dir).unwrap();
         let mut c = Containers::with_docker_root(root.clone());
-        let r = ContainerRef {
-            id: ID.into(),
-            runtime: None,
-        };
+        let r = ContainerRef { id: ID.into(), runtime: None };
         // No state yet: the id still resolves, without metadata.
         assert_eq!(c.lookup(&r), (None, None));
         std::fs::write(
@@ -434,10 +372,15 @@ mod tests {
 
     #[test]
     fn a_removed_containers_metadata_names_its_late_events_for_a_while() {
-        let root = std::env::temp_dir().join(format!("monitor-containers-gone-{}", std::process::id()));
+        let root =
+            std::env::temp_dir().join(format!("monitor-containers-gone-{}", std::process::id()));
         let dir = root.join("containers").join(ID);
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("config.v2.json"), r#"{"Name":"/once","Config":{"Image":"local/busybox:1"}}"#).unwrap();
+        std::fs::write(
+            dir.join("config.v2.json"),
+            r#"{"Name":"/once","Config":{"Image":"local/busybox:1"}}"#,
+        )
+        .unwrap();
         let mut c = Containers::with_docker_root(root.clone());
         // Read when one of its processes execs (the cgroup name is the id: cgroupfs driver).
         c.note_exec(ID.as_bytes());
@@ -446,9 +389,17 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         let r = ContainerRef { id: ID.into(), runtime: None };
         c.cache.get_mut(ID).unwrap().checked -= RECHECK;
-        assert_eq!(c.lookup(&r).0.and_then(|m| m.name).as_deref(), Some("once"), "removed, still named");
+        assert_eq!(
+            c.lookup(&r).0.and_then(|m| m.name).as_deref(),
+            Some("once"),
+            "removed, still named"
+        );
         c.prune();
-        assert_eq!(c.lookup(&r).0.and_then(|m| m.name).as_deref(), Some("once"), "kept through a prune");
+        assert_eq!(
+            c.lookup(&r).0.and_then(|m| m.name).as_deref(),
+            Some("once"),
+            "kept through a prune"
+        );
         *c.cache.get_mut(ID).unwrap().gone_since.as_mut().unwrap() -= GONE_KEPT;
         c.prune();
         assert!(c.cache.is_empty(), "forgotten {GONE_KEPT:?} after it went");

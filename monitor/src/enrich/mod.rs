@@ -82,7 +82,9 @@ impl Enricher {
         if self.live {
             paths::canonicalise_event(&mut ev);
         }
-        paths::name_detached(&mut ev, |dev, ino, generation| plan.by_identity(dev, ino, generation).map(|t| t.canonical.clone()));
+        paths::name_detached(&mut ev, |dev, ino, generation| {
+            plan.by_identity(dev, ino, generation).map(|t| t.canonical.clone())
+        });
         self.table.observe(&ev);
         if ev.action == Action::Exec && self.live {
             // A container's metadata is read while it runs (see `note_exec`).
@@ -99,7 +101,13 @@ impl Enricher {
 
     /// What an audit event's records say of its process (audit sources have no
     /// fork/exit events): it wins over what the table held.
-    pub fn note(&mut self, ev: &Event, exe: Option<Vec<u8>>, args: Option<Vec<Vec<u8>>>, syscall: bool) {
+    pub fn note(
+        &mut self,
+        ev: &Event,
+        exe: Option<Vec<u8>>,
+        args: Option<Vec<Vec<u8>>>,
+        syscall: bool,
+    ) {
         let ppid = syscall.then_some(ev.ppid);
         self.table.note(ev.pid, ppid, exe, &ev.comm, if syscall { args } else { None });
     }

@@ -63,9 +63,7 @@ pub fn canonical(path: &[u8]) -> Vec<u8> {
     };
     // The directory as written may pass through symlinks; `..` after a symlink means the
     // parent of its target, so resolve the unfolded directory when it still exists.
-    let raw_dir = Path::new(OsStr::from_bytes(path))
-        .parent()
-        .filter(|_| !ends_in_dots(path));
+    let raw_dir = Path::new(OsStr::from_bytes(path)).parent().filter(|_| !ends_in_dots(path));
     let dir = raw_dir
         .and_then(|d| std::fs::canonicalize(d).ok())
         .or_else(|| std::fs::canonicalize(dir).ok())
@@ -100,10 +98,7 @@ mod tests {
 
     #[test]
     fn folds_dots_and_slashes_when_the_directory_is_gone() {
-        assert_eq!(
-            canonical(b"/nonexistent-x/a/../b//./c"),
-            b"/nonexistent-x/b/c"
-        );
+        assert_eq!(canonical(b"/nonexistent-x/a/../b//./c"), b"/nonexistent-x/b/c");
         assert_eq!(canonical(b"/nonexistent-x/.."), b"/");
         assert_eq!(canonical(b"/"), b"/");
     }
@@ -119,15 +114,9 @@ mod tests {
         let real = std::fs::canonicalize(&real).unwrap();
         // `link/..` is the parent of the link's target (real), not `dir`.
         let p = format!("{}/../f", link.display());
-        assert_eq!(
-            canonical(p.as_bytes()),
-            real.join("f").as_os_str().as_bytes()
-        );
+        assert_eq!(canonical(p.as_bytes()), real.join("f").as_os_str().as_bytes());
         let p = format!("{}//f", link.display());
-        assert_eq!(
-            canonical(p.as_bytes()),
-            real.join("sub/f").as_os_str().as_bytes()
-        );
+        assert_eq!(canonical(p.as_bytes()), real.join("sub/f").as_os_str().as_bytes());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

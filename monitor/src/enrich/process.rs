@@ -2,8 +2,8 @@
 //! current from the kernel's fork/exec/exit events, so that short-lived processes and their
 //! parents are known even after they are gone from /proc.
 
-use crate::event::{Action, Event};
 use crate::enrich::next_version;
+use crate::event::{Action, Event};
 use crate::hash::FastMap;
 use std::os::unix::ffi::OsStrExt;
 
@@ -32,7 +32,12 @@ pub struct ProcessTable {
 
 impl Default for ProcessTable {
     fn default() -> Self {
-        ProcessTable { procs: FastMap::default(), live: true, learned: Vec::new(), version: next_version() }
+        ProcessTable {
+            procs: FastMap::default(),
+            live: true,
+            learned: Vec::new(),
+            version: next_version(),
+        }
     }
 }
 
@@ -89,11 +94,7 @@ impl ProcessTable {
             return;
         };
         for entry in dir.flatten() {
-            if let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            {
+            if let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) {
                 if let Some(info) = read_proc(pid) {
                     self.procs.insert(pid, info);
                 }
@@ -154,7 +155,14 @@ impl ProcessTable {
     /// What an audit record says about `pid` at the time of its event (audit sources have
     /// no fork/exit events to keep the table current): it wins over what the table held.
     /// `args` (the process title, cut at 128 bytes) only fills an empty or outdated argv.
-    pub fn note(&mut self, pid: u32, ppid: Option<u32>, exe: Option<Vec<u8>>, comm: &[u8], args: Option<Vec<Vec<u8>>>) {
+    pub fn note(
+        &mut self,
+        pid: u32,
+        ppid: Option<u32>,
+        exe: Option<Vec<u8>>,
+        comm: &[u8],
+        args: Option<Vec<Vec<u8>>>,
+    ) {
         self.changed();
         if self.procs.len() >= MAX_NOTED {
             // Without exit events nothing leaves the table: keep the processes still running.
@@ -238,9 +246,8 @@ pub fn read_proc(pid: u32) -> Option<ProcInfo> {
     let comm = stat.get(open + 1..close)?.to_vec();
     let rest = std::str::from_utf8(stat.get(close + 2..)?).ok()?;
     let ppid = rest.split(' ').nth(1)?.parse().ok()?;
-    let exe = std::fs::read_link(format!("{base}/exe"))
-        .ok()
-        .map(|p| p.as_os_str().as_bytes().to_vec());
+    let exe =
+        std::fs::read_link(format!("{base}/exe")).ok().map(|p| p.as_os_str().as_bytes().to_vec());
     let args = std::fs::read(format!("{base}/cmdline"))
         .map(|c| {
             let c = c.strip_suffix(&[0]).unwrap_or(&c).to_vec();
@@ -251,12 +258,7 @@ pub fn read_proc(pid: u32) -> Option<ProcInfo> {
             }
         })
         .unwrap_or_default();
-    Some(ProcInfo {
-        ppid,
-        exe,
-        args,
-        comm,
-    })
+    Some(ProcInfo { ppid, exe, args, comm })
 }
 
 #[cfg(test)]

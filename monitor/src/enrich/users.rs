@@ -41,18 +41,13 @@ impl Users {
     fn reload(&mut self) {
         let path = "/etc/passwd";
         self.mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        self.names = read_id_table(path)
-            .into_iter()
-            .map(|(name, id)| (id, name))
-            .collect();
+        self.names = read_id_table(path).into_iter().map(|(name, id)| (id, name)).collect();
         self.version = crate::enrich::next_version();
     }
 
     /// Re-read /etc/passwd if it changed since the last read; returns whether it did.
     pub fn refresh(&mut self) -> bool {
-        let now = std::fs::metadata("/etc/passwd")
-            .and_then(|m| m.modified())
-            .ok();
+        let now = std::fs::metadata("/etc/passwd").and_then(|m| m.modified()).ok();
         if now != self.mtime {
             self.reload();
             return true;

@@ -75,7 +75,8 @@ impl AsRawFd for Readiness {
 /// Run until SIGINT/SIGTERM or until the output goes away (a clean stop either way).
 pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
     // First, so that a stop request during the load is honoured, not fatal.
-    let mut signals = Signals::listen(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP]).map_err(|source| Error::Io { context: "listening for signals".into(), source })?;
+    let mut signals = Signals::listen(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP])
+        .map_err(|source| Error::Io { context: "listening for signals".into(), source })?;
     let for_source = |rules: RuleSet| match opts.source {
         SourceKind::Audit => rules.for_audit().0,
         SourceKind::Ebpf => rules,
@@ -91,25 +92,36 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
     };
     source.arm(detect.plan())?;
     let stdout = std::io::stdout();
-    let sink = Sink::new(stdout.lock(), clock, &crate::enrich::hostname(), std::process::id(), true);
+    let sink =
+        Sink::new(stdout.lock(), clock, &crate::enrich::hostname(), std::process::id(), true);
     let mut pipeline = Pipeline::new(Enricher::live(), detect, sink, opts.presentation);
     if let Some(path) = &opts.capture {
         pipeline.start_capture(path, capture_header(&pipeline, clock))?;
         info!(file = %path.display(), "capturing");
     }
-    let fd = source.readiness().ok_or_else(|| Error::Kernel("the live source has no descriptor to wait on".into()))?;
+    let fd = source
+        .readiness()
+        .ok_or_else(|| Error::Kernel("the live source has no descriptor to wait on".into()))?;
     // SAFETY: the source owns the descriptor and outlives `ready` (declared after it, so
     // dropped before it).
-    let ready = unsafe { AsyncFd::register_with_interest(Readiness(fd), tokio::io::Interest::READABLE) }
-        .map_err(|e| Error::Io { context: "polling the source".into(), source: e.into() })?;
+    let ready =
+        unsafe { AsyncFd::register_with_interest(Readiness(fd), tokio::io::Interest::READABLE) }
+            .map_err(|e| Error::Io { context: "polling the source".into(), source: e.into() })?;
     let mut refresh = tokio::time::interval(REFRESH_EVERY);
     let mut tick = tokio::time::interval(TICK_EVERY);
     let mut drain = tokio::time::interval(DRAIN_EVERY);
     let heartbeat_every = opts.heartbeat.unwrap_or(Duration::from_secs(365 * 86_400));
-    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat_every, heartbeat_every);
+    let mut heartbeat =
+        tokio::time::interval_at(tokio::time::Instant::now() + heartbeat_every, heartbeat_every);
     let mut window_start = clock.now_wall_ns();
     let rules = pipeline.rules();
-    info!(source = opts.source.name(), hooks = source.hook_points().len(), rules = rules.rules.len(), watched_paths = pipeline.plan().targets.len(), "monitor running");
+    info!(
+        source = opts.source.name(),
+        hooks = source.hook_points().len(),
+        rules = rules.rules.len(),
+        watched_paths = pipeline.plan().targets.len(),
+        "monitor running"
+    );
     let start = serde_json::json!({"start": {
         "version": env!("CARGO_PKG_VERSION"),
         "source": opts.source.name(),
@@ -188,21 +200,32 @@ fn drain_source<W: Write>(source: &mut dyn Source, pipeline: &mut Pipeline<W>) -
 
 /// SIGHUP: the rules loaded again, validated completely first; on any error the old rules
 /// stay. Either way a record says what happened.
-fn reload<W: Write>(opts: &RunOptions, for_source: &dyn Fn(RuleSet) -> RuleSet, pipeline: &mut Pipeline<W>, source: &mut dyn Source) -> Result<()> {
+fn reload<W: Write>(
+    opts: &RunOptions,
+    for_source: &dyn Fn(RuleSet) -> RuleSet,
+    pipeline: &mut Pipeline<W>,
+    source: &mut dyn Source,
+) -> Result<()> {
     let (action, body) = match (opts.reload)() {
         Ok(rules) => {
             pipeline.reload(for_source(rules))?;
             source.arm(pipeline.plan())?;
             let rules = pipeline.rules();
             info!(rules = rules.rules.len(), "rules reloaded");
-            ("rules-reloaded", serde_json::json!({"rules": {"count": rules.rules.len(), "hash": rules.hash(), "files": rules.files}}))
+            (
+                "rules-reloaded",
+                serde_json::json!({"rules": {"count": rules.rules.len(), "hash": rules.hash(), "files": rules.files}}),
+            )
         }
         Err(errors) => {
             warn!(errors = errors.len(), "rules reload failed; the previous rules stay active");
             for e in &errors {
                 warn!("{e}");
             }
-            ("rules-reload-failed", serde_json::json!({"errors": errors, "rules": {"hash": pipeline.rules().hash()}}))
+            (
+                "rules-reload-failed",
+                serde_json::json!({"errors": errors, "rules": {"hash": pipeline.rules().hash()}}),
+            )
         }
     };
     pipeline.record(action, body)
@@ -210,7 +233,12 @@ fn reload<W: Write>(opts: &RunOptions, for_source: &dyn Fn(RuleSet) -> RuleSet, 
 
 /// After a stop request: what the source still holds drained, losses reported, the stop
 /// record with who asked, the capture flushed.
-fn stopped<W: Write>(source: &mut dyn Source, pipeline: &mut Pipeline<W>, window_start: i128, stop: Option<Request>) -> Result<()> {
+fn stopped<W: Write>(
+    source: &mut dyn Source,
+    pipeline: &mut Pipeline<W>,
+    window_start: i128,
+    stop: Option<Request>,
+) -> Result<()> {
     drain_source(source, pipeline)?;
     source.finish();
     drain_source(source, pipeline)?;
@@ -226,7 +254,12 @@ fn stopped<W: Write>(source: &mut dyn Source, pipeline: &mut Pipeline<W>, window
     pipeline.finish_windows()?;
     pipeline.record("monitor-stop", totals)?;
     if let Some((events, bytes)) = pipeline.finish()? {
-        info!(events, bytes, bytes_per_event = bytes.checked_div(events).unwrap_or(0), "capture written");
+        info!(
+            events,
+            bytes,
+            bytes_per_event = bytes.checked_div(events).unwrap_or(0),
+            "capture written"
+        );
     }
     let c = pipeline.counts();
     info!(reason, events = c.events, alerts = c.alerts, lost = c.lost, "monitor stopped");

@@ -86,7 +86,12 @@ pub struct Pipeline<W: Write> {
 }
 
 impl<W: Write> Pipeline<W> {
-    pub fn new(enrich: Enricher, detect: Detector, sink: Sink<W>, presentation: Presentation) -> Pipeline<W> {
+    pub fn new(
+        enrich: Enricher,
+        detect: Detector,
+        sink: Sink<W>,
+        presentation: Presentation,
+    ) -> Pipeline<W> {
         Pipeline {
             enrich,
             detect,
@@ -175,12 +180,18 @@ impl<W: Write> Pipeline<W> {
         let reported = verdicts.drain(..).try_for_each(|v| self.report(&ev, v, &mut container));
         self.verdicts = verdicts;
         reported?;
-        if let (Some(raw), Some(raw_paths), Some(recorder)) = (raw, raw_paths, self.recorder.as_mut()) {
+        if let (Some(raw), Some(raw_paths), Some(recorder)) =
+            (raw, raw_paths, self.recorder.as_mut())
+        {
             let container = match &container {
                 Container::Decided(c) => c.as_ref(),
                 Container::Lazy => None,
             };
-            recorder.event(&raw, self.enrich.take_learned(), Added { raw_paths, paths: (&ev.path, &ev.path2), container });
+            recorder.event(
+                &raw,
+                self.enrich.take_learned(),
+                Added { raw_paths, paths: (&ev.path, &ev.path2), container },
+            );
         }
         if bumped {
             // A watched name (or an ancestor) was unlinked or renamed: what the watches
@@ -194,7 +205,12 @@ impl<W: Write> Pipeline<W> {
     }
 
     /// One verdict: counted on the audit trail, in an aggregation window, or printed.
-    fn report(&mut self, ev: &Arc<crate::event::Event>, v: Verdict, container: &mut Container) -> Result<()> {
+    fn report(
+        &mut self,
+        ev: &Arc<crate::event::Event>,
+        v: Verdict,
+        container: &mut Container,
+    ) -> Result<()> {
         use crate::detect::aggregate::Admit;
         use crate::rules::model::Kind;
         if v.kind == Kind::Event {
@@ -307,7 +323,11 @@ impl<W: Write> Pipeline<W> {
 
     /// Start writing a capture to `path`: the header, then the plan, the process table and
     /// the user names as they are now.
-    pub fn start_capture(&mut self, path: &std::path::Path, header: serde_json::Value) -> Result<()> {
+    pub fn start_capture(
+        &mut self,
+        path: &std::path::Path,
+        header: serde_json::Value,
+    ) -> Result<()> {
         let mut recorder = Recorder::create(path, &header)?;
         recorder.plan(self.detect.plan());
         for (pid, info) in self.enrich.processes_now() {
@@ -326,7 +346,9 @@ impl<W: Write> Pipeline<W> {
         self.write_closed()?;
         self.sink.finish().map_err(Error::Output)?;
         match self.recorder.as_mut() {
-            Some(r) => r.finish().map_err(|source| Error::Io { context: "finishing the capture".into(), source }),
+            Some(r) => r
+                .finish()
+                .map_err(|source| Error::Io { context: "finishing the capture".into(), source }),
             None => Ok(None),
         }
     }
@@ -356,8 +378,36 @@ impl<W: Write> Pipeline<W> {
 impl<W: Write + Send + 'static> Pipeline<W> {
     /// Render and write on a thread of its own (replays).
     pub fn render_on_thread(self) -> Result<Pipeline<W>> {
-        let Pipeline { enrich, detect, aggregate, sink, recorder, counts, audit_trail, rearm, recorded_plan, same_rules, verdicts, closed } = self;
-        let sink = sink.render_on_thread().map_err(|source| Error::Io { context: "starting the render thread".into(), source })?;
-        Ok(Pipeline { enrich, detect, aggregate, sink, recorder, counts, audit_trail, rearm, recorded_plan, same_rules, verdicts, closed })
+        let Pipeline {
+            enrich,
+            detect,
+            aggregate,
+            sink,
+            recorder,
+            counts,
+            audit_trail,
+            rearm,
+            recorded_plan,
+            same_rules,
+            verdicts,
+            closed,
+        } = self;
+        let sink = sink
+            .render_on_thread()
+            .map_err(|source| Error::Io { context: "starting the render thread".into(), source })?;
+        Ok(Pipeline {
+            enrich,
+            detect,
+            aggregate,
+            sink,
+            recorder,
+            counts,
+            audit_trail,
+            rearm,
+            recorded_plan,
+            same_rules,
+            verdicts,
+            closed,
+        })
     }
 }

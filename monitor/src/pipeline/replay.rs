@@ -46,7 +46,11 @@ pub struct ReplayStats {
 }
 
 /// Pull `source` to its end through `pipeline`; `progress(read, total)` now and then.
-fn pull<W: Write>(source: &mut dyn Source, pipeline: &mut Pipeline<W>, progress: &mut dyn FnMut(u64, u64)) -> Result<()> {
+fn pull<W: Write>(
+    source: &mut dyn Source,
+    pipeline: &mut Pipeline<W>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<()> {
     let mut n = 0u64;
     while let Some(input) = source.next()? {
         pipeline.handle(input)?;
@@ -87,7 +91,8 @@ pub fn replay_capture<W: Write + Send + 'static>(
     let clock = Clock { offset_ns: header.clock_offset_ns };
     let sink = Sink::new(out, clock, &header.host, header.monitor_pid, false);
     let detect = Detector::new(rules, header.monitor_ppid);
-    let mut pipeline = Pipeline::new(Enricher::offline(), detect, sink, presentation).render_on_thread()?;
+    let mut pipeline =
+        Pipeline::new(Enricher::offline(), detect, sink, presentation).render_on_thread()?;
     pipeline.replaying_same_rules(same_rules);
     pull(&mut source, &mut pipeline, progress)?;
     let c = pipeline.counts();
@@ -103,17 +108,27 @@ pub fn replay_capture<W: Write + Send + 'static>(
 }
 
 /// Run audit logs through `rules` and write the alerts to `out`.
-pub fn replay_audit<W: Write + Send + 'static>(paths: &[PathBuf], rules: RuleSet, out: W, presentation: Presentation, progress: &mut dyn FnMut(u64, u64)) -> Result<ReplayStats> {
+pub fn replay_audit<W: Write + Send + 'static>(
+    paths: &[PathBuf],
+    rules: RuleSet,
+    out: W,
+    presentation: Presentation,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ReplayStats> {
     let mut source = AuditLog::open(paths)?;
     let (rules, activated) = rules.for_audit();
     if activated > 0 {
-        tracing::info!(rules = activated, "rules the eBPF source cannot evaluate are active for audit records");
+        tracing::info!(
+            rules = activated,
+            "rules the eBPF source cannot evaluate are active for audit records"
+        );
     }
     // Audit times are wall-clock already: no offset.
     let sink = Sink::new(out, Clock { offset_ns: 0 }, &crate::enrich::hostname(), 0, false);
     let detect = Detector::new(rules, 0);
     source.arm(detect.plan())?;
-    let mut pipeline = Pipeline::new(Enricher::for_audit_logs(), detect, sink, presentation).render_on_thread()?;
+    let mut pipeline =
+        Pipeline::new(Enricher::for_audit_logs(), detect, sink, presentation).render_on_thread()?;
     pull(&mut source, &mut pipeline, progress)?;
     let c = pipeline.counts();
     Ok(ReplayStats {

@@ -67,7 +67,10 @@ impl<W: Write> Pipeline<W> {
             warn!(lost, total, "events lost in the kernel (ring buffer full or stage unreachable)");
             self.counts.lost = total;
             let window = json!({"start": rfc3339(window_start), "end": rfc3339(now)});
-            self.record("events-lost", json!({"lost": lost, "lost_total": total, "window": window}))?;
+            self.record(
+                "events-lost",
+                json!({"lost": lost, "lost_total": total, "window": window}),
+            )?;
         }
         Ok(now)
     }
@@ -94,7 +97,9 @@ pub(super) fn about(ev: &Event, v: &Verdict, detect: &Detector) -> serde_json::V
             let r = detect.rule(*i);
             (r.key().to_string(), r.source.to_string())
         }
-        Raised::Builtin { keys, source } => (keys.first().cloned().unwrap_or_default(), source.to_string()),
+        Raised::Builtin { keys, source } => {
+            (keys.first().cloned().unwrap_or_default(), source.to_string())
+        }
     };
     let text = |b: &Option<Vec<u8>>| b.as_deref().map(|b| String::from_utf8_lossy(b).into_owned());
     json!({

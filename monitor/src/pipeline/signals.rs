@@ -50,7 +50,9 @@ impl Request {
             _ => "other",
         };
         match &self.sender {
-            Some(s) => serde_json::json!({"pid": s.pid, "uid": s.uid, "executable": s.executable, "relation": relation}),
+            Some(s) => {
+                serde_json::json!({"pid": s.pid, "uid": s.uid, "executable": s.executable, "relation": relation})
+            }
             None => serde_json::json!({"relation": relation}),
         }
     }
@@ -73,9 +75,15 @@ impl Signals {
                 let sender = origin.process.map(|p| Sender {
                     pid: p.pid as u32,
                     uid: p.uid,
-                    executable: std::fs::read_link(format!("/proc/{}/exe", p.pid)).ok().map(|e| e.display().to_string()),
+                    executable: std::fs::read_link(format!("/proc/{}/exe", p.pid))
+                        .ok()
+                        .map(|e| e.display().to_string()),
                 });
-                let request = Request { signal: origin.signal, sender, by_kernel: origin.cause == Cause::Kernel };
+                let request = Request {
+                    signal: origin.signal,
+                    sender,
+                    by_kernel: origin.cause == Cause::Kernel,
+                };
                 if tx.send(request).is_err() {
                     break;
                 }

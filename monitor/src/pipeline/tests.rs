@@ -16,7 +16,12 @@ fn rules(text: &str) -> RuleSet {
 
 fn pipeline(text: &str, aggregation: Settings) -> Pipeline<Vec<u8>> {
     let sink = Sink::new(Vec::new(), Clock { offset_ns: 0 }, "h", 1, false);
-    Pipeline::new(Enricher::offline(), Detector::new(rules(text), 0), sink, Presentation { audit_trail: false, aggregation })
+    Pipeline::new(
+        Enricher::offline(),
+        Detector::new(rules(text), 0),
+        sink,
+        Presentation { audit_trail: false, aggregation },
+    )
 }
 
 fn feed(p: &mut Pipeline<Vec<u8>>, ev: Event) {
@@ -24,7 +29,11 @@ fn feed(p: &mut Pipeline<Vec<u8>>, ev: Event) {
 }
 
 fn lines(p: &Pipeline<Vec<u8>>) -> Vec<Value> {
-    String::from_utf8(p.written().clone()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    String::from_utf8(p.written().clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 const NO_AGGREGATION: Settings = Settings { window_ns: 0, max_keys: 1 };
@@ -34,9 +43,24 @@ const NO_AGGREGATION: Settings = Settings { window_ns: 0, max_keys: 1 };
 #[test]
 fn process_members_follow_the_table_between_alerts() {
     let mut p = pipeline("-w /etc/watched -p wa -k w\n", NO_AGGREGATION);
-    let exec = |pid: u32, ppid: u32, exe: &str| Event { pid, tid: pid, ppid, argv: vec![exe.as_bytes().to_vec(), b"-x".to_vec()], ..event_at(Action::Exec, 59, exe) };
-    let alert = |pid: u32, ppid: u32| Event { pid, tid: pid, ppid, ..event_at(Action::Unlink, 87, "/etc/watched") };
-    let fork = |pid: u32, child: u32| Event { pid, child_or_code: child as u64, ..event_at(Action::Fork, -1, "") };
+    let exec = |pid: u32, ppid: u32, exe: &str| Event {
+        pid,
+        tid: pid,
+        ppid,
+        argv: vec![exe.as_bytes().to_vec(), b"-x".to_vec()],
+        ..event_at(Action::Exec, 59, exe)
+    };
+    let alert = |pid: u32, ppid: u32| Event {
+        pid,
+        tid: pid,
+        ppid,
+        ..event_at(Action::Unlink, 87, "/etc/watched")
+    };
+    let fork = |pid: u32, child: u32| Event {
+        pid,
+        child_or_code: child as u64,
+        ..event_at(Action::Fork, -1, "")
+    };
     let exit = |pid: u32| Event { pid, ..event_at(Action::Exit, -1, "") };
     let steps = [
         exec(10, 1, "/bin/sh"),
@@ -94,7 +118,12 @@ fn user_and_rule_members_follow_ids_names_and_reloaded_rules() {
     feed(&mut p, alert(0));
     p.reload(rules("-w /etc/watched -p wa -k second -k third\n")).unwrap();
     feed(&mut p, alert(0));
-    let seen: Vec<Value> = lines(&p).iter().map(|v| json!([v["user"]["name"], v["user"]["effective"], v["rule"]["key"], v["rule"]["keys"]])).collect();
+    let seen: Vec<Value> = lines(&p)
+        .iter()
+        .map(|v| {
+            json!([v["user"]["name"], v["user"]["effective"], v["rule"]["key"], v["rule"]["keys"]])
+        })
+        .collect();
     assert_eq!(
         seen,
         [
@@ -122,7 +151,10 @@ fn a_flood_is_one_alert_and_a_suppressed_count() {
     let out = lines(&p);
     assert_eq!(out.len(), 2, "{out:#?}");
     assert_eq!(out[0]["event"]["kind"], "alert");
-    assert_eq!((out[1]["event"]["action"].as_str(), out[1]["monitor"]["suppressed"]["count"].as_u64()), (Some("alerts-suppressed"), Some(9_999)));
+    assert_eq!(
+        (out[1]["event"]["action"].as_str(), out[1]["monitor"]["suppressed"]["count"].as_u64()),
+        (Some("alerts-suppressed"), Some(9_999))
+    );
     assert_eq!(out[1]["monitor"]["suppressed"]["of_sequence"], out[0]["event"]["sequence"]);
     assert_eq!(out[1]["monitor"]["suppressed"]["about"]["rule"]["key"], "w");
     let c = p.counts();

@@ -32,7 +32,8 @@ fn rule_classes(rule: &Rule) -> u32 {
 /// at: this may say yes too often, never no too often.
 fn may_match_read_opens(rule: &Rule) -> bool {
     let opens = OPEN_SYSCALLS.iter().any(|nr| rule.syscalls.contains(*nr));
-    let perm_excludes_reads = rule.conds.iter().any(|c| matches!(c, Cond::Perm(p) if p & perm::READ == 0));
+    let perm_excludes_reads =
+        rule.conds.iter().any(|c| matches!(c, Cond::Perm(p) if p & perm::READ == 0));
     opens && !perm_excludes_reads
 }
 
@@ -64,12 +65,7 @@ pub fn plan(rules: &[Rule]) -> FilterPlan {
         let classes = rule_classes(rule);
         let mut selected = false;
         for c in &rule.conds {
-            if let Cond::Path {
-                field: PathField::Path | PathField::Dir,
-                negate: false,
-                path,
-            } = c
-            {
+            if let Cond::Path { field: PathField::Path | PathField::Dir, negate: false, path } = c {
                 selected = true;
                 let entry = by_path.entry(path.clone()).or_insert_with(|| {
                     order.push(path.clone());
@@ -81,11 +77,7 @@ pub fn plan(rules: &[Rule]) -> FilterPlan {
         if !selected {
             // Setid rules that require some id to be 0 are served by the kernel's
             // "id became 0" filter; any other setid rule needs every setid call.
-            let needs = if requires_root_id(rule) {
-                classes & !class::SETID
-            } else {
-                classes
-            };
+            let needs = if requires_root_id(rule) { classes & !class::SETID } else { classes };
             unfiltered |= needs;
         }
     }
@@ -93,12 +85,7 @@ pub fn plan(rules: &[Rule]) -> FilterPlan {
     // them, but select no classes.
     for rule in rules {
         for c in &rule.conds {
-            if let Cond::Path {
-                field: PathField::Path | PathField::Dir,
-                path,
-                ..
-            } = c
-            {
+            if let Cond::Path { field: PathField::Path | PathField::Dir, path, .. } = c {
                 if !by_path.contains_key(path) {
                     by_path.insert(path.clone(), 0);
                     order.push(path.clone());

@@ -25,7 +25,8 @@ pub struct Omitted {
 
 /// The files `texts` (name, content), whose rules `set` holds, as auditctl text.
 pub fn export(texts: &[(String, String)], set: &RuleSet, for_host: bool) -> (String, Omitted) {
-    let by_line: HashMap<(&str, u32), &Rule> = set.rules.iter().map(|r| ((&*r.source.file, r.source.line), r)).collect();
+    let by_line: HashMap<(&str, u32), &Rule> =
+        set.rules.iter().map(|r| ((&*r.source.file, r.source.line), r)).collect();
     let mut out = String::new();
     let mut omitted = Omitted::default();
     for (name, text) in texts {
@@ -37,9 +38,15 @@ pub fn export(texts: &[(String, String)], set: &RuleSet, for_host: bool) -> (Str
                 out.push('\n');
                 continue;
             };
-            if rule.conds.iter().any(|c| matches!(c, Cond::Path { field: PathField::ParentExe, .. })) {
+            if rule
+                .conds
+                .iter()
+                .any(|c| matches!(c, Cond::Path { field: PathField::ParentExe, .. }))
+            {
                 omitted.extensions += 1;
-                out.push_str(&format!("# monitor only (parent_exe= has no auditd equivalent): {line}\n"));
+                out.push_str(&format!(
+                    "# monitor only (parent_exe= has no auditd equivalent): {line}\n"
+                ));
                 continue;
             }
             if for_host {
@@ -83,9 +90,14 @@ fn missing_directory(line: &str) -> Option<String> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let mut needed = Vec::new();
     for (i, w) in words.iter().enumerate() {
-        let field = w.strip_prefix("-F").filter(|f| !f.is_empty()).or_else(|| (*w == "-F").then(|| words.get(i + 1).copied()).flatten());
+        let field = w
+            .strip_prefix("-F")
+            .filter(|f| !f.is_empty())
+            .or_else(|| (*w == "-F").then(|| words.get(i + 1).copied()).flatten());
         if *w == "-w" {
-            needed.extend(words.get(i + 1).and_then(|p| Path::new(p).parent()).map(Path::to_path_buf));
+            needed.extend(
+                words.get(i + 1).and_then(|p| Path::new(p).parent()).map(Path::to_path_buf),
+            );
         } else if let Some(f) = field {
             if let Some(d) = f.strip_prefix("dir=") {
                 needed.push(Path::new(d).to_path_buf());
@@ -110,13 +122,26 @@ mod tests {
             -w /etc/docker -p wa -k docker-config\n"
             .to_string();
         let texts = vec![("t.rules".to_string(), text)];
-        let set = RuleSet::from_texts(texts.iter().map(|(n, t)| (n.clone(), t.as_str())), &SystemIds::load()).unwrap();
+        let set = RuleSet::from_texts(
+            texts.iter().map(|(n, t)| (n.clone(), t.as_str())),
+            &SystemIds::load(),
+        )
+        .unwrap();
         let (out, omitted) = export(&texts, &set, false);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "## t.rules");
         assert_eq!(&lines[1..3], ["# a comment", "-b 8192"]);
-        assert!(lines[3].starts_with("# monitor only (parent_exe= has no auditd equivalent): -a always,exit"), "{}", lines[3]);
-        assert_eq!(lines[4], "-a always,exit -F arch=b64 -F path=/usr/bin/docker -F perm=r -k read");
+        assert!(
+            lines[3].starts_with(
+                "# monitor only (parent_exe= has no auditd equivalent): -a always,exit"
+            ),
+            "{}",
+            lines[3]
+        );
+        assert_eq!(
+            lines[4],
+            "-a always,exit -F arch=b64 -F path=/usr/bin/docker -F perm=r -k read"
+        );
         assert_eq!(lines[5], "-w /etc/docker -p wa -k docker-config");
         assert_eq!(omitted, Omitted { extensions: 1, absent: 0 });
     }
@@ -125,11 +150,18 @@ mod tests {
     fn for_the_host_rules_naming_absent_directories_are_left_out() {
         let text = "-w /nonexistent-monitor-dir/x -p wa -k a\n-a always,exit -F arch=b64 -F dir=/nonexistent-monitor-dir -k b\n-w /etc/passwd -p wa -k c\n".to_string();
         let texts = vec![("t.rules".to_string(), text)];
-        let set = RuleSet::from_texts(texts.iter().map(|(n, t)| (n.clone(), t.as_str())), &SystemIds::load()).unwrap();
+        let set = RuleSet::from_texts(
+            texts.iter().map(|(n, t)| (n.clone(), t.as_str())),
+            &SystemIds::load(),
+        )
+        .unwrap();
         let (out, omitted) = export(&texts, &set, true);
         let kept: Vec<&str> = out.lines().filter(|l| l.starts_with('-')).collect();
         assert_eq!(kept, ["-w /etc/passwd -p wa -k c"]);
         assert_eq!(omitted, Omitted { extensions: 0, absent: 2 });
-        assert!(out.contains("# not on this host (/nonexistent-monitor-dir does not exist"), "{out}");
+        assert!(
+            out.contains("# not on this host (/nonexistent-monitor-dir does not exist"),
+            "{out}"
+        );
     }
 }

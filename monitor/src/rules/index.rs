@@ -7,8 +7,8 @@
 //! necessary condition of the matcher's test for the same field (`matcher::Matcher::cond`).
 
 use super::model::*;
-use crate::plan::FilterPlan;
 use crate::hash::FastHash;
+use crate::plan::FilterPlan;
 use std::collections::HashMap;
 
 /// Rule sets larger than this are evaluated without the index (every rule is tried).
@@ -105,7 +105,13 @@ impl Lengths {
         let end = end.min(255);
         (0..4).flat_map(move |w| {
             let lo = w * 64;
-            let keep = if end >= lo + 64 { !0 } else if end <= lo { 0 } else { (1u64 << (end - lo)) - 1 };
+            let keep = if end >= lo + 64 {
+                !0
+            } else if end <= lo {
+                0
+            } else {
+                (1u64 << (end - lo)) - 1
+            };
             let mut bits = self.0[w] & keep;
             std::iter::from_fn(move || {
                 (bits != 0).then(|| {
@@ -218,7 +224,8 @@ impl RuleIndex {
     /// Re-file the anchors under the targets' current spellings and identities (after the
     /// plan re-read them: a symlink changed, a file was recreated).
     pub fn retarget(&mut self, plan: &FilterPlan) {
-        let (mut exact, mut dir, mut exe) = (Spellings::default(), Spellings::default(), Spellings::default());
+        let (mut exact, mut dir, mut exe) =
+            (Spellings::default(), Spellings::default(), Spellings::default());
         let mut identity: HashMap<(u32, u64), RuleSet, FastHash> = Default::default();
         for a in &self.anchors {
             // The condition's target, as the matcher finds it (`FilterPlan::path_target`).
@@ -228,7 +235,9 @@ impl RuleIndex {
                 AnchorKind::Dir => &mut dir,
                 AnchorKind::Exe => &mut exe,
             };
-            for spelling in std::iter::once(a.written.as_str()).chain(target.map(|t| t.canonical.as_str())) {
+            for spelling in
+                std::iter::once(a.written.as_str()).chain(target.map(|t| t.canonical.as_str()))
+            {
                 map.entry(spelling.as_bytes().into()).or_insert(RuleSet::EMPTY).insert(a.rule);
             }
             if let (AnchorKind::Path, Some(id)) = (a.kind, target.and_then(|t| t.identity)) {
@@ -308,13 +317,19 @@ mod tests {
                 // Lengths around the word edges and past 255 (which collapse into 255).
                 lengths.insert(match next() % 4 {
                     0 => (next() % 300) as usize,
-                    1 => [0, 1, 63, 64, 65, 127, 128, 191, 192, 254, 255, 256][(next() % 12) as usize],
+                    1 => [0, 1, 63, 64, 65, 127, 128, 191, 192, 254, 255, 256]
+                        [(next() % 12) as usize],
                     _ => (next() % 40) as usize,
                 });
             }
             let len = if round % 10 == 0 { 240 + next() % 80 } else { next() % 48 } as usize;
-            let object: Vec<u8> = (0..len).map(|_| if next() % 3 == 0 { b'/' } else { b'a' }).collect();
-            assert_eq!(lengths.slash_prefixes(&object).collect::<Vec<_>>(), naive(&lengths, &object), "{lengths:?} {len}");
+            let object: Vec<u8> =
+                (0..len).map(|_| if next() % 3 == 0 { b'/' } else { b'a' }).collect();
+            assert_eq!(
+                lengths.slash_prefixes(&object).collect::<Vec<_>>(),
+                naive(&lengths, &object),
+                "{lengths:?} {len}"
+            );
         }
     }
 

@@ -1,11 +1,11 @@
 //! Rule evaluation with auditd's semantics: exit rules in load order, the first rule whose
 //! syscall set and every condition match decides (`always` alerts, `never` suppresses).
 
-use super::model::*;
-use super::index::{Probe, RuleIndex};
 use super::compile::Compiled;
-use crate::plan::Target;
+use super::index::{Probe, RuleIndex};
+use super::model::*;
 use crate::event::{Action as Act, Actor, Event};
+use crate::plan::Target;
 
 /// Access kinds of an event, in `perm` bits. A unix socket connect counts as a write.
 pub fn event_perm(ev: &Event) -> u8 {
@@ -35,7 +35,15 @@ pub fn event_perm(ev: &Event) -> u8 {
         | Act::Truncate
         | Act::Connect => perm::WRITE,
         Act::Chmod | Act::Chown | Act::SetXattr | Act::RemoveXattr => perm::ATTR,
-        Act::SetId | Act::Fork | Act::Exit | Act::Payload | Act::Signal | Act::Ptrace | Act::ProcessVm | Act::Other | Act::UserMessage => 0,
+        Act::SetId
+        | Act::Fork
+        | Act::Exit
+        | Act::Payload
+        | Act::Signal
+        | Act::Ptrace
+        | Act::ProcessVm
+        | Act::Other
+        | Act::UserMessage => 0,
     }
 }
 
@@ -85,7 +93,10 @@ impl<'a> Matcher<'a> {
         }
         let perm_bits = event_perm(ev);
         let decide = |ri: usize, rule: &'a Rule| {
-            rule.conds.iter().enumerate().all(|(ci, c)| self.cond(c, (ri, ci), ev, actor, perm_bits))
+            rule.conds
+                .iter()
+                .enumerate()
+                .all(|(ci, c)| self.cond(c, (ri, ci), ev, actor, perm_bits))
         };
         if let Some(index) = self.index(list) {
             // Same order, same conditions: the index only skips rules that cannot match.
@@ -119,7 +130,8 @@ impl<'a> Matcher<'a> {
         'a: 'e,
     {
         let mut objects = objects(ev);
-        let watched = [ev.watch, ev.watch2].map(|id| self.compiled.plan.target(id).map(|t| t.canonical.as_str()));
+        let watched = [ev.watch, ev.watch2]
+            .map(|id| self.compiled.plan.target(id).map(|t| t.canonical.as_str()));
         Probe {
             syscall: ev.syscall as u32,
             objects: [objects.next(), objects.next()],
@@ -147,15 +159,13 @@ impl<'a> Matcher<'a> {
                 ev.mode != 0 && ((ev.mode & 0o170000 == *mode) != *negate)
             }
             Cond::Compare { a, b, negate } => (id_field(ev, *a) == id_field(ev, *b)) != *negate,
-            Cond::Path {
-                field,
-                negate,
-                path,
-            } => {
+            Cond::Path { field, negate, path } => {
                 let target = self.compiled.path_target(at.0, at.1, path);
                 let hit = match field {
                     PathField::Exe => actor.exe.is_some_and(|e| same_path(e, path, target)),
-                    PathField::ParentExe => actor.parent_exe.is_some_and(|e| same_path(e, path, target)),
+                    PathField::ParentExe => {
+                        actor.parent_exe.is_some_and(|e| same_path(e, path, target))
+                    }
                     PathField::Path => self.is_path(ev, path, target),
                     PathField::Dir => self.is_under(ev, path, target),
                 };

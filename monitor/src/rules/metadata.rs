@@ -35,13 +35,17 @@ impl KeyMeta {
 fn table() -> &'static HashMap<String, KeyMeta> {
     static TABLE: OnceLock<HashMap<String, KeyMeta>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let v: Value = serde_json::from_str(TEXT).expect("rules/metadata.json is valid JSON (unit-tested)");
-        let s = |m: &Value, k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let v: Value =
+            serde_json::from_str(TEXT).expect("rules/metadata.json is valid JSON (unit-tested)");
+        let s =
+            |m: &Value, k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
         v.as_object()
             .into_iter()
             .flatten()
             .map(|(key, m)| {
-                let t = |i: usize| m["technique"].get(i).and_then(Value::as_str).unwrap_or_default().to_string();
+                let t = |i: usize| {
+                    m["technique"].get(i).and_then(Value::as_str).unwrap_or_default().to_string()
+                };
                 (
                     key.clone(),
                     KeyMeta {
@@ -73,14 +77,27 @@ mod tests {
         let set = RuleSet::builtin(&SystemIds::load()).unwrap();
         let mut keys: Vec<String> = set.rules.iter().flat_map(|r| r.keys.clone()).collect();
         keys.extend(
-            ["docker-api", "docker-privileged", "docker-host-mount", "docker-host-namespace", "docker-security-opt", "docker-cap-add", "docker-devices", "docker-exec", "monitor-tamper"]
-                .map(String::from),
+            [
+                "docker-api",
+                "docker-privileged",
+                "docker-host-mount",
+                "docker-host-namespace",
+                "docker-security-opt",
+                "docker-cap-add",
+                "docker-devices",
+                "docker-exec",
+                "monitor-tamper",
+            ]
+            .map(String::from),
         );
         keys.sort();
         keys.dedup();
         for k in &keys {
             let m = table().get(k).unwrap_or_else(|| panic!("no metadata for key {k}"));
-            assert!(!m.title.is_empty() && !m.description.is_empty() && !m.remediation.is_empty(), "{k}");
+            assert!(
+                !m.title.is_empty() && !m.description.is_empty() && !m.remediation.is_empty(),
+                "{k}"
+            );
             assert!(m.severity_number() > 0, "{k}: severity {}", m.severity);
             assert!(m.technique_id.starts_with('T') && !m.technique_name.is_empty(), "{k}");
         }

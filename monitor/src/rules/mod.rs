@@ -3,12 +3,12 @@
 
 pub mod compile;
 pub mod export;
+mod fields;
 pub mod index;
 pub mod matcher;
 pub mod metadata;
 pub mod model;
 pub mod parse;
-
 
 use model::{Diagnostic, Rule};
 use parse::{IdResolver, Line, Placement};
@@ -35,26 +35,11 @@ fn self_defence_watches(exe: Option<&Path>, rule_files: &[String]) -> String {
 /// The default rule pack, built into the binary (files under the repository's `rules/`, in
 /// name order, as a directory of them loads).
 pub const BUILTIN: &[(&str, &str)] = &[
-    (
-        "builtin:docker-runtime.rules",
-        include_str!("../../../rules/docker-runtime.rules"),
-    ),
-    (
-        "builtin:docker.rules",
-        include_str!("../../../rules/docker.rules"),
-    ),
-    (
-        "builtin:hardening.rules",
-        include_str!("../../../rules/hardening.rules"),
-    ),
-    (
-        "builtin:privilege.rules",
-        include_str!("../../../rules/privilege.rules"),
-    ),
-    (
-        "builtin:selinux.rules",
-        include_str!("../../../rules/selinux.rules"),
-    ),
+    ("builtin:docker-runtime.rules", include_str!("../../../rules/docker-runtime.rules")),
+    ("builtin:docker.rules", include_str!("../../../rules/docker.rules")),
+    ("builtin:hardening.rules", include_str!("../../../rules/hardening.rules")),
+    ("builtin:privilege.rules", include_str!("../../../rules/privilege.rules")),
+    ("builtin:selinux.rules", include_str!("../../../rules/selinux.rules")),
 ];
 
 /// A loaded, validated rule set.
@@ -159,14 +144,21 @@ impl RuleSet {
 
     /// Put the self-defence watches (the monitor's binary and rule files) in front of every
     /// other rule, where no `never` rule or `-D` of the user's can remove them.
-    pub fn with_self_defence(self, ids: &dyn IdResolver) -> std::result::Result<RuleSet, RuleErrors> {
+    pub fn with_self_defence(
+        self,
+        ids: &dyn IdResolver,
+    ) -> std::result::Result<RuleSet, RuleErrors> {
         let exe = std::fs::canonicalize("/proc/self/exe").ok();
         let text = self_defence_watches(exe.as_deref(), &self.files);
         self.with_prelude(text, ids)
     }
 
     /// Put the rules of `text` in front of every other rule.
-    pub fn with_prelude(mut self, text: String, ids: &dyn IdResolver) -> std::result::Result<RuleSet, RuleErrors> {
+    pub fn with_prelude(
+        mut self,
+        text: String,
+        ids: &dyn IdResolver,
+    ) -> std::result::Result<RuleSet, RuleErrors> {
         let own = RuleSet::from_texts([(SELF_DEFENCE_SOURCE.to_string(), text.as_str())], ids)?;
         let mut rules = own.rules;
         rules.append(&mut self.rules);
@@ -185,14 +177,12 @@ impl RuleSet {
         let files = expand(paths)?;
         let mut texts = Vec::new();
         for f in &files {
-            let text = std::fs::read_to_string(f)
-                .map_err(|e| LoadError::Path(format!("cannot read rules file {}: {e}", f.display())))?;
+            let text = std::fs::read_to_string(f).map_err(|e| {
+                LoadError::Path(format!("cannot read rules file {}: {e}", f.display()))
+            })?;
             texts.push((f.display().to_string(), text));
         }
-        Ok(RuleSet::from_texts(
-            texts.iter().map(|(n, t)| (n.clone(), t.as_str())),
-            ids,
-        )?)
+        Ok(RuleSet::from_texts(texts.iter().map(|(n, t)| (n.clone(), t.as_str())), ids)?)
     }
 }
 
@@ -218,7 +208,10 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
                 .collect();
             entries.sort();
             if entries.is_empty() {
-                return Err(LoadError::Path(format!("rules directory {} has no *.rules files", p.display())));
+                return Err(LoadError::Path(format!(
+                    "rules directory {} has no *.rules files",
+                    p.display()
+                )));
             }
             out.extend(entries);
         } else {

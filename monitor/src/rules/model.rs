@@ -255,10 +255,8 @@ impl Rule {
                 let calls = match &self.syscalls {
                     Syscalls::All => "-S all".to_string(),
                     Syscalls::Set(set) => {
-                        let names: Vec<&str> = set
-                            .iter()
-                            .map(|n| crate::vocab::name(*n).unwrap_or("?"))
-                            .collect();
+                        let names: Vec<&str> =
+                            set.iter().map(|n| crate::vocab::name(*n).unwrap_or("?")).collect();
                         format!("-S {}", names.join(","))
                     }
                 };
@@ -272,19 +270,13 @@ impl Rule {
         if let Origin::Syscall = self.origin {
             for c in &self.conds {
                 let text = match c {
-                    Cond::Num {
-                        field: NumField::Arg(i),
-                        op,
-                        value,
-                    } => format!("a{i}{}{value:#x}", op.as_str()),
+                    Cond::Num { field: NumField::Arg(i), op, value } => {
+                        format!("a{i}{}{value:#x}", op.as_str())
+                    }
                     Cond::Num { field, op, value } => {
                         format!("{}{}{value}", lower(format!("{field:?}")), op.as_str())
                     }
-                    Cond::Path {
-                        field,
-                        negate,
-                        path,
-                    } => {
+                    Cond::Path { field, negate, path } => {
                         let name = match field {
                             PathField::Path => "path",
                             PathField::Dir => "dir",

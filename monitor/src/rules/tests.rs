@@ -1,8 +1,8 @@
 //! Rule parser and matcher tests.
 
+use super::compile::{self as targets, Compiled};
 use super::matcher::Matcher;
 use super::parse::IdResolver;
-use super::compile::{self as targets, Compiled};
 use super::*;
 use crate::event::{Action as Act, Event, Ids};
 
@@ -35,11 +35,7 @@ pub(crate) fn event_at(action: Act, syscall: i32, path: &str) -> Event {
         pid: 100,
         tid: 100,
         ppid: 1,
-        ids: Ids {
-            uid: 1000,
-            euid: 1000,
-            ..Default::default()
-        },
+        ids: Ids { uid: 1000, euid: 1000, ..Default::default() },
         old_ids: Ids::default(),
         auid: 1000,
         sessionid: 1,
@@ -64,12 +60,8 @@ pub(crate) fn event_at(action: Act, syscall: i32, path: &str) -> Event {
 
 fn first_key(set: &RuleSet, ev: &Event, exe: Option<&str>) -> Option<String> {
     let compiled = Compiled::new(&set.rules);
-    let m = Matcher {
-        rules: &set.rules,
-        compiled: &compiled,
-    };
-    m.evaluate(ev, crate::event::Actor::exe(exe.map(str::as_bytes)))
-        .map(|r| r.key().to_string())
+    let m = Matcher { rules: &set.rules, compiled: &compiled };
+    m.evaluate(ev, crate::event::Actor::exe(exe.map(str::as_bytes))).map(|r| r.key().to_string())
 }
 
 #[test]
@@ -78,7 +70,9 @@ fn builtin_pack_loads_without_errors() {
     assert!(set.rules.len() > 30);
     // Active, except what only audit records carry (module syscalls have no eBPF hook).
     assert!(
-        set.rules.iter().all(|r| r.inactive.is_none() || (r.audit_only && r.key() == "kernel-modules")),
+        set.rules
+            .iter()
+            .all(|r| r.inactive.is_none() || (r.audit_only && r.key() == "kernel-modules")),
         "{:?}",
         set.warnings
     );
@@ -114,15 +108,9 @@ fn watch_defaults_and_perms() {
         Some("client")
     );
     // -p x: reading the binary is not an execution
-    assert_eq!(
-        first_key(&set, &event_at(Act::Open, 257, "/usr/bin/docker"), None),
-        None
-    );
+    assert_eq!(first_key(&set, &event_at(Act::Open, 257, "/usr/bin/docker"), None), None);
     // a sibling with a common prefix is not below the watch
-    assert_eq!(
-        first_key(&set, &event_at(Act::Unlink, 87, "/etc/dockerfile"), None),
-        None
-    );
+    assert_eq!(first_key(&set, &event_at(Act::Unlink, 87, "/etc/dockerfile"), None), None);
 }
 
 #[test]
@@ -131,10 +119,7 @@ fn first_matching_rule_decides_and_never_suppresses() {
     let set = load(text).unwrap();
     let ev = event_at(Act::Unlink, 87, "/var/lib/docker/x");
     assert_eq!(first_key(&set, &ev, Some("/usr/sbin/dockerd")), None);
-    assert_eq!(
-        first_key(&set, &ev, Some("/usr/bin/vi")).as_deref(),
-        Some("data")
-    );
+    assert_eq!(first_key(&set, &ev, Some("/usr/bin/vi")).as_deref(), Some("data"));
 }
 
 #[test]
@@ -170,9 +155,7 @@ fn unsupported_constructs_load_inactive_with_a_warning() {
     let set = load("-a always,exit -F arch=b64 -S openat -F subj_type=x -k s\n").unwrap();
     assert!(set.rules[0].inactive.is_some());
     assert_eq!(set.warnings.len(), 1);
-    assert!(set.warnings[0]
-        .to_string()
-        .starts_with("t.rules:1:1: rule loaded but inactive"));
+    assert!(set.warnings[0].to_string().starts_with("t.rules:1:1: rule loaded but inactive"));
 }
 
 #[test]
@@ -195,10 +178,7 @@ fn plan_selects_classes_and_unfiltered() {
     use monitor_common::class;
     let sock = plan.by_written("/run/docker.sock").unwrap();
     assert_eq!(sock.classes, class::FILE | class::CONNECT);
-    assert_eq!(
-        plan.by_written("/usr/bin/docker").unwrap().classes,
-        class::EXEC
-    );
+    assert_eq!(plan.by_written("/usr/bin/docker").unwrap().classes, class::EXEC);
     // setid rule requiring an id of 0: served by the kernel's transition filter
     assert_eq!(plan.unfiltered, 0);
     let set = load("-a always,exit -F arch=b64 -S setuid -F auid>=1000 -k any\n").unwrap();
@@ -237,18 +217,26 @@ const PARSE_ONLY: &str = include_str!("../../../tests/fixtures/parse-only.rules"
 #[test]
 fn a_community_style_rule_set_loads_with_every_construct() {
     let set = load(COMMUNITY).unwrap_or_else(|e| panic!("{e}"));
-    let mut inactive: Vec<String> = set.rules.iter().filter(|r| r.inactive.is_some()).map(|r| r.source.to_string()).collect();
+    let mut inactive: Vec<String> =
+        set.rules.iter().filter(|r| r.inactive.is_some()).map(|r| r.source.to_string()).collect();
     // Inactive with the eBPF sensors: b32 rules, the filesystem list, the user and exclude
     // lists and syscalls without a hook (the last three are evaluated from audit records).
     // The swapon rule (line 111) was warned about, then deleted by -d.
-    assert!(load("-a always,exit -F arch=b64 -S open -F inode>0\n").is_err(), "auditctl refuses it too");
-    let mut warned: Vec<String> = set.warnings.iter().map(|w| w.source.to_string()).filter(|s| s != "t.rules:111").collect();
+    assert!(
+        load("-a always,exit -F arch=b64 -S open -F inode>0\n").is_err(),
+        "auditctl refuses it too"
+    );
+    let mut warned: Vec<String> =
+        set.warnings.iter().map(|w| w.source.to_string()).filter(|s| s != "t.rules:111").collect();
     inactive.sort();
     warned.sort();
     assert_eq!(inactive, warned, "every inactive rule has its warning, and only those");
     let (audit, _) = set.clone().for_audit();
     let still: Vec<&str> = audit.rules.iter().filter_map(|r| r.inactive.as_deref()).collect();
-    assert!(still.iter().all(|why| why.contains("32-bit") || why.contains("filesystem")), "{still:?}");
+    assert!(
+        still.iter().all(|why| why.contains("32-bit") || why.contains("filesystem")),
+        "{still:?}"
+    );
     // -d removed the swapon rule again; -A put personality first.
     assert!(!set.rules.iter().any(|r| r.key() == "swap"));
     assert_eq!(set.rules[0].key(), "personality");
@@ -268,7 +256,10 @@ fn a_community_style_rule_set_loads_with_every_construct() {
     assert_eq!(first_key(&set, &system, None).as_deref(), Some("access-num"));
     let mut suid = event_at(Act::Exec, 59, "/usr/bin/passwd");
     suid.ids.euid = 0;
-    assert_eq!(first_key(&set, &suid, Some("/usr/bin/passwd")).as_deref(), Some("privileged-passwd"));
+    assert_eq!(
+        first_key(&set, &suid, Some("/usr/bin/passwd")).as_deref(),
+        Some("privileged-passwd")
+    );
     let mut kill = event_at(Act::Other, 62, "");
     kill.path = None;
     kill.args[1] = 9;
@@ -339,7 +330,8 @@ fn the_candidate_index_gives_the_verdicts_of_trying_every_rule() {
         let plan = &compiled.plan;
         let fast = Matcher { rules: &set.rules, compiled: &compiled };
         let slow = Matcher { rules: &set.rules, compiled: &unindexed };
-        let mut paths: Vec<String> = vec!["/".into(), "/tmp/elsewhere".into(), "relative/file".into(), String::new()];
+        let mut paths: Vec<String> =
+            vec!["/".into(), "/tmp/elsewhere".into(), "relative/file".into(), String::new()];
         for t in &plan.targets {
             for p in [&t.written, &t.canonical] {
                 paths.push(p.clone());
@@ -353,7 +345,9 @@ fn the_candidate_index_gives_the_verdicts_of_trying_every_rule() {
         let exes: Vec<Option<String>> = std::iter::once(None)
             .chain(paths.iter().take(40).map(|p| Some(p.clone())))
             .chain(set.rules.iter().flat_map(|r| &r.conds).filter_map(|c| match c {
-                model::Cond::Path { field: model::PathField::Exe, path, .. } => Some(Some(path.clone())),
+                model::Cond::Path { field: model::PathField::Exe, path, .. } => {
+                    Some(Some(path.clone()))
+                }
                 _ => None,
             }))
             .collect();
@@ -380,8 +374,12 @@ fn the_candidate_index_gives_the_verdicts_of_trying_every_rule() {
                     }
                     let exe = &exes[(i + variant) % exes.len()];
                     let exe = exe.as_deref().map(str::as_bytes);
-                    let want = slow.evaluate(&ev, crate::event::Actor::exe(exe)).map(|r| r.source.to_string());
-                    let got = fast.evaluate(&ev, crate::event::Actor::exe(exe)).map(|r| r.source.to_string());
+                    let want = slow
+                        .evaluate(&ev, crate::event::Actor::exe(exe))
+                        .map(|r| r.source.to_string());
+                    let got = fast
+                        .evaluate(&ev, crate::event::Actor::exe(exe))
+                        .map(|r| r.source.to_string());
                     assert_eq!(got, want, "{action:?} {nr} {path} variant {variant}");
                     compared += 1;
                     alerts += want.is_some() as usize;
@@ -390,7 +388,10 @@ fn the_candidate_index_gives_the_verdicts_of_trying_every_rule() {
         }
     }
     // The events must exercise both verdicts, or the comparison proves nothing.
-    assert!(compared > 10_000 && alerts > 1_000 && alerts < compared, "{alerts} alerts of {compared}");
+    assert!(
+        compared > 10_000 && alerts > 1_000 && alerts < compared,
+        "{alerts} alerts of {compared}"
+    );
 }
 
 /// After the plan re-reads its targets (a watched symlink now points elsewhere), the index
@@ -408,7 +409,11 @@ fn the_candidate_index_follows_a_retargeted_symlink() {
     let mut plan = Compiled::new(&set.rules);
     let mut ev = event_at(Act::Unlink, 87, &format!("{}/two/f", dir.display()));
     ev.ret = 0;
-    let key = |compiled: &Compiled| Matcher { rules: &set.rules, compiled }.evaluate(&ev, crate::event::Actor::default()).map(|r| r.key().to_string());
+    let key = |compiled: &Compiled| {
+        Matcher { rules: &set.rules, compiled }
+            .evaluate(&ev, crate::event::Actor::default())
+            .map(|r| r.key().to_string())
+    };
     assert_eq!(key(&plan), None);
     std::fs::remove_file(&link).unwrap();
     std::os::unix::fs::symlink(dir.join("two"), &link).unwrap();
@@ -428,7 +433,8 @@ fn the_runtime_at_work_is_audit_trail_and_the_same_act_by_others_alerts() {
     let compiled = Compiled::new(&set.rules);
     let m = Matcher { rules: &set.rules, compiled: &compiled };
     let judge = |ev: &Event, exe: &str, parent: &str| {
-        let actor = crate::event::Actor { exe: Some(exe.as_bytes()), parent_exe: Some(parent.as_bytes()) };
+        let actor =
+            crate::event::Actor { exe: Some(exe.as_bytes()), parent_exe: Some(parent.as_bytes()) };
         m.evaluate(ev, actor).map(|r| (r.key().to_string(), r.kind))
     };
     let exec = |path: &str| event_at(Act::Exec, 59, path);
@@ -436,22 +442,43 @@ fn the_runtime_at_work_is_audit_trail_and_the_same_act_by_others_alerts() {
     let trail = |key: &str| Some((key.to_string(), model::Kind::Event));
     let alert = |key: &str| Some((key.to_string(), model::Kind::Alert));
     assert_eq!(judge(&exec("/usr/sbin/runc"), "/usr/sbin/runc", shim), trail("docker-runtime"));
-    assert_eq!(judge(&exec("/usr/sbin/runc"), "/usr/sbin/runc", "/usr/sbin/runc"), trail("docker-runtime"), "runc init");
-    assert_eq!(judge(&exec("/usr/sbin/runc"), "/usr/sbin/runc", "/usr/bin/bash"), alert("runc"), "runc from a shell");
+    assert_eq!(
+        judge(&exec("/usr/sbin/runc"), "/usr/sbin/runc", "/usr/sbin/runc"),
+        trail("docker-runtime"),
+        "runc init"
+    );
+    assert_eq!(
+        judge(&exec("/usr/sbin/runc"), "/usr/sbin/runc", "/usr/bin/bash"),
+        alert("runc"),
+        "runc from a shell"
+    );
     assert_eq!(judge(&exec(shim), shim, "/usr/bin/containerd"), trail("docker-runtime"));
     assert_eq!(judge(&exec(shim), shim, "/tmp/evil"), alert("containerd"));
-    assert_eq!(judge(&exec("/usr/sbin/dockerd"), "/usr/sbin/dockerd", "/usr/sbin/runc"), trail("docker-runtime"), "libnetwork-setkey");
-    assert_eq!(judge(&exec("/usr/sbin/dockerd"), "/usr/sbin/dockerd", "/usr/bin/bash"), alert("docker-daemon"));
+    assert_eq!(
+        judge(&exec("/usr/sbin/dockerd"), "/usr/sbin/dockerd", "/usr/sbin/runc"),
+        trail("docker-runtime"),
+        "libnetwork-setkey"
+    );
+    assert_eq!(
+        judge(&exec("/usr/sbin/dockerd"), "/usr/sbin/dockerd", "/usr/bin/bash"),
+        alert("docker-daemon")
+    );
     // Reading a runtime binary is a record; writing it is an alert, whoever does it.
     let read = event_at(Act::Open, 257, "/usr/sbin/runc");
     assert_eq!(judge(&read, "/usr/sbin/runc", shim), trail("docker-file-read"));
     let mut write = event_at(Act::Open, 257, "/usr/sbin/runc");
     write.open_flags = 0o1001; // O_WRONLY|O_TRUNC
     assert_eq!(judge(&write, "/usr/sbin/runc", shim), alert("runc"));
-    assert_eq!(judge(&exec("/usr/bin/docker"), "/usr/bin/docker", "/usr/bin/bash"), trail("docker-client-run"));
+    assert_eq!(
+        judge(&exec("/usr/bin/docker"), "/usr/bin/docker", "/usr/bin/bash"),
+        trail("docker-client-run")
+    );
     let mut sysctl = event_at(Act::Open, 257, "/proc/sys/net/ipv6/conf/all/disable_ipv6");
     sysctl.open_flags = 0o1001;
-    assert_eq!(judge(&sysctl, "/usr/sbin/dockerd", "/usr/lib/systemd/systemd"), trail("docker-runtime"));
+    assert_eq!(
+        judge(&sysctl, "/usr/sbin/dockerd", "/usr/lib/systemd/systemd"),
+        trail("docker-runtime")
+    );
     assert_eq!(judge(&sysctl, "/usr/bin/python3", "/usr/bin/bash"), alert("sysctl"));
 }
 
@@ -459,8 +486,17 @@ fn the_runtime_at_work_is_audit_trail_and_the_same_act_by_others_alerts() {
 fn kind_and_parent_exe_parse_and_print_as_written() {
     let set = load("-a always,exit -F arch=b64 -S execve -F path=/bin/x -F parent_exe=/bin/sh -F kind=event -k k\n").unwrap();
     assert_eq!(set.rules[0].kind, model::Kind::Event);
-    assert_eq!(set.rules[0].describe(), "-a always,exit -S execve -F path=/bin/x -F parent_exe=/bin/sh -F kind=event -k k");
-    assert!(load("-a always,exit -S execve -F kind=loud -k k\n").unwrap_err().to_string().contains("kind is alert or event"));
-    assert!(load("-a never,exit -S execve -F path=/bin/x -F kind=event\n").unwrap_err().to_string().contains("kind=event applies to always rules"));
+    assert_eq!(
+        set.rules[0].describe(),
+        "-a always,exit -S execve -F path=/bin/x -F parent_exe=/bin/sh -F kind=event -k k"
+    );
+    assert!(load("-a always,exit -S execve -F kind=loud -k k\n")
+        .unwrap_err()
+        .to_string()
+        .contains("kind is alert or event"));
+    assert!(load("-a never,exit -S execve -F path=/bin/x -F kind=event\n")
+        .unwrap_err()
+        .to_string()
+        .contains("kind=event applies to always rules"));
     assert!(load("-a always,exit -S execve -F parent_exe=relative\n").is_err());
 }

@@ -79,9 +79,7 @@ impl RotatingFile {
     }
 
     fn rotate(&mut self) -> Result<(), SinkError> {
-        self.syncer
-            .sync_now(&self.file)
-            .map_err(|e| SinkError::io(&self.path, "fdatasync", e))?;
+        self.syncer.sync_now(&self.file).map_err(|e| SinkError::io(&self.path, "fdatasync", e))?;
         if self.max_files == 0 {
             remove_if_present(&self.path)?;
         } else {
@@ -161,9 +159,7 @@ impl LineSink for RotatingFile {
     }
 
     fn sync(&mut self) -> Result<(), SinkError> {
-        self.syncer
-            .sync_now(&self.file)
-            .map_err(|e| SinkError::io(&self.path, "fdatasync", e))
+        self.syncer.sync_now(&self.file).map_err(|e| SinkError::io(&self.path, "fdatasync", e))
     }
 
     fn reopen(&mut self) -> Result<(), SinkError> {
@@ -183,10 +179,7 @@ fn open_append(path: &Path) -> Result<(File, u64), SinkError> {
         .mode(FILE_MODE)
         .open(path)
         .map_err(|e| SinkError::io(path, "open", e))?;
-    let size = file
-        .metadata()
-        .map_err(|e| SinkError::io(path, "stat", e))?
-        .len();
+    let size = file.metadata().map_err(|e| SinkError::io(path, "stat", e))?.len();
     Ok((file, size))
 }
 
@@ -286,11 +279,7 @@ impl SyncShared {
         let mut stop = self.stop.lock().unwrap_or_else(|e| e.into_inner());
         // Checked before each wait too: a stop asked for during a sync found nobody waiting.
         while !*stop {
-            stop = self
-                .wake
-                .wait_timeout(stop, SYNC_INTERVAL)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            stop = self.wake.wait_timeout(stop, SYNC_INTERVAL).unwrap_or_else(|e| e.into_inner()).0;
             if *stop {
                 return;
             }
@@ -314,11 +303,7 @@ mod tests {
     use super::*;
 
     fn lines_of(path: &Path) -> Vec<String> {
-        std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .map(String::from)
-            .collect()
+        std::fs::read_to_string(path).unwrap_or_default().lines().map(String::from).collect()
     }
 
     /// A line of exactly `len` bytes with its newline.
@@ -362,10 +347,7 @@ mod tests {
         f.write_line(&big).unwrap();
         f.write_line(&line(3, 30)).unwrap();
         assert_eq!(lines_of(&f.rotated_path(2)).len(), 1);
-        assert_eq!(
-            lines_of(&f.rotated_path(1)),
-            vec![String::from_utf8(big).unwrap()]
-        );
+        assert_eq!(lines_of(&f.rotated_path(1)), vec![String::from_utf8(big).unwrap()]);
         assert_eq!(lines_of(&path).len(), 1);
     }
 
@@ -382,9 +364,7 @@ mod tests {
             lines_of(p)
                 .iter()
                 .map(|l| {
-                    serde_json::from_str::<serde_json::Value>(l).unwrap()["n"]
-                        .as_u64()
-                        .unwrap()
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["n"].as_u64().unwrap()
                 })
                 .collect()
         };
@@ -444,17 +424,10 @@ mod tests {
         let secs = started.elapsed().as_secs_f64();
         let syncs = f.syncs();
         assert!(syncs >= 1, "lines written 1.5 s ago must have been synced");
-        assert!(
-            (syncs as f64) <= secs.ceil(),
-            "{syncs} syncs in {secs:.1} s"
-        );
+        assert!((syncs as f64) <= secs.ceil(), "{syncs} syncs in {secs:.1} s");
         f.write_line(b"{}").unwrap();
         f.sync().unwrap();
-        assert_eq!(
-            f.syncs(),
-            syncs + 1,
-            "an explicit sync of new lines syncs once"
-        );
+        assert_eq!(f.syncs(), syncs + 1, "an explicit sync of new lines syncs once");
         f.sync().unwrap();
         assert_eq!(f.syncs(), syncs + 1, "nothing new: no sync");
     }
@@ -477,31 +450,17 @@ mod tests {
         // /dev/full refuses every write with ENOSPC.
         let mut f = RotatingFile::open("/dev/full", 0, 0).unwrap();
         match f.write_line(b"{}") {
-            Err(SinkError::Io {
-                op: "write",
-                source,
-                ..
-            }) => assert_eq!(source.raw_os_error(), Some(libc::ENOSPC)),
+            Err(SinkError::Io { op: "write", source, .. }) => {
+                assert_eq!(source.raw_os_error(), Some(libc::ENOSPC))
+            }
             other => panic!("expected a write error, got {other:?}"),
         }
-        assert_eq!(
-            f.stats(),
-            SinkStats {
-                lost: 1,
-                ..Default::default()
-            }
-        );
+        assert_eq!(f.stats(), SinkStats { lost: 1, ..Default::default() });
     }
 
     #[test]
     fn a_missing_directory_is_an_open_error_naming_the_path() {
-        let e = RotatingFile::open("/nonexistent-dir/alerts.json", 0, 0)
-            .err()
-            .unwrap();
-        assert!(
-            e.to_string()
-                .starts_with("/nonexistent-dir/alerts.json: open: "),
-            "{e}"
-        );
+        let e = RotatingFile::open("/nonexistent-dir/alerts.json", 0, 0).err().unwrap();
+        assert!(e.to_string().starts_with("/nonexistent-dir/alerts.json: open: "), "{e}");
     }
 }

@@ -4,11 +4,11 @@
 //! (`sink::writer`) escapes quotes, newlines and control characters, so each alert stays
 //! exactly one line, and percent-encodes invalid UTF-8 (listed in `encoding.percent`).
 
+use super::writer::{key, JsonWriter};
+use crate::detect::docker_api::DockerRequest;
 use crate::enrich::container::ContainerInfo;
 use crate::event::{Action, Event, Ids};
-use crate::detect::docker_api::DockerRequest;
 use monitor_common::flag;
-use super::writer::{key, JsonWriter};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -64,7 +64,14 @@ pub struct ProcessParts {
 impl ProcessParts {
     /// Render the parts: the executable and argv of the process, its parent's pid and
     /// executable, and its ancestors (pid and executable, parent first).
-    pub fn render(&mut self, exe: Option<&[u8]>, args: &[Vec<u8>], ppid: u32, parent_exe: Option<&[u8]>, ancestors: &[(u32, Option<&[u8]>)]) {
+    pub fn render(
+        &mut self,
+        exe: Option<&[u8]>,
+        args: &[Vec<u8>],
+        ppid: u32,
+        parent_exe: Option<&[u8]>,
+        ancestors: &[(u32, Option<&[u8]>)],
+    ) {
         self.json.clear();
         let mut w = JsonWriter::new(&mut self.json);
         w.key(key!("executable")).opt_text(exe, || "process.executable".into());
@@ -79,7 +86,8 @@ impl ProcessParts {
         w.key(key!("ancestors")).open_array();
         for (i, (pid, exe)) in ancestors.iter().enumerate() {
             w.open().key(key!("pid")).u64(*pid as u64);
-            w.key(key!("executable")).opt_text(*exe, || format!("process.ancestors.{i}.executable"));
+            w.key(key!("executable"))
+                .opt_text(*exe, || format!("process.ancestors.{i}.executable"));
             w.close();
         }
         w.close_array();
@@ -105,7 +113,10 @@ impl RuleJson {
         let meta = rule.keys.first().and_then(|k| meta_json(k));
         let mut json = Vec::new();
         let mut w = JsonWriter::new(&mut json);
-        w.object(key!("rule")).key(key!("key")).str(rule.keys.first().map(String::as_str).unwrap_or("")).key(key!("source"));
+        w.object(key!("rule"))
+            .key(key!("key"))
+            .str(rule.keys.first().map(String::as_str).unwrap_or(""))
+            .key(key!("source"));
         match rule.source {
             RuleSource::Line(s) => w.str_and_number(&s.file, b':', s.line as u64),
             RuleSource::Builtin(name) => w.str(name),
@@ -140,8 +151,17 @@ impl UserParts {
     pub fn render<'n>(&mut self, ev: &Event, names: impl Fn(u32) -> Option<&'n str>) {
         self.json.clear();
         let mut w = JsonWriter::new(&mut self.json);
-        w.object(key!("user")).key(key!("id")).num_str("", ev.ids.uid as u64, 10).key(key!("name")).opt_str(names(ev.ids.uid));
-        w.object(key!("effective")).key(key!("id")).num_str("", ev.ids.euid as u64, 10).key(key!("name")).opt_str(names(ev.ids.euid)).close();
+        w.object(key!("user"))
+            .key(key!("id"))
+            .num_str("", ev.ids.uid as u64, 10)
+            .key(key!("name"))
+            .opt_str(names(ev.ids.uid));
+        w.object(key!("effective"))
+            .key(key!("id"))
+            .num_str("", ev.ids.euid as u64, 10)
+            .key(key!("name"))
+            .opt_str(names(ev.ids.euid))
+            .close();
         w.object(key!("audit")).key(key!("id"));
         if ev.auid == u32::MAX {
             w.str("unset");
@@ -150,7 +170,11 @@ impl UserParts {
         }
         w.close().close();
         w.object(key!("group")).key(key!("id")).num_str("", ev.ids.gid as u64, 10);
-        w.object(key!("effective")).key(key!("id")).num_str("", ev.ids.egid as u64, 10).close().close();
+        w.object(key!("effective"))
+            .key(key!("id"))
+            .num_str("", ev.ids.egid as u64, 10)
+            .close()
+            .close();
     }
 }
 
@@ -195,13 +219,19 @@ struct MetaJson {
 }
 
 fn meta_json(key: &str) -> Option<&'static MetaJson> {
-    static TABLE: std::sync::OnceLock<crate::hash::FastMap<&'static str, MetaJson>> = std::sync::OnceLock::new();
+    static TABLE: std::sync::OnceLock<crate::hash::FastMap<&'static str, MetaJson>> =
+        std::sync::OnceLock::new();
     let table = TABLE.get_or_init(|| {
         crate::rules::metadata::all()
             .map(|(key, m)| {
                 let mut rule_members = Vec::new();
                 let mut w = JsonWriter::new(&mut rule_members);
-                w.key(key!("name")).str(&m.title).key(key!("description")).str(&m.description).key(key!("remediation")).str(&m.remediation);
+                w.key(key!("name"))
+                    .str(&m.title)
+                    .key(key!("description"))
+                    .str(&m.description)
+                    .key(key!("remediation"))
+                    .str(&m.remediation);
                 w.key(key!("severity")).str(&m.severity);
                 let mut threat = Vec::new();
                 let mut w = JsonWriter::new(&mut threat);
@@ -308,7 +338,12 @@ pub fn render_into(a: &Alert, ctx: &Context, timestamp: &str, buf: &mut Vec<u8>)
     match ev.action {
         _ if a.docker.is_some() => {
             let (req, socket) = a.docker.as_deref().unwrap();
-            w.object(key!("file")).key(key!("path")).text(socket, || "file.path".into()).key(key!("type")).lit("socket").close();
+            w.object(key!("file"))
+                .key(key!("path"))
+                .text(socket, || "file.path".into())
+                .key(key!("type"))
+                .lit("socket")
+                .close();
             w.object(key!("docker")).key(key!("request")).value(&req.request);
             w.key(key!("findings")).open_array();
             for f in &req.findings {
@@ -328,7 +363,11 @@ pub fn render_into(a: &Alert, ctx: &Context, timestamp: &str, buf: &mut Vec<u8>)
             w.close();
         }
         Action::Connect => {
-            w.object(key!("file")).key(key!("path")).opt_text(ev.path2.as_deref(), || "file.path".into()).key(key!("type")).lit("socket");
+            w.object(key!("file"))
+                .key(key!("path"))
+                .opt_text(ev.path2.as_deref(), || "file.path".into())
+                .key(key!("type"))
+                .lit("socket");
             w.key(key!("inode"));
             if ev.ino != 0 {
                 w.u64(ev.ino);
@@ -336,7 +375,10 @@ pub fn render_into(a: &Alert, ctx: &Context, timestamp: &str, buf: &mut Vec<u8>)
                 w.null();
             }
             w.close();
-            w.object(key!("socket")).key(key!("requested_path")).opt_text(ev.path.as_deref(), || "socket.requested_path".into()).close();
+            w.object(key!("socket"))
+                .key(key!("requested_path"))
+                .opt_text(ev.path.as_deref(), || "socket.requested_path".into())
+                .close();
         }
         Action::UserMessage => {
             let rtype = ev.args[0] as u16;
@@ -359,7 +401,9 @@ pub fn render_into(a: &Alert, ctx: &Context, timestamp: &str, buf: &mut Vec<u8>)
             w.key(key!("became_root")).bool(ev.ids.became_root(&ev.old_ids)).close();
         }
         _ => {
-            w.object(key!("file")).key(key!("path")).opt_text(ev.path.as_deref(), || "file.path".into());
+            w.object(key!("file"))
+                .key(key!("path"))
+                .opt_text(ev.path.as_deref(), || "file.path".into());
             if let Some(p2) = &ev.path2 {
                 let (k, field) = if ev.action == Action::Symlink {
                     (key!("link_target"), "file.link_target")
@@ -387,7 +431,11 @@ pub fn render_into(a: &Alert, ctx: &Context, timestamp: &str, buf: &mut Vec<u8>)
         write_container(&mut w, c);
     }
     if let Some(detail) = &a.tamper {
-        w.object(key!("tamper")).key(key!("detail")).str(detail).key(key!("monitor_pid")).u64(a.monitor_pid as u64);
+        w.object(key!("tamper"))
+            .key(key!("detail"))
+            .str(detail)
+            .key(key!("monitor_pid"))
+            .u64(a.monitor_pid as u64);
         if ev.action == Action::Signal {
             w.key(key!("signal")).i64(ev.args[0] as i32 as i64);
         }
@@ -399,7 +447,13 @@ pub fn render_into(a: &Alert, ctx: &Context, timestamp: &str, buf: &mut Vec<u8>)
 }
 
 /// An in-band record about the monitor itself (start, heartbeat, events lost, stop).
-pub fn render_record(action: &str, sequence: u64, timestamp: &str, hostname: &str, monitor: Value) -> String {
+pub fn render_record(
+    action: &str,
+    sequence: u64,
+    timestamp: &str,
+    hostname: &str,
+    monitor: Value,
+) -> String {
     json!({
         "@timestamp": timestamp,
         "event": {"kind": "metric", "action": action, "sequence": sequence, "dataset": "monitor"},

@@ -66,11 +66,7 @@ impl SinkError {
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, op: &'static str, source: io::Error) -> SinkError {
-        SinkError::Io {
-            path: path.into(),
-            op,
-            source,
-        }
+        SinkError::Io { path: path.into(), op, source }
     }
 }
 
@@ -111,10 +107,7 @@ pub struct Stdout {
 
 impl Stdout {
     pub fn new() -> Stdout {
-        Stdout {
-            out: io::stdout(),
-            stats: SinkStats::default(),
-        }
+        Stdout { out: io::stdout(), stats: SinkStats::default() }
     }
 }
 
@@ -132,10 +125,8 @@ impl LineSink for Stdout {
     fn write_line(&mut self, line: &[u8]) -> Result<(), SinkError> {
         let line = strip_line(line).inspect_err(|_| self.stats.lost += 1)?;
         let mut out = self.out.lock();
-        let written = out
-            .write_all(line)
-            .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush());
+        let written =
+            out.write_all(line).and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush());
         match written {
             Ok(()) => {
                 self.stats.lines += 1;
@@ -193,11 +184,7 @@ impl Fanout {
         Fanout {
             sinks: sinks
                 .into_iter()
-                .map(|sink| Slot {
-                    sink,
-                    last_log: None,
-                    unlogged: 0,
-                })
+                .map(|sink| Slot { sink, last_log: None, unlogged: 0 })
                 .collect(),
             pending: Vec::new(),
         }
@@ -205,10 +192,7 @@ impl Fanout {
 
     /// Each sink's name and counters (for the stop record and `events-lost`-style reports).
     pub fn stats(&self) -> Vec<(String, SinkStats)> {
-        self.sinks
-            .iter()
-            .map(|s| (s.sink.name().to_string(), s.sink.stats()))
-            .collect()
+        self.sinks.iter().map(|s| (s.sink.name().to_string(), s.sink.stats())).collect()
     }
 
     /// Reopen every sink (SIGUSR1). Failures are logged; the sinks retry on the next line.
@@ -248,10 +232,7 @@ impl Slot {
     fn failed(&mut self, e: SinkError) {
         self.unlogged += 1;
         let now = Instant::now();
-        if self
-            .last_log
-            .is_none_or(|t| now.duration_since(t) >= ERROR_LOG_EVERY)
-        {
+        if self.last_log.is_none_or(|t| now.duration_since(t) >= ERROR_LOG_EVERY) {
             tracing::warn!(
                 output = self.sink.name(),
                 lost_since_last_report = self.unlogged,
@@ -334,14 +315,7 @@ mod tests {
 
     fn recorder(fail: Option<fn() -> SinkError>) -> (Box<dyn LineSink>, Lines) {
         let lines = Arc::new(Mutex::new(Vec::new()));
-        (
-            Box::new(Recorder {
-                lines: lines.clone(),
-                fail,
-                stats: SinkStats::default(),
-            }),
-            lines,
-        )
+        (Box::new(Recorder { lines: lines.clone(), fail, stats: SinkStats::default() }), lines)
     }
 
     #[test]
@@ -355,19 +329,13 @@ mod tests {
         assert_eq!(*a_lines.lock().unwrap(), want);
         assert_eq!(*b_lines.lock().unwrap(), want, "each sink gets each line");
         f.write_all(b"\n").unwrap();
-        assert_eq!(
-            a_lines.lock().unwrap().len(),
-            3,
-            "the partial line is sent once completed"
-        );
+        assert_eq!(a_lines.lock().unwrap().len(), 3, "the partial line is sent once completed");
     }
 
     #[test]
     fn a_failing_sink_does_not_hold_up_the_others_and_counts_its_losses() {
-        let (bad, _) = recorder(Some(|| SinkError::Busy {
-            path: "/x".into(),
-            waited: Duration::ZERO,
-        }));
+        let (bad, _) =
+            recorder(Some(|| SinkError::Busy { path: "/x".into(), waited: Duration::ZERO }));
         let (good, lines) = recorder(None);
         let mut f = Fanout::new(vec![bad, good]);
         f.write_all(b"1\n2\n3\n").unwrap();
@@ -387,10 +355,7 @@ mod tests {
 
     #[test]
     fn a_line_with_a_newline_inside_is_refused() {
-        assert!(matches!(
-            strip_line(b"a\nb"),
-            Err(SinkError::EmbeddedNewline { at: 1 })
-        ));
+        assert!(matches!(strip_line(b"a\nb"), Err(SinkError::EmbeddedNewline { at: 1 })));
         assert_eq!(strip_line(b"ab\n").unwrap(), b"ab");
     }
 }

@@ -49,7 +49,13 @@ pub struct Sink<W: Write> {
 
 impl<W: Write> Sink<W> {
     /// Lines to `out`; times from `clock`, `host` in every line.
-    pub fn new(out: W, clock: Clock, host: &str, monitor_pid: u32, flush_each_line: bool) -> Sink<W> {
+    pub fn new(
+        out: W,
+        clock: Clock,
+        host: &str,
+        monitor_pid: u32,
+        flush_each_line: bool,
+    ) -> Sink<W> {
         Sink {
             out: Output::inline(out),
             flush_each_line,
@@ -83,7 +89,12 @@ impl<W: Write> Sink<W> {
     }
 
     /// The user members for the alerts from now on: `ev`'s ids, named by `names`.
-    pub fn set_user<'n>(&mut self, key: (u64, [u32; 5]), ev: &Event, names: impl Fn(u32) -> Option<&'n str>) -> std::io::Result<()> {
+    pub fn set_user<'n>(
+        &mut self,
+        key: (u64, [u32; 5]),
+        ev: &Event,
+        names: impl Fn(u32) -> Option<&'n str>,
+    ) -> std::io::Result<()> {
         let mut parts = UserParts::default();
         parts.render(ev, names);
         self.user_of = Some(key);
@@ -101,7 +112,8 @@ impl<W: Write> Sink<W> {
             self.rules_sent.resize(i + 1, false);
         }
         self.rules_sent[i] = true;
-        let json = RuleJson::render(&RuleRef { keys: &rule.keys, source: RuleSource::Line(&rule.source) });
+        let json =
+            RuleJson::render(&RuleRef { keys: &rule.keys, source: RuleSource::Line(&rule.source) });
         self.out.send(Item::Rule(i, json))
     }
 
@@ -122,14 +134,22 @@ impl<W: Write> Sink<W> {
     }
 
     /// One verdict of `ev` as a line; its `event.sequence`.
-    pub fn alert(&mut self, ev: &Arc<Event>, v: Verdict, container: Option<ContainerInfo>) -> std::io::Result<u64> {
+    pub fn alert(
+        &mut self,
+        ev: &Arc<Event>,
+        v: Verdict,
+        container: Option<ContainerInfo>,
+    ) -> std::io::Result<u64> {
         if self.hostname_sent.as_ref().is_none_or(|h| !Arc::ptr_eq(h, &self.hostname)) {
             self.out.send(Item::Hostname(self.hostname.to_string()))?;
             self.hostname_sent = Some(self.hostname.clone());
         }
         let rule = match v.raised {
             Raised::Rule(i) => RaisedBy::Loaded(i),
-            Raised::Builtin { keys, source } => RaisedBy::Builtin(RuleJson::render(&RuleRef { keys: &keys, source: RuleSource::Builtin(source) })),
+            Raised::Builtin { keys, source } => RaisedBy::Builtin(RuleJson::render(&RuleRef {
+                keys: &keys,
+                source: RuleSource::Builtin(source),
+            })),
         };
         self.sequence += 1;
         let alert = Alert {
@@ -155,7 +175,13 @@ impl<W: Write> Sink<W> {
     pub fn record(&mut self, action: &str, monitor: serde_json::Value) -> std::io::Result<String> {
         self.sequence += 1;
         let now = self.clock.now_wall_ns();
-        let line = json::render_record(action, self.sequence, &crate::enrich::rfc3339(now), &self.hostname, monitor);
+        let line = json::render_record(
+            action,
+            self.sequence,
+            &crate::enrich::rfc3339(now),
+            &self.hostname,
+            monitor,
+        );
         self.out.send(Item::Line(line.clone().into_bytes()))?;
         self.line_done()?;
         Ok(line)

@@ -50,7 +50,12 @@ pub struct Renderer<W: Write> {
 
 impl<W: Write> Renderer<W> {
     fn new(out: W) -> Renderer<W> {
-        Renderer { out, line: Vec::with_capacity(4096), timestamps: Timestamps::default(), context: Context::default() }
+        Renderer {
+            out,
+            line: Vec::with_capacity(4096),
+            timestamps: Timestamps::default(),
+            context: Context::default(),
+        }
     }
 
     /// Write a line, or take in a change. Changes are taken out of the item (the item is
@@ -151,7 +156,12 @@ impl<W: Write + Send + 'static> Output<W> {
             }
             renderer.out.flush()
         })?;
-        Ok(Output::Threaded(Threaded { batch: Vec::with_capacity(BATCH), to_thread: Some(to_thread), spare, thread: Some(thread) }))
+        Ok(Output::Threaded(Threaded {
+            batch: Vec::with_capacity(BATCH),
+            to_thread: Some(to_thread),
+            spare,
+            thread: Some(thread),
+        }))
     }
 }
 
@@ -227,7 +237,13 @@ mod tests {
         for i in 0..2000u64 {
             if i % 100 == 0 {
                 let mut p = ProcessParts::default();
-                p.render(Some(format!("/bin/p{i}").as_bytes()), &[b"p".to_vec(), vec![0xff, b'"']], 1, None, &[(1, Some(b"/sbin/init"))]);
+                p.render(
+                    Some(format!("/bin/p{i}").as_bytes()),
+                    &[b"p".to_vec(), vec![0xff, b'"']],
+                    1,
+                    None,
+                    &[(1, Some(b"/sbin/init"))],
+                );
                 out.push(Item::Process(p));
             }
             let mut ev = event_at(Action::Open, 257, &format!("/etc/docker/f{i}"));
@@ -238,7 +254,13 @@ mod tests {
                 out.push(Item::User(u));
             }
             if i < 4 {
-                out.push(Item::Rule(i as usize, RuleJson::render(&RuleRef { keys: &keys[i as usize], source: RuleSource::Builtin("test") })));
+                out.push(Item::Rule(
+                    i as usize,
+                    RuleJson::render(&RuleRef {
+                        keys: &keys[i as usize],
+                        source: RuleSource::Builtin("test"),
+                    }),
+                ));
             }
             if i % 1000 == 0 {
                 out.push(Item::Hostname(format!("host-{i}")));
@@ -246,7 +268,14 @@ mod tests {
             if i % 700 == 0 {
                 out.push(Item::Line(format!("{{\"line\":{i}}}").into_bytes()));
             }
-            let rule = if i % 5 == 4 { RaisedBy::Builtin(RuleJson::render(&RuleRef { keys: &keys[0], source: RuleSource::Builtin("b") })) } else { RaisedBy::Loaded((i % 4) as usize) };
+            let rule = if i % 5 == 4 {
+                RaisedBy::Builtin(RuleJson::render(&RuleRef {
+                    keys: &keys[0],
+                    source: RuleSource::Builtin("b"),
+                }))
+            } else {
+                RaisedBy::Loaded((i % 4) as usize)
+            };
             out.push(Item::Alert(Alert {
                 ev: Arc::new(ev),
                 kind: crate::rules::model::Kind::Alert,
@@ -296,8 +325,13 @@ mod tests {
         let got = written.0.lock().unwrap().clone();
         assert!(got == expected, "threaded output differs from inline output");
         // Every line is one JSON object; the context changes show where they were sent.
-        let lines: Vec<serde_json::Value> = got.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
-        let alerts: Vec<&serde_json::Value> = lines.iter().filter(|v| v.get("line").is_none()).collect();
+        let lines: Vec<serde_json::Value> = got
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        let alerts: Vec<&serde_json::Value> =
+            lines.iter().filter(|v| v.get("line").is_none()).collect();
         assert_eq!(alerts.len(), 2000);
         assert_eq!(alerts[99]["process"]["executable"], "/bin/p0");
         assert_eq!(alerts[100]["process"]["executable"], "/bin/p100");

@@ -15,7 +15,12 @@ const EVERY: Duration = Duration::from_millis(250);
 
 impl Progress {
     pub fn stderr(label: &'static str) -> Progress {
-        Progress { label, enabled: std::io::stderr().is_terminal(), started: Instant::now(), last: None }
+        Progress {
+            label,
+            enabled: std::io::stderr().is_terminal(),
+            started: Instant::now(),
+            last: None,
+        }
     }
 
     /// `done` of `total` bytes read.
@@ -27,7 +32,12 @@ impl Progress {
         let pct = if total > 0 { done as f64 * 100.0 / total as f64 } else { 100.0 };
         let secs = self.started.elapsed().as_secs_f64();
         let rate = done as f64 / secs.max(1e-3) / (1 << 20) as f64;
-        let _ = write!(std::io::stderr(), "\r{}: {pct:5.1}% of {} MiB, {rate:.1} MiB/s ", self.label, total >> 20);
+        let _ = write!(
+            std::io::stderr(),
+            "\r{}: {pct:5.1}% of {} MiB, {rate:.1} MiB/s ",
+            self.label,
+            total >> 20
+        );
     }
 
     /// Clear the line (before the summary).

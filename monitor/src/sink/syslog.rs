@@ -152,14 +152,10 @@ impl Syslog {
     }
 
     fn unavailable(&self, source: io::Error) -> SinkError {
-        let retry_in = self.down.map_or(Duration::ZERO, |(at, _)| {
-            at.saturating_duration_since(Instant::now())
-        });
-        SinkError::Unavailable {
-            path: self.cfg.socket.clone(),
-            source,
-            retry_in,
-        }
+        let retry_in = self
+            .down
+            .map_or(Duration::ZERO, |(at, _)| at.saturating_duration_since(Instant::now()));
+        SinkError::Unavailable { path: self.cfg.socket.clone(), source, retry_in }
     }
 
     fn format(&mut self, line: &[u8]) {
@@ -176,12 +172,7 @@ impl Syslog {
         };
         self.buf.clear();
         self.buf.extend_from_slice(
-            format!(
-                "<{pri}>1 {ts} {} {} - ",
-                self.header,
-                header_field(&action, 32)
-            )
-            .as_bytes(),
+            format!("<{pri}>1 {ts} {} {} - ", self.header, header_field(&action, 32)).as_bytes(),
         );
         self.buf.extend_from_slice(line);
     }
@@ -206,9 +197,7 @@ impl Syslog {
     /// Send the formatted message once the socket is connected.
     fn send(&mut self) -> Result<(), SinkError> {
         let path = || self.cfg.socket.clone();
-        let Some(sock) = &self.sock else {
-            unreachable!("send without a socket")
-        };
+        let Some(sock) = &self.sock else { unreachable!("send without a socket") };
         let mut waited = Duration::ZERO;
         let mut result = self.send_now(sock);
         if matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock) && !self.congested {
@@ -226,15 +215,11 @@ impl Syslog {
             Err(e) => match e.raw_os_error() {
                 Some(libc::EAGAIN) | Some(libc::ENOBUFS) => {
                     self.congested = true;
-                    Err(SinkError::Busy {
-                        path: path(),
-                        waited,
-                    })
+                    Err(SinkError::Busy { path: path(), waited })
                 }
-                Some(libc::EMSGSIZE) => Err(SinkError::TooLarge {
-                    path: path(),
-                    len: self.buf.len(),
-                }),
+                Some(libc::EMSGSIZE) => {
+                    Err(SinkError::TooLarge { path: path(), len: self.buf.len() })
+                }
                 Some(
                     libc::ECONNREFUSED
                     | libc::ENOTCONN
@@ -311,22 +296,14 @@ impl LineSink for Syslog {
 
 /// Wait until the connected receiver has room, at most `timeout`.
 fn wait_writable(sock: &UnixDatagram, timeout: Duration) -> bool {
-    let mut pfd = libc::pollfd {
-        fd: sock.as_raw_fd(),
-        events: libc::POLLOUT,
-        revents: 0,
-    };
+    let mut pfd = libc::pollfd { fd: sock.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
     let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
     unsafe { libc::poll(&mut pfd, 1, ms) == 1 && pfd.revents & libc::POLLOUT != 0 }
 }
 
 /// A header field: printable US-ASCII without spaces, at most `max` bytes, `-` when empty.
 fn header_field(s: &str, max: usize) -> String {
-    let f: String = s
-        .chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(max)
-        .collect();
+    let f: String = s.chars().filter(|c| c.is_ascii_graphic()).take(max).collect();
     if f.is_empty() {
         "-".into()
     } else {
@@ -356,9 +333,7 @@ fn classify(line: &[u8]) -> (u8, String) {
         action: Option<String>,
         severity: Option<u64>,
     }
-    let event = serde_json::from_slice::<Line>(line)
-        .map(|l| l.event)
-        .unwrap_or_default();
+    let event = serde_json::from_slice::<Line>(line).map(|l| l.event).unwrap_or_default();
     let action = event.action.unwrap_or_default();
     let severity = match (event.kind.as_deref(), event.severity) {
         (Some("metric"), _) if matches!(action.as_str(), "events-lost" | "rules-reload-failed") => {
@@ -392,10 +367,7 @@ mod tests {
     }
 
     fn config(path: &std::path::Path) -> SyslogConfig {
-        SyslogConfig {
-            hostname: "host one".into(),
-            ..SyslogConfig::new(path)
-        }
+        SyslogConfig { hostname: "host one".into(), ..SyslogConfig::new(path) }
     }
 
     #[test]
@@ -449,17 +421,12 @@ mod tests {
     fn a_missing_socket_is_typed_and_retried_after_the_delay() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("later.sock");
-        assert!(matches!(
-            Syslog::open(config(&path)),
-            Err(SinkError::Unavailable { .. })
-        ));
+        assert!(matches!(Syslog::open(config(&path)), Err(SinkError::Unavailable { .. })));
         // Open while listening, then the logger goes away and comes back.
         let rx = UnixDatagram::bind(&path).unwrap();
-        let mut s = Syslog::open(SyslogConfig {
-            retry_delay: Duration::from_millis(300),
-            ..config(&path)
-        })
-        .unwrap();
+        let mut s =
+            Syslog::open(SyslogConfig { retry_delay: Duration::from_millis(300), ..config(&path) })
+                .unwrap();
         drop(rx);
         std::fs::remove_file(&path).unwrap();
         let e = s.write_line(b"{}").unwrap_err();
@@ -484,11 +451,7 @@ mod tests {
     fn a_full_receiver_costs_one_bounded_wait_then_drops_at_once() {
         let (_dir, path, rx) = receiver();
         let timeout = Duration::from_millis(100);
-        let mut s = Syslog::open(SyslogConfig {
-            send_timeout: timeout,
-            ..config(&path)
-        })
-        .unwrap();
+        let mut s = Syslog::open(SyslogConfig { send_timeout: timeout, ..config(&path) }).unwrap();
         // Nobody reads: the receiver's queue (net.unix.max_dgram_qlen) fills.
         let started = Instant::now();
         let mut busy = Vec::new();
@@ -499,14 +462,8 @@ mod tests {
         }
         let took = started.elapsed();
         assert!(!busy.is_empty(), "3000 unread messages must fill the queue");
-        assert!(
-            busy.iter().all(|e| matches!(e, SinkError::Busy { .. })),
-            "{busy:?}"
-        );
-        assert!(
-            took < timeout * 5,
-            "one wait, not one per message: {took:?}"
-        );
+        assert!(busy.iter().all(|e| matches!(e, SinkError::Busy { .. })), "{busy:?}");
+        assert!(took < timeout * 5, "one wait, not one per message: {took:?}");
         let stats = s.stats();
         assert_eq!(stats.lines + stats.lost, 3000);
         assert_eq!(stats.lost, busy.len() as u64);

@@ -78,11 +78,7 @@ pub struct OutputOptions {
 
 impl Default for OutputOptions {
     fn default() -> Self {
-        OutputOptions {
-            max_size: 100 << 20,
-            max_files: 10,
-            facility: Facility::Authpriv,
-        }
+        OutputOptions { max_size: 100 << 20, max_files: 10, facility: Facility::Authpriv }
     }
 }
 
@@ -107,10 +103,7 @@ impl OutputTarget {
 pub fn parse_size(s: &str) -> Result<u64, TargetError> {
     let err = || TargetError::Size(s.into());
     let t = s.trim();
-    let t = t
-        .strip_suffix("iB")
-        .or_else(|| t.strip_suffix('B'))
-        .unwrap_or(t);
+    let t = t.strip_suffix("iB").or_else(|| t.strip_suffix('B')).unwrap_or(t);
     let (digits, shift) = match t.chars().last() {
         Some('K' | 'k') => (&t[..t.len() - 1], 10),
         Some('M' | 'm') => (&t[..t.len() - 1], 20),
@@ -134,26 +127,17 @@ mod tests {
                 OutputTarget::File("/var/log/monitor/alerts.json".into()),
             ),
             ("syslog", OutputTarget::Syslog("/dev/log".into())),
-            (
-                "syslog:unix:/run/x.sock",
-                OutputTarget::Syslog("/run/x.sock".into()),
-            ),
+            ("syslog:unix:/run/x.sock", OutputTarget::Syslog("/run/x.sock".into())),
         ] {
             assert_eq!(s.parse::<OutputTarget>().unwrap(), t);
         }
         assert_eq!(OutputTarget::File("a:b".into()).to_string(), "file:a:b");
-        assert_eq!(
-            "file:".parse::<OutputTarget>(),
-            Err(TargetError::EmptyPath("file:".into()))
-        );
+        assert_eq!("file:".parse::<OutputTarget>(), Err(TargetError::EmptyPath("file:".into())));
         assert!(matches!(
             "syslog:tcp:h:514".parse::<OutputTarget>(),
             Err(TargetError::UnsupportedSyslog(_))
         ));
-        assert!(matches!(
-            "stderr".parse::<OutputTarget>(),
-            Err(TargetError::Unknown(_))
-        ));
+        assert!(matches!("stderr".parse::<OutputTarget>(), Err(TargetError::Unknown(_))));
     }
 
     #[test]

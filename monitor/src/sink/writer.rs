@@ -71,7 +71,12 @@ impl<'a> JsonWriter<'a> {
     /// belongs to it. Schema keys need no escape: the key is one copy, comma included.
     #[inline(always)]
     pub fn key(&mut self, k: &'static str) -> &mut Self {
-        debug_assert!(k.starts_with(",\"") && k.ends_with("\":") && first_to_escape(&k.as_bytes()[2..k.len() - 2]).is_none(), "{k}");
+        debug_assert!(
+            k.starts_with(",\"")
+                && k.ends_with("\":")
+                && first_to_escape(&k.as_bytes()[2..k.len() - 2]).is_none(),
+            "{k}"
+        );
         let k = if self.comma { k } else { &k[1..] };
         self.buf.extend_from_slice(k.as_bytes());
         self.comma = false;
@@ -323,7 +328,12 @@ fn is_plain_ascii(b: &[u8]) -> bool {
         let x = u64::from_le_bytes(c.try_into().unwrap());
         let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
         // A borrow can only raise a flag after a byte that raised one itself.
-        if (x & HIGHS) | (x.wrapping_sub(ONES * 0x20) & HIGHS) | zero(x ^ (ONES * b'"' as u64)) | zero(x ^ (ONES * b'\\' as u64)) != 0 {
+        if (x & HIGHS)
+            | (x.wrapping_sub(ONES * 0x20) & HIGHS)
+            | zero(x ^ (ONES * b'"' as u64))
+            | zero(x ^ (ONES * b'\\' as u64))
+            != 0
+        {
             return false;
         }
     }
@@ -340,10 +350,16 @@ fn first_to_escape(b: &[u8]) -> Option<usize> {
         let x = u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
         // A zero byte in x ^ c marks a byte equal to c; x - 0x20.. borrows where a byte < 0x20.
         let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-        let hit = (x.wrapping_sub(ONES * 0x20) & !x & HIGHS) | zero(x ^ (ONES * b'"' as u64)) | zero(x ^ (ONES * b'\\' as u64));
+        let hit = (x.wrapping_sub(ONES * 0x20) & !x & HIGHS)
+            | zero(x ^ (ONES * b'"' as u64))
+            | zero(x ^ (ONES * b'\\' as u64));
         if hit != 0 {
             // The flags can be set by a borrow past the first match, never before it.
-            return b[i..i + 8].iter().position(|&c| NEEDS_ESCAPE[c as usize]).map(|o| i + o).or_else(|| first_to_escape(&b[i + 8..]).map(|o| i + 8 + o));
+            return b[i..i + 8]
+                .iter()
+                .position(|&c| NEEDS_ESCAPE[c as usize])
+                .map(|o| i + o)
+                .or_else(|| first_to_escape(&b[i + 8..]).map(|o| i + 8 + o));
         }
         i += 8;
     }
@@ -369,7 +385,14 @@ pub fn escape_into(buf: &mut Vec<u8>, s: &str) {
             b'\t' => buf.extend_from_slice(b"\\t"),
             0x08 => buf.extend_from_slice(b"\\b"),
             0x0c => buf.extend_from_slice(b"\\f"),
-            _ => buf.extend_from_slice(&[b'\\', b'u', b'0', b'0', HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]]),
+            _ => buf.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 0xf) as usize],
+            ]),
         }
         start = i + 1;
     }
@@ -420,7 +443,13 @@ mod tests {
 
     #[test]
     fn invalid_utf8_round_trips_and_valid_text_is_untouched() {
-        for input in [&b"plain %41 text"[..], b"\xff\xfe", b"caf\xc3\xa9 \xc3 50% \x00\n\"q\"", b"%", b"\xed\xa0\x80"] {
+        for input in [
+            &b"plain %41 text"[..],
+            b"\xff\xfe",
+            b"caf\xc3\xa9 \xc3 50% \x00\n\"q\"",
+            b"%",
+            b"\xed\xa0\x80",
+        ] {
             let mut buf = Vec::new();
             let mut w = JsonWriter::new(&mut buf);
             w.text(input, || "f".into());
@@ -464,7 +493,8 @@ mod tests {
         for len in 0..40 {
             for at in 0..=len {
                 for (k, &s) in specials.iter().enumerate() {
-                    let mut v: Vec<u8> = (0..len).map(|i| harmless[(i + k) % harmless.len()]).collect();
+                    let mut v: Vec<u8> =
+                        (0..len).map(|i| harmless[(i + k) % harmless.len()]).collect();
                     if at < len {
                         v[at] = s;
                     }
@@ -491,14 +521,44 @@ mod tests {
 
     #[test]
     fn numbers_are_written_as_format_writes_them() {
-        let listed = [0u64, 1, 7, 8, 9, 10, 15, 16, 99, 100, 101, 255, 999, 1000, 4096, 65534, 123_456_789, u32::MAX as u64, 9_999_999_999_999_999_999, 10_000_000_000_000_000_000, u64::MAX];
+        let listed = [
+            0u64,
+            1,
+            7,
+            8,
+            9,
+            10,
+            15,
+            16,
+            99,
+            100,
+            101,
+            255,
+            999,
+            1000,
+            4096,
+            65534,
+            123_456_789,
+            u32::MAX as u64,
+            9_999_999_999_999_999_999,
+            10_000_000_000_000_000_000,
+            u64::MAX,
+        ];
         // Every digit-count boundary of base 10, 8 and 16.
         let powers_of_two = (0..64).flat_map(|k| [1u64 << k, (1u64 << k) - 1, (1u64 << k) + 1]);
-        let powers_of_ten = (0..20).flat_map(|k| [10u64.pow(k), 10u64.pow(k) - 1, 10u64.pow(k) + 1]);
+        let powers_of_ten =
+            (0..20).flat_map(|k| [10u64.pow(k), 10u64.pow(k) - 1, 10u64.pow(k) + 1]);
         for n in listed.into_iter().chain(powers_of_two).chain(powers_of_ten) {
             let mut buf = Vec::new();
             let mut w = JsonWriter::new(&mut buf);
-            w.open_array().u64(n).i64(n as i64).i64(-(n as i64)).num_str("0x", n, 16).num_str("0o", n, 8).num_str("", n, 10).close_array();
+            w.open_array()
+                .u64(n)
+                .i64(n as i64)
+                .i64(-(n as i64))
+                .num_str("0x", n, 16)
+                .num_str("0o", n, 8)
+                .num_str("", n, 10)
+                .close_array();
             let want = format!("[{n},{},{},\"{n:#x}\",\"{n:#o}\",\"{n}\"]", n as i64, -(n as i64));
             assert_eq!(String::from_utf8(buf).unwrap(), want);
         }
@@ -513,7 +573,12 @@ mod tests {
         let mut w = JsonWriter::new(&mut buf);
         w.open();
         w.key(key!("a")).u64(1).key(key!("b")).open_array().i64(-1).null().bool(true).close_array();
-        w.object(key!("c")).key(key!("d")).fmt(format_args!("{:#x}", 255)).key(key!("e")).text(b"\xff", || "c.e".into()).close();
+        w.object(key!("c"))
+            .key(key!("d"))
+            .fmt(format_args!("{:#x}", 255))
+            .key(key!("e"))
+            .text(b"\xff", || "c.e".into())
+            .close();
         w.key(key!("v")).value(&serde_json::json!({"x": [1, "y"]}));
         w.encoding().close();
         let v: Value = serde_json::from_slice(&buf).unwrap();

@@ -6,7 +6,6 @@
 
 pub mod records;
 
-
 pub use monitor_common::sys::{class_of, is_setgid, is_setid};
 use syscalls::x86_64::Sysno;
 
@@ -61,7 +60,13 @@ mod tests {
             assert_eq!(number(n), Some(nr), "{n}");
             assert_eq!(name(nr), Some(n));
         }
-        let hooked = sys::OPENS.iter().chain(&sys::TWO_PATHS).chain(&sys::FD).chain(&sys::ONE_PATH).chain(&sys::SETID).chain(&sys::EXEC);
+        let hooked = sys::OPENS
+            .iter()
+            .chain(&sys::TWO_PATHS)
+            .chain(&sys::FD)
+            .chain(&sys::ONE_PATH)
+            .chain(&sys::SETID)
+            .chain(&sys::EXEC);
         for nr in hooked.chain(&sys::SENDS).chain(&sys::TAMPER) {
             assert!(name(*nr).is_some() && *nr < MAX_NR, "{nr}");
         }
@@ -72,7 +77,10 @@ mod tests {
     #[test]
     fn the_newer_calls_are_not_in_the_crate_yet() {
         for (n, nr) in NEWER {
-            assert!(Sysno::new(*nr as usize).is_none(), "the syscalls crate now knows {n}: drop it from NEWER");
+            assert!(
+                Sysno::new(*nr as usize).is_none(),
+                "the syscalls crate now knows {n}: drop it from NEWER"
+            );
             assert_eq!(number(n), Some(*nr));
         }
     }
@@ -80,7 +88,13 @@ mod tests {
     /// Every file call is handled by exactly one exit program.
     #[test]
     fn the_file_families_do_not_overlap() {
-        let mut all: Vec<u32> = sys::OPENS.iter().chain(&sys::TWO_PATHS).chain(&sys::FD).chain(&sys::ONE_PATH).copied().collect();
+        let mut all: Vec<u32> = sys::OPENS
+            .iter()
+            .chain(&sys::TWO_PATHS)
+            .chain(&sys::FD)
+            .chain(&sys::ONE_PATH)
+            .copied()
+            .collect();
         let n = all.len();
         all.sort_unstable();
         all.dedup();

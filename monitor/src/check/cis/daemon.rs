@@ -47,7 +47,11 @@ fn daemon(h: &Host) -> Result<&Daemon, Outcome> {
 }
 
 /// Run `judge` on a setting, with the unreadable-config and not-installed cases handled.
-fn with<T>(h: &Host, read: impl FnOnce(&Daemon) -> Result<T, String>, judge: impl FnOnce(&Daemon, T) -> Outcome) -> Outcome {
+fn with<T>(
+    h: &Host,
+    read: impl FnOnce(&Daemon) -> Result<T, String>,
+    judge: impl FnOnce(&Daemon, T) -> Outcome,
+) -> Outcome {
     match daemon(h) {
         Err(o) => o,
         Ok(d) => match read(d) {
@@ -75,134 +79,224 @@ fn rootless(h: &Host) -> Outcome {
 }
 
 fn log_level(h: &Host) -> Outcome {
-    with(h, |d| d.str_setting("log-level", &["--log-level", "-l"]), |d, v| match v {
-        None => Outcome::pass(vec![format!("{} (default: info)", unset(d, "log-level"))]),
-        Some((l, s)) if l == "info" => Outcome::pass(vec![s]),
-        Some((_, s)) => Outcome::fail(vec![format!("{s}: not info")]),
-    })
+    with(
+        h,
+        |d| d.str_setting("log-level", &["--log-level", "-l"]),
+        |d, v| match v {
+            None => Outcome::pass(vec![format!("{} (default: info)", unset(d, "log-level"))]),
+            Some((l, s)) if l == "info" => Outcome::pass(vec![s]),
+            Some((_, s)) => Outcome::fail(vec![format!("{s}: not info")]),
+        },
+    )
 }
 
 fn iptables(h: &Host) -> Outcome {
-    with(h, |d| d.bool_setting("iptables", "--iptables"), |d, v| match v {
-        Some((false, s)) => Outcome::fail(vec![format!("{s}: Docker does not manage the firewall rules of its networks")]),
-        Some((true, s)) => Outcome::pass(vec![s]),
-        None => Outcome::pass(vec![format!("{} (default: true)", unset(d, "iptables"))]),
-    })
+    with(
+        h,
+        |d| d.bool_setting("iptables", "--iptables"),
+        |d, v| match v {
+            Some((false, s)) => Outcome::fail(vec![format!(
+                "{s}: Docker does not manage the firewall rules of its networks"
+            )]),
+            Some((true, s)) => Outcome::pass(vec![s]),
+            None => Outcome::pass(vec![format!("{} (default: true)", unset(d, "iptables"))]),
+        },
+    )
 }
 
 fn aufs(h: &Host) -> Outcome {
     let root = h.docker().root.clone();
-    with(h, |d| d.str_setting("storage-driver", &["--storage-driver", "-s"]), |d, v| match v {
-        Some((driver, s)) if driver == "aufs" => Outcome::fail(vec![s]),
-        Some((_, s)) => Outcome::pass(vec![s]),
-        None => {
-            // Not configured: the driver in use is the one whose directory holds the images.
-            let in_use: Vec<String> = h.dir(&format!("{root}/image")).iter().filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
-            let shown = format!("{}; image store: {}", unset(d, "storage-driver"), if in_use.is_empty() { "none".to_string() } else { in_use.join(", ") });
-            if in_use.iter().any(|d| d == "aufs") {
-                Outcome::fail(vec![shown])
-            } else {
-                Outcome::pass(vec![shown])
+    with(
+        h,
+        |d| d.str_setting("storage-driver", &["--storage-driver", "-s"]),
+        |d, v| match v {
+            Some((driver, s)) if driver == "aufs" => Outcome::fail(vec![s]),
+            Some((_, s)) => Outcome::pass(vec![s]),
+            None => {
+                // Not configured: the driver in use is the one whose directory holds the images.
+                let in_use: Vec<String> = h
+                    .dir(&format!("{root}/image"))
+                    .iter()
+                    .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .collect();
+                let shown = format!(
+                    "{}; image store: {}",
+                    unset(d, "storage-driver"),
+                    if in_use.is_empty() { "none".to_string() } else { in_use.join(", ") }
+                );
+                if in_use.iter().any(|d| d == "aufs") {
+                    Outcome::fail(vec![shown])
+                } else {
+                    Outcome::pass(vec![shown])
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 fn tls(h: &Host) -> Outcome {
-    with(h, |d| d.hosts(), |d, hosts| {
-        let tcp: Vec<&Found<String>> = hosts.iter().filter(|(a, _)| a.starts_with("tcp://")).collect();
-        if tcp.is_empty() {
-            return Outcome::not_applicable(format!("the API does not listen on TCP ({})", hosts.iter().map(|(a, s)| format!("{a} from {s}")).collect::<Vec<_>>().join(", ")));
-        }
-        let mut evidence: Vec<String> = tcp.iter().map(|(a, s)| format!("listens on {a} ({s})")).collect();
-        let mut missing = Vec::new();
-        match d.bool_setting("tlsverify", "--tlsverify") {
-            Ok(Some((true, s))) => evidence.push(s),
-            Ok(_) => missing.push("tlsverify"),
-            Err(e) => return Outcome::unknown(e),
-        }
-        for key in ["tlscacert", "tlscert", "tlskey"] {
-            match d.str_setting(key, &[&format!("--{key}")]) {
-                Ok(Some((_, s))) => evidence.push(s),
-                Ok(None) => missing.push(key),
+    with(
+        h,
+        |d| d.hosts(),
+        |d, hosts| {
+            let tcp: Vec<&Found<String>> =
+                hosts.iter().filter(|(a, _)| a.starts_with("tcp://")).collect();
+            if tcp.is_empty() {
+                return Outcome::not_applicable(format!(
+                    "the API does not listen on TCP ({})",
+                    hosts
+                        .iter()
+                        .map(|(a, s)| format!("{a} from {s}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            let mut evidence: Vec<String> =
+                tcp.iter().map(|(a, s)| format!("listens on {a} ({s})")).collect();
+            let mut missing = Vec::new();
+            match d.bool_setting("tlsverify", "--tlsverify") {
+                Ok(Some((true, s))) => evidence.push(s),
+                Ok(_) => missing.push("tlsverify"),
                 Err(e) => return Outcome::unknown(e),
             }
-        }
-        if missing.is_empty() {
-            Outcome::pass(evidence)
-        } else {
-            evidence.push(format!("not set: {}: clients are not authenticated by certificate", missing.join(", ")));
-            Outcome::fail(evidence)
-        }
-    })
+            for key in ["tlscacert", "tlscert", "tlskey"] {
+                match d.str_setting(key, &[&format!("--{key}")]) {
+                    Ok(Some((_, s))) => evidence.push(s),
+                    Ok(None) => missing.push(key),
+                    Err(e) => return Outcome::unknown(e),
+                }
+            }
+            if missing.is_empty() {
+                Outcome::pass(evidence)
+            } else {
+                evidence.push(format!(
+                    "not set: {}: clients are not authenticated by certificate",
+                    missing.join(", ")
+                ));
+                Outcome::fail(evidence)
+            }
+        },
+    )
 }
 
 fn default_ulimits(h: &Host) -> Outcome {
-    with(h, |d| d.list_setting("default-ulimits", &["--default-ulimit"]), |d, v| {
-        if v.is_empty() {
-            Outcome::warn("no daemon-wide default ulimits: containers inherit dockerd's limits; confirm they suit the workloads", vec![unset(d, "default-ulimits")])
-        } else {
-            Outcome::pass(v.into_iter().map(|(_, s)| s).collect())
-        }
-    })
+    with(
+        h,
+        |d| d.list_setting("default-ulimits", &["--default-ulimit"]),
+        |d, v| {
+            if v.is_empty() {
+                Outcome::warn("no daemon-wide default ulimits: containers inherit dockerd's limits; confirm they suit the workloads", vec![unset(d, "default-ulimits")])
+            } else {
+                Outcome::pass(v.into_iter().map(|(_, s)| s).collect())
+            }
+        },
+    )
 }
 
 fn cgroup_parent(h: &Host) -> Outcome {
-    with(h, |d| d.str_setting("cgroup-parent", &["--cgroup-parent"]), |d, v| match v {
-        None => Outcome::pass(vec![unset(d, "cgroup-parent")]),
-        Some((_, s)) => Outcome::warn("a default cgroup parent is set: confirm it is the intended one", vec![s]),
-    })
+    with(
+        h,
+        |d| d.str_setting("cgroup-parent", &["--cgroup-parent"]),
+        |d, v| match v {
+            None => Outcome::pass(vec![unset(d, "cgroup-parent")]),
+            Some((_, s)) => Outcome::warn(
+                "a default cgroup parent is set: confirm it is the intended one",
+                vec![s],
+            ),
+        },
+    )
 }
 
 fn base_device_size(h: &Host) -> Outcome {
-    with(h, |d| d.list_setting("storage-opts", &["--storage-opt"]), |d, v| {
-        let set: Vec<String> = v.into_iter().filter(|(o, _)| o.starts_with("dm.basesize")).map(|(_, s)| s).collect();
-        if set.is_empty() {
-            Outcome::pass(vec![unset(d, "dm.basesize")])
-        } else {
-            Outcome::warn("the base device size is changed: confirm the workloads need it", set)
-        }
-    })
+    with(
+        h,
+        |d| d.list_setting("storage-opts", &["--storage-opt"]),
+        |d, v| {
+            let set: Vec<String> = v
+                .into_iter()
+                .filter(|(o, _)| o.starts_with("dm.basesize"))
+                .map(|(_, s)| s)
+                .collect();
+            if set.is_empty() {
+                Outcome::pass(vec![unset(d, "dm.basesize")])
+            } else {
+                Outcome::warn("the base device size is changed: confirm the workloads need it", set)
+            }
+        },
+    )
 }
 
 fn authorization(h: &Host) -> Outcome {
-    with(h, |d| d.list_setting("authorization-plugins", &["--authorization-plugin"]), |d, v| {
-        if v.is_empty() {
-            Outcome::fail(vec![format!("{}: every client of the API may do everything", unset(d, "authorization-plugins"))])
-        } else {
-            Outcome::pass(v.into_iter().map(|(_, s)| s).collect())
-        }
-    })
+    with(
+        h,
+        |d| d.list_setting("authorization-plugins", &["--authorization-plugin"]),
+        |d, v| {
+            if v.is_empty() {
+                Outcome::fail(vec![format!(
+                    "{}: every client of the API may do everything",
+                    unset(d, "authorization-plugins")
+                )])
+            } else {
+                Outcome::pass(v.into_iter().map(|(_, s)| s).collect())
+            }
+        },
+    )
 }
 
 fn remote_logging(h: &Host) -> Outcome {
-    with(h, |d| d.str_setting("log-driver", &["--log-driver"]), |d, v| match v {
-        Some((driver, s)) if !["json-file", "local", "none"].contains(&driver.as_str()) => Outcome::pass(vec![s]),
-        Some((_, s)) => Outcome::fail(vec![format!("{s}: container logs stay on this host")]),
-        None => Outcome::fail(vec![format!("{} (default json-file): container logs stay on this host", unset(d, "log-driver"))]),
-    })
+    with(
+        h,
+        |d| d.str_setting("log-driver", &["--log-driver"]),
+        |d, v| match v {
+            Some((driver, s)) if !["json-file", "local", "none"].contains(&driver.as_str()) => {
+                Outcome::pass(vec![s])
+            }
+            Some((_, s)) => Outcome::fail(vec![format!("{s}: container logs stay on this host")]),
+            None => Outcome::fail(vec![format!(
+                "{} (default json-file): container logs stay on this host",
+                unset(d, "log-driver")
+            )]),
+        },
+    )
 }
 
 fn userland_proxy(h: &Host) -> Outcome {
-    with(h, |d| d.bool_setting("userland-proxy", "--userland-proxy"), |d, v| match v {
-        Some((false, s)) => Outcome::pass(vec![s]),
-        Some((true, s)) => Outcome::fail(vec![s]),
-        None => Outcome::fail(vec![format!("{} (default: true, a docker-proxy process per published port)", unset(d, "userland-proxy"))]),
-    })
+    with(
+        h,
+        |d| d.bool_setting("userland-proxy", "--userland-proxy"),
+        |d, v| match v {
+            Some((false, s)) => Outcome::pass(vec![s]),
+            Some((true, s)) => Outcome::fail(vec![s]),
+            None => Outcome::fail(vec![format!(
+                "{} (default: true, a docker-proxy process per published port)",
+                unset(d, "userland-proxy")
+            )]),
+        },
+    )
 }
 
 fn seccomp_profile(h: &Host) -> Outcome {
-    with(h, |d| d.str_setting("seccomp-profile", &["--seccomp-profile"]), |d, v| match v {
+    with(
+        h,
+        |d| d.str_setting("seccomp-profile", &["--seccomp-profile"]),
+        |d, v| {
+            match v {
         Some((p, s)) if p == "unconfined" => Outcome::fail(vec![format!("{s}: containers run without seccomp")]),
         Some((_, s)) => Outcome::pass(vec![s]),
         None => Outcome::warn("Docker's built-in default seccomp profile is in use: decide whether a custom daemon-wide profile is appropriate", vec![unset(d, "seccomp-profile")]),
-    })
+    }
+        },
+    )
 }
 
 fn experimental(h: &Host) -> Outcome {
-    with(h, |d| d.bool_setting("experimental", "--experimental"), |d, v| match v {
-        Some((true, s)) => Outcome::fail(vec![s]),
-        Some((false, s)) => Outcome::pass(vec![s]),
-        None => Outcome::pass(vec![unset(d, "experimental")]),
-    })
+    with(
+        h,
+        |d| d.bool_setting("experimental", "--experimental"),
+        |d, v| match v {
+            Some((true, s)) => Outcome::fail(vec![s]),
+            Some((false, s)) => Outcome::pass(vec![s]),
+            None => Outcome::pass(vec![unset(d, "experimental")]),
+        },
+    )
 }

@@ -92,30 +92,48 @@ const SPECS: &[(&str, Target, Option<Owner>, Option<u32>)] = &[
     ("3.24", Target::Paths(&["/run/containerd/containerd.sock"]), None, Some(0o660)),
 ];
 
-const UNIT_DIRS: &[&str] = &["/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"];
+const UNIT_DIRS: &[&str] = &[
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+];
 
 /// The files of a target that exist here, or why there are none.
 fn files(h: &Host, target: &Target) -> Result<Vec<String>, Outcome> {
-    let existing = |paths: Vec<String>| paths.into_iter().filter(|p| h.present(p)).collect::<Vec<_>>();
+    let existing =
+        |paths: Vec<String>| paths.into_iter().filter(|p| h.present(p)).collect::<Vec<_>>();
     let (found, what) = match target {
         Target::Paths(p) => (existing(p.iter().map(|s| s.to_string()).collect()), p.join(", ")),
         Target::Unit(unit) => {
             let mut paths: Vec<String> = UNIT_DIRS.iter().map(|d| format!("{d}/{unit}")).collect();
             for d in UNIT_DIRS {
-                paths.extend(h.dir(&format!("{d}/{unit}.d")).iter().filter_map(|p| p.strip_prefix(h.path("/")).ok().map(|r| format!("/{}", r.display()))));
+                paths.extend(h.dir(&format!("{d}/{unit}.d")).iter().filter_map(|p| {
+                    p.strip_prefix(h.path("/")).ok().map(|r| format!("/{}", r.display()))
+                }));
             }
             // /lib is a link to /usr/lib on merged-/usr systems: one file, listed once.
             let mut found = existing(paths);
             let mut seen = std::collections::HashSet::new();
-            found.retain(|p| seen.insert(std::fs::canonicalize(h.path(p)).unwrap_or_else(|_| p.into())));
+            found.retain(|p| {
+                seen.insert(std::fs::canonicalize(h.path(p)).unwrap_or_else(|_| p.into()))
+            });
             (found, format!("the {unit} unit"))
         }
         Target::RegistryCerts => {
             let files: Vec<String> = h
                 .dir("/etc/docker/certs.d")
                 .iter()
-                .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().filter_map(|e| e.ok()).map(|e| e.path()))
-                .filter_map(|p| p.strip_prefix(h.path("/")).ok().map(|r| format!("/{}", r.display())))
+                .flat_map(|d| {
+                    std::fs::read_dir(d)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|e| e.ok())
+                        .map(|e| e.path())
+                })
+                .filter_map(|p| {
+                    p.strip_prefix(h.path("/")).ok().map(|r| format!("/{}", r.display()))
+                })
                 .collect();
             (files, "registry certificates under /etc/docker/certs.d".to_string())
         }
@@ -123,13 +141,22 @@ fn files(h: &Host, target: &Target) -> Result<Vec<String>, Outcome> {
             let daemon = &h.docker().daemon;
             match daemon.str_setting(key, &[&format!("--{key}")]) {
                 Ok(Some((path, _))) => (existing(vec![path.clone()]), path),
-                Ok(None) => return Err(Outcome::not_applicable(format!("{key} is not configured ({})", daemon.sources()))),
+                Ok(None) => {
+                    return Err(Outcome::not_applicable(format!(
+                        "{key} is not configured ({})",
+                        daemon.sources()
+                    )))
+                }
                 Err(e) => return Err(Outcome::unknown(e)),
             }
         }
         Target::DockerSockets => {
             let hosts = h.docker().daemon.hosts().map_err(Outcome::unknown)?;
-            let paths: Vec<String> = hosts.iter().filter_map(|(a, _)| a.strip_prefix("unix://")).map(|p| p.replace("/var/run/", "/run/")).collect();
+            let paths: Vec<String> = hosts
+                .iter()
+                .filter_map(|(a, _)| a.strip_prefix("unix://"))
+                .map(|p| p.replace("/var/run/", "/run/"))
+                .collect();
             (existing(paths.clone()), paths.join(", "))
         }
         Target::DaemonJson => {
@@ -170,7 +197,9 @@ pub fn item(h: &Host, id: &'static str) -> Outcome {
         let fact = format!("{p}: mode {m:04o}, uid {} gid {}", meta.uid(), meta.gid());
         let ok = match (owner, mode) {
             (Some(Owner::RootRoot), _) => meta.uid() == 0 && meta.gid() == 0,
-            (Some(Owner::RootDocker), _) => meta.uid() == 0 && (meta.gid() == 0 || Some(meta.gid()) == docker_gid(h)),
+            (Some(Owner::RootDocker), _) => {
+                meta.uid() == 0 && (meta.gid() == 0 || Some(meta.gid()) == docker_gid(h))
+            }
             (None, Some(max)) => m & !max == 0,
             (None, None) => true,
         };

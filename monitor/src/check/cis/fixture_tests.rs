@@ -85,7 +85,11 @@ fn per_container_recommendations_from_state_files() {
     assert_eq!(caps.status, Status::Fail);
     assert_eq!(caps.evidence[0], "capabilities added: NET_ADMIN, SYS_PTRACE");
     let sensitive = o("5.6", "risky");
-    assert_eq!(sensitive.evidence, vec!["host / mounted at /host (read-write)"], "a volume and /run are not 5.6's");
+    assert_eq!(
+        sensitive.evidence,
+        vec!["host / mounted at /host (read-write)"],
+        "a volume and /run are not 5.6's"
+    );
     assert_eq!(status("5.6", "calm"), Status::Pass);
     assert_eq!(status("5.7", "risky"), Status::NotApplicable, "exited: no processes");
     assert!(o("5.8", "risky").evidence[0].contains("0.0.0.0:443 -> 443/tcp"));
@@ -97,7 +101,11 @@ fn per_container_recommendations_from_state_files() {
     }
     assert_eq!(status("5.16", "risky"), Status::Pass);
     assert_eq!(status("5.11", "calm"), Status::Pass);
-    assert_eq!(o("5.12", "risky").evidence, vec!["no CPU limit or share set"], "1024 shares is the default");
+    assert_eq!(
+        o("5.12", "risky").evidence,
+        vec!["no CPU limit or share set"],
+        "1024 shares is the default"
+    );
     assert_eq!(o("5.12", "calm").evidence, vec!["--cpu-quota 50000"]);
     assert_eq!(status("5.13", "calm"), Status::Pass);
     assert_eq!(status("5.14", "risky"), Status::Fail);
@@ -108,7 +116,11 @@ fn per_container_recommendations_from_state_files() {
     assert_eq!(status("5.19", "risky"), Status::Pass);
     assert_eq!(status("5.19", "calm"), Status::Warn);
     assert!(o("5.20", "risky").evidence[0].contains("rshared"));
-    assert!(o("5.20", "calm").evidence[0].contains("/srv/data"), "a created container's binds: {:?}", o("5.20", "calm").evidence);
+    assert!(
+        o("5.20", "calm").evidence[0].contains("/srv/data"),
+        "a created container's binds: {:?}",
+        o("5.20", "calm").evidence
+    );
     assert_eq!(status("5.22", "risky"), Status::Fail, "config.v2.json SeccompProfile unconfined");
     assert_eq!(status("5.25", "risky"), Status::Warn);
     assert_eq!(status("5.26", "risky"), Status::Fail);
@@ -132,7 +144,15 @@ fn daemon_configuration_from_daemon_json() {
         "authorization-plugins": ["authz"], "log-driver": "syslog", "seccomp-profile": "unconfined", "experimental": true,
         "default-ulimits": {"nofile": {"Name": "nofile", "Hard": 64000, "Soft": 64000}}, "cgroup-parent": "/docker"
     });
-    let h = fixture("cis-daemon", &[("/usr/sbin/dockerd", ""), ("/etc/docker/daemon.json", &json.to_string()), ("/etc/docker/ca.pem", "x"), ("/etc/docker/cert.pem", "x")]);
+    let h = fixture(
+        "cis-daemon",
+        &[
+            ("/usr/sbin/dockerd", ""),
+            ("/etc/docker/daemon.json", &json.to_string()),
+            ("/etc/docker/ca.pem", "x"),
+            ("/etc/docker/cert.pem", "x"),
+        ],
+    );
     let status = |id| outcome(&h, id).status;
     let tls = outcome(&h, "2.7");
     assert_eq!(tls.status, Status::Fail);
@@ -148,14 +168,22 @@ fn daemon_configuration_from_daemon_json() {
     assert_eq!(outcome(&h, "2.1").status, Status::Unknown, "dockerd is not running in a fixture");
     // The files the TLS settings name: modes judged, a missing key not applicable.
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(h.path("/etc/docker/ca.pem"), std::fs::Permissions::from_mode(0o644)).unwrap();
-    std::fs::set_permissions(h.path("/etc/docker/cert.pem"), std::fs::Permissions::from_mode(0o444)).unwrap();
+    std::fs::set_permissions(h.path("/etc/docker/ca.pem"), std::fs::Permissions::from_mode(0o644))
+        .unwrap();
+    std::fs::set_permissions(
+        h.path("/etc/docker/cert.pem"),
+        std::fs::Permissions::from_mode(0o444),
+    )
+    .unwrap();
     assert_eq!(status("3.10"), Status::Fail);
     assert!(outcome(&h, "3.10").evidence[0].contains("mode 0644"));
     assert_eq!(status("3.12"), Status::Pass);
     assert_eq!(status("3.14"), Status::NotApplicable);
     // Unreadable configuration: unknown, never a pass.
-    let h = fixture("cis-daemon-bad", &[("/usr/sbin/dockerd", ""), ("/etc/docker/daemon.json", "{not json")]);
+    let h = fixture(
+        "cis-daemon-bad",
+        &[("/usr/sbin/dockerd", ""), ("/etc/docker/daemon.json", "{not json")],
+    );
     assert_eq!(outcome(&h, "2.3").status, Status::Unknown);
     assert_eq!(outcome(&h, "DOCKER-ICC").status, Status::Unknown);
     // Docker not installed: not applicable.
@@ -175,7 +203,10 @@ fn data_root_and_images() {
         &[
             ("/usr/sbin/dockerd", ""),
             ("/etc/docker/daemon.json", r#"{"data-root": "/srv/docker/"}"#),
-            (&format!("/srv/docker/image/overlay2/imagedb/content/sha256/{hex}"), &image.to_string()),
+            (
+                &format!("/srv/docker/image/overlay2/imagedb/content/sha256/{hex}"),
+                &image.to_string(),
+            ),
             ("/srv/docker/image/overlay2/repositories.json", &repos.to_string()),
         ],
     );
@@ -199,7 +230,14 @@ fn data_root_and_images() {
 #[test]
 fn swarm_state() {
     let state = r#"{"LocalAddr":"10.0.0.5","ListenAddr":"0.0.0.0:2377","AdvertiseAddr":"10.0.0.5:2377","DataPathAddr":""}"#;
-    let h = fixture("cis-swarm-manager", &[("/usr/sbin/dockerd", ""), ("/var/lib/docker/swarm/docker-state.json", state), ("/var/lib/docker/swarm/raft/wal", "")]);
+    let h = fixture(
+        "cis-swarm-manager",
+        &[
+            ("/usr/sbin/dockerd", ""),
+            ("/var/lib/docker/swarm/docker-state.json", state),
+            ("/var/lib/docker/swarm/raft/wal", ""),
+        ],
+    );
     assert_eq!(outcome(&h, "5.1").status, Status::Fail);
     assert!(outcome(&h, "5.1").evidence[0].contains("manager"));
     assert_eq!(outcome(&h, "7.2").status, Status::Fail);
@@ -207,7 +245,16 @@ fn swarm_state() {
     let review = outcome(&h, "7.1");
     assert_eq!(review.status, Status::Warn);
     assert!(review.reason.unwrap().contains("docker node ls"));
-    let worker = fixture("cis-swarm-worker", &[("/usr/sbin/dockerd", ""), ("/var/lib/docker/swarm/docker-state.json", r#"{"ListenAddr":"10.0.0.6:2377","AdvertiseAddr":"10.0.0.6:2377","DataPathAddr":"192.168.0.6"}"#)]);
+    let worker = fixture(
+        "cis-swarm-worker",
+        &[
+            ("/usr/sbin/dockerd", ""),
+            (
+                "/var/lib/docker/swarm/docker-state.json",
+                r#"{"ListenAddr":"10.0.0.6:2377","AdvertiseAddr":"10.0.0.6:2377","DataPathAddr":"192.168.0.6"}"#,
+            ),
+        ],
+    );
     assert_eq!(outcome(&worker, "7.1").status, Status::NotApplicable);
     assert_eq!(outcome(&worker, "7.2").status, Status::Pass);
     assert_eq!(outcome(&worker, "7.9").status, Status::Pass);
@@ -229,8 +276,13 @@ fn selection_by_profile_level_and_id() {
     assert!(!l1.contains(&"DOCKER-USERNS") && l1.contains(&"DOCKER-ICC"));
     // A guide check stays in the guides' profile whatever the level.
     assert!(ids(Selection { level: Some(1), ..Default::default() }).contains(&"DOCKER-USERNS"));
-    assert_eq!(ids(Selection { profile: Profile::HardeningGuides, ..Default::default() }).len(), 29);
-    let only = |s: &[&str]| ids(Selection { only: s.iter().map(|x| x.to_string()).collect(), ..Default::default() });
+    assert_eq!(
+        ids(Selection { profile: Profile::HardeningGuides, ..Default::default() }).len(),
+        29
+    );
+    let only = |s: &[&str]| {
+        ids(Selection { only: s.iter().map(|x| x.to_string()).collect(), ..Default::default() })
+    };
     assert_eq!(only(&["5.4"]), vec!["CIS-5.4"]);
     assert_eq!(only(&["cis-5.4"]), vec!["CIS-5.4"]);
     assert_eq!(only(&["2.2"]), vec!["DOCKER-ICC"]);

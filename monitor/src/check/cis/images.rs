@@ -49,7 +49,8 @@ fn user(_: &Host, c: &Container) -> Outcome {
     let u = c.config.config.user.trim();
     let name = u.split(':').next().unwrap_or("");
     if name.is_empty() || name == "root" || name == "0" {
-        let shown = if u.is_empty() { "no user set (root)".to_string() } else { format!("user {u:?}") };
+        let shown =
+            if u.is_empty() { "no user set (root)".to_string() } else { format!("user {u:?}") };
         Outcome::fail(vec![format!("{shown}: the container runs as root")])
     } else {
         Outcome::pass(vec![format!("user {u:?}")])
@@ -71,7 +72,9 @@ fn content_trust(h: &Host) -> Outcome {
     for f in files {
         let Ok(text) = std::fs::read_to_string(&f) else { continue };
         for line in text.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
-            if let Some(v) = line.trim_start_matches("export ").strip_prefix("DOCKER_CONTENT_TRUST=") {
+            if let Some(v) =
+                line.trim_start_matches("export ").strip_prefix("DOCKER_CONTENT_TRUST=")
+            {
                 if on(v) {
                     return Outcome::pass(vec![format!("{}: {line}", f.display())]);
                 }
@@ -95,32 +98,62 @@ fn steps(i: &Image) -> Vec<&str> {
 }
 
 fn update_alone(_: &Host, i: &Image) -> Outcome {
-    let updates = ["apt-get update", "apt update", "apk update", "yum update", "dnf update", "zypper refresh", "yum makecache"];
+    let updates = [
+        "apt-get update",
+        "apt update",
+        "apk update",
+        "yum update",
+        "dnf update",
+        "zypper refresh",
+        "yum makecache",
+    ];
     let installs = ["install", "apk add", "upgrade"];
     let alone: Vec<String> = steps(i)
         .into_iter()
-        .filter(|s| updates.iter().any(|u| s.contains(u)) && !installs.iter().any(|x| s.contains(x)))
+        .filter(|s| {
+            updates.iter().any(|u| s.contains(u)) && !installs.iter().any(|x| s.contains(x))
+        })
         .map(|s| format!("history: {}", s.trim()))
         .collect();
     if alone.is_empty() {
-        Outcome::pass(vec![format!("{} build step(s) in the history; none updates a package index alone", steps(i).len())])
+        Outcome::pass(vec![format!(
+            "{} build step(s) in the history; none updates a package index alone",
+            steps(i).len()
+        )])
     } else {
         Outcome::warn("a package index update in a step of its own is cached and goes stale: confirm the Dockerfile", alone)
     }
 }
 
 fn add_instead_of_copy(_: &Host, i: &Image) -> Outcome {
-    let adds: Vec<String> = steps(i).into_iter().filter(|s| s.contains("#(nop) ADD") || s.trim_start().starts_with("ADD ")).map(|s| format!("history: {}", s.trim())).collect();
+    let adds: Vec<String> = steps(i)
+        .into_iter()
+        .filter(|s| s.contains("#(nop) ADD") || s.trim_start().starts_with("ADD "))
+        .map(|s| format!("history: {}", s.trim()))
+        .collect();
     if adds.is_empty() {
         Outcome::pass(vec![format!("{} build step(s) in the history; no ADD", steps(i).len())])
     } else {
         // A base image's root file system is an ADD too: a person tells it from a fetch.
-        Outcome::warn("ADD fetches URLs and unpacks archives: confirm each is a base layer or should be COPY", adds)
+        Outcome::warn(
+            "ADD fetches URLs and unpacks archives: confirm each is a base layer or should be COPY",
+            adds,
+        )
     }
 }
 
 fn secrets(_: &Host, i: &Image) -> Outcome {
-    let words = ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "APIKEY", "PRIVATE_KEY", "ACCESS_KEY", "CREDENTIAL"];
+    let words = [
+        "PASSWORD",
+        "PASSWD",
+        "SECRET",
+        "TOKEN",
+        "API_KEY",
+        "APIKEY",
+        "PRIVATE_KEY",
+        "ACCESS_KEY",
+        "CREDENTIAL",
+    ];
     let env = i.config.config.as_ref().and_then(|c| c.env.clone()).unwrap_or_default();
     let mut found: Vec<String> = env
         .iter()
@@ -129,8 +162,16 @@ fn secrets(_: &Host, i: &Image) -> Outcome {
         .map(|(k, _)| format!("ENV {k} has a value (not shown)"))
         .collect();
     for s in steps(i) {
-        if let Some(arg) = s.split_whitespace().find(|w| w.contains('=') && words.iter().any(|x| w.split('=').next().unwrap_or("").to_ascii_uppercase().contains(x))) {
-            found.push(format!("history: a build step sets {} (value not shown)", arg.split('=').next().unwrap_or(arg)));
+        if let Some(arg) = s.split_whitespace().find(|w| {
+            w.contains('=')
+                && words
+                    .iter()
+                    .any(|x| w.split('=').next().unwrap_or("").to_ascii_uppercase().contains(x))
+        }) {
+            found.push(format!(
+                "history: a build step sets {} (value not shown)",
+                arg.split('=').next().unwrap_or(arg)
+            ));
         }
     }
     if found.is_empty() {

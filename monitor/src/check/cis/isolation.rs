@@ -60,7 +60,9 @@ fn selinux_on(h: &Host) -> bool {
 
 /// The value of a security option (`seccomp` → `unconfined`).
 fn opt(c: &Container, key: &str) -> Option<String> {
-    c.security_opts().into_iter().find_map(|o| o.strip_prefix(key).and_then(|r| r.strip_prefix('=')).map(str::to_string))
+    c.security_opts()
+        .into_iter()
+        .find_map(|o| o.strip_prefix(key).and_then(|r| r.strip_prefix('=')).map(str::to_string))
 }
 
 fn apparmor(h: &Host, c: &Container) -> Outcome {
@@ -89,7 +91,9 @@ fn selinux(h: &Host, c: &Container) -> Outcome {
         return Outcome::fail(vec!["security-opt label=disable".into()]);
     }
     if c.config.process_label.is_empty() {
-        return Outcome::fail(vec!["no SELinux process label (is dockerd run with --selinux-enabled?)".into()]);
+        return Outcome::fail(vec![
+            "no SELinux process label (is dockerd run with --selinux-enabled?)".into(),
+        ]);
     }
     Outcome::pass(vec![format!("SELinux process label {}", c.config.process_label)])
 }
@@ -98,13 +102,29 @@ fn capabilities(_: &Host, c: &Container) -> Outcome {
     if c.host.privileged {
         return Outcome::fail(vec!["privileged: every capability".into()]);
     }
-    let added: Vec<String> = c.host.cap_add.iter().flatten().map(|cap| cap.trim_start_matches("CAP_").to_string()).collect();
-    let dropped = c.host.cap_drop.iter().flatten().map(|cap| cap.trim_start_matches("CAP_").to_string()).collect::<Vec<_>>().join(", ");
+    let added: Vec<String> = c
+        .host
+        .cap_add
+        .iter()
+        .flatten()
+        .map(|cap| cap.trim_start_matches("CAP_").to_string())
+        .collect();
+    let dropped = c
+        .host
+        .cap_drop
+        .iter()
+        .flatten()
+        .map(|cap| cap.trim_start_matches("CAP_").to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     let dropped = if dropped.is_empty() { "none".to_string() } else { dropped };
     if added.is_empty() {
         Outcome::pass(vec![format!("no capability added; dropped: {dropped}")])
     } else {
-        Outcome::fail(vec![format!("capabilities added: {}", added.join(", ")), format!("dropped: {dropped}")])
+        Outcome::fail(vec![
+            format!("capabilities added: {}", added.join(", ")),
+            format!("dropped: {dropped}"),
+        ])
     }
 }
 
@@ -121,8 +141,12 @@ fn sensitive_mounts(_: &Host, c: &Container) -> Outcome {
     let bad: Vec<String> = c
         .mounts()
         .into_iter()
-        .filter(|(src, ..)| src == "/" || DIRS.iter().any(|d| src == d || src.starts_with(&format!("{d}/"))))
-        .map(|(src, dst, rw, _)| format!("host {src} mounted at {dst} ({})", if rw { "read-write" } else { "read-only" }))
+        .filter(|(src, ..)| {
+            src == "/" || DIRS.iter().any(|d| src == d || src.starts_with(&format!("{d}/")))
+        })
+        .map(|(src, dst, rw, _)| {
+            format!("host {src} mounted at {dst} ({})", if rw { "read-write" } else { "read-only" })
+        })
         .collect();
     or_pass(bad, c)
 }
@@ -140,7 +164,10 @@ fn namespace(mode: &str, flag: &str) -> Outcome {
     if mode == "host" {
         Outcome::fail(vec![format!("{flag} host: shares the host's namespace")])
     } else {
-        Outcome::pass(vec![format!("{flag} {}", if mode.is_empty() { "(default: private)" } else { mode })])
+        Outcome::pass(vec![format!(
+            "{flag} {}",
+            if mode.is_empty() { "(default: private)" } else { mode }
+        )])
     }
 }
 
@@ -173,17 +200,30 @@ fn devices(_: &Host, c: &Container) -> Outcome {
         .devices
         .iter()
         .flatten()
-        .map(|d| format!("device {} at {} ({})", d.path_on_host, d.path_in_container, d.cgroup_permissions))
+        .map(|d| {
+            format!(
+                "device {} at {} ({})",
+                d.path_on_host, d.path_in_container, d.cgroup_permissions
+            )
+        })
         .collect();
     if d.is_empty() {
         Outcome::pass(vec!["no host device".into()])
     } else {
-        Outcome::warn("host devices are exposed: confirm each is needed, with the narrowest permissions", d)
+        Outcome::warn(
+            "host devices are exposed: confirm each is needed, with the narrowest permissions",
+            d,
+        )
     }
 }
 
 fn propagation(_: &Host, c: &Container) -> Outcome {
-    let bad = c.mounts().into_iter().filter(|(.., p)| p == "shared" || p == "rshared").map(|(src, dst, _, p)| format!("host {src} mounted at {dst} with {p} propagation")).collect();
+    let bad = c
+        .mounts()
+        .into_iter()
+        .filter(|(.., p)| p == "shared" || p == "rshared")
+        .map(|(src, dst, _, p)| format!("host {src} mounted at {dst} with {p} propagation"))
+        .collect();
     or_pass(bad, c)
 }
 
@@ -192,8 +232,12 @@ fn seccomp(_: &Host, c: &Container) -> Outcome {
         return Outcome::fail(vec!["privileged: runs without seccomp".into()]);
     }
     match opt(c, "seccomp") {
-        Some(p) if p == "unconfined" => Outcome::fail(vec!["security-opt seccomp=unconfined".into()]),
-        _ if c.config.seccomp_profile == "unconfined" => Outcome::fail(vec!["seccomp profile: unconfined".into()]),
+        Some(p) if p == "unconfined" => {
+            Outcome::fail(vec!["security-opt seccomp=unconfined".into()])
+        }
+        _ if c.config.seccomp_profile == "unconfined" => {
+            Outcome::fail(vec!["seccomp profile: unconfined".into()])
+        }
         Some(p) => Outcome::pass(vec![format!("security-opt seccomp={p}")]),
         None => Outcome::pass(vec!["Docker's default seccomp profile".into()]),
     }
@@ -201,12 +245,16 @@ fn seccomp(_: &Host, c: &Container) -> Outcome {
 
 fn no_new_privileges(h: &Host, c: &Container) -> Outcome {
     let own = opt(c, "no-new-privileges");
-    let set = c.security_opts().iter().any(|o| o == "no-new-privileges") || own.as_deref() == Some("true") || c.config.no_new_privileges;
+    let set = c.security_opts().iter().any(|o| o == "no-new-privileges")
+        || own.as_deref() == Some("true")
+        || c.config.no_new_privileges;
     if set {
         return Outcome::pass(vec!["security-opt no-new-privileges".into()]);
     }
     if own.as_deref() != Some("false") {
-        if let Ok(Some((true, source))) = h.docker().daemon.bool_setting("no-new-privileges", "--no-new-privileges") {
+        if let Ok(Some((true, source))) =
+            h.docker().daemon.bool_setting("no-new-privileges", "--no-new-privileges")
+        {
             return Outcome::pass(vec![format!("the daemon's default: {source}")]);
         }
     }
@@ -217,8 +265,16 @@ fn docker_socket(_: &Host, c: &Container) -> Outcome {
     let bad = c
         .mounts()
         .into_iter()
-        .filter(|(src, ..)| src.ends_with("/docker.sock") || ["/run", "/var/run"].contains(&src.trim_end_matches('/')))
-        .map(|(src, dst, rw, _)| format!("host {src} mounted at {dst} ({}): the Docker API, root on the host", if rw { "read-write" } else { "read-only" }))
+        .filter(|(src, ..)| {
+            src.ends_with("/docker.sock")
+                || ["/run", "/var/run"].contains(&src.trim_end_matches('/'))
+        })
+        .map(|(src, dst, rw, _)| {
+            format!(
+                "host {src} mounted at {dst} ({}): the Docker API, root on the host",
+                if rw { "read-write" } else { "read-only" }
+            )
+        })
         .collect();
     or_pass(bad, c)
 }

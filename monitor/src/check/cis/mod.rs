@@ -46,7 +46,19 @@ pub(crate) use cis;
 
 /// Every CIS-only check, in benchmark order.
 pub fn checks() -> Vec<&'static Check> {
-    let mut v: Vec<&'static Check> = [host::CHECKS, daemon::CHECKS, files::CHECKS, images::CHECKS, swarm::SECTION_5, isolation::CHECKS, runtime::CHECKS, swarm::CHECKS].into_iter().flatten().collect();
+    let mut v: Vec<&'static Check> = [
+        host::CHECKS,
+        daemon::CHECKS,
+        files::CHECKS,
+        images::CHECKS,
+        swarm::SECTION_5,
+        isolation::CHECKS,
+        runtime::CHECKS,
+        swarm::CHECKS,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     v.sort_by_key(|c| sort_key(c.cis.map(|c| c.id).unwrap_or("")));
     v
 }
@@ -82,7 +94,8 @@ mod tests {
 
     /// The benchmark's recommendations per section (v1.6.0), against which coverage is
     /// counted: 20, 18, 24, 12, 32, (6: 2, not covered), 9.
-    const TOTALS: &[(&str, usize)] = &[("1", 20), ("2", 18), ("3", 24), ("4", 12), ("5", 32), ("7", 9)];
+    const TOTALS: &[(&str, usize)] =
+        &[("1", 20), ("2", 18), ("3", 24), ("4", 12), ("5", 32), ("7", 9)];
 
     #[test]
     fn every_recommendation_once_with_a_well_formed_id() {
@@ -105,7 +118,9 @@ mod tests {
         ids.sort_by_key(|i| sort_key(i));
         for w in ids.windows(2) {
             let (a, b) = (sort_key(w[0]), sort_key(w[1]));
-            let next_in_same = a.len() == b.len() && a[..a.len() - 1] == b[..b.len() - 1] && b[b.len() - 1] == a[a.len() - 1] + 1;
+            let next_in_same = a.len() == b.len()
+                && a[..a.len() - 1] == b[..b.len() - 1]
+                && b[b.len() - 1] == a[a.len() - 1] + 1;
             let new_group = b[b.len() - 1] == 1 || (a[0] != b[0]);
             assert!(next_in_same || new_group, "{} then {}", w[0], w[1]);
         }

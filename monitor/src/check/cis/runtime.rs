@@ -44,13 +44,20 @@ pub const CHECKS: &[Check] = &[
 
 fn sshd(h: &Host, c: &Container) -> Outcome {
     if c.state != "running" && c.state != "paused" {
-        return Outcome::not_applicable(format!("the container is {}: it has no processes", c.state));
+        return Outcome::not_applicable(format!(
+            "the container is {}: it has no processes",
+            c.state
+        ));
     }
     let procs = h.docker().processes(h, &c.id);
     if procs.is_empty() {
         return Outcome::unknown("no process of the container found in /proc");
     }
-    let sshd: Vec<String> = procs.iter().filter(|(_, comm)| comm == "sshd").map(|(pid, _)| format!("sshd running (host pid {pid})")).collect();
+    let sshd: Vec<String> = procs
+        .iter()
+        .filter(|(_, comm)| comm == "sshd")
+        .map(|(pid, _)| format!("sshd running (host pid {pid})"))
+        .collect();
     if sshd.is_empty() {
         Outcome::pass(vec![format!("{} process(es), no sshd", procs.len())])
     } else {
@@ -77,7 +84,11 @@ fn show((port, ip, host): &(String, String, String)) -> String {
 
 fn privileged_ports(_: &Host, c: &Container) -> Outcome {
     let ports = published(c);
-    let bad: Vec<String> = ports.iter().filter(|(_, _, host)| host.parse::<u16>().is_ok_and(|p| p > 0 && p < 1024)).map(|p| format!("published on privileged host port: {}", show(p))).collect();
+    let bad: Vec<String> = ports
+        .iter()
+        .filter(|(_, _, host)| host.parse::<u16>().is_ok_and(|p| p > 0 && p < 1024))
+        .map(|p| format!("published on privileged host port: {}", show(p)))
+        .collect();
     if bad.is_empty() {
         Outcome::pass(vec![format!("{} published port(s), none below 1024", ports.len())])
     } else {
@@ -137,7 +148,11 @@ fn bound_interface(_: &Host, c: &Container) -> Outcome {
         return Outcome::pass(vec!["no published port".into()]);
     }
     let any = |ip: &str| ip.is_empty() || ip == "0.0.0.0" || ip == "::";
-    let bad: Vec<String> = ports.iter().filter(|(_, ip, _)| any(ip)).map(|p| format!("published on every interface: {}", show(p))).collect();
+    let bad: Vec<String> = ports
+        .iter()
+        .filter(|(_, ip, _)| any(ip))
+        .map(|p| format!("published on every interface: {}", show(p)))
+        .collect();
     if bad.is_empty() {
         Outcome::pass(ports.iter().map(show).collect())
     } else {
@@ -149,16 +164,30 @@ fn restart_policy(_: &Host, c: &Container) -> Outcome {
     let p = &c.host.restart_policy;
     match p.name.as_str() {
         "" | "no" => Outcome::pass(vec!["restart policy: no".into()]),
-        "on-failure" if (1..=5).contains(&p.maximum_retry_count) => Outcome::pass(vec![format!("restart policy: on-failure:{}", p.maximum_retry_count)]),
-        "on-failure" => Outcome::fail(vec![format!("restart policy: on-failure with {} retries (unbounded when 0)", p.maximum_retry_count)]),
+        "on-failure" if (1..=5).contains(&p.maximum_retry_count) => {
+            Outcome::pass(vec![format!("restart policy: on-failure:{}", p.maximum_retry_count)])
+        }
+        "on-failure" => Outcome::fail(vec![format!(
+            "restart policy: on-failure with {} retries (unbounded when 0)",
+            p.maximum_retry_count
+        )]),
         other => Outcome::fail(vec![format!("restart policy: {other}: restarts without bound")]),
     }
 }
 
 fn ulimits(_: &Host, c: &Container) -> Outcome {
-    let u: Vec<String> = c.host.ulimits.iter().flatten().map(|u| format!("--ulimit {}={}:{}", u.name, u.soft, u.hard)).collect();
+    let u: Vec<String> = c
+        .host
+        .ulimits
+        .iter()
+        .flatten()
+        .map(|u| format!("--ulimit {}={}:{}", u.name, u.soft, u.hard))
+        .collect();
     if u.is_empty() {
-        Outcome::warn("the container uses the daemon's default ulimits: confirm they suit it", vec!["no --ulimit".into()])
+        Outcome::warn(
+            "the container uses the daemon's default ulimits: confirm they suit it",
+            vec!["no --ulimit".into()],
+        )
     } else {
         Outcome::pass(u)
     }
@@ -168,13 +197,18 @@ fn cgroup_parent(_: &Host, c: &Container) -> Outcome {
     if c.host.cgroup_parent.is_empty() {
         Outcome::pass(vec!["default cgroup parent".into()])
     } else {
-        Outcome::warn("the container runs under a custom cgroup parent: confirm it is intended", vec![format!("--cgroup-parent {}", c.host.cgroup_parent)])
+        Outcome::warn(
+            "the container runs under a custom cgroup parent: confirm it is intended",
+            vec![format!("--cgroup-parent {}", c.host.cgroup_parent)],
+        )
     }
 }
 
 fn health(_: &Host, c: &Container) -> Outcome {
     if !Healthcheck::defined(&c.config.config.healthcheck) {
-        return Outcome::fail(vec!["no health check (neither the image's HEALTHCHECK nor --health-cmd)".into()]);
+        return Outcome::fail(vec![
+            "no health check (neither the image's HEALTHCHECK nor --health-cmd)".into(),
+        ]);
     }
     let status = c.config.state.health.as_ref().map(|h| h.status.clone()).filter(|s| !s.is_empty());
     Outcome::pass(vec![match status {
@@ -186,7 +220,11 @@ fn health(_: &Host, c: &Container) -> Outcome {
 fn pids(_: &Host, c: &Container) -> Outcome {
     match c.host.pids_limit {
         Some(n) if n > 0 => Outcome::pass(vec![format!("pids limit {n}")]),
-        _ => Outcome::fail(vec!["no pids limit: a fork bomb can exhaust the host's processes".into()]),
+        _ => {
+            Outcome::fail(
+                vec!["no pids limit: a fork bomb can exhaust the host's processes".into()],
+            )
+        }
     }
 }
 

@@ -62,8 +62,15 @@ fn node(h: &Host) -> Result<Option<(NodeState, bool)>, String> {
 
 fn swarm_mode(h: &Host) -> Outcome {
     match node(h) {
-        Ok(None) => Outcome::pass(vec![format!("no swarm state ({}/swarm/docker-state.json absent)", h.docker().root)]),
-        Ok(Some((n, manager))) => Outcome::fail(vec![format!("swarm mode is enabled: this node is a {}, listening on {}", if manager { "manager" } else { "worker" }, n.listen_addr)]),
+        Ok(None) => Outcome::pass(vec![format!(
+            "no swarm state ({}/swarm/docker-state.json absent)",
+            h.docker().root
+        )]),
+        Ok(Some((n, manager))) => Outcome::fail(vec![format!(
+            "swarm mode is enabled: this node is a {}, listening on {}",
+            if manager { "manager" } else { "worker" },
+            n.listen_addr
+        )]),
         Err(e) => Outcome::unknown(e),
     }
 }
@@ -93,7 +100,9 @@ fn review(h: &Host, id: &'static str) -> Outcome {
         _ => ("the CA rotation schedule", "docker info --format '{{.Swarm.Cluster.Spec.CAConfig}}'"),
     };
     if !manager && ["7.1", "7.5", "7.6"].contains(&id) {
-        return Outcome::not_applicable("this node is a swarm worker; the recommendation is about managers");
+        return Outcome::not_applicable(
+            "this node is a swarm worker; the recommendation is about managers",
+        );
     }
     Outcome::manual(format!("{what} is kept in the swarm's raft store, readable only through the API: run `{command}` on a manager"))
 }
@@ -117,8 +126,14 @@ fn data_path(h: &Host) -> Outcome {
         Err(o) => return o,
     };
     if n.data_path_addr.is_empty() || n.data_path_addr == n.advertise_addr {
-        Outcome::fail(vec![format!("data path address {:?} is the management address {:?}", n.data_path_addr, n.advertise_addr)])
+        Outcome::fail(vec![format!(
+            "data path address {:?} is the management address {:?}",
+            n.data_path_addr, n.advertise_addr
+        )])
     } else {
-        Outcome::pass(vec![format!("data path {}, management {}", n.data_path_addr, n.advertise_addr)])
+        Outcome::pass(vec![format!(
+            "data path {}, management {}",
+            n.data_path_addr, n.advertise_addr
+        )])
     }
 }

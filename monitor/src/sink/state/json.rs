@@ -16,12 +16,19 @@ pub fn host_member(r: &Report) -> Value {
     let mut os = Map::new();
     os.insert("type".into(), json!("linux"));
     os.insert("kernel".into(), json!(h.kernel));
-    for (k, v) in [("name", &h.os_name), ("version", &h.os_version), ("platform", &h.os_platform), ("full", &h.os_full), ("family", &h.os_family)] {
+    for (k, v) in [
+        ("name", &h.os_name),
+        ("version", &h.os_version),
+        ("platform", &h.os_platform),
+        ("full", &h.os_full),
+        ("family", &h.os_family),
+    ] {
         if let Some(v) = v {
             os.insert(k.into(), json!(v));
         }
     }
-    let mut host = json!({"name": h.name, "hostname": h.name, "architecture": h.architecture, "os": os});
+    let mut host =
+        json!({"name": h.name, "hostname": h.name, "architecture": h.architecture, "os": os});
     if let Some(id) = &h.id {
         host["id"] = json!(id);
     }
@@ -95,7 +102,10 @@ pub fn finding(r: &Report, f: &Finding, host: &Value) -> Value {
                 image["name"] = json!(n);
             }
             if names.len() > 1 {
-                image["tag"] = json!(names.iter().filter_map(|n| n.rsplit_once(':').map(|t| t.1)).collect::<Vec<_>>());
+                image["tag"] = json!(names
+                    .iter()
+                    .filter_map(|n| n.rsplit_once(':').map(|t| t.1))
+                    .collect::<Vec<_>>());
             }
             line["container"] = json!({"image": image});
         }

@@ -37,20 +37,41 @@ fn case(f: &Finding) -> String {
         _ => c.id.to_string(),
     };
     let subject = subject_label(&f.subject);
-    let name = if subject.is_empty() { format!("{id} {}", c.title) } else { format!("{id} {} [{subject}]", c.title) };
+    let name = if subject.is_empty() {
+        format!("{id} {}", c.title)
+    } else {
+        format!("{id} {} [{subject}]", c.title)
+    };
     let o = &f.outcome;
     let reason = o.reason.clone().unwrap_or_default();
-    let mut x = format!("    <testcase classname=\"monitor.check.{}\" name=\"{}\" time=\"0\">\n", esc(c.group), esc(&name));
+    let mut x = format!(
+        "    <testcase classname=\"monitor.check.{}\" name=\"{}\" time=\"0\">\n",
+        esc(c.group),
+        esc(&name)
+    );
     match o.status {
         Status::Pass => {}
         Status::Fail => {
             let message = o.evidence.first().cloned().unwrap_or_else(|| c.title.to_string());
             let body = format!("{}\nfix: {}", o.evidence.join("\n"), c.remediation);
-            x.push_str(&format!("      <failure message=\"{}\" type=\"{}\">{}</failure>\n", esc(&message), c.severity.as_str(), esc(&body)));
+            x.push_str(&format!(
+                "      <failure message=\"{}\" type=\"{}\">{}</failure>\n",
+                esc(&message),
+                c.severity.as_str(),
+                esc(&body)
+            ));
         }
-        Status::Unknown => x.push_str(&format!("      <error message=\"{}\" type=\"unknown\"/>\n", esc(&reason))),
-        Status::Warn => x.push_str(&format!("      <skipped message=\"{}\"/>\n", esc(&format!("manual review: {reason}")))),
-        Status::NotApplicable => x.push_str(&format!("      <skipped message=\"{}\"/>\n", esc(&format!("not applicable: {reason}")))),
+        Status::Unknown => {
+            x.push_str(&format!("      <error message=\"{}\" type=\"unknown\"/>\n", esc(&reason)))
+        }
+        Status::Warn => x.push_str(&format!(
+            "      <skipped message=\"{}\"/>\n",
+            esc(&format!("manual review: {reason}"))
+        )),
+        Status::NotApplicable => x.push_str(&format!(
+            "      <skipped message=\"{}\"/>\n",
+            esc(&format!("not applicable: {reason}"))
+        )),
     }
     if !o.evidence.is_empty() && o.status != Status::Fail {
         x.push_str(&format!("      <system-out>{}</system-out>\n", esc(&o.evidence.join("\n"))));

@@ -25,7 +25,9 @@ impl Report<'_> {
     /// The heading a finding is listed under.
     pub fn heading(&self, f: &Finding) -> String {
         match f.check.cis {
-            Some(c) if self.profile == Profile::CisDocker || !f.check.guide => cis::section(c.id).to_string(),
+            Some(c) if self.profile == Profile::CisDocker || !f.check.guide => {
+                cis::section(c.id).to_string()
+            }
             _ => f.check.group.to_string(),
         }
     }
@@ -55,18 +57,27 @@ impl HostInfo {
     pub fn read() -> HostInfo {
         let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
         let field = |k: &str| {
-            release.lines().find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix('='))).map(|v| v.trim().trim_matches('"').to_string()).filter(|v| !v.is_empty())
+            release
+                .lines()
+                .find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
+                .map(|v| v.trim().trim_matches('"').to_string())
+                .filter(|v| !v.is_empty())
         };
         HostInfo {
             name: crate::enrich::hostname(),
-            id: std::fs::read_to_string("/etc/machine-id").ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty()),
+            id: std::fs::read_to_string("/etc/machine-id")
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
             architecture: std::env::consts::ARCH.to_string(),
             kernel: crate::enrich::kernel_release(),
             os_name: field("NAME"),
             os_version: field("VERSION_ID"),
             os_platform: field("ID"),
             os_full: field("PRETTY_NAME"),
-            os_family: field("ID_LIKE").map(|f| f.split_whitespace().next().unwrap_or("").to_string()).or_else(|| field("ID")),
+            os_family: field("ID_LIKE")
+                .map(|f| f.split_whitespace().next().unwrap_or("").to_string())
+                .or_else(|| field("ID")),
         }
     }
 }
@@ -76,7 +87,9 @@ pub fn subject_label(s: &Subject) -> String {
     let short = |id: &str| id.trim_start_matches("sha256:").chars().take(12).collect::<String>();
     match s {
         Subject::Host => String::new(),
-        Subject::Container { id, name, state, .. } => format!("container {name} ({}, {state})", short(id)),
+        Subject::Container { id, name, state, .. } => {
+            format!("container {name} ({}, {state})", short(id))
+        }
         Subject::Image { id, names, .. } => {
             if names.is_empty() {
                 format!("image {}", short(id))

@@ -11,7 +11,8 @@ use crate::check::{Check, Severity, Status, Subject};
 use serde_json::{json, Value};
 use std::io::Write;
 
-pub const SCHEMA: &str = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json";
+pub const SCHEMA: &str =
+    "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json";
 
 /// `file:///…` with the characters a URI cannot carry percent-encoded.
 fn file_uri(path: &str) -> String {
@@ -55,7 +56,10 @@ fn rule(c: &Check) -> Value {
     }
     props["tags"] = json!(tags);
     let full = match c.cis {
-        Some(cis) => format!("{} (CIS Docker Benchmark v1.6.0, {} {}, Level {})", c.title, cis.id, cis.title, cis.level),
+        Some(cis) => format!(
+            "{} (CIS Docker Benchmark v1.6.0, {} {}, Level {})",
+            c.title, cis.id, cis.title, cis.level
+        ),
         None => format!("{} (hardening-guides, {})", c.title, c.group),
     };
     let mut r = json!({
@@ -93,7 +97,8 @@ pub fn log(r: &Report, exit_code: u8) -> Value {
             Status::NotApplicable => ("notApplicable", "none"),
             Status::Unknown => ("open", "none"),
         };
-        let mut location = json!({"physicalLocation": {"artifactLocation": {"uri": file_uri(&f.location())}}});
+        let mut location =
+            json!({"physicalLocation": {"artifactLocation": {"uri": file_uri(&f.location())}}});
         let mut props = json!({"result": o.status.as_str(), "evidence": o.evidence});
         if let Some(reason) = &o.reason {
             props["reason"] = json!(reason);
@@ -102,7 +107,8 @@ pub fn log(r: &Report, exit_code: u8) -> Value {
             Subject::Host => format!("host {}", r.host.name),
             Subject::Container { id, name, image, state, .. } => {
                 location["logicalLocations"] = json!([{"name": name, "fullyQualifiedName": format!("container/{id}"), "kind": "resource"}]);
-                props["container"] = json!({"id": id, "name": name, "image": image, "state": state});
+                props["container"] =
+                    json!({"id": id, "name": name, "image": image, "state": state});
                 format!("container/{id}")
             }
             Subject::Image { id, names, .. } => {

@@ -15,7 +15,9 @@ fn clean(s: &str) -> String {
     if !s.chars().any(char::is_control) {
         return s.to_string();
     }
-    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+    s.chars()
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect()
 }
 
 fn word(s: Status) -> &'static str {
@@ -51,7 +53,13 @@ fn worst(fs: &[&Finding]) -> Status {
 }
 
 pub fn write(out: &mut impl Write, r: &Report, colour: bool) -> std::io::Result<()> {
-    let paint = |code: &str, s: &str| if colour { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() };
+    let paint = |code: &str, s: &str| {
+        if colour {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    };
     let status = |s: Status| paint(code(s), &format!("{:<7}", word(s)));
     let pad = " ".repeat(INDENT);
     // The findings of one check are consecutive.
@@ -75,7 +83,15 @@ pub fn write(out: &mut impl Write, r: &Report, colour: bool) -> std::io::Result<
             _ => c.id.to_string(),
         };
         let level = c.cis.map(|c| format!("L{}", c.level)).unwrap_or_default();
-        writeln!(out, "  {} {:<8} {:<2} {:<26} {}", status(worst(g)), c.severity.as_str(), level, id, c.title)?;
+        writeln!(
+            out,
+            "  {} {:<8} {:<2} {:<26} {}",
+            status(worst(g)),
+            c.severity.as_str(),
+            level,
+            id,
+            c.title
+        )?;
         let per_subject = g.len() > 1 || g[0].subject != crate::check::Subject::Host;
         for f in g {
             let o = &f.outcome;

@@ -7,8 +7,8 @@ use super::group::{Assembler, Group};
 use super::map::{Mapped, Mapper};
 use super::record::Record;
 use super::Stats;
-use crate::vocab::records as types;
 use crate::source::{Arrival, AuditContext};
+use crate::vocab::records as types;
 use std::collections::VecDeque;
 
 pub struct Events {
@@ -110,8 +110,13 @@ impl Events {
 
 /// The last component of the process's cgroup (v2) path: what the eBPF source sends.
 fn cgroup_leaf(pid: u32) -> Vec<u8> {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else { return Vec::new() };
-    let path = text.lines().find_map(|l| l.strip_prefix("0::")).or_else(|| text.lines().last().and_then(|l| l.splitn(3, ':').nth(2)));
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return Vec::new();
+    };
+    let path = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .or_else(|| text.lines().last().and_then(|l| l.splitn(3, ':').nth(2)));
     match path {
         Some("/") => b"/".to_vec(),
         Some(p) => p.rsplit('/').next().unwrap_or_default().as_bytes().to_vec(),

@@ -56,10 +56,9 @@ impl Assembler {
     /// clock of the caller's (used by `expire`).
     pub fn push(&mut self, r: Record, now: u64, done: &mut Vec<Group>) {
         self.records += 1;
-        let pos = self
-            .open
-            .iter()
-            .rposition(|(g, _)| g.serial == r.serial && g.sec == r.sec && g.ms == r.ms && g.node() == r.node());
+        let pos = self.open.iter().rposition(|(g, _)| {
+            g.serial == r.serial && g.sec == r.sec && g.ms == r.ms && g.node() == r.node()
+        });
         let complete = match r.rtype {
             types::EOE => true,
             types::PROCTITLE => pos.is_some_and(|p| self.open[p].0.first(types::SYSCALL).is_some()),
@@ -68,7 +67,14 @@ impl Assembler {
         let idx = match pos {
             Some(p) => p,
             None => {
-                let g = Group { serial: r.serial, sec: r.sec, ms: r.ms, records: Vec::new(), touched: 0, touched_at: 0 };
+                let g = Group {
+                    serial: r.serial,
+                    sec: r.sec,
+                    ms: r.ms,
+                    records: Vec::new(),
+                    touched: 0,
+                    touched_at: 0,
+                };
                 self.open.push_back((g, false));
                 self.open.len() - 1
             }
@@ -87,7 +93,10 @@ impl Assembler {
     /// too many are open.
     fn release(&mut self, done: &mut Vec<Group>) {
         while let Some((front, complete)) = self.open.front() {
-            if *complete || self.open.len() > MAX_OPEN || self.records - front.touched > QUIET_RECORDS {
+            if *complete
+                || self.open.len() > MAX_OPEN
+                || self.records - front.touched > QUIET_RECORDS
+            {
                 let (g, _) = self.open.pop_front().expect("front exists");
                 if !g.records.is_empty() {
                     done.push(g);
@@ -157,7 +166,11 @@ mod tests {
         let mut done = Vec::new();
         a.push(rec("type=CONFIG_CHANGE msg=audit(1.000:1): op=x"), 0, &mut done);
         for i in 0..QUIET_RECORDS + 1 {
-            a.push(rec(&format!("type=SYSCALL msg=audit(1.000:{}): syscall=2", 100 + i)), 0, &mut done);
+            a.push(
+                rec(&format!("type=SYSCALL msg=audit(1.000:{}): syscall=2", 100 + i)),
+                0,
+                &mut done,
+            );
         }
         assert_eq!(done.first().map(|g| g.serial), Some(1));
     }

@@ -40,7 +40,12 @@ impl AuditLive {
             Ok(n) => info!(kernel_rules = n, auditd_pid = status.pid, "reading the audit multicast"),
             Err(e) => warn!(error = %e, "cannot list the kernel's audit rules"),
         }
-        Ok(AuditLive { socket, events: Events::new(clock_offset_ns, true), lost_at_start: status.lost, started: Instant::now() })
+        Ok(AuditLive {
+            socket,
+            events: Events::new(clock_offset_ns, true),
+            lost_at_start: status.lost,
+            started: Instant::now(),
+        })
     }
 
     fn now_ms(&self) -> u64 {
@@ -69,7 +74,10 @@ impl Source for AuditLive {
             }
             Ok(())
         });
-        drained.map_err(|source| crate::Error::Io { context: "reading the audit multicast".into(), source })?;
+        drained.map_err(|source| crate::Error::Io {
+            context: "reading the audit multicast".into(),
+            source,
+        })?;
         self.events.expire(now.saturating_sub(QUIET_MS));
         Ok(self.events.pop().map(|a| Input::Event(Box::new(a))))
     }

@@ -35,15 +35,23 @@ impl LogFiles {
                     .map_err(io(format!("reading directory {}", p.display())))?
                     .flatten()
                     .map(|e| e.path())
-                    .filter(|f| f.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("audit.log")))
+                    .filter(|f| {
+                        f.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with("audit.log"))
+                    })
                     .collect();
                 if found.is_empty() {
-                    return Err(Error::Input(format!("{}: no audit.log* files in this directory", p.display())));
+                    return Err(Error::Input(format!(
+                        "{}: no audit.log* files in this directory",
+                        p.display()
+                    )));
                 }
                 found.sort();
                 files.extend(found);
             } else {
-                std::fs::metadata(p).map_err(io(format!("cannot read audit log {}", p.display())))?;
+                std::fs::metadata(p)
+                    .map_err(io(format!("cannot read audit log {}", p.display())))?;
                 files.push(p.clone());
             }
         }
@@ -51,11 +59,22 @@ impl LogFiles {
         let mut total = 0;
         for f in files {
             total += std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
-            keyed.push((first_time(&f).map_err(io(format!("reading audit log {}", f.display())))?, f));
+            keyed.push((
+                first_time(&f).map_err(io(format!("reading audit log {}", f.display())))?,
+                f,
+            ));
         }
         // Files without any record keep their place at the end.
         keyed.sort_by_key(|(t, _)| t.unwrap_or(u64::MAX));
-        Ok(LogFiles { files: keyed.into_iter().map(|(_, f)| f).collect(), next: 0, current: None, line_no: 0, buf: Vec::new(), read: 0, total })
+        Ok(LogFiles {
+            files: keyed.into_iter().map(|(_, f)| f).collect(),
+            next: 0,
+            current: None,
+            line_no: 0,
+            buf: Vec::new(),
+            read: 0,
+            total,
+        })
     }
 
     pub fn files(&self) -> &[PathBuf] {
@@ -68,7 +87,8 @@ impl LogFiles {
             if self.current.is_none() {
                 let Some(f) = self.files.get(self.next) else { return Ok(None) };
                 self.next += 1;
-                let file = std::fs::File::open(f).map_err(|e| Error::Input(format!("opening audit log {}: {e}", f.display())))?;
+                let file = std::fs::File::open(f)
+                    .map_err(|e| Error::Input(format!("opening audit log {}: {e}", f.display())))?;
                 self.current = Some((f.clone(), std::io::BufReader::with_capacity(1 << 16, file)));
                 self.line_no = 0;
             }
@@ -90,7 +110,10 @@ impl LogFiles {
                 let mut rest = Vec::new();
                 loop {
                     rest.clear();
-                    let m = reader.by_ref().take(1 << 16).read_until(b'\n', &mut rest).map_err(|e| Error::Input(format!("reading {}: {e}", path.display())))?;
+                    let m =
+                        reader.by_ref().take(1 << 16).read_until(b'\n', &mut rest).map_err(
+                            |e| Error::Input(format!("reading {}: {e}", path.display())),
+                        )?;
                     self.read += m as u64;
                     if m == 0 || rest.last() == Some(&b'\n') {
                         break;

@@ -8,8 +8,8 @@
 
 use super::group::Group;
 use super::record::{decode, unhex, Record};
-use crate::vocab::records as types;
 use crate::event::{Action, Event, Ids};
+use crate::vocab::records as types;
 use std::collections::HashMap;
 
 /// What became of one audit event.
@@ -45,7 +45,9 @@ impl Mapper {
             };
         }
         match g.records.first() {
-            Some(r) if types::is_user_message(r.rtype) => Mapped::Event(Box::new(user_message(g, r))),
+            Some(r) if types::is_user_message(r.rtype) => {
+                Mapped::Event(Box::new(user_message(g, r)))
+            }
             Some(_) if g.records.iter().any(|r| types::known(r.rtype)) => Mapped::NotEvaluated,
             _ => Mapped::Unknown,
         }
@@ -57,7 +59,12 @@ impl Mapper {
         }
         let syscall = sc.num("syscall").unwrap_or(u64::MAX) as i32;
         let ret = sc.get("exit").and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
-        let args = [sc.hex("a0").unwrap_or(0), sc.hex("a1").unwrap_or(0), sc.hex("a2").unwrap_or(0), sc.hex("a3").unwrap_or(0)];
+        let args = [
+            sc.hex("a0").unwrap_or(0),
+            sc.hex("a1").unwrap_or(0),
+            sc.hex("a2").unwrap_or(0),
+            sc.hex("a3").unwrap_or(0),
+        ];
         let id = |name: &str| sc.num(name).map_or(u32::MAX, |v| v as u32);
         let ids = Ids {
             uid: id("uid"),
@@ -105,8 +112,10 @@ impl Mapper {
             }
             Action::Connect => {
                 // Field 1: the caller's spelling; field 2: the socket's path.
-                let asked = g.first(types::SOCKADDR).and_then(|r| r.get("saddr")).and_then(unix_path);
-                ev.path2 = object(0).or_else(|| asked.as_deref().map(|p| absolute(p, cwd.as_deref())));
+                let asked =
+                    g.first(types::SOCKADDR).and_then(|r| r.get("saddr")).and_then(unix_path);
+                ev.path2 =
+                    object(0).or_else(|| asked.as_deref().map(|p| absolute(p, cwd.as_deref())));
                 ev.path = asked;
             }
             Action::Rename | Action::Link => {
@@ -122,7 +131,11 @@ impl Mapper {
             2 => args[1] as u32,
             257 => args[2] as u32,
             85 => 0o1101, // creat: O_WRONLY|O_CREAT|O_TRUNC
-            437 => g.first(types::OPENAT2).and_then(|r| r.get("oflag")).and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok()).unwrap_or(0) as u32,
+            437 => g
+                .first(types::OPENAT2)
+                .and_then(|r| r.get("oflag"))
+                .and_then(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).ok())
+                .unwrap_or(0) as u32,
             _ => 0,
         };
         Some(ev)
@@ -443,7 +456,10 @@ mod tests {
         assert!(matches!(m.map(&i386), Mapped::OtherArch));
         let u = group(&["type=USER_CMD msg=audit(1.000:11): pid=5 uid=1000 auid=1000 ses=2 msg='cwd=\"/\" cmd=6964 exe=\"/usr/bin/sudo\" res=success'"]);
         let Mapped::Event(u) = m.map(&u) else { panic!() };
-        assert_eq!((u.action, u.args[0], u.path.as_deref()), (Action::UserMessage, 1123, Some(&b"/usr/bin/sudo"[..])));
+        assert_eq!(
+            (u.action, u.args[0], u.path.as_deref()),
+            (Action::UserMessage, 1123, Some(&b"/usr/bin/sudo"[..]))
+        );
         let d = group(&["type=DAEMON_START msg=audit(1.000:12): op=start"]);
         assert!(matches!(m.map(&d), Mapped::NotEvaluated));
         let x = group(&["type=UNKNOWN[1999] msg=audit(1.000:13): op=start"]);

@@ -54,4 +54,3 @@ impl Stats {
         *self.unknown.entry(r.type_name()).or_default() += 1;
     }
 }
-

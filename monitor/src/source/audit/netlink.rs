@@ -15,7 +15,13 @@ const NLMSG_HDRLEN: usize = 16;
 
 fn socket() -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2); the fd is owned right away.
-    let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, libc::NETLINK_AUDIT) };
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            libc::NETLINK_AUDIT,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -29,7 +35,13 @@ fn bind(fd: RawFd, groups: u32) -> io::Result<()> {
     addr.nl_family = libc::AF_NETLINK as u16;
     addr.nl_groups = groups;
     // SAFETY: addr lives across the call and its size is passed.
-    let rc = unsafe { libc::bind(fd, &addr as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_nl>() as u32) };
+    let rc = unsafe {
+        libc::bind(
+            fd,
+            &addr as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_nl>() as u32,
+        )
+    };
     if rc < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -54,7 +66,9 @@ pub enum NetlinkError {
 impl From<NetlinkError> for crate::Error {
     fn from(e: NetlinkError) -> crate::Error {
         match e {
-            NetlinkError::NotPermitted => crate::Error::NotRoot("reading the audit multicast needs CAP_AUDIT_READ"),
+            NetlinkError::NotPermitted => {
+                crate::Error::NotRoot("reading the audit multicast needs CAP_AUDIT_READ")
+            }
             other => crate::Error::Kernel(other.to_string()),
         }
     }
@@ -87,7 +101,13 @@ impl Multicast {
         let size: libc::c_int = 32 << 20;
         // SAFETY: setsockopt with an int option value that lives across the call.
         unsafe {
-            libc::setsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size as *const _ as *const libc::c_void, 4);
+            libc::setsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                &size as *const _ as *const libc::c_void,
+                4,
+            );
         }
         bind(fd.as_raw_fd(), NLGRP_READLOG).map_err(|e| match e.raw_os_error() {
             Some(libc::EPERM) => NetlinkError::NotPermitted,
@@ -100,7 +120,14 @@ impl Multicast {
     pub fn drain(&mut self, mut each: impl FnMut(u16, &[u8]) -> io::Result<()>) -> io::Result<()> {
         loop {
             // SAFETY: buf is valid for its length for the duration of the call.
-            let n = unsafe { libc::recv(self.fd.as_raw_fd(), self.buf.as_mut_ptr() as *mut libc::c_void, self.buf.len(), 0) };
+            let n = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    self.buf.as_mut_ptr() as *mut libc::c_void,
+                    self.buf.len(),
+                    0,
+                )
+            };
             if n < 0 {
                 let e = io::Error::last_os_error();
                 match e.raw_os_error() {
@@ -197,7 +224,8 @@ pub fn status() -> Result<Status> {
     let mut out = None;
     replies(fd.as_raw_fd(), |t, body| match t {
         AUDIT_GET if body.len() >= 28 => {
-            let word = |i: usize| u32::from_ne_bytes(body[i * 4..i * 4 + 4].try_into().expect("4 bytes"));
+            let word =
+                |i: usize| u32::from_ne_bytes(body[i * 4..i * 4 + 4].try_into().expect("4 bytes"));
             out = Some(Status { enabled: word(1), pid: word(3), lost: word(6) });
             Some(Ok(()))
         }
@@ -210,7 +238,12 @@ pub fn status() -> Result<Status> {
 /// An NLMSG_ERROR payload: an ack (0) is not an error and does not end the exchange.
 fn error_of(body: &[u8]) -> Option<Result<()>> {
     let code = i32::from_ne_bytes(body.get(0..4)?.try_into().ok()?);
-    (code != 0).then(|| Err(NetlinkError::Io { what: "the kernel refused the request", source: io::Error::from_raw_os_error(-code) }))
+    (code != 0).then(|| {
+        Err(NetlinkError::Io {
+            what: "the kernel refused the request",
+            source: io::Error::from_raw_os_error(-code),
+        })
+    })
 }
 
 /// How many rules the kernel has loaded.

@@ -54,7 +54,8 @@ impl Record {
             node = Some((5u32, 5 + end as u32));
             rest = &after[end + 1..];
         }
-        let after_type = rest.strip_prefix("type=").ok_or(Malformed("no type= at the start of the line"))?;
+        let after_type =
+            rest.strip_prefix("type=").ok_or(Malformed("no type= at the start of the line"))?;
         let end = after_type.find(' ').ok_or(Malformed("type= without msg="))?;
         let type_name = &after_type[..end];
         let rtype = match type_name.strip_prefix("UNKNOWN[").and_then(|s| s.strip_suffix(']')) {
@@ -62,9 +63,8 @@ impl Record {
             Some(n) => n.parse().map_err(|_| Malformed("UNKNOWN[...] type without a number"))?,
             None => types::number(type_name).unwrap_or(0),
         };
-        let body = after_type[end + 1..]
-            .strip_prefix("msg=")
-            .ok_or(Malformed("no msg= after type="))?;
+        let body =
+            after_type[end + 1..].strip_prefix("msg=").ok_or(Malformed("no msg= after type="))?;
         let body_start = line.len() - body.len();
         let mut r = Record::parse_body(line.to_string(), body_start, rtype)?;
         r.node = node;
@@ -83,10 +83,12 @@ impl Record {
         let body = &text[start..];
         let stamp = body.strip_prefix("audit(").ok_or(Malformed("no audit( timestamp"))?;
         let close = stamp.find("):").ok_or(Malformed("timestamp not closed by ):"))?;
-        let (time, serial) = stamp[..close].split_once(':').ok_or(Malformed("timestamp without :serial"))?;
+        let (time, serial) =
+            stamp[..close].split_once(':').ok_or(Malformed("timestamp without :serial"))?;
         let (sec, ms) = time.split_once('.').ok_or(Malformed("timestamp without .milliseconds"))?;
         let sec: u64 = sec.parse().map_err(|_| Malformed("timestamp seconds are not a number"))?;
-        let ms: u32 = ms.parse().map_err(|_| Malformed("timestamp milliseconds are not a number"))?;
+        let ms: u32 =
+            ms.parse().map_err(|_| Malformed("timestamp milliseconds are not a number"))?;
         let serial: u64 = serial.parse().map_err(|_| Malformed("serial is not a number"))?;
         if ms > 999 {
             return Err(Malformed("timestamp milliseconds above 999"));
@@ -114,9 +116,9 @@ impl Record {
 
     /// Every field, in order (a user message's inner `msg='...'` fields follow the outer ones).
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields
-            .iter()
-            .map(|(a, b, c, d)| (&self.text[*a as usize..*b as usize], &self.text[*c as usize..*d as usize]))
+        self.fields.iter().map(|(a, b, c, d)| {
+            (&self.text[*a as usize..*b as usize], &self.text[*c as usize..*d as usize])
+        })
     }
 
     /// A string field's bytes (see `decode`).
@@ -225,7 +227,9 @@ mod tests {
         assert_eq!(e.node(), Some("web1"));
         assert_eq!(e.get("key"), Some("\"docker-config\""));
         assert_eq!(e.get("ARCH"), None, "interpreted fields are not fields");
-        let n = Record::parse_netlink(1300, b"audit(1795454091.289:7): arch=c000003e syscall=59\0junk").unwrap();
+        let n =
+            Record::parse_netlink(1300, b"audit(1795454091.289:7): arch=c000003e syscall=59\0junk")
+                .unwrap();
         assert_eq!((n.serial, n.get("syscall")), (7, Some("59")));
     }
 

@@ -46,7 +46,8 @@ pub struct Writer {
 impl Writer {
     pub fn create(path: &Path) -> std::io::Result<Writer> {
         let file = std::fs::File::create(path)?;
-        let mut w = Writer { out: std::io::BufWriter::with_capacity(1 << 20, file), bytes: 0, events: 0 };
+        let mut w =
+            Writer { out: std::io::BufWriter::with_capacity(1 << 20, file), bytes: 0, events: 0 };
         w.out.write_all(MAGIC)?;
         w.bytes = MAGIC.len() as u64;
         Ok(w)
@@ -99,9 +100,11 @@ fn read_up_to(input: &mut dyn Read, dst: &mut [u8]) -> std::io::Result<usize> {
 impl Reader {
     /// Streams the file: memory stays at one record however large the capture is.
     pub fn open(path: &Path) -> Result<Reader> {
-        let file = std::fs::File::open(path).with_context(|| format!("cannot read capture file {}", path.display()))?;
+        let file = std::fs::File::open(path)
+            .with_context(|| format!("cannot read capture file {}", path.display()))?;
         let total = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
-        Reader::new(Box::new(std::io::BufReader::with_capacity(1 << 16, file)), total).with_context(|| path.display().to_string())
+        Reader::new(Box::new(std::io::BufReader::with_capacity(1 << 16, file)), total)
+            .with_context(|| path.display().to_string())
     }
 
     pub fn from_bytes(data: Vec<u8>) -> Result<Reader> {
@@ -111,7 +114,9 @@ impl Reader {
 
     fn new(mut input: Box<dyn Read>, total: usize) -> Result<Reader> {
         let mut magic = [0u8; MAGIC.len()];
-        if read_up_to(&mut *input, &mut magic).context("reading the capture header")? < MAGIC.len() || &magic != MAGIC {
+        if read_up_to(&mut *input, &mut magic).context("reading the capture header")? < MAGIC.len()
+            || &magic != MAGIC
+        {
             crate::malformed!("not a monitor capture (bad magic)");
         }
         Ok(Reader { input, body: Vec::new(), pos: MAGIC.len(), total, truncated_at: None })
@@ -120,7 +125,8 @@ impl Reader {
     /// The next record, `Ok(None)` at the end (or at a cut-off record: see `truncated_at`).
     pub fn next_record(&mut self) -> Result<Option<(u8, &[u8])>> {
         let mut head = [0u8; 5];
-        let n = read_up_to(&mut *self.input, &mut head).with_context(|| format!("reading the record at byte {}", self.pos))?;
+        let n = read_up_to(&mut *self.input, &mut head)
+            .with_context(|| format!("reading the record at byte {}", self.pos))?;
         if n == 0 {
             return Ok(None);
         }
@@ -133,7 +139,8 @@ impl Reader {
             crate::malformed!("malformed record at byte {}: length {len}", self.pos);
         }
         self.body.resize(len - 1, 0);
-        let n = read_up_to(&mut *self.input, &mut self.body).with_context(|| format!("reading the record at byte {}", self.pos))?;
+        let n = read_up_to(&mut *self.input, &mut self.body)
+            .with_context(|| format!("reading the record at byte {}", self.pos))?;
         if n < len - 1 {
             self.truncated_at = Some(self.pos);
             return Ok(None);
@@ -254,7 +261,12 @@ mod tests {
         let path = dir.join("c.cap");
         let mut w = Writer::create(&path).unwrap();
         w.record(rec::HEADER, b"{}").unwrap();
-        let p = ProcInfo { ppid: 1, exe: Some(b"/bin/\xffsh".to_vec()), args: vec![b"sh".to_vec(), b"-c".to_vec()], comm: b"sh".to_vec() };
+        let p = ProcInfo {
+            ppid: 1,
+            exe: Some(b"/bin/\xffsh".to_vec()),
+            args: vec![b"sh".to_vec(), b"-c".to_vec()],
+            comm: b"sh".to_vec(),
+        };
         w.record(rec::PROCESS, &encode_process(42, &p)).unwrap();
         w.record(rec::EVENT, &[7u8; 100]).unwrap();
         w.flush().unwrap();
@@ -264,7 +276,10 @@ mod tests {
         let (k, b) = r.next_record().unwrap().unwrap();
         assert_eq!(k, rec::PROCESS);
         let (pid, back) = decode_process(b).unwrap();
-        assert_eq!((pid, back.ppid, back.exe.clone(), back.args.clone(), back.comm.clone()), (42, 1, p.exe.clone(), p.args.clone(), p.comm.clone()));
+        assert_eq!(
+            (pid, back.ppid, back.exe.clone(), back.args.clone(), back.comm.clone()),
+            (42, 1, p.exe.clone(), p.args.clone(), p.comm.clone())
+        );
         assert_eq!(r.next_record().unwrap().unwrap().0, rec::EVENT);
         assert!(r.next_record().unwrap().is_none() && r.truncated_at.is_none());
         // Cut inside the last record.
@@ -278,7 +293,8 @@ mod tests {
         assert!(r.truncated_at.is_some());
         // Garbage.
         assert!(Reader::from_bytes(b"nope".to_vec()).is_err());
-        let mut r = Reader::from_bytes([&MAGIC[..], &[0xff, 0xff, 0xff, 0x7f, 1]].concat()).unwrap();
+        let mut r =
+            Reader::from_bytes([&MAGIC[..], &[0xff, 0xff, 0xff, 0x7f, 1]].concat()).unwrap();
         assert!(r.next_record().is_err(), "a huge length is an error, not an allocation");
         assert!(decode_process(&[1, 2, 3]).is_err());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -26,8 +26,11 @@ impl Recorder {
     /// Create the file and write its header (a JSON object, `version` 1).
     pub fn create(path: &Path, header: &serde_json::Value) -> crate::Result<Recorder> {
         let context = || format!("writing the capture {}", path.display());
-        let mut writer = Writer::create(path).map_err(|source| crate::Error::Io { context: context(), source })?;
-        writer.record(rec::HEADER, header.to_string().as_bytes()).map_err(|source| crate::Error::Io { context: context(), source })?;
+        let mut writer = Writer::create(path)
+            .map_err(|source| crate::Error::Io { context: context(), source })?;
+        writer
+            .record(rec::HEADER, header.to_string().as_bytes())
+            .map_err(|source| crate::Error::Io { context: context(), source })?;
         Ok(Recorder { writer: Some(writer) })
     }
 

@@ -46,17 +46,27 @@ impl CaptureSource {
         let name = path.display();
         let mut reader = Reader::open(path).map_err(|e| Error::Input(format!("{e}: expected a capture written by `monitor run --capture` (it starts with MONCAP)")))?;
         let header = match reader.next_record().map_err(|e| Error::Input(format!("{name}: {e}")))? {
-            Some((rec::HEADER, body)) => serde_json::from_slice::<serde_json::Value>(body).map_err(|e| Error::Input(format!("{name}: the capture header is not JSON: {e}")))?,
-            Some(_) => return Err(Error::Input(format!("{name}: the capture does not start with a header"))),
+            Some((rec::HEADER, body)) => serde_json::from_slice::<serde_json::Value>(body)
+                .map_err(|e| {
+                    Error::Input(format!("{name}: the capture header is not JSON: {e}"))
+                })?,
+            Some(_) => {
+                return Err(Error::Input(format!(
+                    "{name}: the capture does not start with a header"
+                )))
+            }
             None => return Err(Error::Input(format!("{name}: the capture is empty (no header)"))),
         };
         if header["version"] != 1 {
-            return Err(Error::Input(format!("{name}: capture format version {} is not supported (this monitor reads 1)", header["version"])));
+            return Err(Error::Input(format!(
+                "{name}: capture format version {} is not supported (this monitor reads 1)",
+                header["version"]
+            )));
         }
-        let clock_offset_ns = header["clock_offset_ns"]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Error::Input(format!("{name}: the capture header has no clock_offset_ns")))?;
+        let clock_offset_ns =
+            header["clock_offset_ns"].as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
+                Error::Input(format!("{name}: the capture header has no clock_offset_ns"))
+            })?;
         let header = Header {
             clock_offset_ns,
             host: header["host"].as_str().unwrap_or_default().to_string(),
@@ -84,11 +94,18 @@ impl CaptureSource {
         self.ready.push_back(match super::super::ebpf::decode::decode(&p.raw) {
             Ok(ev) => {
                 let recorded = p.enrich.map(|e| Recorded {
-                    path: e.get("path").map(|v| serde_json::from_value(v.clone()).unwrap_or_default()),
-                    path2: e.get("path2").map(|v| serde_json::from_value(v.clone()).unwrap_or_default()),
+                    path: e
+                        .get("path")
+                        .map(|v| serde_json::from_value(v.clone()).unwrap_or_default()),
+                    path2: e
+                        .get("path2")
+                        .map(|v| serde_json::from_value(v.clone()).unwrap_or_default()),
                     container: e.get("container").and_then(container_from_json),
                 });
-                Input::Event(Box::new(Arrival { recorded: Some(recorded.unwrap_or_default()), ..Arrival::event(ev) }))
+                Input::Event(Box::new(Arrival {
+                    recorded: Some(recorded.unwrap_or_default()),
+                    ..Arrival::event(ev)
+                }))
             }
             Err(e) => Input::Undecodable(e.to_string()),
         });
@@ -106,10 +123,12 @@ impl CaptureSource {
         match kind {
             rec::EVENT => {
                 self.release();
-                self.pending = Some(Pending { raw: body.to_vec(), processes: Vec::new(), enrich: None });
+                self.pending =
+                    Some(Pending { raw: body.to_vec(), processes: Vec::new(), enrich: None });
             }
             rec::PROCESS => {
-                let (pid, info) = decode_process(body).map_err(|e| Error::Input(format!("process record at byte {offset}: {e}")))?;
+                let (pid, info) = decode_process(body)
+                    .map_err(|e| Error::Input(format!("process record at byte {offset}: {e}")))?;
                 match self.pending.as_mut() {
                     Some(p) => p.processes.push(Input::Process(pid, info)),
                     None => self.ready.push_back(Input::Process(pid, info)),
@@ -129,9 +148,15 @@ impl CaptureSource {
                         Err(e) => Input::Undecodable(format!("plan record at byte {offset}: {e}")),
                     },
                     rec::OUTPUT => Input::Line(body.to_vec()),
-                    rec::TICK if body.len() == 8 => Input::Tick(u64::from_le_bytes(body.try_into().expect("8 bytes"))),
+                    rec::TICK if body.len() == 8 => {
+                        Input::Tick(u64::from_le_bytes(body.try_into().expect("8 bytes")))
+                    }
                     _ => {
-                        tracing::warn!(kind = other, offset, "unknown capture record type; skipped");
+                        tracing::warn!(
+                            kind = other,
+                            offset,
+                            "unknown capture record type; skipped"
+                        );
                         return Ok(true);
                     }
                 };

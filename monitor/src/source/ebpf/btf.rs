@@ -76,25 +76,13 @@ impl Btf {
         let type_len = u32_at(data, 12)? as usize;
         let str_off = u32_at(data, 16)? as usize;
         let str_len = u32_at(data, 20)? as usize;
-        let types_start = hdr_len
-            .checked_add(type_off)
-            .context("BTF offsets overflow")?;
-        let types_end = types_start
-            .checked_add(type_len)
-            .context("BTF offsets overflow")?;
-        let str_start = hdr_len
-            .checked_add(str_off)
-            .context("BTF offsets overflow")?;
-        let str_end = str_start
-            .checked_add(str_len)
-            .context("BTF offsets overflow")?;
-        let tsec = data
-            .get(types_start..types_end)
-            .context("BTF type section out of range")?;
-        let strings = data
-            .get(str_start..str_end)
-            .context("BTF string section out of range")?
-            .to_vec();
+        let types_start = hdr_len.checked_add(type_off).context("BTF offsets overflow")?;
+        let types_end = types_start.checked_add(type_len).context("BTF offsets overflow")?;
+        let str_start = hdr_len.checked_add(str_off).context("BTF offsets overflow")?;
+        let str_end = str_start.checked_add(str_len).context("BTF offsets overflow")?;
+        let tsec = data.get(types_start..types_end).context("BTF type section out of range")?;
+        let strings =
+            data.get(str_start..str_end).context("BTF string section out of range")?.to_vec();
 
         let mut types = vec![Type::Other]; // id 0 is void
         let mut funcs = Vec::new();
@@ -154,13 +142,7 @@ impl Btf {
             };
             types.push(ty);
         }
-        let mut btf = Btf {
-            types,
-            strings,
-            structs: HashMap::new(),
-            funcs,
-            enumerators,
-        };
+        let mut btf = Btf { types, strings, structs: HashMap::new(), funcs, enumerators };
         for (id, ty) in btf.types.iter().enumerate() {
             if let Type::Composite { name, .. } = ty {
                 if *name != 0 {
@@ -216,10 +198,7 @@ impl Btf {
 
     /// Type id of the function `name` (a kfunc, say).
     pub fn func_id(&self, name: &str) -> Option<u32> {
-        self.funcs
-            .iter()
-            .find(|(_, n)| self.name(*n) == Some(name))
-            .map(|(id, _)| *id)
+        self.funcs.iter().find(|(_, n)| self.name(*n) == Some(name)).map(|(id, _)| *id)
     }
 
     /// Whether some enum of the kernel has an enumerator `name` (how the kernel announces
@@ -343,7 +322,11 @@ mod tests {
     fn running_kernel_has_the_members_we_need() {
         if !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
             // The test machines have BTF: without it under CI, this test fails, not passes.
-            assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "/sys/kernel/btf/vmlinux is missing");
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "/sys/kernel/btf/vmlinux is missing"
+            );
             eprintln!("SKIPPED: no kernel BTF on this machine");
             return;
         }

@@ -3,11 +3,13 @@
 //! Records come from the kernel, but the decoder treats them as untrusted: sizes are checked
 //! against the buffer and a malformed record is an error, never a panic.
 
-use crate::event::{Action, Event};
 use crate::error::Malformed;
+use crate::event::{Action, Event};
 
 type Result<T, E = Malformed> = std::result::Result<T, E>;
-use monitor_common::{file_op, flag, kind, tamper_op, Event as Raw, EVENT_SIZE, EVENT_SIZE_V1, FIELD_CAP};
+use monitor_common::{
+    file_op, flag, kind, tamper_op, Event as Raw, EVENT_SIZE, EVENT_SIZE_V1, FIELD_CAP,
+};
 
 /// Decode one record. Its header is [`EVENT_SIZE`] bytes, or [`EVENT_SIZE_V1`] in records
 /// written before the header gained `generation` (captures of earlier versions): the size
@@ -21,22 +23,31 @@ pub fn decode(buf: &[u8]) -> Result<Event> {
     // SAFETY: Raw is plain old data; the first EVENT_SIZE_V1 bytes are read, the rest of
     // the header after the size is known.
     let mut raw: Raw = unsafe { std::mem::zeroed() };
-    unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), (&mut raw as *mut Raw).cast::<u8>(), EVENT_SIZE_V1) };
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            buf.as_ptr(),
+            (&mut raw as *mut Raw).cast::<u8>(),
+            EVENT_SIZE_V1,
+        )
+    };
     let len1 = raw.len1 as usize;
     let len2 = raw.len2 as usize;
-    crate::ensure_well_formed!(
-        len1 <= FIELD_CAP && len2 <= FIELD_CAP,
-        "field length out of range"
-    );
+    crate::ensure_well_formed!(len1 <= FIELD_CAP && len2 <= FIELD_CAP, "field length out of range");
     let header = (raw.size as usize).saturating_sub(len1 + len2);
-    crate::ensure_well_formed!(header == EVENT_SIZE || header == EVENT_SIZE_V1, "record header of {header} bytes: neither {EVENT_SIZE} nor {EVENT_SIZE_V1}");
     crate::ensure_well_formed!(
-        header + len1 + len2 <= buf.len(),
-        "fields run past the record"
+        header == EVENT_SIZE || header == EVENT_SIZE_V1,
+        "record header of {header} bytes: neither {EVENT_SIZE} nor {EVENT_SIZE_V1}"
     );
+    crate::ensure_well_formed!(header + len1 + len2 <= buf.len(), "fields run past the record");
     if header == EVENT_SIZE {
         // SAFETY: as above, the whole header this time (the buffer holds it).
-        unsafe { std::ptr::copy_nonoverlapping(buf.as_ptr(), (&mut raw as *mut Raw).cast::<u8>(), EVENT_SIZE) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                buf.as_ptr(),
+                (&mut raw as *mut Raw).cast::<u8>(),
+                EVENT_SIZE,
+            )
+        };
     }
     let field1 = &buf[header..header + len1];
     let field2 = &buf[header + len1..header + len1 + len2];
@@ -71,11 +82,7 @@ pub fn decode(buf: &[u8]) -> Result<Event> {
         },
         k => crate::malformed!("unknown event kind {k}"),
     };
-    let comm_len = raw
-        .comm
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(raw.comm.len());
+    let comm_len = raw.comm.iter().position(|&b| b == 0).unwrap_or(raw.comm.len());
     let opt = |f: &[u8]| if f.is_empty() { None } else { Some(f.to_vec()) };
     let (path, path2, argv, payload) = match action {
         Action::Exec => (opt(field1), None, split_argv(field2), Vec::new()),
@@ -100,11 +107,8 @@ pub fn decode(buf: &[u8]) -> Result<Event> {
         auid: raw.auid,
         sessionid: raw.sessionid,
         cgroup_id: raw.cgroup_id,
-        cgroup_name: raw.cgroup_name[..raw
-            .cgroup_name
-            .iter()
-            .position(|&b| b == 0)
-            .unwrap_or(raw.cgroup_name.len())]
+        cgroup_name: raw.cgroup_name
+            [..raw.cgroup_name.iter().position(|&b| b == 0).unwrap_or(raw.cgroup_name.len())]
             .to_vec(),
         comm: raw.comm[..comm_len].to_vec(),
         path,
@@ -157,32 +161,17 @@ mod tests {
 
     #[test]
     fn decodes_exec_with_argv() {
-        let ev = decode(&record(
-            kind::EXEC,
-            0,
-            b"/usr/bin/docker",
-            b"docker\0ps\0-a\0",
-        ))
-        .unwrap();
+        let ev = decode(&record(kind::EXEC, 0, b"/usr/bin/docker", b"docker\0ps\0-a\0")).unwrap();
         assert_eq!(ev.action, Action::Exec);
         assert_eq!(ev.path.as_deref(), Some(&b"/usr/bin/docker"[..]));
-        assert_eq!(
-            ev.argv,
-            vec![b"docker".to_vec(), b"ps".to_vec(), b"-a".to_vec()]
-        );
+        assert_eq!(ev.argv, vec![b"docker".to_vec(), b"ps".to_vec(), b"-a".to_vec()]);
         assert_eq!(ev.comm, b"cat");
         assert_eq!(ev.pid, 42);
     }
 
     #[test]
     fn decodes_rename_with_two_paths() {
-        let ev = decode(&record(
-            kind::FILE,
-            file_op::RENAME,
-            b"/a",
-            b"/etc/docker/x",
-        ))
-        .unwrap();
+        let ev = decode(&record(kind::FILE, file_op::RENAME, b"/a", b"/etc/docker/x")).unwrap();
         assert_eq!(ev.action, Action::Rename);
         assert_eq!(ev.path2.as_deref(), Some(&b"/etc/docker/x"[..]));
     }
@@ -199,7 +188,10 @@ mod tests {
         let at = std::mem::offset_of!(Raw, size);
         old[at..at + 4].copy_from_slice(&size.to_ne_bytes());
         let ev = decode(&old).unwrap();
-        assert_eq!((ev.path.as_deref(), ev.path2.as_deref(), ev.generation), (Some(&b"/a"[..]), Some(&b"/etc/docker/x"[..]), None));
+        assert_eq!(
+            (ev.path.as_deref(), ev.path2.as_deref(), ev.generation),
+            (Some(&b"/a"[..]), Some(&b"/etc/docker/x"[..]), None)
+        );
     }
 
     #[test]

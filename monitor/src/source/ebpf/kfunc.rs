@@ -60,10 +60,7 @@ pub fn patch(elf: &[u8], kfunc_id: u32) -> Result<(Object, usize)> {
         elf.get(..6) == Some(&[0x7f, b'E', b'L', b'F', 2, 1][..]),
         "the eBPF object is not a little-endian ELF64 file"
     );
-    let mut object = Object {
-        words: vec![0u64; elf.len().div_ceil(8)],
-        len: elf.len(),
-    };
+    let mut object = Object { words: vec![0u64; elf.len().div_ceil(8)], len: elf.len() };
     object.bytes_mut().copy_from_slice(elf);
     let shoff = u64_at(elf, 0x28)?;
     let shentsize = u16_at(elf, 0x3a)? as usize;
@@ -71,9 +68,8 @@ pub fn patch(elf: &[u8], kfunc_id: u32) -> Result<(Object, usize)> {
     crate::ensure_well_formed!(shentsize >= 0x28, "ELF section headers too small");
     let mut patched = 0;
     for i in 0..shnum {
-        let hdr = shoff
-            .checked_add(i * shentsize)
-            .context("ELF section header offset overflows")?;
+        let hdr =
+            shoff.checked_add(i * shentsize).context("ELF section header offset overflows")?;
         let kind = u32_at(elf, hdr + 4)?;
         let flags = u64_at(elf, hdr + 8)? as u64;
         if kind != SHT_PROGBITS || flags & SHF_EXECINSTR == 0 {

@@ -73,13 +73,16 @@ fn program<'e, P>(ebpf: &'e mut Ebpf, name: &str) -> Result<&'e mut P, LoadError
 where
     &'e mut P: TryFrom<&'e mut aya::programs::Program, Error = aya::programs::ProgramError>,
 {
-    let prog = ebpf.program_mut(name).ok_or_else(|| LoadError::Unsupported(format!("program {name} missing from the object")))?;
+    let prog = ebpf
+        .program_mut(name)
+        .ok_or_else(|| LoadError::Unsupported(format!("program {name} missing from the object")))?;
     prog.try_into().kernel(format!("program {name}"))
 }
 
 /// A map of the loaded object, by name.
 fn map_mut<'e>(ebpf: &'e mut Ebpf, name: &str) -> Result<&'e mut aya::maps::Map, LoadError> {
-    ebpf.map_mut(name).ok_or_else(|| LoadError::Unsupported(format!("the programs have no {name} map")))
+    ebpf.map_mut(name)
+        .ok_or_else(|| LoadError::Unsupported(format!("the programs have no {name} map")))
 }
 
 /// The loaded and attached sensors, and the ring buffer they write into.
@@ -102,12 +105,15 @@ impl EbpfSource {
             move |e| LoadError::Unsupported(format!("{what}: {e}"))
         }
         let btf = btf::Btf::from_sys_fs().map_err(unsupported("reading the kernel's BTF"))?;
-        let offsets = offsets::from_btf(&btf).map_err(unsupported("the running kernel lacks a structure the programs read"))?;
-        let types = offsets::types_from_btf(&btf).map_err(unsupported("the running kernel lacks a structure the programs read"))?;
+        let offsets = offsets::from_btf(&btf)
+            .map_err(unsupported("the running kernel lacks a structure the programs read"))?;
+        let types = offsets::types_from_btf(&btf)
+            .map_err(unsupported("the running kernel lacks a structure the programs read"))?;
         let rdonly_cast = btf.func_id("bpf_rdonly_cast").ok_or_else(|| {
             LoadError::Unsupported("the running kernel has no kfunc bpf_rdonly_cast, which the programs use to read kernel structures".into())
         })?;
-        let (object, casts) = kfunc::patch(PROGRAMS, rdonly_cast).map_err(unsupported("linking the programs' kfunc calls"))?;
+        let (object, casts) = kfunc::patch(PROGRAMS, rdonly_cast)
+            .map_err(unsupported("linking the programs' kfunc calls"))?;
         debug!(casts, "bpf_rdonly_cast calls linked");
         use std::os::unix::fs::MetadataExt;
         let root = std::fs::metadata("/").kernel("stat /")?;
@@ -123,12 +129,23 @@ impl EbpfSource {
         };
         drop(btf);
         debug!(rdonly_cast_void = config.rdonly_cast_void, "kernel strings read by direct loads");
-        let mut ebpf = EbpfLoader::new().override_global("CONFIG", &config, true).load(object.bytes()).kernel("loading the eBPF programs into the kernel")?;
+        let mut ebpf = EbpfLoader::new()
+            .override_global("CONFIG", &config, true)
+            .load(object.bytes())
+            .kernel("loading the eBPF programs into the kernel")?;
         drop(object);
-        let ring = ebpf.take_map("EVENTS").ok_or_else(|| LoadError::Unsupported("the programs have no EVENTS ring buffer".into()))?;
+        let ring = ebpf.take_map("EVENTS").ok_or_else(|| {
+            LoadError::Unsupported("the programs have no EVENTS ring buffer".into())
+        })?;
         let ring = RingBuf::try_from(ring).kernel("the EVENTS ring buffer")?;
         let host_root = InodeKey { ino: config.host_root_ino, dev: config.host_root_dev, _pad: 0 };
-        let mut source = EbpfSource { ebpf, ring, attached: Vec::new(), watches: watches::Watches::new(host_root), keep_raw };
+        let mut source = EbpfSource {
+            ebpf,
+            ring,
+            attached: Vec::new(),
+            watches: watches::Watches::new(host_root),
+            keep_raw,
+        };
         source.watches.sync(&mut source.ebpf, plan)?;
         source.attach()?;
         Ok(source)
@@ -140,8 +157,14 @@ impl EbpfSource {
         for (slot, name) in [(0u32, "resolve_stage"), (1, "finish_stage")] {
             let prog: &mut TracePoint = program(&mut self.ebpf, name)?;
             prog.load().kernel(format!("loading {name} (verifier)"))?;
-            let fd = prog.fd().kernel(format!("{name} has no descriptor"))?.try_clone().kernel(format!("{name}'s descriptor"))?;
-            let mut stages: ProgramArray<&mut MapData> = ProgramArray::try_from(map_mut(&mut self.ebpf, "STAGES")?).kernel("the STAGES map")?;
+            let fd = prog
+                .fd()
+                .kernel(format!("{name} has no descriptor"))?
+                .try_clone()
+                .kernel(format!("{name}'s descriptor"))?;
+            let mut stages: ProgramArray<&mut MapData> =
+                ProgramArray::try_from(map_mut(&mut self.ebpf, "STAGES")?)
+                    .kernel("the STAGES map")?;
             stages.set(slot, &fd, 0).kernel(format!("installing {name} in STAGES"))?;
         }
         Ok(())
@@ -164,7 +187,9 @@ impl EbpfSource {
         self.attach_syscalls("sys_enter_send", "sys_enter_", &sys::SENDS)?;
         self.attach_syscalls("sys_enter_access", "sys_enter_", &sys::TAMPER)?;
         let btf = AyaBtf::from_sys_fs().kernel("reading kernel BTF")?;
-        for name in ["sched_process_exec", "sched_process_fork", "sched_process_exit", "signal_generate"] {
+        for name in
+            ["sched_process_exec", "sched_process_fork", "sched_process_exit", "signal_generate"]
+        {
             let prog: &mut BtfTracePoint = program(&mut self.ebpf, name)?;
             prog.load(name, &btf).kernel(format!("loading {name}"))?;
             prog.attach().kernel(format!("attaching {name}"))?;
@@ -186,7 +211,9 @@ impl EbpfSource {
                     return Err(e).kernel(format!("attaching {name} to syscalls:{tp}"));
                 }
                 // Newer syscalls (setxattrat, ...) do not exist on every kernel.
-                Err(e) => warn!(tracepoint = %tp, error = %e, "tracepoint not attached: the kernel has no such syscall"),
+                Err(e) => {
+                    warn!(tracepoint = %tp, error = %e, "tracepoint not attached: the kernel has no such syscall")
+                }
             }
         }
         Ok(())
@@ -195,7 +222,10 @@ impl EbpfSource {
     /// Events lost in the kernel since load, over all CPUs and causes (ring buffer full,
     /// stage not reachable).
     pub fn drops(&self) -> Result<u64, LoadError> {
-        let map = self.ebpf.map("DROPS").ok_or_else(|| LoadError::Unsupported("the programs have no DROPS map".into()))?;
+        let map = self
+            .ebpf
+            .map("DROPS")
+            .ok_or_else(|| LoadError::Unsupported("the programs have no DROPS map".into()))?;
         let map: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).kernel("the DROPS map")?;
         let mut total = 0;
         for cause in 0..monitor_common::DROP_COUNTERS {
@@ -281,6 +311,9 @@ mod tests {
     #[test]
     fn the_embedded_object_declares_a_gpl_compatible_licence() {
         // The kernel reads the `license` section; GPL-only helpers need a GPL-compatible one.
-        assert!(PROGRAMS.windows(13).any(|w| w == b"Dual MIT/GPL\0"), "monitor-ebpf declares its licence");
+        assert!(
+            PROGRAMS.windows(13).any(|w| w == b"Dual MIT/GPL\0"),
+            "monitor-ebpf declares its licence"
+        );
     }
 }

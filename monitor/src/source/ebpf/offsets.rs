@@ -10,10 +10,7 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
     let o = |s: &str, m: &str| btf.offset(s, m);
     let cred_uid = o("cred", "uid")?;
     // The programs read the eight ids as one array: they must be contiguous.
-    for (i, id) in ["gid", "suid", "sgid", "euid", "egid", "fsuid", "fsgid"]
-        .iter()
-        .enumerate()
-    {
+    for (i, id) in ["gid", "suid", "sgid", "euid", "egid", "fsuid", "fsgid"].iter().enumerate() {
         crate::ensure_well_formed!(
             o("cred", id)? == cred_uid + 4 * (i as u32 + 1),
             "struct cred ids are not laid out contiguously"
@@ -74,7 +71,10 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
 pub fn types_from_btf(btf: &Btf) -> Result<KernelTypes> {
     let id = |s: &str| btf.struct_id(s).with_context(|| format!("kernel BTF has no struct {s}"));
     // An fd-table slot is read as the first member of a kiocb: it must be the file pointer.
-    crate::ensure_well_formed!(btf.offset("kiocb", "ki_filp")? == 0, "struct kiocb does not start with ki_filp");
+    crate::ensure_well_formed!(
+        btf.offset("kiocb", "ki_filp")? == 0,
+        "struct kiocb does not start with ki_filp"
+    );
     Ok(KernelTypes {
         dentry: id("dentry")?,
         inode: id("inode")?,

@@ -20,7 +20,10 @@ impl Default for Summaries {
 
 impl Summaries {
     /// The summaries of `WATCH_INODES` (`inodes`) and `WATCH_PATHS` (`paths`).
-    pub fn of(inodes: &HashMap<InodeKey, InodeEntry>, paths: &HashMap<u64, WatchValue>) -> Summaries {
+    pub fn of(
+        inodes: &HashMap<InodeKey, InodeEntry>,
+        paths: &HashMap<u64, WatchValue>,
+    ) -> Summaries {
         let mut s = Summaries::default();
         for (key, entry) in inodes {
             let bit = summary::inode_bit(key.ino, key.dev);
@@ -32,7 +35,8 @@ impl Summaries {
             }
         }
         for (hash, value) in paths {
-            let which = if value.watch_id != 0 { summary::PATH_WATCHED } else { summary::PATH_PREFIX };
+            let which =
+                if value.watch_id != 0 { summary::PATH_WATCHED } else { summary::PATH_PREFIX };
             summary::set(&mut s.0[which as usize], summary::path_bit(*hash));
         }
         s
@@ -56,7 +60,8 @@ impl Summaries {
 
     /// Write them into the kernel's `WATCH_SUMMARY`.
     pub fn write(&self, ebpf: &mut Ebpf) -> Result<(), LoadError> {
-        let mut map: Array<_, summary::Bits> = Array::try_from(map_mut(ebpf, "WATCH_SUMMARY")?).kernel("the WATCH_SUMMARY map")?;
+        let mut map: Array<_, summary::Bits> =
+            Array::try_from(map_mut(ebpf, "WATCH_SUMMARY")?).kernel("the WATCH_SUMMARY map")?;
         for (i, bits) in self.0.iter().enumerate() {
             map.set(i as u32, bits, 0).kernel("updating WATCH_SUMMARY")?;
         }
@@ -75,8 +80,18 @@ mod tests {
     #[test]
     fn every_key_has_its_bit_in_its_kind() {
         let mut inodes = HashMap::new();
-        inodes.insert(key(12, 8), InodeEntry { watch: WatchValue { watch_id: 3, classes: 1 }, ..Default::default() });
-        inodes.insert(key(2, 8), InodeEntry { spine_hash: 77, flags: monitor_common::inode_flag::ON_SPINE, ..Default::default() });
+        inodes.insert(
+            key(12, 8),
+            InodeEntry { watch: WatchValue { watch_id: 3, classes: 1 }, ..Default::default() },
+        );
+        inodes.insert(
+            key(2, 8),
+            InodeEntry {
+                spine_hash: 77,
+                flags: monitor_common::inode_flag::ON_SPINE,
+                ..Default::default()
+            },
+        );
         let mut paths = HashMap::new();
         paths.insert(monitor_common::fnv1a(b"/etc/docker"), WatchValue { watch_id: 3, classes: 1 });
         paths.insert(monitor_common::fnv1a(b"/etc"), WatchValue::default());
@@ -85,7 +100,9 @@ mod tests {
         assert!(!s.has(summary::INODE_SPINE, summary::inode_bit(12, 8)));
         assert!(s.has(summary::INODE_SPINE, summary::inode_bit(2, 8)));
         assert!(!s.has(summary::INODE_WATCHED, summary::inode_bit(2, 8)));
-        assert!(s.has(summary::PATH_WATCHED, summary::path_bit(monitor_common::fnv1a(b"/etc/docker"))));
+        assert!(
+            s.has(summary::PATH_WATCHED, summary::path_bit(monitor_common::fnv1a(b"/etc/docker")))
+        );
         assert!(s.has(summary::PATH_PREFIX, summary::path_bit(monitor_common::fnv1a(b"/etc"))));
         assert!(!s.has(summary::PATH_WATCHED, summary::path_bit(monitor_common::fnv1a(b"/etc"))));
         // Nothing else: a neighbour inode and an unrelated spelling have clear bits.
@@ -106,8 +123,9 @@ mod tests {
         }
         // Uniform draws would give 11 213 on average.
         assert!(seen.len() > 11_000, "{} distinct bits of 12 288 keys", seen.len());
-        let paths: std::collections::HashSet<_> =
-            (0..4096).map(|i| summary::path_bit(monitor_common::fnv1a(format!("/var/tmp/f{i}").as_bytes()))).collect();
+        let paths: std::collections::HashSet<_> = (0..4096)
+            .map(|i| summary::path_bit(monitor_common::fnv1a(format!("/var/tmp/f{i}").as_bytes())))
+            .collect();
         // 4096 uniform draws of 65 536 bits give 3971 distinct ones on average (s.d. 8).
         assert!(paths.len() > 3_930, "{} distinct bits of 4096 paths", paths.len());
     }

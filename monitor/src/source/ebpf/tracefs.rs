@@ -23,13 +23,7 @@ pub fn ensure_mounted() -> Result<(), LoadError> {
     }
     let (target, fstype, source) = (c"/sys/kernel/tracing", c"tracefs", c"nodev");
     let rc = unsafe {
-        libc::mount(
-            source.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
+        libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null())
     };
     if rc != 0 {
         let err = std::io::Error::last_os_error();

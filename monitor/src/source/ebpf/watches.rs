@@ -25,7 +25,13 @@ pub struct Watches {
 
 impl Watches {
     pub fn new(host_root: InodeKey) -> Watches {
-        Watches { inode_keys: HashSet::new(), path_keys: HashSet::new(), summaries: summary::Summaries::default(), host_root, armed_epochs: Vec::new() }
+        Watches {
+            inode_keys: HashSet::new(),
+            path_keys: HashSet::new(),
+            summaries: summary::Summaries::default(),
+            host_root,
+            armed_epochs: Vec::new(),
+        }
     }
 
     /// Make the kernel's watch maps and filter match the plan (at load, after a refresh or
@@ -34,10 +40,13 @@ impl Watches {
         let effective = effective_classes(plan);
         // The epochs first, the identities after: a rename in between leaves the entries
         // stale (matching nothing) until the next sync, never armed on the wrong inode.
-        let mut slots: Vec<u32> = std::iter::once(0).chain(plan.targets.iter().map(|t| monitor_common::epoch::slot(t.id))).collect();
+        let mut slots: Vec<u32> = std::iter::once(0)
+            .chain(plan.targets.iter().map(|t| monitor_common::epoch::slot(t.id)))
+            .collect();
         slots.sort_unstable();
         slots.dedup();
-        let epochs: std::collections::HashMap<u32, u32> = slots.iter().copied().zip(read_epochs(ebpf, &slots)?).collect();
+        let epochs: std::collections::HashMap<u32, u32> =
+            slots.iter().copied().zip(read_epochs(ebpf, &slots)?).collect();
         let mut inodes: std::collections::HashMap<InodeKey, WatchValue> = Default::default();
         let mut generations: std::collections::HashMap<InodeKey, u32> = Default::default();
         let mut paths: std::collections::HashMap<u64, WatchValue> = Default::default();
@@ -45,15 +54,9 @@ impl Watches {
             if classes == 0 {
                 continue;
             }
-            let value = WatchValue {
-                watch_id: t.id,
-                classes,
-            };
+            let value = WatchValue { watch_id: t.id, classes };
             let merge = |old: Option<&WatchValue>| match old {
-                Some(o) => WatchValue {
-                    watch_id: o.watch_id,
-                    classes: o.classes | classes,
-                },
+                Some(o) => WatchValue { watch_id: o.watch_id, classes: o.classes | classes },
                 None => value,
             };
             for spelling in [&t.written, &t.canonical] {
@@ -75,7 +78,9 @@ impl Watches {
         for t in &plan.targets {
             for spelling in [&t.written, &t.canonical] {
                 for prefix in ancestors(spelling) {
-                    paths.entry(fnv1a(prefix.as_bytes())).or_insert(WatchValue { watch_id: 0, classes: 0 });
+                    paths
+                        .entry(fnv1a(prefix.as_bytes()))
+                        .or_insert(WatchValue { watch_id: 0, classes: 0 });
                 }
             }
         }
@@ -86,7 +91,9 @@ impl Watches {
             }
         }
         let spine_hashes = spine.iter().map(|(k, (h, _))| (*k, *h)).collect();
-        let entries = inode_entries(&inodes, &spine_hashes, &generations, |slot| epochs.get(&slot).copied().unwrap_or(0));
+        let entries = inode_entries(&inodes, &spine_hashes, &generations, |slot| {
+            epochs.get(&slot).copied().unwrap_or(0)
+        });
         let mut filter: aya::maps::Array<_, u32> =
             aya::maps::Array::try_from(map_mut(ebpf, "FILTER")?).kernel("the FILTER map")?;
         filter.set(0, filter_word(plan, &inodes, &self.host_root), 0).kernel("updating FILTER")?;
@@ -126,8 +133,11 @@ impl Watches {
 /// The current values of epoch slots `slots` (`monitor_common::epoch`). Entries keep the
 /// low half of the 64-bit counters, as the kernel compares.
 fn read_epochs(ebpf: &Ebpf, slots: &[u32]) -> Result<Vec<u32>, LoadError> {
-    let map = ebpf.map("WATCH_EPOCHS").ok_or_else(|| LoadError::Unsupported("the programs have no WATCH_EPOCHS map".into()))?;
-    let map: aya::maps::Array<&MapData, u64> = aya::maps::Array::try_from(map).kernel("the WATCH_EPOCHS map")?;
+    let map = ebpf
+        .map("WATCH_EPOCHS")
+        .ok_or_else(|| LoadError::Unsupported("the programs have no WATCH_EPOCHS map".into()))?;
+    let map: aya::maps::Array<&MapData, u64> =
+        aya::maps::Array::try_from(map).kernel("the WATCH_EPOCHS map")?;
     slots.iter().map(|i| map.get(i, 0).map(|e| e as u32).kernel("reading WATCH_EPOCHS")).collect()
 }
 
@@ -143,7 +153,8 @@ pub fn spine(plan: &FilterPlan) -> std::collections::HashMap<InodeKey, (u64, Opt
     for t in &plan.targets {
         for prefix in std::iter::once("/").chain(ancestors(&t.canonical)) {
             let Some((dev, ino)) = crate::plan::identity(prefix) else { break };
-            let hash = if prefix == "/" { monitor_common::FNV_OFFSET } else { fnv1a(prefix.as_bytes()) };
+            let hash =
+                if prefix == "/" { monitor_common::FNV_OFFSET } else { fnv1a(prefix.as_bytes()) };
             let key = InodeKey { ino, dev, _pad: 0 };
             match spine.get_mut(&key) {
                 Some((h, _)) if *h != hash => *h = 0,
@@ -159,8 +170,13 @@ pub fn spine(plan: &FilterPlan) -> std::collections::HashMap<InodeKey, (u64, Opt
 }
 
 /// The kernel's filter word: the plan's bits, and whether the host's root is watched.
-fn filter_word(plan: &FilterPlan, watches: &std::collections::HashMap<InodeKey, WatchValue>, host_root: &InodeKey) -> u32 {
-    let root = if watches.contains_key(host_root) { monitor_common::FILTER_ROOT_WATCHED } else { 0 };
+fn filter_word(
+    plan: &FilterPlan,
+    watches: &std::collections::HashMap<InodeKey, WatchValue>,
+    host_root: &InodeKey,
+) -> u32 {
+    let root =
+        if watches.contains_key(host_root) { monitor_common::FILTER_ROOT_WATCHED } else { 0 };
     plan.filter_word() | root
 }
 
@@ -174,7 +190,16 @@ fn inode_entries(
 ) -> std::collections::HashMap<InodeKey, InodeEntry> {
     let mut entries: std::collections::HashMap<InodeKey, InodeEntry> = watches
         .iter()
-        .map(|(k, w)| (*k, InodeEntry { watch: *w, armed: epoch(monitor_common::epoch::slot(w.watch_id)), ..Default::default() }))
+        .map(|(k, w)| {
+            (
+                *k,
+                InodeEntry {
+                    watch: *w,
+                    armed: epoch(monitor_common::epoch::slot(w.watch_id)),
+                    ..Default::default()
+                },
+            )
+        })
         .collect();
     for (k, hash) in spine {
         let e = entries.entry(*k).or_default();
@@ -199,12 +224,18 @@ fn ancestors(path: &str) -> impl Iterator<Item = &str> {
 
 /// Make kernel hash map `name` hold exactly `want`: the keys put there last time (`keys`)
 /// that `want` lacks are removed, the rest written.
-fn sync_map<K, V>(ebpf: &mut Ebpf, name: &str, keys: &mut HashSet<K>, want: &std::collections::HashMap<K, V>) -> Result<(), LoadError>
+fn sync_map<K, V>(
+    ebpf: &mut Ebpf,
+    name: &str,
+    keys: &mut HashSet<K>,
+    want: &std::collections::HashMap<K, V>,
+) -> Result<(), LoadError>
 where
     K: aya::Pod + Eq + std::hash::Hash,
     V: aya::Pod,
 {
-    let mut map: BpfHashMap<_, K, V> = BpfHashMap::try_from(map_mut(ebpf, name)?).kernel(format!("the {name} map"))?;
+    let mut map: BpfHashMap<_, K, V> =
+        BpfHashMap::try_from(map_mut(ebpf, name)?).kernel(format!("the {name} map"))?;
     for stale in keys.iter().filter(|k| !want.contains_key(k)) {
         let _ = map.remove(stale);
     }
@@ -226,10 +257,7 @@ fn effective_classes(plan: &FilterPlan) -> Vec<u32> {
     plan.targets
         .iter()
         .map(|t| {
-            plan.targets
-                .iter()
-                .filter(|o| under(t, o))
-                .fold(0, |acc, o| acc | o.classes)
+            plan.targets.iter().filter(|o| under(t, o)).fold(0, |acc, o| acc | o.classes)
                 & (class::EXEC | class::CONNECT | class::FILE | class::SETID)
         })
         .collect()
@@ -240,7 +268,14 @@ mod tests {
     use super::*;
 
     fn target(id: u32, canonical: &str) -> Target {
-        Target { id, written: canonical.into(), canonical: canonical.into(), classes: class::FILE, identity: None, generation: None }
+        Target {
+            id,
+            written: canonical.into(),
+            canonical: canonical.into(),
+            classes: class::FILE,
+            identity: None,
+            generation: None,
+        }
     }
 
     fn key(path: &std::path::Path) -> InodeKey {
@@ -260,13 +295,22 @@ mod tests {
         plan.add(target(0, &format!("{d}/real/sub/missing/file")));
         // The same directory spelled another way (as a bind mount would be).
         plan.add(target(0, &format!("{d}/alias/x")));
-        let spine: std::collections::HashMap<InodeKey, u64> = spine(&plan).into_iter().map(|(k, (h, _))| (k, h)).collect();
-        assert_eq!(spine[&key(std::path::Path::new("/"))], monitor_common::FNV_OFFSET, "the root: the empty hash");
+        let spine: std::collections::HashMap<InodeKey, u64> =
+            spine(&plan).into_iter().map(|(k, (h, _))| (k, h)).collect();
+        assert_eq!(
+            spine[&key(std::path::Path::new("/"))],
+            monitor_common::FNV_OFFSET,
+            "the root: the empty hash"
+        );
         let sub = format!("{d}/real/sub");
         assert_eq!(spine[&key(std::path::Path::new(&sub))], fnv1a(sub.as_bytes()));
         assert_eq!(spine[&key(&dir)], fnv1a(d.to_string().as_bytes()));
         assert!(!spine.contains_key(&key(&dir.join("real/sub/missing"))), "does not exist");
-        assert_eq!(spine[&key(&dir.join("real"))], 0, "real and alias are one directory under two spellings");
+        assert_eq!(
+            spine[&key(&dir.join("real"))],
+            0,
+            "real and alias are one directory under two spellings"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -282,12 +326,30 @@ mod tests {
         let on_spine = |k| e[&k].flags & inode_flag::ON_SPINE != 0;
         assert_eq!(e.len(), 3);
         assert_eq!((e[&k(1)].watch.watch_id, on_spine(k(1))), (7, false), "watched only");
-        assert_eq!((e[&k(2)].watch.watch_id, on_spine(k(2)), e[&k(2)].spine_hash), (8, true, 0xabc), "both");
-        assert_eq!((e[&k(3)].watch.watch_id, on_spine(k(3)), e[&k(3)].spine_hash), (0, true, 0), "ambiguous spine only");
-        assert_eq!((e[&k(1)].flags & inode_flag::GENERATION != 0, e[&k(1)].generation), (true, 41), "generation known");
+        assert_eq!(
+            (e[&k(2)].watch.watch_id, on_spine(k(2)), e[&k(2)].spine_hash),
+            (8, true, 0xabc),
+            "both"
+        );
+        assert_eq!(
+            (e[&k(3)].watch.watch_id, on_spine(k(3)), e[&k(3)].spine_hash),
+            (0, true, 0),
+            "ambiguous spine only"
+        );
+        assert_eq!(
+            (e[&k(1)].flags & inode_flag::GENERATION != 0, e[&k(1)].generation),
+            (true, 41),
+            "generation known"
+        );
         assert_eq!(e[&k(2)].flags & inode_flag::GENERATION, 0, "generation unknown: not checked");
-        assert_eq!((e[&k(1)].armed, e[&k(2)].armed), (100 + monitor_common::epoch::slot(7), 100 + monitor_common::epoch::slot(8)));
-        assert!(e.values().all(|x| x.armed_global == 100), "every entry is armed at the ancestors' epoch");
+        assert_eq!(
+            (e[&k(1)].armed, e[&k(2)].armed),
+            (100 + monitor_common::epoch::slot(7), 100 + monitor_common::epoch::slot(8))
+        );
+        assert!(
+            e.values().all(|x| x.armed_global == 100),
+            "every entry is armed at the ancestors' epoch"
+        );
     }
 
     #[test]
@@ -302,6 +364,9 @@ mod tests {
         assert_eq!(filter_word(&plan, &none, &root) & monitor_common::FILTER_ROOT_WATCHED, 0);
         assert_eq!(filter_word(&plan, &on_other, &root) & monitor_common::FILTER_ROOT_WATCHED, 0);
         assert_ne!(filter_word(&plan, &on_root, &root) & monitor_common::FILTER_ROOT_WATCHED, 0);
-        assert_eq!(filter_word(&plan, &on_root, &root) & !monitor_common::FILTER_ROOT_WATCHED, plan.filter_word());
+        assert_eq!(
+            filter_word(&plan, &on_root, &root) & !monitor_common::FILTER_ROOT_WATCHED,
+            plan.filter_word()
+        );
     }
 }

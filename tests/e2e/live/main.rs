@@ -5,7 +5,10 @@
 //! a file under a watched fence directory and waits for that alert. Records leave the kernel
 //! in order, so anything the silent activity had raised would have come first.
 
-use monitor_tests::{exec_child, get, privileged, s, scratch_dir, setresuid_child, sh, timestamp_ns, ExecCall, Monitor};
+use monitor_tests::{
+    exec_child, get, privileged, s, scratch_dir, setresuid_child, sh, timestamp_ns, ExecCall,
+    Monitor,
+};
 use serde_json::Value;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -13,6 +16,8 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
+
+mod classes;
 
 struct Live {
     root: PathBuf,
@@ -35,15 +40,7 @@ fn live() -> Option<&'static Live> {
     static LIVE: OnceLock<Live> = OnceLock::new();
     Some(LIVE.get_or_init(|| {
         let root = scratch_dir("live");
-        for d in [
-            "watched/sub",
-            "unwatched",
-            "sockets",
-            "other-sockets",
-            "bin",
-            "fence",
-            "late",
-        ] {
+        for d in ["watched/sub", "unwatched", "sockets", "other-sockets", "bin", "fence", "late"] {
             fs::create_dir_all(root.join(d)).unwrap();
         }
         std::os::unix::fs::symlink(root.join("sockets"), root.join("sockets-link")).unwrap();
@@ -71,11 +68,7 @@ fn live() -> Option<&'static Live> {
         )
         .unwrap();
         let monitor = Monitor::start(&rules);
-        Live {
-            root,
-            rules,
-            monitor,
-        }
+        Live { root, rules, monitor }
     }))
 }
 
@@ -103,15 +96,9 @@ fn check_common(a: &Value, key: &str, source: &str) {
     assert_eq!(s(a, "event.kind"), "alert", "{a}");
     assert_eq!(s(a, "rule.key"), key, "{a}");
     assert_eq!(s(a, "rule.source"), source, "{a}");
-    assert!(
-        get(a, "event.sequence").as_u64().is_some_and(|n| n > 0),
-        "{a}"
-    );
+    assert!(get(a, "event.sequence").as_u64().is_some_and(|n| n > 0), "{a}");
     let ts = s(a, "@timestamp");
-    assert!(
-        ts.len() == 30 && ts.ends_with('Z') && &ts[10..11] == "T",
-        "RFC 3339 with ns: {ts}"
-    );
+    assert!(ts.len() == 30 && ts.ends_with('Z') && &ts[10..11] == "T", "RFC 3339 with ns: {ts}");
     assert!(!s(a, "host.hostname").is_empty(), "{a}");
     assert!(get(a, "process.pid").as_u64().is_some(), "{a}");
     assert!(get(a, "process.parent.pid").as_u64().is_some(), "{a}");
@@ -126,10 +113,7 @@ fn me() -> u64 {
 }
 
 fn my_exe() -> String {
-    fs::canonicalize("/proc/self/exe")
-        .unwrap()
-        .display()
-        .to_string()
+    fs::canonicalize("/proc/self/exe").unwrap().display().to_string()
 }
 
 #[test]
@@ -144,37 +128,24 @@ fn writes_renames_chmods_and_unlinks_under_a_watched_directory() {
     fs::remove_file(&b).unwrap();
 
     let src = l.source(LINE_DIR);
-    let w = l.expect("write abs-a", |x| {
-        s(x, "event.action") == "write" && s(x, "file.path") == a
-    });
+    let w = l.expect("write abs-a", |x| s(x, "event.action") == "write" && s(x, "file.path") == a);
     check_common(&w, "e2e-dir", &src);
     assert_eq!(s(&w, "event.outcome"), "success");
     assert_eq!(get(&w, "process.pid").as_u64(), Some(me()));
     assert_eq!(s(&w, "process.executable"), my_exe());
-    assert!(
-        get(&w, "process.args")
-            .as_array()
-            .is_some_and(|v| !v.is_empty()),
-        "{w}"
-    );
+    assert!(get(&w, "process.args").as_array().is_some_and(|v| !v.is_empty()), "{w}");
     assert!(get(&w, "file.inode").as_u64().is_some(), "{w}");
 
-    let r = l.expect("rename abs-a", |x| {
-        s(x, "event.action") == "rename" && s(x, "file.path") == a
-    });
+    let r =
+        l.expect("rename abs-a", |x| s(x, "event.action") == "rename" && s(x, "file.path") == a);
     check_common(&r, "e2e-dir", &src);
     assert_eq!(s(&r, "file.target_path"), b);
-    let c = l.expect("chmod abs-b", |x| {
-        s(x, "event.action") == "chmod" && s(x, "file.path") == b
-    });
+    let c = l.expect("chmod abs-b", |x| s(x, "event.action") == "chmod" && s(x, "file.path") == b);
     check_common(&c, "e2e-dir", &src);
-    let o = l.expect("chown abs-b", |x| {
-        s(x, "event.action") == "chown" && s(x, "file.path") == b
-    });
+    let o = l.expect("chown abs-b", |x| s(x, "event.action") == "chown" && s(x, "file.path") == b);
     check_common(&o, "e2e-dir", &src);
-    let u = l.expect("unlink abs-b", |x| {
-        s(x, "event.action") == "unlink" && s(x, "file.path") == b
-    });
+    let u =
+        l.expect("unlink abs-b", |x| s(x, "event.action") == "unlink" && s(x, "file.path") == b);
     check_common(&u, "e2e-dir", &src);
     assert_eq!(get(&u, "process.pid").as_u64(), Some(me()));
 
@@ -188,9 +159,7 @@ fn relative_paths_and_dotdot_reach_their_watch() {
     let Some(l) = live() else { return };
     let root = l.root.display();
     sh(&format!("cd {root}/watched/sub && echo x > ../rel-a && mv ../rel-a ../rel-b && chmod 600 ../rel-b && rm ../rel-b"));
-    sh(&format!(
-        "cd {root} && echo x > watched/rel-c && rm watched/rel-c"
-    ));
+    sh(&format!("cd {root} && echo x > watched/rel-c && rm watched/rel-c"));
     sh(&format!(
         "echo x > {root}/unwatched/../watched/dot-d && rm {root}/unwatched/../watched/./dot-d"
     ));
@@ -227,8 +196,12 @@ fn the_kernel_shortcut_never_hides_a_watched_name() {
     let root = l.root.display();
     let rel_root = root.to_string().trim_start_matches('/').to_string();
     sh(&format!("cd {root}/unwatched && echo x > ../watched/short-a && rm ../watched/short-a"));
-    sh(&format!("echo x > {root}/unwatched/short-b && mv {root}/unwatched/short-b {root}/watched/short-b"));
-    sh(&format!("mv {root}/watched/short-b {root}/unwatched/short-c && rm {root}/unwatched/short-c"));
+    sh(&format!(
+        "echo x > {root}/unwatched/short-b && mv {root}/unwatched/short-b {root}/watched/short-b"
+    ));
+    sh(&format!(
+        "mv {root}/watched/short-b {root}/unwatched/short-c && rm {root}/unwatched/short-c"
+    ));
     sh(&format!("cd / && echo x > {rel_root}/watched/short-d && rm {rel_root}/watched/short-d"));
     fs::write(l.path("watched/short-e"), "x").unwrap();
     let dir = fs::File::open(l.path("watched")).unwrap();
@@ -292,11 +265,13 @@ fn a_captured_descriptor_reused_for_a_file_is_not_captured() {
     let Some(l) = live() else { return };
     let sock = l.path("sockets/api");
     let _listener = UnixListener::bind(&sock).unwrap();
-    let request = |what: &str| format!("GET /v1.41/containers/{what}/json HTTP/1.1\r\nHost: docker\r\n\r\n");
+    let request =
+        |what: &str| format!("GET /v1.41/containers/{what}/json HTTP/1.1\r\nHost: docker\r\n\r\n");
     let mut client = UnixStream::connect(&sock).unwrap();
     client.write_all(request("before-reuse").as_bytes()).unwrap();
     let a = l.expect("request on the captured connection", |a| {
-        s(a, "event.action") == "docker-request" && s(a, "docker.request.path").ends_with("/containers/before-reuse/json")
+        s(a, "event.action") == "docker-request"
+            && s(a, "docker.request.path").ends_with("/containers/before-reuse/json")
     });
     assert_eq!(get(&a, "process.pid").as_u64(), Some(me()), "{a}");
     // dup2 closes the connection and puts a file on its number in one step (no other
@@ -320,16 +295,8 @@ static CWD: Mutex<()> = Mutex::new(());
 fn exec_of_a_watched_binary() {
     let Some(l) = live() else { return };
     let bin = l.path("bin/watched-true");
-    assert!(Command::new(&bin)
-        .arg("e2e-direct")
-        .status()
-        .unwrap()
-        .success());
-    assert!(Command::new(l.path("bin/link-true"))
-        .arg("e2e-link")
-        .status()
-        .unwrap()
-        .success());
+    assert!(Command::new(&bin).arg("e2e-direct").status().unwrap().success());
+    assert!(Command::new(l.path("bin/link-true")).arg("e2e-link").status().unwrap().success());
     let src = l.source(LINE_EXEC);
     for arg in ["e2e-direct", "e2e-link"] {
         let a = l.expect(&format!("exec {arg}"), |x| {
@@ -350,14 +317,18 @@ fn exec_of_a_watched_binary() {
     let bin = bin.as_str();
     let (pid, status) = exec_child(bin, "e2e-execveat", ExecCall::ExecveatFd);
     assert_eq!(status, 0, "execveat of {bin}");
-    let a = l.expect("execveat", |x| s(x, "event.action") == "exec" && get(x, "process.pid").as_u64() == Some(pid as u64));
+    let a = l.expect("execveat", |x| {
+        s(x, "event.action") == "exec" && get(x, "process.pid").as_u64() == Some(pid as u64)
+    });
     check_common(&a, "e2e-exec", &src);
     assert_eq!(s(&a, "syscall.name"), "execveat", "{a}");
     assert_eq!(s(&a, "process.executable"), bin, "{a}");
     assert_eq!(get(&a, "process.args").get(1).and_then(Value::as_str), Some("e2e-execveat"), "{a}");
     let (pid, status) = exec_child(bin, "e2e-efault", ExecCall::ExecveBadArgv);
     assert_eq!(status, 127, "the exec with a bad argv returned");
-    let a = l.expect("failed execve", |x| s(x, "event.action") == "exec" && get(x, "process.pid").as_u64() == Some(pid as u64));
+    let a = l.expect("failed execve", |x| {
+        s(x, "event.action") == "exec" && get(x, "process.pid").as_u64() == Some(pid as u64)
+    });
     check_common(&a, "e2e-exec", &src);
     assert_eq!(s(&a, "syscall.name"), "execve", "{a}");
     assert_eq!(s(&a, "event.outcome"), "failure", "{a}");
@@ -383,9 +354,7 @@ fn setresuid_back_to_root_is_reported() {
     assert_eq!(get(&a, "process.parent.pid").as_u64(), Some(me()), "{a}");
     // Only the transition is reported, not the drop before it.
     l.fence();
-    let from_child = l
-        .monitor
-        .matching(|x| get(x, "process.pid").as_u64() == Some(pid as u64));
+    let from_child = l.monitor.matching(|x| get(x, "process.pid").as_u64() == Some(pid as u64));
     assert_eq!(from_child.len(), 1, "{from_child:?}");
 }
 
@@ -409,18 +378,15 @@ fn the_same_activity_elsewhere_is_silent() {
     let _listener = UnixListener::bind(&other).unwrap();
     UnixStream::connect(&other).unwrap();
     // An unwatched copy of the watched binary.
-    assert!(Command::new(l.path("bin/unwatched-true"))
-        .arg("e2e-neg")
-        .status()
-        .unwrap()
-        .success());
+    assert!(Command::new(l.path("bin/unwatched-true")).arg("e2e-neg").status().unwrap().success());
     // Privilege drops that never reach root.
     let child = setresuid_child(&[(65534, 65534, 65534)]);
 
     l.fence();
     let noise = l.monitor.matching(|x| {
         // Renames between the two directories are watched (see the shortcut test).
-        let crosses = s(x, "file.path").contains("short-") || s(x, "file.target_path").contains("short-");
+        let crosses =
+            s(x, "file.path").contains("short-") || s(x, "file.target_path").contains("short-");
         !crosses && s(x, "file.path").contains("/unwatched/")
             || s(x, "file.path").contains("neg-")
             || s(x, "file.path").ends_with("/readme")
@@ -428,10 +394,7 @@ fn the_same_activity_elsewhere_is_silent() {
             || get(x, "process.args").get(1).and_then(Value::as_str) == Some("e2e-neg")
             || get(x, "process.pid").as_u64() == Some(child as u64)
     });
-    assert!(
-        noise.is_empty(),
-        "alerts for unwatched activity: {noise:#?}"
-    );
+    assert!(noise.is_empty(), "alerts for unwatched activity: {noise:#?}");
 }
 
 #[test]
@@ -455,21 +418,14 @@ fn a_burst_of_writes_is_reported_completely_and_in_order() {
         fs::write(l.path(&format!("watched/burst/{i}")), "x").unwrap();
     }
     let last = l.path(&format!("watched/burst/{}", N - 1));
-    l.monitor
-        .wait_for("last write of the burst", |x| s(x, "file.path") == last);
+    l.monitor.wait_for("last write of the burst", |x| s(x, "file.path") == last);
     let prefix = l.path("watched/burst/");
     let alerts = l.monitor.matching_alerts(|x| {
         s(x, "event.action") == "write" && s(x, "file.path").starts_with(&prefix)
     });
-    let names: Vec<usize> = alerts
-        .iter()
-        .map(|a| s(&a.json, "file.path")[prefix.len()..].parse().unwrap())
-        .collect();
-    assert_eq!(
-        names,
-        (0..N).collect::<Vec<_>>(),
-        "every write once, in order"
-    );
+    let names: Vec<usize> =
+        alerts.iter().map(|a| s(&a.json, "file.path")[prefix.len()..].parse().unwrap()).collect();
+    assert_eq!(names, (0..N).collect::<Vec<_>>(), "every write once, in order");
     let lat_us: Vec<i128> = alerts.iter().map(latency_us).collect();
     report_latency(&format!("burst of {N} writes"), lat_us);
 
@@ -478,9 +434,7 @@ fn a_burst_of_writes_is_reported_completely_and_in_order() {
     for i in 0..20 {
         let f = l.path(&format!("watched/burst/single-{i}"));
         fs::write(&f, "x").unwrap();
-        let a = l
-            .monitor
-            .wait_for("isolated write", |x| s(x, "file.path") == f);
+        let a = l.monitor.wait_for("isolated write", |x| s(x, "file.path") == f);
         single.push(latency_us(&a));
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -503,205 +457,4 @@ fn report_latency(what: &str, mut us: Vec<i128>) {
         pct(99),
         pct(100)
     );
-}
-
-fn cstr(p: &str) -> std::ffi::CString {
-    std::ffi::CString::new(p).unwrap()
-}
-
-#[test]
-fn every_file_syscall_class_reaches_its_watch() {
-    let Some(l) = live() else { return };
-    let p = |n: &str| l.path(&format!("watched/cls-{n}"));
-    let rc = |r: i64, what: &str| assert!(r >= 0, "{what}: {}", std::io::Error::last_os_error());
-    unsafe {
-        // open(2) and creat(2) themselves, not the libc wrappers (which use openat).
-        let fd = libc::syscall(libc::SYS_creat, cstr(&p("creat")).as_ptr(), 0o644);
-        rc(fd, "creat");
-        libc::close(fd as i32);
-        let fd = libc::syscall(libc::SYS_open, cstr(&p("creat")).as_ptr(), libc::O_RDWR);
-        rc(fd, "open");
-        rc(libc::syscall(libc::SYS_ftruncate, fd, 1), "ftruncate");
-        rc(libc::syscall(libc::SYS_fchmod, fd, 0o640), "fchmod");
-        libc::close(fd as i32);
-        // openat2 with O_CREAT through `struct open_how`.
-        let how: [u64; 3] = [(libc::O_CREAT | libc::O_WRONLY) as u64, 0o600, 0];
-        let fd = libc::syscall(
-            libc::SYS_openat2,
-            libc::AT_FDCWD,
-            cstr(&p("openat2")).as_ptr(),
-            how.as_ptr(),
-            24usize,
-        );
-        rc(fd, "openat2");
-        libc::close(fd as i32);
-        rc(
-            libc::truncate(cstr(&p("creat")).as_ptr(), 0) as i64,
-            "truncate",
-        );
-        rc(libc::mkdir(cstr(&p("dir")).as_ptr(), 0o755) as i64, "mkdir");
-        rc(libc::rmdir(cstr(&p("dir")).as_ptr()) as i64, "rmdir");
-        rc(
-            libc::link(cstr(&p("creat")).as_ptr(), cstr(&p("hard")).as_ptr()) as i64,
-            "link",
-        );
-        rc(
-            libc::symlink(cstr("some target text").as_ptr(), cstr(&p("soft")).as_ptr()) as i64,
-            "symlink",
-        );
-        rc(
-            libc::mkfifo(cstr(&p("fifo")).as_ptr(), 0o600) as i64,
-            "mkfifo",
-        );
-        let v = b"v";
-        rc(
-            libc::setxattr(
-                cstr(&p("creat")).as_ptr(),
-                cstr("user.e2e").as_ptr(),
-                v.as_ptr().cast(),
-                1,
-                0,
-            ) as i64,
-            "setxattr",
-        );
-        rc(
-            libc::removexattr(cstr(&p("creat")).as_ptr(), cstr("user.e2e").as_ptr()) as i64,
-            "removexattr",
-        );
-        rc(
-            libc::lchown(cstr(&p("soft")).as_ptr(), 0, 0) as i64,
-            "lchown",
-        );
-    }
-    let src = l.source(LINE_DIR);
-    for (action, syscall, name) in [
-        ("write", "creat", "creat"),
-        ("write", "open", "creat"),
-        ("truncate", "ftruncate", "creat"),
-        ("chmod", "fchmod", "creat"),
-        ("write", "openat2", "openat2"),
-        ("truncate", "truncate", "creat"),
-        ("mkdir", "mkdir", "dir"),
-        ("rmdir", "rmdir", "dir"),
-        ("link", "link", "creat"),
-        ("symlink", "symlink", "soft"),
-        ("mknod", "mknodat", "fifo"),
-        ("setxattr", "setxattr", "creat"),
-        ("removexattr", "removexattr", "creat"),
-        ("chown", "lchown", "soft"),
-    ] {
-        let path = p(name);
-        let a = l.expect(&format!("{syscall} {name}"), |x| {
-            s(x, "syscall.name") == syscall
-                && s(x, "event.action") == action
-                && s(x, "file.path") == path
-        });
-        check_common(&a, "e2e-dir", &src);
-        assert_eq!(s(&a, "event.outcome"), "success", "{a}");
-        match syscall {
-            "link" => assert_eq!(s(&a, "file.target_path"), p("hard"), "{a}"),
-            "symlink" => assert_eq!(s(&a, "file.link_target"), "some target text", "{a}"),
-            "creat" | "open" | "openat2" => {
-                assert!(get(&a, "file.inode").as_u64().is_some(), "{a}")
-            }
-            _ => {}
-        }
-    }
-}
-
-#[test]
-fn a_watched_socket_created_after_start_is_caught_at_once() {
-    let Some(l) = live() else { return };
-    // The watch names a socket that did not exist when the monitor started: no inode was
-    // known, so the kernel matches the path it reached by spelling.
-    let sock = l.path("late/sock");
-    let _listener = UnixListener::bind(&sock).unwrap();
-    UnixStream::connect(&sock).unwrap();
-    let a = l.expect("connect to the late socket", |x| {
-        s(x, "event.action") == "connect" && s(x, "file.path") == sock
-    });
-    check_common(&a, "e2e-late", &l.source(LINE_LATE));
-}
-
-#[test]
-fn a_watched_file_that_appears_after_start_is_caught_when_opened() {
-    let Some(l) = live() else { return };
-    // Neither the file nor (the second time) its directory existed at start: the kernel
-    // knows no inode for them, and its quick inode-only verdict on an open file must leave
-    // the open to the spelling match. Renamed into place (no create by open), then opened
-    // for writing without O_CREAT at once, long before the next inode refresh.
-    for (rel, line) in [("late/file", LINE_LATE_FILE), ("late/newdir/file", LINE_LATE_FILE + 1)] {
-        let path = l.path(rel);
-        fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
-        let tmp = l.path("late/staging");
-        fs::write(&tmp, "x").unwrap();
-        fs::rename(&tmp, &path).unwrap();
-        use std::io::Write;
-        fs::OpenOptions::new().write(true).open(&path).unwrap().write_all(b"y").unwrap();
-        let a = l.expect(&format!("open for writing of {rel}"), |x| {
-            s(x, "event.action") == "write" && s(x, "file.path") == path && get(x, "process.pid").as_u64() == Some(me())
-        });
-        check_common(&a, "e2e-late-file", &l.source(line));
-        let flags = u32::from_str_radix(s(&a, "file.open_flags").trim_start_matches("0o"), 8).unwrap();
-        assert_eq!(flags & 0o3, 1, "O_WRONLY: {a}");
-        assert_eq!(flags & 0o100, 0, "no O_CREAT: {a}");
-    }
-}
-
-#[test]
-fn long_argv_is_cut_and_flagged() {
-    let Some(l) = live() else { return };
-    let long: Vec<String> = (0..80)
-        .map(|i| format!("e2e-long-{i:03}-{}", "x".repeat(90)))
-        .collect();
-    assert!(Command::new(l.path("bin/watched-true"))
-        .args(&long)
-        .status()
-        .unwrap()
-        .success());
-    let a = l.expect("exec with long argv", |x| {
-        s(x, "event.action") == "exec"
-            && get(x, "process.args").get(1).and_then(Value::as_str) == Some(long[0].as_str())
-    });
-    assert_eq!(
-        get(&a, "process.args_truncated").as_bool(),
-        Some(true),
-        "{a}"
-    );
-    let args = get(&a, "process.args").as_array().unwrap();
-    let bytes: usize = args.iter().map(|v| v.as_str().unwrap().len() + 1).sum();
-    assert!(bytes <= 4096, "{bytes} bytes of argv");
-    assert!(
-        args.len() > 30 && args.len() < long.len() + 1,
-        "{} args",
-        args.len()
-    );
-}
-
-/// With no rule that can match a read, the kernel drops read-only opens before looking at
-/// the file (the shared rules above watch `wa` only); a rule with `-p r` turns them back on,
-/// and then a read of its file alerts and a read elsewhere stays silent.
-#[test]
-fn a_read_watch_turns_read_opens_on() {
-    if !privileged() {
-        return;
-    }
-    let root = scratch_dir("reads");
-    fs::create_dir_all(root.join("fence")).unwrap();
-    fs::write(root.join("secret"), "s").unwrap();
-    fs::write(root.join("other"), "o").unwrap();
-    let r = root.display();
-    let rules = root.join("reads.rules");
-    fs::write(&rules, format!("-w {r}/secret -p r -k e2e-read\n-w {r}/fence -p w -k e2e-fence\n")).unwrap();
-    let monitor = Monitor::start(&rules);
-    fs::read(root.join("other")).unwrap();
-    fs::read(root.join("secret")).unwrap();
-    let secret = root.join("secret").display().to_string();
-    let a = monitor.wait_for("read of the read-watched file", |x| s(x, "rule.key") == "e2e-read").json;
-    assert_eq!(s(&a, "event.action"), "open", "{a}");
-    assert_eq!(s(&a, "file.path"), secret, "{a}");
-    assert_eq!(s(&a, "rule.source"), format!("{}:1", rules.display()), "{a}");
-    monitor.fence(&root.join("fence"));
-    let other = root.join("other").display().to_string();
-    assert!(monitor.matching(|x| s(x, "file.path") == other).is_empty(), "a read elsewhere alerted");
 }
