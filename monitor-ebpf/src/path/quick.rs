@@ -71,6 +71,8 @@ fn surely_unwatched_below(start: KPath, task: u64, subtree: bool) -> bool {
                 }
             }
         }
+        // The step up is the one of `walk`, written out again: as a shared function that
+        // returns where to go, resolve_stage exceeds the verifier's instruction limit (E2BIG).
         if dentry == vol(unsafe { &(*s).mnt_root }) {
             if !cross_to_mountpoint(s, vol(unsafe { &(*s).vfsmount })) {
                 break;

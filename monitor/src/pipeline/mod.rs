@@ -377,37 +377,11 @@ impl<W: Write> Pipeline<W> {
 
 impl<W: Write + Send + 'static> Pipeline<W> {
     /// Render and write on a thread of its own (replays).
-    pub fn render_on_thread(self) -> Result<Pipeline<W>> {
-        let Pipeline {
-            enrich,
-            detect,
-            aggregate,
-            sink,
-            recorder,
-            counts,
-            audit_trail,
-            rearm,
-            recorded_plan,
-            same_rules,
-            verdicts,
-            closed,
-        } = self;
-        let sink = sink
+    pub fn render_on_thread(mut self) -> Result<Pipeline<W>> {
+        self.sink = self
+            .sink
             .render_on_thread()
             .map_err(|source| Error::Io { context: "starting the render thread".into(), source })?;
-        Ok(Pipeline {
-            enrich,
-            detect,
-            aggregate,
-            sink,
-            recorder,
-            counts,
-            audit_trail,
-            rearm,
-            recorded_plan,
-            same_rules,
-            verdicts,
-            closed,
-        })
+        Ok(self)
     }
 }
