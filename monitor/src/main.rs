@@ -52,6 +52,11 @@ enum Command {
         /// own work, routine reads of the Docker files) as `event.kind: "event"` lines.
         #[arg(long)]
         audit_trail: bool,
+        /// Size of the kernel's event ring buffer (eBPF source): bytes or K, M, G; a power
+        /// of two. It counts twice in resident memory; events that find it full are counted
+        /// lost (`events-lost` records).
+        #[arg(long, value_name = "BYTES", default_value_t = monitor::source::ebpf::ring::RingSize::default())]
+        ring_buffer_size: monitor::source::ebpf::ring::RingSize,
     },
     /// Run a capture (`monitor run --capture`) through rules again and print the alerts.
     ///
@@ -211,7 +216,7 @@ fn main() -> ExitCode {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     match cli.command {
-        Command::Run { rules, heartbeat, capture, source, audit_trail } => run(rules, heartbeat, capture, source, audit_trail),
+        Command::Run { rules, heartbeat, capture, source, audit_trail, ring_buffer_size } => run(rules, heartbeat, capture, source, audit_trail, ring_buffer_size),
         Command::Replay { files, rules, format: Format::Capture, audit_trail } => match <[PathBuf; 1]>::try_from(files) {
             Ok([file]) => replay(file, rules, audit_trail),
             Err(_) => fail(exit::USAGE, "a capture replay takes one file (several files: --format auditd)"),
@@ -406,7 +411,7 @@ fn replay_auditd(files: Vec<PathBuf>, paths: Vec<PathBuf>, audit_trail: bool) ->
     )
 }
 
-fn run(paths: Vec<PathBuf>, heartbeat: u64, capture: Option<PathBuf>, source: Source, audit_trail: bool) -> ExitCode {
+fn run(paths: Vec<PathBuf>, heartbeat: u64, capture: Option<PathBuf>, source: Source, audit_trail: bool, ring_buffer_size: monitor::source::ebpf::ring::RingSize) -> ExitCode {
     if unsafe { libc::geteuid() } != 0 {
         let why = match source {
             Source::Ebpf => "loading eBPF programs needs CAP_BPF and CAP_PERFMON",
@@ -455,6 +460,7 @@ fn run(paths: Vec<PathBuf>, heartbeat: u64, capture: Option<PathBuf>, source: So
             Source::Audit => pipeline::SourceKind::Audit,
         },
         audit_trail,
+        ring_buffer_size,
     };
     match rt.block_on(pipeline::run_live(rules, opts)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -613,6 +613,8 @@ pub struct RunOptions {
     pub source: SourceKind,
     /// Print the audit trail (`kind=event` rules' matches) besides the alerts.
     pub audit_trail: bool,
+    /// Size of the kernel's event ring buffer (eBPF source).
+    pub ring_buffer_size: crate::source::ebpf::ring::RingSize,
 }
 
 /// An audit event still open after this long without a record is complete (live).
@@ -625,10 +627,10 @@ enum Live {
 }
 
 impl Live {
-    fn start(source: SourceKind, plan: &FilterPlan) -> Result<Live> {
+    fn start(source: SourceKind, plan: &FilterPlan, ring_buffer_size: crate::source::ebpf::ring::RingSize) -> Result<Live> {
         match source {
             SourceKind::Ebpf => {
-                let mut sensor = EbpfSource::load(plan)?;
+                let mut sensor = EbpfSource::load(plan, ring_buffer_size)?;
                 let ring = sensor.take_ring()?;
                 // SAFETY: the AsyncFd owns the RingBuf, which owns the map's fd: the fd
                 // outlives the registration.
@@ -743,7 +745,7 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
     };
     let rules = for_source(rules);
     let plan = crate::rules::targets::plan(&rules.rules);
-    let mut live = Live::start(opts.source, &plan)?;
+    let mut live = Live::start(opts.source, &plan, opts.ring_buffer_size)?;
     let stdout = std::io::stdout();
     let mut pipeline = Pipeline::new(rules, plan, stdout.lock());
     pipeline.audit_trail = opts.audit_trail;

@@ -6,6 +6,7 @@ pub mod btf;
 pub mod decode;
 pub mod kfunc;
 pub mod offsets;
+pub mod ring;
 pub mod summary;
 pub mod tracefs;
 
@@ -40,7 +41,9 @@ pub struct EbpfSource {
 }
 
 impl EbpfSource {
-    pub fn load(plan: &FilterPlan) -> Result<EbpfSource> {
+    /// Load the programs with a ring buffer of `ring` bytes, fill the watch maps from
+    /// `plan` and attach.
+    pub fn load(plan: &FilterPlan, ring: ring::RingSize) -> Result<EbpfSource> {
         tracefs::ensure_mounted()?;
         let btf = btf::Btf::from_sys_fs()?;
         let offsets = offsets::from_btf(&btf)
@@ -68,6 +71,7 @@ impl EbpfSource {
         };
         debug!(rdonly_cast_void = config.rdonly_cast_void, "kernel strings read by direct loads");
         let ebpf = EbpfLoader::new()
+            .map_max_entries("EVENTS", ring.bytes())
             .override_global("CONFIG", &config, true)
             .load(object.bytes())
             .context("loading the eBPF programs into the kernel")?;
