@@ -30,14 +30,27 @@ impl RingSize {
     pub fn new(bytes: u64) -> Result<RingSize, String> {
         let page = page_size();
         if bytes < page {
-            return Err(format!("{} is smaller than a page ({}): the ring buffer is at least one page", human(bytes), human(page)));
+            return Err(format!(
+                "{} is smaller than a page ({}): the ring buffer is at least one page",
+                human(bytes),
+                human(page)
+            ));
         }
         if bytes > MAX {
-            return Err(format!("{} is more than the largest size accepted ({})", human(bytes), human(MAX)));
+            return Err(format!(
+                "{} is more than the largest size accepted ({})",
+                human(bytes),
+                human(MAX)
+            ));
         }
         if !bytes.is_power_of_two() {
             let below = 1u64 << (63 - bytes.leading_zeros());
-            return Err(format!("{} is not a power of two, which the kernel requires: {} or {}", human(bytes), human(below), human(below * 2)));
+            return Err(format!(
+                "{} is not a power of two, which the kernel requires: {} or {}",
+                human(bytes),
+                human(below),
+                human(below * 2)
+            ));
         }
         // A power of two at least a page long (itself a power of two) is a whole number of pages.
         Ok(RingSize(bytes as u32))
@@ -63,10 +76,19 @@ impl FromStr for RingSize {
             "K" | "k" | "KiB" => 10,
             "M" | "MiB" => 20,
             "G" | "GiB" => 30,
-            other => return Err(format!("unknown unit {other:?} in {s:?}: use bytes or K, M, G (KiB, MiB, GiB)")),
+            other => {
+                return Err(format!(
+                    "unknown unit {other:?} in {s:?}: use bytes or K, M, G (KiB, MiB, GiB)"
+                ))
+            }
         };
-        let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a size (bytes, or a number with K, M or G)"))?;
-        let bytes = n.checked_shl(shift).filter(|b| b >> shift == n).ok_or_else(|| format!("{s:?} is too large"))?;
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("{s:?} is not a size (bytes, or a number with K, M or G)"))?;
+        let bytes = n
+            .checked_shl(shift)
+            .filter(|b| b >> shift == n)
+            .ok_or_else(|| format!("{s:?} is too large"))?;
         RingSize::new(bytes)
     }
 }
@@ -105,20 +127,42 @@ mod tests {
         assert_eq!("4MiB".parse::<RingSize>().unwrap().bytes(), 4 << 20);
         assert_eq!("1G".parse::<RingSize>().unwrap().bytes(), 1 << 30);
         assert_eq!(RingSize::default().bytes(), DEFAULT);
-        assert_eq!(RingSize::default().to_string().parse::<RingSize>(), Ok(RingSize::default()), "the default round-trips through --help");
+        assert_eq!(
+            RingSize::default().to_string().parse::<RingSize>(),
+            Ok(RingSize::default()),
+            "the default round-trips through --help"
+        );
     }
 
     #[test]
     fn what_the_kernel_would_refuse_is_refused_with_the_reason() {
         let err = |s: &str| s.parse::<RingSize>().unwrap_err();
-        assert_eq!(err("3M"), "3M is not a power of two, which the kernel requires: 2M or 4M");
-        assert!(err("1024").contains("smaller than a page"), "{}", err("1024"));
-        assert!(err("2G").contains("more than the largest size accepted (1G)"), "{}", err("2G"));
+        assert_eq!(
+            err("3M"),
+            "3M is not a power of two, which the kernel requires: 2M or 4M"
+        );
+        assert!(
+            err("1024").contains("smaller than a page"),
+            "{}",
+            err("1024")
+        );
+        assert!(
+            err("2G").contains("more than the largest size accepted (1G)"),
+            "{}",
+            err("2G")
+        );
         assert!(err("0").contains("smaller than a page"));
         assert!(err("4X").contains("unknown unit"));
         assert!(err("M").contains("not a size"));
-        assert!(err("99999999999999999999G").contains("not a size") || err("99999999999999999999G").contains("too large"));
-        assert!(err("17179869184G").contains("too large"), "{}", err("17179869184G"));
+        assert!(
+            err("99999999999999999999G").contains("not a size")
+                || err("99999999999999999999G").contains("too large")
+        );
+        assert!(
+            err("17179869184G").contains("too large"),
+            "{}",
+            err("17179869184G")
+        );
     }
 
     #[test]
