@@ -104,7 +104,7 @@ pub const DROP_COUNTERS: u32 = 2;
 
 /// Default size in bytes of the `EVENTS` ring buffer; the loader sets the size of each run
 /// (`monitor run --ring-buffer-size`).
-pub const RING_BUFFER_DEFAULT: u32 = 16 * 1024 * 1024;
+pub const RING_BUFFER_DEFAULT: u32 = 4 * 1024 * 1024;
 
 /// The eight credential ids of a task, in `struct cred` order.
 #[repr(C)]
