@@ -60,8 +60,8 @@ pub struct Results {
     /// wall[workload][mode]: seconds per rep; cpu[workload][mode]: daemon CPU seconds per rep.
     pub wall: Vec<Vec<Vec<f64>>>,
     pub cpu: Vec<Vec<Vec<f64>>>,
-    /// Peak resident KiB (VmHWM) by daemon mode: monitor, auditd, auditd+laurel (auditd and
-    /// its plugin summed).
+    /// Peak resident KiB (VmHWM) by daemon: monitor, auditd, auditd+laurel (auditd and its
+    /// plugin summed), the highest of the workload modes and the paced exec runs.
     pub peak_rss: [u64; 3],
     /// The monitor's resident memory by part when it was largest (end of a rep's workloads).
     pub breakdown: memory::Breakdown,
@@ -194,6 +194,17 @@ pub fn run(opts: &Options) -> Result<()> {
             )?);
         }
         exec.push(runs);
+    }
+    // The daemons' peaks under the exec load count too (auditd+laurel's is highest there).
+    for runs in &exec {
+        for (config, run) in paced_exec::CONFIGS.iter().zip(runs) {
+            if let Some(i) = ["monitor", "auditd", "auditd+laurel"]
+                .iter()
+                .position(|c| c == config)
+            {
+                peak_rss[i] = peak_rss[i].max(run.peak_rss_kib.unwrap_or(0));
+            }
+        }
     }
     let latency = passes::latency(&args, if small { 50 } else { 1000 })?;
     let targets: Vec<u64> = if small {

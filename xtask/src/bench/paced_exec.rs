@@ -45,6 +45,8 @@ pub struct Run {
     pub daemon_cpu_s: f64,
     /// Busy CPU seconds of the whole host.
     pub host_cpu_s: f64,
+    /// Peak resident KiB of the daemon (auditd and its plugins summed), none for the base.
+    pub peak_rss_kib: Option<u64>,
 }
 
 impl Run {
@@ -178,6 +180,14 @@ impl Daemon {
         })
     }
 
+    fn peak_rss_kib(&self) -> Option<u64> {
+        match self {
+            Daemon::None => None,
+            Daemon::Monitor { monitor, .. } => daemons::peak_rss_kib(monitor.pid()),
+            Daemon::Audit(a) => Some(a.peak_rss_kib()),
+        }
+    }
+
     fn stop(self) -> Result<()> {
         match self {
             Daemon::Monitor { monitor, .. } => monitor.stop(),
@@ -241,6 +251,7 @@ fn measure(daemon: &Daemon, rate: u64, seconds: u64) -> Result<Run> {
         records: daemon.records(parent)?,
         daemon_cpu_s: last.2 - cpu0,
         host_cpu_s: last.1 - host0,
+        peak_rss_kib: daemon.peak_rss_kib(),
     })
 }
 

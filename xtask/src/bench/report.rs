@@ -130,7 +130,7 @@ fn exec_scenario(r: &Results, md: &mut String) -> Value {
         })
         .collect();
     md.push_str(&format!(
-        "\nPaced exec: `/bin/true` at {}/s for {} s ({} threads), `-a always,exit -F arch=b64 -S execve -k exec` added on every side, median of {} rounds. CPU is counted from the run's start until the daemon wrote its last record, per second of the run, in % of one core; whole host from /proc/stat (the kernel's share of hooks and audit is charged to the exec'ing tasks, not to the daemon).\n\n| configuration | execs/s reached | execs | records | daemon CPU | whole host CPU | added over base |\n|---|---:|---:|---:|---:|---:|---:|\n",
+        "\nPaced exec: `/bin/true` at {}/s for {} s ({} threads), `-a always,exit -F arch=b64 -S execve -k exec` added on every side, median of {} rounds. CPU is counted from the run's start until the daemon wrote its last record, per second of the run, in % of one core; whole host from /proc/stat (the kernel's share of hooks and audit is charged to the exec'ing tasks, not to the daemon).\n\n| configuration | execs/s reached | execs | records | daemon CPU | whole host CPU | added over base | daemon peak RSS |\n|---|---:|---:|---:|---:|---:|---:|---:|\n",
         r.exec_rate,
         r.exec_seconds,
         EXEC_THREADS,
@@ -146,9 +146,17 @@ fn exec_scenario(r: &Results, md: &mut String) -> Value {
                 format!("{:+.1} %", host[ci] - host[0]),
             )
         };
+        let peak = r
+            .exec
+            .iter()
+            .filter_map(|round| round[ci].peak_rss_kib)
+            .max();
         md.push_str(&format!(
-            "| {c} | {:.0} | {:.0} | {rec} | {d} | {:.1} % | {added} |\n",
-            reached[ci], execs[ci], host[ci]
+            "| {c} | {:.0} | {:.0} | {rec} | {d} | {:.1} % | {added} | {} |\n",
+            reached[ci],
+            execs[ci],
+            host[ci],
+            peak.map_or("—".to_string(), mib)
         ));
     }
     let (mon, laurel) = (1, 3);
@@ -184,6 +192,7 @@ fn exec_scenario(r: &Results, md: &mut String) -> Value {
         "records": by(&|ci| json!(records[ci]), 1),
         "cpu_pct": by(&|ci| json!(daemon[ci]), 1),
         "host_cpu_pct": by(&|ci| json!(host[ci]), 0),
+        "peak_rss_kib": by(&|ci| json!(r.exec.iter().filter_map(|round| round[ci].peak_rss_kib).max()), 1),
     })
 }
 
