@@ -9,8 +9,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// The default size, measured (docs/bench/results.md): no loss at 100 000 matching events
-/// per second on the reference 2-core machine, with room for bursts beyond.
+/// The default size, measured on the reference 2-core machine: the smallest with no loss in
+/// any run at 100,000 matching events/s and in bursts of 20,000 and 60,000 events at about
+/// 200,000/s (2 MiB met the first but not the bursts).
 pub const DEFAULT: u32 = monitor_common::RING_BUFFER_DEFAULT;
 
 /// Above this the buffer would pin more memory than any burst the monitor can drain needs.
