@@ -102,6 +102,10 @@ pub mod drop_cause {
 /// Number of drop counter slots.
 pub const DROP_COUNTERS: u32 = 2;
 
+/// Default size in bytes of the `EVENTS` ring buffer; the loader sets the size of each run
+/// (`monitor run --ring-buffer-size`).
+pub const RING_BUFFER_DEFAULT: u32 = 4 * 1024 * 1024;
+
 /// The eight credential ids of a task, in `struct cred` order.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -43,8 +43,9 @@ static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
 #[no_mangle]
 static CONFIG: Config = unsafe { core::mem::zeroed() };
 
+/// Records for userspace. Its size is set by the loader (`monitor run --ring-buffer-size`).
 #[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+static EVENTS: RingBuf = RingBuf::with_byte_size(monitor_common::RING_BUFFER_DEFAULT, 0);
 
 /// Ring-buffer output failures, per CPU.
 #[map]

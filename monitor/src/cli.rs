@@ -2,6 +2,7 @@
 //! pages and the shell completions are made from.
 
 use clap::{Parser, Subcommand};
+use monitor::source::ebpf::ring::RingSize;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -35,6 +36,11 @@ pub enum Command {
         /// kernel's audit rules, e.g. loaded with `auditctl -R`, decide what arrives).
         #[arg(long, value_enum, default_value_t = Source::Ebpf)]
         source: Source,
+        /// Size of the kernel's event ring buffer (eBPF source): bytes or K, M, G; a power
+        /// of two, at least a page. It counts twice in resident memory; events that find it
+        /// full are counted lost (`events-lost` records).
+        #[arg(long, value_name = "BYTES", default_value_t = RingSize::default())]
+        ring_buffer_size: RingSize,
         #[command(flatten)]
         presentation: PresentationArgs,
     },

@@ -9,6 +9,7 @@ mod generate;
 use clap::Parser;
 use cli::{Cli, Command, Format, GenerateCommand, ProfileArg, ReportFormat, RulesCommand};
 use monitor::error::exit;
+use monitor::pipeline::live::SourceKind;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -22,7 +23,11 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match Cli::parse().command {
-        Command::Run { rules, heartbeat, capture, source, presentation } => {
+        Command::Run { rules, heartbeat, capture, source, ring_buffer_size, presentation } => {
+            let source = match source {
+                cli::Source::Ebpf => SourceKind::Ebpf { ring: ring_buffer_size },
+                cli::Source::Audit => SourceKind::Audit,
+            };
             cmd::run::run(rules, heartbeat, capture, source, presentation.presentation())
         }
         Command::Replay { files, rules, format, presentation } => {

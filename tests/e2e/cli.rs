@@ -301,6 +301,64 @@ fn the_default_pack_loads_in_the_real_auditctl() {
     }
 }
 
+/// Resident KiB of a process's BPF map mappings: the ring buffer's (the only map the
+/// monitor maps into memory).
+fn bpf_map_rss_kib(pid: u32) -> u64 {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let mut in_map = false;
+    let mut kib = 0;
+    for line in smaps.lines() {
+        if let Some(rss) = line.strip_prefix("Rss:") {
+            if in_map {
+                kib += rss.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap();
+            }
+        } else if line.split_whitespace().next().is_some_and(|f| {
+            f.contains('-') && f.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+        }) {
+            in_map = line.ends_with("anon_inode:bpf-map");
+        }
+    }
+    kib
+}
+
+#[test]
+fn the_ring_buffer_has_the_size_asked_and_a_size_the_kernel_refuses_is_a_clear_error() {
+    for (size, why) in [
+        ("3M", "3M is not a power of two, which the kernel requires: 2M or 4M"),
+        ("1024", "smaller than a page"),
+        ("4Q", "unknown unit"),
+    ] {
+        let o = monitor(&["run", "--ring-buffer-size", size]);
+        assert!(!o.status.success(), "{size} accepted");
+        assert!(stderr(&o).contains(why), "{size}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("--ring-buffer-size"),
+            "the error names the option: {}",
+            stderr(&o)
+        );
+    }
+    if !privileged() {
+        return;
+    }
+    let dir = scratch_dir("cli-ring");
+    let rules = dir.join("ring.rules");
+    std::fs::create_dir_all(dir.join("watched")).unwrap();
+    std::fs::write(&rules, format!("-w {}/watched -p w -k ring\n", dir.display())).unwrap();
+    for (arg, kib) in [("256K", 256), ("1M", 1024)] {
+        let m = Monitor::start_args(&[&rules], &["--heartbeat", "0", "--ring-buffer-size", arg]);
+        // The data pages mapped twice, plus the consumer and producer pages.
+        let mapped = bpf_map_rss_kib(m.pid());
+        assert!(
+            (2 * kib..2 * kib + 64).contains(&mapped),
+            "--ring-buffer-size {arg}: {mapped} KiB of map mappings"
+        );
+        let f = dir.join(format!("watched/{arg}")).display().to_string();
+        std::fs::write(&f, "x").unwrap();
+        m.wait_for(&f, |a| s(a, "file.path") == f);
+        assert_eq!(m.stop(libc::SIGTERM), "exit status: 0");
+    }
+}
+
 #[test]
 fn sigterm_and_sigint_stop_cleanly_after_draining() {
     if !privileged() {

@@ -176,7 +176,7 @@ impl Monitor {
     }
 
     /// Send `signal` and wait for the monitor to exit; returns how it exited. It drains its
-    /// ring buffer first, which takes time in proportion to the backlog (up to 16 MiB).
+    /// ring buffer first, which takes time in proportion to the backlog (up to the ring buffer's size).
     pub fn stop(&self, signal: i32) -> String {
         unsafe { libc::kill(self.pid as i32, signal) };
         let (lock, cond) = &*self.out;

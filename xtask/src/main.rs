@@ -7,8 +7,8 @@
 //! * `dist`   the Debian package in target/dist/ (binary, rules, unit, man pages, completions).
 //! * `test`   setup (with test deps) + the whole test suite, fuzz targets included (briefly).
 //! * `fuzz`   run the fuzz targets for a given time and report executions.
-//! * `bench`  the monitor against bare and auditd; results in docs/bench/ (`bench check`:
-//!   only the `monitor check` timing with 50 containers).
+//! * `bench`  the monitor against bare, auditd and auditd + laurel; results in docs/bench/
+//!   (`bench check`: only the `monitor check` timing with 50 containers).
 
 mod bench;
 mod bench_check;
@@ -48,7 +48,7 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Benchmark the monitor against a bare system and auditd (needs root); writes
+    /// Benchmark the monitor against a bare system, auditd and auditd + laurel (needs root); writes
     /// results.md and results.json. `bench check` times only `monitor check` with 50
     /// containers and updates that figure alone.
     Bench {
@@ -65,10 +65,20 @@ enum Command {
         /// Where results.md and results.json go.
         #[arg(long, default_value = "docs/bench")]
         out: std::path::PathBuf,
+        /// `monitor run --ring-buffer-size` for every monitor the bench starts (default: the
+        /// monitor's own default).
+        #[arg(long, value_name = "BYTES")]
+        ring_buffer_size: Option<String>,
     },
     /// (internal) one benchmark workload, run as its own process.
     #[command(hide = true)]
-    BenchWorkload { name: String, n: u64 },
+    BenchWorkload {
+        name: String,
+        n: u64,
+        /// Events per second (the paced exec generator).
+        #[arg(long)]
+        rate: Option<u64>,
+    },
     /// Run the fuzz targets (monitor/fuzz) and report how many inputs each survived.
     Fuzz {
         /// Seconds per target.
@@ -133,15 +143,15 @@ fn main() -> Result<()> {
             fuzz::run(10, None, "address", &[])?;
             // The benchmark harness works end to end (tiny sizes; no thresholds here).
             let out = util::workspace_root().join("target/bench-smoke");
-            bench::run(&bench::Options { size: 50, reps: 1, out })
+            bench::run(&bench::Options { size: 50, reps: 1, out, ring_buffer_size: None })
         }
-        Command::Bench { only, size, reps, out } => {
+        Command::Bench { only, size, reps, out, ring_buffer_size } => {
             setup::setup(true)?;
             build()?;
             let out = if out.is_absolute() { out } else { util::workspace_root().join(out) };
             match only {
                 Some(BenchPart::Check) => bench_check::run(&out, reps),
-                None => bench::run(&bench::Options { size, reps, out }),
+                None => bench::run(&bench::Options { size, reps, out, ring_buffer_size }),
             }
         }
         Command::Dist => dist::dist().map(drop),
@@ -150,7 +160,7 @@ fn main() -> Result<()> {
             setup::ensure_lint_tools()?;
             lint::lint()
         }
-        Command::BenchWorkload { name, n } => bench::workload(&name, n),
+        Command::BenchWorkload { name, n, rate } => bench::workload(&name, n, rate),
         Command::Fuzz { time, runs, sanitizer, targets } => {
             setup::setup(false)?;
             setup::ensure_cargo_fuzz()?;

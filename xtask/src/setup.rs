@@ -32,6 +32,9 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("rsyslog", "/usr/sbin/rsyslogd"),
     // systemd-analyze verify checks the unit (PID 1 is not systemd here).
     ("systemd", "/usr/bin/systemd-analyze"),
+    // laurel's build needs them (its install notes): the bench runs auditd + laurel.
+    ("libacl1-dev", "/usr/include/sys/acl.h"),
+    ("clang", "/usr/bin/clang"),
 ];
 
 /// Packages whose service apt must not start: the tests run their own instance, and the
@@ -44,12 +47,16 @@ const CARGO_DEB_VERSION: &str = "3.8.0";
 /// cargo-fuzz release used for the fuzz targets (monitor/fuzz).
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 
+/// laurel release the bench runs as auditd's plugin (the JSON pipeline users compare with).
+pub const LAUREL_VERSION: &str = "0.8.2";
+
 pub fn setup(test_deps: bool) -> Result<()> {
     ensure_rust_src()?;
     ensure_bpf_linker()?;
     if test_deps {
         ensure_packages(TEST_PACKAGES)?;
         ensure_cargo_fuzz()?;
+        ensure_laurel()?;
         ensure_lint_tools()?;
     }
     Ok(())
@@ -91,6 +98,25 @@ pub fn ensure_cargo_fuzz() -> Result<()> {
         "--version",
         CARGO_FUZZ_VERSION,
     ]))
+}
+
+/// laurel, the auditd plugin the bench runs beside bare auditd. Its path.
+pub fn ensure_laurel() -> Result<PathBuf> {
+    let bin = cargo_bin_dir().join("laurel");
+    // `laurel --version` prints "0.8.2 (generic)".
+    let version = output(Command::new(&bin).arg("--version")).unwrap_or_default();
+    if version.split_whitespace().next() == Some(LAUREL_VERSION) {
+        return Ok(bin);
+    }
+    eprintln!("xtask: installing laurel {LAUREL_VERSION} (about four minutes)");
+    run(Command::new("cargo").args([
+        "install",
+        "laurel",
+        "--locked",
+        "--version",
+        LAUREL_VERSION,
+    ]))?;
+    Ok(bin)
 }
 
 /// cargo-deb, for `cargo xtask dist`.

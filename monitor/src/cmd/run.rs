@@ -1,6 +1,5 @@
 //! `monitor run`: the live monitor.
 
-use crate::cli::Source;
 use monitor::error::exit;
 use monitor::pipeline::live::{run_live, RunOptions, SourceKind};
 use monitor::pipeline::Presentation;
@@ -13,16 +12,18 @@ pub fn run(
     paths: Vec<PathBuf>,
     heartbeat: u64,
     capture: Option<PathBuf>,
-    source: Source,
+    source: SourceKind,
     presentation: Presentation,
 ) -> monitor::Result<u8> {
     if unsafe { libc::geteuid() } != 0 {
         return Err(Error::NotRoot(match source {
-            Source::Ebpf => "loading eBPF programs needs CAP_BPF and CAP_PERFMON",
-            Source::Audit => "reading the audit multicast needs CAP_AUDIT_READ",
+            SourceKind::Ebpf { .. } => "loading eBPF programs needs CAP_BPF and CAP_PERFMON",
+            SourceKind::Audit => "reading the audit multicast needs CAP_AUDIT_READ",
         }));
     }
-    if matches!(source, Source::Ebpf) && !std::path::Path::new("/sys/kernel/btf/vmlinux").exists() {
+    if matches!(source, SourceKind::Ebpf { .. })
+        && !std::path::Path::new("/sys/kernel/btf/vmlinux").exists()
+    {
         return Err(Error::KernelUnsupported("kernel BTF (/sys/kernel/btf/vmlinux) is missing: a kernel built with CONFIG_DEBUG_INFO_BTF is required".into()));
     }
     let rules = super::load_rules(&paths, true)?.with_self_defence(&SystemIds::load())?;
@@ -42,10 +43,7 @@ pub fn run(
         heartbeat: (heartbeat > 0).then(|| std::time::Duration::from_secs(heartbeat)),
         reload: Box::new(reload),
         capture,
-        source: match source {
-            Source::Ebpf => SourceKind::Ebpf,
-            Source::Audit => SourceKind::Audit,
-        },
+        source,
         presentation,
     };
     rt.block_on(run_live(rules, opts))?;

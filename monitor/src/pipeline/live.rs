@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::rules::RuleSet;
 use crate::sink::Sink;
 use crate::source::audit::live::AuditLive;
+use crate::source::ebpf::ring::RingSize;
 use crate::source::ebpf::EbpfSource;
 use crate::source::Source;
 use std::io::Write;
@@ -34,8 +35,8 @@ const DRAIN_EVERY: Duration = Duration::from_millis(50);
 /// Where live events come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceKind {
-    /// The eBPF sensors (default).
-    Ebpf,
+    /// The eBPF sensors (default), writing into a ring buffer of `ring` bytes.
+    Ebpf { ring: RingSize },
     /// The kernel audit subsystem's multicast (beside auditd; its rules decide what comes).
     Audit,
 }
@@ -43,7 +44,7 @@ pub enum SourceKind {
 impl SourceKind {
     fn name(self) -> &'static str {
         match self {
-            SourceKind::Ebpf => "ebpf",
+            SourceKind::Ebpf { .. } => "ebpf",
             SourceKind::Audit => "audit",
         }
     }
@@ -79,15 +80,17 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
         .map_err(|source| Error::Io { context: "listening for signals".into(), source })?;
     let for_source = |rules: RuleSet| match opts.source {
         SourceKind::Audit => rules.for_audit().0,
-        SourceKind::Ebpf => rules,
+        SourceKind::Ebpf { .. } => rules,
     };
-    if opts.capture.is_some() && opts.source != SourceKind::Ebpf {
+    if opts.capture.is_some() && opts.source == SourceKind::Audit {
         return Err(Error::Config("--capture records the eBPF source; with --source audit, keep auditd's log and replay it with --format auditd".into()));
     }
     let clock = Clock::measure();
     let detect = Detector::new(for_source(rules), std::os::unix::process::parent_id());
     let mut source: Box<dyn Source> = match opts.source {
-        SourceKind::Ebpf => Box::new(EbpfSource::load(detect.plan(), opts.capture.is_some())?),
+        SourceKind::Ebpf { ring } => {
+            Box::new(EbpfSource::load(detect.plan(), opts.capture.is_some(), ring)?)
+        }
         SourceKind::Audit => Box::new(AuditLive::start(clock.offset_ns)?),
     };
     source.arm(detect.plan())?;

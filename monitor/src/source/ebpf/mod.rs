@@ -6,6 +6,7 @@ pub mod btf;
 pub mod decode;
 pub mod kfunc;
 pub mod offsets;
+pub mod ring;
 pub mod summary;
 pub mod tracefs;
 pub mod watches;
@@ -97,43 +98,35 @@ pub struct EbpfSource {
 }
 
 impl EbpfSource {
-    /// Load the programs, put `plan` in the maps and attach every hook. With `keep_raw`,
-    /// each event carries its record as the kernel wrote it (for a capture).
-    pub fn load(plan: &FilterPlan, keep_raw: bool) -> Result<EbpfSource, LoadError> {
+    /// Load the programs with a ring buffer of `ring` bytes, put `plan` in the maps and
+    /// attach every hook. With `keep_raw`, each event carries its record as the kernel wrote
+    /// it (for a capture).
+    ///
+    /// Kernel BTF is parsed three times, one after the other: by our reader (offsets, the
+    /// kfunc's id), by aya's loader as it is created, and by aya again for the BTF
+    /// tracepoints (aya 0.14 has no way to skip or share its parse). Each parse holds several
+    /// MiB while alive (aya's about 18 MiB with the file it reads), so none overlaps another
+    /// or anything else large: the peak resident memory of the monitor is set here.
+    pub fn load(
+        plan: &FilterPlan,
+        keep_raw: bool,
+        ring: ring::RingSize,
+    ) -> Result<EbpfSource, LoadError> {
         tracefs::ensure_mounted()?;
-        fn unsupported(what: &'static str) -> impl Fn(crate::error::Malformed) -> LoadError {
-            move |e| LoadError::Unsupported(format!("{what}: {e}"))
-        }
-        let btf = btf::Btf::from_sys_fs().map_err(unsupported("reading the kernel's BTF"))?;
-        let offsets = offsets::from_btf(&btf)
-            .map_err(unsupported("the running kernel lacks a structure the programs read"))?;
-        let types = offsets::types_from_btf(&btf)
-            .map_err(unsupported("the running kernel lacks a structure the programs read"))?;
-        let rdonly_cast = btf.func_id("bpf_rdonly_cast").ok_or_else(|| {
-            LoadError::Unsupported("the running kernel has no kfunc bpf_rdonly_cast, which the programs use to read kernel structures".into())
-        })?;
+        bound_freed_heap();
+        let (config, rdonly_cast) = kernel_config(plan)?;
+        let mut loader = EbpfLoader::new();
+        // Linked after aya's parse: the copy (and the embedded object's pages) are not
+        // resident during it.
         let (object, casts) = kfunc::patch(PROGRAMS, rdonly_cast)
             .map_err(unsupported("linking the programs' kfunc calls"))?;
         debug!(casts, "bpf_rdonly_cast calls linked");
-        use std::os::unix::fs::MetadataExt;
-        let root = std::fs::metadata("/").kernel("stat /")?;
-        let config = Config {
-            offsets,
-            types,
-            unfiltered: plan.unfiltered,
-            host_root_dev: crate::plan::kernel_dev(root.dev()),
-            host_root_ino: root.ino(),
-            self_tgid: std::process::id(),
-            cgroup_subsys: container_hierarchy(),
-            rdonly_cast_void: btf.has_enumerator("BPF_FEAT_RDONLY_CAST_TO_VOID") as u32,
-        };
-        drop(btf);
-        debug!(rdonly_cast_void = config.rdonly_cast_void, "kernel strings read by direct loads");
-        let mut ebpf = EbpfLoader::new()
+        let mut ebpf = loader
+            .map_max_entries("EVENTS", ring.bytes())
             .override_global("CONFIG", &config, true)
             .load(object.bytes())
             .kernel("loading the eBPF programs into the kernel")?;
-        drop(object);
+        drop((loader, object));
         let ring = ebpf.take_map("EVENTS").ok_or_else(|| {
             LoadError::Unsupported("the programs have no EVENTS ring buffer".into())
         })?;
@@ -148,6 +141,7 @@ impl EbpfSource {
         };
         source.watches.sync(&mut source.ebpf, plan)?;
         source.attach()?;
+        release_freed_heap();
         Ok(source)
     }
 
@@ -265,6 +259,64 @@ impl Source for EbpfSource {
 
     fn hook_points(&self) -> &[String] {
         &self.attached
+    }
+}
+
+/// A `Malformed` (BTF, the object) as the kernel lacking what the programs need.
+fn unsupported(what: &'static str) -> impl Fn(crate::error::Malformed) -> LoadError {
+    move |e| LoadError::Unsupported(format!("{what}: {e}"))
+}
+
+/// The programs' `CONFIG` and the BTF id of the kfunc `bpf_rdonly_cast`, from this kernel's
+/// BTF (read here and dropped on return, before aya reads it again).
+fn kernel_config(plan: &FilterPlan) -> Result<(Config, u32), LoadError> {
+    let btf = btf::Btf::from_sys_fs().map_err(unsupported("reading the kernel's BTF"))?;
+    let offsets = offsets::from_btf(&btf)
+        .map_err(unsupported("the running kernel lacks a structure the programs read"))?;
+    let types = offsets::types_from_btf(&btf)
+        .map_err(unsupported("the running kernel lacks a structure the programs read"))?;
+    let rdonly_cast = btf.func_id("bpf_rdonly_cast").ok_or_else(|| {
+        LoadError::Unsupported("the running kernel has no kfunc bpf_rdonly_cast, which the programs use to read kernel structures".into())
+    })?;
+    let root = std::fs::metadata("/").kernel("stat /")?;
+    use std::os::unix::fs::MetadataExt;
+    let config = Config {
+        offsets,
+        types,
+        unfiltered: plan.unfiltered,
+        host_root_dev: crate::plan::kernel_dev(root.dev()),
+        host_root_ino: root.ino(),
+        self_tgid: std::process::id(),
+        cgroup_subsys: container_hierarchy(),
+        rdonly_cast_void: btf.has_enumerator("BPF_FEAT_RDONLY_CAST_TO_VOID") as u32,
+    };
+    debug!(rdonly_cast_void = config.rdonly_cast_void, "kernel strings read by direct loads");
+    Ok((config, rdonly_cast))
+}
+
+/// Keep glibc from holding on to large freed blocks. By default its threshold for serving a
+/// block from its own mapping (returned to the system when freed) rises to the largest block
+/// freed so far, and the BTF parses free blocks of several MiB: later ones then come from
+/// the main heap, where growing one copies it (old and new resident at once) and freeing it
+/// keeps the pages. Fixed at glibc's initial 128 KiB, the BTF parses peak about 4 MiB lower.
+fn bound_freed_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's tuning; it is called before the loader's
+    // threads exist.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
+/// Give the heap that loading freed back to the system. glibc keeps freed memory at the top
+/// of its heap up to a threshold that grows with the largest block freed, and the BTF
+/// parses free blocks of several MiB: without this about 20 MiB of the monitor's resident
+/// memory would be heap it no longer uses.
+fn release_freed_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the allocator's own heap to the system.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
