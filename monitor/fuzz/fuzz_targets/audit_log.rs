@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use monitor::detect::Detector;
-use monitor::enrich::{Clock, Enricher};
+use monitor::enrich::{Clock, Enricher, HostOf};
 use monitor::pipeline::{Pipeline, Presentation};
 use monitor::rules::{parse::SystemIds, RuleSet};
 use monitor::sink::Sink;
@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     let mut events = Events::new(0, false);
     events.set_excluded(detect.plan().excluded_types.clone());
     let sink = Sink::new(Vec::new(), Clock { offset_ns: 0 }, "fuzz", 0, false);
-    let mut p = Pipeline::new(Enricher::offline(), detect, sink, Presentation::default());
+    let mut p = Pipeline::new(Enricher::offline(HostOf::FromLog(None)), detect, sink, Presentation::default());
     // The first bytes as a netlink message (type, body), then everything as log lines.
     if data.len() >= 2 {
         let rtype = u16::from_le_bytes([data[0], data[1]]);

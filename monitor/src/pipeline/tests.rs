@@ -17,7 +17,7 @@ fn rules(text: &str) -> RuleSet {
 fn pipeline(text: &str, aggregation: Settings) -> Pipeline<Vec<u8>> {
     let sink = Sink::new(Vec::new(), Clock { offset_ns: 0 }, "h", 1, false);
     Pipeline::new(
-        Enricher::offline(),
+        Enricher::offline(crate::enrich::HostOf::Named("h".into())),
         Detector::new(rules(text), 0),
         sink,
         Presentation { audit_trail: false, aggregation },
@@ -59,6 +59,7 @@ fn process_members_follow_the_table_between_alerts() {
     let fork = |pid: u32, child: u32| Event {
         pid,
         child_or_code: child as u64,
+        audit_key: None,
         ..event_at(Action::Fork, -1, "")
     };
     let exit = |pid: u32| Event { pid, ..event_at(Action::Exit, -1, "") };
