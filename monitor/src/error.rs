@@ -85,7 +85,7 @@ pub enum Error {
     #[error("{0}")]
     Input(String),
     /// Writing the alerts failed (the reader went away: `BrokenPipe`, a clean stop).
-    #[error("writing alerts: {0}")]
+    #[error("writing the output: {0}")]
     Output(#[source] std::io::Error),
     /// Another I/O failure, with what was being done.
     #[error("{context}: {source}")]

@@ -165,6 +165,22 @@ mod tests {
     }
 
     #[test]
+    fn every_action_an_alert_can_name_can_be_selected() {
+        use crate::event::Action::*;
+        // SetId is written setuid or setgid, an open that can modify its file write.
+        for name in ["setuid", "setgid", "write", "docker-request"] {
+            assert!(ACTIONS.contains(&name), "{name}");
+        }
+        for a in [Exec, Connect, Open, Unlink, Rmdir, Rename, Link, Symlink, Mkdir, Mknod]
+            .into_iter()
+            .chain([Truncate, Chmod, Chown, SetXattr, RemoveXattr, Signal, Ptrace, ProcessVm])
+            .chain([Other, UserMessage])
+        {
+            assert!(ACTIONS.contains(&a.as_str()), "{}", a.as_str());
+        }
+    }
+
+    #[test]
     fn every_criterion_narrows() {
         let keys = ["docker-config".to_string()];
         let audit = ["k-audit".to_string()];
