@@ -234,7 +234,12 @@ fn replay_capture<W: Write + Send + 'static>(
     let mut sink = Sink::new(out, clock, &crate::enrich::hostname(), header.monitor_pid, false);
     sink.set_format(opts.output);
     let detect = Detector::new(rules, header.monitor_ppid);
-    let enrich = Enricher::offline(HostOf::Named(header.host.clone()));
+    // The capturing host; a capture that does not name it leaves it unknown.
+    let host = match header.host.as_str() {
+        "" => HostOf::FromLog(None),
+        name => HostOf::Named(name.to_string()),
+    };
+    let enrich = Enricher::offline(host);
     let mut pipeline = Pipeline::new(enrich, detect, sink, opts.presentation).render_on_thread()?;
     pipeline.replaying_same_rules(same_rules);
     pipeline.select(opts.select);

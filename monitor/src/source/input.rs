@@ -149,7 +149,14 @@ fn open(named: &Named) -> crate::Result<Head> {
     let name = named.name();
     let consumed = Rc::new(Cell::new(0));
     let (raw, size): (Box<dyn Read>, Option<u64>) = match &named.origin {
-        Origin::Stdin => (Box::new(std::io::stdin().lock()), None),
+        Origin::Stdin => {
+            let stdin = std::io::stdin();
+            if std::io::IsTerminal::is_terminal(&stdin) {
+                // Not piped: whoever types is told what is awaited.
+                eprintln!("monitor: reading audit records or a capture from the terminal (end with Ctrl-D)");
+            }
+            (Box::new(stdin.lock()), None)
+        }
         Origin::File(p) => {
             let file = std::fs::File::open(p)
                 .map_err(|e| Error::Input(format!("{name}: cannot open: {e}")))?;
