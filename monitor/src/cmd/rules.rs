@@ -35,7 +35,7 @@ pub fn check(paths: Vec<PathBuf>) -> monitor::Result<u8> {
 }
 
 /// The rules that would be loaded, as written (fields included), with where each comes
-/// from and its state: `source<TAB>rule<TAB>state` (`cut -f2` gives an auditctl file).
+/// from and its state: `source<TAB>rule<TAB>state` (`cut -f2` gives the rules themselves).
 pub fn list(paths: Vec<PathBuf>) -> monitor::Result<u8> {
     let rules = load_rules(&paths)?;
     for r in &rules.rules {
