@@ -5,12 +5,14 @@ use clap::{Parser, Subcommand};
 use monitor::source::ebpf::ring::RingSize;
 use std::path::PathBuf;
 
+use monitor::error::exit::{self, help as exit_codes};
+
 #[derive(Parser)]
 #[command(
     name = "monitor",
     version,
     about = "Runtime security monitor for container hosts: eBPF sensors, auditctl rules, JSON alerts on stdout",
-    after_help = "Alerts are written to stdout, one JSON object per line; logs go to stderr (RUST_LOG=debug for more)."
+    after_help = format!("Alerts are written to stdout, one JSON object per line; logs go to stderr (RUST_LOG=debug for more).\n\n{}", exit_codes(None))
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -20,6 +22,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Load the eBPF sensors and print one JSON alert per matching event (needs root).
+    #[command(after_help = exit_codes(Some(&[exit::OK, exit::RUNTIME, exit::USAGE, exit::RULES, exit::KERNEL, exit::PRIVILEGE, exit::CONFIG])))]
     Run {
         /// Rules file or directory of *.rules files (auditctl syntax); repeatable.
         /// Without it the built-in default pack is used.
@@ -44,24 +47,43 @@ pub enum Command {
         #[command(flatten)]
         presentation: PresentationArgs,
     },
-    /// Run a capture (`monitor run --capture`) through rules again and print the alerts.
+    /// Replay what a host recorded through rules again: a capture (`monitor run --capture`)
+    /// or auditd's logs.
     ///
-    /// With the rules of the capturing run the alerts are the ones it printed; with other
-    /// rules, those decide.
+    /// Inputs are files (gzip-compressed or not), directories (their audit.log* files:
+    /// auditd's log and its rotations, read in time order whatever their names) and `-`
+    /// for standard input (a pipe, a FIFO). What each input is, is recognised from its
+    /// content; --format says it instead.
     ///
-    /// With `--format auditd`, read Linux audit logs instead (raw or enriched, rotated files
-    /// in any order, or a directory such as /var/log/audit) and evaluate the same rules on
-    /// them. Progress goes to stderr when it is a terminal; the summary is logged at the end.
+    /// Everything comes from the recording, nothing from this host: host.name from the
+    /// records' node= (or the capture's header), user and group names from auditd's
+    /// enriched format (or the capture's tables), the audit key as monitor.audit.key. This
+    /// host is observer.hostname. With the capturing run's rules, a capture gives the very
+    /// lines the live run printed.
+    ///
+    /// Progress goes to stderr when it is a terminal; a summary line (lines, records,
+    /// events, alerts, what was skipped and why) goes to stderr at the end.
+    #[command(after_help = exit_codes(Some(&[exit::OK, exit::RUNTIME, exit::USAGE, exit::RULES, exit::INPUT, exit::INPUT_PARTIAL])))]
     Replay {
-        /// The capture file, or (--format auditd) audit log files or directories.
-        #[arg(required = true, value_name = "FILE")]
-        files: Vec<PathBuf>,
+        /// Capture files, audit logs (plain or .gz), directories of audit logs, `-` (stdin).
+        #[arg(required = true, value_name = "INPUT")]
+        inputs: Vec<PathBuf>,
         /// Rules file or directory (repeatable); without it the built-in pack.
         #[arg(long = "rules", short = 'r', value_name = "PATH")]
         rules: Vec<PathBuf>,
-        /// What the files are.
-        #[arg(long, value_enum, default_value_t = Format::Capture)]
-        format: Format,
+        /// What the inputs are (default: recognised from their content).
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// The host audit records without node= come from (default: unknown; this host's
+        /// name is never assumed).
+        #[arg(long, value_name = "NAME")]
+        host: Option<String>,
+        #[command(flatten)]
+        select: SelectArgs,
+        /// json: one JSON object per alert (for SIEMs, jq); text: one readable line per
+        /// alert, coloured on a terminal (NO_COLOR=1 turns colour off).
+        #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+        output_format: OutputFormat,
         #[command(flatten)]
         presentation: PresentationArgs,
     },
@@ -77,10 +99,8 @@ pub enum Command {
     /// needed, and what to review), not-applicable (and why) or unknown (what could not be
     /// read; never a silent pass).
     ///
-    /// Exit codes: 0 nothing failed and nothing unknown (pass, warn, not-applicable only);
-    /// 9 nothing failed but some findings are unknown; 10 + the worst failed severity when
-    /// anything failed (10 info, 11 low, 12 medium, 13 high, 14 critical); 2 a usage error
-    /// (an --only/--skip id no check has); 1 the report could not be written.
+    /// The exit code says the worst: see below.
+    #[command(after_help = exit_codes(Some(&[exit::OK, exit::RUNTIME, exit::USAGE, exit::CHECK_UNKNOWN, exit::CHECK_FAILED])))]
     Check {
         /// One ECS JSON object per finding (the same as --format json).
         #[arg(long, conflicts_with = "format")]
@@ -107,7 +127,8 @@ pub enum Command {
         #[arg(long)]
         list: bool,
     },
-    /// Validate and list rules.
+    /// Validate, list and export rules.
+    #[command(after_help = exit_codes(Some(&[exit::OK, exit::RUNTIME, exit::USAGE, exit::RULES])))]
     Rules {
         #[command(subcommand)]
         command: RulesCommand,
@@ -156,8 +177,60 @@ pub enum ProfileArg {
 pub enum Format {
     /// A capture written by `monitor run --capture`.
     Capture,
-    /// Linux audit logs (auditd's audit.log and its rotations).
+    /// Linux audit logs (auditd's audit.log and its rotations), read line by line even
+    /// when they do not look like audit logs.
     Auditd,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Json,
+    Text,
+}
+
+/// What a replay prints: every verdict, unless narrowed (all criteria must hold).
+#[derive(clap::Args, Clone, Debug)]
+pub struct SelectArgs {
+    /// Only events at or after TIME: RFC 3339 with a zone (2024-12-06T15:00:00Z,
+    /// 2024-12-06T16:00:00+01:00) or an audit timestamp (1733497200.123).
+    #[arg(long, value_name = "TIME", value_parser = monitor::detect::select::parse_time)]
+    pub since: Option<i128>,
+    /// Only events before TIME (same forms as --since).
+    #[arg(long, value_name = "TIME", value_parser = monitor::detect::select::parse_time)]
+    pub until: Option<i128>,
+    /// Only alerts with this rule key or audit key (repeatable, or comma-separated).
+    #[arg(long = "key", value_name = "KEY", value_delimiter = ',')]
+    pub keys: Vec<String>,
+    /// Only alerts of this severity or worse: info, low, medium, high, critical (a key
+    /// without metadata counts as info).
+    #[arg(long, value_name = "SEVERITY", value_parser = monitor::detect::select::parse_severity)]
+    pub min_severity: Option<u8>,
+    /// Only alerts of this process or its descendants (repeatable).
+    #[arg(long = "pid", value_name = "PID", value_delimiter = ',')]
+    pub pids: Vec<u32>,
+    /// Only alerts from this container: an id, a prefix of one, or a name (repeatable;
+    /// captures only: audit records do not name containers).
+    #[arg(long = "container", value_name = "ID|NAME", value_delimiter = ',')]
+    pub containers: Vec<String>,
+    /// Only alerts with this event.action: write, exec, connect, setuid, unlink, ...
+    /// (repeatable, or comma-separated).
+    #[arg(long = "action", value_name = "ACTION", value_delimiter = ',',
+          value_parser = clap::builder::PossibleValuesParser::new(monitor::detect::select::ACTIONS))]
+    pub actions: Vec<String>,
+}
+
+impl SelectArgs {
+    pub fn selection(self) -> monitor::detect::select::Selection {
+        monitor::detect::select::Selection {
+            since_ns: self.since,
+            until_ns: self.until,
+            keys: self.keys,
+            min_severity: self.min_severity,
+            pids: self.pids,
+            containers: self.containers,
+            actions: self.actions,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -168,7 +241,8 @@ pub enum RulesCommand {
         #[arg(value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
-    /// Print the rules that would be loaded (default pack without --rules).
+    /// Print the rules that would be loaded, as written, each with where it comes from
+    /// and whether it is evaluated (default pack without --rules).
     List {
         #[arg(long = "rules", short = 'r', value_name = "PATH")]
         rules: Vec<PathBuf>,

@@ -6,7 +6,8 @@
 
 use crate::rules::RuleErrors;
 
-/// Exit codes of every subcommand (README.md, "Exit codes").
+/// Exit codes of every subcommand: one table (README.md, "Exit codes"; `monitor --help`;
+/// monitor(8), EXIT STATUS), made from [`exit::TABLE`].
 pub mod exit {
     /// Success (and for `check`: nothing failed, nothing unknown).
     pub const OK: u8 = 0;
@@ -20,7 +21,7 @@ pub mod exit {
     pub const KERNEL: u8 = 4;
     /// Not privileged enough (root, or the capabilities the command needs).
     pub const PRIVILEGE: u8 = 5;
-    /// The configuration file is invalid.
+    /// The settings cannot work (together).
     pub const CONFIG: u8 = 6;
     /// A replay's input cannot be read or is not what was expected: nothing replayed.
     pub const INPUT: u8 = 7;
@@ -30,6 +31,33 @@ pub mod exit {
     pub const CHECK_UNKNOWN: u8 = 9;
     /// `check`: 10 + the worst failed severity (10 info … 14 critical).
     pub const CHECK_FAILED: u8 = 10;
+
+    /// Every code (the first of a range), what it means, and the subcommands that end
+    /// with it.
+    pub const TABLE: &[(u8, &str, &str, &str)] = &[
+        (OK, "0", "success (run: a clean stop on SIGINT, SIGTERM or a closed stdout; check: nothing failed and nothing unknown)", "all"),
+        (RUNTIME, "1", "runtime error: an output, the kernel or the host failed while running (stdout unwritable, a program that would not attach)", "all"),
+        (USAGE, "2", "usage error: an unknown option or value, an --only/--skip id no check has, replay inputs that cannot go together", "all"),
+        (RULES, "3", "rules error: a rules file is missing, unreadable or invalid (each problem printed as file:line:col); nothing loaded", "run, replay, rules"),
+        (KERNEL, "4", "kernel unsupported: no BTF, no tracefs (and it cannot be mounted), no kfunc bpf_rdonly_cast", "run"),
+        (PRIVILEGE, "5", "not privileged: not root, or a capability the source needs is missing", "run"),
+        (CONFIG, "6", "settings that cannot work together (run --capture with --source audit)", "run"),
+        (INPUT, "7", "replay input error: missing, unreadable, empty, or not a capture nor audit records (the message names the input and what it looks like); nothing replayed", "replay"),
+        (INPUT_PARTIAL, "8", "replay input partly unreadable: lines that are not audit records, a capture or gzip file cut off, records that cannot be decoded (each input reported once, with file:line); everything readable was replayed", "replay"),
+        (CHECK_UNKNOWN, "9", "nothing failed, but some checks could not tell (unknown)", "check"),
+        (CHECK_FAILED, "10-14", "something failed: 10 + the worst failed severity (10 info, 11 low, 12 medium, 13 high, 14 critical)", "check"),
+    ];
+
+    /// The table as help text; `only`: the codes a subcommand ends with (all: `None`).
+    pub fn help(only: Option<&[u8]>) -> String {
+        let mut out = String::from("Exit codes:\n");
+        for (code, shown, meaning, _) in TABLE {
+            if only.is_none_or(|o| o.contains(code)) {
+                out.push_str(&format!("  {shown:<6} {meaning}\n"));
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +85,7 @@ pub enum Error {
     #[error("{0}")]
     Input(String),
     /// Writing the alerts failed (the reader went away: `BrokenPipe`, a clean stop).
-    #[error("writing alerts: {0}")]
+    #[error("writing the output: {0}")]
     Output(#[source] std::io::Error),
     /// Another I/O failure, with what was being done.
     #[error("{context}: {source}")]

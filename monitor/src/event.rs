@@ -115,6 +115,8 @@ pub struct Event {
     pub flags: u32,
     /// fork: the child's pid. exit: the exit code.
     pub child_or_code: u64,
+    /// The audit rule keys the record carried (`key=`, audit sources): beside ours.
+    pub audit_key: Option<Box<[String]>>,
 }
 
 impl Event {
@@ -124,6 +126,26 @@ impl Event {
 
     pub fn flag(&self, bit: u32) -> bool {
         self.flags & bit != 0
+    }
+
+    /// `event.action`: the action, refined where the syscall alone says more — an open
+    /// that can modify the file is a `write`, and the setid family splits into `setuid`
+    /// and `setgid`.
+    pub fn action_name(&self) -> &'static str {
+        const O_ACCMODE: u32 = 0o3;
+        const O_CREAT: u32 = 0o100;
+        const O_TRUNC: u32 = 0o1000;
+        match self.action {
+            Action::Open
+                if self.open_flags & O_ACCMODE != 0
+                    || self.open_flags & (O_CREAT | O_TRUNC) != 0 =>
+            {
+                "write"
+            }
+            Action::SetId if monitor_common::sys::is_setgid(self.syscall as u32) => "setgid",
+            Action::SetId => "setuid",
+            other => other.as_str(),
+        }
     }
 }
 

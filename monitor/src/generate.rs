@@ -16,22 +16,38 @@ pub fn man_pages(cmd: Command, dir: &Path) -> std::io::Result<Vec<std::path::Pat
     // `monitor help` needs no page of its own (every page is its help).
     let mut cmd = cmd.disable_help_subcommand(true);
     cmd.build();
-    page(&cmd, cmd.get_name(), dir, &mut written)?;
-    let main = dir.join(format!("{}.{SECTION}", cmd.get_name()));
+    // monitor.8 gives the exit codes a section of their own (below), not --help's closing
+    // text; the subcommands' pages keep theirs.
+    let name = cmd.get_name().to_string();
+    page_only(&cmd.clone().after_help(None::<&str>), &name, dir, &mut written)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+        page(sub, &format!("{name}-{}", sub.get_name()), dir, &mut written)?;
+    }
+    let main = dir.join(format!("{name}.{SECTION}"));
     let mut text = std::fs::read_to_string(&main)?;
+    text.push_str(&exit_status());
     text.push_str(MAIN_SECTIONS);
     std::fs::write(&main, text)?;
     Ok(written)
 }
 
+/// monitor(8)'s EXIT STATUS: the one table (`monitor::error::exit::TABLE`).
+fn exit_status() -> String {
+    let mut out = String::from(".SH EXIT STATUS\n");
+    for (_, code, meaning, commands) in monitor::error::exit::TABLE {
+        let roff = |s: &str| s.replace('\\', "\\e").replace('-', "\\-");
+        out.push_str(&format!(
+            ".TP\n\\fB{}\\fR ({})\n{}\n",
+            roff(code),
+            roff(commands),
+            roff(meaning)
+        ));
+    }
+    out
+}
+
 /// What monitor.8 says beyond the options: behaviour documented in README.md.
-const MAIN_SECTIONS: &str = r#".SH EXIT STATUS
-\fBmonitor run\fR: 0 clean stop (SIGINT, SIGTERM, stdout closed), 1 runtime error,
-2 rules missing or invalid, 3 not root, 4 kernel unsupported (no BTF, no kfunc
-bpf_rdonly_cast, or tracefs neither mounted nor mountable).
-\fBmonitor check\fR: 0 when nothing failed, else 10 + the worst failed severity
-(10 info, 11 low, 12 medium, 13 high, 14 critical); 5 for an unknown check id.
-.SH SIGNALS
+const MAIN_SECTIONS: &str = r#".SH SIGNALS
 SIGHUP reloads the rules: the new set is validated completely and swapped in, or refused
 while the old rules stay. SIGINT and SIGTERM drain the kernel ring buffer, print the
 \fBmonitor\-stop\fR record and exit 0.
@@ -49,7 +65,8 @@ The systemd unit.
 auditctl(8), audit.rules(7), systemd.exec(5)
 "#;
 
-fn page(
+/// The page of `cmd` alone (not its subcommands').
+fn page_only(
     cmd: &Command,
     name: &str,
     dir: &Path,
@@ -67,6 +84,17 @@ fn page(
     let path = dir.join(format!("{name}.{SECTION}"));
     std::fs::write(&path, buf)?;
     written.push(path);
+    Ok(())
+}
+
+/// The pages of `cmd` and of its subcommands.
+fn page(
+    cmd: &Command,
+    name: &str,
+    dir: &Path,
+    written: &mut Vec<std::path::PathBuf>,
+) -> std::io::Result<()> {
+    page_only(cmd, name, dir, written)?;
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
         page(sub, &format!("{name}-{}", sub.get_name()), dir, written)?;
     }
@@ -131,6 +159,12 @@ mod tests {
         assert!(!main.contains("generate"), "the hidden subcommand stays out of the manual");
         assert!(!main.contains("monitor\\-help"), "no reference to a page that is not written");
         assert!(main.contains(".SH EXIT STATUS") && main.contains(".SH SIGNALS"));
+        for (_, code, ..) in monitor::error::exit::TABLE {
+            assert!(main.contains(&format!("\\fB{}\\fR", code.replace('-', "\\-"))), "{code}");
+        }
+        assert_eq!(main.matches("Exit codes:").count(), 0, "the table once, as a section");
+        let replay = std::fs::read_to_string(dir.path().join("monitor-replay.8")).unwrap();
+        assert!(replay.contains("Exit codes:") && replay.contains("replay input error"));
         assert!(!dir.path().join("monitor-generate.8").exists());
         let run = std::fs::read_to_string(dir.path().join("monitor-run.8")).unwrap();
         assert!(

@@ -7,7 +7,9 @@ mod cmd;
 mod generate;
 
 use clap::Parser;
-use cli::{Cli, Command, Format, GenerateCommand, ProfileArg, ReportFormat, RulesCommand};
+use cli::{
+    Cli, Command, Format, GenerateCommand, OutputFormat, ProfileArg, ReportFormat, RulesCommand,
+};
 use monitor::error::exit;
 use monitor::pipeline::live::SourceKind;
 use std::process::ExitCode;
@@ -30,8 +32,19 @@ fn main() -> ExitCode {
             };
             cmd::run::run(rules, heartbeat, capture, source, presentation.presentation())
         }
-        Command::Replay { files, rules, format, presentation } => {
-            cmd::replay::replay(files, rules, format == Format::Auditd, presentation.presentation())
+        Command::Replay { inputs, rules, format, host, select, output_format, presentation } => {
+            let opts = monitor::pipeline::replay::ReplayOptions {
+                inputs,
+                format: format.map(|f| match f {
+                    Format::Capture => monitor::pipeline::replay::Format::Capture,
+                    Format::Auditd => monitor::pipeline::replay::Format::Auditd,
+                }),
+                host,
+                select: select.selection(),
+                presentation: presentation.presentation(),
+                output: cmd::replay::line_format(output_format == OutputFormat::Text),
+            };
+            cmd::replay::replay(opts, rules)
         }
         Command::Check { json, format, profile, level, only, skip, list } => {
             let format =

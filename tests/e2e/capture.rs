@@ -10,7 +10,8 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
-fn replay(file: &Path, rules: &[&Path]) -> (Vec<Value>, String, bool) {
+/// `monitor replay FILE --rules ...`: (lines, stderr, exit code).
+fn replay(file: &Path, rules: &[&Path]) -> (Vec<Value>, String, i32) {
     let mut cmd = Command::new(monitor_bin());
     cmd.arg("replay").arg(file);
     for r in rules {
@@ -22,7 +23,7 @@ fn replay(file: &Path, rules: &[&Path]) -> (Vec<Value>, String, bool) {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    (lines, String::from_utf8_lossy(&out.stderr).into_owned(), out.status.success())
+    (lines, String::from_utf8_lossy(&out.stderr).into_owned(), out.status.code().unwrap_or(-1))
 }
 
 #[test]
@@ -94,19 +95,19 @@ fn a_replay_with_the_same_rules_prints_exactly_what_the_live_run_printed() {
     assert!(m.stderr().iter().any(|l| l.contains("capture written")), "{:?}", m.stderr());
 
     // Same rules: line for line the same.
-    let (replayed, err, ok) = replay(&file, &[&rules]);
-    assert!(ok, "{err}");
+    let (replayed, err, code) = replay(&file, &[&rules]);
+    assert_eq!(code, 0, "{err}");
     assert_eq!(replayed.len(), live.len(), "{err}");
     for (l, r) in live.iter().zip(&replayed) {
         assert_eq!(l, r);
     }
-    assert!(err.contains("replay done"), "{err}");
+    assert!(err.contains("monitor: replay summary:"), "{err}");
 
     // Other rules decide: only the exec watch.
     let other = root.join("other.rules");
     std::fs::write(&other, format!("-w {r}/bin/watched-busybox -p x -k other-exec\n")).unwrap();
-    let (replayed, err, ok) = replay(&file, &[&other]);
-    assert!(ok, "{err}");
+    let (replayed, err, code) = replay(&file, &[&other]);
+    assert_eq!(code, 0, "{err}");
     let alerts: Vec<&Value> = replayed.iter().filter(|a| s(a, "event.kind") == "alert").collect();
     assert!(
         alerts.len() >= 2
@@ -120,16 +121,38 @@ fn a_replay_with_the_same_rules_prints_exactly_what_the_live_run_printed() {
         "container context comes from the capture"
     );
 
-    // Cut off mid-record: everything before is replayed, and the cut is reported.
+    // Cut off mid-record: everything before is replayed, the cut is reported, and the exit
+    // code says part of the input was not read.
     let data = std::fs::read(&file).unwrap();
     let cut = root.join("cut.cap");
     std::fs::write(&cut, &data[..data.len() - 7]).unwrap();
-    let (replayed, err, ok) = replay(&cut, &[&rules]);
-    assert!(ok, "{err}");
+    let (replayed, err, code) = replay(&cut, &[&rules]);
+    assert_eq!(code, 8, "{err}");
     assert!(err.contains("cut off"), "{err}");
     assert!(!replayed.is_empty() && replayed.len() <= live.len());
     assert_eq!(replayed[..replayed.len() - 1], live[..replayed.len() - 1]);
-    // Not a capture at all.
-    let (_, err, ok) = replay(&rules, &[&rules]);
-    assert!(!ok && err.contains("not a monitor capture"), "{err}");
+    // Compressed (as a responder receives it), on standard input: the same lines.
+    let gz = root.join("run.cap.gz");
+    monitor_tests::sh(&format!("gzip -c {} > {}", file.display(), gz.display()));
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} replay --rules {} - < {}",
+            monitor_bin().display(),
+            rules.display(),
+            gz.display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let piped: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(piped, live, "a gzip-compressed capture on stdin");
+    // Not a capture at all: said what it is instead.
+    let (_, err, code) = replay(&rules, &[&rules]);
+    assert_eq!(code, 7, "{err}");
+    assert!(err.contains("not recognised (it starts with \"-w "), "{err}");
 }

@@ -167,10 +167,6 @@ fn the_default_pack_loads_in_the_real_auditctl() {
         return;
     }
     let _lock = AUDIT.lock().unwrap_or_else(|e| e.into_inner());
-    // auditctl resolves every watch's parent and every `dir=` against the filesystem and
-    // refuses the rule when it is missing (/etc/sysconfig on Debian, /var/lib/docker before
-    // Docker first ran). Such directories are created for the check and removed after it.
-    let created = create_missing_dirs(&pack());
     let before = Command::new("auditctl")
         .arg("-l")
         .output()
@@ -201,6 +197,22 @@ fn the_default_pack_loads_in_the_real_auditctl() {
     .iter()
     .map(|(opt, name)| (*opt, setting(name)))
     .collect();
+    // First on this host as it is: auditctl resolves every watch's parent and every `dir=`
+    // against the filesystem and stops at the first rule whose directory is missing
+    // (/etc/sysconfig on Debian, /sys/fs/selinux without SELinux); `--for-host` leaves
+    // those out, as comments, so that every shipped file loads whole.
+    let as_is = scratch_dir("cli-export-as-is");
+    let mut for_host = Vec::new();
+    for file in pack() {
+        let file = exported(&file, &as_is);
+        auditctl(&["-D".as_ref()]);
+        let loaded = auditctl(&["-R".as_ref(), file.as_os_str()]);
+        let listed = auditctl(&["-l".as_ref()]);
+        for_host.push((file, loaded, listed));
+    }
+    // Then with such directories created (removed after), as on a host that has them:
+    // nothing is left out but the monitor's own extensions.
+    let created = create_missing_dirs(&pack());
     // Each file as `monitor rules export --for-host` writes it (the monitor's extensions
     // left out: auditd has no parent_exe=), which is what an admin loads into auditd.
     let scratch = scratch_dir("cli-export");
@@ -226,6 +238,27 @@ fn the_default_pack_loads_in_the_real_auditctl() {
     for d in created.iter().chain(&community_dirs).rev() {
         let _ = std::fs::remove_dir(d);
     }
+    let mut left_out = 0;
+    for (file, loaded, listed) in for_host {
+        let err = stderr(&loaded);
+        assert!(
+            loaded.status.success() && !err.contains("rror"),
+            "auditctl -R {} on this host: {err}",
+            file.display()
+        );
+        let ours = std::fs::read_to_string(&file).unwrap();
+        let rules =
+            ours.lines().filter(|l| ["-w ", "-a ", "-A "].iter().any(|p| l.starts_with(p))).count();
+        let listed = String::from_utf8_lossy(&listed.stdout);
+        assert_eq!(
+            listed.lines().filter(|l| l.starts_with('-')).count(),
+            rules,
+            "every rule of {} loaded:\n{listed}",
+            file.display()
+        );
+        left_out += ours.lines().filter(|l| l.starts_with("# not on this host")).count();
+    }
+    assert!(left_out > 0, "this host lacks /etc/sysconfig: a rule was left out for it");
     // `-c`/`-i` in the file let auditctl go on after an error, so its stderr is the verdict.
     assert!(
         community_loaded.status.success() && !stderr(&community_loaded).contains("error"),
@@ -449,4 +482,77 @@ fn replay_progress_shows_on_a_terminal_only() {
         err.contains("alerts=20000") && !err.contains("replay: ") && !err.contains('\r'),
         "{err:?}"
     );
+}
+
+/// `monitor rules list`: each rule as its file has it, fields included (`arch=b64`,
+/// `perm=`, `-F kind=`), with where it comes from and whether it is evaluated.
+#[test]
+fn rules_list_prints_each_rule_as_written() {
+    let o = monitor(&["rules", "list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
+    let mut fields = 0;
+    for line in out.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        assert_eq!(cols.len(), 3, "source, rule, state: {line:?}");
+        let (file, no) = cols[0].strip_prefix("builtin:").unwrap().rsplit_once(':').unwrap();
+        let written = std::fs::read_to_string(pack.join(file)).unwrap();
+        let at = written.lines().nth(no.parse::<usize>().unwrap() - 1).unwrap();
+        assert_eq!(cols[1], at.trim(), "{line}");
+        assert!(
+            cols[2] == "active"
+                || cols[2].starts_with("inactive: ")
+                || cols[2].starts_with("audit sources only: "),
+            "{line}"
+        );
+        fields += cols[1].contains("-F arch=b64") as usize;
+    }
+    assert!(fields > 10, "rules with arch=b64 keep it:\n{out}");
+}
+
+/// Rules only audit records can evaluate are one warning on an eBPF run, none where they
+/// are evaluated (an audit log replay); not one warning per rule.
+#[test]
+fn rule_warnings_are_said_once_per_run() {
+    let dir = scratch_dir("cli-warnings");
+    let rules = dir.join("w.rules");
+    std::fs::write(
+        &rules,
+        format!(
+            "-w {}/watched -p wa -k w\n\
+             -a always,exit -F arch=b64 -S kill -k k1\n\
+             -a always,exit -F arch=b64 -S init_module -k k2\n\
+             -a always,user -F msgtype=USER_CMD -k k3\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.join("audit.log");
+    std::fs::write(
+        &log,
+        "type=SYSCALL msg=audit(1700000000.000:1): arch=c000003e syscall=62 success=yes exit=0 a0=1 a1=9 pid=5 uid=0\n",
+    )
+    .unwrap();
+    let o = monitor(&["replay", "--rules", rules.to_str().unwrap(), log.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        !stderr(&o).contains(rules.to_str().unwrap()),
+        "evaluated here, nothing to warn of: {}",
+        stderr(&o)
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 1, "the kill alerts");
+    if !privileged() {
+        return;
+    }
+    std::fs::create_dir(dir.join("watched")).unwrap();
+    let m = Monitor::start(&rules);
+    assert_eq!(m.stop(libc::SIGTERM), "exit status: 0");
+    let named = rules.display().to_string();
+    let warnings: Vec<String> = m.stderr().into_iter().filter(|l| l.contains(&named)).collect();
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    for at in [":2", ":3", ":4"] {
+        assert!(warnings[0].contains(&format!("{}{at}", rules.display())), "{}", warnings[0]);
+    }
+    assert!(warnings[0].contains("3 rule(s)"), "{}", warnings[0]);
 }

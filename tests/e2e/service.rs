@@ -292,5 +292,13 @@ fn the_audit_source_starts_under_the_same_capabilities() {
     let (code, lines) = svc.stop();
     assert_eq!(code, Some(0));
     assert_eq!(s_action(&lines[0]), "monitor-start");
+    // The unit's capabilities include sending the probe that proves the record path: it
+    // came back, unless auditing is off on this host.
+    let proof = lines[0]["monitor"]["start"]["source_proof"].as_str().unwrap_or_default();
+    assert!(
+        proof.starts_with("proven: ") || proof == "not proven: auditing is disabled",
+        "{}",
+        lines[0]
+    );
     assert_eq!(s_action(lines.last().unwrap()), "monitor-stop");
 }

@@ -1,11 +1,12 @@
-//! Audit input on arbitrary bytes: log lines and netlink messages through grouping,
-//! mapping, rule matching (the built-in pack, as an audit source evaluates it) and JSON
-//! output. Every line written must be one JSON object.
+//! Audit input on arbitrary bytes: recognised as an input (what it holds, described), log
+//! lines and netlink messages through grouping, mapping, rule matching (the built-in pack,
+//! as an audit source evaluates it) and JSON output. Every line written must be one JSON
+//! object, and its text form one line without a control character.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use monitor::detect::Detector;
-use monitor::enrich::{Clock, Enricher};
+use monitor::enrich::{Clock, Enricher, HostOf};
 use monitor::pipeline::{Pipeline, Presentation};
 use monitor::rules::{parse::SystemIds, RuleSet};
 use monitor::sink::Sink;
@@ -24,7 +25,12 @@ fuzz_target!(|data: &[u8]| {
     let mut events = Events::new(0, false);
     events.set_excluded(detect.plan().excluded_types.clone());
     let sink = Sink::new(Vec::new(), Clock { offset_ns: 0 }, "fuzz", 0, false);
-    let mut p = Pipeline::new(Enricher::offline(), detect, sink, Presentation::default());
+    let mut p = Pipeline::new(
+        Enricher::offline(HostOf::FromLog(None)),
+        detect,
+        sink,
+        Presentation::default(),
+    );
     // The first bytes as a netlink message (type, body), then everything as log lines.
     if data.len() >= 2 {
         let rtype = u16::from_le_bytes([data[0], data[1]]);
@@ -44,5 +50,10 @@ fuzz_target!(|data: &[u8]| {
     p.finish().unwrap();
     for line in p.written().split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         serde_json::from_slice::<serde_json::Value>(line).expect("one JSON object per line");
+        let mut text = String::new();
+        monitor::sink::text::render(line, false, &mut text);
+        assert!(!text.chars().any(char::is_control), "an inert text line: {text:?}");
     }
+    let content = monitor::source::input::content(data);
+    let _ = monitor::source::input::looks_like(data, false, content);
 });

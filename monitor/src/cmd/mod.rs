@@ -10,16 +10,17 @@ use monitor::rules::parse::SystemIds;
 use monitor::rules::RuleSet;
 use std::path::PathBuf;
 
-/// The rules from `paths`, or the built-in pack; warnings logged when `log_warnings`.
-pub fn load_rules(paths: &[PathBuf], log_warnings: bool) -> monitor::Result<RuleSet> {
+/// The rules from `paths`, or the built-in pack.
+pub fn load_rules(paths: &[PathBuf]) -> monitor::Result<RuleSet> {
     let ids = SystemIds::load();
-    let set = if paths.is_empty() { RuleSet::builtin(&ids)? } else { RuleSet::load(paths, &ids)? };
-    if log_warnings {
-        for w in &set.warnings {
-            tracing::warn!("{w}");
-        }
+    Ok(if paths.is_empty() { RuleSet::builtin(&ids)? } else { RuleSet::load(paths, &ids)? })
+}
+
+/// The warnings of `set`, logged once each kind (`audit`: audit records are evaluated).
+pub fn log_warnings(set: &RuleSet, audit: bool) {
+    for w in set.warning_summary(audit) {
+        tracing::warn!("{w}");
     }
-    Ok(set)
 }
 
 /// Lines to stdout; a write error (the reader went away) is the command's error.

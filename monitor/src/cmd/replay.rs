@@ -1,78 +1,85 @@
-//! `monitor replay`: a capture or audit logs through the rules again.
+//! `monitor replay`: a capture or audit logs through the rules again; the summary on
+//! stderr and the exit code (8 when part of the input could not be read).
 
 use monitor::error::exit;
-use monitor::pipeline::replay::{replay_audit, replay_capture, ReplayStats};
-use monitor::pipeline::Presentation;
+use monitor::pipeline::replay::{replay as run_replay, ReplayOptions, ReplayStats};
 use monitor::rules::parse::SystemIds;
-use monitor::Error;
-use std::path::PathBuf;
+use monitor::sink::output::LineFormat;
+use monitor::source::audit::Stats;
 
-pub fn replay(
-    files: Vec<PathBuf>,
-    paths: Vec<PathBuf>,
-    audit_logs: bool,
-    presentation: Presentation,
-) -> monitor::Result<u8> {
-    let rules = super::load_rules(&paths, true)?;
+pub fn replay(opts: ReplayOptions, paths: Vec<std::path::PathBuf>) -> monitor::Result<u8> {
+    // Its warnings are logged once the inputs say which source evaluates them.
+    let rules = super::load_rules(&paths)?;
     let started = std::time::Instant::now();
     // Unlocked: the replay writes from its render thread (one lock per 64 KiB written).
     let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
     let mut progress = monitor::sink::progress::Progress::stderr("replay");
-    let result = if audit_logs {
-        replay_audit(&files, rules, out, presentation, &mut |done, total| {
-            progress.bytes(done, total)
-        })
-    } else {
-        let [file] = <[PathBuf; 1]>::try_from(files).map_err(|_| {
-            Error::Input("a capture replay takes one file (several files: --format auditd)".into())
-        })?;
-        replay_capture(&file, rules, &SystemIds::load(), out, presentation, &mut |done, total| {
-            progress.bytes(done, total)
-        })
-    };
+    let result = run_replay(opts, rules, &SystemIds::load(), out, &mut |done, total| {
+        progress.bytes(done, total)
+    });
     progress.finish();
-    summary(&result?, started.elapsed().as_secs_f64().max(1e-9));
-    Ok(exit::OK)
+    let stats = result?;
+    summary(&stats, started.elapsed().as_secs_f64().max(1e-9));
+    Ok(if stats.partial() { exit::INPUT_PARTIAL } else { exit::OK })
 }
 
-/// The summary on stderr.
-fn summary(stats: &ReplayStats, secs: f64) {
-    if let Some(at) = stats.truncated_at {
-        tracing::warn!(offset = at, "the capture is cut off inside a record (crash, disk full?): replayed everything before byte {at}");
+/// Text output is coloured when stdout takes it (a terminal; NO_COLOR and CLICOLOR
+/// respected, through anstream's rules).
+pub fn line_format(text: bool) -> LineFormat {
+    if !text {
+        return LineFormat::Json;
     }
-    match &stats.audit {
+    let choice = anstream::AutoStream::choice(&std::io::stdout());
+    LineFormat::Text { colour: choice != anstream::ColorChoice::Never }
+}
+
+/// The summary line on stderr: what was read, what came of it, what was skipped and why.
+fn summary(s: &ReplayStats, secs: f64) {
+    if let Some(at) = s.truncated_at {
+        tracing::warn!(
+            "{}: cut off inside a record (crash, disk full?): replayed everything before byte {at}",
+            s.inputs.join(", ")
+        );
+    }
+    if !s.same_rules {
+        tracing::info!(
+            "rules differ from the capturing run's: watch identities are re-resolved on this host"
+        );
+    }
+    let mut line = format!("monitor: replay summary: inputs={}", s.inputs.len());
+    let mut skipped = Vec::new();
+    match &s.audit {
+        Some(a) => {
+            let Stats { lines, records, events, .. } = a;
+            line.push_str(&format!(" lines={lines} records={records} events={events}"));
+            let unknown: u64 = a.unknown.values().sum();
+            for (what, n) in [
+                ("malformed_lines", a.malformed),
+                ("unreadable_inputs", a.unreadable_inputs),
+                ("empty_inputs", a.empty_inputs),
+                ("unknown_type_records", unknown),
+                ("excluded_records", a.excluded),
+                ("other_arch_events", a.other_arch),
+                ("not_evaluated_events", a.not_evaluated),
+            ] {
+                skipped.push(format!("{what}={n}"));
+            }
+            if unknown > 0 {
+                let types: Vec<String> =
+                    a.unknown.iter().map(|(t, n)| format!("{t}={n}")).collect();
+                tracing::info!("records of types this monitor does not know: {}", types.join(" "));
+            }
+        }
         None => {
-            if !stats.same_rules {
-                tracing::info!("rules differ from the capturing run's: watch identities are re-resolved on this host");
-            }
-            tracing::info!(
-                events = stats.events,
-                alerts = stats.alerts,
-                suppressed = stats.suppressed,
-                bytes_per_event = stats.bytes.checked_div(stats.events).unwrap_or(0),
-                events_per_s = (stats.events as f64 / secs) as u64,
-                "replay done"
-            );
-        }
-        Some((a, files)) => {
-            for (t, n) in &a.unknown {
-                tracing::info!(record_type = %t, records = n, "unknown audit record type; skipped");
-            }
-            tracing::info!(
-                files = files.len(),
-                lines = a.lines,
-                records = a.records,
-                malformed_lines = a.malformed,
-                unknown_records = a.unknown.values().sum::<u64>(),
-                excluded_records = a.excluded,
-                events = a.events,
-                other_arch_events = a.other_arch,
-                not_evaluated_events = a.not_evaluated,
-                alerts = stats.alerts,
-                suppressed = stats.suppressed,
-                events_per_s = (a.events as f64 / secs) as u64,
-                "audit log replay done"
-            );
+            line.push_str(&format!(" bytes={} events={}", s.bytes, s.events));
+            skipped.push(format!("undecodable_records={}", s.undecodable));
+            skipped.push(format!("cut_off={}", s.truncated_at.is_some()));
         }
     }
+    line.push_str(&format!(" alerts={} suppressed={}", s.alerts, s.suppressed));
+    skipped.push(format!("filtered={}", s.filtered));
+    line.push_str(" skipped: ");
+    line.push_str(&skipped.join(" "));
+    line.push_str(&format!(" events_per_s={}", (s.events as f64 / secs) as u64));
+    eprintln!("{line}");
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 /// Validate: warnings and a summary per key on stdout (once).
 pub fn check(paths: Vec<PathBuf>) -> monitor::Result<u8> {
-    let rules = load_rules(&paths, false)?;
+    let rules = load_rules(&paths)?;
     for w in &rules.warnings {
         out(w)?;
     }
@@ -34,22 +34,24 @@ pub fn check(paths: Vec<PathBuf>) -> monitor::Result<u8> {
     Ok(exit::OK)
 }
 
-/// The rules that would be loaded, with their state.
+/// The rules that would be loaded, as written (fields included), with where each comes
+/// from and its state: `source<TAB>rule<TAB>state` (`cut -f2` gives the rules themselves).
 pub fn list(paths: Vec<PathBuf>) -> monitor::Result<u8> {
-    let rules = load_rules(&paths, true)?;
+    let rules = load_rules(&paths)?;
     for r in &rules.rules {
         let state = match &r.inactive {
+            Some(reason) if r.audit_only => format!("audit sources only: {reason}"),
             Some(reason) => format!("inactive: {reason}"),
             None => "active".into(),
         };
-        out(format_args!("{}\t{}\t{state}", r.source, r.describe()))?;
+        out(format_args!("{}\t{}\t{state}", r.source, r.text))?;
     }
     Ok(exit::OK)
 }
 
 /// The rules as stock auditctl loads them.
 pub fn export(paths: Vec<PathBuf>, for_host: bool) -> monitor::Result<u8> {
-    let set = load_rules(&paths, false)?;
+    let set = load_rules(&paths)?;
     let texts: Vec<(String, String)> = if paths.is_empty() {
         rules::BUILTIN.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect()
     } else {

@@ -26,13 +26,15 @@ pub fn run(
     {
         return Err(Error::KernelUnsupported("kernel BTF (/sys/kernel/btf/vmlinux) is missing: a kernel built with CONFIG_DEBUG_INFO_BTF is required".into()));
     }
-    let rules = super::load_rules(&paths, true)?.with_self_defence(&SystemIds::load())?;
+    let rules = super::load_rules(&paths)?;
+    super::log_warnings(&rules, source == SourceKind::Audit);
+    let rules = rules.with_self_defence(&SystemIds::load())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|source| Error::Io { context: "starting the runtime".into(), source })?;
     let reload = move || -> Result<RuleSet, Vec<String>> {
-        let set = super::load_rules(&paths, false).map_err(|e| match e {
+        let set = super::load_rules(&paths).map_err(|e| match e {
             Error::Rules(errors) => errors.0.iter().map(|d| d.to_string()).collect(),
             other => vec![other.to_string()],
         })?;

@@ -1,12 +1,14 @@
 //! Detection, the third stage: what an event raises. The loaded rules (first matching exit
 //! rule decides, as in auditd), the Docker API requests sent on connections a rule caught
 //! (`requests`), and the self-defence detections (`tamper`). Each event gives zero or more
-//! [`Verdict`]s; [`aggregate`] then decides which are printed and which are counted.
+//! [`Verdict`]s; [`select`] narrows them to what a replay was asked for, and [`aggregate`]
+//! decides which are printed and which are counted.
 
 pub mod aggregate;
 pub mod docker_api;
 pub mod http;
 pub mod requests;
+pub mod select;
 pub mod tamper;
 
 use crate::event::{Action, Actor, Event};
@@ -121,6 +123,22 @@ impl Detector {
 
     pub fn rule(&self, i: usize) -> &Rule {
         &self.rules.rules[i]
+    }
+
+    /// The keys of what raised `v` (a loaded rule's, or a built-in detection's).
+    pub fn keys<'s>(&'s self, v: &'s Verdict) -> &'s [String] {
+        match &v.raised {
+            Raised::Rule(i) => &self.rules.rules[*i].keys,
+            Raised::Builtin { keys, .. } => keys,
+        }
+    }
+
+    /// The severity rank of `v` (its first key's metadata; `info`, 0, without).
+    pub fn severity(&self, v: &Verdict) -> u8 {
+        self.keys(v)
+            .first()
+            .and_then(|k| crate::rules::metadata::get(k))
+            .map_or(0, |m| m.severity_number())
     }
 
     /// The kernel filter plan of the rules in force.

@@ -1,9 +1,13 @@
 //! Enrichment, the second stage: what the host adds to an event. Paths made canonical, the
-//! process table (kept from fork/exec/exit events, seeded from /proc), user names, and the
-//! container an event came from. [`Enricher::observe`] takes each event in; what matching
-//! and the sinks need is then read from it: the acting process ([`Enricher::actor`]), and
-//! for an alert its process, user and container ([`Enricher::process_view`],
-//! [`Enricher::user_name`], [`Enricher::container`]).
+//! process table (kept from fork/exec/exit events, seeded from /proc), user and group
+//! names, the container an event came from, and which host it happened on.
+//! [`Enricher::observe`] takes each event in; what matching and the sinks need is then read
+//! from it: the acting process ([`Enricher::actor`]), and for an alert its process, user,
+//! container and host ([`Enricher::process_view`], [`Enricher::user_name`],
+//! [`Enricher::container`], [`Enricher::host_of`]).
+//!
+//! A replay takes all of it from the recording, none from the host it runs on: the
+//! capture's tables and header, or what an audit log says (`node=`, its enriched names).
 
 pub mod clock;
 pub mod container;
@@ -40,11 +44,22 @@ pub struct ProcessView<'t> {
     pub ancestors: Vec<(u32, Option<&'t [u8]>)>,
 }
 
+/// Which host events happened on.
+#[derive(Clone, Debug)]
+pub enum HostOf {
+    /// This one, by this name (live), or the one a capture's header names.
+    Named(String),
+    /// The one an audit log names per record (`node=`), else this fallback (`--host`),
+    /// else unknown.
+    FromLog(Option<String>),
+}
+
 /// What the host adds to events.
 pub struct Enricher {
     table: ProcessTable,
     users: Users,
     containers: Containers,
+    host: HostOf,
     /// Paths are canonicalised and containers looked up on this host (live); a replay
     /// takes what the recording says.
     live: bool,
@@ -56,23 +71,38 @@ impl Enricher {
     pub fn live() -> Enricher {
         let mut table = ProcessTable::new();
         table.seed_from_proc();
-        Enricher { table, users: Users::new(), containers: Containers::new(), live: true }
+        Enricher {
+            table,
+            users: Users::new(),
+            containers: Containers::new(),
+            host: HostOf::Named(hostname()),
+            live: true,
+        }
     }
 
-    /// Replay: nothing is read from this host; the recording tells (`insert`, `set_users`).
-    pub fn offline() -> Enricher {
+    /// Replay: nothing is read from this host; the recording tells (`insert`,
+    /// `set_users`, `set_groups`, `learn_names`, and `host`).
+    pub fn offline(host: HostOf) -> Enricher {
         Enricher {
             table: ProcessTable::offline(),
             users: Users::from_map(Default::default()),
             containers: Containers::with_docker_root("/nonexistent".into()),
+            host,
             live: false,
         }
     }
 
-    /// Replay of audit logs: no process state from this host, user names from its
-    /// /etc/passwd (the ids in the alerts are the log's either way).
-    pub fn for_audit_logs() -> Enricher {
-        Enricher { users: Users::new(), ..Enricher::offline() }
+    /// The host of an event whose source names `node` (an audit log's `node=`).
+    pub fn host_of<'s>(&'s self, node: Option<&'s str>) -> Option<&'s str> {
+        match &self.host {
+            HostOf::Named(name) => Some(name),
+            HostOf::FromLog(fallback) => node.or(fallback.as_deref()),
+        }
+    }
+
+    /// Names the recording gives ids (an audit log's enriched fields).
+    pub fn learn_names(&mut self, users: &[(u32, String)], groups: &[(u32, String)]) {
+        self.users.learn(users, groups);
     }
 
     /// Take an event in: its paths made canonical (live) and a detached object named by
@@ -156,6 +186,16 @@ impl Enricher {
         self.users.name(uid)
     }
 
+    /// The name of group `gid`.
+    pub fn group_name(&self, gid: u32) -> Option<&str> {
+        self.users.group(gid)
+    }
+
+    /// `pid` and its ancestors as the table knows them, the process first.
+    pub fn lineage(&self, pid: u32) -> Vec<u32> {
+        std::iter::once(pid).chain(self.table.ancestors(pid).into_iter().map(|(p, _)| p)).collect()
+    }
+
     /// The container `ev` came from (live: looked up on this host).
     pub fn container(&mut self, ev: &Event) -> Option<ContainerInfo> {
         if !self.live {
@@ -181,9 +221,16 @@ impl Enricher {
         self.table.insert(pid, info);
     }
 
-    /// The recording's user names (replay).
+    /// The recording's user names (replay); its group names stay.
     pub fn set_users(&mut self, names: std::collections::HashMap<u32, String>) {
+        let groups = self.users.groups_snapshot().clone().into_iter().collect();
         self.users = Users::from_map(names);
+        self.users.set_groups(groups);
+    }
+
+    /// The recording's group names (replay).
+    pub fn set_groups(&mut self, names: std::collections::HashMap<u32, String>) {
+        self.users.set_groups(names);
     }
 
     /// For a capture: the table as it is now.
@@ -199,5 +246,10 @@ impl Enricher {
     /// For a capture: the user names.
     pub fn users_now(&self) -> &crate::hash::FastMap<u32, String> {
         self.users.snapshot()
+    }
+
+    /// For a capture: the group names.
+    pub fn groups_now(&self) -> &crate::hash::FastMap<u32, String> {
+        self.users.groups_snapshot()
     }
 }

@@ -131,6 +131,7 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
         "rules": {"count": rules.rules.len(), "hash": rules.hash(), "files": rules.files},
         "hooks": source.hook_points().len(),
         "hook_points": source.hook_points(),
+        "source_proof": source.proof(),
         "kernel": crate::enrich::kernel_release(),
         "heartbeat_s": opts.heartbeat.map(|d| d.as_secs()),
     }});

@@ -13,6 +13,7 @@ mod signals;
 mod tests;
 
 use crate::detect::aggregate::{Aggregator, Settings as Aggregation, Summary};
+use crate::detect::select::{Candidate, Selection};
 use crate::detect::{Detector, Verdict};
 use crate::enrich::container::ContainerInfo;
 use crate::enrich::Enricher;
@@ -47,6 +48,8 @@ pub struct Counts {
     pub trail: u64,
     /// Verdicts counted in an aggregation window instead of printed.
     pub suppressed: u64,
+    /// Verdicts a replay's selection left out.
+    pub filtered: u64,
     /// Events the kernel could not hand over (reported in `events-lost` records).
     pub lost: u64,
 }
@@ -75,6 +78,8 @@ pub struct Pipeline<W: Write> {
     recorder: Option<Recorder>,
     counts: Counts,
     audit_trail: bool,
+    /// What a replay prints (everything, unless narrowed).
+    select: Selection,
     /// The kernel staled watch entries: the driver re-arms after the batch in hand.
     rearm: bool,
     /// Replaying a capture made with other rules: its plan, whose ids its events carry.
@@ -100,6 +105,7 @@ impl<W: Write> Pipeline<W> {
             recorder: None,
             counts: Counts::default(),
             audit_trail: presentation.audit_trail,
+            select: Selection::default(),
             rearm: false,
             recorded_plan: None,
             same_rules: true,
@@ -126,6 +132,10 @@ impl<W: Write> Pipeline<W> {
                 self.enrich.set_users(names);
                 Ok(())
             }
+            Input::Groups(names) => {
+                self.enrich.set_groups(names);
+                Ok(())
+            }
             Input::Plan(plan) => {
                 if self.same_rules {
                     self.detect.use_plan(plan);
@@ -134,6 +144,8 @@ impl<W: Write> Pipeline<W> {
                 }
                 Ok(())
             }
+            // A recording's in-band records are about the whole run: not part of a selection.
+            Input::Line(_) if !self.select.is_everything() => Ok(()),
             Input::Line(line) => self.sink.replay_line(&line).map_err(Error::Output),
             Input::Tick(ns) => self.tick(ns),
         }
@@ -160,9 +172,7 @@ impl<W: Write> Pipeline<W> {
             ev.watch2 = self.detect.translate_watch(recorded, ev.watch2);
         }
         if let Some(audit) = &audit {
-            if let Some(node) = &audit.node {
-                self.sink.set_host(node);
-            }
+            self.enrich.learn_names(&audit.names.users, &audit.names.groups);
             (ev.watch, ev.watch2) = self.detect.watch_ids(&audit.identities);
             if audit.syscall || ev.action == crate::event::Action::UserMessage {
                 self.enrich.note(&ev, audit.exe.clone(), audit.args.clone(), audit.syscall);
@@ -175,6 +185,8 @@ impl<W: Write> Pipeline<W> {
         if recording {
             container = Container::Decided(self.enrich.container(&ev));
         }
+        // Where it happened: the enricher decides from what the source says.
+        self.sink.set_host(self.enrich.host_of(audit.as_ref().and_then(|a| a.node.as_deref())));
         let mut verdicts = std::mem::take(&mut self.verdicts);
         self.detect.judge(&ev, self.enrich.actor(&ev), &mut verdicts);
         let reported = verdicts.drain(..).try_for_each(|v| self.report(&ev, v, &mut container));
@@ -219,6 +231,10 @@ impl<W: Write> Pipeline<W> {
                 return Ok(());
             }
         }
+        if !self.select.is_everything() && !self.selected(ev, &v, container) {
+            self.counts.filtered += 1;
+            return Ok(());
+        }
         let admit = self.aggregate.admit(ev, &v, &mut self.closed);
         self.close_windows()?;
         if admit == Admit::Counted {
@@ -229,18 +245,52 @@ impl<W: Write> Pipeline<W> {
             self.counts.alerts += 1;
         }
         self.send_members(ev, &v).map_err(Error::Output)?;
-        let container = match container {
-            Container::Decided(c) => c.clone(),
-            Container::Lazy => {
-                let c = self.enrich.container(ev);
-                *container = Container::Decided(c.clone());
-                c
-            }
-        };
+        let container = self.container(ev, container).cloned();
         let about = report::about(ev, &v, &self.detect);
         let sequence = self.sink.alert(ev, v, container).map_err(Error::Output)?;
         self.aggregate.printed(ev, sequence, about);
         Ok(())
+    }
+
+    /// The container of `ev`, looked up once.
+    fn container<'c>(
+        &mut self,
+        ev: &crate::event::Event,
+        container: &'c mut Container,
+    ) -> Option<&'c ContainerInfo> {
+        if let Container::Lazy = container {
+            *container = Container::Decided(self.enrich.container(ev));
+        }
+        match container {
+            Container::Decided(c) => c.as_ref(),
+            Container::Lazy => None,
+        }
+    }
+
+    /// Whether a replay's selection takes verdict `v` of `ev`.
+    fn selected(
+        &mut self,
+        ev: &crate::event::Event,
+        v: &Verdict,
+        container: &mut Container,
+    ) -> bool {
+        let lineage =
+            if self.select.needs_lineage() { self.enrich.lineage(ev.pid) } else { Vec::new() };
+        let container = if self.select.needs_container() {
+            self.container(ev, container).cloned()
+        } else {
+            None
+        };
+        let candidate = Candidate {
+            wall_ns: self.sink.clock().wall_ns(ev.ts_boot_ns),
+            keys: self.detect.keys(v),
+            audit_keys: ev.audit_key.as_deref().unwrap_or_default(),
+            severity: self.detect.severity(v),
+            action: if v.docker.is_some() { "docker-request" } else { ev.action_name() },
+            lineage: &lineage,
+            container: container.as_ref(),
+        };
+        self.select.admits(&candidate)
     }
 
     /// The members the alert shares with others (process, user, rule), sent when changed.
@@ -252,7 +302,12 @@ impl<W: Write> Pipeline<W> {
         let key = self.enrich.user_key(ev);
         if !self.sink.has_user(key) {
             let enrich = &self.enrich;
-            self.sink.set_user(key, ev, |uid| enrich.user_name(uid))?;
+            self.sink.set_user(
+                key,
+                ev,
+                |uid| enrich.user_name(uid),
+                |gid| enrich.group_name(gid),
+            )?;
         }
         if let crate::detect::Raised::Rule(i) = v.raised {
             if !self.sink.has_rule(i) {
@@ -283,6 +338,11 @@ impl<W: Write> Pipeline<W> {
         std::mem::take(&mut self.rearm)
     }
 
+    /// Print only what `select` takes (a replay's filters).
+    pub fn select(&mut self, select: Selection) {
+        self.select = select;
+    }
+
     /// A capture replay: whether it was made with the rules in force (its plans are then
     /// used as recorded; otherwise its watch ids are translated).
     pub fn replaying_same_rules(&mut self, same: bool) {
@@ -295,6 +355,7 @@ impl<W: Write> Pipeline<W> {
         if self.enrich.refresh() {
             if let Some(r) = self.recorder.as_mut() {
                 r.users(self.enrich.users_now());
+                r.groups(self.enrich.groups_now());
             }
         }
         let changed = self.detect.refresh();
@@ -335,6 +396,7 @@ impl<W: Write> Pipeline<W> {
         }
         self.enrich.take_learned();
         recorder.users(self.enrich.users_now());
+        recorder.groups(self.enrich.groups_now());
         self.recorder = Some(recorder);
         Ok(())
     }

@@ -17,7 +17,7 @@ fn rules(text: &str) -> RuleSet {
 fn pipeline(text: &str, aggregation: Settings) -> Pipeline<Vec<u8>> {
     let sink = Sink::new(Vec::new(), Clock { offset_ns: 0 }, "h", 1, false);
     Pipeline::new(
-        Enricher::offline(),
+        Enricher::offline(crate::enrich::HostOf::Named("h".into())),
         Detector::new(rules(text), 0),
         sink,
         Presentation { audit_trail: false, aggregation },
@@ -134,6 +134,96 @@ fn user_and_rule_members_follow_ids_names_and_reloaded_rules() {
             json!(["bob", {"id": "0", "name": null}, "second", ["second", "third"]]),
         ]
     );
+}
+
+/// An audit log's event as the pipeline takes it: what its records said beyond the event.
+fn from_log(mut ev: Event, node: Option<&str>, names: &[(u32, &str)]) -> Input {
+    ev.audit_key = Some(vec!["their-key".to_string()].into_boxed_slice());
+    let audit = crate::source::AuditContext {
+        node: node.map(str::to_string),
+        names: crate::source::audit::names::Names {
+            users: names.iter().map(|(i, n)| (*i, n.to_string())).collect(),
+            groups: vec![(ev.ids.gid, "their-group".into())],
+        },
+        exe: ev.path.clone(),
+        syscall: true,
+        ..Default::default()
+    };
+    Input::Event(Box::new(Arrival { audit: Some(audit), ..Arrival::event(ev) }))
+}
+
+fn audit_pipeline(text: &str, fallback: Option<&str>) -> Pipeline<Vec<u8>> {
+    let sink = Sink::new(Vec::new(), Clock { offset_ns: 0 }, "replaying-host", 0, false);
+    let enrich = Enricher::offline(crate::enrich::HostOf::FromLog(fallback.map(String::from)));
+    Pipeline::new(enrich, Detector::new(rules(text), 0), sink, Presentation::default())
+}
+
+/// Host and names come from the log, the audit key is kept beside ours, and the host the
+/// replay runs on is only the observer; a log that names no host leaves it unknown (or
+/// the fallback the user gave).
+#[test]
+fn a_replayed_log_keeps_its_host_names_and_keys() {
+    for (fallback, node, host) in [
+        (None, Some("web1"), json!("web1")),
+        (None, None, Value::Null),
+        (Some("db7"), None, json!("db7")),
+    ] {
+        let mut p = audit_pipeline("-w /etc/watched -p wa -k ours\n", fallback);
+        let mut ev = event_at(Action::Unlink, 87, "/etc/watched");
+        (ev.ids.uid, ev.ids.euid, ev.ids.gid) = (4242, 0, 4343);
+        p.handle(from_log(ev, node, &[(4242, "alice"), (0, "root")])).unwrap();
+        p.finish().unwrap();
+        let out = lines(&p);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let a = &out[0];
+        assert_eq!(a["host"]["name"], host, "{a}");
+        assert_eq!(a["observer"]["hostname"], "replaying-host", "{a}");
+        assert_eq!(
+            (&a["user"]["name"], &a["user"]["effective"]["name"]),
+            (&json!("alice"), &json!("root"))
+        );
+        assert_eq!(a["group"]["name"], "their-group", "{a}");
+        assert_eq!(a["rule"]["key"], "ours");
+        assert_eq!(a["monitor"]["audit"]["key"], json!(["their-key"]));
+    }
+}
+
+/// The selection narrows what is printed, not what is seen: a process's descendants are
+/// known from the events before, and what was left out is counted.
+#[test]
+fn a_selection_prints_only_what_it_takes_and_counts_the_rest() {
+    use crate::detect::select::Selection;
+    let run = |select: Selection| {
+        let mut p = audit_pipeline("-w /etc/watched -p wa -k w\n-w /etc/other -p wa -k o\n", None);
+        p.select(select);
+        let at = |pid: u32, ppid: u32, path: &str, sec: u64| {
+            let mut ev = event_at(Action::Unlink, 87, path);
+            (ev.pid, ev.tid, ev.ppid, ev.ts_boot_ns) = (pid, pid, ppid, sec * 1_000_000_000);
+            from_log(ev, Some("h"), &[])
+        };
+        for input in [
+            at(20, 1, "/etc/watched", 10),
+            at(30, 20, "/etc/other", 20),
+            at(40, 1, "/etc/other", 30),
+            at(31, 30, "/etc/watched", 40),
+        ] {
+            p.handle(input).unwrap();
+        }
+        p.finish().unwrap();
+        let pids: Vec<u64> =
+            lines(&p).iter().filter_map(|a| a["process"]["pid"].as_u64()).collect();
+        (pids, p.counts().filtered)
+    };
+    assert_eq!(run(Selection::default()), (vec![20, 30, 40, 31], 0));
+    assert_eq!(run(Selection { pids: vec![20], ..Default::default() }), (vec![20, 30, 31], 1));
+    assert_eq!(run(Selection { keys: vec!["o".into()], ..Default::default() }), (vec![30, 40], 2));
+    let window = Selection {
+        since_ns: Some(20_000_000_000),
+        until_ns: Some(40_000_000_000),
+        ..Default::default()
+    };
+    assert_eq!(run(window), (vec![30, 40], 2));
+    assert_eq!(run(Selection { actions: vec!["exec".into()], ..Default::default() }), (vec![], 4));
 }
 
 /// 10 000 writes of one watched file by one process within the window: one alert, then

@@ -62,6 +62,11 @@ fn table() -> &'static HashMap<String, KeyMeta> {
     })
 }
 
+/// The metadata of `key`, if the pack defines it.
+pub fn get(key: &str) -> Option<&'static KeyMeta> {
+    table().get(key)
+}
+
 /// Every key with its metadata (alert output makes its JSON once per key from these).
 pub fn all() -> impl Iterator<Item = (&'static str, &'static KeyMeta)> {
     table().iter().map(|(k, m)| (k.as_str(), m))

@@ -109,6 +109,46 @@ impl RuleSet {
         (self, activated)
     }
 
+    /// The load's warnings as a run logs them, once per kind rather than once per rule:
+    /// the rules only audit sources can evaluate in one line (none when `audit`: they are
+    /// evaluated), the rules that never match in another, the rest as they are (once).
+    /// `monitor rules check` prints every warning with its line instead.
+    pub fn warning_summary(&self, audit: bool) -> Vec<String> {
+        let mut audit_only = Vec::new();
+        let mut never = Vec::new();
+        let mut out: Vec<String> = Vec::new();
+        for w in &self.warnings {
+            match self.rules.iter().find(|r| r.source == w.source) {
+                Some(r) if r.audit_only => audit_only.push(w.source.to_string()),
+                Some(Rule { inactive: Some(why), .. }) => {
+                    never.push(format!("{} ({why})", w.source))
+                }
+                _ => {
+                    let text = w.to_string();
+                    if !out.contains(&text) {
+                        out.push(text);
+                    }
+                }
+            }
+        }
+        if !audit && !audit_only.is_empty() {
+            out.push(format!(
+                "{} rule(s) select what no eBPF hook observes and are inactive with the eBPF \
+                 source; --source audit and audit log replays evaluate them: {}",
+                audit_only.len(),
+                audit_only.join(", ")
+            ));
+        }
+        if !never.is_empty() {
+            out.push(format!(
+                "{} rule(s) are loaded but never match (monitor rules check shows why): {}",
+                never.len(),
+                never.join(", ")
+            ));
+        }
+        out
+    }
+
     /// Parse `(name, text)` sources in order. Any error fails the whole set.
     pub fn from_texts<'a>(
         texts: impl IntoIterator<Item = (String, &'a str)>,

@@ -230,6 +230,8 @@ pub enum Origin {
 #[derive(Clone, Debug)]
 pub struct Rule {
     pub source: Source,
+    /// The rule as written (its line, trimmed).
+    pub text: Arc<str>,
     pub origin: Origin,
     pub list: List,
     pub action: Action,

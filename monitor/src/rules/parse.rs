@@ -216,6 +216,7 @@ pub fn parse_line(
         let path = normalise(&path);
         let rule = Rule {
             source: source.clone(),
+            text: text.trim().into(),
             origin: Origin::Watch { path: path.clone(), perms },
             list: List::Exit,
             action: Action::Always,
@@ -307,6 +308,7 @@ pub fn parse_line(
         }
         let rule = Rule {
             source: source.clone(),
+            text: text.trim().into(),
             origin: Origin::Syscall,
             list,
             action,

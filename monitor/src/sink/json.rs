@@ -41,13 +41,15 @@ pub enum RaisedBy {
 }
 
 /// The members an alert takes from the renderer's state: the process and user members of
-/// the last process and ids alerted on, each loaded rule's JSON, the host name.
+/// the last process and ids alerted on, each loaded rule's JSON, the host the event
+/// happened on (unknown for a log that does not say) and the one the monitor runs on.
 #[derive(Default)]
 pub struct Context {
     pub process: ProcessParts,
     pub user: UserParts,
     pub rules: Vec<Option<RuleJson>>,
-    pub hostname: String,
+    pub hostname: Option<String>,
+    pub observer: String,
 }
 
 /// The members of `process` that come from the process table, as alert JSON:
@@ -147,8 +149,13 @@ pub struct UserParts {
 }
 
 impl UserParts {
-    /// `names` gives a uid's user name.
-    pub fn render<'n>(&mut self, ev: &Event, names: impl Fn(u32) -> Option<&'n str>) {
+    /// `names` gives a uid's user name, `groups` a gid's group name.
+    pub fn render<'n>(
+        &mut self,
+        ev: &Event,
+        names: impl Fn(u32) -> Option<&'n str>,
+        groups: impl Fn(u32) -> Option<&'n str>,
+    ) {
         self.json.clear();
         let mut w = JsonWriter::new(&mut self.json);
         w.object(key!("user"))
@@ -170,11 +177,14 @@ impl UserParts {
         }
         w.close().close();
         w.object(key!("group")).key(key!("id")).num_str("", ev.ids.gid as u64, 10);
-        w.object(key!("effective"))
-            .key(key!("id"))
-            .num_str("", ev.ids.egid as u64, 10)
-            .close()
-            .close();
+        if let Some(name) = groups(ev.ids.gid) {
+            w.key(key!("name")).str(name);
+        }
+        w.object(key!("effective")).key(key!("id")).num_str("", ev.ids.egid as u64, 10);
+        if let Some(name) = groups(ev.ids.egid) {
+            w.key(key!("name")).str(name);
+        }
+        w.close().close();
     }
 }
 
@@ -192,22 +202,9 @@ pub enum RuleSource<'a> {
     Builtin(&'static str),
 }
 
-/// `event.action`: the action, refined where the syscall alone says more — an open that can
-/// modify the file is a `write`, and the setid family splits into `setuid` and `setgid`.
+/// `event.action` (see [`Event::action_name`]).
 pub fn action_name(ev: &Event) -> &'static str {
-    const O_ACCMODE: u32 = 0o3;
-    const O_CREAT: u32 = 0o100;
-    const O_TRUNC: u32 = 0o1000;
-    match ev.action {
-        Action::Open
-            if ev.open_flags & O_ACCMODE != 0 || ev.open_flags & (O_CREAT | O_TRUNC) != 0 =>
-        {
-            "write"
-        }
-        Action::SetId if crate::vocab::is_setgid(ev.syscall as u32) => "setgid",
-        Action::SetId => "setuid",
-        other => other.as_str(),
-    }
+    ev.action_name()
 }
 
 /// A key's metadata as alert JSON, escaped once: the members it adds to `rule` and the
@@ -441,24 +438,36 @@ pub fn render_into(a: &Alert, ctx: &Context, timestamp: &str, buf: &mut Vec<u8>)
         }
         w.close();
     }
-    w.object(key!("host")).key(key!("hostname")).str(&ctx.hostname).close();
+    if let Some(keys) = &ev.audit_key {
+        w.object(key!("monitor")).object(key!("audit")).key(key!("key")).open_array();
+        for k in keys.iter() {
+            w.str(k);
+        }
+        w.close_array().close().close();
+    }
+    if let Some(host) = &ctx.hostname {
+        w.object(key!("host")).key(key!("name")).str(host).key(key!("hostname")).str(host).close();
+    }
+    w.object(key!("observer")).key(key!("hostname")).str(&ctx.observer).close();
     w.encoding();
     w.close();
 }
 
-/// An in-band record about the monitor itself (start, heartbeat, events lost, stop).
+/// An in-band record about the monitor itself (start, heartbeat, events lost, stop), which
+/// runs on `observer`.
 pub fn render_record(
     action: &str,
     sequence: u64,
     timestamp: &str,
-    hostname: &str,
+    observer: &str,
     monitor: Value,
 ) -> String {
     json!({
         "@timestamp": timestamp,
         "event": {"kind": "metric", "action": action, "sequence": sequence, "dataset": "monitor"},
         "monitor": monitor,
-        "host": {"hostname": hostname},
+        "host": {"name": observer, "hostname": observer},
+        "observer": {"hostname": observer},
     })
     .to_string()
 }

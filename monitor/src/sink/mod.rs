@@ -6,7 +6,8 @@
 //! `json` renders alerts and records; `writer` is the byte-level JSON writer; `line` is the
 //! destination of finished lines (the [`line::LineSink`] trait, stdout, the fan-out to
 //! several), `file` and `syslog` the other destinations, `target` parses and opens them;
-//! `state` writes `monitor check` reports; `progress` reports long replays.
+//! `text` makes readable lines of alerts (replays for a person); `state` writes
+//! `monitor check` reports; `progress` reports long replays.
 
 pub mod file;
 pub mod json;
@@ -16,6 +17,7 @@ pub mod progress;
 pub mod state;
 pub mod syslog;
 pub mod target;
+pub mod text;
 pub mod writer;
 
 use crate::detect::{Raised, Verdict};
@@ -35,8 +37,12 @@ pub struct Sink<W: Write> {
     flush_each_line: bool,
     sequence: u64,
     clock: Clock,
-    hostname: Arc<str>,
-    hostname_sent: Option<Arc<str>>,
+    /// The host the alerts are about (`None`: the input does not say).
+    hostname: Option<Arc<str>>,
+    /// What the output's host member holds (`None` inside: sent as unknown).
+    hostname_sent: Option<Option<Arc<str>>>,
+    /// The host the monitor runs on.
+    observer: Arc<str>,
     /// What the output's process members were made from: (table version, pid, ppid).
     process_of: Option<(u64, u32, u32)>,
     /// What the output's user members were made from: (names version, ids).
@@ -48,26 +54,36 @@ pub struct Sink<W: Write> {
 }
 
 impl<W: Write> Sink<W> {
-    /// Lines to `out`; times from `clock`, `host` in every line.
+    /// Lines to `out`; times from `clock`; `observer` is the host the monitor runs on (the
+    /// host each alert is about is set by [`Sink::set_host`]).
     pub fn new(
         out: W,
         clock: Clock,
-        host: &str,
+        observer: &str,
         monitor_pid: u32,
         flush_each_line: bool,
     ) -> Sink<W> {
+        let mut out = Output::inline(out);
+        // An inline output takes it in at once: nothing can fail.
+        let _ = out.send(Item::Observer(observer.to_string()));
         Sink {
-            out: Output::inline(out),
+            out,
             flush_each_line,
             sequence: 0,
             clock,
-            hostname: host.into(),
+            hostname: None,
             hostname_sent: None,
+            observer: observer.into(),
             process_of: None,
             user_of: None,
             rules_sent: Vec::new(),
             monitor_pid,
         }
+    }
+
+    /// Write lines in `format` (before the output moves to a thread).
+    pub fn set_format(&mut self, format: output::LineFormat) {
+        self.out.set_format(format);
     }
 
     /// Whether the output's process members are those of `key` (see `Enricher::process_key`).
@@ -88,15 +104,17 @@ impl<W: Write> Sink<W> {
         self.user_of == Some(key)
     }
 
-    /// The user members for the alerts from now on: `ev`'s ids, named by `names`.
+    /// The user members for the alerts from now on: `ev`'s ids, named by `names` (users)
+    /// and `groups`.
     pub fn set_user<'n>(
         &mut self,
         key: (u64, [u32; 5]),
         ev: &Event,
         names: impl Fn(u32) -> Option<&'n str>,
+        groups: impl Fn(u32) -> Option<&'n str>,
     ) -> std::io::Result<()> {
         let mut parts = UserParts::default();
-        parts.render(ev, names);
+        parts.render(ev, names, groups);
         self.user_of = Some(key);
         self.out.send(Item::User(parts))
     }
@@ -122,15 +140,11 @@ impl<W: Write> Sink<W> {
         self.rules_sent.clear();
     }
 
-    /// The host the lines are about (an audit log's `node=`).
-    pub fn set_host(&mut self, name: &str) {
-        if *self.hostname != *name {
-            self.hostname = name.into();
+    /// The host the next alerts are about (as the enricher decided), `None` when unknown.
+    pub fn set_host(&mut self, name: Option<&str>) {
+        if self.hostname.as_deref() != name {
+            self.hostname = name.map(Arc::from);
         }
-    }
-
-    pub fn host(&self) -> &str {
-        &self.hostname
     }
 
     /// One verdict of `ev` as a line; its `event.sequence`.
@@ -140,8 +154,13 @@ impl<W: Write> Sink<W> {
         v: Verdict,
         container: Option<ContainerInfo>,
     ) -> std::io::Result<u64> {
-        if self.hostname_sent.as_ref().is_none_or(|h| !Arc::ptr_eq(h, &self.hostname)) {
-            self.out.send(Item::Hostname(self.hostname.to_string()))?;
+        let same = |a: &Option<Arc<str>>, b: &Option<Arc<str>>| match (a, b) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if self.hostname_sent.as_ref().is_none_or(|h| !same(h, &self.hostname)) {
+            self.out.send(Item::Hostname(self.hostname.as_deref().map(str::to_string)))?;
             self.hostname_sent = Some(self.hostname.clone());
         }
         let rule = match v.raised {
@@ -179,7 +198,7 @@ impl<W: Write> Sink<W> {
             action,
             self.sequence,
             &crate::enrich::rfc3339(now),
-            &self.hostname,
+            &self.observer,
             monitor,
         );
         self.out.send(Item::Line(line.clone().into_bytes()))?;

@@ -23,6 +23,16 @@ const BATCH: usize = 256;
 /// memory stays bounded whatever the capture's size.
 const IN_FLIGHT: usize = 8;
 
+/// How lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LineFormat {
+    /// One JSON object per line (for machines: SIEMs, jq).
+    #[default]
+    Json,
+    /// One readable line per alert (see [`super::text`]), coloured or not.
+    Text { colour: bool },
+}
+
 /// One line to write, or a change to the renderer's [`Context`] for the alerts after it.
 pub enum Item {
     Alert(Alert),
@@ -32,7 +42,10 @@ pub enum Item {
     User(UserParts),
     /// The JSON of the loaded rule at this position.
     Rule(usize, RuleJson),
-    Hostname(String),
+    /// The host the alerts after it are about (`None`: unknown).
+    Hostname(Option<String>),
+    /// The host the monitor runs on.
+    Observer(String),
 }
 
 pub enum Output<W: Write> {
@@ -46,6 +59,9 @@ pub struct Renderer<W: Write> {
     line: Vec<u8>,
     timestamps: Timestamps,
     context: Context,
+    format: LineFormat,
+    /// The text line (text output).
+    text: String,
 }
 
 impl<W: Write> Renderer<W> {
@@ -55,7 +71,21 @@ impl<W: Write> Renderer<W> {
             line: Vec::with_capacity(4096),
             timestamps: Timestamps::default(),
             context: Context::default(),
+            format: LineFormat::Json,
+            text: String::new(),
         }
+    }
+
+    /// `line` (JSON, without its newline) written in the output's format.
+    fn put(&mut self, line: &[u8]) -> std::io::Result<()> {
+        match self.format {
+            LineFormat::Json => self.out.write_all(line)?,
+            LineFormat::Text { colour } => {
+                super::text::render(line, colour, &mut self.text);
+                self.out.write_all(self.text.as_bytes())?;
+            }
+        }
+        self.out.write_all(b"\n")
     }
 
     /// Write a line, or take in a change. Changes are taken out of the item (the item is
@@ -64,15 +94,14 @@ impl<W: Write> Renderer<W> {
         let ctx = &mut self.context;
         match item {
             Item::Alert(a) => {
-                self.line.clear();
-                render_into(a, ctx, self.timestamps.format(a.wall_ns), &mut self.line);
-                self.line.push(b'\n');
-                return self.out.write_all(&self.line);
+                let mut line = std::mem::take(&mut self.line);
+                line.clear();
+                render_into(a, ctx, self.timestamps.format(a.wall_ns), &mut line);
+                let written = self.put(&line);
+                self.line = line;
+                return written;
             }
-            Item::Line(l) => {
-                self.out.write_all(l)?;
-                return self.out.write_all(b"\n");
-            }
+            Item::Line(l) => return self.put(l),
             Item::Process(p) => std::mem::swap(&mut ctx.process, p),
             Item::User(u) => std::mem::swap(&mut ctx.user, u),
             Item::Rule(i, r) => {
@@ -82,6 +111,7 @@ impl<W: Write> Renderer<W> {
                 ctx.rules[*i] = Some(std::mem::replace(r, RuleJson::empty()));
             }
             Item::Hostname(h) => std::mem::swap(&mut ctx.hostname, h),
+            Item::Observer(h) => std::mem::swap(&mut ctx.observer, h),
         }
         Ok(())
     }
@@ -100,6 +130,13 @@ pub struct Threaded {
 impl<W: Write> Output<W> {
     pub fn inline(out: W) -> Output<W> {
         Output::Inline(Renderer::new(out))
+    }
+
+    /// Write lines in `format` (set before the output moves to a thread).
+    pub fn set_format(&mut self, format: LineFormat) {
+        if let Output::Inline(r) = self {
+            r.format = format;
+        }
     }
 
     pub fn send(&mut self, item: Item) -> std::io::Result<()> {
@@ -250,7 +287,7 @@ mod tests {
             ev.ids.uid = (i / 300) as u32;
             if i % 300 == 0 {
                 let mut u = UserParts::default();
-                u.render(&ev, |uid| (uid == 0).then_some("root"));
+                u.render(&ev, |uid| (uid == 0).then_some("root"), |_| None);
                 out.push(Item::User(u));
             }
             if i < 4 {
@@ -263,7 +300,7 @@ mod tests {
                 ));
             }
             if i % 1000 == 0 {
-                out.push(Item::Hostname(format!("host-{i}")));
+                out.push(Item::Hostname(Some(format!("host-{i}"))));
             }
             if i % 700 == 0 {
                 out.push(Item::Line(format!("{{\"line\":{i}}}").into_bytes()));

@@ -1,12 +1,14 @@
 //! Event sources, the first stage: the eBPF sensors (`ebpf`), the kernel audit subsystem
-//! live and auditd's logs (`audit`), and captures (`capture`). Every source is pulled the
-//! same way, [`Source::next`], and yields [`Input`]s: events, and for a capture the context
-//! its host had. What only live sources have (readiness, the kernel's loss counter, the
-//! watch plan the eBPF filter takes) has defaults the others keep.
+//! live and auditd's logs (`audit`), and captures (`capture`); `input` opens and
+//! recognises what a replay is given. Every source is pulled the same way,
+//! [`Source::next`], and yields [`Input`]s: events, and for a capture the context its host
+//! had. What only live sources have (readiness, the kernel's loss counter, the watch plan
+//! the eBPF filter takes) has defaults the others keep.
 
 pub mod audit;
 pub mod capture;
 pub mod ebpf;
+pub mod input;
 
 use crate::enrich::process::ProcInfo;
 use crate::event::Event;
@@ -23,6 +25,8 @@ pub enum Input {
     Process(u32, ProcInfo),
     /// The recording host's user names (captures).
     Users(std::collections::HashMap<u32, String>),
+    /// The recording host's group names (captures).
+    Groups(std::collections::HashMap<u32, String>),
     /// The recording host's watch plan, from then on (captures).
     Plan(FilterPlan),
     /// An in-band record line the recording wrote, to write again (captures).
@@ -58,12 +62,15 @@ pub struct Recorded {
     pub container: Option<crate::enrich::container::ContainerInfo>,
 }
 
-/// What an audit event's records add: the node that logged it, the identities of the
-/// objects named (PATH records), and the process as the SYSCALL and PROCTITLE records
-/// describe it.
+/// What an audit event's records add: the node that logged it, the names its ids had
+/// there, the identities of the objects named (PATH records), and the process as the
+/// SYSCALL and PROCTITLE records describe it.
 #[derive(Clone, Debug, Default)]
 pub struct AuditContext {
+    /// The host that logged it (`node=`), when the log says.
     pub node: Option<String>,
+    /// User and group names on the logging host (the enriched format's).
+    pub names: audit::names::Names,
     pub identities: Vec<(u32, u64)>,
     /// (executable, argv) of the acting process.
     pub exe: Option<Vec<u8>>,
@@ -101,6 +108,12 @@ pub trait Source {
     /// Whether the kernel staled watch entries since they were last armed (eBPF).
     fn stale(&self) -> bool {
         false
+    }
+
+    /// How the source proved that what it reads reaches it (audit: a probe record came
+    /// back), for the start record.
+    fn proof(&self) -> Option<&str> {
+        None
     }
 
     /// The hook points attached (`syscalls:sys_exit_openat`, ...), for the start record.

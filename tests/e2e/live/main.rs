@@ -99,7 +99,8 @@ fn check_common(a: &Value, key: &str, source: &str) {
     assert!(get(a, "event.sequence").as_u64().is_some_and(|n| n > 0), "{a}");
     let ts = s(a, "@timestamp");
     assert!(ts.len() == 30 && ts.ends_with('Z') && &ts[10..11] == "T", "RFC 3339 with ns: {ts}");
-    assert!(!s(a, "host.hostname").is_empty(), "{a}");
+    assert!(!s(a, "host.name").is_empty(), "{a}");
+    assert_eq!(s(a, "host.name"), s(a, "observer.hostname"), "live: the host is the observer");
     assert!(get(a, "process.pid").as_u64().is_some(), "{a}");
     assert!(get(a, "process.parent.pid").as_u64().is_some(), "{a}");
     assert!(!s(a, "process.name").is_empty(), "{a}");

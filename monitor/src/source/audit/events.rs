@@ -90,6 +90,7 @@ impl Events {
                     let syscall = g.first(types::SYSCALL);
                     let audit = AuditContext {
                         node: g.node().map(str::to_string),
+                        names: super::names::names(&g),
                         identities: super::map::identities(&g).collect(),
                         exe: match syscall {
                             Some(sc) => sc.bytes("exe"),

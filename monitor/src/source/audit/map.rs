@@ -86,6 +86,7 @@ impl Mapper {
         ev.auid = id("auid");
         ev.sessionid = id("ses");
         ev.comm = sc.bytes("comm").unwrap_or_default();
+        ev.audit_key = super::names::audit_keys(sc);
         ev.action = action_of(syscall as u32, &args);
         if self.last_ids.len() >= MAX_REMEMBERED {
             self.last_ids.clear();
@@ -174,6 +175,7 @@ fn base_event(g: &Group, pid: u32) -> Event {
         generation: None,
         flags: 0,
         child_or_code: 0,
+        audit_key: None,
     }
 }
 

@@ -3,28 +3,33 @@
 //! audit`).
 //!
 //! Both give records (`record`), grouped into events by serial (`group`), mapped onto the
-//! same `Event`s the eBPF source produces (`map`; `events` does both), then enriched,
-//! matched and rendered by the same pipeline.
+//! same `Event`s the eBPF source produces (`map`; `events` does both), with what the
+//! logging host said beyond them (`names`: its user and group names, the audit keys), then
+//! enriched, matched and rendered by the same pipeline.
 
 pub mod events;
 pub mod group;
 pub mod live;
 pub mod log;
 pub mod map;
+pub mod names;
 pub mod netlink;
 pub mod record;
 
 use record::Record;
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// What reading audit input found, for the summary.
 #[derive(Clone, Default, Debug)]
 pub struct Stats {
     pub lines: u64,
     pub records: u64,
-    /// Lines that are not audit records (reported with file and line number).
+    /// Lines that are not audit records (reported once per input, with where).
     pub malformed: u64,
+    /// Inputs with nothing in them.
+    pub empty_inputs: u64,
+    /// Inputs skipped (not audit logs, in a directory) or broken off (a cut gzip file).
+    pub unreadable_inputs: u64,
     /// Records of types this monitor does not know, by type.
     pub unknown: BTreeMap<String, u64>,
     /// Records dropped by `exclude` rules.
@@ -36,21 +41,13 @@ pub struct Stats {
     pub not_evaluated: u64,
 }
 
-/// Malformed lines reported one by one at most; the rest are counted.
-const MALFORMED_REPORTED: u64 = 20;
-
 impl Stats {
-    /// Count a malformed line, saying where it is.
-    pub fn malformed(&mut self, file: &Path, line: u64, why: &record::Malformed) {
-        self.malformed += 1;
-        if self.malformed <= MALFORMED_REPORTED {
-            tracing::warn!("{}:{line}: not an audit record ({why}); skipped", file.display());
-        } else if self.malformed == MALFORMED_REPORTED + 1 {
-            tracing::warn!("more malformed lines; counting them without reporting each");
-        }
-    }
-
     pub fn unknown_type(&mut self, r: &Record) {
         *self.unknown.entry(r.type_name()).or_default() += 1;
+    }
+
+    /// Whether part of the input could not be read (lines, or whole inputs).
+    pub fn partial(&self) -> bool {
+        self.malformed > 0 || self.unreadable_inputs > 0
     }
 }

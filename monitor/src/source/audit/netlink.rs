@@ -1,6 +1,7 @@
 //! The kernel audit subsystem over netlink: the read-only multicast group every record is
 //! copied to (so the monitor runs beside auditd, which keeps its unicast link and its
-//! rules), and the status query (enabled, lost count, rules loaded).
+//! rules), the status query (enabled, lost count, rules loaded), and a user-space message
+//! of the monitor's own (the probe that proves records reach it).
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -9,6 +10,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 const NLGRP_READLOG: u32 = 1;
 const AUDIT_GET: u16 = 1000;
 const AUDIT_LIST_RULES: u16 = 1013;
+/// A trusted application's message (free text): the monitor's probe.
+pub const AUDIT_TRUSTED_APP: u16 = 1121;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLMSG_HDRLEN: usize = 16;
@@ -175,8 +178,15 @@ pub struct Status {
 }
 
 fn request(fd: RawFd, t: u16, seq: u32) -> io::Result<()> {
-    let mut msg = [0u8; NLMSG_HDRLEN];
-    msg[0..4].copy_from_slice(&(NLMSG_HDRLEN as u32).to_ne_bytes());
+    request_with(fd, t, seq, &[])
+}
+
+/// A request of type `t` carrying `payload`, asking for an acknowledgement.
+fn request_with(fd: RawFd, t: u16, seq: u32, payload: &[u8]) -> io::Result<()> {
+    let mut msg = vec![0u8; NLMSG_HDRLEN];
+    msg.extend_from_slice(payload);
+    let len = msg.len() as u32;
+    msg[0..4].copy_from_slice(&len.to_ne_bytes());
     msg[4..6].copy_from_slice(&t.to_ne_bytes());
     msg[6..8].copy_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16).to_ne_bytes());
     msg[8..12].copy_from_slice(&seq.to_ne_bytes());
@@ -243,6 +253,21 @@ fn error_of(body: &[u8]) -> Option<Result<()>> {
             what: "the kernel refused the request",
             source: io::Error::from_raw_os_error(-code),
         })
+    })
+}
+
+/// Log `text` as a user-space message of type `t` (needs CAP_AUDIT_WRITE): the kernel
+/// makes it a record like any other, for auditd and the multicast group. It is dropped
+/// when auditing is off or a `never,user` / `exclude` rule selects it.
+pub fn send_user_message(t: u16, text: &str) -> Result<()> {
+    let fd = socket().map_err(io_error("opening a NETLINK_AUDIT socket"))?;
+    let mut payload = text.as_bytes().to_vec();
+    payload.push(0);
+    request_with(fd.as_raw_fd(), t, 3, &payload)
+        .map_err(io_error("sending a user-space audit message"))?;
+    replies(fd.as_raw_fd(), |t, body| match t {
+        NLMSG_ERROR => Some(error_of(body).unwrap_or(Ok(()))),
+        _ => None,
     })
 }
 

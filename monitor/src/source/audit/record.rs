@@ -2,9 +2,10 @@
 //!
 //! Three spellings of the same thing arrive here: a line of auditd's log in the raw format
 //! (`type=SYSCALL msg=audit(1700000000.123:42): arch=c000003e ...`), the same line in the
-//! enriched format (interpreted fields appended after a 0x1d separator, ignored here: the
-//! raw ones say the same), with an optional `node=` prefix; and the body of a netlink
-//! message (`audit(1700000000.123:42): ...`, its type in the netlink header).
+//! enriched format (auditd's interpretation appended after a 0x1d separator: `UID="alice"`,
+//! the names the logging host gave its ids, kept apart from the raw fields), with an
+//! optional `node=` prefix; and the body of a netlink message
+//! (`audit(1700000000.123:42): ...`, its type in the netlink header).
 //! Values are kept as written; `decode` gives a string field's bytes.
 
 use crate::vocab::records as types;
@@ -33,6 +34,8 @@ pub struct Record {
     /// The event serial: records of one event share it (and the time).
     pub serial: u64,
     fields: Vec<(u32, u32, u32, u32)>,
+    /// The enriched format's interpreted fields (after 0x1d).
+    interpreted: Vec<(u32, u32, u32, u32)>,
 }
 
 /// Records longer than this are cut (the kernel's own limit is 8970 bytes per record;
@@ -98,7 +101,11 @@ impl Record {
         let fields_end = text[fields_at..].find('\x1d').map_or(text.len(), |p| fields_at + p);
         let mut fields = Vec::new();
         split_fields(&text, fields_at, fields_end, &mut fields);
-        Ok(Record { text, rtype, node: None, sec, ms, serial, fields })
+        let mut interpreted = Vec::new();
+        if fields_end < text.len() {
+            split_fields(&text, fields_end + 1, text.len(), &mut interpreted);
+        }
+        Ok(Record { text, rtype, node: None, sec, ms, serial, fields, interpreted })
     }
 
     /// The host name (`node=`) the record came from, when the log has one.
@@ -112,6 +119,18 @@ impl Record {
             .iter()
             .find(|(a, b, _, _)| &self.text[*a as usize..*b as usize] == name)
             .map(|(_, _, c, d)| &self.text[*c as usize..*d as usize])
+    }
+
+    /// What the enriched format says field `name` means on the logging host (`UID` for
+    /// `uid`: a user name), unquoted; `None` in the raw format.
+    pub fn interpreted(&self, name: &str) -> Option<&str> {
+        self.interpreted
+            .iter()
+            .find(|(a, b, _, _)| &self.text[*a as usize..*b as usize] == name)
+            .map(|(_, _, c, d)| {
+                let v = &self.text[*c as usize..*d as usize];
+                v.strip_prefix('"').map_or(v, |v| v.strip_suffix('"').unwrap_or(v))
+            })
     }
 
     /// Every field, in order (a user message's inner `msg='...'` fields follow the outer ones).
@@ -227,6 +246,9 @@ mod tests {
         assert_eq!(e.node(), Some("web1"));
         assert_eq!(e.get("key"), Some("\"docker-config\""));
         assert_eq!(e.get("ARCH"), None, "interpreted fields are not fields");
+        assert_eq!(e.interpreted("ARCH"), Some("x86_64"));
+        assert_eq!(e.interpreted("AUID"), Some("unset"));
+        assert_eq!(r.interpreted("ARCH"), None, "the raw format has none");
         let n =
             Record::parse_netlink(1300, b"audit(1795454091.289:7): arch=c000003e syscall=59\0junk")
                 .unwrap();

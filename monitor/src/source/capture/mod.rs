@@ -9,7 +9,8 @@
 //! process-table entry learned from /proc), ENRICH (JSON: host-dependent results for the
 //! preceding EVENT), USERS (JSON uid → name), OUTPUT (an in-band record line), PLAN (JSON
 //! watch targets), TICK (u64 LE: the live loop's clock, CLOCK_BOOTTIME ns, when it closed
-//! aggregation windows). A file cut off mid-record is read up to the last whole record.
+//! aggregation windows), GROUPS (JSON gid → name). A file cut off mid-record is read up to
+//! the last whole record.
 
 pub mod recorder;
 pub mod replay;
@@ -35,6 +36,7 @@ pub mod rec {
     pub const OUTPUT: u8 = 6;
     pub const PLAN: u8 = 7;
     pub const TICK: u8 = 8;
+    pub const GROUPS: u8 = 9;
 }
 
 pub struct Writer {
@@ -112,7 +114,8 @@ impl Reader {
         Reader::new(Box::new(std::io::Cursor::new(data)), total)
     }
 
-    fn new(mut input: Box<dyn Read>, total: usize) -> Result<Reader> {
+    /// Streams `input` (`total`: its size, when known, else 0).
+    pub fn new(mut input: Box<dyn Read>, total: usize) -> Result<Reader> {
         let mut magic = [0u8; MAGIC.len()];
         if read_up_to(&mut *input, &mut magic).context("reading the capture header")? < MAGIC.len()
             || &magic != MAGIC

@@ -1,8 +1,8 @@
 //! Writing a capture during a live run (`monitor run --capture FILE`): every event as the
-//! kernel sent it and what this host added to it, the process entries, user names and
-//! watch plans in the order they changed, the in-band records and the clock ticks that
-//! closed aggregation windows. A failing capture (a full disk) is reported once and stops;
-//! the alerts go on.
+//! kernel sent it and what this host added to it, the process entries, user and group
+//! names and watch plans in the order they changed, the in-band records and the clock
+//! ticks that closed aggregation windows. A failing capture (a full disk) is reported once
+//! and stops; the alerts go on.
 
 use super::{container_json, encode_process, rec, Writer};
 use crate::enrich::container::ContainerInfo;
@@ -54,6 +54,11 @@ impl Recorder {
     pub fn users<'a>(&mut self, names: impl IntoIterator<Item = (&'a u32, &'a String)>) {
         let map: std::collections::BTreeMap<&u32, &String> = names.into_iter().collect();
         self.write(rec::USERS, serde_json::to_string(&map).unwrap_or_default().as_bytes());
+    }
+
+    pub fn groups<'a>(&mut self, names: impl IntoIterator<Item = (&'a u32, &'a String)>) {
+        let map: std::collections::BTreeMap<&u32, &String> = names.into_iter().collect();
+        self.write(rec::GROUPS, serde_json::to_string(&map).unwrap_or_default().as_bytes());
     }
 
     /// One event: the record as the kernel wrote it, the process entries read from /proc

@@ -8,9 +8,11 @@
 
 use super::{container_from_json, decode_process, rec, Reader};
 use crate::error::Error;
+use crate::source::input::Probe;
 use crate::source::{Arrival, Input, Recorded, Source};
+use std::cell::Cell;
 use std::collections::VecDeque;
-use std::path::Path;
+use std::rc::Rc;
 
 /// What the capture's HEADER says of the run that wrote it.
 #[derive(Clone, Debug, Default)]
@@ -38,13 +40,24 @@ pub struct CaptureSource {
     ready: VecDeque<Input>,
     pending: Option<Pending>,
     ended: bool,
+    /// Records that could not be decoded (skipped).
+    undecodable: u64,
+    /// Bytes of the file read, and its size (0: a stream).
+    consumed: Rc<Cell<u64>>,
+    size: u64,
 }
 
 impl CaptureSource {
-    /// Open `path` and read its header.
-    pub fn open(path: &Path) -> crate::Result<CaptureSource> {
-        let name = path.display();
-        let mut reader = Reader::open(path).map_err(|e| Error::Input(format!("{e}: expected a capture written by `monitor run --capture` (it starts with MONCAP)")))?;
+    /// Open the capture `probe` found (see `source::input`) and read its header.
+    pub fn open(probe: &mut Probe) -> crate::Result<CaptureSource> {
+        let name = probe.named.name();
+        let size = probe.size.unwrap_or(0);
+        let opened = probe.open()?;
+        let mut reader = Reader::new(opened.reader, size as usize).map_err(|e| {
+            Error::Input(format!(
+                "{name}: {e}: expected a capture written by `monitor run --capture`"
+            ))
+        })?;
         let header = match reader.next_record().map_err(|e| Error::Input(format!("{name}: {e}")))? {
             Some((rec::HEADER, body)) => serde_json::from_slice::<serde_json::Value>(body)
                 .map_err(|e| {
@@ -75,7 +88,21 @@ impl CaptureSource {
             rules_hash: header["rules_hash"].as_str().map(str::to_string),
             prelude: header["prelude"].as_str().map(str::to_string),
         };
-        Ok(CaptureSource { reader, header, ready: VecDeque::new(), pending: None, ended: false })
+        Ok(CaptureSource {
+            reader,
+            header,
+            ready: VecDeque::new(),
+            pending: None,
+            ended: false,
+            undecodable: 0,
+            consumed: opened.consumed,
+            size,
+        })
+    }
+
+    /// Records skipped because they could not be decoded.
+    pub fn undecodable(&self) -> u64 {
+        self.undecodable
     }
 
     pub fn header(&self) -> &Header {
@@ -107,17 +134,28 @@ impl CaptureSource {
                     ..Arrival::event(ev)
                 }))
             }
-            Err(e) => Input::Undecodable(e.to_string()),
+            Err(e) => {
+                self.undecodable += 1;
+                Input::Undecodable(e.to_string())
+            }
         });
     }
 
     /// Read one record; false at the end.
-    fn read(&mut self) -> crate::Result<bool> {
+    fn read(&mut self) -> bool {
         let offset = self.reader.offset();
-        let record = self.reader.next_record().map_err(|e| Error::Input(format!("{e}")))?;
-        let Some((kind, body)) = record.map(|(k, b)| (k, b.to_vec())) else {
+        let record = match self.reader.next_record() {
+            Ok(r) => r.map(|(k, b)| (k, b.to_vec())),
+            Err(e) => {
+                // Everything before it was read: replayed, and the break reported.
+                self.undecodable += 1;
+                tracing::warn!("{e}: the rest of the capture is skipped");
+                None
+            }
+        };
+        let Some((kind, body)) = record else {
             self.release();
-            return Ok(false);
+            return false;
         };
         let body = body.as_slice();
         match kind {
@@ -127,11 +165,16 @@ impl CaptureSource {
                     Some(Pending { raw: body.to_vec(), processes: Vec::new(), enrich: None });
             }
             rec::PROCESS => {
-                let (pid, info) = decode_process(body)
-                    .map_err(|e| Error::Input(format!("process record at byte {offset}: {e}")))?;
+                let input = match decode_process(body) {
+                    Ok((pid, info)) => Input::Process(pid, info),
+                    Err(e) => {
+                        self.undecodable += 1;
+                        Input::Undecodable(format!("process record at byte {offset}: {e}"))
+                    }
+                };
                 match self.pending.as_mut() {
-                    Some(p) => p.processes.push(Input::Process(pid, info)),
-                    None => self.ready.push_back(Input::Process(pid, info)),
+                    Some(p) => p.processes.push(input),
+                    None => self.ready.push_back(input),
                 }
             }
             rec::ENRICH => {
@@ -143,9 +186,13 @@ impl CaptureSource {
                 self.release();
                 let input = match other {
                     rec::USERS => Input::Users(serde_json::from_slice(body).unwrap_or_default()),
+                    rec::GROUPS => Input::Groups(serde_json::from_slice(body).unwrap_or_default()),
                     rec::PLAN => match serde_json::from_slice(body) {
                         Ok(plan) => Input::Plan(plan),
-                        Err(e) => Input::Undecodable(format!("plan record at byte {offset}: {e}")),
+                        Err(e) => {
+                            self.undecodable += 1;
+                            Input::Undecodable(format!("plan record at byte {offset}: {e}"))
+                        }
                     },
                     rec::OUTPUT => Input::Line(body.to_vec()),
                     rec::TICK if body.len() == 8 => {
@@ -157,13 +204,13 @@ impl CaptureSource {
                             offset,
                             "unknown capture record type; skipped"
                         );
-                        return Ok(true);
+                        return true;
                     }
                 };
                 self.ready.push_back(input);
             }
         }
-        Ok(true)
+        true
     }
 }
 
@@ -176,11 +223,11 @@ impl Source for CaptureSource {
             if self.ended {
                 return Ok(None);
             }
-            self.ended = !self.read()?;
+            self.ended = !self.read();
         }
     }
 
     fn progress(&self) -> (u64, u64) {
-        (self.reader.offset() as u64, self.reader.len() as u64)
+        (self.consumed.get(), self.size)
     }
 }
