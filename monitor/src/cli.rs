@@ -18,26 +18,11 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Load the eBPF sensors and print one JSON alert per matching event (needs root).
-    Run {
-        /// Rules file or directory of *.rules files (auditctl syntax); repeatable.
-        /// Without it the built-in default pack is used.
-        #[arg(long = "rules", short = 'r', value_name = "PATH")]
-        rules: Vec<PathBuf>,
-        /// Seconds between heartbeat records on stdout (0: none).
-        #[arg(long, value_name = "SECS", default_value_t = 30)]
-        heartbeat: u64,
-        /// Also record every kernel event and the host context into FILE, for `monitor replay`.
-        #[arg(long, value_name = "FILE")]
-        capture: Option<PathBuf>,
-        /// Where events come from: `ebpf` (the monitor's own sensors) or `audit` (the kernel
-        /// audit subsystem, read beside auditd through its read-only multicast group; the
-        /// kernel's audit rules, e.g. loaded with `auditctl -R`, decide what arrives).
-        #[arg(long, value_enum, default_value_t = Source::Ebpf)]
-        source: Source,
-        #[command(flatten)]
-        presentation: PresentationArgs,
-    },
+    /// Load the eBPF sensors and write one JSON alert per matching event (needs root).
+    ///
+    /// Settings come from /etc/monitor/monitor.toml when it exists (another file with
+    /// --config); a flag given here wins over the file's key.
+    Run(RunArgs),
     /// Run a capture (`monitor run --capture`) through rules again and print the alerts.
     ///
     /// With the rules of the capturing run the alerts are the ones it printed; with other
@@ -58,6 +43,8 @@ pub enum Command {
         format: Format,
         #[command(flatten)]
         presentation: PresentationArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Report this host's hardening posture right now, read-only: the hardening guides'
     /// items and the CIS Docker Benchmark v1.6.0 (sections 1-5 and 7).
@@ -106,6 +93,11 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Validate the settings file or print the settings `monitor run` would use.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Write the manual pages or shell completions into DIR (for packaging).
     #[command(hide = true)]
     Generate {
@@ -122,7 +114,7 @@ pub enum GenerateCommand {
     Completions { dir: PathBuf },
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Source {
     Ebpf,
     Audit,
@@ -184,8 +176,10 @@ pub enum RulesCommand {
 #[derive(clap::Args, Clone, Copy, Debug)]
 pub struct PresentationArgs {
     /// Also print the audit trail: matches of `kind=event` rules (the container runtime's
-    /// own work, routine reads of the Docker files) as `event.kind: "event"` lines.
-    #[arg(long)]
+    /// own work, routine reads of the Docker files) as `event.kind: "event"` lines
+    /// (`--audit-trail=false` turns off what a settings file turned on).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
     pub audit_trail: bool,
     /// Identical alerts (same rule, process, action, objects) within this many seconds are
     /// one alert and an `alerts-suppressed` record with their count (0: print every one).
@@ -206,4 +200,91 @@ impl PresentationArgs {
             },
         }
     }
+}
+
+/// `monitor run`'s flags. Each has a key in monitor.toml (named in its help; `config/keys.rs`
+/// holds the list, and a test keeps it complete); a flag given wins over its key.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RunArgs {
+    /// The settings file [default: /etc/monitor/monitor.toml, used when it exists].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Rules file or directory of *.rules files (auditctl syntax); repeatable.
+    /// Without it (and without `rules` in the settings) the built-in default pack is used.
+    #[arg(long = "rules", short = 'r', value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+    /// Seconds between heartbeat records (0: none). Key: `heartbeat`.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub heartbeat: u64,
+    /// Also record every kernel event and the host context into FILE, for `monitor replay`.
+    /// Key: `capture`.
+    #[arg(long, value_name = "FILE")]
+    pub capture: Option<PathBuf>,
+    /// Where events come from: `ebpf` (the monitor's own sensors) or `audit` (the kernel
+    /// audit subsystem, read beside auditd through its read-only multicast group; the
+    /// kernel's audit rules, e.g. loaded with `auditctl -R`, decide what arrives).
+    /// Key: `source`.
+    #[arg(long, value_enum, default_value_t = Source::Ebpf)]
+    pub source: Source,
+    /// The monitor's own log messages on stderr from this level up (RUST_LOG, when set and
+    /// no --log-level is given, says more precisely). Key: `log_level`.
+    #[arg(long, value_enum, value_name = "LEVEL", default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+    #[command(flatten)]
+    pub presentation: PresentationArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Where alert lines go: shared by `run` and `replay`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct OutputArgs {
+    /// Where alert lines and records go; repeatable, every target gets every line:
+    /// `stdout`, `file:PATH` (appended, rotated by size), `syslog` (RFC 5424 to /dev/log),
+    /// `syslog:unix:PATH` (to another unix datagram socket). Key: `output.targets`.
+    #[arg(long = "output", value_name = "TARGET", default_value = "stdout")]
+    pub targets: Vec<monitor::sink::target::OutputTarget>,
+    /// File targets: rotate before a line would take the file past SIZE (K, M, G: powers
+    /// of 1024; 0: never). Key: `output.max_size`.
+    #[arg(long, value_name = "SIZE", default_value = "100M", value_parser = monitor::sink::target::parse_size)]
+    pub output_max_size: u64,
+    /// File targets: rotated files kept (PATH.1 the newest). Key: `output.max_files`.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub output_max_files: usize,
+    /// Syslog targets: the facility (user, daemon, auth, authpriv, local0 ... local7).
+    /// Key: `output.syslog_facility`.
+    #[arg(long, value_name = "FACILITY", default_value = "authpriv")]
+    pub syslog_facility: monitor::sink::syslog::Facility,
+}
+
+impl OutputArgs {
+    pub fn options(&self) -> monitor::sink::target::OutputOptions {
+        monitor::sink::target::OutputOptions {
+            max_size: self.output_max_size,
+            max_files: self.output_max_files,
+            facility: self.syslog_facility,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Read and validate the settings file without starting anything: every unknown key
+    /// or bad value as file:line:col: message (exit 6).
+    Check {
+        /// The settings file [default: /etc/monitor/monitor.toml; absent: the defaults].
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
+    /// Print the settings `monitor run` would use with these flags, as monitor.toml.
+    Show(RunArgs),
 }

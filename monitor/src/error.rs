@@ -56,6 +56,10 @@ pub enum Error {
     /// A replay's input is unreadable or is not what was expected.
     #[error("{0}")]
     Input(String),
+    /// An output could not be opened at start (its directory is missing, nobody listens on
+    /// its socket); afterwards outputs recover by themselves and count what they lose.
+    #[error("opening an output: {0}")]
+    OpenOutput(#[from] crate::sink::line::SinkError),
     /// Writing the alerts failed (the reader went away: `BrokenPipe`, a clean stop).
     #[error("writing alerts: {0}")]
     Output(#[source] std::io::Error),
@@ -87,7 +91,9 @@ impl Error {
             Error::Usage(_) => exit::USAGE,
             Error::Config(_) => exit::CONFIG,
             Error::Input(_) => exit::INPUT,
-            Error::Kernel(_) | Error::Output(_) | Error::Io { .. } => exit::RUNTIME,
+            Error::Kernel(_) | Error::OpenOutput(_) | Error::Output(_) | Error::Io { .. } => {
+                exit::RUNTIME
+            }
         }
     }
 

@@ -12,11 +12,13 @@ pub fn replay(
     paths: Vec<PathBuf>,
     audit_logs: bool,
     presentation: Presentation,
+    output: &crate::cli::OutputArgs,
 ) -> monitor::Result<u8> {
     let rules = super::load_rules(&paths, true)?;
     let started = std::time::Instant::now();
-    // Unlocked: the replay writes from its render thread (one lock per 64 KiB written).
-    let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+    // Written from the render thread; stdout collects 64 KiB per write.
+    let out = super::open_outputs(output)?;
+    let outputs = out.handle();
     let mut progress = monitor::sink::progress::Progress::stderr("replay");
     let result = if audit_logs {
         replay_audit(&files, rules, out, presentation, &mut |done, total| {
@@ -31,6 +33,11 @@ pub fn replay(
         })
     };
     progress.finish();
+    for (name, s) in outputs.stats() {
+        if s.lost > 0 {
+            tracing::warn!(output = %name, lost = s.lost, lines = s.lines, "lines lost by an output");
+        }
+    }
     summary(&result?, started.elapsed().as_secs_f64().max(1e-9));
     Ok(exit::OK)
 }

@@ -1,21 +1,14 @@
-//! `monitor run`: the live monitor.
+//! `monitor run`: the live monitor, with its settings (flags over monitor.toml) settled.
 
-use crate::cli::Source;
+use crate::cli::{RunArgs, Source};
 use monitor::error::exit;
 use monitor::pipeline::live::{run_live, RunOptions, SourceKind};
-use monitor::pipeline::Presentation;
 use monitor::rules::parse::SystemIds;
 use monitor::rules::RuleSet;
 use monitor::Error;
-use std::path::PathBuf;
 
-pub fn run(
-    paths: Vec<PathBuf>,
-    heartbeat: u64,
-    capture: Option<PathBuf>,
-    source: Source,
-    presentation: Presentation,
-) -> monitor::Result<u8> {
+pub fn run(args: RunArgs) -> monitor::Result<u8> {
+    let RunArgs { rules: paths, heartbeat, capture, source, presentation, output, .. } = args;
     if unsafe { libc::geteuid() } != 0 {
         return Err(Error::NotRoot(match source {
             Source::Ebpf => "loading eBPF programs needs CAP_BPF and CAP_PERFMON",
@@ -26,6 +19,7 @@ pub fn run(
         return Err(Error::KernelUnsupported("kernel BTF (/sys/kernel/btf/vmlinux) is missing: a kernel built with CONFIG_DEBUG_INFO_BTF is required".into()));
     }
     let rules = super::load_rules(&paths, true)?.with_self_defence(&SystemIds::load())?;
+    let output = super::open_outputs(&output)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -46,8 +40,8 @@ pub fn run(
             Source::Ebpf => SourceKind::Ebpf,
             Source::Audit => SourceKind::Audit,
         },
-        presentation,
+        presentation: presentation.presentation(),
     };
-    rt.block_on(run_live(rules, opts))?;
+    rt.block_on(run_live(rules, opts, output))?;
     Ok(exit::OK)
 }

@@ -1,8 +1,10 @@
 //! The live driver (`monitor run`): a live source pulled whenever it is readable (and on a
 //! short timer, for what the kernel submits without waking us), through the pipeline to
 //! the output, with the timers (heartbeats, loss reports, aggregation ticks, identity
-//! refreshes) and the signals (stop, reload) around it. The `monitor-start` record is
-//! written once the source is armed; `monitor-stop` after the source is drained.
+//! refreshes) and the signals (stop, reload, reopen) around it. The `monitor-start` record
+//! is written once the source is armed; `monitor-stop` after the source is drained. Lines
+//! go to the outputs' [`Fanout`]; what they lose is reported in-band like the kernel's
+//! losses (`output-lost`), and SIGUSR1 reopens them (`outputs-reopened`).
 
 use super::signals::{Request, Signals};
 use super::{Pipeline, Presentation};
@@ -10,6 +12,7 @@ use crate::detect::Detector;
 use crate::enrich::{Clock, Enricher};
 use crate::error::{Error, Result};
 use crate::rules::RuleSet;
+use crate::sink::line::{Fanout, OutputsHandle};
 use crate::sink::Sink;
 use crate::source::audit::live::AuditLive;
 use crate::source::ebpf::EbpfSource;
@@ -72,10 +75,11 @@ impl AsRawFd for Readiness {
     }
 }
 
-/// Run until SIGINT/SIGTERM or until the output goes away (a clean stop either way).
-pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
+/// Run until SIGINT/SIGTERM or until every output has gone away (a clean stop either
+/// way), writing to `output`.
+pub async fn run_live(rules: RuleSet, opts: RunOptions, output: Fanout) -> Result<()> {
     // First, so that a stop request during the load is honoured, not fatal.
-    let mut signals = Signals::listen(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP])
+    let mut signals = Signals::listen(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1])
         .map_err(|source| Error::Io { context: "listening for signals".into(), source })?;
     let for_source = |rules: RuleSet| match opts.source {
         SourceKind::Audit => rules.for_audit().0,
@@ -91,9 +95,9 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
         SourceKind::Audit => Box::new(AuditLive::start(clock.offset_ns)?),
     };
     source.arm(detect.plan())?;
-    let stdout = std::io::stdout();
-    let sink =
-        Sink::new(stdout.lock(), clock, &crate::enrich::hostname(), std::process::id(), true);
+    let outputs = output.handle();
+    let mut output_lost = OutputLoss::default();
+    let sink = Sink::new(output, clock, &crate::enrich::hostname(), std::process::id(), true);
     let mut pipeline = Pipeline::new(Enricher::live(), detect, sink, opts.presentation);
     if let Some(path) = &opts.capture {
         pipeline.start_capture(path, capture_header(&pipeline, clock))?;
@@ -143,18 +147,28 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
                 _ = drain.tick() => drain_source(&mut *source, &mut pipeline)?,
                 request = signals.recv() => {
                     let Some(request) = request else { return Ok(None) };
-                    if request.signal != libc::SIGHUP {
-                        return Ok(Some(request));
+                    match request.signal {
+                        libc::SIGHUP => reload(&opts, &for_source, &mut pipeline, &mut *source)?,
+                        libc::SIGUSR1 => {
+                            // Carried out before the record is written: it is the first
+                            // line of a reopened file.
+                            outputs.request_reopen();
+                            let by = request.requested_by(pipeline.monitor_ppid());
+                            pipeline.record("outputs-reopened", serde_json::json!({"requested_by": by}))?;
+                        }
+                        _ => return Ok(Some(request)),
                     }
-                    reload(&opts, &for_source, &mut pipeline, &mut *source)?;
                 }
                 _ = tick.tick() => {
                     let lost = source.lost().unwrap_or(pipeline.counts().lost);
+                    let window = window_start;
                     window_start = pipeline.report_loss(lost, window_start)?;
+                    output_lost.report(&outputs, &mut pipeline, window, clock)?;
                     pipeline.tick(clock.boot_now())?;
                 }
                 _ = heartbeat.tick() => {
-                    let totals = pipeline.totals();
+                    let mut totals = pipeline.totals();
+                    totals["outputs"] = output_stats(&outputs);
                     pipeline.record("heartbeat", totals)?;
                 }
                 _ = refresh.tick() => {
@@ -174,16 +188,62 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
         Err(e) if e.is_closed_output() => return closed(),
         Err(e) => return Err(e),
     };
-    match stopped(&mut *source, &mut pipeline, window_start, stop) {
+    match stopped(&mut *source, &mut pipeline, window_start, stop, &outputs) {
         Err(e) if e.is_closed_output() => closed(),
         other => other,
     }
 }
 
-/// The output's reader went away: a clean stop, not a crash.
+/// Every output's reader went away: a clean stop, not a crash.
 fn closed() -> Result<()> {
-    info!("stdout closed; stopping");
+    info!("every output is closed; stopping");
     Ok(())
+}
+
+/// Each output's counters, for heartbeat and stop records.
+fn output_stats(outputs: &OutputsHandle) -> serde_json::Value {
+    outputs
+        .stats()
+        .into_iter()
+        .map(|(name, s)| {
+            serde_json::json!({"name": name, "lines": s.lines, "lost": s.lost, "rotations": s.rotations})
+        })
+        .collect()
+}
+
+/// The outputs' losses already reported, by position.
+#[derive(Default)]
+struct OutputLoss(Vec<u64>);
+
+impl OutputLoss {
+    /// An `output-lost` record for each output that lost lines since the last report (in
+    /// the window that started at `window_start`); it goes to every output, the failing
+    /// one included, which may lose it too (and reports that a tick later).
+    fn report(
+        &mut self,
+        outputs: &OutputsHandle,
+        pipeline: &mut Pipeline<Fanout>,
+        window_start: i128,
+        clock: Clock,
+    ) -> Result<()> {
+        let stats = outputs.stats();
+        self.0.resize(stats.len(), 0);
+        for ((name, s), reported) in stats.iter().zip(self.0.iter_mut()) {
+            if s.lost > *reported {
+                let lost = s.lost - *reported;
+                *reported = s.lost;
+                warn!(output = %name, lost, total = s.lost, "lines lost by an output");
+                let now = crate::enrich::rfc3339(clock.now_wall_ns());
+                let window =
+                    serde_json::json!({"start": crate::enrich::rfc3339(window_start), "end": now});
+                pipeline.record(
+                    "output-lost",
+                    serde_json::json!({"output": {"name": name, "lost": lost, "lost_total": s.lost}, "window": window}),
+                )?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Everything the source has now through the pipeline; the kernel's entries re-armed when
@@ -233,11 +293,12 @@ fn reload<W: Write>(
 
 /// After a stop request: what the source still holds drained, losses reported, the stop
 /// record with who asked, the capture flushed.
-fn stopped<W: Write>(
+fn stopped(
     source: &mut dyn Source,
-    pipeline: &mut Pipeline<W>,
+    pipeline: &mut Pipeline<Fanout>,
     window_start: i128,
     stop: Option<Request>,
+    outputs: &OutputsHandle,
 ) -> Result<()> {
     drain_source(source, pipeline)?;
     source.finish();
@@ -252,6 +313,7 @@ fn stopped<W: Write>(
         totals["requested_by"] = request.requested_by(pipeline.monitor_ppid());
     }
     pipeline.finish_windows()?;
+    totals["outputs"] = output_stats(outputs);
     pipeline.record("monitor-stop", totals)?;
     if let Some((events, bytes)) = pipeline.finish()? {
         info!(

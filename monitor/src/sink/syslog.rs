@@ -63,6 +63,18 @@ impl std::str::FromStr for Facility {
     }
 }
 
+impl std::fmt::Display for Facility {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Facility::User => f.write_str("user"),
+            Facility::Daemon => f.write_str("daemon"),
+            Facility::Auth => f.write_str("auth"),
+            Facility::Authpriv => f.write_str("authpriv"),
+            Facility::Local(n) => write!(f, "local{}", n.min(&7)),
+        }
+    }
+}
+
 /// Where and how to send.
 #[derive(Clone, Debug)]
 pub struct SyslogConfig {
