@@ -273,7 +273,7 @@ impl Fanout {
     pub fn reopen(&mut self) {
         for slot in self.sinks.iter_mut().filter(|s| !s.closed) {
             match slot.sink.reopen() {
-                Ok(()) => tracing::info!(output = slot.sink.name(), "reopened"),
+                Ok(()) => tracing::debug!(output = slot.sink.name(), "reopened"),
                 Err(e) => tracing::warn!(output = slot.sink.name(), "reopening: {e}"),
             }
         }
