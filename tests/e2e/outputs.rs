@@ -2,7 +2,8 @@
 //! real rsyslogd, started here on its own socket with its own configuration (never the
 //! host's logger), and a file output both receive every alert of a burst; a 30 000-alert
 //! burst into a file rotated at 1 MiB leaves several files in which every line parses, and
-//! alerts + counted losses = events; SIGUSR1 after an outside rename reopens the file.
+//! alerts + counted losses = events; the real logrotate with the packaged example renames
+//! a live file output and its postrotate SIGUSR1 reopens it, nothing lost.
 //! Through the sinks' library API (`monitor::sink`): each RFC 5424 message field by field,
 //! recovery after the logger restarts, and rotation boundaries at 30 000 lines.
 

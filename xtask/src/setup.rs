@@ -32,6 +32,10 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ("rsyslog", "/usr/sbin/rsyslogd"),
     // systemd-analyze verify checks the unit (PID 1 is not systemd here).
     ("systemd", "/usr/bin/systemd-analyze"),
+    // The packaged logrotate example rotates a live file output in the tests.
+    ("logrotate", "/usr/sbin/logrotate"),
+    // The README's Filebeat, Vector and Fluent Bit snippets are parsed as YAML.
+    ("python3-yaml", "/usr/lib/python3/dist-packages/yaml/__init__.py"),
 ];
 
 /// Packages whose service apt must not start: the tests run their own instance, and the

@@ -284,7 +284,7 @@ fn a_30000_alert_burst_into_a_file_rotated_at_1_mib_is_complete_and_parses() {
 }
 
 #[test]
-fn sigusr1_after_an_outside_rename_reopens_the_file() {
+fn the_packaged_logrotate_example_rotates_a_live_file_output_and_sigusr1_reopens_it() {
     if !privileged() {
         return;
     }
@@ -292,11 +292,13 @@ fn sigusr1_after_an_outside_rename_reopens_the_file() {
     let dir = scratch_dir("outputs-run-reopen");
     let (w, rules) = watched(&dir);
     let file = dir.join("alerts.json");
-    let moved = dir.join("alerts.json-20261207");
+    // The monitor's own rotation off, as the example says.
     let args: Vec<String> = [
         "--rules",
         rules.to_str().unwrap(),
         "--heartbeat",
+        "0",
+        "--output-max-size",
         "0",
         "--output",
         &format!("file:{}", file.display()),
@@ -304,7 +306,6 @@ fn sigusr1_after_an_outside_rename_reopens_the_file() {
     .map(String::from)
     .into();
     let m = Running::start(&dir, &args, &file);
-    std::fs::write(w.join("before"), "x").unwrap();
     let wait_for = |f: &Path, what: &str| {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !std::fs::read_to_string(f).unwrap_or_default().contains(what) {
@@ -312,29 +313,53 @@ fn sigusr1_after_an_outside_rename_reopens_the_file() {
             std::thread::sleep(Duration::from_millis(20));
         }
     };
+    std::fs::write(w.join("before"), "x").unwrap();
     wait_for(&file, "/before\"");
-    // logrotate: rename (the monitor still writes to the renamed file), then postrotate.
-    std::fs::rename(&file, &moved).unwrap();
-    std::fs::write(w.join("between"), "x").unwrap();
-    wait_for(&moved, "/between\"");
-    m.signal(libc::SIGUSR1);
+
+    // The shipped example with this file's path, and its postrotate signalling this
+    // monitor (`systemctl kill` needs systemd as PID 1; the signal is the same).
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/logrotate"),
+    )
+    .unwrap();
+    let systemctl = "systemctl kill --kill-whom=main --signal=USR1 monitor.service";
+    assert!(example.contains(systemctl) && example.contains("/var/log/monitor/alerts.json {"));
+    let conf = dir.join("logrotate.conf");
+    std::fs::write(
+        &conf,
+        example
+            .replace("/var/log/monitor/alerts.json", file.to_str().unwrap())
+            .replace(systemctl, &format!("kill -USR1 {}", m.child.id())),
+    )
+    .unwrap();
+    let out = Command::new("logrotate")
+        .arg("-f")
+        .arg("-s")
+        .arg(dir.join("logrotate.state"))
+        .arg(&conf)
+        .output()
+        .expect("logrotate (cargo xtask setup --test-deps)");
+    assert!(out.status.success(), "logrotate: {out:?}");
+    // dateext: alerts.json-YYYYMMDD, not compressed yet (delaycompress).
+    let rotated: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("alerts.json-"))
+        .collect();
+    assert_eq!(rotated.len(), 1, "{rotated:?}");
     wait_for(&file, "outputs-reopened");
     std::fs::write(w.join("after"), "x").unwrap();
     wait_for(&file, "/after\"");
     assert_eq!(m.stop(), 0);
-    let old = lines(&[moved.clone()]);
+    let old = lines(&rotated);
     let new = lines(&[file.clone()]);
     assert_eq!(action(&new[0]), "outputs-reopened", "the new file starts with the reopen");
-    let by = &new[0]["monitor"]["requested_by"];
-    assert_eq!(by["pid"].as_u64(), Some(std::process::id() as u64), "{by}");
+    assert_eq!(new[0]["monitor"]["requested_by"]["relation"], "other", "{}", new[0]);
     let paths = |v: &[Value]| -> Vec<String> {
         v.iter().filter_map(|a| a["file"]["path"].as_str().map(String::from)).collect()
     };
-    assert!(
-        paths(&old).iter().any(|p| p.ends_with("/before"))
-            && paths(&old).iter().any(|p| p.ends_with("/between"))
-    );
-    assert!(paths(&new).iter().any(|p| p.ends_with("/after")));
+    assert!(paths(&old).iter().any(|p| p.ends_with("/before")), "{old:?}");
+    assert!(paths(&new).iter().any(|p| p.ends_with("/after")), "{new:?}");
     assert!(!paths(&old).iter().any(|p| p.ends_with("/after")));
     let mut both = old;
     both.extend(new);
