@@ -26,25 +26,32 @@ pub fn man_pages(cmd: Command, dir: &Path) -> std::io::Result<Vec<std::path::Pat
 
 /// What monitor.8 says beyond the options: behaviour documented in README.md.
 const MAIN_SECTIONS: &str = r#".SH EXIT STATUS
-\fBmonitor run\fR: 0 clean stop (SIGINT, SIGTERM, stdout closed), 1 runtime error,
-2 rules missing or invalid, 3 not root, 4 kernel unsupported (no BTF, no kfunc
-bpf_rdonly_cast, or tracefs neither mounted nor mountable).
-\fBmonitor check\fR: 0 when nothing failed, else 10 + the worst failed severity
-(10 info, 11 low, 12 medium, 13 high, 14 critical); 5 for an unknown check id.
+\fBmonitor run\fR: 0 clean stop (SIGINT, SIGTERM, every output closed), 1 runtime error
+(an output that cannot be opened included), 2 usage, 3 rules missing or invalid, 4 kernel
+unsupported (no BTF, no kfunc bpf_rdonly_cast, or tracefs neither mounted nor mountable),
+5 not root, 6 settings file invalid.
+\fBmonitor check\fR: 0 when nothing failed and nothing is unknown, 9 when something is
+unknown, else 10 + the worst failed severity (10 info, 11 low, 12 medium, 13 high,
+14 critical); 2 for an unknown check id.
 .SH SIGNALS
 SIGHUP reloads the rules: the new set is validated completely and swapped in, or refused
-while the old rules stay. SIGINT and SIGTERM drain the kernel ring buffer, print the
-\fBmonitor\-stop\fR record and exit 0.
+while the old rules stay. SIGUSR1 reopens file outputs (after logrotate renamed them).
+SIGINT and SIGTERM drain the kernel ring buffer, write the \fBmonitor\-stop\fR record and
+exit 0.
 .SH FILES
 .TP
-/etc/monitor/rules.d/*.rules
-The rules (auditctl syntax) the packaged service loads.
-.TP
 /etc/monitor/monitor.toml
-Settings of the packaged service.
+Settings of \fBmonitor run\fR (another file with \-\-config); a flag wins over its key.
+\fBmonitor config check\fR validates it.
+.TP
+/etc/monitor/rules.d/*.rules
+The rules (auditctl syntax) the packaged settings name.
 .TP
 /lib/systemd/system/monitor.service
 The systemd unit.
+.TP
+/usr/share/doc/monitor/examples/logrotate
+A logrotate configuration for the file output.
 .SH SEE ALSO
 auditctl(8), audit.rules(7), systemd.exec(5)
 "#;

@@ -3,6 +3,8 @@
 
 #[path = "cli/config.rs"]
 mod config;
+#[path = "cli/readme.rs"]
+mod readme;
 
 use monitor_tests::audit::{create_missing_dirs, exported, pack, AUDIT};
 use monitor_tests::{monitor_bin, privileged, s, scratch_dir, Monitor};
