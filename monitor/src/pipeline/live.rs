@@ -6,13 +6,14 @@
 //! go to the outputs' [`Fanout`]; what they lose is reported in-band like the kernel's
 //! losses (`output-lost`), and SIGUSR1 reopens them (`outputs-reopened`).
 
+use super::outputs::Outputs;
 use super::signals::{Request, Signals};
 use super::{Pipeline, Presentation};
 use crate::detect::Detector;
 use crate::enrich::{Clock, Enricher};
 use crate::error::{Error, Result};
 use crate::rules::RuleSet;
-use crate::sink::line::{Fanout, OutputsHandle};
+use crate::sink::line::Fanout;
 use crate::sink::Sink;
 use crate::source::audit::live::AuditLive;
 use crate::source::ebpf::EbpfSource;
@@ -95,8 +96,7 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions, output: Fanout) -> Resul
         SourceKind::Audit => Box::new(AuditLive::start(clock.offset_ns)?),
     };
     source.arm(detect.plan())?;
-    let outputs = output.handle();
-    let mut output_lost = OutputLoss::default();
+    let mut outputs = Outputs::new(output.handle(), clock);
     let sink = Sink::new(output, clock, &crate::enrich::hostname(), std::process::id(), true);
     let mut pipeline = Pipeline::new(Enricher::live(), detect, sink, opts.presentation);
     if let Some(path) = &opts.capture {
@@ -149,13 +149,7 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions, output: Fanout) -> Resul
                     let Some(request) = request else { return Ok(None) };
                     match request.signal {
                         libc::SIGHUP => reload(&opts, &for_source, &mut pipeline, &mut *source)?,
-                        libc::SIGUSR1 => {
-                            // Carried out before the record is written: it is the first
-                            // line of a reopened file.
-                            outputs.request_reopen();
-                            let by = request.requested_by(pipeline.monitor_ppid());
-                            pipeline.record("outputs-reopened", serde_json::json!({"requested_by": by}))?;
-                        }
+                        libc::SIGUSR1 => outputs.reopen(&mut pipeline, &request)?,
                         _ => return Ok(Some(request)),
                     }
                 }
@@ -163,12 +157,12 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions, output: Fanout) -> Resul
                     let lost = source.lost().unwrap_or(pipeline.counts().lost);
                     let window = window_start;
                     window_start = pipeline.report_loss(lost, window_start)?;
-                    output_lost.report(&outputs, &mut pipeline, window, clock)?;
+                    outputs.report_loss(&mut pipeline, window)?;
                     pipeline.tick(clock.boot_now())?;
                 }
                 _ = heartbeat.tick() => {
                     let mut totals = pipeline.totals();
-                    totals["outputs"] = output_stats(&outputs);
+                    totals["outputs"] = outputs.stats();
                     pipeline.record("heartbeat", totals)?;
                 }
                 _ = refresh.tick() => {
@@ -188,7 +182,7 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions, output: Fanout) -> Resul
         Err(e) if e.is_closed_output() => return closed(),
         Err(e) => return Err(e),
     };
-    match stopped(&mut *source, &mut pipeline, window_start, stop, &outputs) {
+    match stopped(&mut *source, &mut pipeline, window_start, stop, &mut outputs) {
         Err(e) if e.is_closed_output() => closed(),
         other => other,
     }
@@ -198,52 +192,6 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions, output: Fanout) -> Resul
 fn closed() -> Result<()> {
     info!("every output is closed; stopping");
     Ok(())
-}
-
-/// Each output's counters, for heartbeat and stop records.
-fn output_stats(outputs: &OutputsHandle) -> serde_json::Value {
-    outputs
-        .stats()
-        .into_iter()
-        .map(|(name, s)| {
-            serde_json::json!({"name": name, "lines": s.lines, "lost": s.lost, "rotations": s.rotations})
-        })
-        .collect()
-}
-
-/// The outputs' losses already reported, by position.
-#[derive(Default)]
-struct OutputLoss(Vec<u64>);
-
-impl OutputLoss {
-    /// An `output-lost` record for each output that lost lines since the last report (in
-    /// the window that started at `window_start`); it goes to every output, the failing
-    /// one included, which may lose it too (and reports that a tick later).
-    fn report(
-        &mut self,
-        outputs: &OutputsHandle,
-        pipeline: &mut Pipeline<Fanout>,
-        window_start: i128,
-        clock: Clock,
-    ) -> Result<()> {
-        let stats = outputs.stats();
-        self.0.resize(stats.len(), 0);
-        for ((name, s), reported) in stats.iter().zip(self.0.iter_mut()) {
-            if s.lost > *reported {
-                let lost = s.lost - *reported;
-                *reported = s.lost;
-                warn!(output = %name, lost, total = s.lost, "lines lost by an output");
-                let now = crate::enrich::rfc3339(clock.now_wall_ns());
-                let window =
-                    serde_json::json!({"start": crate::enrich::rfc3339(window_start), "end": now});
-                pipeline.record(
-                    "output-lost",
-                    serde_json::json!({"output": {"name": name, "lost": lost, "lost_total": s.lost}, "window": window}),
-                )?;
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Everything the source has now through the pipeline; the kernel's entries re-armed when
@@ -298,7 +246,7 @@ fn stopped(
     pipeline: &mut Pipeline<Fanout>,
     window_start: i128,
     stop: Option<Request>,
-    outputs: &OutputsHandle,
+    outputs: &mut Outputs,
 ) -> Result<()> {
     drain_source(source, pipeline)?;
     source.finish();
@@ -306,6 +254,7 @@ fn stopped(
     // Losses since the last report get their record before the totals.
     let lost = source.lost().unwrap_or(pipeline.counts().lost);
     pipeline.report_loss(lost, window_start)?;
+    outputs.report_loss(pipeline, window_start)?;
     let mut totals = pipeline.totals();
     let reason = stop.as_ref().map_or("signals closed", |r| r.name());
     totals["reason"] = serde_json::json!(reason);
@@ -313,7 +262,7 @@ fn stopped(
         totals["requested_by"] = request.requested_by(pipeline.monitor_ppid());
     }
     pipeline.finish_windows()?;
-    totals["outputs"] = output_stats(outputs);
+    totals["outputs"] = outputs.stats();
     pipeline.record("monitor-stop", totals)?;
     if let Some((events, bytes)) = pipeline.finish()? {
         info!(

@@ -189,7 +189,7 @@ fn a_real_rsyslogd_and_a_file_output_each_receive_every_alert_of_a_burst() {
     create_files(&w, N);
     // Everything the kernel handed over is written before the stop record.
     assert_eq!(m.stop(), 0);
-    let all = lines(&[file.clone()]);
+    let all = lines(std::slice::from_ref(&file));
     assert_gap_free(&all);
     let alerts = alerts_under(&all, &w);
     let (kernel_lost, (_, file_lost)) = stop_counts(&all, &format!("file:{}", file.display()));
@@ -352,7 +352,7 @@ fn the_packaged_logrotate_example_rotates_a_live_file_output_and_sigusr1_reopens
     wait_for(&file, "/after\"");
     assert_eq!(m.stop(), 0);
     let old = lines(&rotated);
-    let new = lines(&[file.clone()]);
+    let new = lines(std::slice::from_ref(&file));
     assert_eq!(action(&new[0]), "outputs-reopened", "the new file starts with the reopen");
     assert_eq!(new[0]["monitor"]["requested_by"]["relation"], "other", "{}", new[0]);
     let paths = |v: &[Value]| -> Vec<String> {
@@ -364,4 +364,102 @@ fn the_packaged_logrotate_example_rotates_a_live_file_output_and_sigusr1_reopens
     let mut both = old;
     both.extend(new);
     assert_gap_free(&both);
+}
+
+#[test]
+fn a_replay_writes_the_same_lines_to_a_file_output_as_to_stdout() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch_dir("outputs-replay");
+    let (w, rules) = watched(&dir);
+    let (live, capture) = (dir.join("live.json"), dir.join("capture.bin"));
+    let args: Vec<String> = [
+        "--rules",
+        rules.to_str().unwrap(),
+        "--heartbeat",
+        "0",
+        "--aggregate-window",
+        "0",
+        "--capture",
+        capture.to_str().unwrap(),
+        "--output",
+        &format!("file:{}", live.display()),
+    ]
+    .map(String::from)
+    .into();
+    let m = Running::start(&dir, &args, &live);
+    create_files(&w, 300);
+    assert_eq!(m.stop(), 0);
+    let replayed = dir.join("replayed.json");
+    let o = Command::new(monitor_bin())
+        .arg("replay")
+        .arg(&capture)
+        .arg("--rules")
+        .arg(&rules)
+        .args(["--aggregate-window", "0", "--output", "stdout", "--output"])
+        .arg(format!("file:{}", replayed.display()))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let in_file = std::fs::read_to_string(&replayed).unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), in_file, "both outputs got every line");
+    let file_alerts = alerts_under(&lines(std::slice::from_ref(&replayed)), &w).len();
+    let live_lines = lines(std::slice::from_ref(&live));
+    assert_eq!(file_alerts, alerts_under(&live_lines, &w).len(), "the live run's alerts again");
+    assert!(file_alerts >= 300);
+}
+
+#[test]
+fn an_output_that_fails_is_counted_and_reported_in_band_on_the_others() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch_dir("outputs-failing");
+    let (w, rules) = watched(&dir);
+    let good = dir.join("alerts.json");
+    // /dev/full opens and refuses every write (ENOSPC): a full disk.
+    let args: Vec<String> = [
+        "--rules",
+        rules.to_str().unwrap(),
+        "--heartbeat",
+        "0",
+        "--aggregate-window",
+        "0",
+        "--output",
+        "file:/dev/full",
+        "--output",
+        &format!("file:{}", good.display()),
+    ]
+    .map(String::from)
+    .into();
+    let m = Running::start(&dir, &args, &good);
+    create_files(&w, 200);
+    // The loss is reported within a second, on the output that works.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&good).unwrap().contains("\"output-lost\"") {
+        assert!(Instant::now() < deadline, "no output-lost record:\n{}", m.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(m.log().contains("line lost"), "logged on stderr:\n{}", m.log());
+    assert_eq!(m.stop(), 0);
+    let all = lines(std::slice::from_ref(&good));
+    assert_gap_free(&all);
+    assert_eq!(alerts_under(&all, &w).len(), 200, "the other output has every alert");
+    let reports: Vec<&Value> = all.iter().filter(|v| action(v) == "output-lost").collect();
+    let mut total = 0;
+    for r in &reports {
+        let o = &r["monitor"]["output"];
+        assert_eq!(o["name"], "file:/dev/full", "{r}");
+        total += o["lost"].as_u64().unwrap();
+        assert_eq!(o["lost_total"].as_u64(), Some(total), "{r}");
+        assert!(r["monitor"]["window"]["start"].is_string(), "{r}");
+    }
+    let (_, (lines_full, lost_full)) = stop_counts(&all, "file:/dev/full");
+    assert_eq!(lines_full, 0);
+    assert_eq!(lost_full as usize, all.len() - 1, "every line before the stop record, counted");
+    // All but the last report's own line, lost after it was counted.
+    assert_eq!(total + 1, lost_full, "every loss reported before the stop record");
 }
