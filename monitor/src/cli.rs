@@ -177,15 +177,18 @@ pub enum RulesCommand {
 pub struct PresentationArgs {
     /// Also print the audit trail: matches of `kind=event` rules (the container runtime's
     /// own work, routine reads of the Docker files) as `event.kind: "event"` lines
-    /// (`--audit-trail=false` turns off what a settings file turned on).
+    /// (`--audit-trail=false` turns off what a settings file turned on). Key (run):
+    /// `audit_trail`.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
     pub audit_trail: bool,
     /// Identical alerts (same rule, process, action, objects) within this many seconds are
     /// one alert and an `alerts-suppressed` record with their count (0: print every one).
+    /// Key (run): `aggregate.window`.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub aggregate_window: u64,
     /// Aggregation windows open at once, at most (the oldest closes early beyond it).
+    /// Key (run): `aggregate.keys`.
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub aggregate_keys: u64,
 }
@@ -211,6 +214,7 @@ pub struct RunArgs {
     pub config: Option<PathBuf>,
     /// Rules file or directory of *.rules files (auditctl syntax); repeatable.
     /// Without it (and without `rules` in the settings) the built-in default pack is used.
+    /// Key: `rules`.
     #[arg(long = "rules", short = 'r', value_name = "PATH")]
     pub rules: Vec<PathBuf>,
     /// Seconds between heartbeat records (0: none). Key: `heartbeat`.

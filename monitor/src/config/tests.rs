@@ -69,6 +69,18 @@ fn every_flag_of_monitor_run_has_a_key() {
             "`monitor run` flag {flag} has no key in monitor.toml: add it to config::keys::KEYS"
         );
     }
+    // --help names each flag's key.
+    for arg in run.get_arguments() {
+        let Some(k) = KEYS.iter().find(|k| k.flag == arg.get_id()) else { continue };
+        let help =
+            arg.get_long_help().or(arg.get_help()).map(|h| h.to_string()).unwrap_or_default();
+        assert!(
+            help.contains(&format!("`{}`", k.key)),
+            "--help of {} names `{}`: {help}",
+            k.flag,
+            k.key
+        );
+    }
     for k in KEYS {
         assert!(
             flags.contains(&k.flag),
