@@ -123,6 +123,14 @@ fn an_invalid_settings_file_stops_monitor_run_before_anything_starts() {
     let o = monitor(&["run", "--config", "/nonexistent/monitor.toml"]);
     assert_eq!(o.status.code(), Some(6), "{}", text(&o.stderr));
     assert!(o.stdout.is_empty());
+    // A valid file whose output cannot be opened: a runtime error, before the sensors load.
+    let (_, _, file) =
+        setup("run-config-open", "[output]\ntargets = [\"file:/nonexistent-dir/a.json\"]\n");
+    let o = monitor(&["run", "--config", file.to_str().unwrap()]);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("monitor: opening an output: /nonexistent-dir/a.json: open: "), "{err}");
+    assert!(!err.contains("monitor running") && o.stdout.is_empty(), "{err}");
 }
 
 /// Wait until `file` holds `what`.
