@@ -21,32 +21,12 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Load the eBPF sensors and print one JSON alert per matching event (needs root).
+    /// Load the eBPF sensors and write one JSON alert per matching event (needs root).
+    ///
+    /// Settings come from /etc/monitor/monitor.toml when it exists (another file with
+    /// --config); a flag given here wins over the file's key.
     #[command(after_help = exit_codes(Some(&[exit::OK, exit::RUNTIME, exit::USAGE, exit::RULES, exit::KERNEL, exit::PRIVILEGE, exit::CONFIG])))]
-    Run {
-        /// Rules file or directory of *.rules files (auditctl syntax); repeatable.
-        /// Without it the built-in default pack is used.
-        #[arg(long = "rules", short = 'r', value_name = "PATH")]
-        rules: Vec<PathBuf>,
-        /// Seconds between heartbeat records on stdout (0: none).
-        #[arg(long, value_name = "SECS", default_value_t = 30)]
-        heartbeat: u64,
-        /// Also record every kernel event and the host context into FILE, for `monitor replay`.
-        #[arg(long, value_name = "FILE")]
-        capture: Option<PathBuf>,
-        /// Where events come from: `ebpf` (the monitor's own sensors) or `audit` (the kernel
-        /// audit subsystem, read beside auditd through its read-only multicast group; the
-        /// kernel's audit rules, e.g. loaded with `auditctl -R`, decide what arrives).
-        #[arg(long, value_enum, default_value_t = Source::Ebpf)]
-        source: Source,
-        /// Size of the kernel's event ring buffer (eBPF source): bytes or K, M, G; a power
-        /// of two, at least a page. It counts twice in resident memory; events that find it
-        /// full are counted lost (`events-lost` records).
-        #[arg(long, value_name = "BYTES", default_value_t = RingSize::default())]
-        ring_buffer_size: RingSize,
-        #[command(flatten)]
-        presentation: PresentationArgs,
-    },
+    Run(RunArgs),
     /// Replay what a host recorded through rules again: a capture (`monitor run --capture`)
     /// or auditd's logs.
     ///
@@ -86,6 +66,8 @@ pub enum Command {
         output_format: OutputFormat,
         #[command(flatten)]
         presentation: PresentationArgs,
+        #[command(flatten)]
+        output: OutputArgs,
     },
     /// Report this host's hardening posture right now, read-only: the hardening guides'
     /// items and the CIS Docker Benchmark v1.6.0 (sections 1-5 and 7).
@@ -133,6 +115,11 @@ pub enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Validate the settings file or print the settings `monitor run` would use.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Write the manual pages or shell completions into DIR (for packaging).
     #[command(hide = true)]
     Generate {
@@ -149,7 +136,7 @@ pub enum GenerateCommand {
     Completions { dir: PathBuf },
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Source {
     Ebpf,
     Audit,
@@ -264,14 +251,19 @@ pub enum RulesCommand {
 #[derive(clap::Args, Clone, Copy, Debug)]
 pub struct PresentationArgs {
     /// Also print the audit trail: matches of `kind=event` rules (the container runtime's
-    /// own work, routine reads of the Docker files) as `event.kind: "event"` lines.
-    #[arg(long)]
+    /// own work, routine reads of the Docker files) as `event.kind: "event"` lines
+    /// (`--audit-trail=false` turns off what a settings file turned on). Key (run):
+    /// `audit_trail`.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value_t = false, action = clap::ArgAction::Set)]
     pub audit_trail: bool,
     /// Identical alerts (same rule, process, action, objects) within this many seconds are
     /// one alert and an `alerts-suppressed` record with their count (0: print every one).
+    /// Key (run): `aggregate.window`.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub aggregate_window: u64,
     /// Aggregation windows open at once, at most (the oldest closes early beyond it).
+    /// Key (run): `aggregate.keys`.
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub aggregate_keys: u64,
 }
@@ -286,4 +278,97 @@ impl PresentationArgs {
             },
         }
     }
+}
+
+/// `monitor run`'s flags. Each has a key in monitor.toml (named in its help; `config/keys.rs`
+/// holds the list, and a test keeps it complete); a flag given wins over its key.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RunArgs {
+    /// The settings file [default: /etc/monitor/monitor.toml, used when it exists].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Rules file or directory of *.rules files (auditctl syntax); repeatable.
+    /// Without it (and without `rules` in the settings) the built-in default pack is used.
+    /// Key: `rules`.
+    #[arg(long = "rules", short = 'r', value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+    /// Seconds between heartbeat records (0: none). Key: `heartbeat`.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub heartbeat: u64,
+    /// Also record every kernel event and the host context into FILE, for `monitor replay`.
+    /// Key: `capture`.
+    #[arg(long, value_name = "FILE")]
+    pub capture: Option<PathBuf>,
+    /// Where events come from: `ebpf` (the monitor's own sensors) or `audit` (the kernel
+    /// audit subsystem, read beside auditd through its read-only multicast group; the
+    /// kernel's audit rules, e.g. loaded with `auditctl -R`, decide what arrives).
+    /// Key: `source`.
+    #[arg(long, value_enum, default_value_t = Source::Ebpf)]
+    pub source: Source,
+    /// Size of the kernel's event ring buffer (eBPF source): bytes or K, M, G; a power of
+    /// two, at least a page. It counts twice in resident memory; events that find it full
+    /// are counted lost (`events-lost` records). Key: `ring_buffer_size`.
+    #[arg(long, value_name = "BYTES", default_value_t = RingSize::default())]
+    pub ring_buffer_size: RingSize,
+    /// The monitor's own log messages on stderr from this level up (RUST_LOG, when set and
+    /// no --log-level is given, says more precisely). Key: `log_level`.
+    #[arg(long, value_enum, value_name = "LEVEL", default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+    #[command(flatten)]
+    pub presentation: PresentationArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Where alert lines go: shared by `run` and `replay`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct OutputArgs {
+    /// Where alert lines and records go; repeatable, every target gets every line:
+    /// `stdout`, `file:PATH` (appended, rotated by size), `syslog` (RFC 5424 to /dev/log),
+    /// `syslog:unix:PATH` (to another unix datagram socket). Key: `output.targets`.
+    #[arg(long = "output", value_name = "TARGET", default_value = "stdout")]
+    pub targets: Vec<monitor::sink::target::OutputTarget>,
+    /// File targets: rotate before a line would take the file past SIZE (K, M, G: powers
+    /// of 1024; 0: never). Key: `output.max_size`.
+    #[arg(long, value_name = "SIZE", default_value = "100M", value_parser = monitor::sink::target::parse_size)]
+    pub output_max_size: u64,
+    /// File targets: rotated files kept (PATH.1 the newest). Key: `output.max_files`.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub output_max_files: usize,
+    /// Syslog targets: the facility (user, daemon, auth, authpriv, local0 ... local7).
+    /// Key: `output.syslog_facility`.
+    #[arg(long, value_name = "FACILITY", default_value = "authpriv")]
+    pub syslog_facility: monitor::sink::syslog::Facility,
+}
+
+impl OutputArgs {
+    pub fn options(&self) -> monitor::sink::target::OutputOptions {
+        monitor::sink::target::OutputOptions {
+            max_size: self.output_max_size,
+            max_files: self.output_max_files,
+            facility: self.syslog_facility,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Read and validate the settings file without starting anything: every unknown key
+    /// or bad value as file:line:col: message (exit 6).
+    Check {
+        /// The settings file [default: /etc/monitor/monitor.toml; absent: the defaults].
+        #[arg(long, value_name = "PATH")]
+        config: Option<PathBuf>,
+    },
+    /// Print the settings `monitor run` would use with these flags, as monitor.toml.
+    Show(RunArgs),
 }

@@ -35,13 +35,13 @@ pub mod exit {
     /// Every code (the first of a range), what it means, and the subcommands that end
     /// with it.
     pub const TABLE: &[(u8, &str, &str, &str)] = &[
-        (OK, "0", "success (run: a clean stop on SIGINT, SIGTERM or a closed stdout; check: nothing failed and nothing unknown)", "all"),
-        (RUNTIME, "1", "runtime error: an output, the kernel or the host failed while running (stdout unwritable, a program that would not attach)", "all"),
+        (OK, "0", "success (run: a clean stop on SIGINT, SIGTERM or when every output is closed; check: nothing failed and nothing unknown)", "all"),
+        (RUNTIME, "1", "runtime error: an output, the kernel or the host failed (an output that cannot be opened, a program that would not attach)", "all"),
         (USAGE, "2", "usage error: an unknown option or value, an --only/--skip id no check has, replay inputs that cannot go together", "all"),
         (RULES, "3", "rules error: a rules file is missing, unreadable or invalid (each problem printed as file:line:col); nothing loaded", "run, replay, rules"),
         (KERNEL, "4", "kernel unsupported: no BTF, no tracefs (and it cannot be mounted), no kfunc bpf_rdonly_cast", "run"),
         (PRIVILEGE, "5", "not privileged: not root, or a capability the source needs is missing", "run"),
-        (CONFIG, "6", "settings that cannot work together (run --capture with --source audit)", "run"),
+        (CONFIG, "6", "settings invalid: monitor.toml unreadable, an unknown key or a bad value (file:line:col), or settings that cannot work together (--capture with --source audit); nothing started", "run, config"),
         (INPUT, "7", "replay input error: missing, unreadable, empty, or not a capture nor audit records (the message names the input and what it looks like); nothing replayed", "replay"),
         (INPUT_PARTIAL, "8", "replay input partly unreadable: lines that are not audit records, a capture or gzip file cut off, records that cannot be decoded (each input reported once, with file:line); everything readable was replayed", "replay"),
         (CHECK_UNKNOWN, "9", "nothing failed, but some checks could not tell (unknown)", "check"),
@@ -84,6 +84,10 @@ pub enum Error {
     /// A replay's input is unreadable or is not what was expected.
     #[error("{0}")]
     Input(String),
+    /// An output could not be opened at start (its directory is missing, nobody listens on
+    /// its socket); afterwards outputs recover by themselves and count what they lose.
+    #[error("opening an output: {0}")]
+    OpenOutput(#[from] crate::sink::line::SinkError),
     /// Writing the alerts failed (the reader went away: `BrokenPipe`, a clean stop).
     #[error("writing the output: {0}")]
     Output(#[source] std::io::Error),
@@ -115,7 +119,9 @@ impl Error {
             Error::Usage(_) => exit::USAGE,
             Error::Config(_) => exit::CONFIG,
             Error::Input(_) => exit::INPUT,
-            Error::Kernel(_) | Error::Output(_) | Error::Io { .. } => exit::RUNTIME,
+            Error::Kernel(_) | Error::OpenOutput(_) | Error::Output(_) | Error::Io { .. } => {
+                exit::RUNTIME
+            }
         }
     }
 

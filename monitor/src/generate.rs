@@ -49,18 +49,23 @@ fn exit_status() -> String {
 /// What monitor.8 says beyond the options: behaviour documented in README.md.
 const MAIN_SECTIONS: &str = r#".SH SIGNALS
 SIGHUP reloads the rules: the new set is validated completely and swapped in, or refused
-while the old rules stay. SIGINT and SIGTERM drain the kernel ring buffer, print the
-\fBmonitor\-stop\fR record and exit 0.
+while the old rules stay. SIGUSR1 reopens file outputs (after logrotate renamed them).
+SIGINT and SIGTERM drain the kernel ring buffer, write the \fBmonitor\-stop\fR record and
+exit 0.
 .SH FILES
 .TP
-/etc/monitor/rules.d/*.rules
-The rules (auditctl syntax) the packaged service loads.
-.TP
 /etc/monitor/monitor.toml
-Settings of the packaged service.
+Settings of \fBmonitor run\fR (another file with \-\-config); a flag wins over its key.
+\fBmonitor config check\fR validates it.
+.TP
+/etc/monitor/rules.d/*.rules
+The rules (auditctl syntax) the packaged settings name.
 .TP
 /lib/systemd/system/monitor.service
 The systemd unit.
+.TP
+/usr/share/doc/monitor/examples/logrotate
+A logrotate configuration for the file output.
 .SH SEE ALSO
 auditctl(8), audit.rules(7), systemd.exec(5)
 "#;

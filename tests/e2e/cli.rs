@@ -1,5 +1,10 @@
 //! The `monitor` command line: exit codes and one-line errors a user or a service manager
-//! acts on, and the rule-pack checks (ours and the real auditctl's).
+//! acts on, the rule-pack checks (ours and the real auditctl's), and the settings file (`config`).
+
+#[path = "cli/config.rs"]
+mod config;
+#[path = "cli/readme.rs"]
+mod readme;
 
 use monitor_tests::audit::{create_missing_dirs, exported, pack, AUDIT};
 use monitor_tests::{monitor_bin, privileged, s, scratch_dir, Monitor};

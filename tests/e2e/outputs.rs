@@ -1,8 +1,14 @@
-//! The output sinks (`monitor::sink`) against real components: a real rsyslogd, started
-//! here on its own socket with its own configuration (never the host's logger), receives
-//! every message of a burst sent through the syslog sink, each parsed as RFC 5424 with the
-//! alert's JSON intact; and a 30 000-line burst through the rotating file sink leaves
-//! several files of at most 1 MiB in which every line parses and none is missing.
+//! The outputs against real components. Through the real `monitor run --output ...`: a
+//! real rsyslogd, started here on its own socket with its own configuration (never the
+//! host's logger), and a file output both receive every alert of a burst; a 30 000-alert
+//! burst into a file rotated at 1 MiB leaves several files in which every line parses, and
+//! alerts + counted losses = events; the real logrotate with the packaged example renames
+//! a live file output and its postrotate SIGUSR1 reopens it, nothing lost.
+//! Through the sinks' library API (`monitor::sink`): each RFC 5424 message field by field,
+//! recovery after the logger restarts, and rotation boundaries at 30 000 lines.
+
+#[path = "outputs/run.rs"]
+mod run;
 
 use monitor::sink::file::RotatingFile;
 use monitor::sink::line::{LineSink, SinkError};

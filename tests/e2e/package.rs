@@ -1,7 +1,8 @@
 //! The Debian package `cargo xtask dist` builds (target/dist/*.deb), installed for real with
 //! dpkg: the files where Debian expects them, the rules and settings as conffiles that a
-//! reinstall keeps when edited, `monitor rules check` on the installed rules, the unit
-//! accepted by `systemd-analyze verify`, and a purge that leaves nothing behind.
+//! reinstall keeps when edited, `monitor rules check` on the installed rules and
+//! `monitor config check`/`show` on the installed settings, the unit accepted by
+//! `systemd-analyze verify`, and a purge that leaves nothing behind.
 //!
 //! It installs and purges the package `monitor` on this host: run it on a test machine
 //! (CI's is thrown away), under the e2e lock.
@@ -133,6 +134,7 @@ fn the_package_installs_checks_its_rules_keeps_edited_conffiles_and_purges_clean
         "/usr/share/doc/monitor/LICENSE-MIT".into(),
         "/usr/share/doc/monitor/LICENSE-APACHE".into(),
         "/usr/share/doc/monitor/copyright".into(),
+        "/usr/share/doc/monitor/examples/logrotate".into(),
     ];
     want.extend(pack_files().iter().map(|n| format!("/etc/monitor/rules.d/{n}")));
     for w in &want {
@@ -167,6 +169,28 @@ fn the_package_installs_checks_its_rules_keeps_edited_conffiles_and_purges_clean
         summary(&installed_check).contains(&format!(" in {} file(s)", pack_files().len())),
         "{installed_check}"
     );
+
+    // The installed settings file is the packaged one and valid; `monitor run` reads it by
+    // default (rules from /etc/monitor/rules.d, the rest defaults).
+    let check = ok(Command::new("/usr/sbin/monitor").args(["config", "check"]));
+    let toml = "/etc/monitor/monitor.toml";
+    assert_eq!(
+        check,
+        format!("{toml}: {}\n{toml}: valid, 1 key(s) set\n", summary(&installed_check)),
+        "`monitor config check` on the installed default"
+    );
+    let shown = ok(Command::new("/usr/sbin/monitor").args(["config", "show"]));
+    assert!(
+        shown.starts_with(&format!("# The settings of `monitor run`, from {toml} ")),
+        "{shown}"
+    );
+    for line in [r#"rules = ["/etc/monitor/rules.d"]"#, r#"targets = ["stdout"]"#, "heartbeat = 30"]
+    {
+        assert!(shown.lines().any(|l| l == line), "`{line}` in:\n{shown}");
+    }
+    let logrotate =
+        run(Command::new("logrotate").args(["-d", "/usr/share/doc/monitor/examples/logrotate"]));
+    assert!(logrotate.status.success(), "the logrotate example parses: {logrotate:?}");
 
     // The manual names every subcommand the binary has.
     let help = ok(Command::new("/usr/sbin/monitor").arg("--help"));

@@ -2,9 +2,11 @@
 //! (PID 1 is not systemd here): root with the unit's `CapabilityBoundingSet` and
 //! `NoNewPrivileges` (setpriv), every mount read-only but a writable directory and the API
 //! file systems (`ProtectSystem=strict`, `ProtectHome=read-only`, `ProtectKernelTunables`,
-//! emulated in a private mount namespace), stdin from /dev/null. It must start, alert
-//! with full process context, reload on SIGHUP (the unit's `ExecReload`) and stop with
-//! exit 0 on SIGTERM; the audit source must start under the same capabilities.
+//! emulated in a private mount namespace), stdin from /dev/null, its settings from the
+//! packaged monitor.toml as an admin would edit it (rules and outputs). It must start,
+//! alert with full process context to stdout (the journal) and to a file, reopen the file
+//! on SIGUSR1 (logrotate's postrotate), reload on SIGHUP (the unit's `ExecReload`) and
+//! stop with exit 0 on SIGTERM; the audit source must start under the same capabilities.
 
 use monitor_tests::{monitor_bin, privileged, s, scratch_dir};
 use serde_json::Value;
@@ -57,17 +59,39 @@ struct Service {
     seen: Vec<Value>,
 }
 
+/// packaging/monitor.toml with `rules` and `output.targets` set, as an admin edits it,
+/// written into `dir`.
+fn settings(dir: &Path, rules: &Path, targets: &[String]) -> std::path::PathBuf {
+    let packaged = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/monitor.toml"),
+    )
+    .unwrap();
+    let rules_line = r#"rules = ["/etc/monitor/rules.d"]"#;
+    let targets_line = r#"#targets = ["stdout"]"#;
+    assert!(packaged.contains(rules_line) && packaged.contains(targets_line), "{packaged}");
+    let quoted: Vec<String> = targets.iter().map(|t| format!("{t:?}")).collect();
+    let text = packaged
+        .replace(rules_line, &format!("rules = [{:?}]", rules.display().to_string()))
+        .replace(targets_line, &format!("targets = [{}]", quoted.join(", ")));
+    let file = dir.join("monitor.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
 impl Service {
-    /// Start ExecStart (monitor path and rules substituted) in the unit's environment.
-    fn start(writable: &Path, rules: &Path, extra: &[&str]) -> Service {
+    /// Start ExecStart (the monitor's path substituted) with `--config settings` in the
+    /// unit's environment.
+    fn start(writable: &Path, settings: &Path, extra: &[&str]) -> Service {
         let unit = unit_text();
         let exec = service_key(&unit, "ExecStart");
         let mut argv: Vec<String> = exec[0].split_whitespace().map(String::from).collect();
-        assert_eq!(argv[..2], ["/usr/sbin/monitor", "run"], "ExecStart runs the installed binary");
+        assert_eq!(
+            argv,
+            ["/usr/sbin/monitor", "run"],
+            "ExecStart runs the installed binary, settings from the file"
+        );
         argv[0] = monitor_bin().to_string_lossy().into_owned();
-        for a in argv.iter_mut().filter(|a| *a == "/etc/monitor/rules.d") {
-            *a = rules.to_string_lossy().into_owned();
-        }
+        argv.extend(["--config".to_string(), settings.to_string_lossy().into_owned()]);
         argv.extend(extra.iter().map(|s| s.to_string()));
         let caps: Vec<String> = unit_caps(&unit).iter().map(|c| format!("+{c}")).collect();
         let mut cmd = Command::new("unshare");
@@ -222,6 +246,9 @@ fn under_the_units_capabilities_and_sandbox_it_alerts_reloads_and_stops_cleanly(
     std::fs::write(rules.join("test.rules"), format!("-w {} -p wa -k svc\n", watched.display()))
         .unwrap();
     let capture = dir.join("capture.bin");
+    let alerts = dir.join("log/alerts.json");
+    std::fs::create_dir_all(alerts.parent().unwrap()).unwrap();
+    let settings = settings(&dir, &rules, &["stdout".into(), format!("file:{}", alerts.display())]);
     // A root process with every capability, started before the monitor, writes once it
     // runs: its executable is read from /proc/PID/exe (CAP_SYS_PTRACE).
     let marker = watched.join("from-before");
@@ -235,8 +262,11 @@ fn under_the_units_capabilities_and_sandbox_it_alerts_reloads_and_stops_cleanly(
         .spawn()
         .unwrap();
 
-    let mut svc =
-        Service::start(&dir, &rules, &["--capture", capture.to_str().unwrap(), "--heartbeat", "1"]);
+    let mut svc = Service::start(
+        &dir,
+        &settings,
+        &["--capture", capture.to_str().unwrap(), "--heartbeat", "1"],
+    );
     // The bounding set is the unit's.
     let status = std::fs::read_to_string(format!("/proc/{}/status", svc.pid())).unwrap();
     let bnd = status.lines().find_map(|l| l.strip_prefix("CapBnd:")).unwrap().trim().to_string();
@@ -266,6 +296,23 @@ fn under_the_units_capabilities_and_sandbox_it_alerts_reloads_and_stops_cleanly(
     let sh = std::fs::canonicalize("/bin/sh").unwrap();
     assert_eq!(s(&alert, "process.executable"), sh.to_str().unwrap(), "{alert}");
     assert_eq!(s(&alert, "rule.key"), "svc", "{alert}");
+    // The file output has the same line.
+    let in_file = |path: &Path| -> Vec<Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    };
+    assert!(in_file(&alerts).contains(&alert), "the alert is in {}", alerts.display());
+
+    // logrotate's way: rename, then SIGUSR1; the record of the reopen starts the new file.
+    let rotated = dir.join("log/alerts.json.0");
+    std::fs::rename(&alerts, &rotated).unwrap();
+    svc.signal(libc::SIGUSR1);
+    let reopened = svc.wait_for(|v| s_action(v) == "outputs-reopened", Duration::from_secs(10));
+    assert_eq!(in_file(&alerts).first(), Some(&reopened), "the new file starts with the record");
+    assert!(!in_file(&rotated).contains(&reopened));
 
     // ExecReload: SIGHUP reloads the rules.
     svc.signal(libc::SIGHUP);
@@ -288,7 +335,8 @@ fn the_audit_source_starts_under_the_same_capabilities() {
     let rules = dir.join("rules.d");
     std::fs::create_dir_all(&rules).unwrap();
     std::fs::write(rules.join("test.rules"), "-w /etc/docker -p wa -k docker\n").unwrap();
-    let svc = Service::start(&dir, &rules, &["--source", "audit"]);
+    let svc =
+        Service::start(&dir, &settings(&dir, &rules, &["stdout".into()]), &["--source", "audit"]);
     let (code, lines) = svc.stop();
     assert_eq!(code, Some(0));
     assert_eq!(s_action(&lines[0]), "monitor-start");

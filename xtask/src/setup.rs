@@ -35,6 +35,10 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     // laurel's build needs them (its install notes): the bench runs auditd + laurel.
     ("libacl1-dev", "/usr/include/sys/acl.h"),
     ("clang", "/usr/bin/clang"),
+    // The packaged logrotate example rotates a live file output in the tests.
+    ("logrotate", "/usr/sbin/logrotate"),
+    // The README's Filebeat, Vector and Fluent Bit snippets are parsed as YAML.
+    ("python3-yaml", "/usr/lib/python3/dist-packages/yaml/__init__.py"),
 ];
 
 /// Packages whose service apt must not start: the tests run their own instance, and the

@@ -7,17 +7,27 @@ use monitor::rules::parse::SystemIds;
 use monitor::sink::output::LineFormat;
 use monitor::source::audit::Stats;
 
-pub fn replay(opts: ReplayOptions, paths: Vec<std::path::PathBuf>) -> monitor::Result<u8> {
+pub fn replay(
+    opts: ReplayOptions,
+    paths: Vec<std::path::PathBuf>,
+    output: &crate::cli::OutputArgs,
+) -> monitor::Result<u8> {
     // Its warnings are logged once the inputs say which source evaluates them.
     let rules = super::load_rules(&paths)?;
     let started = std::time::Instant::now();
-    // Unlocked: the replay writes from its render thread (one lock per 64 KiB written).
-    let out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
+    // Written from the render thread; stdout collects 64 KiB per write.
+    let out = super::open_outputs(output)?;
+    let outputs = out.handle();
     let mut progress = monitor::sink::progress::Progress::stderr("replay");
     let result = run_replay(opts, rules, &SystemIds::load(), out, &mut |done, total| {
         progress.bytes(done, total)
     });
     progress.finish();
+    for (name, s) in outputs.stats() {
+        if s.lost > 0 {
+            tracing::warn!(output = %name, lost = s.lost, lines = s.lines, "lines lost by an output");
+        }
+    }
     let stats = result?;
     summary(&stats, started.elapsed().as_secs_f64().max(1e-9));
     Ok(if stats.partial() { exit::INPUT_PARTIAL } else { exit::OK })

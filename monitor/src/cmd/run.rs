@@ -1,20 +1,27 @@
-//! `monitor run`: the live monitor.
+//! `monitor run`: the live monitor, with its settings (flags over monitor.toml) settled.
 
+use crate::cli::{RunArgs, Source};
 use monitor::error::exit;
 use monitor::pipeline::live::{run_live, RunOptions, SourceKind};
-use monitor::pipeline::Presentation;
 use monitor::rules::parse::SystemIds;
 use monitor::rules::RuleSet;
 use monitor::Error;
-use std::path::PathBuf;
 
-pub fn run(
-    paths: Vec<PathBuf>,
-    heartbeat: u64,
-    capture: Option<PathBuf>,
-    source: SourceKind,
-    presentation: Presentation,
-) -> monitor::Result<u8> {
+pub fn run(args: RunArgs) -> monitor::Result<u8> {
+    let RunArgs {
+        rules: paths,
+        heartbeat,
+        capture,
+        source,
+        ring_buffer_size,
+        presentation,
+        output,
+        ..
+    } = args;
+    let source = match source {
+        Source::Ebpf => SourceKind::Ebpf { ring: ring_buffer_size },
+        Source::Audit => SourceKind::Audit,
+    };
     if unsafe { libc::geteuid() } != 0 {
         return Err(Error::NotRoot(match source {
             SourceKind::Ebpf { .. } => "loading eBPF programs needs CAP_BPF and CAP_PERFMON",
@@ -29,6 +36,7 @@ pub fn run(
     let rules = super::load_rules(&paths)?;
     super::log_warnings(&rules, source == SourceKind::Audit);
     let rules = rules.with_self_defence(&SystemIds::load())?;
+    let output = super::open_outputs(&output)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -46,8 +54,8 @@ pub fn run(
         reload: Box::new(reload),
         capture,
         source,
-        presentation,
+        presentation: presentation.presentation(),
     };
-    rt.block_on(run_live(rules, opts))?;
+    rt.block_on(run_live(rules, opts, output))?;
     Ok(exit::OK)
 }

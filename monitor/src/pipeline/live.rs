@@ -1,15 +1,19 @@
 //! The live driver (`monitor run`): a live source pulled whenever it is readable (and on a
 //! short timer, for what the kernel submits without waking us), through the pipeline to
 //! the output, with the timers (heartbeats, loss reports, aggregation ticks, identity
-//! refreshes) and the signals (stop, reload) around it. The `monitor-start` record is
-//! written once the source is armed; `monitor-stop` after the source is drained.
+//! refreshes) and the signals (stop, reload, reopen) around it. The `monitor-start` record
+//! is written once the source is armed; `monitor-stop` after the source is drained. Lines
+//! go to the outputs' [`Fanout`]; what they lose is reported in-band like the kernel's
+//! losses (`output-lost`), and SIGUSR1 reopens them (`outputs-reopened`).
 
+use super::outputs::Outputs;
 use super::signals::{Request, Signals};
 use super::{Pipeline, Presentation};
 use crate::detect::Detector;
 use crate::enrich::{Clock, Enricher};
 use crate::error::{Error, Result};
 use crate::rules::RuleSet;
+use crate::sink::line::Fanout;
 use crate::sink::Sink;
 use crate::source::audit::live::AuditLive;
 use crate::source::ebpf::ring::RingSize;
@@ -73,10 +77,11 @@ impl AsRawFd for Readiness {
     }
 }
 
-/// Run until SIGINT/SIGTERM or until the output goes away (a clean stop either way).
-pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
+/// Run until SIGINT/SIGTERM or until every output has gone away (a clean stop either
+/// way), writing to `output`.
+pub async fn run_live(rules: RuleSet, opts: RunOptions, output: Fanout) -> Result<()> {
     // First, so that a stop request during the load is honoured, not fatal.
-    let mut signals = Signals::listen(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP])
+    let mut signals = Signals::listen(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGUSR1])
         .map_err(|source| Error::Io { context: "listening for signals".into(), source })?;
     let for_source = |rules: RuleSet| match opts.source {
         SourceKind::Audit => rules.for_audit().0,
@@ -94,9 +99,8 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
         SourceKind::Audit => Box::new(AuditLive::start(clock.offset_ns)?),
     };
     source.arm(detect.plan())?;
-    let stdout = std::io::stdout();
-    let sink =
-        Sink::new(stdout.lock(), clock, &crate::enrich::hostname(), std::process::id(), true);
+    let mut outputs = Outputs::new(output.handle(), clock);
+    let sink = Sink::new(output, clock, &crate::enrich::hostname(), std::process::id(), true);
     let mut pipeline = Pipeline::new(Enricher::live(), detect, sink, opts.presentation);
     if let Some(path) = &opts.capture {
         pipeline.start_capture(path, capture_header(&pipeline, clock))?;
@@ -147,18 +151,22 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
                 _ = drain.tick() => drain_source(&mut *source, &mut pipeline)?,
                 request = signals.recv() => {
                     let Some(request) = request else { return Ok(None) };
-                    if request.signal != libc::SIGHUP {
-                        return Ok(Some(request));
+                    match request.signal {
+                        libc::SIGHUP => reload(&opts, &for_source, &mut pipeline, &mut *source)?,
+                        libc::SIGUSR1 => outputs.reopen(&mut pipeline, &request)?,
+                        _ => return Ok(Some(request)),
                     }
-                    reload(&opts, &for_source, &mut pipeline, &mut *source)?;
                 }
                 _ = tick.tick() => {
                     let lost = source.lost().unwrap_or(pipeline.counts().lost);
+                    let window = window_start;
                     window_start = pipeline.report_loss(lost, window_start)?;
+                    outputs.report_loss(&mut pipeline, window)?;
                     pipeline.tick(clock.boot_now())?;
                 }
                 _ = heartbeat.tick() => {
-                    let totals = pipeline.totals();
+                    let mut totals = pipeline.totals();
+                    totals["outputs"] = outputs.stats();
                     pipeline.record("heartbeat", totals)?;
                 }
                 _ = refresh.tick() => {
@@ -178,15 +186,15 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
         Err(e) if e.is_closed_output() => return closed(),
         Err(e) => return Err(e),
     };
-    match stopped(&mut *source, &mut pipeline, window_start, stop) {
+    match stopped(&mut *source, &mut pipeline, window_start, stop, &mut outputs) {
         Err(e) if e.is_closed_output() => closed(),
         other => other,
     }
 }
 
-/// The output's reader went away: a clean stop, not a crash.
+/// Every output's reader went away: a clean stop, not a crash.
 fn closed() -> Result<()> {
-    info!("stdout closed; stopping");
+    info!("every output is closed; stopping");
     Ok(())
 }
 
@@ -237,11 +245,12 @@ fn reload<W: Write>(
 
 /// After a stop request: what the source still holds drained, losses reported, the stop
 /// record with who asked, the capture flushed.
-fn stopped<W: Write>(
+fn stopped(
     source: &mut dyn Source,
-    pipeline: &mut Pipeline<W>,
+    pipeline: &mut Pipeline<Fanout>,
     window_start: i128,
     stop: Option<Request>,
+    outputs: &mut Outputs,
 ) -> Result<()> {
     drain_source(source, pipeline)?;
     source.finish();
@@ -249,6 +258,7 @@ fn stopped<W: Write>(
     // Losses since the last report get their record before the totals.
     let lost = source.lost().unwrap_or(pipeline.counts().lost);
     pipeline.report_loss(lost, window_start)?;
+    outputs.report_loss(pipeline, window_start)?;
     let mut totals = pipeline.totals();
     let reason = stop.as_ref().map_or("signals closed", |r| r.name());
     totals["reason"] = serde_json::json!(reason);
@@ -256,6 +266,7 @@ fn stopped<W: Write>(
         totals["requested_by"] = request.requested_by(pipeline.monitor_ppid());
     }
     pipeline.finish_windows()?;
+    totals["outputs"] = outputs.stats();
     pipeline.record("monitor-stop", totals)?;
     if let Some((events, bytes)) = pipeline.finish()? {
         info!(

@@ -6,6 +6,7 @@
 //! and tees what it took in to a capture when one is written.
 
 pub mod live;
+mod outputs;
 pub mod replay;
 mod report;
 mod signals;

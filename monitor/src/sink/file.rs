@@ -164,7 +164,9 @@ impl LineSink for RotatingFile {
 
     fn reopen(&mut self) -> Result<(), SinkError> {
         self.sync()?;
-        self.start_file()
+        self.start_file()?;
+        tracing::info!(output = %self.name, size = self.size, "reopened");
+        Ok(())
     }
 
     fn stats(&self) -> SinkStats {

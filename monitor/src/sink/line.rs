@@ -9,6 +9,8 @@
 
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a sink has done so far.
@@ -99,15 +101,49 @@ pub(crate) fn strip_line(line: &[u8]) -> Result<&[u8], SinkError> {
     }
 }
 
-/// Standard output, one line per write, flushed each line (the default output).
+/// How much standard output collects before it writes: a replay fills it, a live monitor
+/// flushes after every line.
+const STDOUT_BUFFER: usize = 64 << 10;
+
+/// Standard output (the default output). Lines are collected and written at
+/// [`LineSink::flush`] (the live monitor flushes after every line) or when 64 KiB are
+/// waiting; a failed write loses, and counts, every line it held.
 pub struct Stdout {
     out: io::Stdout,
+    buf: Vec<u8>,
+    /// Lines in `buf`.
+    waiting: u64,
     stats: SinkStats,
 }
 
 impl Stdout {
     pub fn new() -> Stdout {
-        Stdout { out: io::stdout(), stats: SinkStats::default() }
+        Stdout { out: io::stdout(), buf: Vec::new(), waiting: 0, stats: SinkStats::default() }
+    }
+
+    fn write_out(&mut self) -> Result<(), SinkError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let mut out = self.out.lock();
+        let written = out.write_all(&self.buf).and_then(|()| out.flush());
+        let (lines, bytes) = (std::mem::take(&mut self.waiting), self.buf.len() as u64);
+        self.buf.clear();
+        match written {
+            Ok(()) => {
+                self.stats.lines += lines;
+                self.stats.bytes += bytes;
+                Ok(())
+            }
+            Err(e) => {
+                self.stats.lost += lines;
+                if e.kind() == io::ErrorKind::BrokenPipe {
+                    Err(SinkError::Closed)
+                } else {
+                    Err(SinkError::io("stdout", "write", e))
+                }
+            }
+        }
     }
 }
 
@@ -124,31 +160,17 @@ impl LineSink for Stdout {
 
     fn write_line(&mut self, line: &[u8]) -> Result<(), SinkError> {
         let line = strip_line(line).inspect_err(|_| self.stats.lost += 1)?;
-        let mut out = self.out.lock();
-        let written =
-            out.write_all(line).and_then(|()| out.write_all(b"\n")).and_then(|()| out.flush());
-        match written {
-            Ok(()) => {
-                self.stats.lines += 1;
-                self.stats.bytes += line.len() as u64 + 1;
-                Ok(())
-            }
-            Err(e) => {
-                self.stats.lost += 1;
-                if e.kind() == io::ErrorKind::BrokenPipe {
-                    Err(SinkError::Closed)
-                } else {
-                    Err(SinkError::io("stdout", "write", e))
-                }
-            }
+        if !self.buf.is_empty() && self.buf.len() + line.len() >= STDOUT_BUFFER {
+            self.write_out().inspect_err(|_| self.stats.lost += 1)?;
         }
+        self.buf.extend_from_slice(line);
+        self.buf.push(b'\n');
+        self.waiting += 1;
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
-        self.out.flush().map_err(|e| match e.kind() {
-            io::ErrorKind::BrokenPipe => SinkError::Closed,
-            _ => SinkError::io("stdout", "flush", e),
-        })
+        self.write_out()
     }
 
     fn reopen(&mut self) -> Result<(), SinkError> {
@@ -166,40 +188,93 @@ const ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
 /// Every line written into it goes to each sink, as an [`std::io::Write`]: bytes are
 /// collected until a newline, and each complete line is sent to every sink in order.
 /// A sink's failures are logged (the first at once, then at most every 10 s with how many
-/// lines were lost since) and do not hold up the others; `write` fails only when a sink
-/// is closed for good (stdout), as writing to stdout did before.
+/// lines were lost since) and do not hold up the others. A sink closed for good (stdout's
+/// reader gone) is left out from then on, its lines counted lost; `write` fails (as a
+/// broken pipe) only once every sink is closed, as writing to stdout alone did before.
+///
+/// Its counters and a reopen request cross threads through an [`OutputsHandle`]: the
+/// fan-out may belong to a render thread while the driver reports and handles signals.
 pub struct Fanout {
     sinks: Vec<Slot>,
     pending: Vec<u8>,
+    shared: Arc<Shared>,
 }
 
 struct Slot {
     sink: Box<dyn LineSink>,
     last_log: Option<Instant>,
     unlogged: u64,
+    /// Closed for good; lines since then, not handed to it.
+    closed: bool,
+    dropped: u64,
+}
+
+/// What the outputs have done and what is asked of them, shared with an [`OutputsHandle`].
+struct Shared {
+    names: Vec<String>,
+    counters: Vec<[AtomicU64; 4]>,
+    reopen: AtomicBool,
+}
+
+/// The outputs seen from another thread: their counters, and a reopen request (SIGUSR1)
+/// carried out before the next line is written.
+#[derive(Clone)]
+pub struct OutputsHandle(Arc<Shared>);
+
+impl OutputsHandle {
+    /// Each output's name and counters, as of the last line written.
+    pub fn stats(&self) -> Vec<(String, SinkStats)> {
+        let s = &self.0;
+        s.names
+            .iter()
+            .zip(&s.counters)
+            .map(|(name, c)| {
+                let [lines, bytes, lost, rotations] =
+                    c.each_ref().map(|a| a.load(Ordering::Relaxed));
+                (name.clone(), SinkStats { lines, bytes, lost, rotations })
+            })
+            .collect()
+    }
+
+    /// Reopen every output before the next line (a file after an outside rotation).
+    pub fn request_reopen(&self) {
+        self.0.reopen.store(true, Ordering::Release);
+    }
 }
 
 impl Fanout {
     pub fn new(sinks: Vec<Box<dyn LineSink>>) -> Fanout {
+        let shared = Arc::new(Shared {
+            names: sinks.iter().map(|s| s.name().to_string()).collect(),
+            counters: sinks.iter().map(|_| Default::default()).collect(),
+            reopen: AtomicBool::new(false),
+        });
         Fanout {
             sinks: sinks
                 .into_iter()
-                .map(|sink| Slot { sink, last_log: None, unlogged: 0 })
+                .map(|sink| Slot { sink, last_log: None, unlogged: 0, closed: false, dropped: 0 })
                 .collect(),
             pending: Vec::new(),
+            shared,
         }
+    }
+
+    /// The counters and the reopen request, for another thread.
+    pub fn handle(&self) -> OutputsHandle {
+        OutputsHandle(self.shared.clone())
     }
 
     /// Each sink's name and counters (for the stop record and `events-lost`-style reports).
     pub fn stats(&self) -> Vec<(String, SinkStats)> {
-        self.sinks.iter().map(|s| (s.sink.name().to_string(), s.sink.stats())).collect()
+        self.sinks.iter().map(|s| (s.sink.name().to_string(), s.stats())).collect()
     }
 
     /// Reopen every sink (SIGUSR1). Failures are logged; the sinks retry on the next line.
     pub fn reopen(&mut self) {
-        for slot in &mut self.sinks {
-            if let Err(e) = slot.sink.reopen() {
-                tracing::warn!(output = slot.sink.name(), "reopening: {e}");
+        for slot in self.sinks.iter_mut().filter(|s| !s.closed) {
+            match slot.sink.reopen() {
+                Ok(()) => tracing::debug!(output = slot.sink.name(), "reopened"),
+                Err(e) => tracing::warn!(output = slot.sink.name(), "reopening: {e}"),
             }
         }
     }
@@ -207,7 +282,7 @@ impl Fanout {
     /// Make everything written durable (at a clean stop).
     pub fn sync(&mut self) -> Result<(), SinkError> {
         let mut first = None;
-        for slot in &mut self.sinks {
+        for slot in self.sinks.iter_mut().filter(|s| !s.closed) {
             if let Err(e) = slot.sink.sync() {
                 tracing::warn!(output = slot.sink.name(), "syncing: {e}");
                 first.get_or_insert(e);
@@ -217,19 +292,50 @@ impl Fanout {
     }
 
     fn send(&mut self, line: &[u8]) -> io::Result<()> {
+        if self.shared.reopen.swap(false, Ordering::AcqRel) {
+            self.reopen();
+        }
         for slot in &mut self.sinks {
-            match slot.sink.write_line(line) {
-                Ok(()) => {}
-                Err(e) if e.is_final() => return Err(io::Error::new(io::ErrorKind::BrokenPipe, e)),
-                Err(e) => slot.failed(e),
+            if slot.closed {
+                slot.dropped += 1;
+            } else if let Err(e) = slot.sink.write_line(line) {
+                slot.failed(e);
             }
+        }
+        self.publish()
+    }
+
+    /// Counters to the handle; the broken pipe once every sink is closed.
+    fn publish(&mut self) -> io::Result<()> {
+        for (slot, c) in self.sinks.iter().zip(&self.shared.counters) {
+            let s = slot.stats();
+            for (a, v) in c.iter().zip([s.lines, s.bytes, s.lost, s.rotations]) {
+                a.store(v, Ordering::Relaxed);
+            }
+        }
+        if !self.sinks.is_empty() && self.sinks.iter().all(|s| s.closed) {
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, SinkError::Closed));
         }
         Ok(())
     }
 }
 
 impl Slot {
+    fn stats(&self) -> SinkStats {
+        let mut s = self.sink.stats();
+        s.lost += self.dropped;
+        s
+    }
+
     fn failed(&mut self, e: SinkError) {
+        if e.is_final() {
+            self.closed = true;
+            tracing::warn!(
+                output = self.sink.name(),
+                "closed: {e}; its lines are counted lost from now on"
+            );
+            return;
+        }
         self.unlogged += 1;
         let now = Instant::now();
         if self.last_log.is_none_or(|t| now.duration_since(t) >= ERROR_LOG_EVERY) {
@@ -246,32 +352,39 @@ impl Slot {
 
 impl Write for Fanout {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.pending.extend_from_slice(buf);
-        let mut start = 0;
-        while let Some(nl) = self.pending[start..].iter().position(|&b| b == b'\n') {
-            let end = start + nl;
-            let line = std::mem::take(&mut self.pending);
-            let result = self.send(&line[start..end]);
+        let mut rest = buf;
+        if !self.pending.is_empty() {
+            let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+                self.pending.extend_from_slice(rest);
+                return Ok(buf.len());
+            };
+            let mut line = std::mem::take(&mut self.pending);
+            line.extend_from_slice(&rest[..nl]);
+            let sent = self.send(&line);
+            line.clear();
             self.pending = line;
-            start = end + 1;
-            if let Err(e) = result {
-                self.pending.drain(..start);
-                return Err(e);
-            }
+            sent?;
+            rest = &rest[nl + 1..];
         }
-        self.pending.drain(..start);
+        // Whole lines straight from the caller's buffer; the tail waits for its newline.
+        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+            self.send(&rest[..nl])?;
+            rest = &rest[nl + 1..];
+        }
+        self.pending.extend_from_slice(rest);
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        for slot in &mut self.sinks {
-            match slot.sink.flush() {
-                Ok(()) => {}
-                Err(e) if e.is_final() => return Err(io::Error::new(io::ErrorKind::BrokenPipe, e)),
-                Err(e) => slot.failed(e),
+        if self.shared.reopen.swap(false, Ordering::AcqRel) {
+            self.reopen();
+        }
+        for slot in self.sinks.iter_mut().filter(|s| !s.closed) {
+            if let Err(e) = slot.sink.flush() {
+                slot.failed(e);
             }
         }
-        Ok(())
+        self.publish()
     }
 }
 
@@ -351,6 +464,60 @@ mod tests {
         let mut f = Fanout::new(vec![closed]);
         let e = f.write_all(b"x\n").unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn a_closed_sink_among_others_is_left_out_and_its_lines_counted_lost() {
+        let (closed, _) = recorder(Some(|| SinkError::Closed));
+        let (good, lines) = recorder(None);
+        let mut f = Fanout::new(vec![closed, good]);
+        let handle = f.handle();
+        f.write_all(b"1\n2\n3\n").unwrap();
+        f.flush().unwrap();
+        assert_eq!(lines.lock().unwrap().len(), 3, "the other output goes on");
+        let stats = handle.stats();
+        assert_eq!(stats[0].0, "recorder");
+        assert_eq!((stats[0].1.lines, stats[0].1.lost), (0, 3), "one refused, two not handed over");
+        assert_eq!((stats[1].1.lines, stats[1].1.lost), (3, 0));
+    }
+
+    /// Counts reopen calls; otherwise takes every line.
+    struct Reopens(Arc<Mutex<u32>>, SinkStats);
+
+    impl LineSink for Reopens {
+        fn name(&self) -> &str {
+            "reopens"
+        }
+        fn write_line(&mut self, _: &[u8]) -> Result<(), SinkError> {
+            self.1.lines += 1;
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), SinkError> {
+            Ok(())
+        }
+        fn reopen(&mut self) -> Result<(), SinkError> {
+            *self.0.lock().unwrap() += 1;
+            Ok(())
+        }
+        fn stats(&self) -> SinkStats {
+            self.1
+        }
+    }
+
+    #[test]
+    fn a_reopen_request_from_another_thread_is_carried_out_before_the_next_line() {
+        let count = Arc::new(Mutex::new(0));
+        let mut f = Fanout::new(vec![Box::new(Reopens(count.clone(), SinkStats::default()))]);
+        let handle = f.handle();
+        f.write_all(b"a\n").unwrap();
+        std::thread::spawn(move || handle.request_reopen()).join().unwrap();
+        assert_eq!(*count.lock().unwrap(), 0, "not before a line or a flush");
+        f.write_all(b"b\n").unwrap();
+        assert_eq!(*count.lock().unwrap(), 1);
+        f.write_all(b"c\n").unwrap();
+        f.flush().unwrap();
+        assert_eq!(*count.lock().unwrap(), 1, "once per request");
+        assert_eq!(f.handle().stats()[0].1.lines, 3);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! `<PRI>1 TIMESTAMP HOSTNAME monitor PID MSGID - {"@timestamp":...}`: PRI from the
 //! configured facility and a severity derived from the line (`event.severity` 4 critical →
 //! crit, 3 → err, 2 → warning, else notice; the monitor's own records info, their
-//! warnings (`events-lost`, `rules-reload-failed`) warning), MSGID the line's
+//! warnings (`events-lost`, `output-lost`, `rules-reload-failed`) warning), MSGID the line's
 //! `event.action`. The MSG carries no UTF-8 BOM: RFC 5424 allows any encoding without
 //! one, and collectors hand the JSON on unchanged.
 //!
@@ -60,6 +60,18 @@ impl std::str::FromStr for Facility {
                 _ => return Err(format!("unknown syslog facility {s:?} (user, daemon, auth, authpriv, local0 ... local7)")),
             },
         })
+    }
+}
+
+impl std::fmt::Display for Facility {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Facility::User => f.write_str("user"),
+            Facility::Daemon => f.write_str("daemon"),
+            Facility::Auth => f.write_str("auth"),
+            Facility::Authpriv => f.write_str("authpriv"),
+            Facility::Local(n) => write!(f, "local{}", n.min(&7)),
+        }
     }
 }
 
@@ -336,7 +348,9 @@ fn classify(line: &[u8]) -> (u8, String) {
     let event = serde_json::from_slice::<Line>(line).map(|l| l.event).unwrap_or_default();
     let action = event.action.unwrap_or_default();
     let severity = match (event.kind.as_deref(), event.severity) {
-        (Some("metric"), _) if matches!(action.as_str(), "events-lost" | "rules-reload-failed") => {
+        (Some("metric"), _)
+            if matches!(action.as_str(), "events-lost" | "output-lost" | "rules-reload-failed") =>
+        {
             severity::WARNING
         }
         (Some("metric"), _) => severity::INFO,

@@ -61,6 +61,7 @@ impl std::fmt::Display for OutputTarget {
         match self {
             OutputTarget::Stdout => f.write_str("stdout"),
             OutputTarget::File(p) => write!(f, "file:{}", p.display()),
+            OutputTarget::Syslog(p) if p.as_os_str() == DEV_LOG => f.write_str("syslog"),
             OutputTarget::Syslog(p) => write!(f, "syslog:unix:{}", p.display()),
         }
     }
@@ -114,6 +115,17 @@ pub fn parse_size(s: &str) -> Result<u64, TargetError> {
     n.checked_mul(1 << shift).ok_or_else(err)
 }
 
+/// A size as [`parse_size`] reads it, in the largest unit that divides it: `100M`, `1536K`.
+pub fn format_size(n: u64) -> String {
+    match n {
+        0 => "0".into(),
+        n if n % (1 << 30) == 0 => format!("{}G", n >> 30),
+        n if n % (1 << 20) == 0 => format!("{}M", n >> 20),
+        n if n % (1 << 10) == 0 => format!("{}K", n >> 10),
+        n => n.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +144,9 @@ mod tests {
             assert_eq!(s.parse::<OutputTarget>().unwrap(), t);
         }
         assert_eq!(OutputTarget::File("a:b".into()).to_string(), "file:a:b");
+        for s in ["stdout", "file:/a", "syslog", "syslog:unix:/run/x.sock"] {
+            assert_eq!(s.parse::<OutputTarget>().unwrap().to_string(), s);
+        }
         assert_eq!("file:".parse::<OutputTarget>(), Err(TargetError::EmptyPath("file:".into())));
         assert!(matches!(
             "syslog:tcp:h:514".parse::<OutputTarget>(),
@@ -150,5 +165,9 @@ mod tests {
         assert!(parse_size("M").is_err());
         assert!(parse_size("1.5M").is_err());
         assert!(parse_size("99999999999G").is_err());
+        for n in [0, 1, 1023, 1024, 1536 << 10, 100 << 20, 3 << 30, u64::MAX] {
+            assert_eq!(parse_size(&format_size(n)), Ok(n), "{}", format_size(n));
+        }
+        assert_eq!(format_size(100 << 20), "100M");
     }
 }
