@@ -196,12 +196,12 @@ pub fn status() -> Result<Status> {
         .map_err(io_error("asking for the audit status"))?;
     let mut out = None;
     replies(&socket, |t, body| match t {
-        AUDIT_GET => {
-            let status = StatusMessageBuffer::new_checked(body)
+        AUDIT_GET => Some(
+            StatusMessageBuffer::new_checked(body)
                 .and_then(|b| StatusMessage::parse(&b))
-                .map_err(|e| NetlinkError::Malformed(e.to_string()));
-            Some(status.map(|s| out = Some(Status { enabled: s.enabled, pid: s.pid, lost: s.lost })))
-        }
+                .map(|s| out = Some(Status { enabled: s.enabled, pid: s.pid, lost: s.lost }))
+                .map_err(|e| NetlinkError::Malformed(e.to_string())),
+        ),
         NLMSG_ERROR => error_of(body),
         _ => None,
     })?;
