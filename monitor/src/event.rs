@@ -120,6 +120,42 @@ pub struct Event {
 }
 
 impl Event {
+    /// An event of `action` by `syscall` (-1: a scheduler event) with nothing else known
+    /// yet: numbers and ids zero, no strings. Sources fill in what they read.
+    pub fn new(action: Action, syscall: i32) -> Event {
+        Event {
+            action,
+            syscall,
+            ret: 0,
+            args: [0; 4],
+            ts_boot_ns: 0,
+            pid: 0,
+            tid: 0,
+            ppid: 0,
+            ids: Ids::default(),
+            old_ids: Ids::default(),
+            auid: 0,
+            sessionid: 0,
+            cgroup_id: 0,
+            cgroup_name: Vec::new(),
+            comm: Vec::new(),
+            path: None,
+            path2: None,
+            argv: Vec::new(),
+            payload: Vec::new(),
+            ino: 0,
+            dev: 0,
+            generation: None,
+            mode: 0,
+            watch: 0,
+            watch2: 0,
+            open_flags: 0,
+            flags: 0,
+            child_or_code: 0,
+            audit_key: None,
+        }
+    }
+
     pub fn success(&self) -> bool {
         self.ret >= 0
     }

@@ -95,13 +95,7 @@ pub fn ensure_cargo_fuzz() -> Result<()> {
         return Ok(());
     }
     eprintln!("xtask: installing cargo-fuzz {CARGO_FUZZ_VERSION} (about a minute)");
-    run(Command::new("cargo").args([
-        "install",
-        "cargo-fuzz",
-        "--locked",
-        "--version",
-        CARGO_FUZZ_VERSION,
-    ]))
+    run(&mut cargo_install("cargo-fuzz", CARGO_FUZZ_VERSION))
 }
 
 /// laurel, the auditd plugin the bench runs beside bare auditd. Its path.
@@ -131,19 +125,24 @@ pub fn ensure_cargo_deb() -> Result<()> {
         return Ok(());
     }
     eprintln!("xtask: installing cargo-deb {CARGO_DEB_VERSION} (about three minutes)");
-    run(Command::new("cargo").args([
-        "install",
-        "cargo-deb",
-        "--locked",
-        "--version",
-        CARGO_DEB_VERSION,
-    ]))
+    run(&mut cargo_install("cargo-deb", CARGO_DEB_VERSION))
+}
+
+/// `cargo install` of one release of a crate, with its locked dependencies.
+fn cargo_install(krate: &str, version: &str) -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.args(["install", krate, "--locked", "--version", version]);
+    cmd
+}
+
+/// The nightly toolchain's sysroot (it builds the eBPF programs).
+fn nightly_sysroot() -> Result<String> {
+    output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))
+        .context("the nightly toolchain is required to build the eBPF programs")
 }
 
 fn ensure_rust_src() -> Result<()> {
-    let sysroot =
-        output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))
-            .context("the nightly toolchain is required to build the eBPF programs")?;
+    let sysroot = nightly_sysroot()?;
     let src = Path::new(&sysroot).join("lib/rustlib/src/rust/library/core");
     if src.exists() {
         return Ok(());
@@ -166,8 +165,7 @@ fn ensure_bpf_linker() -> Result<()> {
     }
     // bpf-linker must use exactly the LLVM that produced the bitcode: the nightly's own
     // libLLVM. It finds it through LLVM_PREFIX/lib, which we populate with symlinks.
-    let sysroot =
-        output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))?;
+    let sysroot = nightly_sysroot()?;
     let sys_lib = Path::new(&sysroot).join("lib");
     let libllvm = std::fs::read_dir(&sys_lib)
         .with_context(|| format!("reading {}", sys_lib.display()))?
@@ -190,8 +188,7 @@ fn ensure_bpf_linker() -> Result<()> {
             .with_context(|| format!("symlinking {}", link.display()))?;
     }
     eprintln!("xtask: building bpf-linker {BPF_LINKER_VERSION} against {libllvm} (about a minute)");
-    run(Command::new("cargo")
-        .args(["install", "bpf-linker", "--locked", "--version", BPF_LINKER_VERSION])
+    run(cargo_install("bpf-linker", BPF_LINKER_VERSION)
         .args(["--no-default-features", "--features", &format!("llvm-{major}")])
         .env("LLVM_PREFIX", &prefix)
         .env(format!("LLVM_SYS_{major}0_PREFIX"), &prefix))

@@ -114,32 +114,23 @@ fn judge(h: &Host, watches: &[String], paths: &[&str]) -> Option<Result<String, 
     })
 }
 
-/// Where the watches come from: a running monitor, or the kernel's audit rules.
-enum Watcher<'a> {
-    Monitor(String),
-    Kernel(&'a [String]),
-}
-
-fn watcher(h: &Host) -> Result<Watcher<'_>, Outcome> {
+/// The kernel's audit watches, or the outcome when they do not decide: a running
+/// `monitor run` watches `what` with the built-in pack (a pass), or they cannot be read.
+fn kernel_watches<'a>(h: &'a Host, what: &str) -> Result<&'a [String], Outcome> {
     if let Some(pid) = monitor_running(h) {
-        return Ok(Watcher::Monitor(pid));
+        return Err(Outcome::pass(vec![format!(
+            "monitor run (pid {pid}) watches {what} with the built-in pack"
+        )]));
     }
     if !h.is_real() {
         return Err(Outcome::unknown("not the running host"));
     }
-    watches(h)
-        .map(Watcher::Kernel)
-        .map_err(|e| Outcome::unknown(format!("{e}; and no `monitor run` is running")))
+    watches(h).map_err(|e| Outcome::unknown(format!("{e}; and no `monitor run` is running")))
 }
 
 fn cis(h: &Host) -> Outcome {
-    let watches = match watcher(h) {
-        Ok(Watcher::Monitor(pid)) => {
-            return Outcome::pass(vec![format!(
-                "monitor run (pid {pid}) watches every item with the built-in pack"
-            )])
-        }
-        Ok(Watcher::Kernel(w)) => w,
+    let watches = match kernel_watches(h, "every item") {
+        Ok(w) => w,
         Err(o) => return o,
     };
     let mut missing = Vec::new();
@@ -151,11 +142,7 @@ fn cis(h: &Host) -> Outcome {
             Some(Err(e)) => missing.push(format!("{item}: {e}")),
         }
     }
-    if missing.is_empty() {
-        Outcome::pass(present)
-    } else {
-        Outcome::fail(missing)
-    }
+    Outcome::fail_or_pass(missing, || present)
 }
 
 /// One CIS 1.1.x item (`1.1.5`).
@@ -171,13 +158,8 @@ pub fn item(h: &Host, cis_id: &'static str) -> Outcome {
             paths.join(", ")
         ));
     }
-    let watches = match watcher(h) {
-        Ok(Watcher::Monitor(pid)) => {
-            return Outcome::pass(vec![format!(
-                "monitor run (pid {pid}) watches {what} with the built-in pack"
-            )])
-        }
-        Ok(Watcher::Kernel(w)) => w,
+    let watches = match kernel_watches(h, what) {
+        Ok(w) => w,
         Err(o) => return o,
     };
     match judge(h, watches, paths) {

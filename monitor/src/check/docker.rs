@@ -141,11 +141,7 @@ fn socket_perms(h: &Host) -> Outcome {
     if meta.uid() != 0 {
         against.push(format!("{fact}: not owned by root"));
     }
-    if against.is_empty() {
-        Outcome::pass(vec![fact])
-    } else {
-        Outcome::fail(against)
-    }
+    Outcome::fail_or_pass(against, || vec![fact])
 }
 
 fn socket_unit(h: &Host) -> Outcome {

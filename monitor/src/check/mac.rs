@@ -119,9 +119,5 @@ fn container_labels(h: &Host) -> Outcome {
             }
         }
     }
-    if against.is_empty() {
-        Outcome::pass(vec![format!("{running} running container(s) confined")])
-    } else {
-        Outcome::fail(against)
-    }
+    Outcome::fail_or_pass(against, || vec![format!("{running} running container(s) confined")])
 }

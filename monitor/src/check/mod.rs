@@ -109,10 +109,30 @@ impl Outcome {
     }
     /// Fail when there is evidence against, pass otherwise.
     pub fn fail_if_any(against: Vec<String>) -> Outcome {
+        Outcome::fail_or_pass(against, Vec::new)
+    }
+    /// Fail with the evidence against, or pass with what `passing` says when there is none.
+    pub fn fail_or_pass(against: Vec<String>, passing: impl FnOnce() -> Vec<String>) -> Outcome {
         if against.is_empty() {
-            Outcome::pass(Vec::new())
+            Outcome::pass(passing())
         } else {
             Outcome::fail(against)
+        }
+    }
+    /// Warn with what a person should confirm (`reason`), or pass when there is nothing.
+    pub fn warn_or_pass(reason: &str, found: Vec<String>, passing: &str) -> Outcome {
+        if found.is_empty() {
+            Outcome::pass(vec![passing.to_string()])
+        } else {
+            Outcome::warn(reason, found)
+        }
+    }
+    /// Pass or fail on one fact, with the evidence for each case.
+    pub fn pass_if(ok: bool, pass: impl Into<String>, fail: impl Into<String>) -> Outcome {
+        if ok {
+            Outcome::pass(vec![pass.into()])
+        } else {
+            Outcome::fail(vec![fail.into()])
         }
     }
     pub fn warn(reason: impl Into<String>, evidence: Vec<String>) -> Outcome {
@@ -342,29 +362,45 @@ pub fn run(host: &Host, selection: &Selection) -> Result<Vec<Finding>, String> {
 }
 
 fn run_check(host: &Host, check: &'static Check, out: &mut Vec<Finding>) {
-    let one = |outcome| Finding { check, outcome, subject: Subject::Host };
     match check.probe {
-        Probe::Host(f) => out.push(one(f(host))),
-        Probe::HostArg(f, arg) => out.push(one(f(host, arg))),
-        Probe::Container(f) => match host.containers() {
-            Err(e) => out.push(one(Outcome::unknown(e))),
-            Ok([]) => out.push(one(Outcome::not_applicable("no container in Docker's state"))),
-            Ok(containers) => {
-                for c in containers {
-                    out.push(Finding { check, outcome: f(host, c), subject: c.subject() });
-                }
-            }
-        },
-        Probe::Image(f) => match host.images() {
-            Err(e) => out.push(one(Outcome::unknown(e))),
-            Ok([]) => out.push(one(Outcome::not_applicable("no image in Docker's image store"))),
-            Ok(images) => {
-                for i in images {
-                    out.push(Finding { check, outcome: f(host, i), subject: i.subject() });
-                }
-            }
-        },
+        Probe::Host(f) => out.push(Finding { check, outcome: f(host), subject: Subject::Host }),
+        Probe::HostArg(f, arg) => {
+            out.push(Finding { check, outcome: f(host, arg), subject: Subject::Host })
+        }
+        Probe::Container(f) => {
+            let found = host.containers();
+            each(check, found, "no container in Docker's state", out, |c| (f(host, c), c.subject()))
+        }
+        Probe::Image(f) => {
+            let found = host.images();
+            each(check, found, "no image in Docker's image store", out, |i| {
+                (f(host, i), i.subject())
+            })
+        }
     }
+}
+
+/// One finding per item (container, image), or one for the host when there is none to
+/// look at (`none` says why) or they cannot be read.
+fn each<T>(
+    check: &'static Check,
+    items: Result<&[T], &str>,
+    none: &str,
+    out: &mut Vec<Finding>,
+    judge: impl Fn(&T) -> (Outcome, Subject),
+) {
+    let outcome = match items {
+        Ok([]) => Outcome::not_applicable(none),
+        Ok(items) => {
+            for item in items {
+                let (outcome, subject) = judge(item);
+                out.push(Finding { check, outcome, subject });
+            }
+            return;
+        }
+        Err(e) => Outcome::unknown(e),
+    };
+    out.push(Finding { check, outcome, subject: Subject::Host });
 }
 
 /// Exit code 9: nothing failed, but some check could not tell (unknown).

@@ -114,20 +114,24 @@ mod tests {
     use super::*;
     use crate::rules::parse::SystemIds;
 
-    #[test]
-    fn extensions_are_left_out_or_dropped_and_the_rest_is_copied_as_written() {
-        let text = "# a comment\n-b 8192\n\
-            -a always,exit -F arch=b64 -S execve -F path=/usr/sbin/runc -F parent_exe=/usr/bin/containerd-shim-runc-v2 -F kind=event -k rt\n\
-            -a always,exit -F arch=b64 -F path=/usr/bin/docker -F perm=r -F kind=event -k read\n\
-            -w /etc/docker -p wa -k docker-config\n"
-            .to_string();
-        let texts = vec![("t.rules".to_string(), text)];
+    /// `text` as the one file `t.rules`, exported (`host`: for this host).
+    fn exported(text: &str, host: bool) -> (String, Omitted) {
+        let texts = vec![("t.rules".to_string(), text.to_string())];
         let set = RuleSet::from_texts(
             texts.iter().map(|(n, t)| (n.clone(), t.as_str())),
             &SystemIds::load(),
         )
         .unwrap();
-        let (out, omitted) = export(&texts, &set, false);
+        export(&texts, &set, host)
+    }
+
+    #[test]
+    fn extensions_are_left_out_or_dropped_and_the_rest_is_copied_as_written() {
+        let text = "# a comment\n-b 8192\n\
+            -a always,exit -F arch=b64 -S execve -F path=/usr/sbin/runc -F parent_exe=/usr/bin/containerd-shim-runc-v2 -F kind=event -k rt\n\
+            -a always,exit -F arch=b64 -F path=/usr/bin/docker -F perm=r -F kind=event -k read\n\
+            -w /etc/docker -p wa -k docker-config\n";
+        let (out, omitted) = exported(text, false);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "## t.rules");
         assert_eq!(&lines[1..3], ["# a comment", "-b 8192"]);
@@ -148,14 +152,8 @@ mod tests {
 
     #[test]
     fn for_the_host_rules_naming_absent_directories_are_left_out() {
-        let text = "-w /nonexistent-monitor-dir/x -p wa -k a\n-a always,exit -F arch=b64 -F dir=/nonexistent-monitor-dir -k b\n-w /etc/passwd -p wa -k c\n".to_string();
-        let texts = vec![("t.rules".to_string(), text)];
-        let set = RuleSet::from_texts(
-            texts.iter().map(|(n, t)| (n.clone(), t.as_str())),
-            &SystemIds::load(),
-        )
-        .unwrap();
-        let (out, omitted) = export(&texts, &set, true);
+        let text = "-w /nonexistent-monitor-dir/x -p wa -k a\n-a always,exit -F arch=b64 -F dir=/nonexistent-monitor-dir -k b\n-w /etc/passwd -p wa -k c\n";
+        let (out, omitted) = exported(text, true);
         let kept: Vec<&str> = out.lines().filter(|l| l.starts_with('-')).collect();
         assert_eq!(kept, ["-w /etc/passwd -p wa -k c"]);
         assert_eq!(omitted, Omitted { extensions: 0, absent: 2 });

@@ -109,49 +109,40 @@ pub fn parse_line(
         } else {
             None
         };
-        match opt {
-            "-w" | "-W" => {
-                let a = arg.unwrap();
+        match (opt, arg) {
+            ("-w" | "-W", Some(a)) => {
                 if !a.text.starts_with('/') {
                     err(report, a.col, format!("watch path must be absolute: {}", a.text));
                 }
                 watch = Some((a.text.to_string(), a.col, opt == "-W"));
             }
-            "-p" => {
-                let a = arg.unwrap();
-                match perm::parse(a.text) {
-                    Some(bits) => perms = Some((bits, a.col)),
-                    None => err(
-                        report,
-                        a.col,
-                        format!("permission {:?} is not a combination of r, w, x, a", a.text),
-                    ),
-                }
-            }
-            "-k" => {
-                let a = arg.unwrap();
+            ("-p", Some(a)) => match perm::parse(a.text) {
+                Some(bits) => perms = Some((bits, a.col)),
+                None => err(
+                    report,
+                    a.col,
+                    format!("permission {:?} is not a combination of r, w, x, a", a.text),
+                ),
+            },
+            ("-k", Some(a)) => {
                 if a.text.len() > 256 {
                     err(report, a.col, "key is longer than 256 characters".into());
                 }
                 keys.push(a.text.to_string());
             }
-            "-a" | "-A" | "-d" => {
-                let a = arg.unwrap();
-                match parse_list_action(a.text) {
-                    Some((l, act)) => {
-                        let placement =
-                            if opt == "-A" { Placement::Prepend } else { Placement::Append };
-                        list_action = Some((l, act, placement, opt == "-d"));
-                    }
-                    None => err(
-                        report,
-                        a.col,
-                        format!("{:?} is not list,action (e.g. always,exit)", a.text),
-                    ),
+            ("-a" | "-A" | "-d", Some(a)) => match parse_list_action(a.text) {
+                Some((l, act)) => {
+                    let placement =
+                        if opt == "-A" { Placement::Prepend } else { Placement::Append };
+                    list_action = Some((l, act, placement, opt == "-d"));
                 }
-            }
-            "-S" => {
-                let a = arg.unwrap();
+                None => err(
+                    report,
+                    a.col,
+                    format!("{:?} is not list,action (e.g. always,exit)", a.text),
+                ),
+            },
+            ("-S", Some(a)) => {
                 for name in a.text.split(',') {
                     if name == "all" {
                         all_syscalls = true;
@@ -170,30 +161,24 @@ pub fn parse_line(
                     }
                 }
             }
-            "-F" => {
-                let a = arg.unwrap();
-                match parse_field(a.text, ids) {
-                    Ok(FieldOut::Cond(c)) => conds.push(c),
-                    Ok(FieldOut::Key(k)) => keys.push(k),
-                    Ok(FieldOut::Kind(k)) => kind = k,
-                    Ok(FieldOut::Arch64) => {}
-                    Ok(FieldOut::Inactive(reason)) => inactive.push(reason),
-                    Err(msg) => err(report, a.col, msg),
-                }
+            ("-F", Some(a)) => match parse_field(a.text, ids) {
+                Ok(FieldOut::Cond(c)) => conds.push(c),
+                Ok(FieldOut::Key(k)) => keys.push(k),
+                Ok(FieldOut::Kind(k)) => kind = k,
+                Ok(FieldOut::Arch64) => {}
+                Ok(FieldOut::Inactive(reason)) => inactive.push(reason),
+                Err(msg) => err(report, a.col, msg),
+            },
+            ("-C", Some(a)) => match parse_compare(a.text) {
+                Ok(c) => conds.push(c),
+                Err(Some(msg)) => err(report, a.col, msg),
+                Err(None) => inactive.push(format!("field comparison {} is not evaluated", a.text)),
+            },
+            ("-D", _) => delete_all = true,
+            (o, _) if CONTROL_WITH_ARG.contains(&o) || CONTROL_NO_ARG.contains(&o) => {
+                control = true
             }
-            "-C" => {
-                let a = arg.unwrap();
-                match parse_compare(a.text) {
-                    Ok(c) => conds.push(c),
-                    Err(Some(msg)) => err(report, a.col, msg),
-                    Err(None) => {
-                        inactive.push(format!("field comparison {} is not evaluated", a.text))
-                    }
-                }
-            }
-            "-D" => delete_all = true,
-            o if CONTROL_WITH_ARG.contains(&o) || CONTROL_NO_ARG.contains(&o) => control = true,
-            o => {
+            (o, _) => {
                 err(report, tok.col, format!("unknown option {o:?}"));
                 return None;
             }
@@ -207,6 +192,20 @@ pub fn parse_line(
         return Some(Line::DeleteAll);
     }
     let first_col = toks.first().map(|t| t.col).unwrap_or(1);
+    // What every rule of the line has, whatever its form.
+    let rule_of = |origin, list, action, syscalls, conds| Rule {
+        source: source.clone(),
+        text: text.trim().into(),
+        origin,
+        list,
+        action,
+        syscalls,
+        conds,
+        keys,
+        inactive: None,
+        audit_only: false,
+        kind,
+    };
     let rule = if let Some((path, col, remove)) = watch {
         if list_action.is_some() || !syscalls_seen.is_empty() || all_syscalls {
             err(report, col, "a watch (-w) cannot be combined with -a or -S".into());
@@ -214,22 +213,17 @@ pub fn parse_line(
         }
         let perms = perms.map(|(p, _)| p).unwrap_or(perm::ALL);
         let path = normalise(&path);
-        let rule = Rule {
-            source: source.clone(),
-            text: text.trim().into(),
-            origin: Origin::Watch { path: path.clone(), perms },
-            list: List::Exit,
-            action: Action::Always,
-            syscalls: Syscalls::All,
-            conds: vec![
-                Cond::Path { field: PathField::Dir, negate: false, path },
-                Cond::Perm(perms),
-            ],
-            keys,
-            inactive: None,
-            audit_only: false,
-            kind,
-        };
+        let conds = vec![
+            Cond::Path { field: PathField::Dir, negate: false, path: path.clone() },
+            Cond::Perm(perms),
+        ];
+        let rule = rule_of(
+            Origin::Watch { path, perms },
+            List::Exit,
+            Action::Always,
+            Syscalls::All,
+            conds,
+        );
         if remove {
             return Some(Line::Delete(Box::new(rule)));
         }
@@ -306,23 +300,10 @@ pub fn parse_line(
                 }
             }
         }
-        let rule = Rule {
-            source: source.clone(),
-            text: text.trim().into(),
-            origin: Origin::Syscall,
-            list,
-            action,
-            syscalls,
-            conds,
-            keys,
-            inactive: None,
-            audit_only: false,
-            kind,
-        };
+        let mut rule = rule_of(Origin::Syscall, list, action, syscalls, conds);
         if delete {
             return Some(Line::Delete(Box::new(rule)));
         }
-        let mut rule = rule;
         // Inactive everywhere, or only with the eBPF source (audit records carry it).
         let verdict = if !inactive.is_empty() {
             Some((inactive.join("; "), false))

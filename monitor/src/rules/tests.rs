@@ -27,35 +27,15 @@ fn load(text: &str) -> std::result::Result<RuleSet, RuleErrors> {
 
 pub(crate) fn event_at(action: Act, syscall: i32, path: &str) -> Event {
     Event {
-        action,
-        syscall,
-        ret: 0,
-        args: [0; 4],
-        ts_boot_ns: 0,
         pid: 100,
         tid: 100,
         ppid: 1,
         ids: Ids { uid: 1000, euid: 1000, ..Default::default() },
-        old_ids: Ids::default(),
         auid: 1000,
         sessionid: 1,
-        cgroup_id: 0,
-        cgroup_name: Vec::new(),
-        payload: Vec::new(),
         comm: b"x".to_vec(),
         path: Some(path.as_bytes().to_vec()),
-        path2: None,
-        argv: vec![],
-        ino: 0,
-        dev: 0,
-        mode: 0,
-        watch: 0,
-        watch2: 0,
-        open_flags: 0,
-        generation: None,
-        flags: 0,
-        child_or_code: 0,
-        audit_key: None,
+        ..Event::new(action, syscall)
     }
 }
 
@@ -442,38 +422,26 @@ fn the_runtime_at_work_is_audit_trail_and_the_same_act_by_others_alerts() {
     let shim = "/usr/bin/containerd-shim-runc-v2";
     let trail = |key: &str| Some((key.to_string(), model::Kind::Event));
     let alert = |key: &str| Some((key.to_string(), model::Kind::Alert));
-    assert_eq!(judge(&exec("/usr/sbin/runc"), "/usr/sbin/runc", shim), trail("docker-runtime"));
-    assert_eq!(
-        judge(&exec("/usr/sbin/runc"), "/usr/sbin/runc", "/usr/sbin/runc"),
-        trail("docker-runtime"),
-        "runc init"
-    );
-    assert_eq!(
-        judge(&exec("/usr/sbin/runc"), "/usr/sbin/runc", "/usr/bin/bash"),
-        alert("runc"),
-        "runc from a shell"
-    );
-    assert_eq!(judge(&exec(shim), shim, "/usr/bin/containerd"), trail("docker-runtime"));
-    assert_eq!(judge(&exec(shim), shim, "/tmp/evil"), alert("containerd"));
-    assert_eq!(
-        judge(&exec("/usr/sbin/dockerd"), "/usr/sbin/dockerd", "/usr/sbin/runc"),
-        trail("docker-runtime"),
-        "libnetwork-setkey"
-    );
-    assert_eq!(
-        judge(&exec("/usr/sbin/dockerd"), "/usr/sbin/dockerd", "/usr/bin/bash"),
-        alert("docker-daemon")
-    );
+    // Executables started by a parent: (executable, parent, verdict).
+    let runs = [
+        ("/usr/sbin/runc", shim, trail("docker-runtime")),
+        ("/usr/sbin/runc", "/usr/sbin/runc", trail("docker-runtime")), // runc init
+        ("/usr/sbin/runc", "/usr/bin/bash", alert("runc")),
+        (shim, "/usr/bin/containerd", trail("docker-runtime")),
+        (shim, "/tmp/evil", alert("containerd")),
+        ("/usr/sbin/dockerd", "/usr/sbin/runc", trail("docker-runtime")), // libnetwork-setkey
+        ("/usr/sbin/dockerd", "/usr/bin/bash", alert("docker-daemon")),
+        ("/usr/bin/docker", "/usr/bin/bash", trail("docker-client-run")),
+    ];
+    for (exe, parent, verdict) in runs {
+        assert_eq!(judge(&exec(exe), exe, parent), verdict, "{exe} started by {parent}");
+    }
     // Reading a runtime binary is a record; writing it is an alert, whoever does it.
     let read = event_at(Act::Open, 257, "/usr/sbin/runc");
     assert_eq!(judge(&read, "/usr/sbin/runc", shim), trail("docker-file-read"));
     let mut write = event_at(Act::Open, 257, "/usr/sbin/runc");
     write.open_flags = 0o1001; // O_WRONLY|O_TRUNC
     assert_eq!(judge(&write, "/usr/sbin/runc", shim), alert("runc"));
-    assert_eq!(
-        judge(&exec("/usr/bin/docker"), "/usr/bin/docker", "/usr/bin/bash"),
-        trail("docker-client-run")
-    );
     let mut sysctl = event_at(Act::Open, 257, "/proc/sys/net/ipv6/conf/all/disable_ipv6");
     sysctl.open_flags = 0o1001;
     assert_eq!(

@@ -264,32 +264,13 @@ fn push_digits(buf: &mut Vec<u8>, n: u64, radix: u64) {
     }
 }
 
-/// Base 10, two digits per division (the divisions by a constant become multiplications).
-fn push_decimal(buf: &mut Vec<u8>, mut n: u64) {
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-        2021222324252627282930313233343536373839\
-        4041424344454647484950515253545556575859\
-        6061626364656667686970717273747576777879\
-        8081828384858687888990919293949596979899";
-    let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
-    while n >= 100 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        i -= 2;
-        tmp[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
-    }
-    if n >= 10 {
-        i -= 2;
-        tmp[i..i + 2].copy_from_slice(&PAIRS[n as usize * 2..n as usize * 2 + 2]);
-    } else {
-        i -= 1;
-        tmp[i] = b'0' + n as u8;
-    }
-    buf.extend_from_slice(&tmp[i..]);
+/// Base 10, through `itoa` (no formatter, no allocation).
+fn push_decimal(buf: &mut Vec<u8>, n: u64) {
+    buf.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-/// A power-of-two base (`BITS` bits per digit): shifts and masks only.
+/// A power-of-two base (`BITS` bits per digit): shifts and masks only (`itoa` writes base 10
+/// only).
 fn push_pow2_digits<const BITS: u32>(buf: &mut Vec<u8>, mut n: u64) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut tmp = [0u8; 22];

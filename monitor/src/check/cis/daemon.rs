@@ -65,6 +65,40 @@ fn unset(d: &Daemon, key: &str) -> String {
     format!("{key} not set ({})", d.sources())
 }
 
+/// A setting `read` looks up: `judge` gets its value (`None`: not set) and the evidence,
+/// which says where it is set or that `key` is not.
+fn judged<T>(
+    h: &Host,
+    key: &str,
+    read: impl FnOnce(&Daemon) -> Result<Option<Found<T>>, String>,
+    judge: impl FnOnce(Option<T>, String) -> Outcome,
+) -> Outcome {
+    with(h, read, |d, v| match v {
+        Some((value, s)) => judge(Some(value), s),
+        None => judge(None, unset(d, key)),
+    })
+}
+
+/// A string setting (`key` in daemon.json, `flags` on the command line).
+fn setting(
+    h: &Host,
+    key: &str,
+    flags: &[&str],
+    judge: impl FnOnce(Option<String>, String) -> Outcome,
+) -> Outcome {
+    judged(h, key, |d| d.str_setting(key, flags), judge)
+}
+
+/// A true/false setting.
+fn switch(
+    h: &Host,
+    key: &str,
+    flag: &str,
+    judge: impl FnOnce(Option<bool>, String) -> Outcome,
+) -> Outcome {
+    judged(h, key, |d| d.bool_setting(key, flag), judge)
+}
+
 fn rootless(h: &Host) -> Outcome {
     let d = match daemon(h) {
         Ok(d) => d,
@@ -79,59 +113,42 @@ fn rootless(h: &Host) -> Outcome {
 }
 
 fn log_level(h: &Host) -> Outcome {
-    with(
-        h,
-        |d| d.str_setting("log-level", &["--log-level", "-l"]),
-        |d, v| match v {
-            None => Outcome::pass(vec![format!("{} (default: info)", unset(d, "log-level"))]),
-            Some((l, s)) if l == "info" => Outcome::pass(vec![s]),
-            Some((_, s)) => Outcome::fail(vec![format!("{s}: not info")]),
-        },
-    )
+    setting(h, "log-level", &["--log-level", "-l"], |v, s| match v.as_deref() {
+        None => Outcome::pass(vec![format!("{s} (default: info)")]),
+        Some("info") => Outcome::pass(vec![s]),
+        Some(_) => Outcome::fail(vec![format!("{s}: not info")]),
+    })
 }
 
 fn iptables(h: &Host) -> Outcome {
-    with(
-        h,
-        |d| d.bool_setting("iptables", "--iptables"),
-        |d, v| match v {
-            Some((false, s)) => Outcome::fail(vec![format!(
-                "{s}: Docker does not manage the firewall rules of its networks"
-            )]),
-            Some((true, s)) => Outcome::pass(vec![s]),
-            None => Outcome::pass(vec![format!("{} (default: true)", unset(d, "iptables"))]),
-        },
-    )
+    switch(h, "iptables", "--iptables", |v, s| match v {
+        Some(false) => Outcome::fail(vec![format!(
+            "{s}: Docker does not manage the firewall rules of its networks"
+        )]),
+        Some(true) => Outcome::pass(vec![s]),
+        None => Outcome::pass(vec![format!("{s} (default: true)")]),
+    })
 }
 
 fn aufs(h: &Host) -> Outcome {
     let root = h.docker().root.clone();
-    with(
-        h,
-        |d| d.str_setting("storage-driver", &["--storage-driver", "-s"]),
-        |d, v| match v {
-            Some((driver, s)) if driver == "aufs" => Outcome::fail(vec![s]),
-            Some((_, s)) => Outcome::pass(vec![s]),
-            None => {
-                // Not configured: the driver in use is the one whose directory holds the images.
-                let in_use: Vec<String> = h
-                    .dir(&format!("{root}/image"))
-                    .iter()
-                    .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                    .collect();
-                let shown = format!(
-                    "{}; image store: {}",
-                    unset(d, "storage-driver"),
-                    if in_use.is_empty() { "none".to_string() } else { in_use.join(", ") }
-                );
-                if in_use.iter().any(|d| d == "aufs") {
-                    Outcome::fail(vec![shown])
-                } else {
-                    Outcome::pass(vec![shown])
-                }
-            }
-        },
-    )
+    setting(h, "storage-driver", &["--storage-driver", "-s"], |v, s| match v.as_deref() {
+        Some("aufs") => Outcome::fail(vec![s]),
+        Some(_) => Outcome::pass(vec![s]),
+        None => {
+            // Not configured: the driver in use is the one whose directory holds the images.
+            let in_use: Vec<String> = h
+                .dir(&format!("{root}/image"))
+                .iter()
+                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .collect();
+            let shown = format!(
+                "{s}; image store: {}",
+                if in_use.is_empty() { "none".to_string() } else { in_use.join(", ") }
+            );
+            Outcome::pass_if(!in_use.iter().any(|d| d == "aufs"), shown.clone(), shown)
+        }
+    })
 }
 
 fn tls(h: &Host) -> Outcome {
@@ -179,13 +196,20 @@ fn tls(h: &Host) -> Outcome {
     )
 }
 
-fn default_ulimits(h: &Host) -> Outcome {
+/// A list setting: passes with its values where it is set; `if_unset` judges its absence
+/// (given the evidence that says so).
+fn listed(
+    h: &Host,
+    key: &str,
+    flags: &[&str],
+    if_unset: impl FnOnce(String) -> Outcome,
+) -> Outcome {
     with(
         h,
-        |d| d.list_setting("default-ulimits", &["--default-ulimit"]),
+        |d| d.list_setting(key, flags),
         |d, v| {
             if v.is_empty() {
-                Outcome::warn("no daemon-wide default ulimits: containers inherit dockerd's limits; confirm they suit the workloads", vec![unset(d, "default-ulimits")])
+                if_unset(unset(d, key))
             } else {
                 Outcome::pass(v.into_iter().map(|(_, s)| s).collect())
             }
@@ -193,18 +217,19 @@ fn default_ulimits(h: &Host) -> Outcome {
     )
 }
 
+fn default_ulimits(h: &Host) -> Outcome {
+    listed(h, "default-ulimits", &["--default-ulimit"], |unset| {
+        Outcome::warn("no daemon-wide default ulimits: containers inherit dockerd's limits; confirm they suit the workloads", vec![unset])
+    })
+}
+
 fn cgroup_parent(h: &Host) -> Outcome {
-    with(
-        h,
-        |d| d.str_setting("cgroup-parent", &["--cgroup-parent"]),
-        |d, v| match v {
-            None => Outcome::pass(vec![unset(d, "cgroup-parent")]),
-            Some((_, s)) => Outcome::warn(
-                "a default cgroup parent is set: confirm it is the intended one",
-                vec![s],
-            ),
-        },
-    )
+    setting(h, "cgroup-parent", &["--cgroup-parent"], |v, s| match v {
+        None => Outcome::pass(vec![s]),
+        Some(_) => {
+            Outcome::warn("a default cgroup parent is set: confirm it is the intended one", vec![s])
+        }
+    })
 }
 
 fn base_device_size(h: &Host) -> Outcome {
@@ -217,86 +242,52 @@ fn base_device_size(h: &Host) -> Outcome {
                 .filter(|(o, _)| o.starts_with("dm.basesize"))
                 .map(|(_, s)| s)
                 .collect();
-            if set.is_empty() {
-                Outcome::pass(vec![unset(d, "dm.basesize")])
-            } else {
-                Outcome::warn("the base device size is changed: confirm the workloads need it", set)
-            }
+            let reason = "the base device size is changed: confirm the workloads need it";
+            Outcome::warn_or_pass(reason, set, &unset(d, "dm.basesize"))
         },
     )
 }
 
 fn authorization(h: &Host) -> Outcome {
-    with(
-        h,
-        |d| d.list_setting("authorization-plugins", &["--authorization-plugin"]),
-        |d, v| {
-            if v.is_empty() {
-                Outcome::fail(vec![format!(
-                    "{}: every client of the API may do everything",
-                    unset(d, "authorization-plugins")
-                )])
-            } else {
-                Outcome::pass(v.into_iter().map(|(_, s)| s).collect())
-            }
-        },
-    )
+    listed(h, "authorization-plugins", &["--authorization-plugin"], |unset| {
+        Outcome::fail(vec![format!("{unset}: every client of the API may do everything")])
+    })
 }
 
 fn remote_logging(h: &Host) -> Outcome {
-    with(
-        h,
-        |d| d.str_setting("log-driver", &["--log-driver"]),
-        |d, v| match v {
-            Some((driver, s)) if !["json-file", "local", "none"].contains(&driver.as_str()) => {
-                Outcome::pass(vec![s])
-            }
-            Some((_, s)) => Outcome::fail(vec![format!("{s}: container logs stay on this host")]),
-            None => Outcome::fail(vec![format!(
-                "{} (default json-file): container logs stay on this host",
-                unset(d, "log-driver")
-            )]),
-        },
-    )
+    setting(h, "log-driver", &["--log-driver"], |v, s| match v.as_deref() {
+        Some(driver) if !["json-file", "local", "none"].contains(&driver) => Outcome::pass(vec![s]),
+        Some(_) => Outcome::fail(vec![format!("{s}: container logs stay on this host")]),
+        None => Outcome::fail(vec![format!(
+            "{s} (default json-file): container logs stay on this host"
+        )]),
+    })
 }
 
 fn userland_proxy(h: &Host) -> Outcome {
-    with(
-        h,
-        |d| d.bool_setting("userland-proxy", "--userland-proxy"),
-        |d, v| match v {
-            Some((false, s)) => Outcome::pass(vec![s]),
-            Some((true, s)) => Outcome::fail(vec![s]),
-            None => Outcome::fail(vec![format!(
-                "{} (default: true, a docker-proxy process per published port)",
-                unset(d, "userland-proxy")
-            )]),
-        },
-    )
+    switch(h, "userland-proxy", "--userland-proxy", |v, s| match v {
+        Some(false) => Outcome::pass(vec![s]),
+        Some(true) => Outcome::fail(vec![s]),
+        None => Outcome::fail(vec![format!(
+            "{s} (default: true, a docker-proxy process per published port)"
+        )]),
+    })
 }
 
 fn seccomp_profile(h: &Host) -> Outcome {
-    with(
-        h,
-        |d| d.str_setting("seccomp-profile", &["--seccomp-profile"]),
-        |d, v| {
-            match v {
-        Some((p, s)) if p == "unconfined" => Outcome::fail(vec![format!("{s}: containers run without seccomp")]),
-        Some((_, s)) => Outcome::pass(vec![s]),
-        None => Outcome::warn("Docker's built-in default seccomp profile is in use: decide whether a custom daemon-wide profile is appropriate", vec![unset(d, "seccomp-profile")]),
+    setting(h, "seccomp-profile", &["--seccomp-profile"], |v, s| {
+        match v.as_deref() {
+        Some("unconfined") => {
+            Outcome::fail(vec![format!("{s}: containers run without seccomp")])
+        }
+        Some(_) => Outcome::pass(vec![s]),
+        None => Outcome::warn("Docker's built-in default seccomp profile is in use: decide whether a custom daemon-wide profile is appropriate", vec![s]),
     }
-        },
-    )
+    })
 }
 
 fn experimental(h: &Host) -> Outcome {
-    with(
-        h,
-        |d| d.bool_setting("experimental", "--experimental"),
-        |d, v| match v {
-            Some((true, s)) => Outcome::fail(vec![s]),
-            Some((false, s)) => Outcome::pass(vec![s]),
-            None => Outcome::pass(vec![unset(d, "experimental")]),
-        },
-    )
+    switch(h, "experimental", "--experimental", |v, s| {
+        Outcome::pass_if(v != Some(true), s.clone(), s)
+    })
 }

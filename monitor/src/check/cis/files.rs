@@ -215,9 +215,5 @@ pub fn item(h: &Host, id: &'static str) -> Outcome {
             bad.push(format!("{fact}: should be {want}"));
         }
     }
-    if bad.is_empty() {
-        Outcome::pass(good)
-    } else {
-        Outcome::fail(bad)
-    }
+    Outcome::fail_or_pass(bad, || good)
 }

@@ -97,6 +97,16 @@ fn steps(i: &Image) -> Vec<&str> {
     i.config.history.iter().flatten().filter_map(|h| h.created_by.as_deref()).collect()
 }
 
+/// Warn with the build steps `flagged` picks (`reason`: what to confirm), or pass saying
+/// how many steps the history has, `clean` of them.
+fn flag_steps(i: &Image, flagged: impl Fn(&str) -> bool, reason: &str, clean: &str) -> Outcome {
+    let all = steps(i);
+    let found: Vec<String> =
+        all.iter().filter(|s| flagged(s)).map(|s| format!("history: {}", s.trim())).collect();
+    let passing = format!("{} build step(s) in the history; {clean}", all.len());
+    Outcome::warn_or_pass(reason, found, &passing)
+}
+
 fn update_alone(_: &Host, i: &Image) -> Outcome {
     let updates = [
         "apt-get update",
@@ -108,38 +118,22 @@ fn update_alone(_: &Host, i: &Image) -> Outcome {
         "yum makecache",
     ];
     let installs = ["install", "apk add", "upgrade"];
-    let alone: Vec<String> = steps(i)
-        .into_iter()
-        .filter(|s| {
-            updates.iter().any(|u| s.contains(u)) && !installs.iter().any(|x| s.contains(x))
-        })
-        .map(|s| format!("history: {}", s.trim()))
-        .collect();
-    if alone.is_empty() {
-        Outcome::pass(vec![format!(
-            "{} build step(s) in the history; none updates a package index alone",
-            steps(i).len()
-        )])
-    } else {
-        Outcome::warn("a package index update in a step of its own is cached and goes stale: confirm the Dockerfile", alone)
-    }
+    flag_steps(
+        i,
+        |s| updates.iter().any(|u| s.contains(u)) && !installs.iter().any(|x| s.contains(x)),
+        "a package index update in a step of its own is cached and goes stale: confirm the Dockerfile",
+        "none updates a package index alone",
+    )
 }
 
 fn add_instead_of_copy(_: &Host, i: &Image) -> Outcome {
-    let adds: Vec<String> = steps(i)
-        .into_iter()
-        .filter(|s| s.contains("#(nop) ADD") || s.trim_start().starts_with("ADD "))
-        .map(|s| format!("history: {}", s.trim()))
-        .collect();
-    if adds.is_empty() {
-        Outcome::pass(vec![format!("{} build step(s) in the history; no ADD", steps(i).len())])
-    } else {
-        // A base image's root file system is an ADD too: a person tells it from a fetch.
-        Outcome::warn(
-            "ADD fetches URLs and unpacks archives: confirm each is a base layer or should be COPY",
-            adds,
-        )
-    }
+    // A base image's root file system is an ADD too: a person tells it from a fetch.
+    flag_steps(
+        i,
+        |s| s.contains("#(nop) ADD") || s.trim_start().starts_with("ADD "),
+        "ADD fetches URLs and unpacks archives: confirm each is a base layer or should be COPY",
+        "no ADD",
+    )
 }
 
 fn secrets(_: &Host, i: &Image) -> Outcome {
@@ -174,9 +168,7 @@ fn secrets(_: &Host, i: &Image) -> Outcome {
             ));
         }
     }
-    if found.is_empty() {
-        Outcome::pass(vec!["no ENV or build argument named like a secret in the image config (files in the layers are not read)".into()])
-    } else {
-        Outcome::fail(found)
-    }
+    Outcome::fail_or_pass(found, || {
+        vec!["no ENV or build argument named like a secret in the image config (files in the layers are not read)".into()]
+    })
 }

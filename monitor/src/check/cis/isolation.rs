@@ -102,21 +102,12 @@ fn capabilities(_: &Host, c: &Container) -> Outcome {
     if c.host.privileged {
         return Outcome::fail(vec!["privileged: every capability".into()]);
     }
-    let added: Vec<String> = c
-        .host
-        .cap_add
-        .iter()
-        .flatten()
-        .map(|cap| cap.trim_start_matches("CAP_").to_string())
-        .collect();
-    let dropped = c
-        .host
-        .cap_drop
-        .iter()
-        .flatten()
-        .map(|cap| cap.trim_start_matches("CAP_").to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
+    // `CAP_NET_ADMIN` and `NET_ADMIN` are the same capability to Docker.
+    let names = |caps: &Option<Vec<String>>| -> Vec<String> {
+        caps.iter().flatten().map(|cap| cap.trim_start_matches("CAP_").to_string()).collect()
+    };
+    let added = names(&c.host.cap_add);
+    let dropped = names(&c.host.cap_drop).join(", ");
     let dropped = if dropped.is_empty() { "none".to_string() } else { dropped };
     if added.is_empty() {
         Outcome::pass(vec![format!("no capability added; dropped: {dropped}")])
@@ -129,11 +120,11 @@ fn capabilities(_: &Host, c: &Container) -> Outcome {
 }
 
 fn privileged(_: &Host, c: &Container) -> Outcome {
-    if c.host.privileged {
-        Outcome::fail(vec!["Privileged: true: every capability and device, no seccomp, AppArmor or SELinux confinement".into()])
-    } else {
-        Outcome::pass(vec!["Privileged: false".into()])
-    }
+    Outcome::pass_if(
+        !c.host.privileged,
+        "Privileged: false",
+        "Privileged: true: every capability and device, no seccomp, AppArmor or SELinux confinement",
+    )
 }
 
 fn sensitive_mounts(_: &Host, c: &Container) -> Outcome {
@@ -153,22 +144,18 @@ fn sensitive_mounts(_: &Host, c: &Container) -> Outcome {
 
 /// Fail with `bad`, or pass saying how many host mounts were looked at.
 fn or_pass(bad: Vec<String>, c: &Container) -> Outcome {
-    if bad.is_empty() {
-        Outcome::pass(vec![format!("{} host mount(s), none concerned", c.mounts().len())])
-    } else {
-        Outcome::fail(bad)
-    }
+    Outcome::fail_or_pass(bad, || {
+        vec![format!("{} host mount(s), none concerned", c.mounts().len())]
+    })
 }
 
 fn namespace(mode: &str, flag: &str) -> Outcome {
-    if mode == "host" {
-        Outcome::fail(vec![format!("{flag} host: shares the host's namespace")])
-    } else {
-        Outcome::pass(vec![format!(
-            "{flag} {}",
-            if mode.is_empty() { "(default: private)" } else { mode }
-        )])
-    }
+    let shown = if mode.is_empty() { "(default: private)" } else { mode };
+    Outcome::pass_if(
+        mode != "host",
+        format!("{flag} {shown}"),
+        format!("{flag} host: shares the host's namespace"),
+    )
 }
 
 fn host_network(_: &Host, c: &Container) -> Outcome {
@@ -207,14 +194,11 @@ fn devices(_: &Host, c: &Container) -> Outcome {
             )
         })
         .collect();
-    if d.is_empty() {
-        Outcome::pass(vec!["no host device".into()])
-    } else {
-        Outcome::warn(
-            "host devices are exposed: confirm each is needed, with the narrowest permissions",
-            d,
-        )
-    }
+    Outcome::warn_or_pass(
+        "host devices are exposed: confirm each is needed, with the narrowest permissions",
+        d,
+        "no host device",
+    )
 }
 
 fn propagation(_: &Host, c: &Container) -> Outcome {

@@ -58,11 +58,7 @@ fn sshd(h: &Host, c: &Container) -> Outcome {
         .filter(|(_, comm)| comm == "sshd")
         .map(|(pid, _)| format!("sshd running (host pid {pid})"))
         .collect();
-    if sshd.is_empty() {
-        Outcome::pass(vec![format!("{} process(es), no sshd", procs.len())])
-    } else {
-        Outcome::fail(sshd)
-    }
+    Outcome::fail_or_pass(sshd, || vec![format!("{} process(es), no sshd", procs.len())])
 }
 
 /// Published ports: (container port, host ip, host port).
@@ -89,20 +85,14 @@ fn privileged_ports(_: &Host, c: &Container) -> Outcome {
         .filter(|(_, _, host)| host.parse::<u16>().is_ok_and(|p| p > 0 && p < 1024))
         .map(|p| format!("published on privileged host port: {}", show(p)))
         .collect();
-    if bad.is_empty() {
-        Outcome::pass(vec![format!("{} published port(s), none below 1024", ports.len())])
-    } else {
-        Outcome::fail(bad)
-    }
+    Outcome::fail_or_pass(bad, || {
+        vec![format!("{} published port(s), none below 1024", ports.len())]
+    })
 }
 
 fn open_ports(_: &Host, c: &Container) -> Outcome {
     let ports: Vec<String> = published(c).iter().map(show).collect();
-    if ports.is_empty() {
-        Outcome::pass(vec!["no published port".into()])
-    } else {
-        Outcome::warn("confirm every published port is needed", ports)
-    }
+    Outcome::warn_or_pass("confirm every published port is needed", ports, "no published port")
 }
 
 fn memory(_: &Host, c: &Container) -> Outcome {
@@ -135,11 +125,11 @@ fn cpu(_: &Host, c: &Container) -> Outcome {
 }
 
 fn read_only(_: &Host, c: &Container) -> Outcome {
-    if c.host.readonly_rootfs {
-        Outcome::pass(vec!["root filesystem read-only".into()])
-    } else {
-        Outcome::fail(vec!["root filesystem writable".into()])
-    }
+    Outcome::pass_if(
+        c.host.readonly_rootfs,
+        "root filesystem read-only",
+        "root filesystem writable",
+    )
 }
 
 fn bound_interface(_: &Host, c: &Container) -> Outcome {
@@ -153,11 +143,7 @@ fn bound_interface(_: &Host, c: &Container) -> Outcome {
         .filter(|(_, ip, _)| any(ip))
         .map(|p| format!("published on every interface: {}", show(p)))
         .collect();
-    if bad.is_empty() {
-        Outcome::pass(ports.iter().map(show).collect())
-    } else {
-        Outcome::fail(bad)
-    }
+    Outcome::fail_or_pass(bad, || ports.iter().map(show).collect())
 }
 
 fn restart_policy(_: &Host, c: &Container) -> Outcome {

@@ -113,11 +113,11 @@ fn listen_addr(h: &Host) -> Outcome {
         Err(o) => return o,
     };
     let host = n.listen_addr.rsplit_once(':').map(|(a, _)| a).unwrap_or(&n.listen_addr);
-    if host.is_empty() || host == "0.0.0.0" || host == "[::]" {
-        Outcome::fail(vec![format!("swarm listen address {}: every interface", n.listen_addr)])
-    } else {
-        Outcome::pass(vec![format!("swarm listen address {}", n.listen_addr)])
-    }
+    Outcome::pass_if(
+        !(host.is_empty() || host == "0.0.0.0" || host == "[::]"),
+        format!("swarm listen address {}", n.listen_addr),
+        format!("swarm listen address {}: every interface", n.listen_addr),
+    )
 }
 
 fn data_path(h: &Host) -> Outcome {

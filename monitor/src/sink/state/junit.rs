@@ -7,7 +7,7 @@
 //! the escaping must also drop the control characters XML 1.0 cannot carry at all (a
 //! container name or a file's content can hold them), which plain entity escaping does not.
 
-use super::{subject_label, Report};
+use super::{label, subject_label, Report};
 use crate::check::{Finding, Status};
 use std::io::Write;
 
@@ -32,10 +32,7 @@ fn esc(s: &str) -> String {
 
 fn case(f: &Finding) -> String {
     let c = f.check;
-    let id = match c.cis {
-        Some(cis) if c.guide => format!("{} (CIS {})", c.id, cis.id),
-        _ => c.id.to_string(),
-    };
+    let id = label(c);
     let subject = subject_label(&f.subject);
     let name = if subject.is_empty() {
         format!("{id} {}", c.title)

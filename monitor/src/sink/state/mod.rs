@@ -7,7 +7,7 @@ pub mod junit;
 pub mod sarif;
 pub mod table;
 
-use crate::check::{cis, Finding, Profile, Status, Subject};
+use crate::check::{cis, Check, Finding, Profile, Status, Subject};
 
 /// What every writer needs besides the findings.
 pub struct Report<'a> {
@@ -100,13 +100,19 @@ pub fn subject_label(s: &Subject) -> String {
     }
 }
 
+/// A check's id as the reports show it: a guide check that decides a CIS recommendation
+/// names it too (`DOCKER-ICC (CIS 2.2)`).
+pub fn label(c: &Check) -> String {
+    match c.cis {
+        Some(cis) if c.guide => format!("{} (CIS {})", c.id, cis.id),
+        _ => c.id.to_string(),
+    }
+}
+
 /// One line saying what a finding found (for messages and summaries).
 pub fn summary(f: &Finding) -> String {
     let c = f.check;
-    let id = match c.cis {
-        Some(cis) if c.guide => format!("{} (CIS {})", c.id, cis.id),
-        _ => c.id.to_string(),
-    };
+    let id = label(c);
     let subject = subject_label(&f.subject);
     let about = if subject.is_empty() { String::new() } else { format!(" [{subject}]") };
     let detail = f.outcome.reason.clone().or_else(|| f.outcome.evidence.first().cloned());

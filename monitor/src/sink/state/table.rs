@@ -78,10 +78,7 @@ pub fn write(out: &mut impl Write, r: &Report, colour: bool) -> std::io::Result<
             writeln!(out, "\n{}", paint("1", &h.to_uppercase()))?;
             heading = h;
         }
-        let id = match c.cis {
-            Some(cis) if c.guide => format!("{} (CIS {})", c.id, cis.id),
-            _ => c.id.to_string(),
-        };
+        let id = super::label(c);
         let level = c.cis.map(|c| format!("L{}", c.level)).unwrap_or_default();
         writeln!(
             out,
