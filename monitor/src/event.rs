@@ -115,6 +115,9 @@ pub struct Event {
     pub flags: u32,
     /// fork: the child's pid. exit: the exit code.
     pub child_or_code: u64,
+    /// Audit sources: the key(s) the audit record itself carried (`key=`; several are
+    /// split at \x01), when it had any; printed as `monitor.audit.key`.
+    pub audit_key: Option<Vec<Vec<u8>>>,
 }
 
 impl Event {

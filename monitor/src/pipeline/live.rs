@@ -7,7 +7,7 @@
 use super::signals::{Request, Signals};
 use super::{Pipeline, Presentation};
 use crate::detect::Detector;
-use crate::enrich::{Clock, Enricher};
+use crate::enrich::{Clock, Enricher, HostInfo};
 use crate::error::{Error, Result};
 use crate::rules::RuleSet;
 use crate::sink::Sink;
@@ -92,8 +92,7 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
     };
     source.arm(detect.plan())?;
     let stdout = std::io::stdout();
-    let sink =
-        Sink::new(stdout.lock(), clock, &crate::enrich::hostname(), std::process::id(), true);
+    let sink = Sink::new(stdout.lock(), clock, HostInfo::read(), std::process::id(), true);
     let mut pipeline = Pipeline::new(Enricher::live(), detect, sink, opts.presentation);
     if let Some(path) = &opts.capture {
         pipeline.start_capture(path, capture_header(&pipeline, clock))?;
@@ -273,6 +272,7 @@ fn capture_header<W: Write>(pipeline: &Pipeline<W>, clock: Clock) -> serde_json:
         "format": "monitor-capture",
         "version": 1,
         "host": crate::enrich::hostname(),
+        "host_info": HostInfo::read(),
         "kernel": crate::enrich::kernel_release(),
         "monitor_version": env!("CARGO_PKG_VERSION"),
         "created": crate::enrich::rfc3339(clock.now_wall_ns()),

@@ -89,7 +89,7 @@ pub fn replay_capture<W: Write + Send + 'static>(
     };
     let same_rules = header.rules_hash.as_deref() == Some(rules.hash().as_str());
     let clock = Clock { offset_ns: header.clock_offset_ns };
-    let sink = Sink::new(out, clock, &header.host, header.monitor_pid, false);
+    let sink = Sink::new(out, clock, header.host_info.clone(), header.monitor_pid, false);
     let detect = Detector::new(rules, header.monitor_ppid);
     let mut pipeline =
         Pipeline::new(Enricher::offline(), detect, sink, presentation).render_on_thread()?;
@@ -124,7 +124,7 @@ pub fn replay_audit<W: Write + Send + 'static>(
         );
     }
     // Audit times are wall-clock already: no offset.
-    let sink = Sink::new(out, Clock { offset_ns: 0 }, &crate::enrich::hostname(), 0, false);
+    let sink = Sink::new(out, Clock { offset_ns: 0 }, crate::enrich::HostInfo::read(), 0, false);
     let detect = Detector::new(rules, 0);
     source.arm(detect.plan())?;
     let mut pipeline =

@@ -83,7 +83,14 @@ fn process_members_follow_the_table_between_alerts() {
         .iter()
         .map(|v| {
             let pr = &v["process"];
-            json!([pr["executable"], pr["args"], pr["parent"], pr["ancestors"]])
+            let parent = json!({"pid": pr["parent"]["pid"], "executable": pr["parent"]["executable"]});
+            let ancestors: Vec<Value> = v["monitor"]["process"]["ancestors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| json!({"pid": a["pid"], "executable": a["executable"]}))
+                .collect();
+            json!([pr["executable"], pr["args"], parent, ancestors])
         })
         .collect();
     let tool = json!(["/bin/tool", "-x"]);
@@ -121,7 +128,9 @@ fn user_and_rule_members_follow_ids_names_and_reloaded_rules() {
     let seen: Vec<Value> = lines(&p)
         .iter()
         .map(|v| {
-            json!([v["user"]["name"], v["user"]["effective"], v["rule"]["key"], v["rule"]["keys"]])
+            let effective = &v["user"]["effective"];
+            let effective = json!({"id": effective["id"], "name": effective["name"]});
+            json!([v["user"]["name"], effective, v["rule"]["id"], v["monitor"]["rule"]["keys"]])
         })
         .collect();
     assert_eq!(

@@ -55,6 +55,7 @@ pub(crate) fn event_at(action: Act, syscall: i32, path: &str) -> Event {
         generation: None,
         flags: 0,
         child_or_code: 0,
+        audit_key: None,
     }
 }
 

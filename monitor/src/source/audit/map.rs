@@ -174,6 +174,7 @@ fn base_event(g: &Group, pid: u32) -> Event {
         generation: None,
         flags: 0,
         child_or_code: 0,
+        audit_key: None,
     }
 }
 

@@ -124,6 +124,7 @@ pub fn decode(buf: &[u8]) -> Result<Event> {
         open_flags: raw.extra,
         flags,
         child_or_code: raw.args[0],
+        audit_key: None,
     })
 }
 
