@@ -20,9 +20,10 @@ const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
 /// need JSON escapes or are not ASCII, padded to a length that varies with `n`.
 fn alert(n: u64) -> String {
     let actions = ["exec", "write", "connect", "docker-request", "setuid"];
+    let severity = [0, 21, 47, 73, 99][n as usize % 5];
     json!({
         "@timestamp": "2026-12-06T10:00:00.000000000Z",
-        "event": {"kind": "alert", "action": actions[n as usize % actions.len()], "severity": [0, 21, 47, 73, 99][n as usize % 5], "sequence": n},
+        "event": {"kind": "alert", "action": actions[n as usize % actions.len()], "severity": severity, "sequence": n},
         "process": {"args": ["sh", "-c", "echo \"quoted\" \\ back\u{1}slash", "café ✓"]},
         "file": {"path": format!("/etc/docker/{}", "x".repeat((n % 300) as usize))},
     })

@@ -28,7 +28,7 @@ fn tally(lines: &[Value]) -> BTreeMap<String, usize> {
     for a in lines {
         *t.entry(format!(
             "{} {} {}",
-            s(a, "rule.key"),
+            s(a, "rule.id"),
             s(a, "event.action"),
             s(a, "process.executable")
         ))
@@ -82,7 +82,7 @@ fn a_benign_lifecycle_raises_no_alert_from_the_runtime() {
     let runc_runs = trail
         .iter()
         .filter(|a| {
-            s(a, "rule.key") == "docker-runtime"
+            s(a, "rule.id") == "docker-runtime"
                 && s(a, "event.action") == "exec"
                 && s(a, "process.executable").ends_with("/runc")
         })
@@ -90,8 +90,8 @@ fn a_benign_lifecycle_raises_no_alert_from_the_runtime() {
     assert!(runc_runs >= 8, "runc runs on the audit trail: {runc_runs}");
     // The clients' requests are still judged: the exec request has its key.
     assert!(
-        alerts.iter().any(|a| s(a, "rule.key") == "docker-exec"
-            && get(a, "docker.request.method").as_str() == Some("POST")),
+        alerts.iter().any(|a| s(a, "rule.id") == "docker-exec"
+            && get(a, "http.request.method").as_str() == Some("POST")),
         "{:#?}",
         tally(&alerts)
     );

@@ -121,15 +121,17 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions) -> Result<()> {
         watched_paths = pipeline.plan().targets.len(),
         "monitor running"
     );
-    let start = serde_json::json!({"start": {
+    let mut start = serde_json::json!({"start": {
         "version": env!("CARGO_PKG_VERSION"),
         "source": opts.source.name(),
         "rules": {"count": rules.rules.len(), "hash": rules.hash(), "files": rules.files},
         "hooks": source.hook_points().len(),
         "hook_points": source.hook_points(),
         "kernel": crate::enrich::kernel_release(),
-        "heartbeat_s": opts.heartbeat.map(|d| d.as_secs()),
     }});
+    if let Some(every) = opts.heartbeat {
+        start["start"]["heartbeat_s"] = serde_json::json!(every.as_secs());
+    }
     let ended = async {
         pipeline.record("monitor-start", start)?;
         loop {

@@ -24,7 +24,7 @@ pub struct Frame<'a> {
 /// A record line: `action` (`monitor-start`, ...), numbered `sequence`, written at
 /// `timestamp`, with the record's content `body` (the members of `monitor`).
 pub fn render(action: &str, sequence: u64, timestamp: &str, frame: &Frame, body: Value) -> String {
-    let mut body = match body {
+    let mut body = match strip_nulls(body) {
         Value::Object(m) => m,
         _ => Map::new(),
     };
@@ -77,6 +77,18 @@ pub fn render(action: &str, sequence: u64, timestamp: &str, frame: &Frame, body:
     }
     line["monitor"] = body;
     line.to_string()
+}
+
+/// `v` without its null members (an absent field says "not known"; captures made before
+/// this schema wrote nulls).
+fn strip_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            Value::Object(m.into_iter().filter(|(_, x)| !x.is_null()).map(|(k, x)| (k, strip_nulls(x))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
+        other => other,
+    }
 }
 
 /// A record line a capture holds, as this output writes it: numbered `sequence`, observed
@@ -219,12 +231,13 @@ mod tests {
     #[test]
     fn a_record_of_an_old_capture_is_made_anew_and_a_current_one_renumbered() {
         let host = HostInfo::named("h");
-        let old = br#"{"@timestamp":"2026-01-01T00:00:00.000000000Z","event":{"kind":"metric","action":"heartbeat","sequence":9,"dataset":"monitor"},"monitor":{"events":3,"alerts":1,"suppressed":0,"lost":0},"host":{"hostname":"h"}}"#;
+        let old = br#"{"@timestamp":"2026-01-01T00:00:00.000000000Z","event":{"kind":"metric","action":"heartbeat","sequence":9,"dataset":"monitor"},"monitor":{"events":3,"alerts":1,"suppressed":0,"lost":0,"x":{"y":null}},"host":{"hostname":"h"}}"#;
         let v: Value = serde_json::from_str(&replayed(old, 2, &frame(&host)).unwrap()).unwrap();
         assert_eq!(v["event"]["sequence"], 2);
         assert_eq!(v["event"]["dataset"], "monitor.status");
         assert_eq!(v["@timestamp"], "2026-01-01T00:00:00.000000000Z");
         assert_eq!(v["monitor"]["alerts_suppressed"], 0);
+        assert_eq!(v["monitor"]["x"], json!({}), "nulls are dropped");
         assert_eq!(v["host"]["name"], "h");
         let again: Value = serde_json::from_str(
             &replayed(v.to_string().as_bytes(), 7, &frame(&host)).unwrap(),

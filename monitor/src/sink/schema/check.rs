@@ -101,7 +101,12 @@ pub fn problems(line: &Value) -> Vec<String> {
 
 /// Whether a top-level key is none of the table's ECS roots.
 fn field_root_is_vendor(k: &str) -> bool {
-    !FIELDS.iter().any(|f| f.is_ecs() && (f.name == k || f.name.starts_with(&format!("{k}."))))
+    static ROOTS: std::sync::OnceLock<std::collections::HashSet<&str>> =
+        std::sync::OnceLock::new();
+    let roots = ROOTS.get_or_init(|| {
+        FIELDS.iter().filter(|f| f.is_ecs()).map(|f| f.name.split('.').next().unwrap()).collect()
+    });
+    !roots.contains(k)
 }
 
 #[cfg(test)]

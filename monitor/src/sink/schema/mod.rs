@@ -140,7 +140,9 @@ impl Field {
 
 /// The field called `name`.
 pub fn field(name: &str) -> Option<&'static Field> {
-    FIELDS.iter().find(|f| f.name == name)
+    static BY_NAME: std::sync::OnceLock<std::collections::HashMap<&str, &Field>> =
+        std::sync::OnceLock::new();
+    BY_NAME.get_or_init(|| FIELDS.iter().map(|f| (f.name, f)).collect()).get(name).copied()
 }
 
 /// The files `monitor generate schema DIR` writes, as (path under DIR, contents).
