@@ -122,6 +122,8 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
     }
     let stop = m.stop(libc::SIGTERM);
     assert!(stop.contains("exit status: 0"), "{stop}");
+    // Every line of the live audit source, ECS and the field table.
+    monitor_tests::check_schema(&m.all());
     // Details the audit records carry.
     assert_eq!(s(&live[2], "process.executable"), "/usr/bin/docker", "{}", live[2]);
     assert_eq!(
@@ -155,6 +157,7 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
     std::fs::write(&file, &log).unwrap();
     let (replayed, stderr) = replay(&[&file], None);
     assert!(stderr.contains("audit log replay done"), "{stderr}");
+    monitor_tests::check_schema(&replayed);
     assert!(stderr.contains("malformed_lines=0"), "{stderr}");
     for ((what, pred), live) in expected.iter().zip(&live) {
         let found: Vec<&Value> = replayed.iter().filter(|a| pred(a)).collect();
@@ -234,6 +237,7 @@ fn replay_reads_every_record_shape_and_reports_bad_lines() {
     )
     .unwrap();
     let (alerts, stderr) = replay(&[&newer, &older], Some(&rules));
+    monitor_tests::check_schema(&alerts);
     let keys: Vec<&str> = alerts.iter().map(|a| s(a, "rule.id")).collect();
     assert_eq!(keys, ["docker-client", "docker-config", "kill9", "sudo-cmd"], "{alerts:#?}");
     let exec = &alerts[0];

@@ -154,9 +154,7 @@ fn every_spelling_of_the_docker_socket_raises_exactly_one_alert() {
     let me = std::process::id() as u64;
     for sp in &spellings {
         let alerts = e.monitor.matching(|a| {
-            by_pid(me)(a)
-                && s(a, "event.action") == "connect"
-                && s(a, "destination.address") == sp
+            by_pid(me)(a) && s(a, "event.action") == "connect" && s(a, "destination.address") == sp
         });
         assert_eq!(alerts.len(), 1, "{sp}: {alerts:#?}");
         assert_eq!(s(&alerts[0], "file.path"), "/run/docker.sock", "{sp}");
@@ -222,7 +220,12 @@ fn privileged_and_host_root_creates_and_exec_are_decoded() {
         by_pid(pid)(a) && s(a, "rule.id") == "docker-privileged"
     });
     assert_eq!(s(&a.json, "event.action"), "docker-request");
-    assert_eq!(get(&a.json, "monitor.docker.create.privileged").as_bool(), Some(true), "{}", a.json);
+    assert_eq!(
+        get(&a.json, "monitor.docker.create.privileged").as_bool(),
+        Some(true),
+        "{}",
+        a.json
+    );
     assert!(s(&a.json, "url.path").ends_with("/containers/create"));
 
     let (pid, _) = docker_cli(&[
@@ -258,7 +261,10 @@ fn privileged_and_host_root_creates_and_exec_are_decoded() {
     let a =
         e.monitor.wait_for("docker exec", |a| by_pid(pid)(a) && s(a, "rule.id") == "docker-exec");
     assert_eq!(s(&a.json, "monitor.docker.exec.container"), name, "{}", a.json);
-    assert_eq!(get(&a.json, "monitor.docker.exec.cmd"), &serde_json::json!(["cat", "/etc/hostname"]));
+    assert_eq!(
+        get(&a.json, "monitor.docker.exec.cmd"),
+        &serde_json::json!(["cat", "/etc/hostname"])
+    );
 }
 
 #[test]

@@ -166,7 +166,8 @@ fn loss_run(root: &Path) -> Vec<Value> {
             let pid = unsafe { libc::fork() };
             if pid == 0 {
                 for n in &names {
-                    let fd = unsafe { libc::open(n.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o600) };
+                    let fd =
+                        unsafe { libc::open(n.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o600) };
                     unsafe { libc::close(fd) };
                 }
                 unsafe { libc::_exit(0) };
@@ -295,11 +296,37 @@ fn every_line_of_every_kind_is_ecs() {
     let t = ecs::tally();
     let seen = |k: &str| t.kinds.iter().any(|x| x.ends_with(&format!("/{k}")));
     for kind in [
-        "exec", "setuid", "open", "write", "rename", "chmod", "chown", "link", "symlink", "unlink",
-        "mkdir", "rmdir", "truncate", "mknod", "setxattr", "removexattr", "connect",
-        "docker-request", "signal", "ptrace", "process-vm", "syscall", "user-message",
-        "monitor-start", "heartbeat", "events-lost", "alerts-suppressed", "rules-reloaded",
-        "rules-reload-failed", "monitor-stop", "posture-check",
+        "exec",
+        "setuid",
+        "open",
+        "write",
+        "rename",
+        "chmod",
+        "chown",
+        "link",
+        "symlink",
+        "unlink",
+        "mkdir",
+        "rmdir",
+        "truncate",
+        "mknod",
+        "setxattr",
+        "removexattr",
+        "connect",
+        "docker-request",
+        "signal",
+        "ptrace",
+        "process-vm",
+        "syscall",
+        "user-message",
+        "monitor-start",
+        "heartbeat",
+        "events-lost",
+        "alerts-suppressed",
+        "rules-reloaded",
+        "rules-reload-failed",
+        "monitor-stop",
+        "posture-check",
     ] {
         assert!(seen(kind), "no {kind} line was checked: {:?}", t.kinds);
     }

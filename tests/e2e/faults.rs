@@ -272,7 +272,8 @@ fn reaching_for_the_monitor_is_reported() {
     });
     let _ = std::process::Command::new("bpftool").args(["link", "detach", "id", "999999"]).output();
     tamper("bpftool detach", &|a| {
-        s(a, "event.action") == "exec" && s(a, "monitor.tamper.detail").starts_with("bpftool link detach")
+        s(a, "event.action") == "exec"
+            && s(a, "monitor.tamper.detail").starts_with("bpftool link detach")
     });
     // Reading its audit rules is not tampering.
     let _ = std::process::Command::new("auditctl").arg("-l").output();
@@ -328,7 +329,11 @@ fn an_orderly_stop_is_a_record_and_a_strangers_stop_is_reported() {
                 })
                 .json;
             assert_eq!(get(&a, "process.pid").as_u64(), Some(stranger as u64), "{a}");
-            assert_eq!(get(&a, "monitor.tamper.signal").as_i64(), Some(libc::SIGTERM as i64), "{a}");
+            assert_eq!(
+                get(&a, "monitor.tamper.signal").as_i64(),
+                Some(libc::SIGTERM as i64),
+                "{a}"
+            );
             exit
         };
         assert_eq!(exit, "exit status: 0");

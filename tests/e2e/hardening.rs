@@ -299,7 +299,8 @@ fn group_additions_by_usermod_and_gpasswd_are_reported_lookups_are_not() {
         assert_eq!(s(&a, "event.action"), "exec", "{a}");
         e.expect_key("identity", &format!("/etc/group rewritten by usermod for {group}"), |a| {
             s(a, "process.executable") == "/usr/sbin/usermod"
-                && (s(a, "file.path") == "/etc/group" || s(a, "monitor.file.new_path") == "/etc/group")
+                && (s(a, "file.path") == "/etc/group"
+                    || s(a, "monitor.file.new_path") == "/etc/group")
         });
         run_ok(Command::new("gpasswd").args(["-d", &user.name, group]));
         run_ok(Command::new("gpasswd").args(["-a", &user.name, group]));
@@ -317,7 +318,8 @@ fn group_additions_by_usermod_and_gpasswd_are_reported_lookups_are_not() {
     run_ok(Command::new("usermod").args(["-s", "/bin/sh", &user.name]));
     e.expect_key("identity", "/etc/passwd rewritten for a shell change", |a| {
         s(a, "process.executable") == "/usr/sbin/usermod"
-            && (s(a, "file.path") == "/etc/passwd" || s(a, "monitor.file.new_path") == "/etc/passwd")
+            && (s(a, "file.path") == "/etc/passwd"
+                || s(a, "monitor.file.new_path") == "/etc/passwd")
     });
     // groupmod on the user's own group (userdel removes it afterwards).
     run_ok(Command::new("groupmod").args(["-g", "64999", &user.name]));

@@ -186,7 +186,9 @@ pub fn tally() -> Tally {
 /// Every leaf name of a line (members of arrays of objects through the array).
 fn leaf_names(prefix: &str, v: &Value, out: &mut Vec<String>) {
     match v {
-        Value::Object(m) if prefix != "monitor.docker.create" && prefix != "monitor.docker.exec" => {
+        Value::Object(m)
+            if prefix != "monitor.docker.create" && prefix != "monitor.docker.exec" =>
+        {
             for (k, x) in m {
                 let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
                 leaf_names(&name, x, out);
@@ -220,7 +222,9 @@ pub fn check(line: &Value) -> Vec<String> {
         .map(|m| m.keys().filter(|k| !roots.contains(k.as_str())).collect())
         .unwrap_or_default();
     if outside.iter().map(|k| k.as_str()).collect::<Vec<_>>() != [VENDOR] {
-        out.push(format!("top-level keys outside ECS: {outside:?} (exactly one, {VENDOR}, wanted)"));
+        out.push(format!(
+            "top-level keys outside ECS: {outside:?} (exactly one, {VENDOR}, wanted)"
+        ));
     }
     let mut names = Vec::new();
     leaf_names("", line, &mut names);

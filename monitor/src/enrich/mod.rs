@@ -41,7 +41,7 @@ pub struct ProcessView<'t> {
     /// The parent's entry, when the table has it.
     pub parent: Option<&'t ProcInfo>,
     /// (pid, executable, start), parent first, up to pid 1.
-    pub ancestors: Vec<(u32, Option<&'t [u8]>, Option<u64>)>,
+    pub ancestors: Vec<process::Ancestor<'t>>,
 }
 
 /// What the host adds to events.

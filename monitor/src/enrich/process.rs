@@ -48,6 +48,9 @@ pub fn entity_id(host_key: &str, pid: u32, start: u64) -> String {
     format!("{h:032x}")
 }
 
+/// An ancestor as alerts name it: (pid, executable, start).
+pub type Ancestor<'t> = (u32, Option<&'t [u8]>, Option<u64>);
+
 /// At most this many ancestors are listed (a guard against cycles in stale data).
 const MAX_ANCESTORS: usize = 64;
 /// Table size beyond which `note` drops the processes that are gone.
@@ -260,7 +263,7 @@ impl ProcessTable {
 
     /// (pid, executable, start) of each ancestor of `pid` the table holds, parent first, up
     /// to pid 1 (`load_lineage` first).
-    pub fn ancestors(&self, pid: u32) -> Vec<(u32, Option<&[u8]>, Option<u64>)> {
+    pub fn ancestors(&self, pid: u32) -> Vec<Ancestor<'_>> {
         let mut out = Vec::new();
         let mut cur = self.peek(pid).map(|p| p.ppid).unwrap_or(0);
         while cur != 0 && out.len() < MAX_ANCESTORS {

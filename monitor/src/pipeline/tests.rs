@@ -83,7 +83,8 @@ fn process_members_follow_the_table_between_alerts() {
         .iter()
         .map(|v| {
             let pr = &v["process"];
-            let parent = json!({"pid": pr["parent"]["pid"], "executable": pr["parent"]["executable"]});
+            let parent =
+                json!({"pid": pr["parent"]["pid"], "executable": pr["parent"]["executable"]});
             let ancestors: Vec<Value> = v["monitor"]["process"]["ancestors"]
                 .as_array()
                 .unwrap()

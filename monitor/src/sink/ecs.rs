@@ -32,7 +32,10 @@ pub fn of_action(action: Action, name: &str) -> (&'static [&'static str], &'stat
 
 /// A Docker API request: category `api`, and the type from what it asks: `creation` (a
 /// create endpoint), `deletion` (DELETE), `access` (GET, HEAD), `change` (anything else).
-pub fn docker_request(method: &str, path: &str) -> (&'static [&'static str], &'static [&'static str]) {
+pub fn docker_request(
+    method: &str,
+    path: &str,
+) -> (&'static [&'static str], &'static [&'static str]) {
     let t: &'static [&'static str] = match method {
         _ if path.ends_with("/create") => &["creation"],
         "DELETE" => &["deletion"],
@@ -100,13 +103,45 @@ mod tests {
 
     /// ECS 9.4.0's allowed values (event.category, event.type).
     const CATEGORIES: &[&str] = &[
-        "api", "authentication", "configuration", "database", "driver", "email", "file", "host",
-        "iam", "intrusion_detection", "library", "malware", "network", "package", "process",
-        "registry", "session", "threat", "vulnerability", "web",
+        "api",
+        "authentication",
+        "configuration",
+        "database",
+        "driver",
+        "email",
+        "file",
+        "host",
+        "iam",
+        "intrusion_detection",
+        "library",
+        "malware",
+        "network",
+        "package",
+        "process",
+        "registry",
+        "session",
+        "threat",
+        "vulnerability",
+        "web",
     ];
     const TYPES: &[&str] = &[
-        "access", "admin", "allowed", "change", "connection", "creation", "deletion", "denied",
-        "end", "error", "group", "indicator", "info", "installation", "protocol", "start", "user",
+        "access",
+        "admin",
+        "allowed",
+        "change",
+        "connection",
+        "creation",
+        "deletion",
+        "denied",
+        "end",
+        "error",
+        "group",
+        "indicator",
+        "info",
+        "installation",
+        "protocol",
+        "start",
+        "user",
     ];
 
     fn allowed(c: &[&str], t: &[&str]) {
@@ -119,9 +154,30 @@ mod tests {
     fn every_action_and_record_has_allowed_values() {
         use Action::*;
         for a in [
-            Exec, Connect, SetId, Fork, Exit, Open, Unlink, Rmdir, Rename, Link, Symlink, Mkdir,
-            Mknod, Truncate, Chmod, Chown, SetXattr, RemoveXattr, Payload, Signal, Ptrace,
-            ProcessVm, Other, UserMessage,
+            Exec,
+            Connect,
+            SetId,
+            Fork,
+            Exit,
+            Open,
+            Unlink,
+            Rmdir,
+            Rename,
+            Link,
+            Symlink,
+            Mkdir,
+            Mknod,
+            Truncate,
+            Chmod,
+            Chown,
+            SetXattr,
+            RemoveXattr,
+            Payload,
+            Signal,
+            Ptrace,
+            ProcessVm,
+            Other,
+            UserMessage,
         ] {
             let (c, t) = of_action(a, a.as_str());
             allowed(c, t);
@@ -136,7 +192,8 @@ mod tests {
             let (c, t) = user_message(r);
             allowed(c, t);
         }
-        for r in ["monitor-start", "heartbeat", "events-lost", "alerts-suppressed", "monitor-stop"] {
+        for r in ["monitor-start", "heartbeat", "events-lost", "alerts-suppressed", "monitor-stop"]
+        {
             let (k, c, t) = of_record(r);
             assert!(["event", "metric"].contains(&k));
             allowed(c, t);

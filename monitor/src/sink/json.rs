@@ -284,10 +284,7 @@ fn write_vendor(w: &mut JsonWriter, a: &Alert, ctx: &Context, rule: &RuleJson) {
     let flagged = ev.flag(flag::PATH1_TRUNCATED) || ev.flag(flag::PATH2_TRUNCATED);
     let from_string = ev.flag(flag::PATH_FROM_STRING);
     if file_action
-        && ((new_path && ev.path2.is_some())
-            || ev.action == Action::Open
-            || flagged
-            || from_string)
+        && ((new_path && ev.path2.is_some()) || ev.action == Action::Open || flagged || from_string)
     {
         w.object(key!("file"));
         if let (true, Some(p2)) = (new_path, &ev.path2) {

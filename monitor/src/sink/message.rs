@@ -90,9 +90,11 @@ pub fn alert(a: &Alert, label: &str, user: &str) -> String {
                 let (b, n) = (&ev.old_ids, &ev.ids);
                 let name = crate::vocab::name(ev.syscall as u32).unwrap_or(action);
                 if crate::vocab::is_setgid(ev.syscall as u32) {
-                    let _ = write!(m, "{name} gid {} → {}, egid {} → {}", b.gid, n.gid, b.egid, n.egid);
+                    let _ =
+                        write!(m, "{name} gid {} → {}, egid {} → {}", b.gid, n.gid, b.egid, n.egid);
                 } else {
-                    let _ = write!(m, "{name} uid {} → {}, euid {} → {}", b.uid, n.uid, b.euid, n.euid);
+                    let _ =
+                        write!(m, "{name} uid {} → {}, euid {} → {}", b.uid, n.uid, b.euid, n.euid);
                 }
             }
             Action::UserMessage => {

@@ -37,7 +37,7 @@ pub enum Item {
 }
 
 pub enum Output<W: Write> {
-    Inline(Renderer<W>),
+    Inline(Box<Renderer<W>>),
     Threaded(Threaded),
 }
 
@@ -54,7 +54,9 @@ pub struct Renderer<W: Write> {
 
 /// The wall clock, in ns since the epoch.
 fn wall_now() -> i128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
 }
 
 impl<W: Write> Renderer<W> {
@@ -112,13 +114,13 @@ pub struct Threaded {
 
 impl<W: Write> Output<W> {
     pub fn inline(out: W) -> Output<W> {
-        Output::Inline(Renderer::new(out, wall_now))
+        Output::Inline(Box::new(Renderer::new(out, wall_now)))
     }
 
     /// An inline output whose `event.created` times come from `now` (tests compare
     /// outputs byte for byte).
     pub fn inline_at(out: W, now: fn() -> i128) -> Output<W> {
-        Output::Inline(Renderer::new(out, now))
+        Output::Inline(Box::new(Renderer::new(out, now)))
     }
 
     pub fn send(&mut self, item: Item) -> std::io::Result<()> {

@@ -83,9 +83,9 @@ pub fn render(action: &str, sequence: u64, timestamp: &str, frame: &Frame, body:
 /// this schema wrote nulls).
 fn strip_nulls(v: Value) -> Value {
     match v {
-        Value::Object(m) => {
-            Value::Object(m.into_iter().filter(|(_, x)| !x.is_null()).map(|(k, x)| (k, strip_nulls(x))).collect())
-        }
+        Value::Object(m) => Value::Object(
+            m.into_iter().filter(|(_, x)| !x.is_null()).map(|(k, x)| (k, strip_nulls(x))).collect(),
+        ),
         Value::Array(a) => Value::Array(a.into_iter().map(strip_nulls).collect()),
         other => other,
     }
@@ -113,12 +113,7 @@ pub fn replayed(line: &[u8], sequence: u64, frame: &Frame) -> Option<String> {
 fn message(action: &str, event: &Value, b: &Value) -> String {
     let n = |v: &Value| v.as_u64().unwrap_or(0);
     let totals = || {
-        format!(
-            "{} events, {} alerts, {} lost",
-            n(&b["events"]),
-            n(&b["alerts"]),
-            n(&b["lost"])
-        )
+        format!("{} events, {} alerts, {} lost", n(&b["events"]), n(&b["alerts"]), n(&b["lost"]))
     };
     match action {
         "monitor-start" => {
@@ -132,11 +127,9 @@ fn message(action: &str, event: &Value, b: &Value) -> String {
             )
         }
         "heartbeat" => format!("heartbeat: {}", totals()),
-        "monitor-stop" => format!(
-            "monitor stopped ({}): {}",
-            event["reason"].as_str().unwrap_or("?"),
-            totals()
-        ),
+        "monitor-stop" => {
+            format!("monitor stopped ({}): {}", event["reason"].as_str().unwrap_or("?"), totals())
+        }
         "events-lost" => format!(
             "{} events lost in the kernel ({} in total)",
             n(&b["lost"]),
@@ -239,10 +232,9 @@ mod tests {
         assert_eq!(v["monitor"]["alerts_suppressed"], 0);
         assert_eq!(v["monitor"]["x"], json!({}), "nulls are dropped");
         assert_eq!(v["host"]["name"], "h");
-        let again: Value = serde_json::from_str(
-            &replayed(v.to_string().as_bytes(), 7, &frame(&host)).unwrap(),
-        )
-        .unwrap();
+        let again: Value =
+            serde_json::from_str(&replayed(v.to_string().as_bytes(), 7, &frame(&host)).unwrap())
+                .unwrap();
         assert_eq!(again["event"]["sequence"], 7);
         assert_eq!(again["monitor"], v["monitor"]);
         assert!(replayed(b"[1]", 1, &frame(&host)).is_none());

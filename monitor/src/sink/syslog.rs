@@ -421,7 +421,9 @@ mod tests {
             (6, "monitor-start".into())
         );
         assert_eq!(
-            classify(br#"{"event":{"kind":"metric","dataset":"monitor.status","action":"events-lost"}}"#),
+            classify(
+                br#"{"event":{"kind":"metric","dataset":"monitor.status","action":"events-lost"}}"#
+            ),
             (4, "events-lost".into())
         );
         assert_eq!(classify(b"not json"), (5, String::new()));

@@ -88,7 +88,8 @@ fn alerts() -> Vec<(Event, Verdict, Option<ContainerInfo>)> {
         query: "name=x".into(),
         version: "HTTP/1.1".into(),
         headers: vec![],
-        body: br#"{"Image":"busybox","HostConfig":{"Privileged":true,"Binds":["/:/host"]}}"#.to_vec(),
+        body: br#"{"Image":"busybox","HostConfig":{"Privileged":true,"Binds":["/:/host"]}}"#
+            .to_vec(),
         body_truncated: true,
     };
     let decoded = crate::detect::docker_api::decode(&req);
@@ -145,12 +146,15 @@ fn every_kind_of_line_follows_the_field_table() {
         sink.set_user(key, &ev, |uid| (uid == 1000).then_some("alice")).unwrap();
         sink.alert(&Arc::new(ev), v, container).unwrap();
     }
-    let w = json!({"start": "2026-01-01T00:00:00.000000000Z", "end": "2026-01-01T00:00:01.000000000Z"});
+    let w =
+        json!({"start": "2026-01-01T00:00:00.000000000Z", "end": "2026-01-01T00:00:01.000000000Z"});
     sink.record("heartbeat", json!({"events": 1, "alerts": 2, "trail": 0, "alerts_suppressed": 0, "lost": 0, "decode_errors": 0})).unwrap();
     sink.record("events-lost", json!({"lost": 3, "lost_total": 3, "window": w})).unwrap();
     sink.record("alerts-suppressed", json!({"suppressed": {"count": 9, "of_sequence": 2, "window": w, "last": w["end"], "about": {"rule": {"key": "k", "source": "f:1"}, "process": {"pid": 1}, "action": "write", "path": "/x"}}})).unwrap();
-    sink.record("rules-reloaded", json!({"rules": {"count": 1, "hash": "h", "files": ["f"]}})).unwrap();
-    sink.record("rules-reload-failed", json!({"errors": ["f:1:1: bad"], "rules": {"hash": "h"}})).unwrap();
+    sink.record("rules-reloaded", json!({"rules": {"count": 1, "hash": "h", "files": ["f"]}}))
+        .unwrap();
+    sink.record("rules-reload-failed", json!({"errors": ["f:1:1: bad"], "rules": {"hash": "h"}}))
+        .unwrap();
     sink.record("monitor-stop", json!({"events": 1, "alerts": 2, "trail": 0, "alerts_suppressed": 0, "lost": 0, "decode_errors": 0, "reason": "SIGTERM", "requested_by": {"relation": "parent", "pid": 1, "executable": "/bin/sh"}})).unwrap();
     let lines = written(&sink);
     assert_eq!(lines.len(), 7 + alerts().len());

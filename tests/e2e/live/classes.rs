@@ -132,7 +132,8 @@ fn a_watched_file_that_appears_after_start_is_caught_when_opened() {
         });
         check_common(&a, "e2e-late-file", &l.source(line));
         let flags =
-            u32::from_str_radix(s(&a, "monitor.file.open_flags").trim_start_matches("0o"), 8).unwrap();
+            u32::from_str_radix(s(&a, "monitor.file.open_flags").trim_start_matches("0o"), 8)
+                .unwrap();
         assert_eq!(flags & 0o3, 1, "O_WRONLY: {a}");
         assert_eq!(flags & 0o100, 0, "no O_CREAT: {a}");
     }

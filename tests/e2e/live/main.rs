@@ -385,8 +385,8 @@ fn the_same_activity_elsewhere_is_silent() {
     l.fence();
     let noise = l.monitor.matching(|x| {
         // Renames between the two directories are watched (see the shortcut test).
-        let crosses =
-            s(x, "file.path").contains("short-") || s(x, "monitor.file.new_path").contains("short-");
+        let crosses = s(x, "file.path").contains("short-")
+            || s(x, "monitor.file.new_path").contains("short-");
         !crosses && s(x, "file.path").contains("/unwatched/")
             || s(x, "file.path").contains("neg-")
             || s(x, "file.path").ends_with("/readme")

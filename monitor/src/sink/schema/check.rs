@@ -69,9 +69,9 @@ pub fn problems(line: &Value) -> Vec<String> {
             continue;
         };
         // A member of an array of objects is one value per element.
-        let through_array = name.rsplit_once('.').is_some_and(|(p, _)| {
-            field(p).is_some_and(|o| o.array && o.ty == Type::Object)
-        });
+        let through_array = name
+            .rsplit_once('.')
+            .is_some_and(|(p, _)| field(p).is_some_and(|o| o.array && o.ty == Type::Object));
         if v.is_array() {
             if !f.array {
                 out.push(format!("{name}: an empty array where the table has a {:?}", f.ty));
@@ -101,8 +101,7 @@ pub fn problems(line: &Value) -> Vec<String> {
 
 /// Whether a top-level key is none of the table's ECS roots.
 fn field_root_is_vendor(k: &str) -> bool {
-    static ROOTS: std::sync::OnceLock<std::collections::HashSet<&str>> =
-        std::sync::OnceLock::new();
+    static ROOTS: std::sync::OnceLock<std::collections::HashSet<&str>> = std::sync::OnceLock::new();
     let roots = ROOTS.get_or_init(|| {
         FIELDS.iter().filter(|f| f.is_ecs()).map(|f| f.name.split('.').next().unwrap()).collect()
     });

@@ -158,7 +158,8 @@ pub fn markdown() -> String {
     for (a, names) in actions {
         let (c, t) = crate::sink::ecs::of_action(*a, names);
         let names: Vec<String> = names.split(", ").map(|n| format!("`{n}`")).collect();
-        let _ = writeln!(out, "| {} | `{}` | `{}` |", names.join(", "), c.join("`, `"), t.join("`, `"));
+        let _ =
+            writeln!(out, "| {} | `{}` | `{}` |", names.join(", "), c.join("`, `"), t.join("`, `"));
     }
     out.push_str(AFTER_CATEGORIES);
     for r in [
@@ -171,13 +172,22 @@ pub fn markdown() -> String {
         "rules-reload-failed",
     ] {
         let (k, c, t) = crate::sink::ecs::of_record(r);
-        let _ = writeln!(out, "| `{r}` (`event.kind: {k}`) | `{}` | `{}` |", c.join("`, `"), t.join("`, `"));
+        let _ = writeln!(
+            out,
+            "| `{r}` (`event.kind: {k}`) | `{}` | `{}` |",
+            c.join("`, `"),
+            t.join("`, `")
+        );
     }
     out.push_str("| `posture-check` (`event.kind: state`) | `configuration` | `info` |\n");
     out.push_str("\n## Examples\n\nShown indented; the monitor writes each on one line.\n\n");
     for (what, line) in examples() {
         let v: serde_json::Value = serde_json::from_str(&line).expect("an example line is JSON");
-        let _ = write!(out, "{what}:\n\n```json\n{}\n```\n\n", serde_json::to_string_pretty(&v).unwrap());
+        let _ = write!(
+            out,
+            "{what}:\n\n```json\n{}\n```\n\n",
+            serde_json::to_string_pretty(&v).unwrap()
+        );
     }
     out.push_str(OUTRO.trim_start_matches('\n'));
     out
@@ -248,7 +258,10 @@ fn rename_alert() -> String {
         start: Some(431_655),
         ppid: ev.ppid,
         parent: Some(&bash),
-        ancestors: vec![(24071, Some(b"/usr/bin/bash"), Some(120_000)), (1, Some(b"/sbin/init"), Some(0))],
+        ancestors: vec![
+            (24071, Some(b"/usr/bin/bash"), Some(120_000)),
+            (1, Some(b"/sbin/init"), Some(0)),
+        ],
     };
     let mut ctx = Context::default();
     ctx.process.render(&view, host.key(), clock);
@@ -256,7 +269,8 @@ fn rename_alert() -> String {
     ctx.host = HostParts::render(&host, "vm");
     let source = crate::rules::model::Source { file: "builtin:docker.rules".into(), line: 41 };
     let keys = ["docker-config".to_string()];
-    ctx.rules.push(Some(RuleJson::render(&RuleRef { keys: &keys, source: RuleSource::Line(&source) })));
+    ctx.rules
+        .push(Some(RuleJson::render(&RuleRef { keys: &keys, source: RuleSource::Line(&source) })));
     let alert = Alert {
         ev: Arc::new(ev),
         kind: crate::rules::model::Kind::Alert,
@@ -269,7 +283,13 @@ fn rename_alert() -> String {
         monitor_pid: 812,
     };
     let mut line = Vec::new();
-    render_into(&alert, &ctx, "2026-11-23T15:10:16.972098963Z", "2026-11-23T15:10:16.972315400Z", &mut line);
+    render_into(
+        &alert,
+        &ctx,
+        "2026-11-23T15:10:16.972098963Z",
+        "2026-11-23T15:10:16.972315400Z",
+        &mut line,
+    );
     String::from_utf8(line).expect("JSON is UTF-8")
 }
 
@@ -283,5 +303,8 @@ fn examples() -> Vec<(&'static str, String)> {
         &frame,
         serde_json::json!({"events": 51234, "alerts": 7, "trail": 112, "alerts_suppressed": 0, "lost": 0, "decode_errors": 0}),
     );
-    vec![("A rename under `/etc/docker` (an alert)", rename_alert()), ("A heartbeat (a record)", heartbeat)]
+    vec![
+        ("A rename under `/etc/docker` (an alert)", rename_alert()),
+        ("A heartbeat (a record)", heartbeat),
+    ]
 }
