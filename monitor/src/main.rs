@@ -52,7 +52,7 @@ fn main() -> ExitCode {
             let written = match &what {
                 GenerateCommand::Man { dir } => generate::man_pages(command, dir),
                 GenerateCommand::Completions { dir } => generate::completions(command, dir),
-                GenerateCommand::Schema { dir } => monitor::sink::schema::write_docs(dir),
+                GenerateCommand::Schema { dir } => monitor::sink::docs::write_docs(dir),
             };
             written
                 .map(|files| {

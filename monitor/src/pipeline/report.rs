@@ -105,7 +105,7 @@ pub(super) fn about(ev: &Event, v: &Verdict, detect: &Detector) -> serde_json::V
     let mut about = json!({
         "rule": {"key": key, "source": source},
         "process": {"pid": ev.pid},
-        "action": crate::sink::json::action_name(ev),
+        "action": crate::sink::ecs::action_name(ev),
     });
     // The objects, when the event has them (lossy: a record names them for reading).
     for (k, b) in [("path", &ev.path), ("path2", &ev.path2)] {

@@ -1,9 +1,27 @@
 //! The ECS values the lines carry beside their fields: `event.category` and `event.type`
 //! of each action and record (ECS's allowed values), severity words, the observer.
 
-use crate::event::Action;
+use crate::event::{Action, Event};
 
-/// `event.category` and `event.type` of an alert's `event.action` (as [`super::json::action_name`]
+/// `event.action`: the action, refined where the syscall alone says more — an open that can
+/// modify the file is a `write`, and the setid family splits into `setuid` and `setgid`.
+pub fn action_name(ev: &Event) -> &'static str {
+    const O_ACCMODE: u32 = 0o3;
+    const O_CREAT: u32 = 0o100;
+    const O_TRUNC: u32 = 0o1000;
+    match ev.action {
+        Action::Open
+            if ev.open_flags & O_ACCMODE != 0 || ev.open_flags & (O_CREAT | O_TRUNC) != 0 =>
+        {
+            "write"
+        }
+        Action::SetId if crate::vocab::is_setgid(ev.syscall as u32) => "setgid",
+        Action::SetId => "setuid",
+        other => other.as_str(),
+    }
+}
+
+/// `event.category` and `event.type` of an alert's `event.action` (as [`action_name`]
 /// names it). A Docker API request's type depends on the request: see [`docker_request`].
 pub fn of_action(action: Action, name: &str) -> (&'static [&'static str], &'static [&'static str]) {
     const PROCESS: &[&str] = &["process"];

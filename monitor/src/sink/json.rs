@@ -57,24 +57,6 @@ pub struct Context {
     pub host: HostParts,
 }
 
-/// `event.action`: the action, refined where the syscall alone says more — an open that can
-/// modify the file is a `write`, and the setid family splits into `setuid` and `setgid`.
-pub fn action_name(ev: &Event) -> &'static str {
-    const O_ACCMODE: u32 = 0o3;
-    const O_CREAT: u32 = 0o100;
-    const O_TRUNC: u32 = 0o1000;
-    match ev.action {
-        Action::Open
-            if ev.open_flags & O_ACCMODE != 0 || ev.open_flags & (O_CREAT | O_TRUNC) != 0 =>
-        {
-            "write"
-        }
-        Action::SetId if crate::vocab::is_setgid(ev.syscall as u32) => "setgid",
-        Action::SetId => "setuid",
-        other => other.as_str(),
-    }
-}
-
 /// `file.type` of an inode's `st_mode`.
 fn file_type(mode: u32) -> Option<&'static str> {
     Some(match mode & 0o170000 {
@@ -156,7 +138,7 @@ pub fn render_into(a: &Alert, ctx: &Context, timestamp: &str, created: &str, buf
         RaisedBy::Builtin(r) => r,
     };
     let docker = a.docker.as_deref();
-    let action = if docker.is_some() { "docker-request" } else { action_name(ev) };
+    let action = if docker.is_some() { "docker-request" } else { ecs::action_name(ev) };
     let (category, types) = match (docker, ev.action) {
         (Some((req, _)), _) => ecs::docker_request(
             req.request["method"].as_str().unwrap_or(""),
@@ -171,7 +153,14 @@ pub fn render_into(a: &Alert, ctx: &Context, timestamp: &str, created: &str, buf
     w.open();
     w.key(key!("@timestamp")).str(timestamp);
     w.object(key!("ecs")).key(key!("version")).lit(schema::ECS_VERSION).close();
-    w.key(key!("message")).str(&message::alert(a, &rule.label, &ctx.user.label));
+    let about = message::About {
+        label: &rule.label,
+        user: &ctx.user.label,
+        docker: docker.map(|d| &d.0),
+        tamper: a.tamper.as_deref(),
+        container: a.container.as_ref(),
+    };
+    w.key(key!("message")).str(&message::alert(ev, &about));
     w.object(key!("event")).key(key!("kind")).lit(match a.kind {
         crate::rules::model::Kind::Alert => "alert",
         crate::rules::model::Kind::Event => "event",

@@ -4,8 +4,9 @@
 //! `\xNN` (and `\` as `\\`), as are line separators and bidirectional overrides, so the
 //! message is always one printable line that reads as it is.
 
-use super::json::Alert;
-use crate::event::Action;
+use crate::detect::docker_api::DockerRequest;
+use crate::enrich::container::ContainerInfo;
+use crate::event::{Action, Event};
 use std::fmt::Write as _;
 
 /// How many characters of one untrusted string a message keeps.
@@ -54,20 +55,31 @@ fn part(out: &mut String, b: Option<&[u8]>) {
     }
 }
 
-/// The message of alert `a`: `label: what by comm[pid] as user[ in container c][ (failed: ret)]`.
-/// `label` is the rule's title (or key), `user` the effective user's name (or `uid N`).
-pub fn alert(a: &Alert, label: &str, user: &str) -> String {
-    let ev = &*a.ev;
+/// What an alert's message says beside its event.
+pub struct About<'a> {
+    /// The rule's title (or key).
+    pub label: &'a str,
+    /// The effective user's name (or `uid N`).
+    pub user: &'a str,
+    pub docker: Option<&'a DockerRequest>,
+    /// Self-defence: what reached for the monitor.
+    pub tamper: Option<&'a str>,
+    pub container: Option<&'a ContainerInfo>,
+}
+
+/// The message of an alert on `ev`:
+/// `label: what by comm[pid] as user[ in container c][ (failed: ret)]`.
+pub fn alert(ev: &Event, about: &About) -> String {
     let mut m = String::with_capacity(160);
-    push_escaped(&mut m, label.as_bytes(), PART_MAX);
+    push_escaped(&mut m, about.label.as_bytes(), PART_MAX);
     m.push_str(": ");
-    let action = super::json::action_name(ev);
-    if let Some(d) = &a.docker {
-        let req = &d.0.request;
+    let action = super::ecs::action_name(ev);
+    if let Some(d) = about.docker {
+        let req = &d.request;
         let _ = write!(m, "{} ", req["method"].as_str().unwrap_or("?"));
         push_escaped(&mut m, req["path"].as_str().unwrap_or("?").as_bytes(), PART_MAX);
         m.push_str(" on the Docker API");
-    } else if let Some(detail) = &a.tamper {
+    } else if let Some(detail) = about.tamper {
         push_escaped(&mut m, detail.as_bytes(), PART_MAX);
     } else {
         match ev.action {
@@ -125,8 +137,8 @@ pub fn alert(a: &Alert, label: &str, user: &str) -> String {
     m.push_str(" by ");
     push_escaped(&mut m, &ev.comm, 16);
     let _ = write!(m, "[{}] as ", ev.pid);
-    push_escaped(&mut m, user.as_bytes(), 64);
-    if let Some(c) = &a.container {
+    push_escaped(&mut m, about.user.as_bytes(), 64);
+    if let Some(c) = about.container {
         m.push_str(" in container ");
         match c.meta.as_ref().and_then(|m| m.name.as_deref()) {
             Some(name) => push_escaped(&mut m, name.as_bytes(), 64),

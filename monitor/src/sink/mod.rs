@@ -3,7 +3,8 @@
 //! user's members, rendered once while unchanged) and hands them to [`output`], which
 //! renders inline (live) or on a thread (replays) and writes to the destination.
 //!
-//! `schema` defines every field of every line (and the ECS version) once; `json` renders
+//! `schema` defines every field of every line (and the ECS version) once, `docs` makes the
+//! documentation and Elasticsearch templates from it; `json` renders
 //! alerts from the members `parts` renders once per process, ids, rule and host, with the
 //! `message` of each and the ECS categories of `ecs`; `record` renders the records about
 //! the monitor; `writer` is the byte-level JSON writer; `line` is the destination of
@@ -11,6 +12,7 @@
 //! and `syslog` the other destinations, `target` parses and opens them; `state` writes
 //! `monitor check` reports; `progress` reports long replays.
 
+pub mod docs;
 pub mod ecs;
 pub mod file;
 pub mod json;

@@ -2,17 +2,14 @@
 //! lines follow ([`ECS_VERSION`], pinned here and nowhere else), and the table of every
 //! field ([`FIELDS`]: name, type, which lines carry it, meaning). Fields ECS defines keep
 //! ECS's names and types; everything else lives under the one vendor object `monitor`.
+//! [`problems`] checks a line against the table.
 //!
-//! `monitor generate schema DIR` writes what is made from the table: `alert-schema.md`
-//! (the documentation, [`doc`]) and `siem/` (the Elasticsearch component and index
-//! templates, [`template`]). A unit test keeps the committed copies in docs/ equal to them;
-//! the end-to-end tests check real output against the table and against Elastic's own ECS
-//! definitions.
+//! What is made from the table (docs/alert-schema.md, the Elasticsearch templates) is
+//! `sink::docs`; the end-to-end tests check real output against the table and against
+//! Elastic's own ECS definitions.
 
 mod check;
-mod doc;
 mod fields;
-mod template;
 
 pub use check::problems;
 pub use fields::FIELDS;
@@ -145,29 +142,6 @@ pub fn field(name: &str) -> Option<&'static Field> {
     BY_NAME.get_or_init(|| FIELDS.iter().map(|f| (f.name, f)).collect()).get(name).copied()
 }
 
-/// The files `monitor generate schema DIR` writes, as (path under DIR, contents).
-pub fn generated() -> Vec<(&'static str, String)> {
-    vec![
-        ("alert-schema.md", doc::markdown()),
-        ("siem/monitor-ecs-mappings.json", template::component()),
-        ("siem/monitor-index-template.json", template::index()),
-    ]
-}
-
-/// Write [`generated`] under `dir`; returns the files written.
-pub fn write_docs(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
-    let mut written = Vec::new();
-    for (name, text) in generated() {
-        let path = dir.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::write(&path, text)?;
-        written.push(path);
-    }
-    Ok(written)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,18 +161,5 @@ mod tests {
         }
         // ECS objects hold no vendor names and the vendor object no ECS ones.
         assert!(FIELDS.iter().filter(|f| !f.is_ecs()).all(|f| f.name.starts_with("monitor.")));
-    }
-
-    /// `monitor generate schema docs` has been run after the table changed.
-    #[test]
-    fn the_committed_docs_are_the_generated_ones() {
-        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
-        for (name, text) in generated() {
-            let committed = std::fs::read_to_string(docs.join(name)).unwrap_or_default();
-            assert!(
-                committed == text,
-                "docs/{name} is not what the field table makes: run `cargo run -p monitor -- generate schema docs`"
-            );
-        }
     }
 }

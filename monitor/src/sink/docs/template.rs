@@ -2,7 +2,7 @@
 //! mappings of every field (ECS's types for ECS fields; keywords for unlisted strings under
 //! `monitor`), and a composable index template for `monitor-*` data streams using it.
 
-use super::{Type, ECS_VERSION, FIELDS};
+use crate::sink::schema::{Type, ECS_VERSION, FIELDS};
 use serde_json::{json, Map, Value};
 
 /// The component template's name, as the index template refers to it.

@@ -1,12 +1,12 @@
 //! docs/alert-schema.md, made from the field table, the ECS categories of each action and
 //! example lines rendered by the real renderers.
 
-use super::{Type, When, ECS_VERSION, FIELDS};
 use crate::enrich::process::ProcInfo;
 use crate::enrich::{Clock, HostInfo, ProcessView};
 use crate::event::{Action, Event, Ids};
 use crate::sink::json::{render_into, Alert, Context, RaisedBy};
 use crate::sink::parts::{HostParts, RuleJson, RuleRef, RuleSource};
+use crate::sink::schema::{Type, When, ECS_VERSION, FIELDS};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
