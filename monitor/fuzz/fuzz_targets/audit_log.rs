@@ -1,6 +1,7 @@
 //! Audit input on arbitrary bytes: log lines and netlink messages through grouping,
 //! mapping, rule matching (the built-in pack, as an audit source evaluates it) and JSON
-//! output. Every line written must be one JSON object.
+//! output. Every line written must be one JSON object that follows the field table (every
+//! field documented with its type, the fields its kind of line needs present).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -43,6 +44,8 @@ fuzz_target!(|data: &[u8]| {
     }
     p.finish().unwrap();
     for line in p.written().split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        serde_json::from_slice::<serde_json::Value>(line).expect("one JSON object per line");
+        let v = serde_json::from_slice::<serde_json::Value>(line).expect("one JSON object per line");
+        let problems = monitor::sink::schema::problems(&v);
+        assert!(problems.is_empty(), "{problems:?} in {v}");
     }
 });

@@ -60,10 +60,10 @@ characters escaped, for reading.
 
 **type** is the ECS (Elasticsearch) type; `[]` marks an array. **lines** says which lines
 always carry the field: `every` line, `runtime` (alerts, audit-trail events and records),
-`alert` (alerts and audit-trail events), `file` (alerts on files and exec), `connect`,
-`docker` (decoded Docker API requests), `setid` (setuid and setgid), `tamper` (signals, ptrace
-and process_vm aimed at the monitor), `container` (alerts raised inside a container),
-`record`, `check`; `optional` fields are present when they apply. Fields under `monitor.` are
+`alert` (alerts and audit-trail events), `docker` (decoded Docker API requests), `setid`
+(setuid and setgid), `tamper` (signals, ptrace and process_vm aimed at the monitor),
+`container` (alerts raised inside a container), `record`, `check`; `optional` fields are
+present when they apply (the meaning says when). Fields under `monitor.` are
 the monitor's own; all others are ECS fields.
 
 | field | type | lines | meaning |

@@ -14,14 +14,12 @@ fn kinds(line: &Value) -> Vec<When> {
         "monitor.status" => k.extend([When::Runtime, When::Record]),
         _ => {
             k.extend([When::Runtime, When::Alert]);
-            k.push(match s("/event/action") {
-                "connect" => When::Connect,
-                "docker-request" => When::Docker,
-                "setuid" | "setgid" => When::SetId,
-                "signal" | "ptrace" | "process-vm" => When::Tamper,
-                "syscall" | "user-message" => When::Optional,
-                _ => When::File,
-            });
+            match s("/event/action") {
+                "docker-request" => k.push(When::Docker),
+                "setuid" | "setgid" => k.push(When::SetId),
+                "signal" | "ptrace" | "process-vm" => k.push(When::Tamper),
+                _ => {}
+            }
             if line.get("container").is_some() {
                 k.push(When::Container);
             }

@@ -112,7 +112,7 @@ pub static FIELDS: &[Field] = &[
     f("monitor.audit.message.type", Keyword, Optional, "`user-message` alerts (audit sources): the record type, e.g. `USER_CMD`."),
     f("monitor.audit.message.text", Keyword, Optional, "`user-message` alerts: the message's `msg='...'` text as the program sent it."),
     // Files, exec, connect.
-    f("file.path", Keyword, File, "The object, absolute and resolved: no `.`, `..` or symlinked directories. For exec, the executed file; for rename and link, the old name (the new one is `monitor.file.new_path`); for symlink, the link created. `connect`: the listening socket as the kernel reached it. `docker-request`: the Docker socket. Absent when the object is not known."),
+    f("file.path", Keyword, Optional, "The object, absolute and resolved: no `.`, `..` or symlinked directories. For exec, the executed file; for rename and link, the old name (the new one is `monitor.file.new_path`); for symlink, the link created. `connect`: the listening socket as the kernel reached it. `docker-request`: the Docker socket. On every file, exec, connect and Docker alert whose object is known (absent only when an audit record named none)."),
     f("file.name", Keyword, Optional, "The last component of `file.path`."),
     f("file.directory", Keyword, Optional, "The directory of `file.path`."),
     f("file.type", Keyword, Optional, "The object's type from its mode: `file`, `dir`, `symlink`, `socket`, `fifo`, `char_device`, `block_device`; `socket` for `connect` and `docker-request`."),
@@ -123,7 +123,7 @@ pub static FIELDS: &[Field] = &[
     f("monitor.file.open_flags", Keyword, Optional, "open/openat/openat2/creat: the flags, octal (`0o1101`)."),
     f("monitor.file.truncated", Boolean, Optional, "A path was longer than the kernel copies (4096 bytes resolved, 256 as written)."),
     f("monitor.file.resolved_from", Keyword, Optional, "`string` when the path came from the caller's string (object gone or call failed) rather than from the kernel's dentry; it was then resolved against the process's directory."),
-    f("destination.address", Keyword, Connect, "`connect`: the socket path exactly as the caller passed it (`sun_path`)."),
+    f("destination.address", Keyword, Optional, "`connect`: the socket path exactly as the caller passed it (`sun_path`), when known (always from the eBPF sensors)."),
     // Docker API requests.
     f("http.request.method", Keyword, Docker, "HTTP method the client sent on the Docker socket."),
     f("url.path", Wildcard, Docker, "API path (`/v1.41/containers/create`), without the query."),

@@ -76,10 +76,6 @@ pub enum When {
     Runtime,
     /// Every alert and audit-trail event.
     Alert,
-    /// Alerts on files and exec (`open` … `removexattr`, `exec`).
-    File,
-    /// `connect` alerts.
-    Connect,
     /// `docker-request` alerts.
     Docker,
     /// `setuid` and `setgid` alerts.
@@ -102,8 +98,6 @@ impl When {
             When::Every => "every",
             When::Runtime => "runtime",
             When::Alert => "alert",
-            When::File => "file",
-            When::Connect => "connect",
             When::Docker => "docker",
             When::SetId => "setid",
             When::Tamper => "tamper",
