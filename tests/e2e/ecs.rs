@@ -236,7 +236,11 @@ fn every_line_of_every_kind_is_ecs() {
 
     let (live, capture) = live_run(&root, &pack, &extra);
     check_schema(&live);
-    assert!(live.iter().any(|a| s(a, "event.kind") == "event"), "audit-trail lines");
+    assert!(
+        live.iter()
+            .any(|a| s(a, "event.kind") == "event" && s(a, "event.dataset") == "monitor.runtime"),
+        "audit-trail lines"
+    );
 
     let lossy = loss_run(&root);
     check_schema(&lossy);

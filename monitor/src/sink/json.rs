@@ -225,7 +225,9 @@ pub fn render_into(a: &Alert, ctx: &Context, timestamp: &str, created: &str, buf
                 if let Some(t) = file_type(ev.mode) {
                     w.key(key!("type")).lit(t);
                 }
-                w.key(key!("mode")).fmt(format_args!("{:04o}", ev.mode & 0o7777));
+                if ev.mode != 0 {
+                    w.key(key!("mode")).fmt(format_args!("{:04o}", ev.mode & 0o7777));
+                }
             }
             if let (Action::Symlink, Some(p2)) = (ev.action, &ev.path2) {
                 w.key(key!("target_path")).text(p2, || "file.target_path".into());
