@@ -44,7 +44,8 @@ fuzz_target!(|data: &[u8]| {
     }
     p.finish().unwrap();
     for line in p.written().split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let v = serde_json::from_slice::<serde_json::Value>(line).expect("one JSON object per line");
+        let v =
+            serde_json::from_slice::<serde_json::Value>(line).expect("one JSON object per line");
         let problems = monitor::sink::schema::problems(&v);
         assert!(problems.is_empty(), "{problems:?} in {v}");
     }
