@@ -337,6 +337,39 @@ fn exec_of_a_watched_binary() {
     assert_eq!(get(&a, "monitor.syscall.args").get(1).and_then(Value::as_str), Some("0x8"), "{a}");
 }
 
+/// `process.entity_id` joins a process's lines: a shell started by this process writes a
+/// watched file and then execs the watched binary (the same process, a new image); both
+/// alerts carry the shell's id, and name this process's id as the parent's, which is the id
+/// of this process's own alerts.
+#[test]
+fn entity_ids_join_a_process_its_exec_and_its_parent() {
+    let Some(l) = live() else { return };
+    let mine = l.path("watched/entity-mine");
+    fs::write(&mine, "x").unwrap();
+    let shells = l.path("watched/entity-shell");
+    let script = format!("echo x > {shells} && exec {} e2e-entity", l.path("bin/watched-true"));
+    assert!(Command::new("sh").arg("-c").arg(&script).status().unwrap().success());
+    let me_alert = l.expect("this process's write", |x| s(x, "file.path") == mine);
+    let write = l.expect("the shell's write", |x| s(x, "file.path") == shells);
+    let exec = l.expect("the shell's exec", |x| {
+        s(x, "event.action") == "exec"
+            && get(x, "process.args").get(1).and_then(Value::as_str) == Some("e2e-entity")
+    });
+    let me_id = s(&me_alert, "process.entity_id");
+    let shell_id = s(&write, "process.entity_id");
+    assert_eq!(me_id.len(), 32, "{me_alert}");
+    assert_eq!(shell_id.len(), 32, "{write}");
+    assert_ne!(me_id, shell_id);
+    assert_eq!(get(&write, "process.pid"), get(&exec, "process.pid"), "one process");
+    assert_eq!(s(&exec, "process.entity_id"), shell_id, "an exec keeps the process's id: {exec}");
+    for a in [&write, &exec] {
+        assert_eq!(s(a, "process.parent.entity_id"), me_id, "{a}");
+        assert_eq!(s(a, "monitor.process.ancestors.0.entity_id"), me_id, "{a}");
+        assert_eq!(s(a, "process.start"), s(&write, "process.start"), "{a}");
+    }
+    assert!(!s(&exec, "process.start").is_empty(), "{exec}");
+}
+
 #[test]
 fn setresuid_back_to_root_is_reported() {
     let Some(l) = live() else { return };
