@@ -120,7 +120,8 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
-    /// Write the manual pages or shell completions into DIR (for packaging).
+    /// Write the manual pages, shell completions (for packaging) or the schema documents
+    /// (docs/alert-schema.md and docs/siem/) into DIR.
     #[command(hide = true)]
     Generate {
         #[command(subcommand)]
@@ -134,6 +135,8 @@ pub enum GenerateCommand {
     Man { dir: PathBuf },
     /// bash (monitor.bash), zsh (_monitor) and fish (monitor.fish) completions.
     Completions { dir: PathBuf },
+    /// alert-schema.md and siem/ (Elasticsearch templates), from the field table.
+    Schema { dir: PathBuf },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -1,6 +1,7 @@
 //! `monitor generate man|completions DIR` (hidden): the manual pages and shell completions,
 //! made from the command line definition itself so that they always match the binary.
-//! `cargo xtask dist` runs it for the Debian package.
+//! `cargo xtask dist` runs it for the Debian package. (`monitor generate schema DIR` writes
+//! the schema documents: `monitor::sink::docs`.)
 
 use clap::Command;
 use std::path::Path;

@@ -147,6 +147,7 @@ fn other(command: Command) -> monitor::Result<u8> {
             let written = match &what {
                 GenerateCommand::Man { dir } => generate::man_pages(command, dir),
                 GenerateCommand::Completions { dir } => generate::completions(command, dir),
+                GenerateCommand::Schema { dir } => monitor::sink::docs::write_docs(dir),
             };
             written
                 .map(|files| {

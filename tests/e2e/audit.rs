@@ -34,10 +34,10 @@ fn replay(files: &[&Path], rules: Option<&Path>) -> (Vec<Value>, String, i32) {
 fn core(a: &Value) -> Value {
     let pick = |f: &str| get(a, f).clone();
     serde_json::json!({
-        "ts": pick("@timestamp"), "key": pick("rule.key"), "source": pick("rule.source"),
+        "ts": pick("@timestamp"), "key": pick("rule.id"), "source": pick("monitor.rule.source"),
         "action": pick("event.action"), "outcome": pick("event.outcome"), "pid": pick("process.pid"),
         "exe": pick("process.executable"), "path": pick("file.path"), "uid": pick("user.id"),
-        "syscall": pick("syscall.name"), "ret": pick("syscall.return"),
+        "syscall": pick("monitor.syscall.name"), "ret": pick("monitor.syscall.return"),
     })
 }
 
@@ -76,7 +76,7 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
         (
             "write under /etc/docker",
             Box::new(move |a: &Value| {
-                s(a, "rule.key") == "docker-config"
+                s(a, "rule.id") == "docker-config"
                     && s(a, "event.action") == "write"
                     && s(a, "file.path") == c1
             }),
@@ -84,7 +84,7 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
         (
             "unlink under /etc/docker",
             Box::new(move |a: &Value| {
-                s(a, "rule.key") == "docker-config"
+                s(a, "rule.id") == "docker-config"
                     && s(a, "event.action") == "unlink"
                     && s(a, "file.path") == c2
             }),
@@ -92,7 +92,7 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
         (
             "exec of the docker client",
             Box::new(move |a: &Value| {
-                s(a, "rule.key") == "docker-client-run"
+                s(a, "rule.id") == "docker-client-run"
                     && s(a, "event.kind") == "event"
                     && s(a, "event.action") == "exec"
                     && get(a, "process.pid").as_u64() == Some(client_pid)
@@ -101,21 +101,21 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
         (
             "setresuid back to root",
             Box::new(move |a: &Value| {
-                s(a, "rule.key") == "setuid-root" && get(a, "process.pid").as_u64() == Some(root)
+                s(a, "rule.id") == "setuid-root" && get(a, "process.pid").as_u64() == Some(root)
             }),
         ),
         (
             "connect to the docker socket as nobody",
             Box::new(move |a: &Value| {
-                s(a, "rule.key") == "docker-socket-nonroot"
+                s(a, "rule.id") == "docker-socket-nonroot"
                     && get(a, "process.pid").as_u64() == Some(nobody)
             }),
         ),
         (
             "finit_module",
             Box::new(move |a: &Value| {
-                s(a, "rule.key") == "kernel-modules"
-                    && s(a, "syscall.name") == "finit_module"
+                s(a, "rule.id") == "kernel-modules"
+                    && s(a, "monitor.syscall.name") == "finit_module"
                     && get(a, "process.pid").as_u64() == Some(me)
             }),
         ),
@@ -126,6 +126,8 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
     }
     let stop = m.stop(libc::SIGTERM);
     assert!(stop.contains("exit status: 0"), "{stop}");
+    // Every line of the live audit source, ECS and the field table.
+    monitor_tests::check_schema(&m.all());
     // Details the audit records carry.
     assert_eq!(s(&live[2], "process.executable"), "/usr/bin/docker", "{}", live[2]);
     assert_eq!(
@@ -134,8 +136,8 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
         "{}",
         live[2]
     );
-    assert_eq!(s(&live[3], "syscall.name"), "setresuid", "{}", live[3]);
-    assert_eq!(get(&live[3], "setid.after.euid").as_u64(), Some(0), "{}", live[3]);
+    assert_eq!(s(&live[3], "monitor.syscall.name"), "setresuid", "{}", live[3]);
+    assert_eq!(get(&live[3], "monitor.setid.after.euid").as_u64(), Some(0), "{}", live[3]);
     assert_eq!(s(&live[4], "user.id"), "65534", "{}", live[4]);
     assert_eq!(
         s(&live[4], "event.outcome"),
@@ -143,7 +145,7 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
         "the socket is root:docker 0660: {}",
         live[4]
     );
-    assert_eq!(s(&live[4], "socket.requested_path"), "/run/docker.sock", "{}", live[4]);
+    assert_eq!(s(&live[4], "destination.address"), "/run/docker.sock", "{}", live[4]);
     assert_eq!(s(&live[5], "event.outcome"), "failure", "{}", live[5]);
     assert_eq!(s(&live[5], "event.action"), "syscall", "{}", live[5]);
     // Audit stamps events in milliseconds.
@@ -160,6 +162,7 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
     let (replayed, stderr, code) = replay(&[&file], None);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("monitor: replay summary:"), "{stderr}");
+    monitor_tests::check_schema(&replayed);
     assert!(stderr.contains("malformed_lines=0"), "{stderr}");
     for ((what, pred), live) in expected.iter().zip(&live) {
         let found: Vec<&Value> = replayed.iter().filter(|a| pred(a)).collect();
@@ -240,7 +243,8 @@ fn replay_reads_every_record_shape_and_reports_bad_lines() {
     .unwrap();
     let (alerts, stderr, code) = replay(&[&newer, &older], Some(&rules));
     assert_eq!(code, 8, "lines that are not records: part of the input was not read");
-    let keys: Vec<&str> = alerts.iter().map(|a| s(a, "rule.key")).collect();
+    let keys: Vec<&str> = alerts.iter().map(|a| s(a, "rule.id")).collect();
+    monitor_tests::check_schema(&alerts);
     assert_eq!(keys, ["docker-client", "docker-config", "kill9", "sudo-cmd"], "{alerts:#?}");
     let exec = &alerts[0];
     assert_eq!(
@@ -253,12 +257,12 @@ fn replay_reads_every_record_shape_and_reports_bad_lines() {
     let rename = &alerts[1];
     assert_eq!(s(rename, "event.action"), "rename", "{rename}");
     assert_eq!(s(rename, "file.path"), "/etc/docker/a b ", "{rename}");
-    assert_eq!(s(rename, "file.target_path"), "/etc/docker/daemon.json", "{rename}");
-    assert_eq!(s(&alerts[2], "syscall.name"), "kill", "{}", alerts[2]);
+    assert_eq!(s(rename, "monitor.file.new_path"), "/etc/docker/daemon.json", "{rename}");
+    assert_eq!(s(&alerts[2], "monitor.syscall.name"), "kill", "{}", alerts[2]);
     assert_eq!(s(&alerts[2], "event.action"), "syscall", "{}", alerts[2]);
     let sudo = &alerts[3];
     assert_eq!(s(sudo, "event.action"), "user-message", "{sudo}");
-    assert_eq!(s(sudo, "audit.message.type"), "USER_CMD", "{sudo}");
+    assert_eq!(s(sudo, "monitor.audit.message.type"), "USER_CMD", "{sudo}");
     assert_eq!(s(sudo, "process.executable"), "/usr/bin/sudo", "{sudo}");
     // Bad lines are reported with file and line, and counted; nothing stops the run.
     assert!(stderr.contains(&format!("{}:8: 1 line(s)", older.display())), "{stderr}");

@@ -349,6 +349,9 @@ fn json_lines_are_ecs() {
     for f in &all {
         let problems = ecs::problems(f, "monitor");
         assert!(problems.is_empty(), "{problems:#?}\n{f}");
+        // And the monitor's own field table (documented, typed, required fields present).
+        let problems = ecs::check(f);
+        assert!(problems.is_empty(), "{problems:#?}\n{f}");
         assert_eq!(s(f, "ecs.version"), ecs::VERSION);
         for k in [
             "@timestamp",

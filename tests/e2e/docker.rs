@@ -84,15 +84,15 @@ fn the_docker_cli_is_seen_connecting_and_asking() {
     let a = e.monitor.wait_for("docker version connect", |a| {
         by_pid(pid)(a) && s(a, "event.action") == "connect"
     });
-    assert_eq!(s(&a.json, "rule.key"), "docker-socket");
+    assert_eq!(s(&a.json, "rule.id"), "docker-socket");
     assert_eq!(s(&a.json, "rule.name"), "Connection to the Docker API socket");
-    assert_eq!(get(&a.json, "event.severity").as_u64(), Some(3));
+    assert_eq!(get(&a.json, "event.severity").as_u64(), Some(73), "high");
     assert_eq!(get(&a.json, "threat.technique.id.0").as_str(), Some("T1610"));
     assert_eq!(s(&a.json, "process.name"), "docker");
     assert_eq!(s(&a.json, "user.name"), "root");
     assert_eq!(s(&a.json, "file.path"), "/run/docker.sock");
     assert_eq!(s(&a.json, "event.outcome"), "success");
-    let ancestors = get(&a.json, "process.ancestors").as_array().unwrap();
+    let ancestors = get(&a.json, "monitor.process.ancestors").as_array().unwrap();
     let me = std::process::id() as u64;
     assert!(
         ancestors.iter().any(|x| x["pid"].as_u64() == Some(me)),
@@ -105,12 +105,12 @@ fn the_docker_cli_is_seen_connecting_and_asking() {
     let r = e.monitor.wait_for("docker ps request", |a| {
         by_pid(pid)(a)
             && s(a, "event.action") == "docker-request"
-            && s(a, "docker.request.path").ends_with("/containers/json")
+            && s(a, "url.path").ends_with("/containers/json")
     });
-    assert_eq!(s(&r.json, "rule.key"), "docker-api");
-    assert_eq!(s(&r.json, "rule.source"), "builtin:docker-api");
-    assert_eq!(s(&r.json, "docker.request.method"), "GET");
-    assert!(!s(&r.json, "docker.request.api_version").is_empty(), "{}", r.json);
+    assert_eq!(s(&r.json, "rule.id"), "docker-api");
+    assert_eq!(s(&r.json, "monitor.rule.source"), "builtin:docker-api");
+    assert_eq!(s(&r.json, "http.request.method"), "GET");
+    assert!(!s(&r.json, "monitor.docker.api_version").is_empty(), "{}", r.json);
 }
 
 /// Serialises tests that change the (process-wide) working directory.
@@ -154,16 +154,14 @@ fn every_spelling_of_the_docker_socket_raises_exactly_one_alert() {
     let me = std::process::id() as u64;
     for sp in &spellings {
         let alerts = e.monitor.matching(|a| {
-            by_pid(me)(a)
-                && s(a, "event.action") == "connect"
-                && s(a, "socket.requested_path") == sp
+            by_pid(me)(a) && s(a, "event.action") == "connect" && s(a, "destination.address") == sp
         });
         assert_eq!(alerts.len(), 1, "{sp}: {alerts:#?}");
         assert_eq!(s(&alerts[0], "file.path"), "/run/docker.sock", "{sp}");
-        assert_eq!(s(&alerts[0], "rule.key"), "docker-socket", "{sp}");
+        assert_eq!(s(&alerts[0], "rule.id"), "docker-socket", "{sp}");
     }
     let other = other.display().to_string();
-    assert!(e.monitor.matching(|a| s(a, "socket.requested_path") == other).is_empty());
+    assert!(e.monitor.matching(|a| s(a, "destination.address") == other).is_empty());
 }
 
 #[test]
@@ -194,17 +192,17 @@ fn a_client_in_a_container_reaching_the_mounted_socket_is_named_with_its_contain
     ]);
     assert!(ok, "docker version inside the container failed");
     let a = e.monitor.wait_for("connect from inside the container", |a| {
-        s(a, "event.action") == "connect" && s(a, "socket.requested_path") == "/x.sock"
+        s(a, "event.action") == "connect" && s(a, "destination.address") == "/x.sock"
     });
     let a = a.json;
-    assert_eq!(s(&a, "rule.key"), "docker-socket", "{a}");
+    assert_eq!(s(&a, "rule.id"), "docker-socket", "{a}");
     assert_eq!(s(&a, "file.path"), "/run/docker.sock", "{a}");
     assert!(is_container_id(s(&a, "container.id")), "{a}");
     assert_eq!(s(&a, "container.name"), name, "{a}");
     assert_eq!(s(&a, "container.image.name"), IMAGE, "{a}");
     assert_eq!(s(&a, "container.runtime"), "docker", "{a}");
     assert_eq!(get(&a, "container.security_context.privileged").as_bool(), Some(false), "{a}");
-    let chain: Vec<String> = get(&a, "process.ancestors")
+    let chain: Vec<String> = get(&a, "monitor.process.ancestors")
         .as_array()
         .unwrap()
         .iter()
@@ -219,11 +217,16 @@ fn privileged_and_host_root_creates_and_exec_are_decoded() {
     // The VM may refuse to *start* a privileged container; what the client asked is the point.
     let (pid, _) = docker_cli(&["run", "--rm", "--privileged", "--network", "none", IMAGE, "true"]);
     let a = e.monitor.wait_for("privileged create", |a| {
-        by_pid(pid)(a) && s(a, "rule.key") == "docker-privileged"
+        by_pid(pid)(a) && s(a, "rule.id") == "docker-privileged"
     });
     assert_eq!(s(&a.json, "event.action"), "docker-request");
-    assert_eq!(get(&a.json, "docker.create.privileged").as_bool(), Some(true), "{}", a.json);
-    assert!(s(&a.json, "docker.request.path").ends_with("/containers/create"));
+    assert_eq!(
+        get(&a.json, "monitor.docker.create.privileged").as_bool(),
+        Some(true),
+        "{}",
+        a.json
+    );
+    assert!(s(&a.json, "url.path").ends_with("/containers/create"));
 
     let (pid, _) = docker_cli(&[
         "run",
@@ -239,13 +242,13 @@ fn privileged_and_host_root_creates_and_exec_are_decoded() {
     ]);
     let a = e
         .monitor
-        .wait_for("host root mount", |a| by_pid(pid)(a) && s(a, "rule.key") == "docker-host-mount");
+        .wait_for("host root mount", |a| by_pid(pid)(a) && s(a, "rule.id") == "docker-host-mount");
     let a = a.json;
-    assert_eq!(s(&a, "docker.create.binds.0.source"), "/", "{a}");
-    assert_eq!(s(&a, "docker.create.binds.0.sensitive"), "host root", "{a}");
-    assert_eq!(s(&a, "docker.create.namespaces.pid"), "host", "{a}");
+    assert_eq!(s(&a, "monitor.docker.create.binds.0.source"), "/", "{a}");
+    assert_eq!(s(&a, "monitor.docker.create.binds.0.sensitive"), "host root", "{a}");
+    assert_eq!(s(&a, "monitor.docker.create.namespaces.pid"), "host", "{a}");
     let keys: Vec<&str> =
-        get(&a, "rule.keys").as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        get(&a, "monitor.rule.keys").as_array().unwrap().iter().filter_map(Value::as_str).collect();
     assert_eq!(keys, ["docker-host-mount", "docker-host-namespace"], "{a}");
 
     let name = unique("e2e-exec");
@@ -256,9 +259,12 @@ fn privileged_and_host_root_creates_and_exec_are_decoded() {
     docker(&["rm", "-f", &name]);
     assert!(ok);
     let a =
-        e.monitor.wait_for("docker exec", |a| by_pid(pid)(a) && s(a, "rule.key") == "docker-exec");
-    assert_eq!(s(&a.json, "docker.exec.container"), name, "{}", a.json);
-    assert_eq!(get(&a.json, "docker.exec.cmd"), &serde_json::json!(["cat", "/etc/hostname"]));
+        e.monitor.wait_for("docker exec", |a| by_pid(pid)(a) && s(a, "rule.id") == "docker-exec");
+    assert_eq!(s(&a.json, "monitor.docker.exec.container"), name, "{}", a.json);
+    assert_eq!(
+        get(&a.json, "monitor.docker.exec.cmd"),
+        &serde_json::json!(["cat", "/etc/hostname"])
+    );
 }
 
 #[test]
@@ -284,7 +290,7 @@ fn exec_and_setuid_inside_a_container_carry_its_context() {
     ]);
     assert!(ok);
     let a = e.monitor.wait_for("exec of the watched binary in a container", |a| {
-        s(a, "rule.key") == "e2e-exec" && s(a, "container.name") == name
+        s(a, "rule.id") == "e2e-exec" && s(a, "container.name") == name
     });
     assert_eq!(s(&a.json, "event.action"), "exec");
     assert_eq!(
@@ -313,11 +319,11 @@ fn exec_and_setuid_inside_a_container_carry_its_context() {
     ]);
     assert!(ok, "su inside the container failed");
     let a = e.monitor.wait_for("uid 1000 -> 0 inside a container", |a| {
-        s(a, "rule.key") == "setuid-root" && s(a, "container.name") == name
+        s(a, "rule.id") == "setuid-root" && s(a, "container.name") == name
     });
     let a = a.json;
-    assert_eq!(get(&a, "setid.before.uid").as_u64(), Some(1000), "{a}");
-    assert_eq!(get(&a, "setid.after.uid").as_u64(), Some(0), "{a}");
+    assert_eq!(get(&a, "monitor.setid.before.uid").as_u64(), Some(1000), "{a}");
+    assert_eq!(get(&a, "monitor.setid.after.uid").as_u64(), Some(0), "{a}");
     assert_eq!(s(&a, "container.image.name"), SUID_IMAGE, "{a}");
 }
 

@@ -25,7 +25,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn records(m: &Monitor, action: &str) -> Vec<Value> {
-    m.matching(|a| s(a, "event.kind") == "metric" && s(a, "event.action") == action)
+    m.matching(|a| s(a, "event.dataset") == "monitor.status" && s(a, "event.action") == action)
 }
 
 #[test]
@@ -120,7 +120,7 @@ fn start_heartbeat_and_stop_records_frame_the_output() {
     }
     let last = all.last().unwrap();
     assert_eq!(s(last, "event.action"), "monitor-stop", "{last}");
-    assert_eq!(s(last, "monitor.reason"), "SIGINT");
+    assert_eq!(s(last, "event.reason"), "SIGINT");
     assert!(get(last, "monitor.alerts").as_u64().unwrap() >= 1);
     let hb = records(&m, "heartbeat");
     assert!(get(&hb[0], "monitor.events").as_u64().is_some(), "{}", hb[0]);
@@ -195,7 +195,7 @@ fn hostile_names_stay_one_line_and_are_recovered_exactly() {
                     && recovered(a, "file.path").strip_prefix(prefix.as_bytes()) == Some(*n)
             })
             .json;
-        let encoded = get(&a, "encoding.percent").as_array().cloned().unwrap_or_default();
+        let encoded = get(&a, "monitor.encoding.percent").as_array().cloned().unwrap_or_default();
         assert_eq!(
             encoded.iter().any(|f| f == "file.path"),
             std::str::from_utf8(n).is_err(),
@@ -210,7 +210,7 @@ fn hostile_names_stay_one_line_and_are_recovered_exactly() {
 fn recovered(a: &Value, field: &str) -> Vec<u8> {
     let v = s(a, field);
     let encoded =
-        get(a, "encoding.percent").as_array().is_some_and(|l| l.iter().any(|f| f == field));
+        get(a, "monitor.encoding.percent").as_array().is_some_and(|l| l.iter().any(|f| f == field));
     if !encoded {
         return v.as_bytes().to_vec();
     }
@@ -239,7 +239,7 @@ fn reaching_for_the_monitor_is_reported() {
     let m = Monitor::start_args(&[&rules], &["--heartbeat", "0"]);
     let pid = m.pid() as i32;
     let tamper = |what: &str, pred: &dyn Fn(&Value) -> bool| {
-        m.wait_for(what, |a| s(a, "rule.key") == "monitor-tamper" && pred(a)).json
+        m.wait_for(what, |a| s(a, "rule.id") == "monitor-tamper" && pred(a)).json
     };
     // A harmless signal from its parent (this process) is nothing to report; a stop from a
     // stranger is tampering.
@@ -247,9 +247,9 @@ fn reaching_for_the_monitor_is_reported() {
     let stranger = signal_from_child(pid, libc::SIGSTOP);
     unsafe { libc::kill(pid, libc::SIGCONT) };
     let a = tamper("SIGSTOP from a stranger", &|a| s(a, "event.action") == "signal");
-    assert_eq!(get(&a, "tamper.signal").as_i64(), Some(libc::SIGSTOP as i64), "{a}");
+    assert_eq!(get(&a, "monitor.tamper.signal").as_i64(), Some(libc::SIGSTOP as i64), "{a}");
     assert_eq!(get(&a, "process.pid").as_u64(), Some(stranger as u64), "{a}");
-    assert_eq!(s(&a, "rule.source"), "builtin:self-defence");
+    assert_eq!(s(&a, "monitor.rule.source"), "builtin:self-defence");
     // ptrace without attaching (fails, but was attempted) and a read of its memory.
     unsafe { libc::ptrace(libc::PTRACE_PEEKDATA, pid, 0usize, 0usize) };
     tamper("ptrace", &|a| s(a, "event.action") == "ptrace");
@@ -268,18 +268,19 @@ fn reaching_for_the_monitor_is_reported() {
     let _ =
         std::process::Command::new("auditctl").args(["-W", "/nonexistent-monitor-e2e"]).output();
     tamper("auditctl -W", &|a| {
-        s(a, "event.action") == "exec" && s(a, "tamper.detail").starts_with("auditctl -W")
+        s(a, "event.action") == "exec" && s(a, "monitor.tamper.detail").starts_with("auditctl -W")
     });
     let _ = std::process::Command::new("bpftool").args(["link", "detach", "id", "999999"]).output();
     tamper("bpftool detach", &|a| {
-        s(a, "event.action") == "exec" && s(a, "tamper.detail").starts_with("bpftool link detach")
+        s(a, "event.action") == "exec"
+            && s(a, "monitor.tamper.detail").starts_with("bpftool link detach")
     });
     // Reading its audit rules is not tampering.
     let _ = std::process::Command::new("auditctl").arg("-l").output();
     let fence = _root.join("watched/fence").display().to_string();
     std::fs::write(&fence, "x").unwrap();
     m.wait_for("fence", |a| s(a, "file.path") == fence);
-    assert!(m.matching(|a| s(a, "tamper.detail").starts_with("auditctl -l")).is_empty());
+    assert!(m.matching(|a| s(a, "monitor.tamper.detail").starts_with("auditctl -l")).is_empty());
     let signals: Vec<Value> = m.matching(|a| s(a, "event.action") == "signal");
     assert_eq!(
         signals.len(),
@@ -324,18 +325,22 @@ fn an_orderly_stop_is_a_record_and_a_strangers_stop_is_reported() {
             let exit = m.stop(0); // signal 0: only waits for the exit
             let a = m
                 .wait_for("the stranger's stop request", |a| {
-                    s(a, "rule.key") == "monitor-stop-unexpected"
+                    s(a, "rule.id") == "monitor-stop-unexpected"
                 })
                 .json;
             assert_eq!(get(&a, "process.pid").as_u64(), Some(stranger as u64), "{a}");
-            assert_eq!(get(&a, "tamper.signal").as_i64(), Some(libc::SIGTERM as i64), "{a}");
+            assert_eq!(
+                get(&a, "monitor.tamper.signal").as_i64(),
+                Some(libc::SIGTERM as i64),
+                "{a}"
+            );
             exit
         };
         assert_eq!(exit, "exit status: 0");
         let stop = records(&m, "monitor-stop");
         assert_eq!(stop.len(), 1);
         let by = get(&stop[0], "monitor.requested_by");
-        assert_eq!(s(&stop[0], "monitor.reason"), "SIGTERM", "{}", stop[0]);
+        assert_eq!(s(&stop[0], "event.reason"), "SIGTERM", "{}", stop[0]);
         if by_parent {
             assert_eq!(
                 (by["relation"].as_str(), by["pid"].as_u64()),
@@ -348,7 +353,7 @@ fn an_orderly_stop_is_a_record_and_a_strangers_stop_is_reported() {
             assert_eq!(by["relation"].as_str(), Some("other"), "{}", stop[0]);
         }
         assert!(
-            m.matching(|a| s(a, "rule.key") == "monitor-tamper").is_empty(),
+            m.matching(|a| s(a, "rule.id") == "monitor-tamper").is_empty(),
             "an orderly stop is no tampering"
         );
     }
@@ -377,7 +382,7 @@ fn sighup_swaps_in_valid_rules_and_keeps_the_old_ones_on_error() {
     assert_eq!(get(&r, "monitor.rules.hash").as_str().map(str::len), Some(16), "{r}");
     let f = write("second", "after");
     let a = m.wait_for("write under the new watch", |a| s(a, "file.path") == f).json;
-    assert_eq!(s(&a, "rule.key"), "reloaded");
+    assert_eq!(s(&a, "rule.id"), "reloaded");
     let old = write("watched", "after");
     // A syntax error: the reload is refused and the rules in force stay.
     std::fs::write(&rules, "-w /tmp -p wa -k ok\n-a always,exit -S nosuchcall\n").unwrap();
@@ -390,7 +395,7 @@ fn sighup_swaps_in_valid_rules_and_keeps_the_old_ones_on_error() {
     );
     let f = write("second", "still");
     m.wait_for("the reloaded rules still apply", |a| {
-        s(a, "file.path") == f && s(a, "rule.key") == "reloaded"
+        s(a, "file.path") == f && s(a, "rule.id") == "reloaded"
     });
     assert!(m.matching(|a| s(a, "file.path") == old).is_empty(), "the first watch is gone");
     monitor_tests::check_schema(&m.all());

@@ -40,7 +40,7 @@ impl Env {
     }
 
     fn expect_key(&self, key: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let a = self.monitor.wait_for(what, |a| s(a, "rule.key") == key && pred(a)).json;
+        let a = self.monitor.wait_for(what, |a| s(a, "rule.id") == key && pred(a)).json;
         assert!(
             !s(&a, "rule.name").is_empty() && get(&a, "event.severity").as_u64().unwrap_or(0) > 0,
             "metadata: {a}"
@@ -176,7 +176,7 @@ fn group_changes_and_account_tools_are_reported_reads_are_not() {
         s(a, "event.action") == "exec" && s(a, "process.executable").ends_with("/groupadd")
     });
     e.expect_key("identity", "/etc/group replaced", |a| {
-        s(a, "file.path") == "/etc/group" || s(a, "file.target_path") == "/etc/group"
+        s(a, "file.path") == "/etc/group" || s(a, "monitor.file.new_path") == "/etc/group"
     });
     let out = Command::new("auditctl").arg("-l").output().unwrap();
     assert!(out.status.success());
@@ -188,7 +188,7 @@ fn group_changes_and_account_tools_are_reported_reads_are_not() {
     e.fence();
     let reads = e
         .monitor
-        .matching(|a| s(a, "rule.key") == "identity" && get(a, "process.pid").as_u64() == Some(me));
+        .matching(|a| s(a, "rule.id") == "identity" && get(a, "process.pid").as_u64() == Some(me));
     assert!(reads.is_empty(), "{reads:#?}");
 }
 
@@ -207,7 +207,7 @@ fn the_docker_daemons_own_writes_stay_silent() {
         "/usr/bin/containerd-shim-runc-v2",
     ];
     let noisy = e.monitor.matching(|a| {
-        s(a, "rule.key") == "docker-data" && daemons.contains(&s(a, "process.executable"))
+        s(a, "rule.id") == "docker-data" && daemons.contains(&s(a, "process.executable"))
     });
     assert!(noisy.is_empty(), "the daemons' work under /var/lib/docker: {noisy:#?}");
     // Anyone else writing there is reported.
@@ -256,7 +256,7 @@ fn a_non_root_connect_to_the_docker_socket_has_its_own_key() {
     });
     assert_eq!(s(&a, "user.id"), "65534", "{a}");
     assert_eq!(s(&a, "event.outcome"), "failure", "the socket is root:docker 0660: {a}");
-    assert_eq!(s(&a, "socket.requested_path"), "/run/docker.sock", "{a}");
+    assert_eq!(s(&a, "destination.address"), "/run/docker.sock", "{a}");
 }
 
 #[test]
@@ -299,7 +299,8 @@ fn group_additions_by_usermod_and_gpasswd_are_reported_lookups_are_not() {
         assert_eq!(s(&a, "event.action"), "exec", "{a}");
         e.expect_key("identity", &format!("/etc/group rewritten by usermod for {group}"), |a| {
             s(a, "process.executable") == "/usr/sbin/usermod"
-                && (s(a, "file.path") == "/etc/group" || s(a, "file.target_path") == "/etc/group")
+                && (s(a, "file.path") == "/etc/group"
+                    || s(a, "monitor.file.new_path") == "/etc/group")
         });
         run_ok(Command::new("gpasswd").args(["-d", &user.name, group]));
         run_ok(Command::new("gpasswd").args(["-a", &user.name, group]));
@@ -310,14 +311,15 @@ fn group_additions_by_usermod_and_gpasswd_are_reported_lookups_are_not() {
         e.expect_key("identity", &format!("/etc/gshadow rewritten by gpasswd for {group}"), |a| {
             s(a, "process.executable") == "/usr/bin/gpasswd"
                 && (s(a, "file.path") == "/etc/gshadow"
-                    || s(a, "file.target_path") == "/etc/gshadow")
+                    || s(a, "monitor.file.new_path") == "/etc/gshadow")
         });
     }
     // A login shell given to the account: /etc/passwd rewritten.
     run_ok(Command::new("usermod").args(["-s", "/bin/sh", &user.name]));
     e.expect_key("identity", "/etc/passwd rewritten for a shell change", |a| {
         s(a, "process.executable") == "/usr/sbin/usermod"
-            && (s(a, "file.path") == "/etc/passwd" || s(a, "file.target_path") == "/etc/passwd")
+            && (s(a, "file.path") == "/etc/passwd"
+                || s(a, "monitor.file.new_path") == "/etc/passwd")
     });
     // groupmod on the user's own group (userdel removes it afterwards).
     run_ok(Command::new("groupmod").args(["-g", "64999", &user.name]));
@@ -326,7 +328,7 @@ fn group_additions_by_usermod_and_gpasswd_are_reported_lookups_are_not() {
     });
     e.expect_key("identity", "/etc/group rewritten by groupmod", |a| {
         s(a, "process.executable") == "/usr/sbin/groupmod"
-            && (s(a, "file.path") == "/etc/group" || s(a, "file.target_path") == "/etc/group")
+            && (s(a, "file.path") == "/etc/group" || s(a, "monitor.file.new_path") == "/etc/group")
     });
     // Looking up membership is not a change.
     let quiet =
@@ -349,7 +351,7 @@ fn fleet_socket_clients_are_reported_other_sockets_are_not() {
         get(a, "process.pid").as_u64() == Some(pid as u64)
     });
     assert_eq!(s(&a, "event.action"), "connect", "{a}");
-    assert_eq!(s(&a, "socket.requested_path"), path, "{a}");
+    assert_eq!(s(&a, "destination.address"), path, "{a}");
     let other = "/run/monitor-e2e-other.sock";
     let _other = std::os::unix::net::UnixListener::bind(other).unwrap();
     let _remove_other = Remove(other);
@@ -462,7 +464,7 @@ fn daemon_binaries_and_configuration_replaced_are_reported_looking_is_not() {
         );
         replace_with_identical_copy(path);
         let a = e.expect_key(key, &format!("{path} replaced"), |a| {
-            s(a, "event.action") == "rename" && s(a, "file.target_path") == path
+            s(a, "event.action") == "rename" && s(a, "monitor.file.new_path") == path
         });
         assert_eq!(s(&a, "event.outcome"), "success", "{a}");
     }

@@ -108,7 +108,7 @@ fn replace_while_others_churn(root: &Path) -> (Vec<String>, usize, usize) {
     monitor.fence(&root.join("fence"));
     let a_dir = format!("{}/", root.join("a").display());
     let target_path = target.display().to_string();
-    let mine = monitor.matching(|x| s(x, "rule.key") == "e2e-target");
+    let mine = monitor.matching(|x| s(x, "rule.id") == "e2e-target");
     let elsewhere: Vec<String> = mine
         .iter()
         .filter(|x| !s(x, "file.path").starts_with(&a_dir))
@@ -176,7 +176,7 @@ fn a_watch_follows_its_path_not_the_file_that_left_it() {
     let written = |path: &str| {
         let path = path.to_string();
         move |x: &serde_json::Value| {
-            s(x, "rule.key") == "e2e-target"
+            s(x, "rule.id") == "e2e-target"
                 && s(x, "event.action") == "write"
                 && s(x, "file.path") == path
         }
@@ -259,12 +259,12 @@ fn every_exec_of_a_watched_binary_after_an_e2big_failure_alerts() {
         get(x, "process.args.1").as_str() == Some(last.as_str())
     });
     let alerted: HashSet<String> = monitor
-        .matching(|x| s(x, "rule.key") == "e2e-e2big" && s(x, "event.outcome") == "success")
+        .matching(|x| s(x, "rule.id") == "e2e-e2big" && s(x, "event.outcome") == "success")
         .iter()
         .filter_map(|x| get(x, "process.args.1").as_str().map(str::to_string))
         .collect();
     let failed = monitor
-        .matching(|x| s(x, "rule.key") == "e2e-e2big" && s(x, "event.outcome") == "failure")
+        .matching(|x| s(x, "rule.id") == "e2e-e2big" && s(x, "event.outcome") == "failure")
         .len();
     let missing: Vec<usize> =
         (0..RUNS).filter(|i| !alerted.contains(&format!("e2big-run-{i}"))).collect();

@@ -26,9 +26,10 @@ const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
 /// need JSON escapes or are not ASCII, padded to a length that varies with `n`.
 fn alert(n: u64) -> String {
     let actions = ["exec", "write", "connect", "docker-request", "setuid"];
+    let severity = [0, 21, 47, 73, 99][n as usize % 5];
     json!({
         "@timestamp": "2026-12-06T10:00:00.000000000Z",
-        "event": {"kind": "alert", "action": actions[n as usize % actions.len()], "severity": n % 5, "sequence": n},
+        "event": {"kind": "alert", "action": actions[n as usize % actions.len()], "severity": severity, "sequence": n},
         "process": {"args": ["sh", "-c", "echo \"quoted\" \\ back\u{1}slash", "café ✓"]},
         "file": {"path": format!("/etc/docker/{}", "x".repeat((n % 300) as usize))},
     })
@@ -138,11 +139,11 @@ fn rsyslogd_receives_every_alert_of_a_burst_as_rfc5424_with_the_json_intact() {
     for (line, want) in got.iter().zip(&sent) {
         let f: Vec<&str> = line.splitn(8, '|').collect();
         let alert: Value = serde_json::from_str(want).unwrap();
-        // authpriv (10) * 8 + the severity for event.severity 4/3/2/else.
+        // authpriv (10) * 8 + the severity for event.severity 99/73/47/else.
         let severity = match alert["event"]["severity"].as_u64() {
-            Some(4) => 2,
-            Some(3) => 3,
-            Some(2) => 4,
+            Some(99) => 2,
+            Some(73) => 3,
+            Some(47) => 4,
             _ => 5,
         };
         assert_eq!(f[0], (80 + severity).to_string(), "PRI of {line}");

@@ -295,7 +295,7 @@ fn under_the_units_capabilities_and_sandbox_it_alerts_reloads_and_stops_cleanly(
     );
     let sh = std::fs::canonicalize("/bin/sh").unwrap();
     assert_eq!(s(&alert, "process.executable"), sh.to_str().unwrap(), "{alert}");
-    assert_eq!(s(&alert, "rule.key"), "svc", "{alert}");
+    assert_eq!(s(&alert, "rule.id"), "svc", "{alert}");
     // The file output has the same line.
     let in_file = |path: &Path| -> Vec<Value> {
         std::fs::read_to_string(path)

@@ -322,7 +322,7 @@ pub fn summary(a: &Value) -> String {
         "{} {} key={} path={} pid={} exe={}",
         a["event"]["sequence"],
         a["event"]["action"],
-        a["rule"]["key"],
+        a["rule"]["id"],
         a["file"]["path"],
         a["process"]["pid"],
         a["process"]["executable"]
@@ -372,84 +372,29 @@ pub fn sh(script: &str) {
     assert!(status.success(), "`{script}` failed: {status}");
 }
 
-/// Check alerts against the field table of docs/alert-schema.md: each row
-/// `| `field` | type | when | meaning |` requires `field` with one of the `|`-separated JSON
-/// types in every alert its `when` column covers (`always`, `file`, `connect`, `setid`,
-/// `docker`, `container`).
-pub fn check_schema(alerts: &[Value]) {
-    let doc = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/alert-schema.md"),
-    )
-    .unwrap();
-    let rows: Vec<(String, String, String)> = doc
-        .lines()
-        .filter_map(|line| {
-            let cells: Vec<&str> =
-                line.split(" | ").map(|c| c.trim().trim_matches('|').trim()).collect();
-            let when = *cells.get(2)?;
-            ["always", "file", "connect", "setid", "docker", "container", "metric", "tamper"]
-                .contains(&when)
-                .then(|| {
-                    (
-                        cells[0].trim_matches('`').to_string(),
-                        cells[1].replace('\\', "").to_string(),
-                        when.to_string(),
-                    )
-                })
-        })
-        .collect();
-    assert!(
-        rows.len() >= 40,
-        "schema table not found in docs/alert-schema.md ({} rows)",
-        rows.len()
-    );
-    assert!(!alerts.is_empty());
+/// Check the lines of one run (alerts, audit-trail events, records): each is valid ECS and
+/// follows the monitor's field table (see [`ecs::check`]), and `event.sequence` numbers
+/// them 1..n without gaps.
+pub fn check_schema(lines: &[Value]) {
+    assert!(!lines.is_empty());
     // One numbering for alerts and records, no gaps.
     let mut seqs: Vec<u64> =
-        alerts.iter().filter_map(|a| get(a, "event.sequence").as_u64()).collect();
+        lines.iter().filter_map(|a| get(a, "event.sequence").as_u64()).collect();
     seqs.sort();
     assert_eq!(
         seqs,
-        (1..=alerts.len() as u64).collect::<Vec<_>>(),
+        (1..=lines.len() as u64).collect::<Vec<_>>(),
         "event.sequence must be 1..n without gaps"
     );
-    for a in alerts {
-        if s(a, "event.kind") == "metric" {
-            for (field, ty, _) in rows.iter().filter(|(_, _, w)| w == "metric") {
-                assert!(type_ok(get(a, field), ty), "{field} should be {ty} in {a}");
-            }
-            continue;
-        }
-        let group = match s(a, "event.action") {
-            "connect" => "connect",
-            "setuid" | "setgid" => "setid",
-            "docker-request" => "docker",
-            "signal" | "ptrace" | "process-vm" => "tamper",
-            _ => "file",
-        };
-        let in_container = a.get("container").is_some();
-        for (field, ty, when) in &rows {
-            let applies =
-                when == "always" || when == group || (when == "container" && in_container);
-            if !applies {
-                continue;
-            }
-            assert!(type_ok(get(a, field), ty), "{field} should be {ty} ({when}) in {a}");
-        }
-    }
+    check_lines(lines);
 }
 
-/// Whether `v` has one of the `|`-separated JSON types of the schema table.
-fn type_ok(v: &Value, ty: &str) -> bool {
-    ty.split('|').any(|t| match t {
-        "string" => v.is_string(),
-        "null" => v.is_null(),
-        "integer" => v.is_i64() || v.is_u64(),
-        "array" => v.is_array(),
-        "object" => v.is_object(),
-        "boolean" => v.is_boolean(),
-        other => panic!("unknown type {other} in the schema table"),
-    })
+/// Check each line as [`ecs::check`] does; panics with every problem of the first bad line.
+pub fn check_lines(lines: &[Value]) {
+    for line in lines {
+        let problems = ecs::check(line);
+        assert!(problems.is_empty(), "{problems:#?}\nin {line}");
+    }
 }
 
 /// Fork a child that runs `steps` (raw setresuid calls) and exits; returns its pid.

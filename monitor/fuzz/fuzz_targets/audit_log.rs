@@ -1,7 +1,8 @@
 //! Audit input on arbitrary bytes: recognised as an input (what it holds, described), log
 //! lines and netlink messages through grouping, mapping, rule matching (the built-in pack,
 //! as an audit source evaluates it) and JSON output. Every line written must be one JSON
-//! object, and its text form one line without a control character.
+//! object that follows the field table (every field documented with its type, the fields
+//! its kind of line needs present), and its text form one line without a control character.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -49,7 +50,10 @@ fuzz_target!(|data: &[u8]| {
     }
     p.finish().unwrap();
     for line in p.written().split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        serde_json::from_slice::<serde_json::Value>(line).expect("one JSON object per line");
+        let v =
+            serde_json::from_slice::<serde_json::Value>(line).expect("one JSON object per line");
+        let problems = monitor::sink::schema::problems(&v);
+        assert!(problems.is_empty(), "{problems:?} in {v}");
         let mut text = String::new();
         monitor::sink::text::render(line, false, &mut text);
         assert!(!text.chars().any(char::is_control), "an inert text line: {text:?}");

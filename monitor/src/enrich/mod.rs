@@ -17,7 +17,7 @@ pub mod process;
 pub mod users;
 
 pub use clock::{rfc3339, today, Clock, Timestamps};
-pub use host::{hostname, kernel_release};
+pub use host::{hostname, kernel_release, HostInfo};
 
 use crate::event::{Action, Actor, Event};
 use crate::plan::FilterPlan;
@@ -34,14 +34,18 @@ pub fn next_version() -> u64 {
     VERSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
 }
 
-/// An alert's process, as the table has it: executable, argv, parent and ancestors.
+/// An alert's process, as the table has it: executable, argv, start time (clock ticks since
+/// boot), parent and ancestors.
 pub struct ProcessView<'t> {
+    pub pid: u32,
     pub exe: Option<&'t [u8]>,
     pub args: &'t [Vec<u8>],
+    pub start: Option<u64>,
     pub ppid: u32,
-    pub parent_exe: Option<&'t [u8]>,
-    /// (pid, executable), parent first, up to pid 1.
-    pub ancestors: Vec<(u32, Option<&'t [u8]>)>,
+    /// The parent's entry, when the table has it.
+    pub parent: Option<&'t ProcInfo>,
+    /// (pid, executable, start), parent first, up to pid 1.
+    pub ancestors: Vec<process::Ancestor<'t>>,
 }
 
 /// Which host events happened on.
@@ -167,18 +171,21 @@ impl Enricher {
         let key = self.process_key(ev);
         let process = self.table.peek(ev.pid);
         let view = ProcessView {
+            pid: ev.pid,
             exe: process.and_then(|p| p.exe.as_deref()),
             args: process.map(|p| p.args.as_slice()).unwrap_or_default(),
+            start: process.and_then(|p| p.start),
             ppid: ev.ppid,
-            parent_exe: self.table.peek(ev.ppid).and_then(|p| p.exe.as_deref()),
+            parent: self.table.peek(ev.ppid),
             ancestors: self.table.ancestors(ev.pid),
         };
         (key, view)
     }
 
     /// An alert's user members are the same while this is: (names version, the ids).
-    pub fn user_key(&self, ev: &Event) -> (u64, [u32; 5]) {
-        (self.users.version(), [ev.ids.uid, ev.ids.euid, ev.auid, ev.ids.gid, ev.ids.egid])
+    pub fn user_key(&self, ev: &Event) -> (u64, [u32; 7]) {
+        let i = &ev.ids;
+        (self.users.version(), [i.uid, i.euid, i.suid, ev.auid, i.gid, i.egid, i.sgid])
     }
 
     /// The name of user `uid`.
@@ -193,7 +200,7 @@ impl Enricher {
 
     /// `pid` and its ancestors as the table knows them, the process first.
     pub fn lineage(&self, pid: u32) -> Vec<u32> {
-        std::iter::once(pid).chain(self.table.ancestors(pid).into_iter().map(|(p, _)| p)).collect()
+        std::iter::once(pid).chain(self.table.ancestors(pid).into_iter().map(|(p, ..)| p)).collect()
     }
 
     /// The container `ev` came from (live: looked up on this host).

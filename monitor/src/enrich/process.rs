@@ -1,6 +1,7 @@
-//! The process table: pid → parent, executable, argv. Seeded from /proc at start, then kept
-//! current from the kernel's fork/exec/exit events, so that short-lived processes and their
-//! parents are known even after they are gone from /proc.
+//! The process table: pid → parent, executable, argv, start time. Seeded from /proc at
+//! start, then kept current from the kernel's fork/exec/exit events, so that short-lived
+//! processes and their parents are known even after they are gone from /proc. A process's
+//! start time with the host's id makes its [`entity_id`], the same on every line about it.
 
 use crate::enrich::next_version;
 use crate::event::{Action, Event};
@@ -13,7 +14,42 @@ pub struct ProcInfo {
     pub exe: Option<Vec<u8>>,
     pub args: Vec<Vec<u8>>,
     pub comm: Vec<u8>,
+    /// When the process started, in clock ticks since boot (/proc/PID/stat `starttime`;
+    /// for a fork seen live, the fork's time in ticks), when known.
+    pub start: Option<u64>,
 }
+
+/// Nanoseconds per clock tick (`starttime` is in ticks of `_SC_CLK_TCK`, 100 per second
+/// on Linux).
+pub fn tick_ns() -> u64 {
+    static NS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *NS.get_or_init(|| {
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        if hz > 0 {
+            1_000_000_000 / hz as u64
+        } else {
+            10_000_000
+        }
+    })
+}
+
+/// `process.entity_id`: FNV-1a (128 bits) of the host's key, the pid and the start time,
+/// as 32 hex digits. The same process gives the same id on every line (and across an exec);
+/// a reused pid, another start time, gives another.
+pub fn entity_id(host_key: &str, pid: u32, start: u64) -> String {
+    const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const PRIME: u128 = 0x0000000001000000000000000000013b;
+    let mut h = OFFSET;
+    let text = format!("{host_key}:{pid}:{start}");
+    for b in text.bytes() {
+        h ^= b as u128;
+        h = h.wrapping_mul(PRIME);
+    }
+    format!("{h:032x}")
+}
+
+/// An ancestor as alerts name it: (pid, executable, start).
+pub type Ancestor<'t> = (u32, Option<&'t [u8]>, Option<u64>);
 
 /// At most this many ancestors are listed (a guard against cycles in stale data).
 const MAX_ANCESTORS: usize = 64;
@@ -118,10 +154,16 @@ impl ProcessTable {
                 let child = ev.child_or_code as u32;
                 let mut info = self.procs.get(&ev.pid).cloned().unwrap_or_default();
                 info.ppid = ev.pid;
+                info.start = Some(ev.ts_boot_ns / tick_ns());
                 self.procs.insert(child, info);
                 self.changed();
             }
             Action::Exec if ev.success() => {
+                if !self.procs.contains_key(&ev.pid) {
+                    // Its fork was not seen: the start time, at least, is in /proc.
+                    let start = self.read(ev.pid).and_then(|p| p.start);
+                    self.procs.insert(ev.pid, ProcInfo { start, ..ProcInfo::default() });
+                }
                 let info = self.procs.entry(ev.pid).or_default();
                 info.ppid = ev.ppid;
                 info.exe = ev.path.clone();
@@ -219,14 +261,14 @@ impl ProcessTable {
         self.procs.get(&pid)
     }
 
-    /// (pid, executable) of each ancestor of `pid` the table holds, parent first, up to pid 1
-    /// (`load_lineage` first).
-    pub fn ancestors(&self, pid: u32) -> Vec<(u32, Option<&[u8]>)> {
+    /// (pid, executable, start) of each ancestor of `pid` the table holds, parent first, up
+    /// to pid 1 (`load_lineage` first).
+    pub fn ancestors(&self, pid: u32) -> Vec<Ancestor<'_>> {
         let mut out = Vec::new();
         let mut cur = self.peek(pid).map(|p| p.ppid).unwrap_or(0);
         while cur != 0 && out.len() < MAX_ANCESTORS {
             let info = self.peek(cur);
-            out.push((cur, info.and_then(|i| i.exe.as_deref())));
+            out.push((cur, info.and_then(|i| i.exe.as_deref()), info.and_then(|i| i.start)));
             if cur == 1 {
                 break;
             }
@@ -245,7 +287,9 @@ pub fn read_proc(pid: u32) -> Option<ProcInfo> {
     let open = stat.iter().position(|&b| b == b'(')?;
     let comm = stat.get(open + 1..close)?.to_vec();
     let rest = std::str::from_utf8(stat.get(close + 2..)?).ok()?;
+    // After the comm: state (field 3), ppid (4), ..., starttime (22).
     let ppid = rest.split(' ').nth(1)?.parse().ok()?;
+    let start = rest.split(' ').nth(19).and_then(|s| s.parse().ok());
     let exe =
         std::fs::read_link(format!("{base}/exe")).ok().map(|p| p.as_os_str().as_bytes().to_vec());
     let args = std::fs::read(format!("{base}/cmdline"))
@@ -258,7 +302,7 @@ pub fn read_proc(pid: u32) -> Option<ProcInfo> {
             }
         })
         .unwrap_or_default();
-    Some(ProcInfo { ppid, exe, args, comm })
+    Some(ProcInfo { ppid, exe, args, comm, start })
 }
 
 #[cfg(test)]
@@ -276,5 +320,33 @@ mod tests {
         let anc = table.ancestors(std::process::id());
         assert!(!anc.is_empty());
         assert_eq!(anc.last().unwrap().0, 1, "chain ends at pid 1: {anc:?}");
+        assert!(anc.iter().all(|a| a.2.is_some()), "start times from /proc/PID/stat: {anc:?}");
+    }
+
+    #[test]
+    fn a_forked_child_starts_when_proc_says_and_keeps_its_id_across_exec() {
+        // This process's start from /proc agrees with the boot clock (in ticks).
+        let me = read_proc(std::process::id()).unwrap();
+        let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) };
+        let now_ticks = (now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64) / tick_ns();
+        assert!(me.start.is_some_and(|s| s <= now_ticks), "{:?} {now_ticks}", me.start);
+        let mut t = ProcessTable::offline();
+        let mut fork = crate::rules::tests::event_at(Action::Fork, -1, "");
+        fork.pid = 10;
+        fork.child_or_code = 11;
+        fork.ts_boot_ns = 5 * tick_ns() + 3;
+        t.observe(&fork);
+        assert_eq!(t.peek(11).unwrap().start, Some(5));
+        let mut exec = crate::rules::tests::event_at(Action::Exec, 59, "/bin/true");
+        exec.pid = 11;
+        exec.ppid = 10;
+        t.observe(&exec);
+        assert_eq!(t.peek(11).unwrap().start, Some(5), "an exec keeps the start");
+        let id = entity_id("host", 11, 5);
+        assert_eq!(id.len(), 32);
+        assert_eq!(id, entity_id("host", 11, 5));
+        assert_ne!(id, entity_id("host", 11, 6));
+        assert_ne!(id, entity_id("other", 11, 5));
     }
 }

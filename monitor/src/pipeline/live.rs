@@ -10,7 +10,7 @@ use super::outputs::Outputs;
 use super::signals::{Request, Signals};
 use super::{Pipeline, Presentation};
 use crate::detect::Detector;
-use crate::enrich::{Clock, Enricher};
+use crate::enrich::{Clock, Enricher, HostInfo};
 use crate::error::{Error, Result};
 use crate::rules::RuleSet;
 use crate::sink::line::Fanout;
@@ -100,7 +100,7 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions, output: Fanout) -> Resul
     };
     source.arm(detect.plan())?;
     let mut outputs = Outputs::new(output.handle(), clock);
-    let sink = Sink::new(output, clock, &crate::enrich::hostname(), std::process::id(), true);
+    let sink = Sink::new(output, clock, Some(HostInfo::read()), std::process::id(), true);
     let mut pipeline = Pipeline::new(Enricher::live(), detect, sink, opts.presentation);
     if let Some(path) = &opts.capture {
         pipeline.start_capture(path, capture_header(&pipeline, clock))?;
@@ -129,7 +129,7 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions, output: Fanout) -> Resul
         watched_paths = pipeline.plan().targets.len(),
         "monitor running"
     );
-    let start = serde_json::json!({"start": {
+    let mut start = serde_json::json!({"start": {
         "version": env!("CARGO_PKG_VERSION"),
         "source": opts.source.name(),
         "rules": {"count": rules.rules.len(), "hash": rules.hash(), "files": rules.files},
@@ -137,8 +137,10 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions, output: Fanout) -> Resul
         "hook_points": source.hook_points(),
         "source_proof": source.proof(),
         "kernel": crate::enrich::kernel_release(),
-        "heartbeat_s": opts.heartbeat.map(|d| d.as_secs()),
     }});
+    if let Some(every) = opts.heartbeat {
+        start["start"]["heartbeat_s"] = serde_json::json!(every.as_secs());
+    }
     let ended = async {
         pipeline.record("monitor-start", start)?;
         loop {
@@ -288,6 +290,7 @@ fn capture_header<W: Write>(pipeline: &Pipeline<W>, clock: Clock) -> serde_json:
         "format": "monitor-capture",
         "version": 1,
         "host": crate::enrich::hostname(),
+        "host_info": HostInfo::read(),
         "kernel": crate::enrich::kernel_release(),
         "monitor_version": env!("CARGO_PKG_VERSION"),
         "created": crate::enrich::rfc3339(clock.now_wall_ns()),

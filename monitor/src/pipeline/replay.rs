@@ -231,7 +231,8 @@ fn replay_capture<W: Write + Send + 'static>(
     };
     let same_rules = header.rules_hash.as_deref() == Some(rules.hash().as_str());
     let clock = Clock { offset_ns: header.clock_offset_ns };
-    let mut sink = Sink::new(out, clock, &crate::enrich::hostname(), header.monitor_pid, false);
+    let host_info = (!header.host.is_empty()).then(|| header.host_info.clone());
+    let mut sink = Sink::new(out, clock, host_info, header.monitor_pid, false);
     sink.set_format(opts.output);
     let detect = Detector::new(rules, header.monitor_ppid);
     // The capturing host; a capture that does not name it leaves it unknown.
@@ -271,7 +272,8 @@ fn replay_audit<W: Write + Send + 'static>(
     let mut source = AuditLog::new(probes, stats);
     let (rules, _) = rules.for_audit();
     // Audit times are wall-clock already: no offset.
-    let mut sink = Sink::new(out, Clock { offset_ns: 0 }, &crate::enrich::hostname(), 0, false);
+    // The host of each event is what its record says (`node=`), as the enricher decides.
+    let mut sink = Sink::new(out, Clock { offset_ns: 0 }, None, 0, false);
     sink.set_format(opts.output);
     let detect = Detector::new(rules, 0);
     source.arm(detect.plan())?;

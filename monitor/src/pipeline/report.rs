@@ -12,8 +12,9 @@ use std::io::Write;
 use tracing::warn;
 
 impl<W: Write> Pipeline<W> {
-    /// Write an in-band record (`event.kind: "metric"`, `event.action` = `action`, the
-    /// monitor's members in `monitor`); a capture keeps it, to write it again on replay.
+    /// Write an in-band record (`event.dataset: "monitor.status"`, `event.action` =
+    /// `action`, the record's content in `monitor`); a capture keeps it, to write it again
+    /// on replay.
     pub fn record(&mut self, action: &str, monitor: serde_json::Value) -> Result<()> {
         let line = self.sink.record(action, monitor).map_err(Error::Output)?;
         if let Some(r) = self.recorder.as_mut() {
@@ -82,7 +83,7 @@ impl<W: Write> Pipeline<W> {
             "events": c.events,
             "alerts": c.alerts,
             "trail": c.trail,
-            "suppressed": c.suppressed,
+            "alerts_suppressed": c.suppressed,
             "lost": c.lost,
             "decode_errors": c.decode_errors,
         })
@@ -101,12 +102,16 @@ pub(super) fn about(ev: &Event, v: &Verdict, detect: &Detector) -> serde_json::V
             (keys.first().cloned().unwrap_or_default(), source.to_string())
         }
     };
-    let text = |b: &Option<Vec<u8>>| b.as_deref().map(|b| String::from_utf8_lossy(b).into_owned());
-    json!({
+    let mut about = json!({
         "rule": {"key": key, "source": source},
         "process": {"pid": ev.pid},
-        "action": crate::sink::json::action_name(ev),
-        "path": text(&ev.path),
-        "path2": text(&ev.path2),
-    })
+        "action": crate::sink::ecs::action_name(ev),
+    });
+    // The objects, when the event has them (lossy: a record names them for reading).
+    for (k, b) in [("path", &ev.path), ("path2", &ev.path2)] {
+        if let Some(b) = b {
+            about[k] = json!(String::from_utf8_lossy(b));
+        }
+    }
+    about
 }

@@ -51,7 +51,11 @@ impl Request {
         };
         match &self.sender {
             Some(s) => {
-                serde_json::json!({"pid": s.pid, "uid": s.uid, "executable": s.executable, "relation": relation})
+                let mut by = serde_json::json!({"pid": s.pid, "uid": s.uid, "relation": relation});
+                if let Some(exe) = &s.executable {
+                    by["executable"] = serde_json::json!(exe);
+                }
+                by
             }
             None => serde_json::json!({"relation": relation}),
         }

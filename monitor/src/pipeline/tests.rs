@@ -4,6 +4,7 @@
 use super::*;
 use crate::detect::aggregate::Settings;
 use crate::enrich::Clock;
+use crate::enrich::HostInfo;
 use crate::event::{Action, Event};
 use crate::rules::parse::SystemIds;
 use crate::rules::tests::event_at;
@@ -15,7 +16,7 @@ fn rules(text: &str) -> RuleSet {
 }
 
 fn pipeline(text: &str, aggregation: Settings) -> Pipeline<Vec<u8>> {
-    let sink = Sink::new(Vec::new(), Clock { offset_ns: 0 }, "h", 1, false);
+    let sink = Sink::new(Vec::new(), Clock { offset_ns: 0 }, Some(HostInfo::named("h")), 1, false);
     Pipeline::new(
         Enricher::offline(crate::enrich::HostOf::Named("h".into())),
         Detector::new(rules(text), 0),
@@ -83,7 +84,15 @@ fn process_members_follow_the_table_between_alerts() {
         .iter()
         .map(|v| {
             let pr = &v["process"];
-            json!([pr["executable"], pr["args"], pr["parent"], pr["ancestors"]])
+            let parent =
+                json!({"pid": pr["parent"]["pid"], "executable": pr["parent"]["executable"]});
+            let ancestors: Vec<Value> = v["monitor"]["process"]["ancestors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| json!({"pid": a["pid"], "executable": a["executable"]}))
+                .collect();
+            json!([pr["executable"], pr["args"], parent, ancestors])
         })
         .collect();
     let tool = json!(["/bin/tool", "-x"]);
@@ -121,7 +130,9 @@ fn user_and_rule_members_follow_ids_names_and_reloaded_rules() {
     let seen: Vec<Value> = lines(&p)
         .iter()
         .map(|v| {
-            json!([v["user"]["name"], v["user"]["effective"], v["rule"]["key"], v["rule"]["keys"]])
+            let effective = &v["user"]["effective"];
+            let effective = json!({"id": effective["id"], "name": effective["name"]});
+            json!([v["user"]["name"], effective, v["rule"]["id"], v["monitor"]["rule"]["keys"]])
         })
         .collect();
     assert_eq!(
@@ -153,7 +164,7 @@ fn from_log(mut ev: Event, node: Option<&str>, names: &[(u32, &str)]) -> Input {
 }
 
 fn audit_pipeline(text: &str, fallback: Option<&str>) -> Pipeline<Vec<u8>> {
-    let sink = Sink::new(Vec::new(), Clock { offset_ns: 0 }, "replaying-host", 0, false);
+    let sink = Sink::new(Vec::new(), Clock { offset_ns: 0 }, None, 0, false);
     let enrich = Enricher::offline(crate::enrich::HostOf::FromLog(fallback.map(String::from)));
     Pipeline::new(enrich, Detector::new(rules(text), 0), sink, Presentation::default())
 }
@@ -177,13 +188,13 @@ fn a_replayed_log_keeps_its_host_names_and_keys() {
         assert_eq!(out.len(), 1, "{out:?}");
         let a = &out[0];
         assert_eq!(a["host"]["name"], host, "{a}");
-        assert_eq!(a["observer"]["hostname"], "replaying-host", "{a}");
+        assert_eq!(a["observer"]["hostname"], crate::enrich::hostname().as_str(), "{a}");
         assert_eq!(
             (&a["user"]["name"], &a["user"]["effective"]["name"]),
             (&json!("alice"), &json!("root"))
         );
-        assert_eq!(a["group"]["name"], "their-group", "{a}");
-        assert_eq!(a["rule"]["key"], "ours");
+        assert_eq!(a["user"]["group"]["name"], "their-group", "{a}");
+        assert_eq!(a["rule"]["id"], "ours");
         assert_eq!(a["monitor"]["audit"]["key"], json!(["their-key"]));
     }
 }

@@ -1,6 +1,7 @@
 //! What each rule key of the default pack and of the built-in detections means: title,
 //! severity, MITRE ATT&CK technique, description and remediation (rules/metadata.json,
-//! built into the binary). Alerts carry the metadata of their key.
+//! built into the binary), and the ATT&CK tactics of those techniques. Alerts carry the
+//! metadata of their key.
 
 use serde_json::Value;
 use std::collections::HashMap;
@@ -20,16 +21,39 @@ pub struct KeyMeta {
 }
 
 impl KeyMeta {
-    /// ECS-style numeric severity: low 1, medium 2, high 3, critical 4.
+    /// ECS `event.severity`: low 21, medium 47, high 73, critical 99 (0: none given).
     pub fn severity_number(&self) -> u8 {
         match self.severity.as_str() {
-            "low" => 1,
-            "medium" => 2,
-            "high" => 3,
-            "critical" => 4,
+            "low" => 21,
+            "medium" => 47,
+            "high" => 73,
+            "critical" => 99,
             _ => 0,
         }
     }
+}
+
+/// The ATT&CK (Enterprise) tactics of the techniques the metadata names, by technique id
+/// (a sub-technique has its parent's): (tactic id, tactic name).
+const TACTICS: &[(&str, &[(&str, &str)])] = &[
+    ("T1021", &[("TA0008", "Lateral Movement")]),
+    ("T1098", &[("TA0003", "Persistence"), ("TA0004", "Privilege Escalation")]),
+    ("T1525", &[("TA0003", "Persistence")]),
+    ("T1543", &[("TA0003", "Persistence"), ("TA0004", "Privilege Escalation")]),
+    ("T1547", &[("TA0003", "Persistence"), ("TA0004", "Privilege Escalation")]),
+    ("T1548", &[("TA0004", "Privilege Escalation"), ("TA0005", "Defense Evasion")]),
+    ("T1552", &[("TA0006", "Credential Access")]),
+    ("T1554", &[("TA0003", "Persistence")]),
+    ("T1562", &[("TA0005", "Defense Evasion")]),
+    ("T1609", &[("TA0002", "Execution")]),
+    ("T1610", &[("TA0005", "Defense Evasion"), ("TA0002", "Execution")]),
+    ("T1611", &[("TA0004", "Privilege Escalation")]),
+];
+
+/// The tactics of technique `id` (`T1562` or `T1562.001`).
+pub fn tactics(id: &str) -> &'static [(&'static str, &'static str)] {
+    let parent = id.split('.').next().unwrap_or(id);
+    TACTICS.iter().find(|(t, _)| *t == parent).map_or(&[], |(_, tactics)| tactics)
 }
 
 fn table() -> &'static HashMap<String, KeyMeta> {
@@ -105,6 +129,9 @@ mod tests {
             );
             assert!(m.severity_number() > 0, "{k}: severity {}", m.severity);
             assert!(m.technique_id.starts_with('T') && !m.technique_name.is_empty(), "{k}");
+            assert!(!tactics(&m.technique_id).is_empty(), "{k}: no tactic for {}", m.technique_id);
+            // A sub-technique is named "Parent: Sub" (the alert splits it).
+            assert_eq!(m.technique_id.contains('.'), m.technique_name.contains(": "), "{k}");
         }
         assert!(table().len() >= keys.len());
     }

@@ -1,16 +1,23 @@
-//! Alert JSON: one object per line, ECS-aligned nested field names (see docs/alert-schema.md).
+//! Alert JSON: one ECS object per line, nested objects (`{"process":{"parent":{"pid":1}}}`),
+//! ECS's names and types for what ECS defines and everything else under `monitor` (the
+//! field table and docs/alert-schema.md: `sink::schema`).
 //!
 //! Strings from the kernel are bytes chosen by whoever ran the syscall: the writer
 //! (`sink::writer`) escapes quotes, newlines and control characters, so each alert stays
-//! exactly one line, and percent-encodes invalid UTF-8 (listed in `encoding.percent`).
+//! exactly one line, and percent-encodes invalid UTF-8 (listed in
+//! `monitor.encoding.percent`). The members many alerts share come rendered
+//! (`sink::parts`).
 
+use super::parts::{HostParts, ProcessParts, RuleJson, UserParts};
 use super::writer::{key, JsonWriter};
+use super::{ecs, message, schema};
 use crate::detect::docker_api::DockerRequest;
 use crate::enrich::container::ContainerInfo;
 use crate::event::{Action, Event, Ids};
 use monitor_common::flag;
-use serde_json::{json, Value};
 use std::sync::Arc;
+
+pub use super::parts::{RuleRef, RuleSource};
 
 /// One alert, owned: a replay hands alerts to a render thread (see `sink::output`). What
 /// many alerts share (process, user, rule and host members) is not in it but in the
@@ -41,206 +48,39 @@ pub enum RaisedBy {
 }
 
 /// The members an alert takes from the renderer's state: the process and user members of
-/// the last process and ids alerted on, each loaded rule's JSON, the host the event
-/// happened on (unknown for a log that does not say) and the one the monitor runs on.
+/// the last process and ids alerted on, each loaded rule's JSON, the host's.
 #[derive(Default)]
 pub struct Context {
     pub process: ProcessParts,
     pub user: UserParts,
     pub rules: Vec<Option<RuleJson>>,
-    pub hostname: Option<String>,
-    pub observer: String,
+    pub host: HostParts,
 }
 
-/// The members of `process` that come from the process table, as alert JSON:
-/// `"executable":…,"args":[…],"parent":{…},"ancestors":[…]`. They are the same for every
-/// alert of a process while the table is unchanged, so the pipeline renders them once for a
-/// burst of alerts (`Pipeline::emit` keys them by the table's version).
-#[derive(Default)]
-pub struct ProcessParts {
-    json: Vec<u8>,
-    /// Fields percent-encoded in `json` (see `JsonWriter::text`).
-    encoded: Vec<String>,
+/// `file.type` of an inode's `st_mode`.
+fn file_type(mode: u32) -> Option<&'static str> {
+    Some(match mode & 0o170000 {
+        0o100000 => "file",
+        0o040000 => "dir",
+        0o120000 => "symlink",
+        0o140000 => "socket",
+        0o010000 => "fifo",
+        0o020000 => "char_device",
+        0o060000 => "block_device",
+        _ => return None,
+    })
 }
 
-impl ProcessParts {
-    /// Render the parts: the executable and argv of the process, its parent's pid and
-    /// executable, and its ancestors (pid and executable, parent first).
-    pub fn render(
-        &mut self,
-        exe: Option<&[u8]>,
-        args: &[Vec<u8>],
-        ppid: u32,
-        parent_exe: Option<&[u8]>,
-        ancestors: &[(u32, Option<&[u8]>)],
-    ) {
-        self.json.clear();
-        let mut w = JsonWriter::new(&mut self.json);
-        w.key(key!("executable")).opt_text(exe, || "process.executable".into());
-        w.key(key!("args")).open_array();
-        for (i, x) in args.iter().enumerate() {
-            w.text(x, || format!("process.args.{i}"));
+/// `path`, `name` and `directory` of `file` from a path's bytes.
+fn write_path(w: &mut JsonWriter, path: &[u8]) {
+    w.key(key!("path")).text(path, || "file.path".into());
+    if let Some(slash) = path.iter().rposition(|&b| b == b'/') {
+        let (dir, name) = (&path[..slash.max(1)], &path[slash + 1..]);
+        if !name.is_empty() {
+            w.key(key!("name")).text(name, || "file.name".into());
         }
-        w.close_array();
-        w.object(key!("parent")).key(key!("pid")).u64(ppid as u64);
-        w.key(key!("executable")).opt_text(parent_exe, || "process.parent.executable".into());
-        w.close();
-        w.key(key!("ancestors")).open_array();
-        for (i, (pid, exe)) in ancestors.iter().enumerate() {
-            w.open().key(key!("pid")).u64(*pid as u64);
-            w.key(key!("executable"))
-                .opt_text(*exe, || format!("process.ancestors.{i}.executable"));
-            w.close();
-        }
-        w.close_array();
-        self.encoded = std::mem::take(&mut w.encoded);
+        w.key(key!("directory")).text(dir, || "file.directory".into());
     }
-}
-
-/// An alert's `rule` and `threat` members and its `event.severity`, from what raised it:
-/// the same for every alert of a rule, so the pipeline renders them once per loaded rule.
-pub struct RuleJson {
-    severity: u8,
-    json: Vec<u8>,
-}
-
-impl RuleJson {
-    /// No rule: severity 0, no members.
-    pub const fn empty() -> RuleJson {
-        RuleJson { severity: 0, json: Vec::new() }
-    }
-
-    pub fn render(rule: &RuleRef) -> RuleJson {
-        // The first key's metadata: `event.severity` (0 without), `rule.*`, `threat`.
-        let meta = rule.keys.first().and_then(|k| meta_json(k));
-        let mut json = Vec::new();
-        let mut w = JsonWriter::new(&mut json);
-        w.object(key!("rule"))
-            .key(key!("key"))
-            .str(rule.keys.first().map(String::as_str).unwrap_or(""))
-            .key(key!("source"));
-        match rule.source {
-            RuleSource::Line(s) => w.str_and_number(&s.file, b':', s.line as u64),
-            RuleSource::Builtin(name) => w.str(name),
-        };
-        if rule.keys.len() > 1 {
-            w.key(key!("keys")).open_array();
-            for k in rule.keys {
-                w.str(k);
-            }
-            w.close_array();
-        }
-        if let Some(m) = meta {
-            w.raw(&m.rule_members);
-        }
-        w.close();
-        if let Some(m) = meta {
-            w.key(key!("threat")).raw(&m.threat);
-        }
-        RuleJson { severity: meta.map_or(0, |m| m.severity), json }
-    }
-}
-
-/// An alert's `user` and `group` members: the same for every alert with the same ids while
-/// the user names are unchanged (the pipeline keys them by both).
-#[derive(Default)]
-pub struct UserParts {
-    json: Vec<u8>,
-}
-
-impl UserParts {
-    /// `names` gives a uid's user name, `groups` a gid's group name.
-    pub fn render<'n>(
-        &mut self,
-        ev: &Event,
-        names: impl Fn(u32) -> Option<&'n str>,
-        groups: impl Fn(u32) -> Option<&'n str>,
-    ) {
-        self.json.clear();
-        let mut w = JsonWriter::new(&mut self.json);
-        w.object(key!("user"))
-            .key(key!("id"))
-            .num_str("", ev.ids.uid as u64, 10)
-            .key(key!("name"))
-            .opt_str(names(ev.ids.uid));
-        w.object(key!("effective"))
-            .key(key!("id"))
-            .num_str("", ev.ids.euid as u64, 10)
-            .key(key!("name"))
-            .opt_str(names(ev.ids.euid))
-            .close();
-        w.object(key!("audit")).key(key!("id"));
-        if ev.auid == u32::MAX {
-            w.str("unset");
-        } else {
-            w.num_str("", ev.auid as u64, 10);
-        }
-        w.close().close();
-        w.object(key!("group")).key(key!("id")).num_str("", ev.ids.gid as u64, 10);
-        if let Some(name) = groups(ev.ids.gid) {
-            w.key(key!("name")).str(name);
-        }
-        w.object(key!("effective")).key(key!("id")).num_str("", ev.ids.egid as u64, 10);
-        if let Some(name) = groups(ev.ids.egid) {
-            w.key(key!("name")).str(name);
-        }
-        w.close().close();
-    }
-}
-
-/// What raised an alert: the keys (first is `rule.key`) and where it is defined.
-#[derive(Clone, Copy, Debug)]
-pub struct RuleRef<'a> {
-    pub keys: &'a [String],
-    pub source: RuleSource<'a>,
-}
-
-/// `rule.source`: a rule's file and line, or the name of a built-in detection.
-#[derive(Clone, Copy, Debug)]
-pub enum RuleSource<'a> {
-    Line(&'a crate::rules::model::Source),
-    Builtin(&'static str),
-}
-
-/// `event.action` (see [`Event::action_name`]).
-pub fn action_name(ev: &Event) -> &'static str {
-    ev.action_name()
-}
-
-/// A key's metadata as alert JSON, escaped once: the members it adds to `rule` and the
-/// `threat` object. Every alert of the key carries the same text.
-struct MetaJson {
-    severity: u8,
-    rule_members: Vec<u8>,
-    threat: Vec<u8>,
-}
-
-fn meta_json(key: &str) -> Option<&'static MetaJson> {
-    static TABLE: std::sync::OnceLock<crate::hash::FastMap<&'static str, MetaJson>> =
-        std::sync::OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        crate::rules::metadata::all()
-            .map(|(key, m)| {
-                let mut rule_members = Vec::new();
-                let mut w = JsonWriter::new(&mut rule_members);
-                w.key(key!("name"))
-                    .str(&m.title)
-                    .key(key!("description"))
-                    .str(&m.description)
-                    .key(key!("remediation"))
-                    .str(&m.remediation);
-                w.key(key!("severity")).str(&m.severity);
-                let mut threat = Vec::new();
-                let mut w = JsonWriter::new(&mut threat);
-                w.open().key(key!("framework")).str("MITRE ATT&CK").object(key!("technique"));
-                w.key(key!("id")).open_array().str(&m.technique_id).close_array();
-                w.key(key!("name")).open_array().str(&m.technique_name).close_array();
-                w.close().close();
-                (key, MetaJson { severity: m.severity_number(), rule_members, threat })
-            })
-            .collect()
-    });
-    table.get(key)
 }
 
 fn write_ids(w: &mut JsonWriter, k: &'static str, i: &Ids) {
@@ -279,52 +119,149 @@ fn write_container(w: &mut JsonWriter, c: &ContainerInfo) {
     w.close();
 }
 
+/// A string array of JSON strings (the event's category and type).
+fn write_list(w: &mut JsonWriter, k: &'static str, items: &[&'static str]) {
+    w.key(k).open_array();
+    for i in items {
+        w.lit(i);
+    }
+    w.close_array();
+}
+
 /// One alert as one JSON line (without the newline), appended to `buf`; `timestamp` is
-/// its `@timestamp` (from `a.wall_ns`).
-pub fn render_into(a: &Alert, ctx: &Context, timestamp: &str, buf: &mut Vec<u8>) {
+/// its `@timestamp` (from `a.wall_ns`), `created` when it is made (`event.created`).
+pub fn render_into(a: &Alert, ctx: &Context, timestamp: &str, created: &str, buf: &mut Vec<u8>) {
     static NO_RULE: RuleJson = RuleJson::empty();
     let ev = &*a.ev;
     let rule = match &a.rule {
         RaisedBy::Loaded(i) => ctx.rules.get(*i).and_then(Option::as_ref).unwrap_or(&NO_RULE),
         RaisedBy::Builtin(r) => r,
     };
+    let docker = a.docker.as_deref();
+    let action = if docker.is_some() { "docker-request" } else { ecs::action_name(ev) };
+    let (category, types) = match (docker, ev.action) {
+        (Some((req, _)), _) => ecs::docker_request(
+            req.request["method"].as_str().unwrap_or(""),
+            req.request["path"].as_str().unwrap_or(""),
+        ),
+        (None, Action::UserMessage) => {
+            ecs::user_message(crate::vocab::records::name(ev.args[0] as u16).unwrap_or(""))
+        }
+        (None, other) => ecs::of_action(other, action),
+    };
     let mut w = JsonWriter::new(buf);
     w.open();
     w.key(key!("@timestamp")).str(timestamp);
-    w.object(key!("event"))
-        .key(key!("kind"))
-        .lit(match a.kind {
-            crate::rules::model::Kind::Alert => "alert",
-            crate::rules::model::Kind::Event => "event",
-        })
-        .key(key!("action"))
-        .lit(if a.docker.is_some() { "docker-request" } else { action_name(ev) })
-        .key(key!("outcome"))
-        .lit(if ev.success() { "success" } else { "failure" })
-        .key(key!("sequence"))
-        .u64(a.sequence)
-        .key(key!("severity"))
-        .u64(rule.severity as u64)
-        .close();
-    w.raw(&rule.json);
+    w.object(key!("ecs")).key(key!("version")).lit(schema::ECS_VERSION).close();
+    let about = message::About {
+        label: &rule.label,
+        user: &ctx.user.label,
+        docker: docker.map(|d| &d.0),
+        tamper: a.tamper.as_deref(),
+        container: a.container.as_ref(),
+    };
+    w.key(key!("message")).str(&message::alert(ev, &about));
+    w.object(key!("event")).key(key!("kind")).lit(match a.kind {
+        crate::rules::model::Kind::Alert => "alert",
+        crate::rules::model::Kind::Event => "event",
+    });
+    write_list(&mut w, key!("category"), category);
+    write_list(&mut w, key!("type"), types);
+    w.key(key!("action")).lit(action);
+    w.key(key!("module")).lit("monitor").key(key!("dataset")).lit("monitor.runtime");
+    w.key(key!("outcome")).lit(if ev.success() { "success" } else { "failure" });
+    w.key(key!("sequence")).u64(a.sequence);
+    w.key(key!("severity")).u64(rule.severity as u64);
+    w.key(key!("risk_score")).u64(rule.severity as u64);
+    w.key(key!("created")).str(created).close();
+    w.raw(&rule.ecs);
 
     w.object(key!("process")).key(key!("pid")).u64(ev.pid as u64);
     w.object(key!("thread")).key(key!("id")).u64(ev.tid as u64).close();
     w.key(key!("name")).text(&ev.comm, || "process.name".into());
-    w.raw(&ctx.process.json);
+    w.raw(&ctx.process.ecs);
     w.encoded.extend(ctx.process.encoded.iter().cloned());
+    w.raw(&ctx.user.process);
+    w.close();
+    w.raw(&ctx.user.ecs);
+
+    match (docker, ev.action) {
+        (Some((req, socket)), _) => {
+            w.object(key!("file"));
+            write_path(&mut w, socket);
+            w.key(key!("type")).lit("socket").close();
+            let r = &req.request;
+            w.object(key!("http")).object(key!("request")).key(key!("method"));
+            w.str(r["method"].as_str().unwrap_or("")).close().close();
+            w.object(key!("url")).key(key!("path")).str(r["path"].as_str().unwrap_or(""));
+            if let Some(q) = r["query"].as_str() {
+                w.key(key!("query")).str(q);
+            }
+            w.close();
+        }
+        (None, Action::Connect) => {
+            w.object(key!("file"));
+            if let Some(p) = ev.path2.as_deref() {
+                write_path(&mut w, p);
+            }
+            w.key(key!("type")).lit("socket");
+            if ev.ino != 0 {
+                w.key(key!("inode")).num_str("", ev.ino, 10);
+            }
+            w.close();
+            if let Some(p) = ev.path.as_deref() {
+                w.object(key!("destination"));
+                w.key(key!("address")).text(p, || "destination.address".into()).close();
+            }
+        }
+        (None, Action::SetId | Action::UserMessage) => {}
+        (None, _) if ev.path.is_some() || ev.ino != 0 => {
+            w.object(key!("file"));
+            if let Some(p) = ev.path.as_deref() {
+                write_path(&mut w, p);
+            }
+            if ev.ino != 0 {
+                w.key(key!("inode")).num_str("", ev.ino, 10);
+                if let Some(t) = file_type(ev.mode) {
+                    w.key(key!("type")).lit(t);
+                }
+                if ev.mode != 0 {
+                    w.key(key!("mode")).fmt(format_args!("{:04o}", ev.mode & 0o7777));
+                }
+            }
+            if let (Action::Symlink, Some(p2)) = (ev.action, &ev.path2) {
+                w.key(key!("target_path")).text(p2, || "file.target_path".into());
+            }
+            w.close();
+        }
+        (None, _) => {}
+    }
+    if let Some(c) = &a.container {
+        write_container(&mut w, c);
+    }
+    w.raw(&ctx.host.json);
+    w.object(key!("monitor"));
+    write_vendor(&mut w, a, ctx, rule);
+    w.encoding();
+    w.close();
+    w.close();
+}
+
+/// The members of `monitor`, but for the encoding list (written last).
+fn write_vendor(w: &mut JsonWriter, a: &Alert, ctx: &Context, rule: &RuleJson) {
+    let ev = &*a.ev;
+    w.key(key!("severity")).lit(ecs::severity_word(rule.severity));
+    w.raw(&rule.vendor);
+    w.object(key!("process")).raw(&ctx.process.vendor);
     if ev.action == Action::Exec && ev.flag(flag::PATH2_TRUNCATED) {
         w.key(key!("args_truncated")).bool(true);
     }
     w.close();
-
-    w.raw(&ctx.user.json);
-
-    w.object(key!("syscall")).key(key!("name"));
-    match crate::vocab::name(ev.syscall as u32) {
-        Some(name) => w.lit(name),
-        None => w.null(),
-    };
+    w.raw(&ctx.user.vendor);
+    w.object(key!("syscall"));
+    if let Some(name) = crate::vocab::name(ev.syscall as u32) {
+        w.key(key!("name")).lit(name);
+    }
     w.key(key!("number")).i64(ev.syscall as i64).key(key!("return")).i64(ev.ret);
     w.key(key!("args")).open_array();
     for x in &ev.args {
@@ -332,100 +269,50 @@ pub fn render_into(a: &Alert, ctx: &Context, timestamp: &str, buf: &mut Vec<u8>)
     }
     w.close_array().close();
 
-    match ev.action {
-        _ if a.docker.is_some() => {
-            let (req, socket) = a.docker.as_deref().unwrap();
-            w.object(key!("file"))
-                .key(key!("path"))
-                .text(socket, || "file.path".into())
-                .key(key!("type"))
-                .lit("socket")
-                .close();
-            w.object(key!("docker")).key(key!("request")).value(&req.request);
-            w.key(key!("findings")).open_array();
-            for f in &req.findings {
-                w.open().key(key!("key")).str(f.key).key(key!("detail")).str(&f.detail).close();
-            }
-            w.close_array();
-            if let serde_json::Value::Object(decoded) = &req.decoded {
-                for (k, v) in decoded {
-                    if !matches!(k.as_str(), "request" | "findings" | "body_truncated") {
-                        w.key_text(k).value(v);
-                    }
+    let file_action = a.docker.is_none()
+        && !matches!(ev.action, Action::Connect | Action::SetId | Action::UserMessage);
+    let new_path = matches!(ev.action, Action::Rename | Action::Link);
+    let flagged = ev.flag(flag::PATH1_TRUNCATED) || ev.flag(flag::PATH2_TRUNCATED);
+    let from_string = ev.flag(flag::PATH_FROM_STRING);
+    if file_action
+        && ((new_path && ev.path2.is_some()) || ev.action == Action::Open || flagged || from_string)
+    {
+        w.object(key!("file"));
+        if let (true, Some(p2)) = (new_path, &ev.path2) {
+            w.key(key!("new_path")).text(p2, || "monitor.file.new_path".into());
+        }
+        if ev.action == Action::Open {
+            w.key(key!("open_flags")).num_str("0o", ev.open_flags as u64, 8);
+        }
+        if flagged {
+            w.key(key!("truncated")).bool(true);
+        }
+        if from_string {
+            w.key(key!("resolved_from")).lit("string");
+        }
+        w.close();
+    }
+    if let Some((req, _)) = a.docker.as_deref() {
+        w.object(key!("docker"));
+        if let Some(v) = req.request["api_version"].as_str() {
+            w.key(key!("api_version")).str(v);
+        }
+        w.key(key!("findings")).open_array();
+        for f in &req.findings {
+            w.open().key(key!("key")).str(f.key).key(key!("detail")).str(&f.detail).close();
+        }
+        w.close_array();
+        if let serde_json::Value::Object(decoded) = &req.decoded {
+            for (k, v) in decoded {
+                if matches!(k.as_str(), "create" | "exec") {
+                    w.key_text(k).value(v);
                 }
             }
-            if req.body_truncated {
-                w.key(key!("body_truncated")).bool(true);
-            }
-            w.close();
         }
-        Action::Connect => {
-            w.object(key!("file"))
-                .key(key!("path"))
-                .opt_text(ev.path2.as_deref(), || "file.path".into())
-                .key(key!("type"))
-                .lit("socket");
-            w.key(key!("inode"));
-            if ev.ino != 0 {
-                w.u64(ev.ino);
-            } else {
-                w.null();
-            }
-            w.close();
-            w.object(key!("socket"))
-                .key(key!("requested_path"))
-                .opt_text(ev.path.as_deref(), || "socket.requested_path".into())
-                .close();
+        if req.body_truncated {
+            w.key(key!("body_truncated")).bool(true);
         }
-        Action::UserMessage => {
-            let rtype = ev.args[0] as u16;
-            w.object(key!("audit")).object(key!("message")).key(key!("type"));
-            match crate::vocab::records::name(rtype) {
-                Some(name) => w.str(name),
-                None => w.fmt(format_args!("UNKNOWN[{rtype}]")),
-            };
-            w.key(key!("text")).text(&ev.payload, || "audit.message.text".into()).close().close();
-        }
-        Action::SetId => {
-            w.object(key!("setid"));
-            write_ids(&mut w, key!("before"), &ev.old_ids);
-            write_ids(&mut w, key!("after"), &ev.ids);
-            w.key(key!("requested")).open_array();
-            for x in &ev.args[..3] {
-                w.i64(*x as u32 as i32 as i64);
-            }
-            w.close_array();
-            w.key(key!("became_root")).bool(ev.ids.became_root(&ev.old_ids)).close();
-        }
-        _ => {
-            w.object(key!("file"))
-                .key(key!("path"))
-                .opt_text(ev.path.as_deref(), || "file.path".into());
-            if let Some(p2) = &ev.path2 {
-                let (k, field) = if ev.action == Action::Symlink {
-                    (key!("link_target"), "file.link_target")
-                } else {
-                    (key!("target_path"), "file.target_path")
-                };
-                w.key(k).text(p2, || field.into());
-            }
-            if ev.ino != 0 {
-                w.key(key!("inode")).u64(ev.ino).key(key!("mode")).num_str("", ev.mode as u64, 8);
-            }
-            if ev.action == Action::Open {
-                w.key(key!("open_flags")).num_str("0o", ev.open_flags as u64, 8);
-            }
-            if ev.flag(flag::PATH1_TRUNCATED) || ev.flag(flag::PATH2_TRUNCATED) {
-                w.key(key!("truncated")).bool(true);
-            }
-            if ev.flag(flag::PATH_FROM_STRING) {
-                w.key(key!("resolved_from")).lit("string");
-            }
-            w.close();
-        }
-    }
-    if let Some(c) = &a.container {
-        write_container(&mut w, c);
+        w.close();
     }
     if let Some(detail) = &a.tamper {
         w.object(key!("tamper"))
@@ -438,36 +325,37 @@ pub fn render_into(a: &Alert, ctx: &Context, timestamp: &str, buf: &mut Vec<u8>)
         }
         w.close();
     }
-    if let Some(keys) = &ev.audit_key {
-        w.object(key!("monitor")).object(key!("audit")).key(key!("key")).open_array();
-        for k in keys.iter() {
-            w.str(k);
+    if ev.action == Action::SetId {
+        w.object(key!("setid"));
+        write_ids(w, key!("before"), &ev.old_ids);
+        write_ids(w, key!("after"), &ev.ids);
+        w.key(key!("requested")).open_array();
+        for x in &ev.args[..3] {
+            w.i64(*x as u32 as i32 as i64);
         }
-        w.close_array().close().close();
+        w.close_array();
+        w.key(key!("became_root")).bool(ev.ids.became_root(&ev.old_ids)).close();
     }
-    if let Some(host) = &ctx.hostname {
-        w.object(key!("host")).key(key!("name")).str(host).key(key!("hostname")).str(host).close();
+    let message = ev.action == Action::UserMessage;
+    if message || ev.audit_key.is_some() {
+        w.object(key!("audit"));
+        if let Some(keys) = &ev.audit_key {
+            w.key(key!("key")).open_array();
+            for (i, k) in keys.iter().enumerate() {
+                w.text(k.as_bytes(), || format!("monitor.audit.key.{i}"));
+            }
+            w.close_array();
+        }
+        if message {
+            let rtype = ev.args[0] as u16;
+            w.object(key!("message")).key(key!("type"));
+            match crate::vocab::records::name(rtype) {
+                Some(name) => w.str(name),
+                None => w.fmt(format_args!("UNKNOWN[{rtype}]")),
+            };
+            w.key(key!("text")).text(&ev.payload, || "monitor.audit.message.text".into());
+            w.close();
+        }
+        w.close();
     }
-    w.object(key!("observer")).key(key!("hostname")).str(&ctx.observer).close();
-    w.encoding();
-    w.close();
-}
-
-/// An in-band record about the monitor itself (start, heartbeat, events lost, stop), which
-/// runs on `observer`.
-pub fn render_record(
-    action: &str,
-    sequence: u64,
-    timestamp: &str,
-    observer: &str,
-    monitor: Value,
-) -> String {
-    json!({
-        "@timestamp": timestamp,
-        "event": {"kind": "metric", "action": action, "sequence": sequence, "dataset": "monitor"},
-        "monitor": monitor,
-        "host": {"name": observer, "hostname": observer},
-        "observer": {"hostname": observer},
-    })
-    .to_string()
 }

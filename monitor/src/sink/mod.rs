@@ -3,30 +3,43 @@
 //! user's members, rendered once while unchanged) and hands them to [`output`], which
 //! renders inline (live) or on a thread (replays) and writes to the destination.
 //!
-//! `json` renders alerts and records; `writer` is the byte-level JSON writer; `line` is the
-//! destination of finished lines (the [`line::LineSink`] trait, stdout, the fan-out to
-//! several), `file` and `syslog` the other destinations, `target` parses and opens them;
-//! `text` makes readable lines of alerts (replays for a person); `state` writes
+//! `schema` defines every field of every line (and the ECS version) once, `docs` makes the
+//! documentation and Elasticsearch templates from it; `json` renders
+//! alerts from the members `parts` renders once per process, ids, rule and host, with the
+//! `message` of each and the ECS categories of `ecs`; `record` renders the records about
+//! the monitor; `writer` is the byte-level JSON writer; `line` is the destination of
+//! finished lines (the [`line::LineSink`] trait, stdout, the fan-out to several), `file`
+//! and `syslog` the other destinations, `target` parses and opens them; `text` makes
+//! readable lines of alerts (replays for a person); `state` writes
 //! `monitor check` reports; `progress` reports long replays.
 
+pub mod docs;
+pub mod ecs;
 pub mod file;
 pub mod json;
 pub mod line;
+pub mod message;
 pub mod output;
+pub mod parts;
 pub mod progress;
+pub mod record;
+pub mod schema;
 pub mod state;
 pub mod syslog;
 pub mod target;
+#[cfg(test)]
+mod tests;
 pub mod text;
 pub mod writer;
 
 use crate::detect::{Raised, Verdict};
 use crate::enrich::container::ContainerInfo;
-use crate::enrich::{Clock, ProcessView};
+use crate::enrich::{Clock, HostInfo, ProcessView};
 use crate::event::Event;
 use crate::rules::model::Rule;
-use json::{Alert, ProcessParts, RaisedBy, RuleJson, RuleRef, RuleSource, UserParts};
+use json::{Alert, RaisedBy};
 use output::{Item, Output};
+use parts::{HostParts, ProcessParts, RuleJson, RuleRef, RuleSource, UserParts};
 use std::io::Write;
 use std::sync::Arc;
 
@@ -37,16 +50,16 @@ pub struct Sink<W: Write> {
     flush_each_line: bool,
     sequence: u64,
     clock: Clock,
-    /// The host the alerts are about (`None`: the input does not say).
-    hostname: Option<Arc<str>>,
-    /// What the output's host member holds (`None` inside: sent as unknown).
-    hostname_sent: Option<Option<Arc<str>>>,
-    /// The host the monitor runs on.
-    observer: Arc<str>,
+    /// The host the events happened on (`host.*`), `None` when the input does not say.
+    host: Option<HostInfo>,
+    /// This machine (`observer.hostname`; the `host` of the records about the monitor).
+    observer: HostInfo,
+    /// Whether the output's host members are those of `host`.
+    host_sent: bool,
     /// What the output's process members were made from: (table version, pid, ppid).
     process_of: Option<(u64, u32, u32)>,
     /// What the output's user members were made from: (names version, ids).
-    user_of: Option<(u64, [u32; 5])>,
+    user_of: Option<(u64, [u32; 7])>,
     /// The loaded rules whose JSON the output holds, by position.
     rules_sent: Vec<bool>,
     /// The (live, or recorded) monitor's pid, in tamper alerts.
@@ -54,26 +67,23 @@ pub struct Sink<W: Write> {
 }
 
 impl<W: Write> Sink<W> {
-    /// Lines to `out`; times from `clock`; `observer` is the host the monitor runs on (the
-    /// host each alert is about is set by [`Sink::set_host`]).
+    /// Lines to `out`; times from `clock`; `host` (when known) in every alert, this machine
+    /// as the observer. The host of later alerts is set by [`Sink::set_host`].
     pub fn new(
         out: W,
         clock: Clock,
-        observer: &str,
+        host: Option<HostInfo>,
         monitor_pid: u32,
         flush_each_line: bool,
     ) -> Sink<W> {
-        let mut out = Output::inline(out);
-        // An inline output takes it in at once: nothing can fail.
-        let _ = out.send(Item::Observer(observer.to_string()));
         Sink {
-            out,
+            out: Output::inline(out),
             flush_each_line,
             sequence: 0,
             clock,
-            hostname: None,
-            hostname_sent: None,
-            observer: observer.into(),
+            host,
+            observer: HostInfo::read(),
+            host_sent: false,
             process_of: None,
             user_of: None,
             rules_sent: Vec::new(),
@@ -94,13 +104,13 @@ impl<W: Write> Sink<W> {
     /// The process members for the alerts from now on.
     pub fn set_process(&mut self, key: (u64, u32, u32), view: &ProcessView) -> std::io::Result<()> {
         let mut parts = ProcessParts::default();
-        parts.render(view.exe, view.args, view.ppid, view.parent_exe, &view.ancestors);
+        parts.render(view, self.host.as_ref().map_or("", HostInfo::key), self.clock);
         self.process_of = Some(key);
         self.out.send(Item::Process(parts))
     }
 
     /// Whether the output's user members are those of `key` (see `Enricher::user_key`).
-    pub fn has_user(&self, key: (u64, [u32; 5])) -> bool {
+    pub fn has_user(&self, key: (u64, [u32; 7])) -> bool {
         self.user_of == Some(key)
     }
 
@@ -108,7 +118,7 @@ impl<W: Write> Sink<W> {
     /// and `groups`.
     pub fn set_user<'n>(
         &mut self,
-        key: (u64, [u32; 5]),
+        key: (u64, [u32; 7]),
         ev: &Event,
         names: impl Fn(u32) -> Option<&'n str>,
         groups: impl Fn(u32) -> Option<&'n str>,
@@ -142,8 +152,11 @@ impl<W: Write> Sink<W> {
 
     /// The host the next alerts are about (as the enricher decided), `None` when unknown.
     pub fn set_host(&mut self, name: Option<&str>) {
-        if self.hostname.as_deref() != name {
-            self.hostname = name.map(Arc::from);
+        if self.host.as_ref().map(|h| h.name.as_str()) != name {
+            self.host = name.map(HostInfo::named);
+            self.host_sent = false;
+            // Entity ids are made with the host's key.
+            self.process_of = None;
         }
     }
 
@@ -154,14 +167,10 @@ impl<W: Write> Sink<W> {
         v: Verdict,
         container: Option<ContainerInfo>,
     ) -> std::io::Result<u64> {
-        let same = |a: &Option<Arc<str>>, b: &Option<Arc<str>>| match (a, b) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        };
-        if self.hostname_sent.as_ref().is_none_or(|h| !same(h, &self.hostname)) {
-            self.out.send(Item::Hostname(self.hostname.as_deref().map(str::to_string)))?;
-            self.hostname_sent = Some(self.hostname.clone());
+        if !self.host_sent {
+            self.out
+                .send(Item::Host(HostParts::render(self.host.as_ref(), &self.observer.name)))?;
+            self.host_sent = true;
         }
         let rule = match v.raised {
             Raised::Rule(i) => RaisedBy::Loaded(i),
@@ -187,31 +196,34 @@ impl<W: Write> Sink<W> {
         Ok(self.sequence)
     }
 
-    /// An in-band record about the monitor itself (`event.kind: "metric"`: start,
-    /// heartbeat, events lost, alerts suppressed, stop), numbered like an alert so that a
-    /// gap in `event.sequence` can only mean lines lost after they were written. Returns
-    /// the line (a capture records it).
+    fn frame(&self) -> record::Frame<'_> {
+        record::Frame {
+            host: self.host.as_ref().unwrap_or(&self.observer),
+            observer: &self.observer.name,
+            monitor_pid: self.monitor_pid,
+        }
+    }
+
+    /// An in-band record about the monitor itself (`event.dataset: "monitor.status"`:
+    /// start, heartbeat, events lost, alerts suppressed, rule reloads, stop; `monitor` its
+    /// content), numbered like an alert so that a gap in `event.sequence` can only mean
+    /// lines lost after they were written. Returns the line (a capture records it).
     pub fn record(&mut self, action: &str, monitor: serde_json::Value) -> std::io::Result<String> {
         self.sequence += 1;
-        let now = self.clock.now_wall_ns();
-        let line = json::render_record(
-            action,
-            self.sequence,
-            &crate::enrich::rfc3339(now),
-            &self.observer,
-            monitor,
-        );
+        let now = crate::enrich::rfc3339(self.clock.now_wall_ns());
+        let line = record::render(action, self.sequence, &now, &self.frame(), monitor);
         self.out.send(Item::Line(line.clone().into_bytes()))?;
         self.line_done()?;
         Ok(line)
     }
 
-    /// A record line a capture holds, numbered into this output.
+    /// A record line a capture holds, numbered into this output (in this schema).
     pub fn replay_line(&mut self, line: &[u8]) -> std::io::Result<()> {
-        let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(line) else { return Ok(()) };
+        let Some(line) = record::replayed(line, self.sequence + 1, &self.frame()) else {
+            return Ok(());
+        };
         self.sequence += 1;
-        v["event"]["sequence"] = serde_json::json!(self.sequence);
-        self.out.send(Item::Line(v.to_string().into_bytes()))?;
+        self.out.send(Item::Line(line.into_bytes()))?;
         self.line_done()
     }
 

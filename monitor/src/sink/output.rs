@@ -10,7 +10,8 @@
 //! per alert. The render thread also hands each batch back with its items, and the
 //! pipeline drops them: memory is freed by the thread that allocated it.
 
-use super::json::{render_into, Alert, Context, ProcessParts, RuleJson, UserParts};
+use super::json::{render_into, Alert, Context};
+use super::parts::{HostParts, ProcessParts, RuleJson, UserParts};
 use crate::enrich::Timestamps;
 use std::io::Write;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -42,14 +43,12 @@ pub enum Item {
     User(UserParts),
     /// The JSON of the loaded rule at this position.
     Rule(usize, RuleJson),
-    /// The host the alerts after it are about (`None`: unknown).
-    Hostname(Option<String>),
-    /// The host the monitor runs on.
-    Observer(String),
+    /// The host members of the alerts after it (`host`, `observer`).
+    Host(HostParts),
 }
 
 pub enum Output<W: Write> {
-    Inline(Renderer<W>),
+    Inline(Box<Renderer<W>>),
     Threaded(Threaded),
 }
 
@@ -58,18 +57,30 @@ pub struct Renderer<W: Write> {
     pub out: W,
     line: Vec<u8>,
     timestamps: Timestamps,
+    /// For `event.created`: when each line is made, by `now`.
+    created: Timestamps,
+    now: fn() -> i128,
     context: Context,
     format: LineFormat,
     /// The text line (text output).
     text: String,
 }
 
+/// The wall clock, in ns since the epoch.
+fn wall_now() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i128)
+}
+
 impl<W: Write> Renderer<W> {
-    fn new(out: W) -> Renderer<W> {
+    fn new(out: W, now: fn() -> i128) -> Renderer<W> {
         Renderer {
             out,
             line: Vec::with_capacity(4096),
             timestamps: Timestamps::default(),
+            created: Timestamps::default(),
+            now,
             context: Context::default(),
             format: LineFormat::Json,
             text: String::new(),
@@ -96,7 +107,9 @@ impl<W: Write> Renderer<W> {
             Item::Alert(a) => {
                 let mut line = std::mem::take(&mut self.line);
                 line.clear();
-                render_into(a, ctx, self.timestamps.format(a.wall_ns), &mut line);
+                let now = (self.now)();
+                let (ts, created) = (self.timestamps.format(a.wall_ns), self.created.format(now));
+                render_into(a, ctx, ts, created, &mut line);
                 let written = self.put(&line);
                 self.line = line;
                 return written;
@@ -110,8 +123,7 @@ impl<W: Write> Renderer<W> {
                 }
                 ctx.rules[*i] = Some(std::mem::replace(r, RuleJson::empty()));
             }
-            Item::Hostname(h) => std::mem::swap(&mut ctx.hostname, h),
-            Item::Observer(h) => std::mem::swap(&mut ctx.observer, h),
+            Item::Host(h) => std::mem::swap(&mut ctx.host, h),
         }
         Ok(())
     }
@@ -129,7 +141,13 @@ pub struct Threaded {
 
 impl<W: Write> Output<W> {
     pub fn inline(out: W) -> Output<W> {
-        Output::Inline(Renderer::new(out))
+        Output::Inline(Box::new(Renderer::new(out, wall_now)))
+    }
+
+    /// An inline output whose `event.created` times come from `now` (tests compare
+    /// outputs byte for byte).
+    pub fn inline_at(out: W, now: fn() -> i128) -> Output<W> {
+        Output::Inline(Box::new(Renderer::new(out, now)))
     }
 
     /// Write lines in `format` (set before the output moves to a thread).
@@ -265,6 +283,10 @@ mod tests {
     use crate::sink::json::{RaisedBy, RuleRef, RuleSource};
     use std::sync::{Arc, Mutex};
 
+    fn fixed_now() -> i128 {
+        1_800_000_000_000_000_000
+    }
+
     /// A stream of alerts with the shared members changing along the way: new process
     /// parts every 100 alerts, new user parts every 300, four rules, two host names, and
     /// in-band lines in between. Long enough for many batches.
@@ -274,13 +296,18 @@ mod tests {
         for i in 0..2000u64 {
             if i % 100 == 0 {
                 let mut p = ProcessParts::default();
-                p.render(
-                    Some(format!("/bin/p{i}").as_bytes()),
-                    &[b"p".to_vec(), vec![0xff, b'"']],
-                    1,
-                    None,
-                    &[(1, Some(b"/sbin/init"))],
-                );
+                let exe = format!("/bin/p{i}").into_bytes();
+                let args = [b"p".to_vec(), vec![0xff, b'"']];
+                let view = crate::enrich::ProcessView {
+                    pid: 100,
+                    exe: Some(&exe),
+                    args: &args,
+                    start: Some(5),
+                    ppid: 1,
+                    parent: None,
+                    ancestors: vec![(1, Some(b"/sbin/init"), Some(1))],
+                };
+                p.render(&view, "host", crate::enrich::Clock { offset_ns: 0 });
                 out.push(Item::Process(p));
             }
             let mut ev = event_at(Action::Open, 257, &format!("/etc/docker/f{i}"));
@@ -300,7 +327,8 @@ mod tests {
                 ));
             }
             if i % 1000 == 0 {
-                out.push(Item::Hostname(Some(format!("host-{i}"))));
+                let host = crate::enrich::HostInfo::named(&format!("host-{i}"));
+                out.push(Item::Host(HostParts::render(Some(&host), "observer")));
             }
             if i % 700 == 0 {
                 out.push(Item::Line(format!("{{\"line\":{i}}}").into_bytes()));
@@ -344,7 +372,7 @@ mod tests {
 
     #[test]
     fn the_render_thread_writes_what_inline_rendering_writes() {
-        let mut inline = Output::inline(Vec::new());
+        let mut inline = Output::inline_at(Vec::new(), fixed_now);
         for item in items() {
             inline.send(item).unwrap();
         }
@@ -353,7 +381,7 @@ mod tests {
         assert_eq!(expected.iter().filter(|&&b| b == b'\n').count(), 2003);
 
         let written = Shared::default();
-        let mut threaded = Output::inline(written.clone()).threaded().unwrap();
+        let mut threaded = Output::inline_at(written.clone(), fixed_now).threaded().unwrap();
         assert!(matches!(threaded, Output::Threaded(_)));
         for item in items() {
             threaded.send(item).unwrap();
@@ -374,8 +402,9 @@ mod tests {
         assert_eq!(alerts[100]["process"]["executable"], "/bin/p100");
         assert_eq!(alerts[999]["host"]["hostname"], "host-0");
         assert_eq!(alerts[1000]["host"]["hostname"], "host-1000");
-        assert_eq!(alerts[1]["rule"]["key"], "key-1");
+        assert_eq!(alerts[1]["rule"]["id"], "key-1");
         assert_eq!(alerts[1999]["user"]["id"], "6");
+        assert_eq!(alerts[5]["event"]["created"], "2027-01-15T08:00:00.000000000Z");
     }
 
     /// Fails every write after the first `ok` bytes, like a closed pipe.

@@ -2,9 +2,10 @@
 //! unix datagram socket (`/dev/log` by default), the alert's JSON as the message.
 //!
 //! `<PRI>1 TIMESTAMP HOSTNAME monitor PID MSGID - {"@timestamp":...}`: PRI from the
-//! configured facility and a severity derived from the line (`event.severity` 4 critical →
-//! crit, 3 → err, 2 → warning, else notice; the monitor's own records info, their
-//! warnings (`events-lost`, `output-lost`, `rules-reload-failed`) warning), MSGID the line's
+//! configured facility and a severity derived from the line (`event.severity` 99 critical
+//! → crit, 73 high → err, 47 medium → warning, else notice; the monitor's own records
+//! (`event.dataset: monitor.status`) info, their warnings (`events-lost`,
+//! `output-lost`, `rules-reload-failed`) warning), MSGID the line's
 //! `event.action`. The MSG carries no UTF-8 BOM: RFC 5424 allows any encoding without
 //! one, and collectors hand the JSON on unchanged.
 //!
@@ -341,22 +342,22 @@ fn classify(line: &[u8]) -> (u8, String) {
     }
     #[derive(serde::Deserialize, Default)]
     struct Event {
-        kind: Option<String>,
+        dataset: Option<String>,
         action: Option<String>,
         severity: Option<u64>,
     }
     let event = serde_json::from_slice::<Line>(line).map(|l| l.event).unwrap_or_default();
     let action = event.action.unwrap_or_default();
-    let severity = match (event.kind.as_deref(), event.severity) {
-        (Some("metric"), _)
+    let severity = match (event.dataset.as_deref(), event.severity) {
+        (Some("monitor.status"), _)
             if matches!(action.as_str(), "events-lost" | "output-lost" | "rules-reload-failed") =>
         {
             severity::WARNING
         }
-        (Some("metric"), _) => severity::INFO,
-        (_, Some(4)) => severity::CRIT,
-        (_, Some(3)) => severity::ERR,
-        (_, Some(2)) => severity::WARNING,
+        (Some("monitor.status"), _) => severity::INFO,
+        (_, Some(99..)) => severity::CRIT,
+        (_, Some(73..)) => severity::ERR,
+        (_, Some(47..)) => severity::WARNING,
         _ => severity::NOTICE,
     };
     (severity, action)
@@ -388,7 +389,7 @@ mod tests {
     fn a_message_is_rfc5424_with_the_json_as_msg() {
         let (_dir, path, rx) = receiver();
         let mut s = Syslog::open(config(&path)).unwrap();
-        let alert = r#"{"event":{"kind":"alert","action":"exec","severity":3},"x":"é"}"#;
+        let alert = r#"{"event":{"kind":"alert","action":"exec","severity":73},"x":"é"}"#;
         s.write_line(alert.as_bytes()).unwrap();
         let msg = recv(&rx);
         let parts: Vec<&str> = msg.splitn(8, ' ').collect();
@@ -412,19 +413,29 @@ mod tests {
     #[test]
     fn severity_and_msgid_follow_the_line() {
         assert_eq!(
-            classify(br#"{"event":{"kind":"alert","action":"write","severity":4}}"#),
+            classify(br#"{"event":{"kind":"alert","action":"write","severity":99}}"#),
             (2, "write".into())
+        );
+        assert_eq!(
+            classify(br#"{"event":{"kind":"alert","action":"write","severity":47}}"#),
+            (4, "write".into())
+        );
+        assert_eq!(
+            classify(br#"{"event":{"kind":"alert","action":"write","severity":21}}"#),
+            (5, "write".into())
         );
         assert_eq!(
             classify(br#"{"event":{"kind":"alert","action":"open","severity":0}}"#),
             (5, "open".into())
         );
         assert_eq!(
-            classify(br#"{"event":{"kind":"metric","action":"heartbeat"}}"#),
-            (6, "heartbeat".into())
+            classify(br#"{"event":{"kind":"event","dataset":"monitor.status","action":"monitor-start"}}"#),
+            (6, "monitor-start".into())
         );
         assert_eq!(
-            classify(br#"{"event":{"kind":"metric","action":"events-lost"}}"#),
+            classify(
+                br#"{"event":{"kind":"metric","dataset":"monitor.status","action":"events-lost"}}"#
+            ),
             (4, "events-lost".into())
         );
         assert_eq!(classify(b"not json"), (5, String::new()));

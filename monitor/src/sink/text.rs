@@ -71,7 +71,7 @@ pub fn render(json: &[u8], colour: bool, out: &mut String) {
     clean(out, &ts);
     out.push(' ');
     let action = text(&v, "event.action").unwrap_or("-");
-    if text(&v, "event.kind") == Some("metric") {
+    if text(&v, "event.dataset") == Some("monitor.status") {
         let mut rest = String::from("-- ");
         rest.push_str(action);
         if let Some(m) = v.get("monitor") {
@@ -81,14 +81,14 @@ pub fn render(json: &[u8], colour: bool, out: &mut String) {
         paint(out, Style::new().dimmed(), &rest);
         return;
     }
-    let severity = text(&v, "monitor.severity").or(text(&v, "rule.severity")).unwrap_or("info");
+    let severity = text(&v, "monitor.severity").unwrap_or("info");
     let severity = if text(&v, "event.kind") == Some("event") { "trail" } else { severity };
     paint(out, severity_style(severity), &format!("{severity:<8}"));
     out.push(' ');
-    paint(out, Style::new().bold(), text(&v, "rule.key").unwrap_or("-"));
+    paint(out, Style::new().bold(), text(&v, "rule.id").unwrap_or("-"));
     if let Some(keys) = get(&v, "monitor.audit.key").as_array() {
         let keys: Vec<&str> = keys.iter().filter_map(Value::as_str).collect();
-        if keys.first() != text(&v, "rule.key").as_ref() {
+        if keys.first() != text(&v, "rule.id").as_ref() {
             out.push_str(" (audit key ");
             clean(out, &keys.join(","));
             out.push(')');
@@ -97,7 +97,7 @@ pub fn render(json: &[u8], colour: bool, out: &mut String) {
     out.push(' ');
     clean(out, action);
     if text(&v, "event.outcome") == Some("failure") {
-        let _ = write!(out, " failed({})", get(&v, "syscall.return"));
+        let _ = write!(out, " failed({})", get(&v, "monitor.syscall.return"));
     }
     object(&v, out);
     if let Some(pid) = get(&v, "process.pid").as_u64() {
@@ -133,14 +133,12 @@ pub fn render(json: &[u8], colour: bool, out: &mut String) {
 
 /// What the alert is about: the request, the file or socket, the ids, the message, argv.
 fn object(v: &Value, out: &mut String) {
-    if let Some(req) = get(v, "docker.request").as_object() {
-        for k in ["method", "path"] {
-            if let Some(s) = req.get(k).and_then(Value::as_str) {
-                out.push(' ');
-                clean(out, s);
-            }
+    if let Some(method) = text(v, "http.request.method") {
+        for s in [Some(method), text(v, "url.path")].into_iter().flatten() {
+            out.push(' ');
+            clean(out, s);
         }
-        let findings: Vec<&str> = get(v, "docker.findings")
+        let findings: Vec<&str> = get(v, "monitor.docker.findings")
             .as_array()
             .into_iter()
             .flatten()
@@ -153,18 +151,18 @@ fn object(v: &Value, out: &mut String) {
         }
         return;
     }
-    if let Some(kind) = text(v, "audit.message.type") {
+    if let Some(kind) = text(v, "monitor.audit.message.type") {
         out.push(' ');
         clean(out, kind);
-        if let Some(t) = text(v, "audit.message.text") {
+        if let Some(t) = text(v, "monitor.audit.message.text") {
             out.push_str(" '");
             clean(out, t);
             out.push('\'');
         }
         return;
     }
-    if let Some(before) = get(v, "setid.before.euid").as_u64() {
-        let after = get(v, "setid.after.euid");
+    if let Some(before) = get(v, "monitor.setid.before.euid").as_u64() {
+        let after = get(v, "monitor.setid.after.euid");
         let _ = write!(out, " euid {before}->{after}");
         return;
     }
@@ -185,7 +183,7 @@ fn object(v: &Value, out: &mut String) {
     if let Some(path) = text(v, "file.path") {
         out.push(' ');
         clean(out, path);
-        if let Some(to) = text(v, "file.target_path").or(text(v, "file.link_target")) {
+        if let Some(to) = text(v, "monitor.file.new_path").or(text(v, "file.target_path")) {
             out.push_str(" -> ");
             clean(out, to);
         }
@@ -206,12 +204,12 @@ mod tests {
     fn an_alert_is_one_readable_line() {
         let a = serde_json::json!({
             "@timestamp": "2023-11-14T22:13:20.100000000Z",
-            "event": {"kind": "alert", "action": "rename", "outcome": "success"},
-            "rule": {"key": "docker-config", "severity": "high"},
-            "monitor": {"audit": {"key": ["docker"]}},
+            "event": {"kind": "alert", "action": "rename", "outcome": "success", "dataset": "monitor.runtime"},
+            "rule": {"id": "docker-config"},
+            "monitor": {"severity": "high", "audit": {"key": ["docker"]}, "file": {"new_path": "/etc/docker/b"}},
             "process": {"pid": 200, "executable": "/usr/bin/mv", "name": "mv"},
             "user": {"id": "1001", "name": "alice"},
-            "file": {"path": "/etc/docker/a", "target_path": "/etc/docker/b"},
+            "file": {"path": "/etc/docker/a"},
             "host": {"name": "web1"},
         });
         assert_eq!(
@@ -227,9 +225,9 @@ mod tests {
     fn what_the_event_named_cannot_act_on_the_terminal() {
         let a = serde_json::json!({
             "@timestamp": "t",
-            "event": {"kind": "alert", "action": "write", "outcome": "failure"},
-            "rule": {"key": "k"},
-            "syscall": {"return": -13},
+            "event": {"kind": "alert", "action": "write", "outcome": "failure", "dataset": "monitor.runtime"},
+            "rule": {"id": "k"},
+            "monitor": {"syscall": {"return": -13}},
             "process": {"pid": 1, "executable": "/tmp/\u{1b}[2J\u{7}x\u{202e}gpj.exe"},
             "file": {"path": "/etc/a\nb\r\u{9b}c\\d"},
         });

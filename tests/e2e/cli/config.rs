@@ -191,7 +191,7 @@ fn monitor_run_follows_its_settings_file_and_a_flag_wins_over_a_key() {
     let second = watched.join("second");
     std::fs::write(&second, "x").unwrap();
     let a = m.wait_for("the write", |a| s(a, "file.path") == second.to_str().unwrap());
-    assert_eq!(s(&a.json, "rule.key"), "cfg");
+    assert_eq!(s(&a.json, "rule.id"), "cfg");
     assert_eq!(m.stop(libc::SIGTERM), "exit status: 0");
     assert_eq!(std::fs::metadata(&alerts).unwrap().len(), before, "the file is not an output now");
     let logged = m.stderr().join("\n");

@@ -94,8 +94,8 @@ impl Live {
 /// Fields every alert carries, checked against what we know of the caller.
 fn check_common(a: &Value, key: &str, source: &str) {
     assert_eq!(s(a, "event.kind"), "alert", "{a}");
-    assert_eq!(s(a, "rule.key"), key, "{a}");
-    assert_eq!(s(a, "rule.source"), source, "{a}");
+    assert_eq!(s(a, "rule.id"), key, "{a}");
+    assert_eq!(s(a, "monitor.rule.source"), source, "{a}");
     assert!(get(a, "event.sequence").as_u64().is_some_and(|n| n > 0), "{a}");
     let ts = s(a, "@timestamp");
     assert!(ts.len() == 30 && ts.ends_with('Z') && &ts[10..11] == "T", "RFC 3339 with ns: {ts}");
@@ -135,12 +135,12 @@ fn writes_renames_chmods_and_unlinks_under_a_watched_directory() {
     assert_eq!(get(&w, "process.pid").as_u64(), Some(me()));
     assert_eq!(s(&w, "process.executable"), my_exe());
     assert!(get(&w, "process.args").as_array().is_some_and(|v| !v.is_empty()), "{w}");
-    assert!(get(&w, "file.inode").as_u64().is_some(), "{w}");
+    assert!(s(&w, "file.inode").parse::<u64>().is_ok(), "{w}");
 
     let r =
         l.expect("rename abs-a", |x| s(x, "event.action") == "rename" && s(x, "file.path") == a);
     check_common(&r, "e2e-dir", &src);
-    assert_eq!(s(&r, "file.target_path"), b);
+    assert_eq!(s(&r, "monitor.file.new_path"), b);
     let c = l.expect("chmod abs-b", |x| s(x, "event.action") == "chmod" && s(x, "file.path") == b);
     check_common(&c, "e2e-dir", &src);
     let o = l.expect("chown abs-b", |x| s(x, "event.action") == "chown" && s(x, "file.path") == b);
@@ -181,7 +181,7 @@ fn relative_paths_and_dotdot_reach_their_watch() {
         });
         check_common(&a, "e2e-dir", &src);
         if action == "rename" {
-            assert_eq!(s(&a, "file.target_path"), l.path("watched/rel-b"), "{a}");
+            assert_eq!(s(&a, "monitor.file.new_path"), l.path("watched/rel-b"), "{a}");
         }
     }
 }
@@ -223,7 +223,7 @@ fn the_kernel_shortcut_never_hides_a_watched_name() {
         });
         check_common(&a, "e2e-dir", &src);
         if let Some(t) = target {
-            assert_eq!(s(&a, "file.target_path"), l.path(t), "{a}");
+            assert_eq!(s(&a, "monitor.file.new_path"), l.path(t), "{a}");
         }
     }
 }
@@ -247,7 +247,7 @@ fn connect_to_a_watched_socket_through_any_spelling() {
     let src = l.source(LINE_SOCK);
     for requested in [sock.as_str(), via_link.as_str(), "s1"] {
         let a = l.expect(&format!("connect via {requested}"), |x| {
-            s(x, "event.action") == "connect" && s(x, "socket.requested_path") == requested
+            s(x, "event.action") == "connect" && s(x, "destination.address") == requested
         });
         check_common(&a, "e2e-sock", &src);
         assert_eq!(s(&a, "file.path"), sock, "{a}");
@@ -272,7 +272,7 @@ fn a_captured_descriptor_reused_for_a_file_is_not_captured() {
     client.write_all(request("before-reuse").as_bytes()).unwrap();
     let a = l.expect("request on the captured connection", |a| {
         s(a, "event.action") == "docker-request"
-            && s(a, "docker.request.path").ends_with("/containers/before-reuse/json")
+            && s(a, "url.path").ends_with("/containers/before-reuse/json")
     });
     assert_eq!(get(&a, "process.pid").as_u64(), Some(me()), "{a}");
     // dup2 closes the connection and puts a file on its number in one step (no other
@@ -285,7 +285,7 @@ fn a_captured_descriptor_reused_for_a_file_is_not_captured() {
     reused.write_all(request("after-reuse").as_bytes()).unwrap();
     drop(reused);
     l.fence();
-    let leaked = l.monitor.matching(|a| s(a, "docker.request.path").contains("after-reuse"));
+    let leaked = l.monitor.matching(|a| s(a, "url.path").contains("after-reuse"));
     assert!(leaked.is_empty(), "a file write reported as a request: {leaked:?}");
 }
 
@@ -310,7 +310,7 @@ fn exec_of_a_watched_binary() {
         assert_eq!(get(&a, "process.parent.pid").as_u64(), Some(me()), "{a}");
         assert_eq!(s(&a, "process.parent.executable"), my_exe(), "{a}");
         assert_eq!(s(&a, "event.outcome"), "success", "{a}");
-        assert_eq!(s(&a, "syscall.name"), "execve", "{a}");
+        assert_eq!(s(&a, "monitor.syscall.name"), "execve", "{a}");
     }
     // The kernel tells the calls apart from the task's registers, not from an entry stash:
     // an exec through a descriptor is an execveat, and a failed exec of the watched file
@@ -322,7 +322,7 @@ fn exec_of_a_watched_binary() {
         s(x, "event.action") == "exec" && get(x, "process.pid").as_u64() == Some(pid as u64)
     });
     check_common(&a, "e2e-exec", &src);
-    assert_eq!(s(&a, "syscall.name"), "execveat", "{a}");
+    assert_eq!(s(&a, "monitor.syscall.name"), "execveat", "{a}");
     assert_eq!(s(&a, "process.executable"), bin, "{a}");
     assert_eq!(get(&a, "process.args").get(1).and_then(Value::as_str), Some("e2e-execveat"), "{a}");
     let (pid, status) = exec_child(bin, "e2e-efault", ExecCall::ExecveBadArgv);
@@ -331,11 +331,44 @@ fn exec_of_a_watched_binary() {
         s(x, "event.action") == "exec" && get(x, "process.pid").as_u64() == Some(pid as u64)
     });
     check_common(&a, "e2e-exec", &src);
-    assert_eq!(s(&a, "syscall.name"), "execve", "{a}");
+    assert_eq!(s(&a, "monitor.syscall.name"), "execve", "{a}");
     assert_eq!(s(&a, "event.outcome"), "failure", "{a}");
-    assert_eq!(get(&a, "syscall.return").as_i64(), Some(-14), "EFAULT: {a}");
+    assert_eq!(get(&a, "monitor.syscall.return").as_i64(), Some(-14), "EFAULT: {a}");
     assert_eq!(s(&a, "file.path"), bin, "{a}");
-    assert_eq!(get(&a, "syscall.args").get(1).and_then(Value::as_str), Some("0x8"), "{a}");
+    assert_eq!(get(&a, "monitor.syscall.args").get(1).and_then(Value::as_str), Some("0x8"), "{a}");
+}
+
+/// `process.entity_id` joins a process's lines: a shell started by this process writes a
+/// watched file and then execs the watched binary (the same process, a new image); both
+/// alerts carry the shell's id, and name this process's id as the parent's, which is the id
+/// of this process's own alerts.
+#[test]
+fn entity_ids_join_a_process_its_exec_and_its_parent() {
+    let Some(l) = live() else { return };
+    let mine = l.path("watched/entity-mine");
+    fs::write(&mine, "x").unwrap();
+    let shells = l.path("watched/entity-shell");
+    let script = format!("echo x > {shells} && exec {} e2e-entity", l.path("bin/watched-true"));
+    assert!(Command::new("sh").arg("-c").arg(&script).status().unwrap().success());
+    let me_alert = l.expect("this process's write", |x| s(x, "file.path") == mine);
+    let write = l.expect("the shell's write", |x| s(x, "file.path") == shells);
+    let exec = l.expect("the shell's exec", |x| {
+        s(x, "event.action") == "exec"
+            && get(x, "process.args").get(1).and_then(Value::as_str) == Some("e2e-entity")
+    });
+    let me_id = s(&me_alert, "process.entity_id");
+    let shell_id = s(&write, "process.entity_id");
+    assert_eq!(me_id.len(), 32, "{me_alert}");
+    assert_eq!(shell_id.len(), 32, "{write}");
+    assert_ne!(me_id, shell_id);
+    assert_eq!(get(&write, "process.pid"), get(&exec, "process.pid"), "one process");
+    assert_eq!(s(&exec, "process.entity_id"), shell_id, "an exec keeps the process's id: {exec}");
+    for a in [&write, &exec] {
+        assert_eq!(s(a, "process.parent.entity_id"), me_id, "{a}");
+        assert_eq!(s(a, "monitor.process.ancestors.0.entity_id"), me_id, "{a}");
+        assert_eq!(s(a, "process.start"), s(&write, "process.start"), "{a}");
+    }
+    assert!(!s(&exec, "process.start").is_empty(), "{exec}");
 }
 
 #[test]
@@ -347,11 +380,11 @@ fn setresuid_back_to_root_is_reported() {
         s(x, "event.action") == "setuid" && get(x, "process.pid").as_u64() == Some(pid as u64)
     });
     check_common(&a, "e2e-root", &l.source(LINE_ROOT));
-    assert_eq!(s(&a, "syscall.name"), "setresuid", "{a}");
-    assert_eq!(get(&a, "setid.before.uid").as_u64(), Some(65534), "{a}");
-    assert_eq!(get(&a, "setid.before.euid").as_u64(), Some(65534), "{a}");
-    assert_eq!(get(&a, "setid.after.uid").as_u64(), Some(0), "{a}");
-    assert_eq!(get(&a, "setid.became_root").as_bool(), Some(true), "{a}");
+    assert_eq!(s(&a, "monitor.syscall.name"), "setresuid", "{a}");
+    assert_eq!(get(&a, "monitor.setid.before.uid").as_u64(), Some(65534), "{a}");
+    assert_eq!(get(&a, "monitor.setid.before.euid").as_u64(), Some(65534), "{a}");
+    assert_eq!(get(&a, "monitor.setid.after.uid").as_u64(), Some(0), "{a}");
+    assert_eq!(get(&a, "monitor.setid.became_root").as_bool(), Some(true), "{a}");
     assert_eq!(get(&a, "process.parent.pid").as_u64(), Some(me()), "{a}");
     // Only the transition is reported, not the drop before it.
     l.fence();
@@ -386,12 +419,12 @@ fn the_same_activity_elsewhere_is_silent() {
     l.fence();
     let noise = l.monitor.matching(|x| {
         // Renames between the two directories are watched (see the shortcut test).
-        let crosses =
-            s(x, "file.path").contains("short-") || s(x, "file.target_path").contains("short-");
+        let crosses = s(x, "file.path").contains("short-")
+            || s(x, "monitor.file.new_path").contains("short-");
         !crosses && s(x, "file.path").contains("/unwatched/")
             || s(x, "file.path").contains("neg-")
             || s(x, "file.path").ends_with("/readme")
-            || s(x, "socket.requested_path").contains("other-sockets")
+            || s(x, "destination.address").contains("other-sockets")
             || get(x, "process.args").get(1).and_then(Value::as_str) == Some("e2e-neg")
             || get(x, "process.pid").as_u64() == Some(child as u64)
     });

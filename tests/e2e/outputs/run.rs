@@ -455,7 +455,7 @@ fn an_output_that_fails_is_counted_and_reported_in_band_on_the_others() {
         assert_eq!(o["name"], "file:/dev/full", "{r}");
         total += o["lost"].as_u64().unwrap();
         assert_eq!(o["lost_total"].as_u64(), Some(total), "{r}");
-        assert!(r["monitor"]["window"]["start"].is_string(), "{r}");
+        assert!(r["event"]["start"].is_string(), "{r}");
     }
     let (_, (lines_full, lost_full)) = stop_counts(&all, "file:/dev/full");
     assert_eq!(lines_full, 0);

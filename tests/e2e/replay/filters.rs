@@ -40,11 +40,11 @@ fn each_filter_narrows_the_alerts() {
     let rules = real.file("renamed.rules", b"-w /etc/docker -p wa -k renamed\n");
     let by_audit_key = with(&["--rules", rules.to_str().unwrap(), "--key", "docker-config"]);
     assert!(!by_audit_key.alerts().is_empty());
-    assert!(by_audit_key.alerts().iter().all(|a| s(a, "rule.key") == "renamed"));
+    assert!(by_audit_key.alerts().iter().all(|a| s(a, "rule.id") == "renamed"));
 
     // --min-severity: the connect is critical, the writes high.
     let critical = with(&["--min-severity", "critical"]);
-    assert!(critical.alerts().iter().all(|a| s(a, "rule.key") == "docker-socket-nonroot"));
+    assert!(critical.alerts().iter().all(|a| s(a, "rule.id") == "docker-socket-nonroot"));
     assert_eq!(critical.alerts().len(), 1);
     let high = with(&["--min-severity", "high"]);
     assert!(high.alerts().len() > 1 && high.alerts().len() <= every.len());
@@ -90,7 +90,7 @@ fn each_filter_narrows_the_alerts() {
     assert!(both
         .alerts()
         .iter()
-        .all(|a| s(a, "rule.key") == "docker-config" && s(a, "event.action") == "write"));
+        .all(|a| s(a, "rule.id") == "docker-config" && s(a, "event.action") == "write"));
 
     // What cannot be: a usage error (exit 2) that says why.
     let container = replay(&["--container", "abc", real.path()], None);

@@ -75,7 +75,7 @@ pub fn core(a: &Value) -> String {
     format!(
         "{} {} {} {} {} {}",
         s(a, "@timestamp"),
-        s(a, "rule.key"),
+        s(a, "rule.id"),
         s(a, "event.action"),
         get(a, "process.pid"),
         get(a, "file.path"),
@@ -217,7 +217,7 @@ fn a_file_a_directory_of_rotations_a_pipe_and_a_fifo_give_the_same_alerts() {
     let plain = replay(&[real.path()], None);
     assert_eq!(plain.code, 0, "{}", plain.stderr);
     let alerts: Vec<String> = plain.alerts().into_iter().map(core).collect();
-    let ours = |key: &str| plain.alerts().into_iter().filter(|a| s(a, "rule.key") == key).count();
+    let ours = |key: &str| plain.alerts().into_iter().filter(|a| s(a, "rule.id") == key).count();
     assert!(ours("docker-config") >= 4, "writes and unlinks: {alerts:#?}");
     assert_eq!(ours("docker-socket-nonroot"), 1, "{alerts:#?}");
     assert!(ours("setuid-root") >= 1, "{alerts:#?}");

@@ -45,11 +45,11 @@ fn host_users_groups_and_keys_come_from_the_log() {
         .into_iter()
         .find(|a| get(a, "process.pid").as_u64() == Some(real.connect_pid as u64))
         .unwrap_or_else(|| panic!("no alert for the connect: {:#?}", with_node.lines));
-    assert_eq!(s(connect, "rule.key"), "docker-socket-nonroot", "{connect}");
+    assert_eq!(s(connect, "rule.id"), "docker-socket-nonroot", "{connect}");
     assert_eq!(s(connect, "user.id"), real.uid.to_string(), "{connect}");
     assert_eq!(s(connect, "user.name"), real.user, "{connect}");
-    assert_eq!(s(connect, "group.id"), real.uid.to_string(), "{connect}");
-    assert_eq!(s(connect, "group.name"), real.user, "{connect}");
+    assert_eq!(s(connect, "user.group.id"), real.uid.to_string(), "{connect}");
+    assert_eq!(s(connect, "user.group.name"), real.user, "{connect}");
     // The original audit key, beside ours.
     assert_eq!(get(connect, "monitor.audit.key"), &serde_json::json!(["docker-socket-nonroot"]));
     // Root is named by the log too (UID="root").
@@ -64,7 +64,7 @@ fn host_users_groups_and_keys_come_from_the_log() {
     let rules = real.file("ours.rules", b"-w /etc/docker -p wa -k our-docker-key\n");
     let ours = replay(&["--rules", rules.to_str().unwrap(), real.path()], None);
     let files: Vec<_> =
-        ours.alerts().into_iter().filter(|a| s(a, "rule.key") == "our-docker-key").collect();
+        ours.alerts().into_iter().filter(|a| s(a, "rule.id") == "our-docker-key").collect();
     assert!(!files.is_empty(), "{}", ours.stderr);
     for a in files {
         assert_eq!(get(a, "monitor.audit.key"), &serde_json::json!(["docker-config"]), "{a}");

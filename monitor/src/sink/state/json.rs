@@ -5,34 +5,14 @@
 
 use super::{summary, Report};
 use crate::check::{Finding, Status, Subject};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::io::Write;
 
-pub const ECS_VERSION: &str = "9.4.0";
+pub use crate::sink::schema::ECS_VERSION;
 
 /// The `host` member.
 pub fn host_member(r: &Report) -> Value {
-    let h = &r.host;
-    let mut os = Map::new();
-    os.insert("type".into(), json!("linux"));
-    os.insert("kernel".into(), json!(h.kernel));
-    for (k, v) in [
-        ("name", &h.os_name),
-        ("version", &h.os_version),
-        ("platform", &h.os_platform),
-        ("full", &h.os_full),
-        ("family", &h.os_family),
-    ] {
-        if let Some(v) = v {
-            os.insert(k.into(), json!(v));
-        }
-    }
-    let mut host =
-        json!({"name": h.name, "hostname": h.name, "architecture": h.architecture, "os": os});
-    if let Some(id) = &h.id {
-        host["id"] = json!(id);
-    }
-    host
+    r.host.ecs()
 }
 
 /// One finding as its ECS object.
@@ -87,7 +67,7 @@ pub fn finding(r: &Report, f: &Finding, host: &Value) -> Value {
         },
         "rule": rule,
         "host": host,
-        "observer": {"product": "monitor", "vendor": "monitor", "version": env!("CARGO_PKG_VERSION"), "hostname": r.host.name, "type": "scanner"},
+        "observer": crate::sink::ecs::observer(&r.host.name, "scanner"),
         "monitor": {"severity": c.severity.as_str(), "check": check},
     });
     match &f.subject {

@@ -38,49 +38,7 @@ impl Report<'_> {
 }
 
 /// The machine checked (the one `monitor check` runs on), in ECS terms.
-#[derive(Clone, Debug, Default)]
-pub struct HostInfo {
-    pub name: String,
-    /// /etc/machine-id, when readable.
-    pub id: Option<String>,
-    pub architecture: String,
-    pub kernel: String,
-    /// From /etc/os-release: NAME, VERSION_ID, ID, PRETTY_NAME, ID_LIKE (or ID).
-    pub os_name: Option<String>,
-    pub os_version: Option<String>,
-    pub os_platform: Option<String>,
-    pub os_full: Option<String>,
-    pub os_family: Option<String>,
-}
-
-impl HostInfo {
-    pub fn read() -> HostInfo {
-        let release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-        let field = |k: &str| {
-            release
-                .lines()
-                .find_map(|l| l.strip_prefix(k).and_then(|r| r.strip_prefix('=')))
-                .map(|v| v.trim().trim_matches('"').to_string())
-                .filter(|v| !v.is_empty())
-        };
-        HostInfo {
-            name: crate::enrich::hostname(),
-            id: std::fs::read_to_string("/etc/machine-id")
-                .ok()
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty()),
-            architecture: std::env::consts::ARCH.to_string(),
-            kernel: crate::enrich::kernel_release(),
-            os_name: field("NAME"),
-            os_version: field("VERSION_ID"),
-            os_platform: field("ID"),
-            os_full: field("PRETTY_NAME"),
-            os_family: field("ID_LIKE")
-                .map(|f| f.split_whitespace().next().unwrap_or("").to_string())
-                .or_else(|| field("ID")),
-        }
-    }
-}
+pub use crate::enrich::host::HostInfo;
 
 /// `name (id12, state)` of a container, `image tag (id12)` of an image, "" for the host.
 pub fn subject_label(s: &Subject) -> String {

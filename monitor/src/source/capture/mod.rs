@@ -188,7 +188,9 @@ pub fn container_from_json(v: &serde_json::Value) -> Option<ContainerInfo> {
     Some(ContainerInfo { id: v.get("id")?.as_str()?.to_string(), runtime, meta })
 }
 
-/// PROCESS payload: pid, ppid, exe (u32::MAX length = none), comm, argc, args; u32 LE lengths.
+/// PROCESS payload: pid, ppid, exe (u32::MAX length = none), comm, argc, args; u32 LE lengths;
+/// then, when known, the start time (u64 LE clock ticks since boot: captures before it end
+/// after the args, and readers before it stop there).
 pub fn encode_process(pid: u32, p: &ProcInfo) -> Vec<u8> {
     let mut out = Vec::new();
     let bytes = |out: &mut Vec<u8>, b: &[u8]| {
@@ -205,6 +207,9 @@ pub fn encode_process(pid: u32, p: &ProcInfo) -> Vec<u8> {
     out.extend_from_slice(&(p.args.len() as u32).to_le_bytes());
     for a in &p.args {
         bytes(&mut out, a);
+    }
+    if let Some(start) = p.start {
+        out.extend_from_slice(&start.to_le_bytes());
     }
     out
 }
@@ -250,7 +255,11 @@ pub fn decode_process(b: &[u8]) -> Result<(u32, ProcInfo)> {
     for _ in 0..argc {
         args.push(c.field()?);
     }
-    Ok((pid, ProcInfo { ppid, exe, args, comm }))
+    let start = match b.get(c.pos..) {
+        Some(rest) if rest.len() >= 8 => Some(u64::from_le_bytes(rest[..8].try_into().unwrap())),
+        _ => None,
+    };
+    Ok((pid, ProcInfo { ppid, exe, args, comm, start }))
 }
 
 #[cfg(test)]
@@ -269,8 +278,12 @@ mod tests {
             exe: Some(b"/bin/\xffsh".to_vec()),
             args: vec![b"sh".to_vec(), b"-c".to_vec()],
             comm: b"sh".to_vec(),
+            start: Some(1234),
         };
         w.record(rec::PROCESS, &encode_process(42, &p)).unwrap();
+        // A record written before start times were recorded.
+        let old = ProcInfo { start: None, ..p.clone() };
+        assert_eq!(decode_process(&encode_process(42, &old)).unwrap().1.start, None);
         w.record(rec::EVENT, &[7u8; 100]).unwrap();
         w.flush().unwrap();
         drop(w);
@@ -280,8 +293,8 @@ mod tests {
         assert_eq!(k, rec::PROCESS);
         let (pid, back) = decode_process(b).unwrap();
         assert_eq!(
-            (pid, back.ppid, back.exe.clone(), back.args.clone(), back.comm.clone()),
-            (42, 1, p.exe.clone(), p.args.clone(), p.comm.clone())
+            (pid, back.ppid, back.exe.clone(), back.args.clone(), back.comm.clone(), back.start),
+            (42, 1, p.exe.clone(), p.args.clone(), p.comm.clone(), Some(1234))
         );
         assert_eq!(r.next_record().unwrap().unwrap().0, rec::EVENT);
         assert!(r.next_record().unwrap().is_none() && r.truncated_at.is_none());

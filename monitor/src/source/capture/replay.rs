@@ -20,6 +20,9 @@ pub struct Header {
     /// Realtime minus boottime on the capturing host, in ns.
     pub clock_offset_ns: i128,
     pub host: String,
+    /// The capturing host as ECS describes it (`host_info`; captures made before it was
+    /// recorded: the name only).
+    pub host_info: crate::enrich::HostInfo,
     pub monitor_pid: u32,
     pub monitor_ppid: u32,
     pub rules_hash: Option<String>,
@@ -83,6 +86,9 @@ impl CaptureSource {
         let header = Header {
             clock_offset_ns,
             host: header["host"].as_str().unwrap_or_default().to_string(),
+            host_info: serde_json::from_value(header["host_info"].clone()).unwrap_or_else(|_| {
+                crate::enrich::HostInfo::named(header["host"].as_str().unwrap_or_default())
+            }),
             monitor_pid: header["monitor_pid"].as_u64().unwrap_or(0) as u32,
             monitor_ppid: header["monitor_ppid"].as_u64().unwrap_or(0) as u32,
             rules_hash: header["rules_hash"].as_str().map(str::to_string),
