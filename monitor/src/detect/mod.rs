@@ -134,11 +134,12 @@ impl Detector {
     }
 
     /// The severity rank of `v` (its first key's metadata; `info`, 0, without).
+    /// The severity rank of `v` (0 info … 4 critical, see `select::SEVERITIES`): its first
+    /// key's, info without metadata.
     pub fn severity(&self, v: &Verdict) -> u8 {
-        self.keys(v)
-            .first()
-            .and_then(|k| crate::rules::metadata::get(k))
-            .map_or(0, |m| m.severity_number())
+        let word = self.keys(v).first().and_then(|k| crate::rules::metadata::get(k));
+        let word = word.map_or("info", |m| m.severity.as_str());
+        select::SEVERITIES.iter().position(|w| *w == word).unwrap_or(0) as u8
     }
 
     /// The kernel filter plan of the rules in force.

@@ -60,6 +60,7 @@ pub struct Candidate<'a> {
     pub wall_ns: i128,
     pub keys: &'a [String],
     pub audit_keys: &'a [String],
+    /// The severity rank (see [`SEVERITIES`]).
     pub severity: u8,
     pub action: &'a str,
     /// The process, then its ancestors.
