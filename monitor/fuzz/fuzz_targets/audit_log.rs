@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use monitor::detect::Detector;
-use monitor::enrich::{Clock, Enricher, HostOf};
+use monitor::enrich::{Clock, Enricher, HostInfo, HostOf};
 use monitor::pipeline::{Pipeline, Presentation};
 use monitor::rules::{parse::SystemIds, RuleSet};
 use monitor::sink::Sink;
@@ -25,7 +25,8 @@ fuzz_target!(|data: &[u8]| {
     let detect = Detector::new(rules().clone(), 0);
     let mut events = Events::new(0, false);
     events.set_excluded(detect.plan().excluded_types.clone());
-    let sink = Sink::new(Vec::new(), Clock { offset_ns: 0 }, "fuzz", 0, false);
+    let sink =
+        Sink::new(Vec::new(), Clock { offset_ns: 0 }, Some(HostInfo::named("fuzz")), 0, false);
     let mut p = Pipeline::new(
         Enricher::offline(HostOf::FromLog(None)),
         detect,
