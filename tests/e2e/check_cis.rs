@@ -6,7 +6,7 @@
 //! schema, with Python's jsonschema) and JUnit XML; 50 containers are checked in under 1 s.
 //! Every container is removed and every file restored, also when a test fails.
 
-use monitor_tests::{docker, ecs, get, monitor_bin, privileged, s, scratch_dir};
+use monitor_tests::{docker, ecs, get, monitor_bin, privileged, privileged_turn, s, scratch_dir};
 use serde_json::Value;
 use std::process::Command;
 use std::sync::Mutex;
@@ -85,10 +85,7 @@ fn containers_in_docker() -> usize {
 
 #[test]
 fn each_risky_setting_fails_its_recommendation_and_a_hardened_container_passes() {
-    if !privileged() {
-        return;
-    }
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_docker) = privileged_turn(&DOCKER) else { return };
     let mut fleet = Fleet::new("risky");
     // Privileged containers cannot start on this VM: created, as the note says.
     let privileged_id = fleet.add("create", "privileged", &["--privileged", "--network", "none"]);
@@ -225,10 +222,7 @@ impl Drop for TempFile {
 
 #[test]
 fn daemon_settings_and_files_follow_daemon_json() {
-    if !privileged() {
-        return;
-    }
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_docker) = privileged_turn(&DOCKER) else { return };
     docker::ensure();
     let result = |all: &[Value], cis: &str| {
         let f = all
@@ -334,10 +328,7 @@ fn profiles_levels_and_the_list() {
 
 #[test]
 fn json_lines_are_ecs() {
-    if !privileged() {
-        return;
-    }
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_docker) = privileged_turn(&DOCKER) else { return };
     let mut fleet = Fleet::new("ecs");
     fleet.add("create", "one", &["--network", "none"]);
     // The validator itself catches what ECS forbids.
@@ -394,10 +385,7 @@ fn ensure_jsonschema() {
 
 #[test]
 fn sarif_validates_against_the_sarif_2_1_0_schema() {
-    if !privileged() {
-        return;
-    }
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_docker) = privileged_turn(&DOCKER) else { return };
     ensure_jsonschema();
     let mut fleet = Fleet::new("sarif");
     let id = fleet.add("create", "one", &["--network", "none", "--privileged"]);
@@ -463,10 +451,7 @@ fn sarif_validates_against_the_sarif_2_1_0_schema() {
 
 #[test]
 fn junit_counts_match_the_findings() {
-    if !privileged() {
-        return;
-    }
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_docker) = privileged_turn(&DOCKER) else { return };
     let mut fleet = Fleet::new("junit");
     fleet.add("create", "one", &["--network", "none", "--privileged"]);
     let out = Command::new(monitor_bin()).args(["check", "--format", "junit"]).output().unwrap();
@@ -498,10 +483,7 @@ fn junit_counts_match_the_findings() {
 
 #[test]
 fn fifty_containers_are_checked_in_under_a_second() {
-    if !privileged() {
-        return;
-    }
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_docker) = privileged_turn(&DOCKER) else { return };
     let mut fleet = Fleet::new("fifty");
     for i in 0..50 {
         fleet.add("create", &format!("c{i}"), &["--network", "none"]);

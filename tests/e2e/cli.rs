@@ -7,7 +7,7 @@ mod config;
 mod readme;
 
 use monitor_tests::audit::{create_missing_dirs, exported, pack, AUDIT};
-use monitor_tests::{monitor_bin, privileged, s, scratch_dir, Monitor};
+use monitor_tests::{monitor_bin, privileged, privileged_turn, s, scratch_dir, Monitor};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -168,10 +168,7 @@ fn the_default_pack_checks_clean() {
 /// The rule files of the default pack.
 #[test]
 fn the_default_pack_loads_in_the_real_auditctl() {
-    if !privileged() {
-        return;
-    }
-    let _lock = AUDIT.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_lock) = privileged_turn(&AUDIT) else { return };
     let before = Command::new("auditctl")
         .arg("-l")
         .output()
