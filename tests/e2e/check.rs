@@ -1,7 +1,7 @@
 //! `monitor check` against the real host: each test creates a condition the guides warn
 //! about, asserts the finding flips, and puts the host back (also when it fails).
 
-use monitor_tests::{docker, get, monitor_bin, privileged, privileged_turn, s};
+use monitor_tests::{docker, get, json_lines, monitor_bin, privileged, privileged_turn, s};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
@@ -189,11 +189,7 @@ fn what_cannot_be_read_is_unknown_never_pass() {
         .gid(65534)
         .output()
         .unwrap();
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<Value> = json_lines(&String::from_utf8(out.stdout).unwrap());
     assert_eq!(lines.len(), 2);
     for f in &lines {
         assert_eq!(s(f, "monitor.check.result"), "unknown", "{f}");
@@ -213,11 +209,7 @@ fn the_full_report_is_json_lines_with_a_matching_exit_code() {
     let started = std::time::Instant::now();
     let out = Command::new(monitor_bin()).args(["check", "--json"]).output().unwrap();
     let elapsed = started.elapsed();
-    let findings: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let findings: Vec<Value> = json_lines(&String::from_utf8(out.stdout).unwrap());
     // One line per check, and one per container or image for the checks that look at each.
     let list = Command::new(monitor_bin()).args(["check", "--list"]).output().unwrap();
     let ids: std::collections::BTreeSet<&str> = findings.iter().map(|f| s(f, "rule.id")).collect();
