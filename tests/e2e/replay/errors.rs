@@ -23,7 +23,7 @@ fn log(n: usize) -> String {
 #[test]
 fn garbage_empty_and_recordless_inputs_are_exit_7_naming_the_input() {
     let dir = scratch_dir("replay-errors");
-    let elf = write_file(&dir, "binary", &std::fs::read("/bin/true").unwrap());
+    let elf = write_file(&dir, "binary", std::fs::read("/bin/true").unwrap());
     let r = replay(&[elf.to_str().unwrap()], None);
     assert_eq!(r.code, 7, "{}", r.stderr);
     assert!(
