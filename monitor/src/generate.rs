@@ -20,10 +20,7 @@ pub fn man_pages(cmd: Command, dir: &Path) -> std::io::Result<Vec<std::path::Pat
     // monitor.8 gives the exit codes a section of their own (below), not --help's closing
     // text; the subcommands' pages keep theirs.
     let name = cmd.get_name().to_string();
-    page_only(&cmd.clone().after_help(None::<&str>), &name, dir, &mut written)?;
-    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
-        page(sub, &format!("{name}-{}", sub.get_name()), dir, &mut written)?;
-    }
+    pages(&cmd.clone().after_help(None::<&str>), &name, dir, &mut written)?;
     let main = dir.join(format!("{name}.{SECTION}"));
     let mut text = std::fs::read_to_string(&main)?;
     text.push_str(&exit_status());
@@ -71,8 +68,8 @@ A logrotate configuration for the file output.
 auditctl(8), audit.rules(7), systemd.exec(5)
 "#;
 
-/// The page of `cmd` alone (not its subcommands').
-fn page_only(
+/// The pages of `cmd` and of its subcommands.
+fn pages(
     cmd: &Command,
     name: &str,
     dir: &Path,
@@ -90,19 +87,8 @@ fn page_only(
     let path = dir.join(format!("{name}.{SECTION}"));
     std::fs::write(&path, buf)?;
     written.push(path);
-    Ok(())
-}
-
-/// The pages of `cmd` and of its subcommands.
-fn page(
-    cmd: &Command,
-    name: &str,
-    dir: &Path,
-    written: &mut Vec<std::path::PathBuf>,
-) -> std::io::Result<()> {
-    page_only(cmd, name, dir, written)?;
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
-        page(sub, &format!("{name}-{}", sub.get_name()), dir, written)?;
+        pages(sub, &format!("{name}-{}", sub.get_name()), dir, written)?;
     }
     Ok(())
 }

@@ -5,7 +5,8 @@
 
 use monitor_tests::audit::AuditedHost;
 use monitor_tests::{
-    connect_as, docker, get, monitor_bin, privileged, s, scratch_dir, setresuid_child, Monitor,
+    connect_as, docker, get, in_child, json_lines, monitor_bin, privileged, s, scratch_dir,
+    setresuid_child, write_file, Monitor,
 };
 use serde_json::Value;
 use std::path::Path;
@@ -23,11 +24,7 @@ fn replay(files: &[&Path], rules: Option<&Path>) -> (Vec<Value>, String, i32) {
     let code = out.status.code().unwrap_or(-1);
     assert!(code == 0 || code == 8, "replay failed: {stderr}");
     let lines = String::from_utf8(out.stdout).expect("stdout is UTF-8");
-    let alerts = lines
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
-    (alerts, stderr, code)
+    (json_lines(&lines), stderr, code)
 }
 
 /// The fields both sources must agree on.
@@ -174,42 +171,30 @@ fn live_audit_source_and_auditd_log_replay_give_the_same_alerts() {
 /// Fork a child that calls finit_module on `fd` (it cannot succeed: not a module, and no
 /// module support here) and exits; returns its pid.
 fn finit_module_child(fd: i32) -> u32 {
-    // Only raw syscalls between fork and _exit: the test process has threads.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        unsafe {
-            let rc = libc::syscall(libc::SYS_finit_module, fd, c"".as_ptr(), 0);
-            libc::_exit(if rc == 0 { 1 } else { 0 });
-        }
-    }
-    let mut status = 0;
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "finit_module of a non-module cannot succeed"
-    );
-    pid as u32
+    let (pid, code) = in_child(|| {
+        let rc = unsafe { libc::syscall(libc::SYS_finit_module, fd, c"".as_ptr(), 0) };
+        i32::from(rc == 0)
+    });
+    assert_eq!(code, 0, "finit_module of a non-module cannot succeed");
+    pid
 }
 
 #[test]
 fn replay_reads_every_record_shape_and_reports_bad_lines() {
     let dir = scratch_dir("audit-shapes");
-    let rules = dir.join("t.rules");
-    std::fs::write(
-        &rules,
+    let rules = write_file(
+        &dir,
+        "t.rules",
         "-a never,exclude -F msgtype=PROCTITLE\n\
          -a always,user -F msgtype=USER_CMD -F uid=1000 -k sudo-cmd\n\
          -w /etc/docker -p wa -k docker-config\n\
          -w /usr/bin/docker -p x -k docker-client\n\
          -a always,exit -F arch=b64 -S kill -F a1=9 -k kill9\n",
-    )
-    .unwrap();
+    );
     // Newest file first on the command line: the reader orders by time.
-    let newer = dir.join("audit.log");
-    let older = dir.join("audit.log.1");
-    std::fs::write(
-        &older,
+    let older = write_file(
+        &dir,
+        "audit.log.1",
         // An exec with a split, hex-encoded argument (enriched format, node name).
         "node=web1 type=SYSCALL msg=audit(1700000000.100:10): arch=c000003e syscall=59 success=yes exit=0 a0=1 a1=2 a2=3 a3=0 items=2 ppid=1 pid=100 auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=1 comm=\"docker\" exe=\"/usr/bin/docker\" key=\"docker-client\"\x1dARCH=x86_64 SYSCALL=execve UID=\"u\"\n\
          node=web1 type=EXECVE msg=audit(1700000000.100:10): argc=3 a0=\"docker\" a1=\"run\" a2_len=8\n\
@@ -219,10 +204,10 @@ fn replay_reads_every_record_shape_and_reports_bad_lines() {
          node=web1 type=PATH msg=audit(1700000000.100:10): item=0 name=\"/usr/bin/docker\" inode=5 dev=fe:00 mode=0100755 nametype=NORMAL\n\
          node=web1 type=PROCTITLE msg=audit(1700000000.100:10): proctitle=646F636B65720072756E\n\
          this line is not a record\n",
-    )
-    .unwrap();
-    std::fs::write(
-        &newer,
+    );
+    let newer = write_file(
+        &dir,
+        "audit.log",
         // A rename with relative names, interleaved with a kill, then a user message, an
         // unknown type and an i386 syscall.
         "type=SYSCALL msg=audit(1700000001.000:20): arch=c000003e syscall=82 success=yes exit=0 a0=1 a1=2 a2=0 a3=0 items=4 ppid=1 pid=200 auid=0 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=(none) ses=2 comm=\"mv\" exe=\"/usr/bin/mv\" key=(null)\n\
@@ -239,8 +224,7 @@ fn replay_reads_every_record_shape_and_reports_bad_lines() {
          type=SYSCALL msg=audit(1700000002.000:24): arch=40000003 syscall=11 success=yes exit=0 pid=400 uid=0\n\
          type=SYSCALL msg=audit(1700000002.000:25): arch=c000003e syscall=62 success=yes exit=0 a0=4d2 a1=f a2=0 a3=0 pid=201 uid=0\n\
          type=SYSCALL msg=audit(bad:26): arch=c000003e\n",
-    )
-    .unwrap();
+    );
     let (alerts, stderr, code) = replay(&[&newer, &older], Some(&rules));
     assert_eq!(code, 8, "lines that are not records: part of the input was not read");
     let keys: Vec<&str> = alerts.iter().map(|a| s(a, "rule.id")).collect();

@@ -1,7 +1,7 @@
 //! `monitor check` against the real host: each test creates a condition the guides warn
 //! about, asserts the finding flips, and puts the host back (also when it fails).
 
-use monitor_tests::{docker, get, monitor_bin, privileged, s};
+use monitor_tests::{docker, get, json_lines, monitor_bin, privileged, privileged_turn, s};
 use serde_json::Value;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
@@ -56,10 +56,7 @@ fn run(cmd: &str, args: &[&str]) {
 
 #[test]
 fn a_core_user_in_the_docker_group_is_reported() {
-    if !privileged() {
-        return;
-    }
-    let _host = HOST.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_host) = privileged_turn(&HOST) else { return };
     let mut restore = Restore::default();
     if Command::new("getent").args(["group", "docker"]).output().unwrap().stdout.is_empty() {
         run("groupadd", &["docker"]);
@@ -81,11 +78,8 @@ fn a_core_user_in_the_docker_group_is_reported() {
 
 #[test]
 fn a_world_writable_docker_socket_is_critical() {
-    if !privileged() {
-        return;
-    }
+    let Some(_host) = privileged_turn(&HOST) else { return };
     docker::ensure();
-    let _host = HOST.lock().unwrap_or_else(|e| e.into_inner());
     let sock = "/run/docker.sock";
     let mode = std::fs::metadata(sock).unwrap().permissions().mode() & 0o7777;
     let mut restore = Restore::default();
@@ -103,10 +97,7 @@ fn a_world_writable_docker_socket_is_critical() {
 
 #[test]
 fn listeners_on_any_address_and_the_docker_port_are_reported() {
-    if !privileged() {
-        return;
-    }
-    let _host = HOST.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_host) = privileged_turn(&HOST) else { return };
     let any = TcpListener::bind("0.0.0.0:0").unwrap();
     let port = format!(":{} ", any.local_addr().unwrap().port());
     let local = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -138,10 +129,7 @@ fn temp_file(restore: &mut Restore, path: &'static str, text: &str) {
 
 #[test]
 fn config_files_flip_kernel_and_user_findings() {
-    if !privileged() {
-        return;
-    }
-    let _host = HOST.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_host) = privileged_turn(&HOST) else { return };
     let usb_before = status("KERN-USB-STORAGE");
     let tmout_before = status("KERN-TMOUT");
     let sudo_before = check("USR-NOPASSWD-SUDO").0;
@@ -201,11 +189,7 @@ fn what_cannot_be_read_is_unknown_never_pass() {
         .gid(65534)
         .output()
         .unwrap();
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<Value> = json_lines(&String::from_utf8(out.stdout).unwrap());
     assert_eq!(lines.len(), 2);
     for f in &lines {
         assert_eq!(s(f, "monitor.check.result"), "unknown", "{f}");
@@ -221,18 +205,11 @@ fn what_cannot_be_read_is_unknown_never_pass() {
 
 #[test]
 fn the_full_report_is_json_lines_with_a_matching_exit_code() {
-    if !privileged() {
-        return;
-    }
-    let _host = HOST.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_host) = privileged_turn(&HOST) else { return };
     let started = std::time::Instant::now();
     let out = Command::new(monitor_bin()).args(["check", "--json"]).output().unwrap();
     let elapsed = started.elapsed();
-    let findings: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let findings: Vec<Value> = json_lines(&String::from_utf8(out.stdout).unwrap());
     // One line per check, and one per container or image for the checks that look at each.
     let list = Command::new(monitor_bin()).args(["check", "--list"]).output().unwrap();
     let ids: std::collections::BTreeSet<&str> = findings.iter().map(|f| s(f, "rule.id")).collect();
@@ -272,10 +249,7 @@ fn the_full_report_is_json_lines_with_a_matching_exit_code() {
 
 #[test]
 fn the_docker_audit_items_pass_while_the_monitor_watches_them() {
-    if !privileged() {
-        return;
-    }
-    let _host = HOST.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_host) = privileged_turn(&HOST) else { return };
     docker::ensure();
     let before = check("AUDIT-DOCKER").0;
     if !before.to_string().contains("monitor run") {

@@ -6,8 +6,12 @@
 //! schema, with Python's jsonschema) and JUnit XML; 50 containers are checked in under 1 s.
 //! Every container is removed and every file restored, also when a test fails.
 
-use monitor_tests::{docker, ecs, get, monitor_bin, privileged, s, scratch_dir};
+use monitor_tests::{
+    docker, ecs, get, json_lines, monitor_bin, privileged, privileged_turn, s, scratch_dir,
+    write_file,
+};
 use serde_json::Value;
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
@@ -60,13 +64,18 @@ impl Drop for Fleet {
 /// `monitor check ARGS --json`: the findings and the exit code.
 fn findings(args: &[&str]) -> (Vec<Value>, i32) {
     let out = Command::new(monitor_bin()).arg("check").args(args).arg("--json").output().unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    (
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect(),
-        out.status.code().unwrap(),
-    )
+    (json_lines(&String::from_utf8(out.stdout).unwrap()), out.status.code().unwrap())
+}
+
+/// `monitor check --format FORMAT`, written to `check.EXT` in a scratch directory: the
+/// report, its file, and the findings of `--json`, whose exit code it must give too.
+fn report_file(format: &str, ext: &str) -> (Vec<u8>, PathBuf, Vec<Value>) {
+    let out = Command::new(monitor_bin()).args(["check", "--format", format]).output().unwrap();
+    let (json, code) = findings(&[]);
+    assert_eq!(out.status.code(), Some(code), "{format} gives the exit code of --json");
+    let dir = scratch_dir(&format!("check-{format}"));
+    let file = write_file(&dir, &format!("check.{ext}"), &out.stdout);
+    (out.stdout, file, json)
 }
 
 /// The finding of CIS recommendation `cis` for the container `name`.
@@ -85,10 +94,7 @@ fn containers_in_docker() -> usize {
 
 #[test]
 fn each_risky_setting_fails_its_recommendation_and_a_hardened_container_passes() {
-    if !privileged() {
-        return;
-    }
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_docker) = privileged_turn(&DOCKER) else { return };
     let mut fleet = Fleet::new("risky");
     // Privileged containers cannot start on this VM: created, as the issue's note says.
     let privileged_id = fleet.add("create", "privileged", &["--privileged", "--network", "none"]);
@@ -225,10 +231,7 @@ impl Drop for TempFile {
 
 #[test]
 fn daemon_settings_and_files_follow_daemon_json() {
-    if !privileged() {
-        return;
-    }
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_docker) = privileged_turn(&DOCKER) else { return };
     docker::ensure();
     let result = |all: &[Value], cis: &str| {
         let f = all
@@ -334,10 +337,7 @@ fn profiles_levels_and_the_list() {
 
 #[test]
 fn json_lines_are_ecs() {
-    if !privileged() {
-        return;
-    }
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_docker) = privileged_turn(&DOCKER) else { return };
     let mut fleet = Fleet::new("ecs");
     fleet.add("create", "one", &["--network", "none"]);
     // The validator itself catches what ECS forbids.
@@ -397,19 +397,11 @@ fn ensure_jsonschema() {
 
 #[test]
 fn sarif_validates_against_the_sarif_2_1_0_schema() {
-    if !privileged() {
-        return;
-    }
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_docker) = privileged_turn(&DOCKER) else { return };
     ensure_jsonschema();
     let mut fleet = Fleet::new("sarif");
     let id = fleet.add("create", "one", &["--network", "none", "--privileged"]);
-    let out = Command::new(monitor_bin()).args(["check", "--format", "sarif"]).output().unwrap();
-    let (json, code) = findings(&[]);
-    assert_eq!(out.status.code(), Some(code));
-    let dir = scratch_dir("check-sarif");
-    let file = dir.join("check.sarif");
-    std::fs::write(&file, &out.stdout).unwrap();
+    let (sarif, file, json) = report_file("sarif", "sarif");
     let schema =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sarif-schema-2.1.0.json");
     let script = "import json, sys, jsonschema\n\
@@ -424,7 +416,7 @@ fn sarif_validates_against_the_sarif_2_1_0_schema() {
     assert!(v.status.success(), "{said}{}", String::from_utf8_lossy(&v.stderr));
     assert!(said.contains("Draft4Validator 0 errors"), "{said}");
 
-    let log: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let log: Value = serde_json::from_slice(&sarif).unwrap();
     assert_eq!(log["version"], "2.1.0");
     let run = &log["runs"][0];
     let results = run["results"].as_array().unwrap();
@@ -466,18 +458,10 @@ fn sarif_validates_against_the_sarif_2_1_0_schema() {
 
 #[test]
 fn junit_counts_match_the_findings() {
-    if !privileged() {
-        return;
-    }
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_docker) = privileged_turn(&DOCKER) else { return };
     let mut fleet = Fleet::new("junit");
     fleet.add("create", "one", &["--network", "none", "--privileged"]);
-    let out = Command::new(monitor_bin()).args(["check", "--format", "junit"]).output().unwrap();
-    let (json, code) = findings(&[]);
-    assert_eq!(out.status.code(), Some(code));
-    let dir = scratch_dir("check-junit");
-    let file = dir.join("check.xml");
-    std::fs::write(&file, &out.stdout).unwrap();
+    let (_, file, json) = report_file("junit", "xml");
     let script = "import sys, json, xml.etree.ElementTree as ET\n\
         root = ET.parse(sys.argv[1]).getroot()\n\
         cases = root.findall('./testsuite/testcase')\n\
@@ -501,10 +485,7 @@ fn junit_counts_match_the_findings() {
 
 #[test]
 fn fifty_containers_are_checked_in_under_a_second() {
-    if !privileged() {
-        return;
-    }
-    let _docker = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_docker) = privileged_turn(&DOCKER) else { return };
     let mut fleet = Fleet::new("fifty");
     for i in 0..50 {
         fleet.add("create", &format!("c{i}"), &["--network", "none"]);

@@ -7,7 +7,9 @@ mod config;
 mod readme;
 
 use monitor_tests::audit::{create_missing_dirs, exported, pack, AUDIT};
-use monitor_tests::{monitor_bin, privileged, s, scratch_dir, Monitor};
+use monitor_tests::{
+    monitor_bin, privileged, privileged_turn, s, scratch_dir, write_file, Monitor,
+};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -22,13 +24,11 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn a_syntax_error_names_file_and_line_and_loads_nothing() {
-    let dir = scratch_dir("cli-bad");
-    let bad = dir.join("bad.rules");
-    std::fs::write(
-        &bad,
+    let bad = write_file(
+        &scratch_dir("cli-bad"),
+        "bad.rules",
         "# ok\n-w /etc/docker -k docker\n-a always,exit -F arch=b64 -S nosuchcall -k x\n",
-    )
-    .unwrap();
+    );
     let o = monitor(&["rules", "check", bad.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(3), "invalid rules: {}", stderr(&o));
     let err = stderr(&o);
@@ -168,10 +168,7 @@ fn the_default_pack_checks_clean() {
 /// The rule files of the default pack.
 #[test]
 fn the_default_pack_loads_in_the_real_auditctl() {
-    if !privileged() {
-        return;
-    }
-    let _lock = AUDIT.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(_lock) = privileged_turn(&AUDIT) else { return };
     let before = Command::new("auditctl")
         .arg("-l")
         .output()
@@ -206,29 +203,25 @@ fn the_default_pack_loads_in_the_real_auditctl() {
     // against the filesystem and stops at the first rule whose directory is missing
     // (/etc/sysconfig on Debian, /sys/fs/selinux without SELinux); `--for-host` leaves
     // those out, as comments, so that every shipped file loads whole.
-    let as_is = scratch_dir("cli-export-as-is");
-    let mut for_host = Vec::new();
-    for file in pack() {
-        let file = exported(&file, &as_is);
-        auditctl(&["-D".as_ref()]);
-        let loaded = auditctl(&["-R".as_ref(), file.as_os_str()]);
-        let listed = auditctl(&["-l".as_ref()]);
-        for_host.push((file, loaded, listed));
-    }
+    // Each file of the pack exported into `dir`, loaded alone: (file, `-R` output, `-l` output).
+    let load_each = |dir: &Path| -> Vec<_> {
+        pack()
+            .iter()
+            .map(|file| {
+                let file = exported(file, dir);
+                auditctl(&["-D".as_ref()]);
+                let loaded = auditctl(&["-R".as_ref(), file.as_os_str()]);
+                (file, loaded, auditctl(&["-l".as_ref()]))
+            })
+            .collect()
+    };
+    let for_host = load_each(&scratch_dir("cli-export-as-is"));
     // Then with such directories created (removed after), as on a host that has them:
     // nothing is left out but the monitor's own extensions.
     let created = create_missing_dirs(&pack());
     // Each file as `monitor rules export --for-host` writes it (the monitor's extensions
     // left out: auditd has no parent_exe=), which is what an admin loads into auditd.
-    let scratch = scratch_dir("cli-export");
-    let mut results = Vec::new();
-    for file in pack() {
-        let file = exported(&file, &scratch);
-        auditctl(&["-D".as_ref()]);
-        let loaded = auditctl(&["-R".as_ref(), file.as_os_str()]);
-        let listed = auditctl(&["-l".as_ref()]);
-        results.push((file, loaded, listed));
-    }
+    let results = load_each(&scratch_dir("cli-export"));
     let community = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/community.rules");
     let community_dirs = create_missing_dirs(std::slice::from_ref(&community));
     let community_loaded = auditctl(&["-R".as_ref(), community.as_os_str()]);

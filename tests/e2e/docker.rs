@@ -1,50 +1,24 @@
 //! Docker end to end: a real dockerd, the real `docker` CLI, and the default rule pack (from
 //! `rules/`) plus a few test rules, watched by one real `monitor run`.
 
-use monitor_tests::docker::{docker, ensure, IMAGE, SUID_IMAGE};
-use monitor_tests::{get, privileged, s, scratch_dir, Monitor};
+use monitor_tests::docker::{docker, PackMonitor, IMAGE, SUID_IMAGE};
+use monitor_tests::{get, s};
 use serde_json::Value;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
-struct Env {
-    root: PathBuf,
-    monitor: Monitor,
-}
+type Env = PackMonitor;
 
 fn env() -> Option<&'static Env> {
-    if !privileged() {
-        return None;
-    }
     static ENV: OnceLock<Env> = OnceLock::new();
-    Some(ENV.get_or_init(|| {
-        ensure();
-        let root = scratch_dir("docker");
+    PackMonitor::once(&ENV, "docker", |root| {
         std::fs::create_dir_all(root.join("bin")).unwrap();
-        std::fs::create_dir_all(root.join("fence")).unwrap();
         // A static binary, so that it also runs inside the busybox containers.
         std::fs::copy("/bin/busybox", root.join("bin/watched-busybox")).unwrap();
-        let extra = root.join("extra.rules");
-        let r = root.display();
-        std::fs::write(
-            &extra,
-            format!(
-                "-w {r}/bin/watched-busybox -p x -k e2e-exec\n-w {r}/fence -p w -k e2e-fence\n"
-            ),
-        )
-        .unwrap();
-        let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
-        let monitor = Monitor::start_with(&[&pack, &extra]);
-        Env { root, monitor }
-    }))
-}
-
-impl Env {
-    fn fence(&self) {
-        self.monitor.fence(&self.root.join("fence"));
-    }
+        format!("-w {}/bin/watched-busybox -p x -k e2e-exec\n", root.display())
+    })
 }
 
 /// Run the docker CLI as a child; returns its pid (the alerts name it) and whether it succeeded.
@@ -53,6 +27,18 @@ fn docker_cli(args: &[&str]) -> (u64, bool) {
         Command::new("docker").args(args).stdout(std::process::Stdio::null()).spawn().unwrap();
     let pid = child.id() as u64;
     (pid, child.wait().unwrap().success())
+}
+
+/// `docker run --network none OPTS -v MOUNT... IMAGE CMD...` (see [`docker_cli`]).
+fn run_container(opts: &[&str], mounts: &[&str], image: &str, cmd: &[&str]) -> (u64, bool) {
+    let mut args = vec!["run", "--network", "none"];
+    args.extend(opts);
+    for m in mounts {
+        args.extend(["-v", m]);
+    }
+    args.push(image);
+    args.extend(cmd);
+    docker_cli(&args)
 }
 
 fn by_pid(pid: u64) -> impl Fn(&Value) -> bool {
@@ -169,27 +155,14 @@ fn a_client_in_a_container_reaching_the_mounted_socket_is_named_with_its_contain
     let Some(e) = env() else { return };
     let name = unique("e2e-sock");
     // The host's docker CLI and libraries, mounted read-only into a busybox container.
-    let (_, ok) = docker_cli(&[
-        "run",
-        "--rm",
-        "--name",
-        &name,
-        "--network",
-        "none",
-        "-v",
+    let mounts = [
         "/var/run/docker.sock:/x.sock",
-        "-v",
         "/usr:/usr:ro",
-        "-v",
         "/usr/lib:/lib:ro",
-        "-v",
         "/usr/lib64:/lib64:ro",
-        IMAGE,
-        "/usr/bin/docker",
-        "-H",
-        "unix:///x.sock",
-        "version",
-    ]);
+    ];
+    let client = ["/usr/bin/docker", "-H", "unix:///x.sock", "version"];
+    let (_, ok) = run_container(&["--rm", "--name", &name], &mounts, IMAGE, &client);
     assert!(ok, "docker version inside the container failed");
     let a = e.monitor.wait_for("connect from inside the container", |a| {
         s(a, "event.action") == "connect" && s(a, "destination.address") == "/x.sock"
@@ -215,7 +188,7 @@ fn a_client_in_a_container_reaching_the_mounted_socket_is_named_with_its_contain
 fn privileged_and_host_root_creates_and_exec_are_decoded() {
     let Some(e) = env() else { return };
     // The VM may refuse to *start* a privileged container; what the client asked is the point.
-    let (pid, _) = docker_cli(&["run", "--rm", "--privileged", "--network", "none", IMAGE, "true"]);
+    let (pid, _) = run_container(&["--rm", "--privileged"], &[], IMAGE, &["true"]);
     let a = e.monitor.wait_for("privileged create", |a| {
         by_pid(pid)(a) && s(a, "rule.id") == "docker-privileged"
     });
@@ -228,18 +201,7 @@ fn privileged_and_host_root_creates_and_exec_are_decoded() {
     );
     assert!(s(&a.json, "url.path").ends_with("/containers/create"));
 
-    let (pid, _) = docker_cli(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        "/:/host",
-        "--pid",
-        "host",
-        IMAGE,
-        "true",
-    ]);
+    let (pid, _) = run_container(&["--rm", "--pid", "host"], &["/:/host"], IMAGE, &["true"]);
     let a = e
         .monitor
         .wait_for("host root mount", |a| by_pid(pid)(a) && s(a, "rule.id") == "docker-host-mount");
@@ -252,8 +214,7 @@ fn privileged_and_host_root_creates_and_exec_are_decoded() {
     assert_eq!(keys, ["docker-host-mount", "docker-host-namespace"], "{a}");
 
     let name = unique("e2e-exec");
-    let (_, ok) =
-        docker_cli(&["run", "-d", "--name", &name, "--network", "none", IMAGE, "sleep", "60"]);
+    let (_, ok) = run_container(&["-d", "--name", &name], &[], IMAGE, &["sleep", "60"]);
     assert!(ok);
     let (pid, ok) = docker_cli(&["exec", &name, "cat", "/etc/hostname"]);
     docker(&["rm", "-f", &name]);
@@ -276,18 +237,7 @@ fn exec_and_setuid_inside_a_container_carry_its_context() {
     let name = unique("e2e-in");
     let _removed = Removed(name.clone());
     let bin = format!("{}/bin/watched-busybox:/busybox:ro", e.root.display());
-    let (_, ok) = docker_cli(&[
-        "run",
-        "--name",
-        &name,
-        "--network",
-        "none",
-        "-v",
-        &bin,
-        IMAGE,
-        "/busybox",
-        "true",
-    ]);
+    let (_, ok) = run_container(&["--name", &name], &[&bin], IMAGE, &["/busybox", "true"]);
     assert!(ok);
     let a = e.monitor.wait_for("exec of the watched binary in a container", |a| {
         s(a, "rule.id") == "e2e-exec" && s(a, "container.name") == name
@@ -303,20 +253,8 @@ fn exec_and_setuid_inside_a_container_carry_its_context() {
 
     let name = unique("e2e-su");
     let _removed_su = Removed(name.clone());
-    let (_, ok) = docker_cli(&[
-        "run",
-        "--name",
-        &name,
-        "--network",
-        "none",
-        "--user",
-        "1000:1000",
-        SUID_IMAGE,
-        "su",
-        "-c",
-        "true",
-        "root",
-    ]);
+    let su = ["su", "-c", "true", "root"];
+    let (_, ok) = run_container(&["--name", &name, "--user", "1000:1000"], &[], SUID_IMAGE, &su);
     assert!(ok, "su inside the container failed");
     let a = e.monitor.wait_for("uid 1000 -> 0 inside a container", |a| {
         s(a, "rule.id") == "setuid-root" && s(a, "container.name") == name
@@ -332,19 +270,7 @@ fn docker_alerts_follow_the_documented_schema() {
     let Some(e) = env() else { return };
     // A request with findings, and an alert from inside the container it creates.
     let bin = format!("{}/bin/watched-busybox:/busybox:ro", e.root.display());
-    let (_, ok) = docker_cli(&[
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "-v",
-        "/etc:/h:ro",
-        "-v",
-        &bin,
-        IMAGE,
-        "/busybox",
-        "true",
-    ]);
+    let (_, ok) = run_container(&["--rm"], &["/etc:/h:ro", &bin], IMAGE, &["/busybox", "true"]);
     assert!(ok);
     e.fence();
     let all = e.monitor.all();

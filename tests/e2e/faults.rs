@@ -1,7 +1,7 @@
 //! Nothing lost, nothing broken: a stalled reader, many writers at once, records about the
 //! monitor itself, a closed stdout, and hostile strings. Each test runs its own monitor.
 
-use monitor_tests::{get, privileged, s, scratch_dir, Monitor};
+use monitor_tests::{get, in_child, privileged_turn, s, scratch_dir, Monitor};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -16,13 +16,17 @@ fn watched_tree(name: &str) -> (PathBuf, PathBuf) {
     (root, rules)
 }
 
+/// [`watched_tree`] and a monitor of its rules, with a heartbeat every `heartbeat` seconds
+/// (0: none): the scratch root, the rules file, the monitor.
+fn watching(name: &str, heartbeat: &str) -> (PathBuf, PathBuf, Monitor) {
+    let (root, rules) = watched_tree(name);
+    let m = Monitor::start_args(&[&rules], &["--heartbeat", heartbeat]);
+    (root, rules, m)
+}
+
 /// These tests load the machine (a stress run, stalled readers): one at a time, so that each
 /// one's timing is its own.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn records(m: &Monitor, action: &str) -> Vec<Value> {
     m.matching(|a| s(a, "event.dataset") == "monitor.status" && s(a, "event.action") == action)
@@ -30,12 +34,8 @@ fn records(m: &Monitor, action: &str) -> Vec<Value> {
 
 #[test]
 fn every_event_of_a_stress_run_is_alerted_or_counted_lost() {
-    if !privileged() {
-        return;
-    }
-    let _serial = serial();
-    let (root, rules) = watched_tree("stress");
-    let m = Monitor::start_args(&[&rules], &["--heartbeat", "0"]);
+    let Some(_serial) = privileged_turn(&SERIAL) else { return };
+    let (root, _, m) = watching("stress", "0");
     // A stalled reader: the pipe fills, the monitor's writes block, the kernel ring fills.
     m.pause_reading(true);
     const PROCS: usize = 8;
@@ -95,12 +95,8 @@ fn every_event_of_a_stress_run_is_alerted_or_counted_lost() {
 
 #[test]
 fn start_heartbeat_and_stop_records_frame_the_output() {
-    if !privileged() {
-        return;
-    }
-    let _serial = serial();
-    let (root, rules) = watched_tree("records");
-    let m = Monitor::start_args(&[&rules], &["--heartbeat", "1"]);
+    let Some(_serial) = privileged_turn(&SERIAL) else { return };
+    let (root, _, m) = watching("records", "1");
     let f = root.join("watched/one").display().to_string();
     std::fs::write(&f, "x").unwrap();
     m.wait_for("the write", |a| s(a, "file.path") == f);
@@ -129,10 +125,7 @@ fn start_heartbeat_and_stop_records_frame_the_output() {
 
 #[test]
 fn a_closed_stdout_stops_the_monitor_cleanly() {
-    if !privileged() {
-        return;
-    }
-    let _serial = serial();
+    let Some(_serial) = privileged_turn(&SERIAL) else { return };
     let (root, rules) = watched_tree("closed");
     let mut child = Command::new(monitor_tests::monitor_bin())
         .args(["run", "--heartbeat", "0", "--rules"])
@@ -167,13 +160,9 @@ fn a_closed_stdout_stops_the_monitor_cleanly() {
 
 #[test]
 fn hostile_names_stay_one_line_and_are_recovered_exactly() {
-    if !privileged() {
-        return;
-    }
-    let _serial = serial();
+    let Some(_serial) = privileged_turn(&SERIAL) else { return };
     use std::os::unix::ffi::{OsStrExt, OsStringExt};
-    let (root, rules) = watched_tree("hostile");
-    let m = Monitor::start_args(&[&rules], &["--heartbeat", "0"]);
+    let (root, _, m) = watching("hostile", "0");
     let names: Vec<&[u8]> = vec![
         b"new\nline",
         b"quote\"and\\backslash",
@@ -214,29 +203,13 @@ fn recovered(a: &Value, field: &str) -> Vec<u8> {
     if !encoded {
         return v.as_bytes().to_vec();
     }
-    let b = v.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 3 <= b.len() {
-            out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap());
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    out
+    percent_encoding::percent_decode_str(v).collect()
 }
 
 #[test]
 fn reaching_for_the_monitor_is_reported() {
-    if !privileged() {
-        return;
-    }
-    let _serial = serial();
-    let (_root, rules) = watched_tree("tamper");
-    let m = Monitor::start_args(&[&rules], &["--heartbeat", "0"]);
+    let Some(_serial) = privileged_turn(&SERIAL) else { return };
+    let (_root, rules, m) = watching("tamper", "0");
     let pid = m.pid() as i32;
     let tamper = |what: &str, pred: &dyn Fn(&Value) -> bool| {
         m.wait_for(what, |a| s(a, "rule.id") == "monitor-tamper" && pred(a)).json
@@ -292,17 +265,7 @@ fn reaching_for_the_monitor_is_reported() {
 
 /// Fork a child that sends `sig` to `pid` and exits; returns the child's pid.
 fn signal_from_child(pid: i32, sig: i32) -> u32 {
-    // Only raw syscalls between fork and _exit: the test process has threads.
-    let child = unsafe { libc::fork() };
-    assert!(child >= 0);
-    if child == 0 {
-        unsafe {
-            libc::kill(pid, sig);
-            libc::_exit(0);
-        }
-    }
-    unsafe { libc::waitpid(child, std::ptr::null_mut(), 0) };
-    child as u32
+    in_child(|| unsafe { libc::kill(pid, sig) }).0
 }
 
 /// Stopping the monitor the normal way is no attack: a SIGTERM from its parent gives a
@@ -310,14 +273,10 @@ fn signal_from_child(pid: i32, sig: i32) -> u32 {
 /// process stops it as cleanly, with an alert of its own (medium) besides the record.
 #[test]
 fn an_orderly_stop_is_a_record_and_a_strangers_stop_is_reported() {
-    if !privileged() {
-        return;
-    }
-    let _serial = serial();
+    let Some(_serial) = privileged_turn(&SERIAL) else { return };
     let me = std::process::id() as u64;
     for by_parent in [true, false] {
-        let (_root, rules) = watched_tree(if by_parent { "stop-parent" } else { "stop-stranger" });
-        let m = Monitor::start_args(&[&rules], &["--heartbeat", "0"]);
+        let (_, _, m) = watching(if by_parent { "stop-parent" } else { "stop-stranger" }, "0");
         let exit = if by_parent {
             m.stop(libc::SIGTERM)
         } else {
@@ -361,13 +320,9 @@ fn an_orderly_stop_is_a_record_and_a_strangers_stop_is_reported() {
 
 #[test]
 fn sighup_swaps_in_valid_rules_and_keeps_the_old_ones_on_error() {
-    if !privileged() {
-        return;
-    }
-    let _serial = serial();
-    let (root, rules) = watched_tree("reload");
+    let Some(_serial) = privileged_turn(&SERIAL) else { return };
+    let (root, rules, m) = watching("reload", "0");
     std::fs::create_dir_all(root.join("second")).unwrap();
-    let m = Monitor::start_args(&[&rules], &["--heartbeat", "0"]);
     let write = |dir: &str, name: &str| {
         let f = root.join(dir).join(name).display().to_string();
         std::fs::write(&f, "x").unwrap();

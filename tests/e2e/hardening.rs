@@ -1,8 +1,8 @@
 //! The hardening pack (rules/hardening.rules, with the rest of the default pack): each concern
 //! caused for real raises its key; the benign counterpart stays silent. The host is put back.
 
-use monitor_tests::docker::{ensure, IMAGE};
-use monitor_tests::{connect_as, get, privileged, s, scratch_dir, Monitor};
+use monitor_tests::docker::{PackMonitor, IMAGE};
+use monitor_tests::{connect_as, get, s};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -12,33 +12,24 @@ use std::sync::{Mutex, OnceLock};
 /// container never starts from a binary being swapped.
 static DAEMON_FILES: Mutex<()> = Mutex::new(());
 
-struct Env {
-    monitor: Monitor,
-    fence_dir: std::path::PathBuf,
+fn env() -> Option<&'static PackMonitor> {
+    static ENV: OnceLock<PackMonitor> = OnceLock::new();
+    PackMonitor::once(&ENV, "hardening", |_| String::new())
 }
 
-fn env() -> Option<&'static Env> {
-    if !privileged() {
-        return None;
+/// What the hardening tests expect of the pack's monitor.
+trait Expect {
+    /// The alert under `key` that `pred` accepts, with the pack's metadata (name, severity).
+    fn expect_key(&self, key: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value;
+    /// Runs a command that must not alert: no alert carries its pid.
+    fn assert_benign(&self, cmd: &mut Command);
+    /// [`Expect::assert_benign`] for `sh -c SCRIPT`.
+    fn assert_benign_sh(&self, script: &str) {
+        self.assert_benign(Command::new("sh").args(["-c", script]));
     }
-    static ENV: OnceLock<Env> = OnceLock::new();
-    Some(ENV.get_or_init(|| {
-        ensure();
-        let root = scratch_dir("hardening");
-        let fence_dir = root.join("fence");
-        std::fs::create_dir_all(&fence_dir).unwrap();
-        let extra = root.join("fence.rules");
-        std::fs::write(&extra, format!("-w {} -p w -k e2e-fence\n", fence_dir.display())).unwrap();
-        let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
-        Env { monitor: Monitor::start_with(&[&pack, &extra]), fence_dir }
-    }))
 }
 
-impl Env {
-    fn fence(&self) {
-        self.monitor.fence(&self.fence_dir);
-    }
-
+impl Expect for PackMonitor {
     fn expect_key(&self, key: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let a = self.monitor.wait_for(what, |a| s(a, "rule.id") == key && pred(a)).json;
         assert!(
@@ -48,11 +39,11 @@ impl Env {
         a
     }
 
-    /// Runs a command that must not alert; returns the alerts carrying its pid.
-    fn alerts_of_benign(&self, cmd: &mut Command) -> Vec<Value> {
+    fn assert_benign(&self, cmd: &mut Command) {
         let (pid, _) = run_pid(cmd);
         self.fence();
-        self.monitor.matching(|a| get(a, "process.pid").as_u64() == Some(pid))
+        let quiet = self.monitor.matching(|a| get(a, "process.pid").as_u64() == Some(pid));
+        assert!(quiet.is_empty(), "{cmd:?}: {quiet:#?}");
     }
 }
 
@@ -232,8 +223,7 @@ fn runtime_sysctl_and_docker_socket_changes_are_reported() {
         s(a, "file.path") == "/proc/sys/net/ipv4/conf/all/accept_redirects"
     });
     // Reading them changes nothing.
-    let quiet = e.alerts_of_benign(Command::new("sysctl").args(["net.ipv4.ip_forward", key]));
-    assert!(quiet.is_empty(), "{quiet:#?}");
+    e.assert_benign(Command::new("sysctl").args(["net.ipv4.ip_forward", key]));
     // The socket's mode set again (to what it is).
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata("/run/docker.sock").unwrap().permissions().mode() & 0o7777;
@@ -279,11 +269,10 @@ fn sshd_socket_reenabled_is_reported_reading_it_is_not() {
         s(a, "file.path") == link && s(a, "event.action") == "symlink"
     });
     // Reading the units and listing what is enabled changes nothing.
-    let quiet = e.alerts_of_benign(Command::new("sh").args([
-        "-c",
-        &format!("cat {} {link}; ls -l /etc/systemd/system/sockets.target.wants", unit.path),
-    ]));
-    assert!(quiet.is_empty(), "{quiet:#?}");
+    e.assert_benign_sh(&format!(
+        "cat {} {link}; ls -l /etc/systemd/system/sockets.target.wants",
+        unit.path
+    ));
 }
 
 #[test]
@@ -331,12 +320,7 @@ fn group_additions_by_usermod_and_gpasswd_are_reported_lookups_are_not() {
             && (s(a, "file.path") == "/etc/group" || s(a, "monitor.file.new_path") == "/etc/group")
     });
     // Looking up membership is not a change.
-    let quiet =
-        e.alerts_of_benign(Command::new("sh").args([
-            "-c",
-            &format!("id {0}; getent group docker wheel rkt; groups {0}", user.name),
-        ]));
-    assert!(quiet.is_empty(), "{quiet:#?}");
+    e.assert_benign_sh(&format!("id {0}; getent group docker wheel rkt; groups {0}", user.name));
 }
 
 #[test]
@@ -378,8 +362,7 @@ fn smt_control_writes_are_reported_reads_are_not() {
         get(a, "process.pid").as_u64() == Some(pid) && s(a, "file.path") == control
     });
     assert_eq!(std::fs::read_to_string(control).unwrap(), before, "SMT state changed");
-    let quiet = e.alerts_of_benign(Command::new("cat").arg(control));
-    assert!(quiet.is_empty(), "{quiet:#?}");
+    e.assert_benign(Command::new("cat").arg(control));
 }
 
 #[test]
@@ -390,8 +373,7 @@ fn selinux_set_permissive_is_reported_asking_is_not() {
     e.expect_key("selinux", "setenforce 0", |a| {
         get(a, "process.pid").as_u64() == Some(pid) && s(a, "event.action") == "exec"
     });
-    let quiet = e.alerts_of_benign(&mut Command::new("getenforce"));
-    assert!(quiet.is_empty(), "{quiet:#?}");
+    e.assert_benign(&mut Command::new("getenforce"));
     // /sys/fs/selinux/enforce: this kernel has no SELinux, so no selinuxfs. The same path on
     // a tmpfs in a private mount namespace gets the same write; a read of it stays silent.
     let selinuxfs = Path::new("/sys/fs/selinux").exists();
@@ -481,9 +463,5 @@ fn daemon_binaries_and_configuration_replaced_are_reported_looking_is_not() {
         assert_eq!(s(&a, "event.outcome"), "failure", "{a}");
     }
     // Listing and stat-ing them opens nothing.
-    let quiet = e.alerts_of_benign(Command::new("sh").args([
-        "-c",
-        "ls -l /usr/sbin/dockerd /usr/bin/containerd /usr/sbin/runc /etc/docker; stat /etc/default/docker",
-    ]));
-    assert!(quiet.is_empty(), "{quiet:#?}");
+    e.assert_benign_sh("ls -l /usr/sbin/dockerd /usr/bin/containerd /usr/sbin/runc /etc/docker; stat /etc/default/docker");
 }

@@ -34,6 +34,24 @@ fn append(path: &Path, text: &str) {
         .unwrap();
 }
 
+/// A fresh directory under /var/tmp, which is on the root filesystem (ext4 on the test
+/// machines), unlike /tmp on many hosts; removed when dropped.
+struct OnDisk(PathBuf);
+
+impl OnDisk {
+    fn new(name: &str) -> OnDisk {
+        let root = PathBuf::from(format!("/var/tmp/monitor-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        OnDisk(root)
+    }
+}
+
+impl Drop for OnDisk {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A tmpfs mounted on `dir` for the test's lifetime.
 struct Tmpfs(PathBuf);
 
@@ -129,12 +147,7 @@ fn a_replaced_watched_file_lends_its_inode_number_to_no_alert_on_disk() {
     if !privileged() {
         return;
     }
-    // /var/tmp is on the root filesystem (ext4 on the test machines), unlike /tmp on many
-    // hosts.
-    let root = PathBuf::from(format!("/var/tmp/monitor-identity-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&root);
-    let (elsewhere, on_target, reused) = replace_while_others_churn(&root);
-    let _ = fs::remove_dir_all(&root);
+    let (elsewhere, on_target, reused) = replace_while_others_churn(&OnDisk::new("identity").0);
     eprintln!("on disk: {reused} unrelated files took a number the target once had; {on_target} writes to the target alerted");
     assert!(elsewhere.is_empty(), "alerts under the target's rule for other files: {elsewhere:#?}");
     assert!(on_target >= 1, "no write to the replaced target alerted");
@@ -162,8 +175,8 @@ fn a_watch_follows_its_path_not_the_file_that_left_it() {
     if !privileged() {
         return;
     }
-    let root = PathBuf::from(format!("/var/tmp/monitor-identity-follow-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&root);
+    let disk = OnDisk::new("identity-follow");
+    let root = &disk.0;
     for d in ["a", "elsewhere", "fence"] {
         fs::create_dir_all(root.join(d)).unwrap();
     }
@@ -171,7 +184,7 @@ fn a_watch_follows_its_path_not_the_file_that_left_it() {
     fs::write(&target, "0").unwrap();
     let link = root.join("elsewhere/hard-link");
     fs::hard_link(&target, &link).unwrap();
-    let monitor = Monitor::start(&rules(&root));
+    let monitor = Monitor::start(&rules(root));
     let link_path = link.display().to_string();
     let written = |path: &str| {
         let path = path.to_string();
@@ -197,7 +210,6 @@ fn a_watch_follows_its_path_not_the_file_that_left_it() {
     fs::rename(&target, &moved).unwrap();
     append(&moved, "4");
     monitor.fence(&root.join("fence"));
-    let _ = fs::remove_dir_all(&root);
     let link_writes = monitor.matching(written(&link_path)).len();
     assert_eq!(link_writes, 1, "the link was written twice, watched only the first time");
     let moved_path = moved.display().to_string();

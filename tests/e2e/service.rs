@@ -8,11 +8,10 @@
 //! on SIGUSR1 (logrotate's postrotate), reload on SIGHUP (the unit's `ExecReload`) and
 //! stop with exit 0 on SIGTERM; the audit source must start under the same capabilities.
 
-use monitor_tests::{monitor_bin, privileged, s, scratch_dir};
+use monitor_tests::{die_with_parent, json_lines, monitor_bin, privileged, s, scratch_dir};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
@@ -59,9 +58,17 @@ struct Service {
     seen: Vec<Value>,
 }
 
+/// `dir/rules.d` with one rules file of `text`, as the packaged settings name a directory.
+fn rules_d(dir: &Path, text: &str) -> PathBuf {
+    let rules = dir.join("rules.d");
+    std::fs::create_dir_all(&rules).unwrap();
+    std::fs::write(rules.join("test.rules"), text).unwrap();
+    rules
+}
+
 /// packaging/monitor.toml with `rules` and `output.targets` set, as an admin edits it,
 /// written into `dir`.
-fn settings(dir: &Path, rules: &Path, targets: &[String]) -> std::path::PathBuf {
+fn settings(dir: &Path, rules: &Path, targets: &[String]) -> PathBuf {
     let packaged = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/monitor.toml"),
     )
@@ -107,12 +114,7 @@ impl Service {
         }
         cmd.arg("--").args(&argv);
         cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
+        die_with_parent(&mut cmd);
         let mut child = cmd.spawn().expect("starting the monitor in the sandbox");
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = channel();
@@ -241,10 +243,7 @@ fn under_the_units_capabilities_and_sandbox_it_alerts_reloads_and_stops_cleanly(
     let dir = scratch_dir("service");
     let watched = dir.join("watched");
     std::fs::create_dir_all(&watched).unwrap();
-    let rules = dir.join("rules.d");
-    std::fs::create_dir_all(&rules).unwrap();
-    std::fs::write(rules.join("test.rules"), format!("-w {} -p wa -k svc\n", watched.display()))
-        .unwrap();
+    let rules = rules_d(&dir, &format!("-w {} -p wa -k svc\n", watched.display()));
     let capture = dir.join("capture.bin");
     let alerts = dir.join("log/alerts.json");
     std::fs::create_dir_all(alerts.parent().unwrap()).unwrap();
@@ -297,13 +296,7 @@ fn under_the_units_capabilities_and_sandbox_it_alerts_reloads_and_stops_cleanly(
     assert_eq!(s(&alert, "process.executable"), sh.to_str().unwrap(), "{alert}");
     assert_eq!(s(&alert, "rule.id"), "svc", "{alert}");
     // The file output has the same line.
-    let in_file = |path: &Path| -> Vec<Value> {
-        std::fs::read_to_string(path)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-            .collect()
-    };
+    let in_file = |path: &Path| json_lines(&std::fs::read_to_string(path).unwrap_or_default());
     assert!(in_file(&alerts).contains(&alert), "the alert is in {}", alerts.display());
 
     // logrotate's way: rename, then SIGUSR1; the record of the reopen starts the new file.
@@ -332,9 +325,7 @@ fn the_audit_source_starts_under_the_same_capabilities() {
         return;
     }
     let dir = scratch_dir("service-audit");
-    let rules = dir.join("rules.d");
-    std::fs::create_dir_all(&rules).unwrap();
-    std::fs::write(rules.join("test.rules"), "-w /etc/docker -p wa -k docker\n").unwrap();
+    let rules = rules_d(&dir, "-w /etc/docker -p wa -k docker\n");
     let svc =
         Service::start(&dir, &settings(&dir, &rules, &["stdout".into()]), &["--source", "audit"]);
     let (code, lines) = svc.stop();

@@ -2,8 +2,9 @@
 //! none is running) and local images built from Debian's static busybox (no registry is
 //! reachable from the test machines).
 
+use crate::{privileged, scratch_dir, Monitor};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -19,6 +20,42 @@ const DOCKERD_START: Duration = Duration::from_secs(60);
 /// `docker ARGS`, its status and output.
 pub fn docker(args: &[&str]) -> std::process::Output {
     Command::new("docker").args(args).stdin(Stdio::null()).output().expect("running the docker CLI")
+}
+
+/// One `monitor run` for a whole test binary, over the default pack (`rules/`) and rules of
+/// the test's own, with Docker running ([`ensure`]). Its scratch `root` has a `fence/`
+/// directory that the rules watch for writes (key `e2e-fence`).
+pub struct PackMonitor {
+    pub root: PathBuf,
+    pub monitor: Monitor,
+}
+
+impl PackMonitor {
+    /// The monitor in `cell`, started at the first call (`None`: not privileged, skip) in
+    /// scratch directory `name`; `extra(root)` prepares the root and returns more rule lines.
+    pub fn once(
+        cell: &'static OnceLock<PackMonitor>,
+        name: &str,
+        extra: impl FnOnce(&Path) -> String,
+    ) -> Option<&'static PackMonitor> {
+        if !privileged() {
+            return None;
+        }
+        Some(cell.get_or_init(|| {
+            ensure();
+            let root = scratch_dir(name);
+            std::fs::create_dir_all(root.join("fence")).unwrap();
+            let fence = format!("-w {}/fence -p w -k e2e-fence\n", root.display());
+            let rules = crate::write_file(&root, "extra.rules", extra(&root) + &fence);
+            let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
+            PackMonitor { monitor: Monitor::start_with(&[&pack, &rules]), root }
+        }))
+    }
+
+    /// Wait until everything done before has gone through the monitor ([`Monitor::fence`]).
+    pub fn fence(&self) {
+        self.monitor.fence(&self.root.join("fence"));
+    }
 }
 
 fn daemon_answers() -> bool {
@@ -77,7 +114,7 @@ fn build_image(name: &str, suid: bool) {
         .into_iter()
         .find(|p| Path::new(p).exists())
         .expect("busybox is missing: `cargo xtask setup --test-deps` installs busybox-static");
-    let dir = crate::scratch_dir(&format!("image-{}", if suid { "suid" } else { "plain" }));
+    let dir = scratch_dir(&format!("image-{}", if suid { "suid" } else { "plain" }));
     std::fs::create_dir_all(dir.join("bin")).unwrap();
     std::fs::create_dir_all(dir.join("etc")).unwrap();
     std::fs::create_dir_all(dir.join("tmp")).unwrap();

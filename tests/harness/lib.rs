@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// How long a test waits for an alert that must come.
@@ -33,6 +33,13 @@ pub fn privileged() -> bool {
     }
     eprintln!("SKIPPED: end-to-end tests need root");
     false
+}
+
+/// Whether privileged tests can run ([`privileged`]), and then `lock` held for the test: tests
+/// that change what their neighbours observe (the host's settings, Docker's containers, the
+/// machine's load) take turns. `None`: skip.
+pub fn privileged_turn(lock: &'static Mutex<()>) -> Option<MutexGuard<'static, ()>> {
+    privileged().then(|| lock.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// The monitor binary under test: `$MONITOR_BIN`, or the workspace's release build.
@@ -107,13 +114,7 @@ impl Monitor {
             cmd.args(&extra);
             cmd.env("RUST_LOG", "info");
             cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-            unsafe {
-                cmd.pre_exec(|| {
-                    // The monitor stops when the test process goes away, however it ends.
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                    Ok(())
-                });
-            }
+            die_with_parent(&mut cmd);
             let mut child = cmd.spawn().expect("spawning the monitor");
             pid_tx.send(child.id()).unwrap();
             let stdout = child.stdout.take().unwrap();
@@ -296,24 +297,38 @@ fn read_stderr(stderr: impl std::io::Read, out: Arc<(Mutex<Output>, Condvar)>) {
     }
 }
 
-/// `@timestamp` (RFC 3339 UTC, `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`) as ns since the epoch.
+/// The child started by `cmd` gets SIGTERM when the test process goes away, however it ends.
+pub fn die_with_parent(cmd: &mut Command) {
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+}
+
+/// `@timestamp` as ns since the epoch, when it is RFC 3339 UTC with nanoseconds
+/// (`YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`, the alert schema's form) and nothing else.
 pub fn timestamp_ns(ts: &str) -> Option<i128> {
-    let b = ts.as_bytes();
-    if b.len() != 30 || b[29] != b'Z' {
+    use time::format_description::well_known::Rfc3339;
+    if ts.len() != 30 || !ts.ends_with('Z') {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| ts.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss, ns) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..29)?);
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
-    Some(secs as i128 * 1_000_000_000 + ns as i128)
+    Some(time::OffsetDateTime::parse(ts, &Rfc3339).ok()?.unix_timestamp_nanos())
+}
+
+/// Every line of `text` as JSON; panics at a line that is not.
+pub fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// Write `content` to `dir/name`; returns the path.
+pub fn write_file(dir: &Path, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p
 }
 
 /// One line per alert for failure messages.
@@ -397,28 +412,32 @@ pub fn check_lines(lines: &[Value]) {
     }
 }
 
-/// Fork a child that runs `steps` (raw setresuid calls) and exits; returns its pid.
-pub fn setresuid_child(steps: &[(u32, u32, u32)]) -> u32 {
-    let steps = steps.to_vec();
-    // Only raw syscalls between fork and _exit: the parent is multithreaded.
+/// Fork a child that runs `body` and exits with what it returns; returns the child's pid and
+/// exit status once it has ended. `body` makes raw syscalls only: the test process has
+/// threads, and between fork and exit nothing else is sound (no allocation, no locks).
+pub fn in_child(body: impl FnOnce() -> i32) -> (u32, i32) {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
-        for (r, e, s) in &steps {
-            let rc = unsafe { libc::syscall(libc::SYS_setresuid, *r, *e, *s) };
-            if rc != 0 {
-                unsafe { libc::_exit(1) };
-            }
-        }
-        unsafe { libc::_exit(0) };
+        let code = body();
+        unsafe { libc::_exit(code) };
     }
     let mut status = 0;
     unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "setresuid child failed: {status:#x}"
-    );
-    pid as u32
+    assert!(libc::WIFEXITED(status), "child {pid} did not exit: {status:#x}");
+    (pid as u32, libc::WEXITSTATUS(status))
+}
+
+/// Fork a child that runs `steps` (raw setresuid calls) and exits; returns its pid.
+pub fn setresuid_child(steps: &[(u32, u32, u32)]) -> u32 {
+    let (pid, code) = in_child(|| {
+        let failed = steps
+            .iter()
+            .any(|(r, e, s)| unsafe { libc::syscall(libc::SYS_setresuid, *r, *e, *s) } != 0);
+        i32::from(failed)
+    });
+    assert_eq!(code, 0, "setresuid child failed");
+    pid
 }
 
 /// How [`exec_child`] runs a program.
@@ -440,42 +459,33 @@ pub fn exec_child(path: &str, arg: &str, call: ExecCall) -> (u32, i32) {
     let arg_c = CString::new(arg).unwrap();
     let argv = [path_c.as_ptr(), arg_c.as_ptr(), std::ptr::null()];
     let envp = [std::ptr::null::<libc::c_char>()];
-    // Only raw syscalls between fork and _exit: the parent is multithreaded.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        unsafe {
-            match call {
-                ExecCall::Execve => {
-                    libc::syscall(libc::SYS_execve, path_c.as_ptr(), argv.as_ptr(), envp.as_ptr());
-                }
-                ExecCall::ExecveatFd => {
-                    let fd = libc::open(path_c.as_ptr(), libc::O_RDONLY);
-                    libc::syscall(
-                        libc::SYS_execveat,
-                        fd,
-                        c"".as_ptr(),
-                        argv.as_ptr(),
-                        envp.as_ptr(),
-                        libc::AT_EMPTY_PATH,
-                    );
-                }
-                ExecCall::ExecveBadArgv => {
-                    libc::syscall(
-                        libc::SYS_execve,
-                        path_c.as_ptr(),
-                        8usize as *const libc::c_char,
-                        envp.as_ptr(),
-                    );
-                }
+    in_child(|| unsafe {
+        match call {
+            ExecCall::Execve => {
+                libc::syscall(libc::SYS_execve, path_c.as_ptr(), argv.as_ptr(), envp.as_ptr());
             }
-            libc::_exit(127);
+            ExecCall::ExecveatFd => {
+                let fd = libc::open(path_c.as_ptr(), libc::O_RDONLY);
+                libc::syscall(
+                    libc::SYS_execveat,
+                    fd,
+                    c"".as_ptr(),
+                    argv.as_ptr(),
+                    envp.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                );
+            }
+            ExecCall::ExecveBadArgv => {
+                libc::syscall(
+                    libc::SYS_execve,
+                    path_c.as_ptr(),
+                    8usize as *const libc::c_char,
+                    envp.as_ptr(),
+                );
+            }
         }
-    }
-    let mut status = 0;
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert!(libc::WIFEXITED(status), "exec child did not exit: {status:#x}");
-    (pid as u32, libc::WEXITSTATUS(status))
+        127
+    })
 }
 
 /// Fork a child that becomes uid/gid `id` and connects to the unix socket `path` (the
@@ -487,22 +497,16 @@ pub fn connect_as(id: u32, path: &str) -> u32 {
     for (i, b) in path.bytes().enumerate() {
         addr.sun_path[i] = b as libc::c_char;
     }
-    // Only raw syscalls between fork and _exit (the test process has threads).
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        unsafe {
-            libc::syscall(libc::SYS_setresgid, id, id, id);
-            libc::syscall(libc::SYS_setresuid, id, id, id);
-            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
-            libc::connect(
-                fd,
-                &addr as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_un>() as u32,
-            );
-            libc::_exit(0);
-        }
-    }
-    unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-    pid as u32
+    in_child(|| unsafe {
+        libc::syscall(libc::SYS_setresgid, id, id, id);
+        libc::syscall(libc::SYS_setresuid, id, id, id);
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+        libc::connect(
+            fd,
+            &addr as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_un>() as u32,
+        );
+        0
+    })
+    .0
 }

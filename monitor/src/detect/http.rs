@@ -339,7 +339,9 @@ fn parse_head(head: &[u8]) -> Option<(Request, BodyKind)> {
 mod tests {
     use super::*;
 
-    fn feed_all(s: &mut Stream, sends: &[&[u8]]) -> Vec<Request> {
+    /// The requests a fresh connection's `sends` make, each send captured whole.
+    fn requests(sends: &[&[u8]]) -> Vec<Request> {
+        let mut s = Stream::default();
         let mut off = 0;
         let mut out = Vec::new();
         for d in sends {
@@ -351,16 +353,12 @@ mod tests {
 
     #[test]
     fn requests_with_and_without_bodies_on_one_connection() {
-        let mut s = Stream::default();
-        let reqs = feed_all(
-            &mut s,
-            &[
-                b"HEAD /_ping HTTP/1.1\r\nHost: docker\r\n\r\n",
-                b"POST /v1.41/containers/create?name=x HTTP/1.1\r\nContent-Length: 10\r\n",
-                b"Content-Type: application/json\r\n\r\n{\"a\":",
-                b"true}GET /v1.41/containers/json HTTP/1.1\r\n\r\n",
-            ],
-        );
+        let reqs = requests(&[
+            b"HEAD /_ping HTTP/1.1\r\nHost: docker\r\n\r\n",
+            b"POST /v1.41/containers/create?name=x HTTP/1.1\r\nContent-Length: 10\r\n",
+            b"Content-Type: application/json\r\n\r\n{\"a\":",
+            b"true}GET /v1.41/containers/json HTTP/1.1\r\n\r\n",
+        ]);
         assert_eq!(reqs.len(), 3);
         assert_eq!((reqs[0].method.as_str(), reqs[0].path.as_str()), ("HEAD", "/_ping"));
         assert_eq!(reqs[1].path, "/v1.41/containers/create");
@@ -372,14 +370,10 @@ mod tests {
 
     #[test]
     fn chunked_bodies() {
-        let mut s = Stream::default();
-        let reqs = feed_all(
-            &mut s,
-            &[
-                b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n",
-                b"5;ext=1\r\n:1}  \r\n0\r\n\r\n",
-            ],
-        );
+        let reqs = requests(&[
+            b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n",
+            b"5;ext=1\r\n:1}  \r\n0\r\n\r\n",
+        ]);
         assert_eq!(reqs.len(), 1);
         assert_eq!(reqs[0].body, b"{\"a\":1}  ");
     }

@@ -9,10 +9,10 @@
 //! (`node=`, the enriched format's names, the audit keys). This host appears only as the
 //! observer.
 
-use super::{Pipeline, Presentation};
+use super::{Counts, Pipeline, Presentation};
 use crate::detect::select::Selection;
 use crate::detect::Detector;
-use crate::enrich::{Clock, Enricher, HostOf};
+use crate::enrich::{Clock, Enricher, HostInfo, HostOf};
 use crate::error::{Error, Result};
 use crate::rules::parse::IdResolver;
 use crate::rules::RuleSet;
@@ -67,6 +67,23 @@ pub struct ReplayStats {
 }
 
 impl ReplayStats {
+    /// What the pipeline counted, for the inputs read: nothing cut off or undecodable, the
+    /// rules the same, no audit statistics (a capture's or the logs' own are laid over it).
+    fn counted(inputs: Vec<String>, c: Counts, bytes: u64) -> ReplayStats {
+        ReplayStats {
+            inputs,
+            events: c.events,
+            alerts: c.alerts,
+            suppressed: c.suppressed,
+            filtered: c.filtered,
+            bytes,
+            truncated_at: None,
+            undecodable: 0,
+            same_rules: true,
+            audit: None,
+        }
+    }
+
     /// Whether part of the input could not be read (the exit code says so).
     pub fn partial(&self) -> bool {
         self.truncated_at.is_some()
@@ -125,14 +142,14 @@ pub fn replay<W: Write + Send + 'static>(
                 "--host names the host of audit logs without node=; a capture names its own".into(),
             ));
         }
-        replay_capture(probe, opts, rules, ids, out, progress)
+        replay_capture(probe, rules, ids, Job { opts, out, progress })
     } else {
         if opts.select.needs_container() {
             return Err(Error::Usage(
                 "--container: audit records do not say which container a process ran in".into(),
             ));
         }
-        replay_audit(probes, stats, opts, rules, out, progress)
+        replay_audit(probes, stats, rules, Job { opts, out, progress })
     }
 }
 
@@ -213,14 +230,50 @@ fn recognise(opts: &ReplayOptions, stats: &mut Stats) -> Result<Vec<Probe>> {
     Ok(kept)
 }
 
+/// What a replay's pipeline is set up with besides the rules, and where it writes.
+struct Job<'p, W> {
+    opts: ReplayOptions,
+    out: W,
+    progress: &'p mut dyn FnMut(u64, u64),
+}
+
+/// What a recording says about where it was made, for the sink and the enricher.
+struct Recorded {
+    clock: Clock,
+    /// The recording monitor's pid and its parent's (0: not a monitor's recording).
+    monitor_pid: u32,
+    monitor_ppid: u32,
+    host: HostOf,
+    /// The recording host for every alert (None: each event's own, or unknown).
+    host_info: Option<HostInfo>,
+    /// Whether the recording was made with the rules replayed.
+    same_rules: bool,
+}
+
+impl<W: Write + Send + 'static> Job<'_, W> {
+    /// Pull `source` to its end through a pipeline of `rules` set up as `recorded` says.
+    fn run(self, source: &mut dyn Source, rules: RuleSet, recorded: Recorded) -> Result<Counts> {
+        let mut sink =
+            Sink::new(self.out, recorded.clock, recorded.host_info, recorded.monitor_pid, false);
+        sink.set_format(self.opts.output);
+        let detect = Detector::new(rules, recorded.monitor_ppid);
+        source.arm(detect.plan())?;
+        let enrich = Enricher::offline(recorded.host);
+        let mut pipeline =
+            Pipeline::new(enrich, detect, sink, self.opts.presentation).render_on_thread()?;
+        pipeline.replaying_same_rules(recorded.same_rules);
+        pipeline.select(self.opts.select);
+        pull(source, &mut pipeline, self.progress)?;
+        Ok(pipeline.counts())
+    }
+}
+
 /// A capture through `rules`, with the recorded in-band records written again.
 fn replay_capture<W: Write + Send + 'static>(
     mut probe: Probe,
-    opts: ReplayOptions,
     rules: RuleSet,
     ids: &dyn IdResolver,
-    out: W,
-    progress: &mut dyn FnMut(u64, u64),
+    job: Job<'_, W>,
 ) -> Result<ReplayStats> {
     let mut source = CaptureSource::open(&mut probe)?;
     let header = source.header().clone();
@@ -230,33 +283,25 @@ fn replay_capture<W: Write + Send + 'static>(
         None => rules,
     };
     let same_rules = header.rules_hash.as_deref() == Some(rules.hash().as_str());
-    let clock = Clock { offset_ns: header.clock_offset_ns };
-    let host_info = (!header.host.is_empty()).then(|| header.host_info.clone());
-    let mut sink = Sink::new(out, clock, host_info, header.monitor_pid, false);
-    sink.set_format(opts.output);
-    let detect = Detector::new(rules, header.monitor_ppid);
-    // The capturing host; a capture that does not name it leaves it unknown.
-    let host = match header.host.as_str() {
-        "" => HostOf::FromLog(None),
-        name => HostOf::Named(name.to_string()),
+    let recorded = Recorded {
+        clock: Clock { offset_ns: header.clock_offset_ns },
+        monitor_pid: header.monitor_pid,
+        monitor_ppid: header.monitor_ppid,
+        // The capturing host; a capture that does not name it leaves it unknown.
+        host: match header.host.as_str() {
+            "" => HostOf::FromLog(None),
+            name => HostOf::Named(name.to_string()),
+        },
+        same_rules,
+        // Every alert names the capturing host, when the capture does.
+        host_info: (!header.host.is_empty()).then(|| header.host_info.clone()),
     };
-    let enrich = Enricher::offline(host);
-    let mut pipeline = Pipeline::new(enrich, detect, sink, opts.presentation).render_on_thread()?;
-    pipeline.replaying_same_rules(same_rules);
-    pipeline.select(opts.select);
-    pull(&mut source, &mut pipeline, progress)?;
-    let c = pipeline.counts();
+    let c = job.run(&mut source, rules, recorded)?;
     Ok(ReplayStats {
-        inputs: vec![probe.named.name()],
-        events: c.events,
-        alerts: c.alerts,
-        suppressed: c.suppressed,
-        filtered: c.filtered,
-        bytes: source.progress().0,
         truncated_at: source.truncated_at(),
         undecodable: source.undecodable(),
         same_rules,
-        audit: None,
+        ..ReplayStats::counted(vec![probe.named.name()], c, source.progress().0)
     })
 }
 
@@ -264,37 +309,27 @@ fn replay_capture<W: Write + Send + 'static>(
 fn replay_audit<W: Write + Send + 'static>(
     probes: Vec<Probe>,
     stats: Stats,
-    opts: ReplayOptions,
     rules: RuleSet,
-    out: W,
-    progress: &mut dyn FnMut(u64, u64),
+    job: Job<'_, W>,
 ) -> Result<ReplayStats> {
     let mut source = AuditLog::new(probes, stats);
     let (rules, _) = rules.for_audit();
-    // Audit times are wall-clock already: no offset.
-    // The host of each event is what its record says (`node=`), as the enricher decides.
-    let mut sink = Sink::new(out, Clock { offset_ns: 0 }, None, 0, false);
-    sink.set_format(opts.output);
-    let detect = Detector::new(rules, 0);
-    source.arm(detect.plan())?;
-    let enrich = Enricher::offline(HostOf::FromLog(opts.host));
-    let mut pipeline = Pipeline::new(enrich, detect, sink, opts.presentation).render_on_thread()?;
-    pipeline.select(opts.select);
-    pull(&mut source, &mut pipeline, progress)?;
+    let recorded = Recorded {
+        // Audit times are wall-clock already: no offset.
+        clock: Clock { offset_ns: 0 },
+        monitor_pid: 0,
+        monitor_ppid: 0,
+        host: HostOf::FromLog(job.opts.host.clone()),
+        same_rules: true,
+        // The host of each event is what its record says (`node=`), as the enricher decides.
+        host_info: None,
+    };
+    let c = job.run(&mut source, rules, recorded)?;
     if source.stats().records == 0 {
         return Err(source.nothing_read());
     }
-    let c = pipeline.counts();
     Ok(ReplayStats {
-        inputs: source.names(),
-        events: c.events,
-        alerts: c.alerts,
-        suppressed: c.suppressed,
-        filtered: c.filtered,
-        bytes: source.progress().0,
-        truncated_at: None,
-        undecodable: 0,
-        same_rules: true,
         audit: Some(source.stats().clone()),
+        ..ReplayStats::counted(source.names(), c, source.progress().0)
     })
 }

@@ -308,6 +308,18 @@ mod tests {
         std::fs::read_to_string(path).unwrap_or_default().lines().map(String::from).collect()
     }
 
+    /// A rotating file `NAME` in a fresh directory (removed when the `TempDir` is dropped).
+    fn rotating(
+        name: &str,
+        max_size: u64,
+        max_files: usize,
+    ) -> (tempfile::TempDir, PathBuf, RotatingFile) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        let f = RotatingFile::open(&path, max_size, max_files).unwrap();
+        (dir, path, f)
+    }
+
     /// A line of exactly `len` bytes with its newline.
     fn line(n: usize, len: usize) -> Vec<u8> {
         let mut s = format!("{{\"n\":{n},\"pad\":\"");
@@ -320,9 +332,7 @@ mod tests {
 
     #[test]
     fn a_line_that_fits_exactly_stays_and_the_next_one_rotates() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("alerts.json");
-        let mut f = RotatingFile::open(&path, 100, 3).unwrap();
+        let (_dir, path, mut f) = rotating("alerts.json", 100, 3);
         f.write_line(&line(1, 50)).unwrap();
         f.write_line(&line(2, 50)).unwrap();
         assert_eq!(
@@ -341,9 +351,7 @@ mod tests {
 
     #[test]
     fn a_line_larger_than_the_limit_gets_a_file_of_its_own_unsplit() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a");
-        let mut f = RotatingFile::open(&path, 100, 5).unwrap();
+        let (_dir, path, mut f) = rotating("a", 100, 5);
         f.write_line(&line(1, 30)).unwrap();
         let big = line(2, 250);
         f.write_line(&big).unwrap();
@@ -355,9 +363,7 @@ mod tests {
 
     #[test]
     fn the_oldest_file_beyond_max_files_is_dropped_and_order_is_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a");
-        let mut f = RotatingFile::open(&path, 60, 2).unwrap();
+        let (_dir, path, mut f) = rotating("a", 60, 2);
         for n in 0..10 {
             f.write_line(&line(n, 40)).unwrap();
         }
@@ -379,9 +385,7 @@ mod tests {
 
     #[test]
     fn max_files_zero_starts_over_in_place() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("a");
-        let mut f = RotatingFile::open(&path, 60, 0).unwrap();
+        let (_dir, path, mut f) = rotating("a", 60, 0);
         f.write_line(&line(1, 40)).unwrap();
         f.write_line(&line(2, 40)).unwrap();
         assert_eq!(lines_of(&path).len(), 1);

@@ -393,9 +393,12 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
-    /// Records lines; fails every line while `fail` is set.
+    type Lines = Arc<Mutex<Vec<Vec<u8>>>>;
+
+    /// Records lines and counts reopens; fails every line while `fail` is set.
     struct Recorder {
-        lines: Arc<Mutex<Vec<Vec<u8>>>>,
+        lines: Lines,
+        reopens: Arc<Mutex<u32>>,
         fail: Option<fn() -> SinkError>,
         stats: SinkStats,
     }
@@ -417,6 +420,7 @@ mod tests {
             Ok(())
         }
         fn reopen(&mut self) -> Result<(), SinkError> {
+            *self.reopens.lock().unwrap() += 1;
             Ok(())
         }
         fn stats(&self) -> SinkStats {
@@ -424,11 +428,23 @@ mod tests {
         }
     }
 
-    type Lines = Arc<Mutex<Vec<Vec<u8>>>>;
-
     fn recorder(fail: Option<fn() -> SinkError>) -> (Box<dyn LineSink>, Lines) {
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        (Box::new(Recorder { lines: lines.clone(), fail, stats: SinkStats::default() }), lines)
+        let (sink, lines, _) = counting_reopens(fail);
+        (sink, lines)
+    }
+
+    /// A recorder, its lines and its count of reopens.
+    fn counting_reopens(
+        fail: Option<fn() -> SinkError>,
+    ) -> (Box<dyn LineSink>, Lines, Arc<Mutex<u32>>) {
+        let (lines, reopens) = (Lines::default(), Arc::new(Mutex::new(0)));
+        let r = Recorder {
+            lines: lines.clone(),
+            reopens: reopens.clone(),
+            fail,
+            stats: SinkStats::default(),
+        };
+        (Box::new(r), lines, reopens)
     }
 
     #[test]
@@ -481,33 +497,10 @@ mod tests {
         assert_eq!((stats[1].1.lines, stats[1].1.lost), (3, 0));
     }
 
-    /// Counts reopen calls; otherwise takes every line.
-    struct Reopens(Arc<Mutex<u32>>, SinkStats);
-
-    impl LineSink for Reopens {
-        fn name(&self) -> &str {
-            "reopens"
-        }
-        fn write_line(&mut self, _: &[u8]) -> Result<(), SinkError> {
-            self.1.lines += 1;
-            Ok(())
-        }
-        fn flush(&mut self) -> Result<(), SinkError> {
-            Ok(())
-        }
-        fn reopen(&mut self) -> Result<(), SinkError> {
-            *self.0.lock().unwrap() += 1;
-            Ok(())
-        }
-        fn stats(&self) -> SinkStats {
-            self.1
-        }
-    }
-
     #[test]
     fn a_reopen_request_from_another_thread_is_carried_out_before_the_next_line() {
-        let count = Arc::new(Mutex::new(0));
-        let mut f = Fanout::new(vec![Box::new(Reopens(count.clone(), SinkStats::default()))]);
+        let (sink, _, count) = counting_reopens(None);
+        let mut f = Fanout::new(vec![sink]);
         let handle = f.handle();
         f.write_all(b"a\n").unwrap();
         std::thread::spawn(move || handle.request_reopen()).join().unwrap();

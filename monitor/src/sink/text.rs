@@ -26,8 +26,20 @@ fn clean(out: &mut String, text: &str) {
     }
 }
 
+/// Appends `before`, `text` cleaned, and `after`.
+fn put(out: &mut String, before: &str, text: &str, after: &str) {
+    out.push_str(before);
+    clean(out, text);
+    out.push_str(after);
+}
+
 fn get<'v>(v: &'v Value, dotted: &str) -> &'v Value {
     dotted.split('.').fold(v, |v, k| v.get(k).unwrap_or(&Value::Null))
+}
+
+/// The items of the array at `dotted` (none when it is not an array).
+fn items<'v>(v: &'v Value, dotted: &str) -> impl Iterator<Item = &'v Value> {
+    get(v, dotted).as_array().into_iter().flatten()
 }
 
 fn text<'v>(v: &'v Value, dotted: &str) -> Option<&'v str> {
@@ -89,13 +101,10 @@ pub fn render(json: &[u8], colour: bool, out: &mut String) {
     if let Some(keys) = get(&v, "monitor.audit.key").as_array() {
         let keys: Vec<&str> = keys.iter().filter_map(Value::as_str).collect();
         if keys.first() != text(&v, "rule.id").as_ref() {
-            out.push_str(" (audit key ");
-            clean(out, &keys.join(","));
-            out.push(')');
+            put(out, " (audit key ", &keys.join(","), ")");
         }
     }
-    out.push(' ');
-    clean(out, action);
+    put(out, " ", action, "");
     if text(&v, "event.outcome") == Some("failure") {
         let _ = write!(out, " failed({})", get(&v, "monitor.syscall.return"));
     }
@@ -105,29 +114,23 @@ pub fn render(json: &[u8], colour: bool, out: &mut String) {
     }
     let exe = text(&v, "process.executable").or(text(&v, "process.name"));
     if let Some(exe) = exe {
-        out.push_str(" exe=");
-        clean(out, exe);
+        put(out, " exe=", exe, "");
     }
     if let Some(id) = text(&v, "user.id") {
-        out.push_str(" user=");
         match text(&v, "user.name") {
             Some(name) => {
-                clean(out, name);
-                out.push('(');
-                clean(out, id);
-                out.push(')');
+                put(out, " user=", name, "");
+                put(out, "(", id, ")");
             }
-            None => clean(out, id),
+            None => put(out, " user=", id, ""),
         }
     }
     let container = text(&v, "container.name").or(text(&v, "container.id"));
     if let Some(c) = container {
-        out.push_str(" container=");
-        clean(out, c);
+        put(out, " container=", c, "");
     }
     if let Some(host) = text(&v, "host.name").or(text(&v, "host.hostname")) {
-        out.push_str(" host=");
-        clean(out, host);
+        put(out, " host=", host, "");
     }
 }
 
@@ -135,29 +138,20 @@ pub fn render(json: &[u8], colour: bool, out: &mut String) {
 fn object(v: &Value, out: &mut String) {
     if let Some(method) = text(v, "http.request.method") {
         for s in [Some(method), text(v, "url.path")].into_iter().flatten() {
-            out.push(' ');
-            clean(out, s);
+            put(out, " ", s, "");
         }
-        let findings: Vec<&str> = get(v, "monitor.docker.findings")
-            .as_array()
-            .into_iter()
-            .flatten()
+        let findings: Vec<&str> = items(v, "monitor.docker.findings")
             .filter_map(|f| f.get("key").and_then(Value::as_str))
             .collect();
         if !findings.is_empty() {
-            out.push_str(" [");
-            clean(out, &findings.join(","));
-            out.push(']');
+            put(out, " [", &findings.join(","), "]");
         }
         return;
     }
     if let Some(kind) = text(v, "monitor.audit.message.type") {
-        out.push(' ');
-        clean(out, kind);
+        put(out, " ", kind, "");
         if let Some(t) = text(v, "monitor.audit.message.text") {
-            out.push_str(" '");
-            clean(out, t);
-            out.push('\'');
+            put(out, " '", t, "'");
         }
         return;
     }
@@ -167,25 +161,16 @@ fn object(v: &Value, out: &mut String) {
         return;
     }
     if text(v, "event.action") == Some("exec") {
-        let args: Vec<&str> = get(v, "process.args")
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let args: Vec<&str> = items(v, "process.args").filter_map(Value::as_str).collect();
         if !args.is_empty() {
-            out.push_str(" `");
-            clean(out, &args.join(" "));
-            out.push('`');
+            put(out, " `", &args.join(" "), "`");
             return;
         }
     }
     if let Some(path) = text(v, "file.path") {
-        out.push(' ');
-        clean(out, path);
+        put(out, " ", path, "");
         if let Some(to) = text(v, "monitor.file.new_path").or(text(v, "file.target_path")) {
-            out.push_str(" -> ");
-            clean(out, to);
+            put(out, " -> ", to, "");
         }
     }
 }

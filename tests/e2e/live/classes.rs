@@ -60,7 +60,7 @@ fn every_file_syscall_class_reaches_its_watch() {
         );
         rc(libc::lchown(cstr(&p("soft")).as_ptr(), 0, 0) as i64, "lchown");
     }
-    let src = l.source(LINE_DIR);
+    let src = l.source("-k e2e-dir");
     for (action, syscall, name) in [
         ("write", "creat", "creat"),
         ("write", "open", "creat"),
@@ -101,13 +101,11 @@ fn a_watched_socket_created_after_start_is_caught_at_once() {
     let Some(l) = live() else { return };
     // The watch names a socket that did not exist when the monitor started: no inode was
     // known, so the kernel matches the path it reached by spelling.
-    let sock = l.path("late/sock");
-    let _listener = UnixListener::bind(&sock).unwrap();
-    UnixStream::connect(&sock).unwrap();
+    let (sock, _listener) = l.listen_and_connect("late/sock");
     let a = l.expect("connect to the late socket", |x| {
         s(x, "event.action") == "connect" && s(x, "file.path") == sock
     });
-    check_common(&a, "e2e-late", &l.source(LINE_LATE));
+    check_common(&a, "e2e-late", &l.source("/late/sock "));
 }
 
 #[test]
@@ -117,7 +115,7 @@ fn a_watched_file_that_appears_after_start_is_caught_when_opened() {
     // knows no inode for them, and its quick inode-only verdict on an open file must leave
     // the open to the spelling match. Renamed into place (no create by open), then opened
     // for writing without O_CREAT at once, long before the next inode refresh.
-    for (rel, line) in [("late/file", LINE_LATE_FILE), ("late/newdir/file", LINE_LATE_FILE + 1)] {
+    for rel in ["late/file", "late/newdir/file"] {
         let path = l.path(rel);
         fs::create_dir_all(std::path::Path::new(&path).parent().unwrap()).unwrap();
         let tmp = l.path("late/staging");
@@ -130,7 +128,7 @@ fn a_watched_file_that_appears_after_start_is_caught_when_opened() {
                 && s(x, "file.path") == path
                 && get(x, "process.pid").as_u64() == Some(me())
         });
-        check_common(&a, "e2e-late-file", &l.source(line));
+        check_common(&a, "e2e-late-file", &l.source(&format!("/{rel} ")));
         let flags =
             u32::from_str_radix(s(&a, "monitor.file.open_flags").trim_start_matches("0o"), 8)
                 .unwrap();

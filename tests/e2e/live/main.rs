@@ -25,14 +25,6 @@ struct Live {
     monitor: Monitor,
 }
 
-/// Rule lines of the test rules file (1-based), for `rule.source`.
-const LINE_DIR: usize = 2;
-const LINE_SOCK: usize = 3;
-const LINE_EXEC: usize = 4;
-const LINE_ROOT: usize = 6;
-const LINE_LATE: usize = 7;
-const LINE_LATE_FILE: usize = 8;
-
 fn live() -> Option<&'static Live> {
     if !privileged() {
         return None;
@@ -51,7 +43,6 @@ fn live() -> Option<&'static Live> {
         fs::write(root.join("watched/readme"), "read me").unwrap();
         let r = root.display();
         let rules = root.join("e2e.rules");
-        // Line numbers matter: see LINE_*.
         fs::write(
             &rules,
             format!(
@@ -73,12 +64,30 @@ fn live() -> Option<&'static Live> {
 }
 
 impl Live {
-    fn source(&self, line: usize) -> String {
-        format!("{}:{line}", self.rules.display())
+    /// The `rule.source` of the one rule whose line in the test rules contains `text`.
+    fn source(&self, text: &str) -> String {
+        let rules = fs::read_to_string(&self.rules).unwrap();
+        let lines: Vec<usize> = rules
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains(text))
+            .map(|(i, _)| i + 1)
+            .collect();
+        assert_eq!(lines.len(), 1, "one rule line contains {text:?}: {lines:?}");
+        format!("{}:{}", self.rules.display(), lines[0])
     }
 
     fn path(&self, rel: &str) -> String {
         self.root.join(rel).display().to_string()
+    }
+
+    /// A unix socket listening at `rel`, connected to once: its path and its listener (to
+    /// keep while the test runs).
+    fn listen_and_connect(&self, rel: &str) -> (String, UnixListener) {
+        let sock = self.path(rel);
+        let listener = UnixListener::bind(&sock).unwrap();
+        UnixStream::connect(&sock).unwrap();
+        (sock, listener)
     }
 
     /// Wait until everything done before this call has gone through the monitor.
@@ -128,7 +137,7 @@ fn writes_renames_chmods_and_unlinks_under_a_watched_directory() {
     std::os::unix::fs::chown(&b, Some(0), Some(0)).unwrap();
     fs::remove_file(&b).unwrap();
 
-    let src = l.source(LINE_DIR);
+    let src = l.source("-k e2e-dir");
     let w = l.expect("write abs-a", |x| s(x, "event.action") == "write" && s(x, "file.path") == a);
     check_common(&w, "e2e-dir", &src);
     assert_eq!(s(&w, "event.outcome"), "success");
@@ -164,7 +173,7 @@ fn relative_paths_and_dotdot_reach_their_watch() {
     sh(&format!(
         "echo x > {root}/unwatched/../watched/dot-d && rm {root}/unwatched/../watched/./dot-d"
     ));
-    let src = l.source(LINE_DIR);
+    let src = l.source("-k e2e-dir");
     for (action, name) in [
         ("write", "rel-a"),
         ("rename", "rel-a"),
@@ -209,7 +218,7 @@ fn the_kernel_shortcut_never_hides_a_watched_name() {
     let name = std::ffi::CString::new("short-e").unwrap();
     use std::os::fd::AsRawFd;
     assert_eq!(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), 0) }, 0);
-    let src = l.source(LINE_DIR);
+    let src = l.source("-k e2e-dir");
     for (action, name, target) in [
         ("unlink", "watched/short-a", None),
         ("rename", "unwatched/short-b", Some("watched/short-b")),
@@ -231,9 +240,7 @@ fn the_kernel_shortcut_never_hides_a_watched_name() {
 #[test]
 fn connect_to_a_watched_socket_through_any_spelling() {
     let Some(l) = live() else { return };
-    let sock = l.path("sockets/s1");
-    let _listener = UnixListener::bind(&sock).unwrap();
-    UnixStream::connect(&sock).unwrap();
+    let (sock, _listener) = l.listen_and_connect("sockets/s1");
     let via_link = l.path("sockets-link/s1");
     UnixStream::connect(&via_link).unwrap();
     {
@@ -244,7 +251,7 @@ fn connect_to_a_watched_socket_through_any_spelling() {
         std::env::set_current_dir(old).unwrap();
         r.unwrap();
     }
-    let src = l.source(LINE_SOCK);
+    let src = l.source("-k e2e-sock");
     for requested in [sock.as_str(), via_link.as_str(), "s1"] {
         let a = l.expect(&format!("connect via {requested}"), |x| {
             s(x, "event.action") == "connect" && s(x, "destination.address") == requested
@@ -298,7 +305,7 @@ fn exec_of_a_watched_binary() {
     let bin = l.path("bin/watched-true");
     assert!(Command::new(&bin).arg("e2e-direct").status().unwrap().success());
     assert!(Command::new(l.path("bin/link-true")).arg("e2e-link").status().unwrap().success());
-    let src = l.source(LINE_EXEC);
+    let src = l.source("-k e2e-exec");
     for arg in ["e2e-direct", "e2e-link"] {
         let a = l.expect(&format!("exec {arg}"), |x| {
             s(x, "event.action") == "exec"
@@ -316,22 +323,22 @@ fn exec_of_a_watched_binary() {
     // an exec through a descriptor is an execveat, and a failed exec of the watched file
     // (the file untouched: argv unreadable) reports its path and error.
     let bin = bin.as_str();
-    let (pid, status) = exec_child(bin, "e2e-execveat", ExecCall::ExecveatFd);
-    assert_eq!(status, 0, "execveat of {bin}");
-    let a = l.expect("execveat", |x| {
-        s(x, "event.action") == "exec" && get(x, "process.pid").as_u64() == Some(pid as u64)
-    });
-    check_common(&a, "e2e-exec", &src);
-    assert_eq!(s(&a, "monitor.syscall.name"), "execveat", "{a}");
+    // The child's exec through `call` (its exit status `status`) alerts as `syscall`.
+    let exec = |arg: &str, call: ExecCall, status: i32, syscall: &str| {
+        let (pid, exited) = exec_child(bin, arg, call);
+        assert_eq!(exited, status, "{call:?} of {bin}");
+        let a = l.expect(&format!("{call:?}"), |x| {
+            s(x, "event.action") == "exec" && get(x, "process.pid").as_u64() == Some(pid as u64)
+        });
+        check_common(&a, "e2e-exec", &src);
+        assert_eq!(s(&a, "monitor.syscall.name"), syscall, "{a}");
+        a
+    };
+    let a = exec("e2e-execveat", ExecCall::ExecveatFd, 0, "execveat");
     assert_eq!(s(&a, "process.executable"), bin, "{a}");
     assert_eq!(get(&a, "process.args").get(1).and_then(Value::as_str), Some("e2e-execveat"), "{a}");
-    let (pid, status) = exec_child(bin, "e2e-efault", ExecCall::ExecveBadArgv);
-    assert_eq!(status, 127, "the exec with a bad argv returned");
-    let a = l.expect("failed execve", |x| {
-        s(x, "event.action") == "exec" && get(x, "process.pid").as_u64() == Some(pid as u64)
-    });
-    check_common(&a, "e2e-exec", &src);
-    assert_eq!(s(&a, "monitor.syscall.name"), "execve", "{a}");
+    // The exec with a bad argv returned (127).
+    let a = exec("e2e-efault", ExecCall::ExecveBadArgv, 127, "execve");
     assert_eq!(s(&a, "event.outcome"), "failure", "{a}");
     assert_eq!(get(&a, "monitor.syscall.return").as_i64(), Some(-14), "EFAULT: {a}");
     assert_eq!(s(&a, "file.path"), bin, "{a}");
@@ -379,7 +386,7 @@ fn setresuid_back_to_root_is_reported() {
     let a = l.expect("setresuid to 0", |x| {
         s(x, "event.action") == "setuid" && get(x, "process.pid").as_u64() == Some(pid as u64)
     });
-    check_common(&a, "e2e-root", &l.source(LINE_ROOT));
+    check_common(&a, "e2e-root", &l.source("-k e2e-root"));
     assert_eq!(s(&a, "monitor.syscall.name"), "setresuid", "{a}");
     assert_eq!(get(&a, "monitor.setid.before.uid").as_u64(), Some(65534), "{a}");
     assert_eq!(get(&a, "monitor.setid.before.euid").as_u64(), Some(65534), "{a}");

@@ -3,17 +3,57 @@
 //! in the file output (stdout is not an output here).
 
 use super::{have_rsyslogd, Rsyslogd};
-use monitor_tests::{monitor_bin, privileged, scratch_dir};
+use monitor_tests::{die_with_parent, in_child, monitor_bin, privileged_turn, scratch_dir};
 use serde_json::Value;
 use std::ffi::CString;
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// These tests load the machine (bursts): one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// One test's turn and its scratch directory, with `watched/` under a rules file that
+/// watches it for writes.
+struct Setup {
+    _serial: MutexGuard<'static, ()>,
+    dir: PathBuf,
+    watched: PathBuf,
+    rules: PathBuf,
+}
+
+/// The [`Setup`] of a privileged test (`None`: skip), in scratch directory `name`.
+fn setup(name: &str) -> Option<Setup> {
+    let serial = privileged_turn(&SERIAL)?;
+    let dir = scratch_dir(name);
+    let watched = dir.join("watched");
+    std::fs::create_dir_all(&watched).unwrap();
+    let rules = dir.join("burst.rules");
+    std::fs::write(&rules, format!("-w {} -p wa -k burst\n", watched.display())).unwrap();
+    Some(Setup { _serial: serial, dir, watched, rules })
+}
+
+/// `monitor run` arguments: `rules`, no heartbeat, every alert a line of its own (no
+/// aggregation), an `--output` for each of `outputs`, then `extra`.
+fn args(rules: &Path, outputs: &[&str], extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = ["--rules", &rules.display().to_string()]
+        .into_iter()
+        .chain(["--heartbeat", "0", "--aggregate-window", "0"])
+        .map(String::from)
+        .collect();
+    for o in outputs {
+        v.extend(["--output".to_string(), o.to_string()]);
+    }
+    v.extend(extra.iter().map(|e| e.to_string()));
+    v
+}
+
+/// The `--output` naming a file.
+fn file_output(path: &Path) -> String {
+    format!("file:{}", path.display())
+}
 
 /// A running `monitor run` whose stdout and stderr go to files.
 struct Running {
@@ -30,12 +70,7 @@ impl Running {
         cmd.arg("run").args(args).env("RUST_LOG", "info").stdin(Stdio::null());
         cmd.stdout(std::fs::File::create(&stdout).unwrap());
         cmd.stderr(std::fs::File::create(&stderr).unwrap());
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-                Ok(())
-            });
-        }
+        die_with_parent(&mut cmd);
         let mut r = Running { child: cmd.spawn().expect("starting the monitor"), stdout, stderr };
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
@@ -77,35 +112,21 @@ impl Running {
     }
 }
 
-/// A watched directory and a rules file for it.
-fn watched(dir: &Path) -> (PathBuf, PathBuf) {
-    let w = dir.join("watched");
-    std::fs::create_dir_all(&w).unwrap();
-    let rules = dir.join("burst.rules");
-    std::fs::write(&rules, format!("-w {} -p wa -k burst\n", w.display())).unwrap();
-    (w, rules)
-}
-
 /// Create `n` distinct files under `dir` from a child process (distinct alerts, none
 /// aggregated); returns once it has exited.
 fn create_files(dir: &Path, n: usize) {
     let names: Vec<CString> =
         (0..n).map(|i| CString::new(format!("{}/f{i}", dir.display())).unwrap()).collect();
-    // Only raw syscalls between fork and _exit: the test process has threads.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
+    let (_, code) = in_child(|| {
         for name in &names {
             unsafe {
                 let fd = libc::open(name.as_ptr(), libc::O_CREAT | libc::O_WRONLY, 0o600);
                 libc::close(fd);
             }
         }
-        unsafe { libc::_exit(0) };
-    }
-    let mut status = 0;
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        0
+    });
+    assert_eq!(code, 0);
 }
 
 /// Every line of `files` (oldest first), each parsed; panics on a line that is not JSON.
@@ -160,40 +181,25 @@ fn stop_counts(all: &[Value], output: &str) -> (u64, (u64, u64)) {
 
 #[test]
 fn a_real_rsyslogd_and_a_file_output_each_receive_every_alert_of_a_burst() {
-    if !privileged() || !have_rsyslogd() {
+    if !have_rsyslogd() {
         return;
     }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch_dir("outputs-run-syslog");
-    let logger_dir = dir.join("rsyslog");
+    let Some(t) = setup("outputs-run-syslog") else { return };
+    let logger_dir = t.dir.join("rsyslog");
     std::fs::create_dir_all(&logger_dir).unwrap();
     let logger = Rsyslogd::start(&logger_dir);
-    let (w, rules) = watched(&dir);
-    let file = dir.join("alerts.json");
-    let args: Vec<String> = [
-        "--rules",
-        rules.to_str().unwrap(),
-        "--heartbeat",
-        "0",
-        "--aggregate-window",
-        "0",
-        "--output",
-        &format!("file:{}", file.display()),
-        "--output",
-        &format!("syslog:unix:{}", logger.socket().display()),
-    ]
-    .map(String::from)
-    .into();
-    let m = Running::start(&dir, &args, &file);
+    let file = t.dir.join("alerts.json");
+    let syslog_name = format!("syslog:unix:{}", logger.socket().display());
+    let m =
+        Running::start(&t.dir, &args(&t.rules, &[&file_output(&file), &syslog_name], &[]), &file);
     const N: usize = 3000;
-    create_files(&w, N);
+    create_files(&t.watched, N);
     // Everything the kernel handed over is written before the stop record.
     assert_eq!(m.stop(), 0);
     let all = lines(std::slice::from_ref(&file));
     assert_gap_free(&all);
-    let alerts = alerts_under(&all, &w);
-    let (kernel_lost, (_, file_lost)) = stop_counts(&all, &format!("file:{}", file.display()));
-    let syslog_name = format!("syslog:unix:{}", logger.socket().display());
+    let alerts = alerts_under(&all, &t.watched);
+    let (kernel_lost, (_, file_lost)) = stop_counts(&all, &file_output(&file));
     let (_, (syslog_lines, syslog_lost)) = stop_counts(&all, &syslog_name);
     eprintln!("{N} files: {} alerts, {kernel_lost} lost in the kernel", alerts.len());
     assert!(
@@ -217,33 +223,13 @@ fn a_real_rsyslogd_and_a_file_output_each_receive_every_alert_of_a_burst() {
 
 #[test]
 fn a_30000_alert_burst_into_a_file_rotated_at_1_mib_is_complete_and_parses() {
-    if !privileged() {
-        return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch_dir("outputs-run-file");
-    let (w, rules) = watched(&dir);
-    let file = dir.join("alerts.json");
-    let args: Vec<String> = [
-        "--rules",
-        rules.to_str().unwrap(),
-        "--heartbeat",
-        "0",
-        "--aggregate-window",
-        "0",
-        "--output",
-        &format!("file:{}", file.display()),
-        "--output-max-size",
-        "1M",
-        "--output-max-files",
-        "500",
-    ]
-    .map(String::from)
-    .into();
-    let m = Running::start(&dir, &args, &file);
+    let Some(t) = setup("outputs-run-file") else { return };
+    let file = t.dir.join("alerts.json");
+    let rotation = ["--output-max-size", "1M", "--output-max-files", "500"];
+    let m = Running::start(&t.dir, &args(&t.rules, &[&file_output(&file)], &rotation), &file);
     const N: usize = 30_000;
     let started = Instant::now();
-    create_files(&w, N);
+    create_files(&t.watched, N);
     eprintln!("{N} files created in {:?}", started.elapsed());
     assert_eq!(m.stop(), 0);
     // Oldest first: PATH.k ... PATH.1, then PATH.
@@ -259,9 +245,8 @@ fn a_30000_alert_burst_into_a_file_rotated_at_1_mib_is_complete_and_parses() {
     let all = lines(&files);
     assert_gap_free(&all);
     assert_eq!(action(&all[0]), "monitor-start");
-    let alerts = alerts_under(&all, &w);
-    let (kernel_lost, (lines_written, file_lost)) =
-        stop_counts(&all, &format!("file:{}", file.display()));
+    let alerts = alerts_under(&all, &t.watched);
+    let (kernel_lost, (lines_written, file_lost)) = stop_counts(&all, &file_output(&file));
     eprintln!(
         "{} files, {} lines, {} alerts, {kernel_lost} lost in the kernel, {file_lost} by the file",
         files.len(),
@@ -285,27 +270,12 @@ fn a_30000_alert_burst_into_a_file_rotated_at_1_mib_is_complete_and_parses() {
 
 #[test]
 fn the_packaged_logrotate_example_rotates_a_live_file_output_and_sigusr1_reopens_it() {
-    if !privileged() {
-        return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch_dir("outputs-run-reopen");
-    let (w, rules) = watched(&dir);
+    let Some(t) = setup("outputs-run-reopen") else { return };
+    let (dir, w) = (&t.dir, &t.watched);
     let file = dir.join("alerts.json");
     // The monitor's own rotation off, as the example says.
-    let args: Vec<String> = [
-        "--rules",
-        rules.to_str().unwrap(),
-        "--heartbeat",
-        "0",
-        "--output-max-size",
-        "0",
-        "--output",
-        &format!("file:{}", file.display()),
-    ]
-    .map(String::from)
-    .into();
-    let m = Running::start(&dir, &args, &file);
+    let no_rotation = ["--output-max-size", "0"];
+    let m = Running::start(dir, &args(&t.rules, &[&file_output(&file)], &no_rotation), &file);
     let wait_for = |f: &Path, what: &str| {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !std::fs::read_to_string(f).unwrap_or_default().contains(what) {
@@ -341,7 +311,7 @@ fn the_packaged_logrotate_example_rotates_a_live_file_output_and_sigusr1_reopens
         .expect("logrotate (cargo xtask setup --test-deps)");
     assert!(out.status.success(), "logrotate: {out:?}");
     // dateext: alerts.json-YYYYMMDD, not compressed yet (delaycompress).
-    let rotated: Vec<PathBuf> = std::fs::read_dir(&dir)
+    let rotated: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("alerts.json-"))
@@ -368,75 +338,40 @@ fn the_packaged_logrotate_example_rotates_a_live_file_output_and_sigusr1_reopens
 
 #[test]
 fn a_replay_writes_the_same_lines_to_a_file_output_as_to_stdout() {
-    if !privileged() {
-        return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch_dir("outputs-replay");
-    let (w, rules) = watched(&dir);
-    let (live, capture) = (dir.join("live.json"), dir.join("capture.bin"));
-    let args: Vec<String> = [
-        "--rules",
-        rules.to_str().unwrap(),
-        "--heartbeat",
-        "0",
-        "--aggregate-window",
-        "0",
-        "--capture",
-        capture.to_str().unwrap(),
-        "--output",
-        &format!("file:{}", live.display()),
-    ]
-    .map(String::from)
-    .into();
-    let m = Running::start(&dir, &args, &live);
-    create_files(&w, 300);
+    let Some(t) = setup("outputs-replay") else { return };
+    let (live, capture) = (t.dir.join("live.json"), t.dir.join("capture.bin"));
+    let capturing = ["--capture", capture.to_str().unwrap()];
+    let m = Running::start(&t.dir, &args(&t.rules, &[&file_output(&live)], &capturing), &live);
+    create_files(&t.watched, 300);
     assert_eq!(m.stop(), 0);
-    let replayed = dir.join("replayed.json");
+    let replayed = t.dir.join("replayed.json");
     let o = Command::new(monitor_bin())
         .arg("replay")
         .arg(&capture)
         .arg("--rules")
-        .arg(&rules)
+        .arg(&t.rules)
         .args(["--aggregate-window", "0", "--output", "stdout", "--output"])
-        .arg(format!("file:{}", replayed.display()))
+        .arg(file_output(&replayed))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let in_file = std::fs::read_to_string(&replayed).unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), in_file, "both outputs got every line");
-    let file_alerts = alerts_under(&lines(std::slice::from_ref(&replayed)), &w).len();
+    let file_alerts = alerts_under(&lines(std::slice::from_ref(&replayed)), &t.watched).len();
     let live_lines = lines(std::slice::from_ref(&live));
-    assert_eq!(file_alerts, alerts_under(&live_lines, &w).len(), "the live run's alerts again");
+    let live_alerts = alerts_under(&live_lines, &t.watched).len();
+    assert_eq!(file_alerts, live_alerts, "the live run's alerts again");
     assert!(file_alerts >= 300);
 }
 
 #[test]
 fn an_output_that_fails_is_counted_and_reported_in_band_on_the_others() {
-    if !privileged() {
-        return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = scratch_dir("outputs-failing");
-    let (w, rules) = watched(&dir);
-    let good = dir.join("alerts.json");
+    let Some(t) = setup("outputs-failing") else { return };
+    let good = t.dir.join("alerts.json");
     // /dev/full opens and refuses every write (ENOSPC): a full disk.
-    let args: Vec<String> = [
-        "--rules",
-        rules.to_str().unwrap(),
-        "--heartbeat",
-        "0",
-        "--aggregate-window",
-        "0",
-        "--output",
-        "file:/dev/full",
-        "--output",
-        &format!("file:{}", good.display()),
-    ]
-    .map(String::from)
-    .into();
-    let m = Running::start(&dir, &args, &good);
-    create_files(&w, 200);
+    let outputs = ["file:/dev/full", &file_output(&good)];
+    let m = Running::start(&t.dir, &args(&t.rules, &outputs, &[]), &good);
+    create_files(&t.watched, 200);
     // The loss is reported within a second, on the output that works.
     let deadline = Instant::now() + Duration::from_secs(10);
     while !std::fs::read_to_string(&good).unwrap().contains("\"output-lost\"") {
@@ -447,7 +382,7 @@ fn an_output_that_fails_is_counted_and_reported_in_band_on_the_others() {
     assert_eq!(m.stop(), 0);
     let all = lines(std::slice::from_ref(&good));
     assert_gap_free(&all);
-    assert_eq!(alerts_under(&all, &w).len(), 200, "the other output has every alert");
+    assert_eq!(alerts_under(&all, &t.watched).len(), 200, "the other output has every alert");
     let reports: Vec<&Value> = all.iter().filter(|v| action(v) == "output-lost").collect();
     let mut total = 0;
     for r in &reports {

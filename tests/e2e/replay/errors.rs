@@ -3,8 +3,8 @@
 //! says which input and what it looks like, with its exit code (7 nothing replayed, 8 part
 //! of it not read, 2 a usage error). Hand-made inputs: no privilege needed.
 
-use super::{gzip, replay, summary_value, write};
-use monitor_tests::scratch_dir;
+use super::{gzip, replay, summary_value};
+use monitor_tests::{scratch_dir, write_file};
 
 /// A synthetic log of `n` write events under /etc/docker, one second apart.
 fn log(n: usize) -> String {
@@ -23,7 +23,7 @@ fn log(n: usize) -> String {
 #[test]
 fn garbage_empty_and_recordless_inputs_are_exit_7_naming_the_input() {
     let dir = scratch_dir("replay-errors");
-    let elf = write(&dir, "binary", &std::fs::read("/bin/true").unwrap());
+    let elf = write_file(&dir, "binary", std::fs::read("/bin/true").unwrap());
     let r = replay(&[elf.to_str().unwrap()], None);
     assert_eq!(r.code, 7, "{}", r.stderr);
     assert!(
@@ -35,7 +35,7 @@ fn garbage_empty_and_recordless_inputs_are_exit_7_naming_the_input() {
     );
     assert!(r.stdout.is_empty());
     // Forced: read line by line, and not one record in it.
-    let text = write(&dir, "notes.txt", b"hello\nthis is not an audit log\n");
+    let text = write_file(&dir, "notes.txt", b"hello\nthis is not an audit log\n");
     let r = replay(&["--format", "auditd", text.to_str().unwrap()], None);
     assert_eq!(r.code, 7, "{}", r.stderr);
     assert!(
@@ -44,7 +44,7 @@ fn garbage_empty_and_recordless_inputs_are_exit_7_naming_the_input() {
         r.stderr
     );
     // Empty, as a file or on standard input.
-    let empty = write(&dir, "empty.log", b"");
+    let empty = write_file(&dir, "empty.log", b"");
     let r = replay(&[empty.to_str().unwrap()], None);
     assert_eq!(r.code, 7, "{}", r.stderr);
     assert!(r.stderr.contains(&format!("{}: empty", empty.display())), "{}", r.stderr);
@@ -55,7 +55,7 @@ fn garbage_empty_and_recordless_inputs_are_exit_7_naming_the_input() {
     assert_eq!(r.code, 7, "{}", r.stderr);
     assert!(r.stderr.contains("/nonexistent/audit.log: cannot open"), "{}", r.stderr);
     // A compressed archive of another kind: what to do about it.
-    let xz = write(&dir, "audit.log.xz", b"\xfd7zXZ\x00\x00\x04garbage");
+    let xz = write_file(&dir, "audit.log.xz", b"\xfd7zXZ\x00\x00\x04garbage");
     let r = replay(&[xz.to_str().unwrap()], None);
     assert_eq!(r.code, 7);
     assert!(r.stderr.contains("xz-compressed: unxz it first"), "{}", r.stderr);
@@ -64,7 +64,7 @@ fn garbage_empty_and_recordless_inputs_are_exit_7_naming_the_input() {
 #[test]
 fn a_capture_with_a_bad_header_says_what_the_file_looks_like() {
     let dir = scratch_dir("replay-capture-errors");
-    let audit = write(&dir, "audit.log", log(2).as_bytes());
+    let audit = write_file(&dir, "audit.log", log(2).as_bytes());
     // An audit log given as a capture.
     let r = replay(&["--format", "capture", audit.to_str().unwrap()], None);
     assert_eq!(r.code, 7, "{}", r.stderr);
@@ -78,12 +78,12 @@ fn a_capture_with_a_bad_header_says_what_the_file_looks_like() {
     let r = replay(&[audit.to_str().unwrap()], None);
     assert_eq!((r.code, r.alerts().len()), (0, 2), "{}", r.stderr);
     // A capture of a format version this monitor does not read.
-    let later = write(&dir, "later.cap", b"MONCAP\x00\x02\x05\x00\x00\x00\x01{}");
+    let later = write_file(&dir, "later.cap", b"MONCAP\x00\x02\x05\x00\x00\x00\x01{}");
     let r = replay(&[later.to_str().unwrap()], None);
     assert_eq!(r.code, 7, "{}", r.stderr);
     assert!(r.stderr.contains("a monitor capture of another format version"), "{}", r.stderr);
     // A capture whose header is not what a capture starts with.
-    let bad = write(&dir, "bad.cap", b"MONCAP\x00\x01\x03\x00\x00\x00\x02ab");
+    let bad = write_file(&dir, "bad.cap", b"MONCAP\x00\x01\x03\x00\x00\x00\x02ab");
     let r = replay(&[bad.to_str().unwrap()], None);
     assert_eq!(r.code, 7, "{}", r.stderr);
     assert!(r.stderr.contains("the capture does not start with a header"), "{}", r.stderr);
@@ -93,7 +93,7 @@ fn a_capture_with_a_bad_header_says_what_the_file_looks_like() {
     good.extend_from_slice(&(header.len() as u32 + 1).to_le_bytes());
     good.push(1);
     good.extend_from_slice(header);
-    let good = write(&dir, "good.cap", &good);
+    let good = write_file(&dir, "good.cap", &good);
     let r = replay(&[good.to_str().unwrap()], None);
     assert_eq!(r.code, 0, "an empty capture replays (nothing): {}", r.stderr);
     let r = replay(&[good.to_str().unwrap(), audit.to_str().unwrap()], None);
@@ -114,10 +114,10 @@ fn a_cut_off_gzip_rotation_is_replayed_up_to_the_cut_and_exit_8() {
     let gz = gzip(older.as_bytes());
     let rotated = dir.join("rotated");
     std::fs::create_dir(&rotated).unwrap();
-    write(&rotated, "audit.log.1.gz", &gz[..gz.len() * 2 / 3]);
+    write_file(&rotated, "audit.log.1.gz", &gz[..gz.len() * 2 / 3]);
     // The current log continues after the older one.
     let newer: String = log(2003).lines().skip(3 * 2000).map(|l| format!("{l}\n")).collect();
-    write(&rotated, "audit.log", newer.as_bytes());
+    write_file(&rotated, "audit.log", newer.as_bytes());
     let r = replay(&[rotated.to_str().unwrap(), "--aggregate-window", "0"], None);
     assert_eq!(r.code, 8, "{}", r.stderr);
     assert!(
@@ -134,7 +134,7 @@ fn a_cut_off_gzip_rotation_is_replayed_up_to_the_cut_and_exit_8() {
     assert_eq!(monitor_tests::s(alerts.last().unwrap(), "file.path"), "/etc/docker/f2002");
     assert_eq!(summary_value(&r.stderr, "unreadable_inputs"), 1);
     // Not in a directory: a gzip file cut inside its first bytes is an error naming it.
-    let tiny = write(&dir, "tiny.gz", &gz[..40]);
+    let tiny = write_file(&dir, "tiny.gz", &gz[..40]);
     let r = replay(&[tiny.to_str().unwrap()], None);
     assert_eq!(r.code, 7, "{}", r.stderr);
     assert!(r.stderr.contains("gzip-compressed, but the data cannot be unpacked"), "{}", r.stderr);

@@ -7,10 +7,13 @@
 //! inputs say what and where, with their exit codes (`errors`).
 
 use monitor_tests::audit::AuditedHost;
-use monitor_tests::{connect_as, get, monitor_bin, privileged, s, scratch_dir, setresuid_child};
+use monitor_tests::{
+    connect_as, get, json_lines, monitor_bin, privileged, s, scratch_dir, setresuid_child,
+    write_file,
+};
 use serde_json::Value;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
@@ -30,6 +33,11 @@ impl Replayed {
     /// The alert lines (`event.kind: "alert"`).
     pub fn alerts(&self) -> Vec<&Value> {
         self.lines.iter().filter(|a| s(a, "event.kind") == "alert").collect()
+    }
+
+    /// What identifies each alert ([`core`]), in order.
+    pub fn cores(&self) -> Vec<String> {
+        self.alerts().into_iter().map(core).collect()
     }
 }
 
@@ -54,14 +62,7 @@ pub fn replay_env(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> 
     }
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8(out.stdout).expect("stdout is UTF-8");
-    let lines = if args.contains(&"text") {
-        Vec::new()
-    } else {
-        stdout
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect()
-    };
+    let lines = if args.contains(&"text") { Vec::new() } else { json_lines(&stdout) };
     Replayed {
         code: out.status.code().unwrap_or(-1),
         lines,
@@ -103,10 +104,10 @@ pub struct RealLog {
     pub setuid_pid: u32,
 }
 
-/// The real log, made once per test binary (privileged tests only).
-pub fn real_log() -> &'static RealLog {
+/// The real log, made once per test binary (`None`: not privileged, skip).
+pub fn real_log() -> Option<&'static RealLog> {
     static LOG: OnceLock<RealLog> = OnceLock::new();
-    LOG.get_or_init(make_real_log)
+    privileged().then(|| LOG.get_or_init(make_real_log))
 }
 
 fn run(script: &str) -> u32 {
@@ -169,13 +170,6 @@ impl RealLog {
     pub fn path(&self) -> &str {
         self.log.to_str().unwrap()
     }
-
-    /// A file in this log's directory.
-    pub fn file(&self, name: &str, content: &[u8]) -> PathBuf {
-        let p = self.dir.join(name);
-        std::fs::write(&p, content).unwrap();
-        p
-    }
 }
 
 /// `gzip -c` of `data`.
@@ -210,13 +204,10 @@ pub fn summary_value(stderr: &str, name: &str) -> u64 {
 
 #[test]
 fn a_file_a_directory_of_rotations_a_pipe_and_a_fifo_give_the_same_alerts() {
-    if !privileged() {
-        return;
-    }
-    let real = real_log();
+    let Some(real) = real_log() else { return };
     let plain = replay(&[real.path()], None);
     assert_eq!(plain.code, 0, "{}", plain.stderr);
-    let alerts: Vec<String> = plain.alerts().into_iter().map(core).collect();
+    let alerts = plain.cores();
     let ours = |key: &str| plain.alerts().into_iter().filter(|a| s(a, "rule.id") == key).count();
     assert!(ours("docker-config") >= 4, "writes and unlinks: {alerts:#?}");
     assert_eq!(ours("docker-socket-nonroot"), 1, "{alerts:#?}");
@@ -241,7 +232,7 @@ fn a_file_a_directory_of_rotations_a_pipe_and_a_fifo_give_the_same_alerts() {
     std::fs::write(rotated.join("audit.log.2"), "").unwrap();
     let dir = replay(&[rotated.to_str().unwrap()], None);
     assert_eq!(dir.code, 0, "{}", dir.stderr);
-    assert_eq!(dir.alerts().into_iter().map(core).collect::<Vec<_>>(), alerts, "directory");
+    assert_eq!(dir.cores(), alerts, "directory");
     assert_eq!(summary_value(&dir.stderr, "inputs"), 2, "{}", dir.stderr);
     assert_eq!(summary_value(&dir.stderr, "empty_inputs"), 1, "{}", dir.stderr);
     // The same files named newest first.
@@ -252,17 +243,17 @@ fn a_file_a_directory_of_rotations_a_pipe_and_a_fifo_give_the_same_alerts() {
         ],
         None,
     );
-    assert_eq!(named.alerts().into_iter().map(core).collect::<Vec<_>>(), alerts, "named");
+    assert_eq!(named.cores(), alerts, "named");
 
     // Standard input: `-`, and /dev/stdin as a path (a pipe read once).
     for name in ["-", "/dev/stdin"] {
         let piped = replay(&[name], Some(text.as_bytes()));
         assert_eq!(piped.code, 0, "{name}: {}", piped.stderr);
-        assert_eq!(piped.alerts().into_iter().map(core).collect::<Vec<_>>(), alerts, "{name}");
+        assert_eq!(piped.cores(), alerts, "{name}");
     }
     // Compressed on standard input too.
     let gz = replay(&["-"], Some(&gzip(text.as_bytes())));
-    assert_eq!(gz.alerts().into_iter().map(core).collect::<Vec<_>>(), alerts, "gzip on stdin");
+    assert_eq!(gz.cores(), alerts, "gzip on stdin");
 
     // A FIFO, written while the replay reads it.
     let fifo = real.dir.join("audit.fifo");
@@ -279,26 +270,23 @@ fn a_file_a_directory_of_rotations_a_pipe_and_a_fifo_give_the_same_alerts() {
     let through = replay(&[fifo.to_str().unwrap()], None);
     writer.join().unwrap();
     assert_eq!(through.code, 0, "{}", through.stderr);
-    assert_eq!(through.alerts().into_iter().map(core).collect::<Vec<_>>(), alerts, "FIFO");
+    assert_eq!(through.cores(), alerts, "FIFO");
 }
 
 /// Lines that are not records, inside a real log: reported once for the file, with the
 /// first line and the line numbers, and the exit code says part was not read.
 #[test]
 fn partial_garbage_is_counted_reported_once_per_file_and_exit_8() {
-    if !privileged() {
-        return;
-    }
-    let real = real_log();
+    let Some(real) = real_log() else { return };
     let clean = replay(&[real.path()], None);
     let mut lines: Vec<String> = real.text().lines().map(str::to_string).collect();
     for at in [4, 9, 14] {
         lines.insert(at, format!("garbage {at} \x1b[31m not a record"));
     }
-    let dirty = real.file("dirty.log", (lines.join("\n") + "\n").as_bytes());
+    let dirty = write_file(&real.dir, "dirty.log", (lines.join("\n") + "\n").as_bytes());
     let out = replay(&[dirty.to_str().unwrap()], None);
     assert_eq!(out.code, 8, "{}", out.stderr);
-    let core_of = |r: &Replayed| r.alerts().into_iter().map(core).collect::<Vec<_>>();
+    let core_of = |r: &Replayed| r.cores();
     assert_eq!(core_of(&out), core_of(&clean), "everything readable is replayed");
     let reports: Vec<&str> =
         out.stderr.lines().filter(|l| l.contains("not audit records")).collect();
@@ -315,10 +303,4 @@ fn partial_garbage_is_counted_reported_once_per_file_and_exit_8() {
 
 pub fn this_host() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string()
-}
-
-pub fn write(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, content).unwrap();
-    p
 }

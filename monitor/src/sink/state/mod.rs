@@ -77,3 +77,40 @@ pub fn summary(f: &Finding) -> String {
     let detail = detail.map(|d| format!(": {d}")).unwrap_or_default();
     format!("{} {id} {}{about}{detail}", f.outcome.status.as_str(), c.title)
 }
+
+#[cfg(test)]
+mod tests {
+    /// A format's escaping of a string it carries.
+    type Escape = fn(&str) -> String;
+
+    /// What each format cannot carry as it is: (format, its escaping, input, output).
+    #[test]
+    fn each_format_escapes_what_it_cannot_carry() {
+        let cases: [(&str, Escape, &str, &str); 6] = [
+            (
+                "junit: XML stays well-formed",
+                super::junit::esc,
+                "a<b>&\"c'",
+                "a&lt;b&gt;&amp;&quot;c&apos;",
+            ),
+            ("junit", super::junit::esc, "x\u{1}y\nz", "x\u{FFFD}y\nz"),
+            (
+                "sarif: URIs",
+                super::sarif::file_uri,
+                "/etc/docker/daemon.json",
+                "file:///etc/docker/daemon.json",
+            ),
+            ("sarif", super::sarif::file_uri, "/a b/ä#", "file:///a%20b/%C3%A4%23"),
+            (
+                "table: control characters shown, not sent",
+                super::table::clean,
+                "/srv/\u{1b}[2Jx\n",
+                "/srv/\\u{1b}[2Jx\\n",
+            ),
+            ("table", super::table::clean, "plain", "plain"),
+        ];
+        for (what, escape, input, want) in cases {
+            assert_eq!(escape(input), want, "{what}: {input:?}");
+        }
+    }
+}

@@ -24,6 +24,19 @@ pub struct Group {
 }
 
 impl Group {
+    /// The one event the audit log `lines` make, assembled as a reader would (tests).
+    #[cfg(test)]
+    pub fn of_lines(lines: &[&str]) -> Group {
+        let mut a = Assembler::default();
+        let mut done = Vec::new();
+        for l in lines {
+            a.push(Record::parse_line(l).unwrap(), 0, &mut done);
+        }
+        a.finish(&mut done);
+        assert_eq!(done.len(), 1, "one event");
+        done.pop().unwrap()
+    }
+
     pub fn first(&self, rtype: u16) -> Option<&Record> {
         self.records.iter().find(|r| r.rtype == rtype)
     }

@@ -361,22 +361,10 @@ pub fn proctitle(g: &Group) -> Option<Vec<Vec<u8>>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::group::Assembler;
     use super::*;
 
-    fn group(lines: &[&str]) -> Group {
-        let mut a = Assembler::default();
-        let mut done = Vec::new();
-        for l in lines {
-            a.push(Record::parse_line(l).unwrap(), 0, &mut done);
-        }
-        a.finish(&mut done);
-        assert_eq!(done.len(), 1);
-        done.pop().unwrap()
-    }
-
     fn event(lines: &[&str]) -> Event {
-        match Mapper::default().map(&group(lines)) {
+        match Mapper::default().map(&Group::of_lines(lines)) {
             Mapped::Event(ev) => *ev,
             _ => panic!("not an event"),
         }
@@ -425,24 +413,25 @@ mod tests {
             (Action::Connect, Some(&b"/var/run/docker.sock"[..]), 0o140660)
         );
         let mut m = Mapper::default();
-        let before = group(&["type=SYSCALL msg=audit(1.000:8): arch=c000003e syscall=2 success=no exit=-13 pid=60 uid=1000 euid=1000 suid=1000 fsuid=1000"]);
+        let before = Group::of_lines(&["type=SYSCALL msg=audit(1.000:8): arch=c000003e syscall=2 success=no exit=-13 pid=60 uid=1000 euid=1000 suid=1000 fsuid=1000"]);
         let Mapped::Event(open) = m.map(&before) else { panic!() };
         assert!(!open.success());
-        let set = group(&["type=SYSCALL msg=audit(1.000:9): arch=c000003e syscall=105 success=yes exit=0 a0=0 pid=60 uid=0 euid=0 suid=0 fsuid=0"]);
+        let set = Group::of_lines(&["type=SYSCALL msg=audit(1.000:9): arch=c000003e syscall=105 success=yes exit=0 a0=0 pid=60 uid=0 euid=0 suid=0 fsuid=0"]);
         let Mapped::Event(set) = m.map(&set) else { panic!() };
         assert_eq!(set.action, Action::SetId);
         assert_eq!((set.old_ids.euid, set.ids.euid), (1000, 0));
-        let i386 = group(&["type=SYSCALL msg=audit(1.000:10): arch=40000003 syscall=11 pid=1"]);
+        let i386 =
+            Group::of_lines(&["type=SYSCALL msg=audit(1.000:10): arch=40000003 syscall=11 pid=1"]);
         assert!(matches!(m.map(&i386), Mapped::OtherArch));
-        let u = group(&["type=USER_CMD msg=audit(1.000:11): pid=5 uid=1000 auid=1000 ses=2 msg='cwd=\"/\" cmd=6964 exe=\"/usr/bin/sudo\" res=success'"]);
+        let u = Group::of_lines(&["type=USER_CMD msg=audit(1.000:11): pid=5 uid=1000 auid=1000 ses=2 msg='cwd=\"/\" cmd=6964 exe=\"/usr/bin/sudo\" res=success'"]);
         let Mapped::Event(u) = m.map(&u) else { panic!() };
         assert_eq!(
             (u.action, u.args[0], u.path.as_deref()),
             (Action::UserMessage, 1123, Some(&b"/usr/bin/sudo"[..]))
         );
-        let d = group(&["type=DAEMON_START msg=audit(1.000:12): op=start"]);
+        let d = Group::of_lines(&["type=DAEMON_START msg=audit(1.000:12): op=start"]);
         assert!(matches!(m.map(&d), Mapped::NotEvaluated));
-        let x = group(&["type=UNKNOWN[1999] msg=audit(1.000:13): op=start"]);
+        let x = Group::of_lines(&["type=UNKNOWN[1999] msg=audit(1.000:13): op=start"]);
         assert!(matches!(m.map(&x), Mapped::Unknown));
     }
 

@@ -69,29 +69,19 @@ pub fn audit_keys(syscall: &Record) -> Option<Box<[String]>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::group::Assembler;
     use super::*;
-
-    fn group(lines: &[&str]) -> Group {
-        let mut a = Assembler::default();
-        let mut done = Vec::new();
-        for l in lines {
-            a.push(Record::parse_line(l).unwrap(), 0, &mut done);
-        }
-        a.finish(&mut done);
-        done.pop().unwrap()
-    }
 
     #[test]
     fn names_come_from_the_enriched_fields_and_unnamed_ids_are_left_out() {
-        let g = group(&[
+        let g = Group::of_lines(&[
             "type=SYSCALL msg=audit(1.000:1): arch=c000003e syscall=2 pid=5 auid=4294967295 uid=1001 gid=1002 euid=0 suid=1001 fsuid=0 egid=1002 sgid=1002 fsgid=1002 key=\"k\"\x1dARCH=x86_64 AUID=\"unset\" UID=\"alice\" GID=\"staff\" EUID=\"root\" SUID=\"alice\" FSUID=\"root\" EGID=\"staff\" SGID=\"staff\" FSGID=\"staff\"",
             "type=PATH msg=audit(1.000:1): item=0 name=\"/x\" ouid=1003 ogid=1004\x1dOUID=\"unknown(1003)\" OGID=\"adm\"",
         ]);
         let n = names(&g);
         assert_eq!(n.users, [(1001, "alice".to_string()), (0, "root".to_string())]);
         assert_eq!(n.groups, [(1002, "staff".to_string()), (1004, "adm".to_string())]);
-        let raw = group(&["type=SYSCALL msg=audit(1.000:2): arch=c000003e syscall=2 uid=0"]);
+        let raw =
+            Group::of_lines(&["type=SYSCALL msg=audit(1.000:2): arch=c000003e syscall=2 uid=0"]);
         assert_eq!(names(&raw), Names::default(), "the raw format names nothing");
     }
 
