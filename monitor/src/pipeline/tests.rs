@@ -8,6 +8,7 @@ use crate::enrich::HostInfo;
 use crate::event::{Action, Event};
 use crate::rules::parse::SystemIds;
 use crate::rules::tests::event_at;
+use crate::rules::RuleSet;
 use crate::source::Arrival;
 use serde_json::{json, Value};
 
