@@ -3,10 +3,10 @@
 //! windows, with the counts they carry.
 
 use super::Pipeline;
-use crate::detect::{Detector, Raised, Verdict};
+use crate::detect::aggregate::About;
+use crate::detect::{Detector, Raised};
 use crate::enrich::rfc3339;
 use crate::error::{Error, Result};
-use crate::event::Event;
 use serde_json::json;
 use std::io::Write;
 use tracing::warn;
@@ -51,7 +51,7 @@ impl<W: Write> Pipeline<W> {
                     "of_sequence": s.sequence,
                     "window": {"start": rfc3339(clock.wall_ns(s.opened_ns)), "end": rfc3339(clock.wall_ns(s.ends_ns))},
                     "last": rfc3339(clock.wall_ns(s.last_ns)),
-                    "about": s.about,
+                    "about": about(&s.about, &self.detect),
                 }
             });
             self.sink.record("alerts-suppressed", body).map_err(Error::Output)?;
@@ -90,10 +90,10 @@ impl<W: Write> Pipeline<W> {
     }
 }
 
-/// What a printed verdict was about, for the record of its window: the rule, the process,
-/// the action and the objects.
-pub(super) fn about(ev: &Event, v: &Verdict, detect: &Detector) -> serde_json::Value {
-    let (key, source) = match &v.raised {
+/// What a window's verdicts were about, as its record shows it: the rule, the process, the
+/// action and the objects (lossy: a record names them for reading).
+fn about(a: &About, detect: &Detector) -> serde_json::Value {
+    let (key, source) = match &a.raised {
         Raised::Rule(i) => {
             let r = detect.rule(*i);
             (r.key().to_string(), r.source.to_string())
@@ -104,11 +104,10 @@ pub(super) fn about(ev: &Event, v: &Verdict, detect: &Detector) -> serde_json::V
     };
     let mut about = json!({
         "rule": {"key": key, "source": source},
-        "process": {"pid": ev.pid},
-        "action": crate::sink::ecs::action_name(ev),
+        "process": {"pid": a.pid},
+        "action": a.action,
     });
-    // The objects, when the event has them (lossy: a record names them for reading).
-    for (k, b) in [("path", &ev.path), ("path2", &ev.path2)] {
+    for (k, b) in [("path", &a.path), ("path2", &a.path2)] {
         if let Some(b) = b {
             about[k] = json!(String::from_utf8_lossy(b));
         }
