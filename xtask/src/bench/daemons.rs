@@ -58,7 +58,16 @@ impl Monitor {
 /// matched. `None` for any other record.
 pub fn suppressed_count(record: &Value) -> Option<u64> {
     (record["event"]["action"] == "alerts-suppressed")
-        .then(|| record["monitor"]["count"].as_u64().unwrap_or(0))
+        .then(|| record["monitor"]["suppressed"]["count"].as_u64().unwrap_or(0))
+}
+
+/// The rule key a line of the monitor is about (docs/alert-schema.md): an alert's `rule.id`,
+/// an `alerts-suppressed` record's `monitor.suppressed.about.rule.key`.
+pub fn rule_key(record: &Value) -> Option<&str> {
+    match suppressed_count(record) {
+        Some(_) => record["monitor"]["suppressed"]["about"]["rule"]["key"].as_str(),
+        None => record["rule"]["id"].as_str(),
+    }
 }
 
 /// How many matching events one output line of the monitor stands for: 1 for an alert that
@@ -129,10 +138,12 @@ mod tests {
 
     #[test]
     fn suppressed_alerts_count_as_the_events_they_stand_for() {
-        let exec = |r: &Value| r["rule"]["key"] == "exec";
-        let alert = json!({"event": {"kind": "alert", "action": "exec"}, "rule": {"key": "exec"}});
-        let other = json!({"event": {"kind": "alert", "action": "write"}, "rule": {"key": "docker-config"}});
-        let suppressed = json!({"event": {"kind": "metric", "action": "alerts-suppressed"}, "rule": {"key": "exec"}, "monitor": {"count": 41}});
+        let exec = |r: &Value| rule_key(r) == Some("exec");
+        // Abridged from the monitor's lines (docs/alert-schema.md).
+        let alert = json!({"event": {"kind": "alert", "action": "exec"}, "rule": {"id": "exec", "name": "exec"}});
+        let other =
+            json!({"event": {"kind": "alert", "action": "write"}, "rule": {"id": "docker-config"}});
+        let suppressed = json!({"event": {"kind": "metric", "action": "alerts-suppressed"}, "monitor": {"suppressed": {"count": 41, "of_sequence": 7, "about": {"rule": {"key": "exec", "source": "x.rules:1"}, "process": {"pid": 9}, "action": "exec"}}}});
         let stop =
             json!({"event": {"kind": "metric", "action": "monitor-stop"}, "monitor": {"lost": 0}});
         assert_eq!(events_in(&alert, exec), 1);

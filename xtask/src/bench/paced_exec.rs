@@ -121,7 +121,7 @@ impl Daemon {
                         let Ok(v) = serde_json::from_str::<Value>(&line) else {
                             continue;
                         };
-                        let n = daemons::events_in(&v, |r| r["rule"]["key"] == KEY);
+                        let n = daemons::events_in(&v, |r| daemons::rule_key(r) == Some(KEY));
                         if n > 0 {
                             let parent = v["process"]["parent"]["pid"].as_u64().unwrap_or(0);
                             *counts.lock().unwrap().entry(parent).or_default() += n;
@@ -228,10 +228,16 @@ fn measure(daemon: &Daemon, rate: u64, seconds: u64) -> Result<Run> {
             changed = Instant::now();
         }
     }
+    let records = daemon.records(parent)?;
+    if records == Some(0) && execs > 0.0 {
+        // Every configuration records every exec: none counted means the bench no longer
+        // reads what the daemon writes.
+        bail!("paced exec: {execs} execs and no record of them counted");
+    }
     Ok(Run {
         execs: execs as u64,
         seconds: took,
-        records: daemon.records(parent)?,
+        records,
         daemon_cpu_s: last.2 - cpu0,
         host_cpu_s: last.1 - host0,
         peak_rss_kib: daemon.peak_rss_kib(),

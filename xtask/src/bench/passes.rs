@@ -116,7 +116,8 @@ pub fn max_rate(args: &[String], targets: &[u64]) -> Result<Vec<PacedRun>> {
                     let Ok(v) = serde_json::from_str::<Value>(&line) else {
                         continue;
                     };
-                    alerts += daemons::events_in(&v, |r| r["rule"]["key"] == "setuid-root");
+                    alerts +=
+                        daemons::events_in(&v, |r| daemons::rule_key(r) == Some("setuid-root"));
                 } else if line.contains(r#""action":"monitor-stop""#) {
                     let Ok(v) = serde_json::from_str::<Value>(&line) else {
                         continue;
@@ -159,6 +160,14 @@ pub fn max_rate(args: &[String], targets: &[u64]) -> Result<Vec<PacedRun>> {
         m.stop()?;
         let (alerts, lost) = reader.join().unwrap();
         let events = per_thread * GENERATORS;
+        // Each round trip is one transition to root: alerted, or counted lost (the lost
+        // count may hold other processes' events too). Fewer means the bench misread the
+        // monitor's lines, or the monitor lost events silently.
+        if alerts + lost < events {
+            bail!(
+                "paced setuid at {target}/s: {events} transitions, {alerts} alerts + {lost} lost"
+            );
+        }
         out.push(PacedRun {
             target,
             events,
