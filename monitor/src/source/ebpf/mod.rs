@@ -127,24 +127,45 @@ impl EbpfSource {
             .load(object.bytes())
             .kernel("loading the eBPF programs into the kernel")?;
         drop((loader, object));
+        let host_root = InodeKey { ino: config.host_root_ino, dev: config.host_root_dev, _pad: 0 };
+        let mut watches = watches::Watches::new(host_root);
+        watches.sync(&mut ebpf, plan)?;
+        let mut hooks = Hooks { ebpf: &mut ebpf, attached: Vec::new() };
+        hooks.attach()?;
+        let attached = hooks.attached;
+        // Mapped last: the kernel maps every page of the ring buffer at once, so from here
+        // on they are resident, and aya's BTF parse in `attach` is not beside them.
         let ring = ebpf.take_map("EVENTS").ok_or_else(|| {
             LoadError::Unsupported("the programs have no EVENTS ring buffer".into())
         })?;
         let ring = RingBuf::try_from(ring).kernel("the EVENTS ring buffer")?;
-        let host_root = InodeKey { ino: config.host_root_ino, dev: config.host_root_dev, _pad: 0 };
-        let mut source = EbpfSource {
-            ebpf,
-            ring,
-            attached: Vec::new(),
-            watches: watches::Watches::new(host_root),
-            keep_raw,
-        };
-        source.watches.sync(&mut source.ebpf, plan)?;
-        source.attach()?;
         release_freed_heap();
-        Ok(source)
+        Ok(EbpfSource { ebpf, ring, attached, watches, keep_raw })
     }
 
+    /// Events lost in the kernel since load, over all CPUs and causes (ring buffer full,
+    /// stage not reachable).
+    pub fn drops(&self) -> Result<u64, LoadError> {
+        let map = self
+            .ebpf
+            .map("DROPS")
+            .ok_or_else(|| LoadError::Unsupported("the programs have no DROPS map".into()))?;
+        let map: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).kernel("the DROPS map")?;
+        let mut total = 0;
+        for cause in 0..monitor_common::DROP_COUNTERS {
+            total += map.get(&cause, 0).kernel("reading DROPS")?.iter().sum::<u64>();
+        }
+        Ok(total)
+    }
+}
+
+/// Loading and attaching the programs: the hooks attached so far, as `category:name`.
+struct Hooks<'e> {
+    ebpf: &'e mut Ebpf,
+    attached: Vec<String>,
+}
+
+impl Hooks<'_> {
     /// Load the tail-called stages and put them in `STAGES`; must precede every attach, or
     /// the first events would find an empty slot.
     fn load_stages(&mut self) -> Result<(), LoadError> {
@@ -211,21 +232,6 @@ impl EbpfSource {
             }
         }
         Ok(())
-    }
-
-    /// Events lost in the kernel since load, over all CPUs and causes (ring buffer full,
-    /// stage not reachable).
-    pub fn drops(&self) -> Result<u64, LoadError> {
-        let map = self
-            .ebpf
-            .map("DROPS")
-            .ok_or_else(|| LoadError::Unsupported("the programs have no DROPS map".into()))?;
-        let map: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map).kernel("the DROPS map")?;
-        let mut total = 0;
-        for cause in 0..monitor_common::DROP_COUNTERS {
-            total += map.get(&cause, 0).kernel("reading DROPS")?.iter().sum::<u64>();
-        }
-        Ok(total)
     }
 }
 
