@@ -170,7 +170,7 @@ impl Hooks<'_> {
     /// the first events would find an empty slot.
     fn load_stages(&mut self) -> Result<(), LoadError> {
         for (slot, name) in [(0u32, "resolve_stage"), (1, "finish_stage")] {
-            let prog: &mut TracePoint = program(&mut self.ebpf, name)?;
+            let prog: &mut TracePoint = program(self.ebpf, name)?;
             prog.load().kernel(format!("loading {name} (verifier)"))?;
             let fd = prog
                 .fd()
@@ -178,7 +178,7 @@ impl Hooks<'_> {
                 .try_clone()
                 .kernel(format!("{name}'s descriptor"))?;
             let mut stages: ProgramArray<&mut MapData> =
-                ProgramArray::try_from(map_mut(&mut self.ebpf, "STAGES")?)
+                ProgramArray::try_from(map_mut(self.ebpf, "STAGES")?)
                     .kernel("the STAGES map")?;
             stages.set(slot, &fd, 0).kernel(format!("installing {name} in STAGES"))?;
         }
@@ -205,7 +205,7 @@ impl Hooks<'_> {
         for name in
             ["sched_process_exec", "sched_process_fork", "sched_process_exit", "signal_generate"]
         {
-            let prog: &mut BtfTracePoint = program(&mut self.ebpf, name)?;
+            let prog: &mut BtfTracePoint = program(self.ebpf, name)?;
             prog.load(name, &btf).kernel(format!("loading {name}"))?;
             prog.attach().kernel(format!("attaching {name}"))?;
             self.attached.push(format!("tp_btf:{name}"));
@@ -214,7 +214,7 @@ impl Hooks<'_> {
     }
 
     fn attach_syscalls(&mut self, name: &str, prefix: &str, nrs: &[u32]) -> Result<(), LoadError> {
-        let prog: &mut TracePoint = program(&mut self.ebpf, name)?;
+        let prog: &mut TracePoint = program(self.ebpf, name)?;
         prog.load().kernel(format!("loading {name} (verifier)"))?;
         for nr in nrs {
             let tp = format!("{prefix}{}", crate::vocab::name(*nr).unwrap_or("?"));
