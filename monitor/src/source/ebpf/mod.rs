@@ -178,8 +178,7 @@ impl Hooks<'_> {
                 .try_clone()
                 .kernel(format!("{name}'s descriptor"))?;
             let mut stages: ProgramArray<&mut MapData> =
-                ProgramArray::try_from(map_mut(self.ebpf, "STAGES")?)
-                    .kernel("the STAGES map")?;
+                ProgramArray::try_from(map_mut(self.ebpf, "STAGES")?).kernel("the STAGES map")?;
             stages.set(slot, &fd, 0).kernel(format!("installing {name} in STAGES"))?;
         }
         Ok(())
