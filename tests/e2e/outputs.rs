@@ -55,6 +55,10 @@ impl Rsyslogd {
 module(load="imuxsock" SysSock.Use="off")
 input(type="imuxsock" Socket="{dir}/log.sock" UseSpecialParser="off" RateLimit.Interval="0")
 template(name="fields" type="string" string="%pri%|%protocol-version%|%hostname%|%app-name%|%procid%|%msgid%|%structured-data%|%msg%\n")
+if $app-name == "ready-probe" then {{
+  action(type="omfile" file="{dir}/ready.log")
+  stop
+}}
 action(type="omfile" file="{dir}/out.log" template="fields")
 "#,
                 dir = dir.display()
@@ -75,6 +79,16 @@ action(type="omfile" file="{dir}/out.log" template="fields")
         while !sock.exists() {
             assert!(Instant::now() < deadline, "rsyslogd made no socket at {}", sock.display());
             std::thread::sleep(Duration::from_millis(20));
+        }
+        // Its socket exists before it reads it: ready once a probe message (kept out of
+        // out.log) has come through.
+        let ready = dir.join("ready.log");
+        let _ = std::fs::remove_file(&ready);
+        let probe = std::os::unix::net::UnixDatagram::unbound().unwrap();
+        while std::fs::metadata(&ready).map_or(true, |m| m.len() == 0) {
+            assert!(Instant::now() < deadline, "rsyslogd wrote no probe to {}", ready.display());
+            let _ = probe.send_to(b"<14>1 - - ready-probe - - - ready", &sock);
+            std::thread::sleep(Duration::from_millis(50));
         }
         Rsyslogd { dir: dir.to_path_buf(), child }
     }

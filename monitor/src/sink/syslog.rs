@@ -212,10 +212,18 @@ impl Syslog {
         let path = || self.cfg.socket.clone();
         let Some(sock) = &self.sock else { unreachable!("send without a socket") };
         let mut waited = Duration::ZERO;
+        let would_block =
+            |r: &io::Result<usize>| matches!(r, Err(e) if e.kind() == io::ErrorKind::WouldBlock);
         let mut result = self.send_now(sock);
-        if matches!(&result, Err(e) if e.kind() == io::ErrorKind::WouldBlock) && !self.congested {
+        if would_block(&result) && !self.congested {
             let started = Instant::now();
-            if wait_writable(sock, self.cfg.send_timeout) {
+            // Room for one message may be taken again before this one is sent: wait again,
+            // up to the timeout in all.
+            while would_block(&result) {
+                let left = self.cfg.send_timeout.saturating_sub(started.elapsed());
+                if left.is_zero() || !wait_writable(sock, left) {
+                    break;
+                }
                 result = self.send_now(sock);
             }
             waited = started.elapsed();
