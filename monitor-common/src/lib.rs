@@ -98,13 +98,24 @@ pub mod drop_cause {
     pub const RING_FULL: u32 = 0;
     /// A resolve stage could not be tail-called (program array slot empty).
     pub const TAIL_CALL: u32 = 1;
+    /// A setid call could not be stashed for its exit to judge (the stash map was full).
+    pub const STASH_FULL: u32 = 2;
 }
 /// Number of drop counter slots.
-pub const DROP_COUNTERS: u32 = 2;
+pub const DROP_COUNTERS: u32 = 3;
 
 /// Default size in bytes of the `EVENTS` ring buffer; the loader sets the size of each run
 /// (`monitor run --ring-buffer-size`).
 pub const RING_BUFFER_DEFAULT: u32 = 4 * 1024 * 1024;
+
+/// A record asks the kernel to wake the ring buffer's reader only when no record did in
+/// this many nanoseconds (`monitor-ebpf`'s `event` module). The reader drains again
+/// [`FOLLOW_UP_NS`] after every drain that found records, so that a record left without a
+/// wakeup waits at most that long.
+pub const WAKE_GAP_NS: u64 = 1_000_000;
+/// How long after a drain that found records the reader drains again: the wake gap, and a
+/// millisecond for a program that decided on no wakeup to commit its record.
+pub const FOLLOW_UP_NS: u64 = WAKE_GAP_NS + 1_000_000;
 
 /// The eight credential ids of a task, in `struct cred` order.
 #[repr(C)]
@@ -121,6 +132,20 @@ pub struct Ids {
 }
 
 impl Ids {
+    /// Whether some id is not 0 (the task is not wholly root).
+    #[inline(always)]
+    pub fn any_nonzero(&self) -> bool {
+        (self.uid
+            | self.euid
+            | self.suid
+            | self.fsuid
+            | self.gid
+            | self.egid
+            | self.sgid
+            | self.fsgid)
+            != 0
+    }
+
     /// Whether any id is 0 now that was non-zero in `old` (a transition to root).
     #[inline(always)]
     pub fn became_root(&self, old: &Ids) -> bool {

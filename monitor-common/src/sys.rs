@@ -75,6 +75,20 @@ pub fn is_setid(nr: u32) -> bool {
     )
 }
 
+/// Whether a call `nr` of the setuid family with arguments `args` asks for an id of 0: one
+/// of its id arguments (one for setuid, setgid, setfsuid, setfsgid; two for setre*id; three
+/// for setres*id) is 0. No call of the family turns an id into 0 without asking for it, so
+/// a call that does not ask can neither make its caller root nor be a failed attempt to.
+#[inline(always)]
+pub fn setid_asks_root(nr: u32, args: &[u64; 3]) -> bool {
+    let ids = match nr {
+        SETREUID | SETREGID => 2,
+        SETRESUID | SETRESGID => 3,
+        _ => 1,
+    };
+    args[0] as u32 == 0 || (ids >= 2 && args[1] as u32 == 0) || (ids >= 3 && args[2] as u32 == 0)
+}
+
 /// Whether `nr` (of the setuid family) changes group ids rather than user ids.
 #[inline(always)]
 pub fn is_setgid(nr: u32) -> bool {
@@ -135,5 +149,25 @@ pub fn class_of(nr: u32) -> u32 {
         n if is_setid(n) => class::SETID,
         n if is_file(n) => class::FILE,
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_id_arguments_of_each_call_ask_for_root() {
+        let none = u32::MAX as u64; // -1: "unchanged"
+        assert!(setid_asks_root(SETUID, &[0, 7, 7]));
+        // setuid has one argument: what the other registers hold is not asked for.
+        assert!(!setid_asks_root(SETUID, &[1000, 0, 0]));
+        assert!(!setid_asks_root(SETFSGID, &[1000, 0, 0]));
+        assert!(setid_asks_root(SETREUID, &[none, 0, 7]));
+        assert!(!setid_asks_root(SETREGID, &[none, 1000, 0]));
+        assert!(setid_asks_root(SETRESUID, &[none, none, 0]));
+        assert!(!setid_asks_root(SETRESGID, &[none, none, none]));
+        // Only the low 32 bits are the id (uid_t).
+        assert!(setid_asks_root(SETRESUID, &[1 << 32, none, none]));
     }
 }

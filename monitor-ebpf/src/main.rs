@@ -47,6 +47,11 @@ static CONFIG: Config = unsafe { core::mem::zeroed() };
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(monitor_common::RING_BUFFER_DEFAULT, 0);
 
+/// When a record last asked for the reader to be woken (`bpf_ktime_get_boot_ns`), for all
+/// CPUs: see `event` on why most records do not.
+#[map]
+static LAST_WAKE: aya_ebpf::maps::Array<u64> = aya_ebpf::maps::Array::with_max_entries(1, 0);
+
 /// Ring-buffer output failures, per CPU.
 #[map]
 static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(monitor_common::DROP_COUNTERS, 0);
@@ -106,10 +111,22 @@ static WATCH_PATHS: HashMap<u64, WatchValue> = HashMap::with_max_entries(16384, 
 static WATCH_SUMMARY: aya_ebpf::maps::Array<monitor_common::summary::Bits> =
     aya_ebpf::maps::Array::with_max_entries(monitor_common::summary::COUNT, 0);
 
-/// Syscall arguments between sys_enter and sys_exit, by pid_tgid. LRU so that a task that
-/// never returns (exit_group, exec from a thread) cannot leak entries.
+/// The credentials before a setid call, from `sys_enter` to the call's exit, by pid_tgid.
+/// Every entry is taken by the exit of its call (the exit is attached before `sys_enter`,
+/// and both decide from the same registers whether there is one). Not preallocated: the
+/// kernel then reuses a freed element, still in the cache, for the next call; the
+/// preallocated LRU map it replaces handed out a cold element each time (its two copies
+/// were 5 % of a setuid storm's samples, its list upkeep 5 % more).
 #[map]
-static PENDING: LruHashMap<u64, syscalls::Pending> = LruHashMap::with_max_entries(16384, 0);
+static SETID_STASH: HashMap<u64, syscalls::Pending> =
+    HashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);
+
+/// A mark per execveat in progress, by pid_tgid, taken when it ends (exec or failure).
+/// LRU: a task killed in the middle of an exec never takes its mark.
+#[map]
+static EXECVEAT_MARKS: LruHashMap<u64, u8> = LruHashMap::with_max_entries(4096, 0);
+
+const BPF_F_NO_PREALLOC: u32 = 1;
 
 #[tracepoint]
 pub fn sys_enter(ctx: TracePointContext) -> u32 {

@@ -24,7 +24,10 @@ pub fn exec(ctx: &BtfTracePointContext) {
     if is_self((pid_tgid >> 32) as u32) {
         return;
     }
-    let syscall = if crate::syscalls::take_execveat_mark(pid_tgid) { EXECVEAT } else { EXECVE };
+    // `old_pid`: the thread that called exec, which the exec made the thread-group leader.
+    let old_pid: i32 = ctx.arg(1);
+    let caller = (pid_tgid & !0xffff_ffff) | old_pid as u32 as u64;
+    let syscall = if crate::syscalls::take_execveat_mark(caller) { EXECVEAT } else { EXECVE };
     let task = current_task();
     let bprm: u64 = ctx.arg(2);
     let Some(mut d) = Draft::new(kind::EXEC, 0, syscall, task) else {

@@ -39,9 +39,9 @@ fn surely_unwatched_below(start: KPath, task: u64, subtree: bool) -> bool {
         (*s).dentry = start.dentry;
         (*s).vfsmount = start.vfsmount;
         (*s).quick_state = state::UNDECIDED;
-        (*s).spine_hash = 0;
-        (*s).child = 0;
-        (*s).last_child = 0;
+        vset(&mut (*s).spine_hash, 0);
+        vset(&mut (*s).child, 0);
+        vset(&mut (*s).last_child, 0);
         (*s).child_len = 0;
         (*s).last_len = 0;
         (*s).found = 0;

@@ -158,10 +158,10 @@ pub fn exit_file(ctx: &TracePointContext, shape: FileShape) -> i32 {
 #[inline(always)]
 fn exit_file_inner(ctx: &TracePointContext, shape: FileShape) {
     let task = current_task();
-    let Some((pending, ret)) = current_call(ctx, task) else {
+    let Some((entry, ret)) = current_call(ctx, task) else {
         return;
     };
-    let Some(call) = describe(pending.nr, &pending.args) else {
+    let Some(call) = describe(entry.nr, &entry.args) else {
         return;
     };
     if shape_of(&call) != shape {
@@ -169,7 +169,7 @@ fn exit_file_inner(ctx: &TracePointContext, shape: FileShape) {
     }
     if shape == FileShape::Open
         && !crate::read_opens_wanted()
-        && is_read_only(open_flags(pending.nr, &pending.args))
+        && is_read_only(open_flags(entry.nr, &entry.args))
     {
         return; // no rule can match it, wherever the file is
     }
@@ -181,7 +181,7 @@ fn exit_file_inner(ctx: &TracePointContext, shape: FileShape) {
     // are nowhere near a watch and need no record, no names and no stages.
     let fd = match (shape, call.first) {
         (FileShape::Open, _) => ret,
-        (FileShape::Fd, Obj::Fd(i)) => argn(&pending.args, i) as i32 as i64,
+        (FileShape::Fd, Obj::Fd(i)) => argn(&entry.args, i) as i32 as i64,
         _ => -1,
     };
     if fd >= 0 && !unfiltered(class::FILE) {
@@ -193,14 +193,14 @@ fn exit_file_inner(ctx: &TracePointContext, shape: FileShape) {
     }
     if matches!(shape, FileShape::Path | FileShape::TwoPaths)
         && !unfiltered(class::FILE)
-        && strings_surely_unwatched(task, &call, &pending.args)
+        && strings_surely_unwatched(task, &call, &entry.args)
     {
         return;
     }
-    let Some(mut d) = Draft::begin(kind::FILE, call.op, pending.nr as i32) else {
+    let Some(mut d) = Draft::begin(kind::FILE, call.op, entry.nr as i32) else {
         return;
     };
-    fill_syscall(&mut d, &pending, ret);
+    fill_syscall(&mut d, &entry, ret);
     let Some(job) = Job::begin(class::FILE, task) else {
         return;
     };
@@ -208,10 +208,10 @@ fn exit_file_inner(ctx: &TracePointContext, shape: FileShape) {
     // must be re-armed (`path::resolve_target`).
     job.renames =
         (ret == 0 && matches!(call.op, file_op::UNLINK | file_op::RMDIR | file_op::RENAME)) as u32;
-    let args = &pending.args;
+    let args = &entry.args;
     let first = match shape {
         FileShape::Open => {
-            d.event().extra = open_flags(pending.nr, args) as u32;
+            d.event().extra = open_flags(entry.nr, args) as u32;
             if ret >= 0 {
                 fd_object(&mut d, task, ret).and_then(|path| job.push_kernel(path))
             } else {
@@ -266,28 +266,28 @@ pub fn exit_exec(ctx: &TracePointContext) -> i32 {
 fn exit_exec_inner(ctx: &TracePointContext) {
     let task = current_task();
     // A failed exec leaves the registers as the task entered with them.
-    let Some((pending, ret)) = current_call(ctx, task) else {
+    let Some((entry, ret)) = current_call(ctx, task) else {
         return;
     };
-    if pending.nr == nr::EXECVEAT {
+    if entry.nr == nr::EXECVEAT {
         // The mark of a failed execveat (a successful one was taken at exec).
-        let _ = PENDING.remove(&bpf_get_current_pid_tgid());
+        let _ = EXECVEAT_MARKS.remove(&bpf_get_current_pid_tgid());
     }
-    if ret >= 0 || !(pending.nr == nr::EXECVE || pending.nr == nr::EXECVEAT) {
+    if ret >= 0 || !(entry.nr == nr::EXECVE || entry.nr == nr::EXECVEAT) {
         return;
     }
-    let Some(mut d) = Draft::begin(kind::EXEC, 0, pending.nr as i32) else {
+    let Some(mut d) = Draft::begin(kind::EXEC, 0, entry.nr as i32) else {
         return;
     };
-    fill_syscall(&mut d, &pending, ret);
+    fill_syscall(&mut d, &entry, ret);
     let Some(job) = Job::begin(class::EXEC, task) else {
         return;
     };
-    let obj = if pending.nr == nr::EXECVE { p(0) } else { pat(0, 1) };
+    let obj = if entry.nr == nr::EXECVE { p(0) } else { pat(0, 1) };
     let Some(obj) = crate::path::launder(obj) else {
         return;
     };
-    if push_obj(job, task, obj, &pending.args).is_some() {
+    if push_obj(job, task, obj, &entry.args).is_some() {
         start(ctx);
     }
 }

@@ -1,31 +1,32 @@
 //! Syscall tracepoints: the per-class exit handlers, and an argument stash on entry where the
 //! exit needs what was true before the call.
 //!
-//! File, connect and exec exits read the arguments back from the registers the task entered
-//! the syscall with ([`current_call`]): no entry program, no map traffic on the hot path.
-//! `sys_enter` runs for the setuid family, storing the six arguments and the credentials
-//! before the call keyed by pid_tgid for the exit handler to take back, and for execveat,
-//! whose mark tells the exec tracepoint which call it was (nothing else can: the task's
-//! registers then say execve either way).
+//! Exits read the arguments back from the registers the task entered the syscall with
+//! ([`current_call`]): no entry program, no map traffic on the hot path. `sys_enter` runs
+//! for the setuid family, storing the credentials before the call keyed by pid_tgid for the
+//! exit to compare with, and for execveat, whose mark tells the exec tracepoint which call
+//! it was (nothing else can: the task's registers then say execve either way). A setid
+//! call is stashed only when it can matter (see [`stash`]): the map update is most of what
+//! the setid hooks cost.
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user, generated::bpf_task_pt_regs},
     programs::TracePointContext,
 };
 use monitor_common::{
-    class, file_op, flag, kind, CaptureKey, Ids, CAPTURE_CHUNK, CAPTURE_FULL_BYTES, CAPTURE_HEAD,
-    USER_PATH_CAP,
+    class, drop_cause, file_op, flag, kind, CaptureKey, Ids, CAPTURE_CHUNK, CAPTURE_FULL_BYTES,
+    CAPTURE_HEAD, USER_PATH_CAP,
 };
 
 use crate::capture::capturing_slot;
-use crate::event::Draft;
+use crate::event::{count_drop, Draft};
 use crate::job::Job;
 use crate::kernel::{
     current_task, field, file_path, member, off, task_file, task_ids, task_tgid, tp_arg, tp_field,
     ty, typed, KPath, AT_FDCWD, TP_SYSCALL_NR, TP_SYSCALL_RET,
 };
 use crate::resolve::start;
-use crate::{is_self, unfiltered, CAPTURE, PENDING};
+use crate::{is_self, unfiltered, CAPTURE, EXECVEAT_MARKS, SETID_STASH};
 
 const AT_REMOVEDIR: u64 = 0x200;
 const AF_UNIX: u16 = 1;
@@ -76,16 +77,22 @@ mod nr {
     pub const FCHMODAT2: i64 = sys::FCHMODAT2 as i64;
     pub const SETXATTRAT: i64 = sys::SETXATTRAT as i64;
     pub const REMOVEXATTRAT: i64 = sys::REMOVEXATTRAT as i64;
-    pub const SETUID: i64 = sys::SETUID as i64;
-    pub const SETFSGID: i64 = sys::SETFSGID as i64;
 }
 
+/// What `sys_enter` keeps for the exit of the same call.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Pending {
     nr: i64,
-    args: [u64; 6],
+    /// The credentials before a setid call.
     old_ids: Ids,
+}
+
+/// A syscall as the task entered it: its number and its six arguments.
+#[derive(Clone, Copy)]
+pub struct Entry {
+    nr: i64,
+    args: [u64; 6],
 }
 
 /// Whether `n` is of the setuid family.
@@ -94,33 +101,54 @@ fn is_setid(n: i64) -> bool {
     monitor_common::sys::is_setid(n as u32)
 }
 
+/// Whether the setid call `n` with `args` asks for an id of 0 (`sys::setid_asks_root`).
+#[inline(always)]
+fn asks_root(n: i64, args: &[u64; 6]) -> bool {
+    monitor_common::sys::setid_asks_root(n as u32, &[args[0], args[1], args[2]])
+}
+
+/// sys_enter of the setid family and execveat. A setid call is stashed only when its exit
+/// may report it: every call while a rule wants them all, else a call that asks for an id
+/// of 0 by a task with a non-zero id. A task whose ids are all 0 can neither become root
+/// nor fail to; a call that asks for no 0 can do neither either (`sys::setid_asks_root`).
 pub fn stash(ctx: &TracePointContext) {
     let pid_tgid = bpf_get_current_pid_tgid();
     if is_self((pid_tgid >> 32) as u32) {
         return;
     }
     let n = tp_field::<i32>(ctx, TP_SYSCALL_NR) as i64;
+    if n == nr::EXECVEAT {
+        let _ = EXECVEAT_MARKS.insert(&pid_tgid, &1, 0);
+        return;
+    }
+    if !is_setid(n) {
+        return;
+    }
     let task = current_task();
-    let old_ids = if is_setid(n) { task_ids(task) } else { Ids::default() };
+    let old_ids = task_ids(task);
     // From the registers, not the record: a program may only load within the record of
     // every tracepoint it is attached to, and setuid's holds one argument.
-    let pending = Pending { nr: n, args: entry_args(task), old_ids };
-    let _ = PENDING.insert(&pid_tgid, &pending, 0);
+    if !(unfiltered(class::SETID) || (old_ids.any_nonzero() && asks_root(n, &entry_args(task)))) {
+        return;
+    }
+    if SETID_STASH.insert(&pid_tgid, &Pending { nr: n, old_ids }, 0).is_err() {
+        // Full: the exit cannot judge the call.
+        count_drop(drop_cause::STASH_FULL);
+    }
 }
 
-/// The syscall the current task is returning from: its number and return value from the
-/// exit tracepoint, its arguments from the registers it entered with (x86_64 `pt_regs`:
-/// di, si, dx, r10, r8, r9; the kernel leaves them as the syscall used them). `None` for
-/// the monitor's own calls.
+/// The syscall the current task is returning from: its number from the exit tracepoint,
+/// its arguments from the registers it entered with (x86_64 `pt_regs`: di, si, dx, r10,
+/// r8, r9; the kernel leaves them as the syscall used them), and its return value. `None`
+/// for the monitor's own calls.
 #[inline(always)]
-fn current_call(ctx: &TracePointContext, task: u64) -> Option<(Pending, i64)> {
+fn current_call(ctx: &TracePointContext, task: u64) -> Option<(Entry, i64)> {
     if is_self(task_tgid(task)) {
         return None;
     }
     let nr = tp_field::<i32>(ctx, TP_SYSCALL_NR) as i64;
     let ret = tp_field::<i64>(ctx, TP_SYSCALL_RET);
-    let pending = Pending { nr, args: entry_args(task), old_ids: Ids::default() };
-    Some((pending, ret))
+    Some((Entry { nr, args: entry_args(task) }, ret))
 }
 
 /// The six syscall arguments the current task entered the kernel with (x86_64 `pt_regs`:
@@ -133,34 +161,22 @@ fn entry_args(task: u64) -> [u64; 6] {
     [r(14), r(13), r(12), r(7), r(9), r(8)]
 }
 
-/// Whether the current task's successful exec was an execveat (`sys_enter` marked it;
+/// Whether the exec that thread `pid_tgid` started was an execveat (`sys_enter` marked it;
 /// the mark is taken). An execve leaves no mark: the lookup misses.
 #[inline(always)]
 pub fn take_execveat_mark(pid_tgid: u64) -> bool {
-    match unsafe { PENDING.get(&pid_tgid) } {
-        Some(p) if p.nr == nr::EXECVEAT => {
-            let _ = PENDING.remove(&pid_tgid);
-            true
-        }
-        _ => false,
+    let marked = unsafe { EXECVEAT_MARKS.get(&pid_tgid) }.is_some();
+    if marked {
+        let _ = EXECVEAT_MARKS.remove(&pid_tgid);
     }
-}
-
-/// Take back the stashed arguments of the current task and read the return value.
-#[inline(always)]
-fn take(ctx: &TracePointContext) -> Option<(Pending, i64)> {
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let pending = unsafe { *PENDING.get(&pid_tgid)? };
-    let _ = PENDING.remove(&pid_tgid);
-    let ret = tp_field::<i64>(ctx, TP_SYSCALL_RET);
-    Some((pending, ret))
+    marked
 }
 
 #[inline(always)]
-fn fill_syscall(d: &mut Draft, p: &Pending, ret: i64) {
+fn fill_syscall(d: &mut Draft, e: &Entry, ret: i64) {
     let ev = d.event();
     ev.ret = ret;
-    ev.args = [p.args[0], p.args[1], p.args[2], p.args[3]];
+    ev.args = [e.args[0], e.args[1], e.args[2], e.args[3]];
 }
 
 /// How a syscall names its object.
@@ -181,26 +197,38 @@ enum Obj {
 }
 
 pub fn exit_setid(ctx: &TracePointContext) {
-    let Some((pending, ret)) = take(ctx) else {
+    let task = current_task();
+    let Some((entry, ret)) = current_call(ctx, task) else {
         return;
     };
-    if !(nr::SETUID..=nr::SETFSGID).contains(&pending.nr) {
+    if !is_setid(entry.nr) {
         return;
     }
-    let task = current_task();
+    let all = unfiltered(class::SETID);
+    let asked_root = asks_root(entry.nr, &entry.args);
+    // Without either, `stash` kept nothing for this call (the lookup would miss).
+    if !(all || asked_root) {
+        return;
+    }
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(pending) = (unsafe { SETID_STASH.get(&pid_tgid) }).copied() else {
+        return; // nothing that can matter (see `stash`)
+    };
+    let _ = SETID_STASH.remove(&pid_tgid);
+    if pending.nr != entry.nr {
+        return;
+    }
     let new = task_ids(task);
     let old = pending.old_ids;
     // A failed request for id 0 by a non-root caller is an attempt worth seeing too.
-    let asked_root = (0..3).any(|i| pending.args[i] as u32 == 0);
     let attempt = ret < 0 && old.euid != 0 && asked_root;
-    let all = unfiltered(class::SETID);
     if !(all || new.became_root(&old) || attempt) {
         return;
     }
-    let Some(mut d) = Draft::new(kind::SETID, 0, pending.nr as i32, task) else {
+    let Some(mut d) = Draft::new(kind::SETID, 0, entry.nr as i32, task) else {
         return;
     };
-    fill_syscall(&mut d, &pending, ret);
+    fill_syscall(&mut d, &entry, ret);
     let ev = d.event();
     ev.old_ids = old;
     ev.ids = new;

@@ -59,10 +59,10 @@ pub fn exit_connect(ctx: &TracePointContext) -> i32 {
 #[inline(always)]
 fn exit_connect_inner(ctx: &TracePointContext) {
     let task = current_task();
-    let Some((pending, ret)) = current_call(ctx, task) else {
+    let Some((entry, ret)) = current_call(ctx, task) else {
         return;
     };
-    let fd = pending.args[0] as i32 as i64;
+    let fd = entry.args[0] as i32 as i64;
     // The socket's own family, from kernel memory: other families (TCP and the like) end
     // here without the copy of the caller's address (a user copy costs more than the rest).
     // Without a readable socket, the caller's address decides, as it always did.
@@ -79,15 +79,15 @@ fn exit_connect_inner(ctx: &TracePointContext) {
             }
         }
     }
-    let uaddr = pending.args[1];
+    let uaddr = entry.args[1];
     let family = unsafe { bpf_probe_read_user(uaddr as *const u16).unwrap_or(0) };
     if family != AF_UNIX {
         return;
     }
-    let Some(mut d) = Draft::begin(kind::CONNECT, 0, pending.nr as i32) else {
+    let Some(mut d) = Draft::begin(kind::CONNECT, 0, entry.nr as i32) else {
         return;
     };
-    fill_syscall(&mut d, &pending, ret);
+    fill_syscall(&mut d, &entry, ret);
     let Some(job) = Job::begin(class::CONNECT, task) else {
         return;
     };

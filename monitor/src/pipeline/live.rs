@@ -1,5 +1,7 @@
-//! The live driver (`monitor run`): a live source pulled whenever it is readable (and on a
-//! short timer, for what the kernel submits without waking us), through the pipeline to
+//! The live driver (`monitor run`): a live source pulled whenever it is readable, again
+//! shortly after every pull that found something (the kernel does not wake us for every
+//! record, `Source::follow_up`), and on a timer (for what it submits without waking us at
+//! all), through the pipeline to
 //! the output, with the timers (heartbeats, loss reports, aggregation ticks, identity
 //! refreshes) and the signals (stop, reload, reopen) around it. The `monitor-start` record
 //! is written once the source is armed; `monitor-stop` after the source is drained. Lines
@@ -117,6 +119,11 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions, output: Fanout) -> Resul
     let mut refresh = tokio::time::interval(REFRESH_EVERY);
     let mut tick = tokio::time::interval(TICK_EVERY);
     let mut drain = tokio::time::interval(DRAIN_EVERY);
+    // The follow-up read after a read that found something (`Source::follow_up`).
+    let follow_up = source.follow_up();
+    let again = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(again);
+    let mut again_armed = false;
     let heartbeat_every = opts.heartbeat.unwrap_or(Duration::from_secs(365 * 86_400));
     let mut heartbeat =
         tokio::time::interval_at(tokio::time::Instant::now() + heartbeat_every, heartbeat_every);
@@ -147,10 +154,19 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions, output: Fanout) -> Resul
             tokio::select! {
                 guard = ready.readable() => {
                     let mut guard = guard.map_err(|source| Error::Io { context: "waiting on the source".into(), source })?;
-                    drain_source(&mut *source, &mut pipeline)?;
+                    let found = drain_source(&mut *source, &mut pipeline)?;
                     guard.clear_ready();
+                    again_armed |= arm_follow_up(again.as_mut(), follow_up, found);
                 }
-                _ = drain.tick() => drain_source(&mut *source, &mut pipeline)?,
+                _ = &mut again, if again_armed => {
+                    again_armed = false;
+                    let found = drain_source(&mut *source, &mut pipeline)?;
+                    again_armed |= arm_follow_up(again.as_mut(), follow_up, found);
+                }
+                _ = drain.tick() => {
+                    let found = drain_source(&mut *source, &mut pipeline)?;
+                    again_armed |= arm_follow_up(again.as_mut(), follow_up, found);
+                }
                 request = signals.recv() => {
                     let Some(request) = request else { return Ok(None) };
                     match request.signal {
@@ -201,15 +217,34 @@ fn closed() -> Result<()> {
 }
 
 /// Everything the source has now through the pipeline; the kernel's entries re-armed when
-/// an event said they were staled.
-fn drain_source<W: Write>(source: &mut dyn Source, pipeline: &mut Pipeline<W>) -> Result<()> {
+/// an event said they were staled. Whether there was anything.
+fn drain_source<W: Write>(source: &mut dyn Source, pipeline: &mut Pipeline<W>) -> Result<bool> {
+    let mut found = false;
     while let Some(input) = source.next()? {
+        found = true;
         pipeline.handle(input)?;
     }
     if pipeline.take_rearm() {
         source.arm(pipeline.plan())?;
     }
-    Ok(())
+    Ok(found)
+}
+
+/// After a read that `found` something, the follow-up read (`Source::follow_up`) set for
+/// that long from now, later than any set before: every read that found something needs
+/// one after it. Whether one was set.
+fn arm_follow_up(
+    again: std::pin::Pin<&mut tokio::time::Sleep>,
+    follow_up: Option<Duration>,
+    found: bool,
+) -> bool {
+    match follow_up {
+        Some(after) if found => {
+            again.reset(tokio::time::Instant::now() + after);
+            true
+        }
+        _ => false,
+    }
 }
 
 /// SIGHUP: the rules loaded again, validated completely first; on any error the old rules

@@ -100,6 +100,12 @@ pub trait Source {
         None
     }
 
+    /// Live sources that do not signal every arrival: read again this long after every
+    /// read that found something, or an arrival may wait for the next signal.
+    fn follow_up(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// Put `plan` in force in the kernel filter (the eBPF sensors).
     fn arm(&mut self, _plan: &FilterPlan) -> crate::Result<()> {
         Ok(())

@@ -186,11 +186,6 @@ impl Hooks<'_> {
 
     fn attach(&mut self) -> Result<(), LoadError> {
         self.load_stages()?;
-        // File, connect and exec exits read their arguments from the task's registers; the
-        // entry stash serves the setid family (the credentials before the call) and marks
-        // an execveat (the exec tracepoint cannot tell it from an execve otherwise).
-        let enter: Vec<u32> = sys::SETID.iter().chain(&[sys::EXECVEAT]).copied().collect();
-        self.attach_syscalls("sys_enter", "sys_enter_", &enter)?;
         self.attach_syscalls("sys_exit_open", "sys_exit_", &sys::OPENS)?;
         self.attach_syscalls("sys_exit_path", "sys_exit_", &sys::ONE_PATH)?;
         self.attach_syscalls("sys_exit_two_paths", "sys_exit_", &sys::TWO_PATHS)?;
@@ -198,6 +193,13 @@ impl Hooks<'_> {
         self.attach_syscalls("sys_exit_connect", "sys_exit_", &[sys::CONNECT])?;
         self.attach_syscalls("sys_exit_setid", "sys_exit_", &sys::SETID)?;
         self.attach_syscalls("sys_exit_exec", "sys_exit_", &sys::EXEC)?;
+        // File, connect and exec exits read their arguments from the task's registers; the
+        // entry stash serves the setid family (the credentials before the call) and marks
+        // an execveat (the exec tracepoint cannot tell it from an execve otherwise).
+        // Attached after the exits: every call it stashes for then reaches an exit program
+        // that takes the entry back.
+        let enter: Vec<u32> = sys::SETID.iter().chain(&[sys::EXECVEAT]).copied().collect();
+        self.attach_syscalls("sys_enter", "sys_enter_", &enter)?;
         self.attach_syscalls("sys_enter_send", "sys_enter_", &sys::SENDS)?;
         self.attach_syscalls("sys_enter_access", "sys_enter_", &sys::TAMPER)?;
         let btf = AyaBtf::from_sys_fs().kernel("reading kernel BTF")?;
@@ -252,6 +254,12 @@ impl Source for EbpfSource {
 
     fn readiness(&self) -> Option<RawFd> {
         Some(self.ring.as_raw_fd())
+    }
+
+    /// A record does not wake the reader when another did less than
+    /// `monitor_common::WAKE_GAP_NS` ago (monitor-ebpf's `event` module).
+    fn follow_up(&self) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_nanos(monitor_common::FOLLOW_UP_NS))
     }
 
     fn arm(&mut self, plan: &FilterPlan) -> crate::Result<()> {
