@@ -110,14 +110,16 @@ pub fn max_rate(args: &[String], targets: &[u64]) -> Result<Vec<PacedRun>> {
             // this reader, not the monitor, the bottleneck the rate test finds. Aggregated
             // alerts (`alerts-suppressed`, rare) are parsed for their count.
             for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
-                if line.contains(r#""action":"setuid""#) {
-                    alerts += 1;
-                } else if line.contains(r#""action":"alerts-suppressed""#) {
+                // An alerts-suppressed record names the action it counts (`about.action`):
+                // it is looked for first.
+                if line.contains(r#""action":"alerts-suppressed""#) {
                     let Ok(v) = serde_json::from_str::<Value>(&line) else {
                         continue;
                     };
                     alerts +=
                         daemons::events_in(&v, |r| daemons::rule_key(r) == Some("setuid-root"));
+                } else if line.contains(r#""action":"setuid""#) {
+                    alerts += 1;
                 } else if line.contains(r#""action":"monitor-stop""#) {
                     let Ok(v) = serde_json::from_str::<Value>(&line) else {
                         continue;
