@@ -420,32 +420,30 @@ mod tests {
 
     #[test]
     fn severity_and_msgid_follow_the_line() {
-        assert_eq!(
-            classify(br#"{"event":{"kind":"alert","action":"write","severity":99}}"#),
-            (2, "write".into())
-        );
-        assert_eq!(
-            classify(br#"{"event":{"kind":"alert","action":"write","severity":47}}"#),
-            (4, "write".into())
-        );
-        assert_eq!(
-            classify(br#"{"event":{"kind":"alert","action":"write","severity":21}}"#),
-            (5, "write".into())
-        );
-        assert_eq!(
-            classify(br#"{"event":{"kind":"alert","action":"open","severity":0}}"#),
-            (5, "open".into())
-        );
-        assert_eq!(
-            classify(br#"{"event":{"kind":"event","dataset":"monitor.status","action":"monitor-start"}}"#),
-            (6, "monitor-start".into())
-        );
-        assert_eq!(
-            classify(
-                br#"{"event":{"kind":"metric","dataset":"monitor.status","action":"events-lost"}}"#
+        let cases: [(&[u8], u8, &str); 6] = [
+            (br#"{"event":{"kind":"alert","action":"write","severity":99}}"#, 2, "write"),
+            (br#"{"event":{"kind":"alert","action":"write","severity":47}}"#, 4, "write"),
+            (br#"{"event":{"kind":"alert","action":"write","severity":21}}"#, 5, "write"),
+            (br#"{"event":{"kind":"alert","action":"open","severity":0}}"#, 5, "open"),
+            (
+                br#"{"event":{"kind":"event","dataset":"monitor.status","action":"monitor-start"}}"#,
+                6,
+                "monitor-start",
             ),
-            (4, "events-lost".into())
-        );
+            (
+                br#"{"event":{"kind":"metric","dataset":"monitor.status","action":"events-lost"}}"#,
+                4,
+                "events-lost",
+            ),
+        ];
+        for (line, severity, msgid) in cases {
+            assert_eq!(
+                classify(line),
+                (severity, msgid.to_string()),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
         assert_eq!(classify(b"not json"), (5, String::new()));
         assert_eq!(header_field("", 32), "-");
     }

@@ -3,7 +3,7 @@
 
 use crate::enrich::process::ProcInfo;
 use crate::enrich::{Clock, HostInfo, ProcessView};
-use crate::event::{Action, Event, Ids};
+use crate::event::{Action, Event};
 use crate::sink::json::{render_into, Alert, Context, RaisedBy};
 use crate::sink::parts::{HostParts, RuleJson, RuleRef, RuleSource};
 use crate::sink::schema::{Type, When, ECS_VERSION, FIELDS};
@@ -211,35 +211,16 @@ fn sample_host() -> HostInfo {
 /// A rename of a Docker configuration file by `mv`, as the renderer writes it.
 fn rename_alert() -> String {
     let ev = Event {
-        action: Action::Rename,
-        syscall: 316,
-        ret: 0,
         args: [0xffffff9c, 0x7fff24ef3ae6, 0xffffff9c, 0x7fff24ef3af0],
-        ts_boot_ns: 0,
         pid: 24078,
         tid: 24078,
         ppid: 24071,
-        ids: Ids::default(),
-        old_ids: Ids::default(),
         auid: 1000,
         sessionid: 3,
-        cgroup_id: 0,
-        cgroup_name: Vec::new(),
         comm: b"mv".to_vec(),
         path: Some(b"/etc/docker/daemon.json.new".to_vec()),
         path2: Some(b"/etc/docker/daemon.json".to_vec()),
-        argv: Vec::new(),
-        payload: Vec::new(),
-        ino: 0,
-        dev: 0,
-        generation: None,
-        mode: 0,
-        watch: 0,
-        watch2: 0,
-        open_flags: 0,
-        flags: 0,
-        child_or_code: 0,
-        audit_key: None,
+        ..Event::new(Action::Rename, 316)
     };
     let clock = Clock { offset_ns: 1_795_400_000_000_000_000 };
     let host = sample_host();
