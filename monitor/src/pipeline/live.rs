@@ -154,18 +154,15 @@ pub async fn run_live(rules: RuleSet, opts: RunOptions, output: Fanout) -> Resul
             tokio::select! {
                 guard = ready.readable() => {
                     let mut guard = guard.map_err(|source| Error::Io { context: "waiting on the source".into(), source })?;
-                    let found = drain_source(&mut *source, &mut pipeline)?;
+                    drain_and_follow_up(&mut *source, &mut pipeline, again.as_mut(), follow_up, &mut again_armed)?;
                     guard.clear_ready();
-                    again_armed |= arm_follow_up(again.as_mut(), follow_up, found);
                 }
                 _ = &mut again, if again_armed => {
                     again_armed = false;
-                    let found = drain_source(&mut *source, &mut pipeline)?;
-                    again_armed |= arm_follow_up(again.as_mut(), follow_up, found);
+                    drain_and_follow_up(&mut *source, &mut pipeline, again.as_mut(), follow_up, &mut again_armed)?;
                 }
                 _ = drain.tick() => {
-                    let found = drain_source(&mut *source, &mut pipeline)?;
-                    again_armed |= arm_follow_up(again.as_mut(), follow_up, found);
+                    drain_and_follow_up(&mut *source, &mut pipeline, again.as_mut(), follow_up, &mut again_armed)?;
                 }
                 request = signals.recv() => {
                     let Some(request) = request else { return Ok(None) };
@@ -230,21 +227,22 @@ fn drain_source<W: Write>(source: &mut dyn Source, pipeline: &mut Pipeline<W>) -
     Ok(found)
 }
 
-/// After a read that `found` something, the follow-up read (`Source::follow_up`) set for
-/// that long from now, later than any set before: every read that found something needs
-/// one after it. Whether one was set.
-fn arm_follow_up(
+/// [`drain_source`], and when it found something the follow-up read (`Source::follow_up`)
+/// set for that long from now, later than any set before: every read that found something
+/// needs one after it. `armed` says whether one is set.
+fn drain_and_follow_up<W: Write>(
+    source: &mut dyn Source,
+    pipeline: &mut Pipeline<W>,
     again: std::pin::Pin<&mut tokio::time::Sleep>,
     follow_up: Option<Duration>,
-    found: bool,
-) -> bool {
-    match follow_up {
-        Some(after) if found => {
-            again.reset(tokio::time::Instant::now() + after);
-            true
-        }
-        _ => false,
+    armed: &mut bool,
+) -> Result<()> {
+    let found = drain_source(source, pipeline)?;
+    if let (Some(after), true) = (follow_up, found) {
+        again.reset(tokio::time::Instant::now() + after);
+        *armed = true;
     }
+    Ok(())
 }
 
 /// SIGHUP: the rules loaded again, validated completely first; on any error the old rules
