@@ -114,9 +114,8 @@ static WATCH_SUMMARY: aya_ebpf::maps::Array<monitor_common::summary::Bits> =
 /// The credentials before a setid call, from `sys_enter` to the call's exit, by pid_tgid.
 /// Every entry is taken by the exit of its call (the exit is attached before `sys_enter`,
 /// and both decide from the same registers whether there is one). Not preallocated: the
-/// kernel then reuses a freed element, still in the cache, for the next call; the
-/// preallocated LRU map it replaces handed out a cold element each time (its two copies
-/// were 5 % of a setuid storm's samples, its list upkeep 5 % more).
+/// kernel then reuses a freed element, still in the cache, for the next call, where a
+/// preallocated LRU map hands out a cold element each time and keeps its lists up to date.
 #[map]
 static SETID_STASH: HashMap<u64, syscalls::Pending> =
     HashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);

@@ -245,9 +245,8 @@ fn watched_inode(s: *mut PathScratch, inode: u64) -> Option<WatchValue> {
 /// hash) refers to: when it is a watched spelling, its watch's epoch is bumped; when it is
 /// an ancestor of one, the ancestors' epoch (slot 0), which stales every entry. Returns
 /// whether anything was bumped. The summaries only rule a name out (most unlinked names
-/// are neither, and their lookup, of a new key each time, missed the cache: 11 % of the
-/// hook's samples in a watched-file storm); a set bit is confirmed by an exact lookup,
-/// since a false alarm here would re-arm every watch.
+/// are neither, and a lookup of a new key each time misses the cache); a set bit is
+/// confirmed by an exact lookup, since a false alarm here would re-arm every watch.
 #[inline(always)]
 fn bump_epoch(hash: u64) -> bool {
     let bit = summary::path_bit(hash);

@@ -70,10 +70,9 @@ impl Key {
     }
 }
 
-/// An open window. What it is about is its key; with up to `max_keys` windows open (a
-/// storm of distinct paths fills the table), nothing else is kept: a record's JSON built
-/// per window when it opens held 2-3 KiB each, 29 MiB of resident memory after a storm of
-/// 20 000 watched files.
+/// An open window. What it is about is its key, and nothing else is kept: a storm of
+/// distinct paths fills the table to `max_keys`, and the record's JSON is built only for a
+/// window that closes with a count.
 struct Window {
     /// The printed verdict's `event.sequence`.
     sequence: u64,
