@@ -399,6 +399,10 @@ pub struct KernelTypes {
     /// slot cast to it yields the file as a typed pointer.
     pub file_slot: u32,
     pub sock: u32,
+    /// `struct task_struct` and `struct linux_binprm`: the raw tracepoints' pointer
+    /// arguments are plain numbers until cast to them.
+    pub task: u32,
+    pub binprm: u32,
 }
 
 /// The helper number the kernel programs' `bpf_rdonly_cast` calls carry in the object file.

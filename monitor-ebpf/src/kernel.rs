@@ -5,11 +5,11 @@
 //! those offsets as constants (the map is frozen), so members are read by direct loads
 //! through pointers the verifier knows by their BTF type, with no helper call (on this
 //! kernel each helper call costs more than the rest of a hook's logic):
-//! * the current task, `tp_btf` arguments and `bpf_task_pt_regs`, and the members reached
-//!   from them ([`field`]);
+//! * the current task and `bpf_task_pt_regs`, and the members reached from them
+//!   ([`field`]);
 //! * any other address, once [`typed`] gave it a type (`bpf_rdonly_cast`, whose type ids
-//!   are `CONFIG.types`): addresses kept in map memory between loop iterations, array
-//!   slots, `container_of` results ([`member`]).
+//!   are `CONFIG.types`): raw tracepoint arguments, addresses kept in map memory between
+//!   loop iterations, array slots, `container_of` results ([`member`]).
 //!
 //! Both are the verifier's fault-tolerant loads: a bad address reads as zero, and the
 //! caller gives up quietly. Using [`field`] on an untyped value fails verification at load

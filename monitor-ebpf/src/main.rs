@@ -3,7 +3,7 @@
 //! Pipeline inside the kernel: the per-class exit programs ([`syscalls`]) read the call's
 //! arguments from the task's entry registers (`sys_enter` stashes the credentials before a
 //! setid call, which the exit compares with), resolve the object (file, socket, credentials),
-//! decide against the watch maps ([`path`]) and emit a record ([`event`]); the scheduler BTF
+//! decide against the watch maps ([`path`]) and emit a record ([`event`]); the scheduler raw
 //! tracepoints ([`sched`]) report exec/fork/exit so userspace can keep its process table.
 //! Programs only read: they always return 0 and never alter a syscall.
 #![no_std]
@@ -25,9 +25,9 @@ mod syscalls;
 mod tamper;
 
 use aya_ebpf::{
-    macros::{btf_tracepoint, map, tracepoint},
+    macros::{map, raw_tracepoint, tracepoint},
     maps::{HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
-    programs::{BtfTracePointContext, TracePointContext},
+    programs::{RawTracePointContext, TracePointContext},
 };
 use monitor_common::{CaptureKey, Config, InodeEntry, InodeKey, WatchValue};
 
@@ -195,26 +195,26 @@ pub fn finish_stage(ctx: TracePointContext) -> u32 {
     0
 }
 
-#[btf_tracepoint(function = "sched_process_exec")]
-pub fn sched_process_exec(ctx: BtfTracePointContext) -> i32 {
+#[raw_tracepoint(tracepoint = "sched_process_exec")]
+pub fn sched_process_exec(ctx: RawTracePointContext) -> i32 {
     sched::exec(&ctx);
     0
 }
 
-#[btf_tracepoint(function = "sched_process_fork")]
-pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     sched::fork(&ctx);
     0
 }
 
-#[btf_tracepoint(function = "sched_process_exit")]
-pub fn sched_process_exit(ctx: BtfTracePointContext) -> i32 {
+#[raw_tracepoint(tracepoint = "sched_process_exit")]
+pub fn sched_process_exit(ctx: RawTracePointContext) -> i32 {
     sched::exit(&ctx);
     0
 }
 
-#[btf_tracepoint(function = "signal_generate")]
-pub fn signal_generate(ctx: BtfTracePointContext) -> i32 {
+#[raw_tracepoint(tracepoint = "signal_generate")]
+pub fn signal_generate(ctx: RawTracePointContext) -> i32 {
     tamper::signal(&ctx);
     0
 }

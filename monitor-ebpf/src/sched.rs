@@ -1,4 +1,8 @@
-//! Scheduler BTF tracepoints: successful exec, fork and exit.
+//! Scheduler raw tracepoints: successful exec, fork and exit.
+//!
+//! Raw rather than BTF tracepoints: the same arguments at the same cost, but attached by
+//! name, so loading needs no parse of the kernel's BTF by aya (its largest allocation). A
+//! pointer argument is a number until [`typed`] casts it to its struct.
 //!
 //! Every exec is reported (with argv) so userspace knows each process's executable and
 //! arguments for ancestry and for alerts raised later by that process; `flags` and `watch`
@@ -7,19 +11,19 @@
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_user},
-    programs::BtfTracePointContext,
+    programs::RawTracePointContext,
 };
 use monitor_common::{class, flag, kind, FIELD_CAP};
 
 use crate::event::Draft;
-use crate::kernel::{current_task, field, off, task_tgid, KPath};
+use crate::kernel::{current_task, field, off, task_tgid, ty, typed, KPath};
 use crate::path::resolve_kpath;
 use crate::{is_self, selects, unfiltered};
 
 const EXECVE: i32 = monitor_common::sys::EXECVE as i32;
 const EXECVEAT: i32 = monitor_common::sys::EXECVEAT as i32;
 
-pub fn exec(ctx: &BtfTracePointContext) {
+pub fn exec(ctx: &RawTracePointContext) {
     let pid_tgid = bpf_get_current_pid_tgid();
     if is_self((pid_tgid >> 32) as u32) {
         return;
@@ -29,7 +33,7 @@ pub fn exec(ctx: &BtfTracePointContext) {
     let caller = (pid_tgid & !0xffff_ffff) | old_pid as u32 as u64;
     let syscall = if crate::syscalls::take_execveat_mark(caller) { EXECVEAT } else { EXECVE };
     let task = current_task();
-    let bprm: u64 = ctx.arg(2);
+    let bprm = typed(ctx.arg::<u64>(2), ty!(binprm));
     let Some(mut d) = Draft::new(kind::EXEC, 0, syscall, task) else {
         return;
     };
@@ -74,12 +78,12 @@ pub fn exec(ctx: &BtfTracePointContext) {
     }
 }
 
-pub fn fork(ctx: &BtfTracePointContext) {
+pub fn fork(ctx: &RawTracePointContext) {
     let pid_tgid = bpf_get_current_pid_tgid();
     if is_self((pid_tgid >> 32) as u32) {
         return;
     }
-    let child: u64 = ctx.arg(1);
+    let child = typed(ctx.arg::<u64>(1), ty!(task));
     let child_tgid = task_tgid(child);
     let child_pid = field::<u32>(child, off!(task_pid)).unwrap_or(0);
     if child_pid != child_tgid {
@@ -92,12 +96,12 @@ pub fn fork(ctx: &BtfTracePointContext) {
     d.submit_quietly();
 }
 
-pub fn exit(ctx: &BtfTracePointContext) {
+pub fn exit(ctx: &RawTracePointContext) {
     let pid_tgid = bpf_get_current_pid_tgid();
     if (pid_tgid >> 32) as u32 != pid_tgid as u32 || is_self((pid_tgid >> 32) as u32) {
         return; // only the thread-group leader's exit ends the process
     }
-    let task: u64 = ctx.arg(0);
+    let task = typed(ctx.arg::<u64>(0), ty!(task));
     let code = field::<i32>(task, off!(task_exit_code)).unwrap_or(0);
     let Some(mut d) = Draft::lifecycle(kind::EXIT) else {
         return;

@@ -4,7 +4,7 @@
 
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid,
-    programs::{BtfTracePointContext, TracePointContext},
+    programs::{RawTracePointContext, TracePointContext},
 };
 use monitor_common::{kind, tamper_op};
 
@@ -33,8 +33,8 @@ const SI_KERNEL: i32 = 0x80;
 /// `signal_generate(sig, info, task, group, result)`: a signal for the monitor from
 /// another process. args: signal, target tgid, result, `si_code` (who sent it: `SI_USER`
 /// for kill(2), `SI_TKILL`, `SI_KERNEL`, ...).
-pub fn signal(ctx: &BtfTracePointContext) {
-    let task: u64 = ctx.arg(2);
+pub fn signal(ctx: &RawTracePointContext) {
+    let task = crate::kernel::typed(ctx.arg::<u64>(2), crate::kernel::ty!(task));
     if task_tgid(task) != self_tgid() || is_self((bpf_get_current_pid_tgid() >> 32) as u32) {
         return;
     }
@@ -45,8 +45,8 @@ pub fn signal(ctx: &BtfTracePointContext) {
     let code = match info {
         0 => SI_USER,
         1 => SI_KERNEL,
-        // si_signo, si_errno, si_code. The verifier takes this argument for a number (it may
-        // encode an error): read with a helper, on this rare path.
+        // si_signo, si_errno, si_code: read with a helper, on this rare path (the pointer
+        // may be one of the special values above, which a typed load would not tell apart).
         _ => unsafe {
             aya_ebpf::helpers::bpf_probe_read_kernel((info + 8) as *const i32).unwrap_or(SI_USER)
         },

@@ -110,7 +110,7 @@ fn start_heartbeat_and_stop_records_frame_the_output() {
     assert!(get(first, "monitor.start.hooks").as_u64().unwrap() > 50, "{first}");
     let points = get(first, "monitor.start.hook_points").as_array().unwrap().clone();
     assert_eq!(points.len() as u64, get(first, "monitor.start.hooks").as_u64().unwrap(), "{first}");
-    for p in ["syscalls:sys_exit_openat", "syscalls:sys_exit_connect", "tp_btf:sched_process_exec"]
+    for p in ["syscalls:sys_exit_openat", "syscalls:sys_exit_connect", "raw_tp:sched_process_exec"]
     {
         assert!(points.iter().any(|x| x == p), "{p} not in {first}");
     }

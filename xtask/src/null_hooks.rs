@@ -78,7 +78,7 @@ fn attach_syscall(name: &str) -> Result<Vec<OwnedFd>> {
     Ok(vec![event, prog])
 }
 
-/// Attach an empty raw tracepoint program to `name` (what a `tp_btf` program hooks).
+/// Attach an empty raw tracepoint program to `name` (what a `raw_tp` hook point is).
 fn attach_raw(name: &str) -> Result<Vec<OwnedFd>> {
     let prog = load_empty(BPF_PROG_TYPE_RAW_TRACEPOINT)?;
     let cname = std::ffi::CString::new(name)?;
@@ -92,13 +92,13 @@ fn attach_raw(name: &str) -> Result<Vec<OwnedFd>> {
 }
 
 impl NullHooks {
-    /// Attach an empty program to every hook point (`syscalls:…`, `tp_btf:…`).
+    /// Attach an empty program to every hook point (`syscalls:…`, `raw_tp:…`).
     pub fn attach(points: &[String]) -> Result<NullHooks> {
         let mut fds = Vec::new();
         for p in points {
             let more = match p.split_once(':') {
                 Some(("syscalls", name)) => attach_syscall(name)?,
-                Some(("tp_btf", name)) => attach_raw(name)?,
+                Some(("raw_tp", name)) => attach_raw(name)?,
                 _ => bail!("unknown hook point {p:?} in the monitor's start record"),
             };
             fds.extend(more);

@@ -181,7 +181,7 @@ pub static FIELDS: &[Field] = &[
     f("monitor.start.rules.hash", Keyword, Optional, "Hash of the rule set (16 hex digits)."),
     list("monitor.start.rules.files", Keyword, Optional, "The rule files."),
     f("monitor.start.hooks", Long, Optional, "Hook points attached."),
-    list("monitor.start.hook_points", Keyword, Optional, "Which: `syscalls:<tracepoint>` or `tp_btf:<tracepoint>` (empty for the audit source)."),
+    list("monitor.start.hook_points", Keyword, Optional, "Which: `syscalls:<tracepoint>` or `raw_tp:<tracepoint>` (empty for the audit source)."),
     f("monitor.start.kernel", Keyword, Optional, "Kernel release."),
     f("monitor.start.source_proof", Keyword, Optional, "The audit source: how it proved that records reach it (its probe record, a TRUSTED_APP message `op=monitor-ready`, came back through the multicast group), or why it could not."),
     f("monitor.start.heartbeat_s", Long, Optional, "Heartbeat interval in seconds (absent without heartbeats)."),

@@ -14,7 +14,6 @@
 use crate::error::{Malformed, OrMalformed};
 
 type Result<T, E = Malformed> = std::result::Result<T, E>;
-use std::collections::HashMap;
 
 const MAGIC: u16 = 0xeb9f;
 const KIND_STRUCT: u32 = 4;
@@ -28,33 +27,30 @@ const KIND_TYPE_TAG: u32 = 18;
 const KIND_ENUM: u32 = 6;
 const KIND_ENUM64: u32 = 19;
 
-#[derive(Debug, Clone)]
-struct Member {
-    name: u32,
-    type_id: u32,
-    bit_offset: u32,
-}
-
-#[derive(Debug, Clone)]
-enum Type {
-    Composite {
-        name: u32,
-        members: Vec<Member>,
-    },
-    /// typedef / const / volatile / restrict / type_tag: refers to another type.
-    Alias(u32),
-    Other,
-}
-
-/// Parsed BTF: types by id and the string section.
+/// Parsed BTF: the blob, and where each type's record starts in it.
+///
+/// Types are read from the blob when asked for rather than copied into a structure: the
+/// kernel's BTF has some 130 000 types, and materialising them (as aya does) takes several
+/// times the blob's 5 MiB, at the moment that sets the monitor's peak memory.
 pub struct Btf {
-    types: Vec<Type>,
-    strings: Vec<u8>,
-    structs: HashMap<String, u32>,
-    /// Name offsets of the `FUNC` types, by id.
-    funcs: Vec<(u32, u32)>,
-    /// Name offsets of every enumerator (`ENUM` and `ENUM64` values).
-    enumerators: Vec<u32>,
+    data: Vec<u8>,
+    /// Byte range of the string section in `data`.
+    strings: std::ops::Range<usize>,
+    /// Offset in `data` of each type's record, by id (id 0, void, has none: `u32::MAX`).
+    types: Vec<u32>,
+    /// Ids of the structs and unions, the types looked up by name.
+    composites: Vec<u32>,
+}
+
+/// The fixed part of a type record.
+struct Record {
+    name: u32,
+    kind: u32,
+    vlen: usize,
+    kind_flag: bool,
+    size_or_type: u32,
+    /// Offset in the blob of what follows the fixed part (members, enumerators).
+    rest: usize,
 }
 
 fn u16_at(b: &[u8], at: usize) -> Result<u16> {
@@ -67,111 +63,98 @@ fn u32_at(b: &[u8], at: usize) -> Result<u32> {
     Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 
+/// Bytes after a record's fixed part, by kind.
+fn extra_len(kind: u32, vlen: usize) -> Result<usize> {
+    Ok(match kind {
+        KIND_STRUCT | KIND_UNION | 15 => vlen * 12, // members; DATASEC's vars
+        KIND_ENUM => vlen * 8,
+        KIND_ENUM64 => vlen * 12,
+        13 => vlen * 8,                                             // FUNC_PROTO
+        1 | 14 | 17 => 4,                                           // INT, VAR, DECL_TAG
+        3 => 12,                                                    // ARRAY
+        2 | 7 | KIND_TYPEDEF..=KIND_FUNC | 16 | KIND_TYPE_TAG => 0, // PTR, FWD, aliases, FUNC, FLOAT
+        k => crate::malformed!("unknown BTF kind {k}"),
+    })
+}
+
 impl Btf {
     pub fn from_sys_fs() -> Result<Btf> {
         let path = "/sys/kernel/btf/vmlinux";
         let data = std::fs::read(path)
             .with_context(|| format!("cannot read {path}: the kernel must be built with BTF"))?;
-        Btf::parse(&data).with_context(|| format!("parsing {path}"))
+        Btf::parse(data).with_context(|| format!("parsing {path}"))
     }
 
-    pub fn parse(data: &[u8]) -> Result<Btf> {
-        crate::ensure_well_formed!(u16_at(data, 0)? == MAGIC, "bad BTF magic");
-        let hdr_len = u32_at(data, 4)? as usize;
-        let type_off = u32_at(data, 8)? as usize;
-        let type_len = u32_at(data, 12)? as usize;
-        let str_off = u32_at(data, 16)? as usize;
-        let str_len = u32_at(data, 20)? as usize;
+    /// Check the blob's layout (every record inside the type section, the string section
+    /// inside the blob) and index its types.
+    pub fn parse(data: impl Into<Vec<u8>>) -> Result<Btf> {
+        let data = data.into();
+        crate::ensure_well_formed!(u16_at(&data, 0)? == MAGIC, "bad BTF magic");
+        let hdr_len = u32_at(&data, 4)? as usize;
+        let type_off = u32_at(&data, 8)? as usize;
+        let type_len = u32_at(&data, 12)? as usize;
+        let str_off = u32_at(&data, 16)? as usize;
+        let str_len = u32_at(&data, 20)? as usize;
         let types_start = hdr_len.checked_add(type_off).context("BTF offsets overflow")?;
         let types_end = types_start.checked_add(type_len).context("BTF offsets overflow")?;
         let str_start = hdr_len.checked_add(str_off).context("BTF offsets overflow")?;
         let str_end = str_start.checked_add(str_len).context("BTF offsets overflow")?;
-        let tsec = data.get(types_start..types_end).context("BTF type section out of range")?;
-        let strings =
-            data.get(str_start..str_end).context("BTF string section out of range")?.to_vec();
+        crate::ensure_well_formed!(types_end <= data.len(), "BTF type section out of range");
+        crate::ensure_well_formed!(str_end <= data.len(), "BTF string section out of range");
+        crate::ensure_well_formed!(data.len() <= u32::MAX as usize, "BTF larger than 4 GiB");
 
-        let mut types = vec![Type::Other]; // id 0 is void
-        let mut funcs = Vec::new();
-        let mut enumerators = Vec::new();
-        let mut at = 0usize;
-        while at < tsec.len() {
-            let name = u32_at(tsec, at)?;
-            let info = u32_at(tsec, at + 4)?;
-            let size_or_type = u32_at(tsec, at + 8)?;
-            at += 12;
-            let vlen = (info & 0xffff) as usize;
-            let kind = (info >> 24) & 0x1f;
-            let kind_flag = info >> 31 == 1;
-            if kind == KIND_FUNC {
-                funcs.push((types.len() as u32, name));
+        let mut types = vec![u32::MAX]; // id 0 is void
+        let mut composites = Vec::new();
+        let mut at = types_start;
+        while at < types_end {
+            let info = u32_at(&data[..types_end], at + 4)?;
+            u32_at(&data[..types_end], at + 8)?;
+            let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
+            let end = at + 12 + extra_len(kind, vlen)?;
+            crate::ensure_well_formed!(end <= types_end, "BTF truncated");
+            if matches!(kind, KIND_STRUCT | KIND_UNION) {
+                composites.push(types.len() as u32);
             }
-            let ty = match kind {
-                KIND_STRUCT | KIND_UNION => {
-                    let mut members = Vec::with_capacity(vlen.min(tsec.len() / 12));
-                    for i in 0..vlen {
-                        let m = at + i * 12;
-                        let off = u32_at(tsec, m + 8)?;
-                        members.push(Member {
-                            name: u32_at(tsec, m)?,
-                            type_id: u32_at(tsec, m + 4)?,
-                            bit_offset: if kind_flag { off & 0x00ff_ffff } else { off },
-                        });
-                    }
-                    at += vlen * 12;
-                    Type::Composite { name, members }
-                }
-                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
-                    Type::Alias(size_or_type)
-                }
-                KIND_ENUM | KIND_ENUM64 => {
-                    // ENUM values are (name, value), ENUM64 ones (name, lo32, hi32).
-                    let value_size = if kind == KIND_ENUM { 8 } else { 12 };
-                    for i in 0..vlen {
-                        enumerators.push(u32_at(tsec, at + i * value_size)?);
-                    }
-                    at += vlen * value_size;
-                    Type::Other
-                }
-                _ => {
-                    at += match kind {
-                        1 => 4,               // INT
-                        3 => 12,              // ARRAY
-                        13 => vlen * 8,       // FUNC_PROTO
-                        14 => 4,              // VAR
-                        15 => vlen * 12,      // DATASEC
-                        17 => 4,              // DECL_TAG
-                        2 | 7 | 12 | 16 => 0, // PTR, FWD, FUNC, FLOAT
-                        k => crate::malformed!("unknown BTF kind {k}"),
-                    };
-                    Type::Other
-                }
-            };
-            types.push(ty);
+            types.push(at as u32);
+            at = end;
         }
-        let mut btf = Btf { types, strings, structs: HashMap::new(), funcs, enumerators };
-        for (id, ty) in btf.types.iter().enumerate() {
-            if let Type::Composite { name, .. } = ty {
-                if *name != 0 {
-                    if let Some(n) = btf.name(*name) {
-                        btf.structs.entry(n.to_string()).or_insert(id as u32);
-                    }
-                }
-            }
-        }
-        Ok(btf)
+        Ok(Btf { data, strings: str_start..str_end, types, composites })
+    }
+
+    fn record(&self, id: u32) -> Option<Record> {
+        let at = *self.types.get(id as usize)? as usize;
+        let info = u32_at(&self.data, at.checked_add(4)?).ok()?;
+        Some(Record {
+            name: u32_at(&self.data, at).ok()?,
+            kind: (info >> 24) & 0x1f,
+            vlen: (info & 0xffff) as usize,
+            kind_flag: info >> 31 == 1,
+            size_or_type: u32_at(&self.data, at + 8).ok()?,
+            rest: at + 12,
+        })
+    }
+
+    /// Records of every type, with their ids.
+    fn records(&self) -> impl Iterator<Item = (u32, Record)> + '_ {
+        (1..self.types.len() as u32).filter_map(|id| Some((id, self.record(id)?)))
     }
 
     fn name(&self, off: u32) -> Option<&str> {
-        let rest = self.strings.get(off as usize..)?;
+        let strings = &self.data[self.strings.clone()];
+        let rest = strings.get(off as usize..)?;
         let end = rest.iter().position(|&b| b == 0)?;
         std::str::from_utf8(&rest[..end]).ok()
     }
 
-    fn resolve(&self, mut id: u32) -> Option<&Type> {
+    /// Follow typedef / const / volatile / restrict / type_tag to the type they name.
+    fn resolve(&self, mut id: u32) -> Option<Record> {
         for _ in 0..32 {
-            match self.types.get(id as usize)? {
-                Type::Alias(next) => id = *next,
-                ty => return Some(ty),
+            let r = self.record(id)?;
+            match r.kind {
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_TYPE_TAG => {
+                    id = r.size_or_type
+                }
+                _ => return Some(r),
             }
         }
         None
@@ -182,16 +165,22 @@ impl Btf {
         if depth > 8 {
             return None;
         }
-        let Type::Composite { members, .. } = self.resolve(id)? else {
+        let r = self.resolve(id)?;
+        if !matches!(r.kind, KIND_STRUCT | KIND_UNION) {
             return None;
-        };
-        for m in members {
-            if m.name != 0 {
-                if self.name(m.name) == Some(member) {
-                    return Some((m.bit_offset, m.type_id));
+        }
+        for i in 0..r.vlen {
+            let m = r.rest + i * 12;
+            let name = u32_at(&self.data, m).ok()?;
+            let type_id = u32_at(&self.data, m + 4).ok()?;
+            let off = u32_at(&self.data, m + 8).ok()?;
+            let bit_offset = if r.kind_flag { off & 0x00ff_ffff } else { off };
+            if name != 0 {
+                if self.name(name) == Some(member) {
+                    return Some((bit_offset, type_id));
                 }
-            } else if let Some((off, ty)) = self.find(m.type_id, member, depth + 1) {
-                return Some((m.bit_offset + off, ty));
+            } else if let Some((off, ty)) = self.find(type_id, member, depth + 1) {
+                return Some((bit_offset + off, ty));
             }
         }
         None
@@ -199,27 +188,36 @@ impl Btf {
 
     /// Type id of `struct name` (the first one of that name).
     pub fn struct_id(&self, name: &str) -> Option<u32> {
-        self.structs.get(name).copied()
+        self.composites.iter().copied().find(|&id| {
+            self.record(id).is_some_and(|r| r.name != 0 && self.name(r.name) == Some(name))
+        })
     }
 
     /// Type id of the function `name` (a kfunc, say).
     pub fn func_id(&self, name: &str) -> Option<u32> {
-        self.funcs.iter().find(|(_, n)| self.name(*n) == Some(name)).map(|(id, _)| *id)
+        self.records()
+            .find(|(_, r)| r.kind == KIND_FUNC && self.name(r.name) == Some(name))
+            .map(|(id, _)| id)
     }
 
     /// Whether some enum of the kernel has an enumerator `name` (how the kernel announces
     /// verifier features, `enum bpf_features`).
     pub fn has_enumerator(&self, name: &str) -> bool {
-        self.enumerators.iter().any(|&n| self.name(n) == Some(name))
+        self.records().filter(|(_, r)| matches!(r.kind, KIND_ENUM | KIND_ENUM64)).any(|(_, r)| {
+            // ENUM values are (name, value), ENUM64 ones (name, lo32, hi32).
+            let value_size = if r.kind == KIND_ENUM { 8 } else { 12 };
+            (0..r.vlen).any(|i| {
+                u32_at(&self.data, r.rest + i * value_size)
+                    .is_ok_and(|n| self.name(n) == Some(name))
+            })
+        })
     }
 
     /// Byte offset of a dotted member path (`"fs.pwd"` style walks through embedded
     /// structs, not pointers) inside `struct name`.
     pub fn offset(&self, strukt: &str, path: &str) -> Result<u32> {
-        let mut id = *self
-            .structs
-            .get(strukt)
-            .with_context(|| format!("kernel BTF has no struct {strukt}"))?;
+        let mut id =
+            self.struct_id(strukt).with_context(|| format!("kernel BTF has no struct {strukt}"))?;
         let mut bits = 0u32;
         for part in path.split('.') {
             let (off, ty) = self
@@ -277,17 +275,17 @@ mod tests {
         // 1: typedef t -> itself; 2: struct s { m: t @0 }
         let typedef_loop =
             btf_blob(&[1, KIND_TYPEDEF << 24, 1, 3, (KIND_STRUCT << 24) | 1, 4, 5, 1, 0], strings);
-        let btf = Btf::parse(&typedef_loop).unwrap();
+        let btf = Btf::parse(typedef_loop).unwrap();
         assert!(btf.offset("s", "m.x").is_err());
         // 1: struct s { <anon>: s @0 }
         let nested_loop = btf_blob(&[3, (KIND_STRUCT << 24) | 1, 4, 0, 1, 0], strings);
-        let btf = Btf::parse(&nested_loop).unwrap();
+        let btf = Btf::parse(nested_loop).unwrap();
         assert!(btf.offset("s", "x").is_err());
     }
 
     #[test]
     fn finds_members_of_anonymous_unions() {
-        let btf = Btf::parse(&blob()).unwrap();
+        let btf = Btf::parse(blob()).unwrap();
         assert_eq!(btf.offset("outer", "a").unwrap(), 0);
         assert_eq!(btf.offset("outer", "c").unwrap(), 4);
         assert!(btf.offset("outer", "zz").is_err());
@@ -296,7 +294,7 @@ mod tests {
 
     #[test]
     fn finds_enumerators_of_both_widths() {
-        let btf = Btf::parse(&blob()).unwrap();
+        let btf = Btf::parse(blob()).unwrap();
         assert!(btf.has_enumerator("feat_on"));
         assert!(btf.has_enumerator("big"));
         assert!(!btf.has_enumerator("outer"));
@@ -306,7 +304,7 @@ mod tests {
     #[test]
     fn truncated_input_is_an_error() {
         let b = blob();
-        assert!(Btf::parse(&b).is_ok());
+        assert!(Btf::parse(b.as_slice()).is_ok());
         for len in 0..b.len() {
             assert!(Btf::parse(&b[..len]).is_err(), "{len} of {} bytes parsed", b.len());
         }
@@ -334,7 +332,7 @@ mod tests {
 
     #[test]
     fn finds_struct_and_function_ids() {
-        let btf = Btf::parse(&blob()).unwrap();
+        let btf = Btf::parse(blob()).unwrap();
         assert_eq!(btf.struct_id("outer"), Some(3));
         assert_eq!(btf.func_id("c"), Some(4));
         assert_eq!(btf.func_id("outer"), None);

@@ -5,6 +5,7 @@
 pub mod btf;
 pub mod decode;
 pub mod kfunc;
+mod loader;
 pub mod offsets;
 pub mod ring;
 pub mod summary;
@@ -14,8 +15,8 @@ pub mod watches;
 use super::{Arrival, Input, Source};
 use crate::plan::FilterPlan;
 use aya::maps::{MapData, PerCpuArray, ProgramArray, RingBuf};
-use aya::programs::{BtfTracePoint, TracePoint};
-use aya::{Btf as AyaBtf, Ebpf, EbpfLoader};
+use aya::programs::{RawTracePoint, TracePoint};
+use aya::Ebpf;
 use monitor_common::{sys, Config, InodeKey};
 use std::os::fd::{AsRawFd, RawFd};
 use tracing::{debug, warn};
@@ -102,11 +103,8 @@ impl EbpfSource {
     /// attach every hook. With `keep_raw`, each event carries its record as the kernel wrote
     /// it (for a capture).
     ///
-    /// Kernel BTF is parsed three times, one after the other: by our reader (offsets, the
-    /// kfunc's id), by aya's loader as it is created, and by aya again for the BTF
-    /// tracepoints (aya 0.14 has no way to skip or share its parse). Each parse holds several
-    /// MiB while alive (aya's about 18 MiB with the file it reads), so none overlaps another
-    /// or anything else large: the peak resident memory of the monitor is set here.
+    /// Kernel BTF is parsed once, by our reader (offsets, type ids, the kfunc's id), and
+    /// dropped before anything else large exists; aya's loader holds none ([`loader`]).
     pub fn load(
         plan: &FilterPlan,
         keep_raw: bool,
@@ -115,9 +113,7 @@ impl EbpfSource {
         tracefs::ensure_mounted()?;
         bound_freed_heap();
         let (config, rdonly_cast) = kernel_config(plan)?;
-        let mut loader = EbpfLoader::new();
-        // Linked after aya's parse: the copy (and the embedded object's pages) are not
-        // resident during it.
+        let mut loader = loader::without_kernel_btf();
         let (object, casts) = kfunc::patch(PROGRAMS, rdonly_cast)
             .map_err(unsupported("linking the programs' kfunc calls"))?;
         debug!(casts, "bpf_rdonly_cast calls linked");
@@ -134,7 +130,7 @@ impl EbpfSource {
         hooks.attach()?;
         let attached = hooks.attached;
         // Mapped last: the kernel maps every page of the ring buffer at once, so from here
-        // on they are resident, and aya's BTF parse in `attach` is not beside them.
+        // on they are resident.
         let ring = ebpf.take_map("EVENTS").ok_or_else(|| {
             LoadError::Unsupported("the programs have no EVENTS ring buffer".into())
         })?;
@@ -202,14 +198,13 @@ impl Hooks<'_> {
         self.attach_syscalls("sys_enter", "sys_enter_", &enter)?;
         self.attach_syscalls("sys_enter_send", "sys_enter_", &sys::SENDS)?;
         self.attach_syscalls("sys_enter_access", "sys_enter_", &sys::TAMPER)?;
-        let btf = AyaBtf::from_sys_fs().kernel("reading kernel BTF")?;
         for name in
             ["sched_process_exec", "sched_process_fork", "sched_process_exit", "signal_generate"]
         {
-            let prog: &mut BtfTracePoint = program(self.ebpf, name)?;
-            prog.load(name, &btf).kernel(format!("loading {name}"))?;
-            prog.attach().kernel(format!("attaching {name}"))?;
-            self.attached.push(format!("tp_btf:{name}"));
+            let prog: &mut RawTracePoint = program(self.ebpf, name)?;
+            prog.load().kernel(format!("loading {name} (verifier)"))?;
+            prog.attach(name).kernel(format!("attaching {name}"))?;
+            self.attached.push(format!("raw_tp:{name}"));
         }
         Ok(())
     }
@@ -281,7 +276,7 @@ fn unsupported(what: &'static str) -> impl Fn(crate::error::Malformed) -> LoadEr
 }
 
 /// The programs' `CONFIG` and the BTF id of the kfunc `bpf_rdonly_cast`, from this kernel's
-/// BTF (read here and dropped on return, before aya reads it again).
+/// BTF (read here and dropped on return).
 fn kernel_config(plan: &FilterPlan) -> Result<(Config, u32), LoadError> {
     let btf = btf::Btf::from_sys_fs().map_err(unsupported("reading the kernel's BTF"))?;
     let offsets = offsets::from_btf(&btf)

@@ -85,5 +85,7 @@ pub fn types_from_btf(btf: &Btf) -> Result<KernelTypes> {
         unix_sock: id("unix_sock")?,
         file_slot: id("kiocb")?,
         sock: id("sock")?,
+        task: id("task_struct")?,
+        binprm: id("linux_binprm")?,
     })
 }
