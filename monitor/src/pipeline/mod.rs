@@ -116,6 +116,16 @@ impl<W: Write> Pipeline<W> {
         }
     }
 
+    /// Hold the output's lines until [`Pipeline::release_output`] (see [`Sink::hold`]).
+    pub fn hold_output(&mut self) {
+        self.sink.hold();
+    }
+
+    /// Write out the lines held since [`Pipeline::hold_output`].
+    pub fn release_output(&mut self) -> Result<()> {
+        self.sink.release().map_err(Error::Output)
+    }
+
     /// One input through the stages.
     pub fn handle(&mut self, input: Input) -> Result<()> {
         match input {

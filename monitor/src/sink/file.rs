@@ -6,8 +6,10 @@
 //! file to itself. [`LineSink::reopen`] starts again on PATH after an outside rotation
 //! (logrotate renames the file, then sends SIGUSR1).
 //!
-//! Each line is written with one `write(2)` as it comes, so a crash of the monitor loses
-//! nothing written. For the disk, a background thread calls `fdatasync` at most once a
+//! Lines are collected and written at [`LineSink::flush`] (the live monitor flushes after
+//! each read of the kernel's buffer) or when 64 KiB are waiting, whole lines in one
+//! `write(2)`: a reader of the file never sees half a line, and a crash of the monitor
+//! loses at most the lines of the read in progress. For the disk, a background thread calls `fdatasync` at most once a
 //! second when lines were written since the last one (and a rotation or drop syncs at
 //! once): a crash of the machine loses at most the last second.
 
@@ -20,6 +22,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+/// Waiting lines are written once they reach this many bytes.
+const WRITE_AT: usize = 64 << 10;
 
 /// How often written data is synced to disk at most.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(1);
@@ -36,8 +41,11 @@ pub struct RotatingFile {
     /// Rotated files kept (PATH.1 ... PATH.max_files).
     max_files: usize,
     file: Arc<File>,
-    /// Bytes in the current file.
+    /// Bytes in the current file, with those waiting in `buf`.
     size: u64,
+    /// Whole lines not yet written, and how many.
+    buf: Vec<u8>,
+    waiting: u64,
     stats: SinkStats,
     syncer: Syncer,
 }
@@ -60,6 +68,8 @@ impl RotatingFile {
             max_files,
             file,
             size,
+            buf: Vec::new(),
+            waiting: 0,
             stats: SinkStats::default(),
         })
     }
@@ -79,6 +89,7 @@ impl RotatingFile {
     }
 
     fn rotate(&mut self) -> Result<(), SinkError> {
+        self.write_out()?;
         self.syncer.sync_now(&self.file).map_err(|e| SinkError::io(&self.path, "fdatasync", e))?;
         if self.max_files == 0 {
             remove_if_present(&self.path)?;
@@ -109,18 +120,34 @@ impl RotatingFile {
         Ok(())
     }
 
-    fn append(&mut self, line: &[u8]) -> io::Result<()> {
-        // One buffer, one write: a reader never sees half a line followed by another line.
-        let mut buf = Vec::with_capacity(line.len() + 1);
-        buf.extend_from_slice(line);
-        buf.push(b'\n');
-        let result = (&*self.file).write_all(&buf);
-        if result.is_err() {
-            // A short write (disk full) must not leave half a line that the next line
-            // would be glued to.
-            let _ = self.file.set_len(self.size);
+    /// Write the waiting lines in one `write(2)`; when that fails they are lost, and
+    /// counted.
+    fn write_out(&mut self) -> Result<(), SinkError> {
+        if self.buf.is_empty() {
+            return Ok(());
         }
-        result
+        let (len, lines) = (self.buf.len() as u64, std::mem::take(&mut self.waiting));
+        let result = (&*self.file).write_all(&self.buf);
+        self.buf.clear();
+        if self.buf.capacity() > 2 * WRITE_AT {
+            self.buf.shrink_to(WRITE_AT);
+        }
+        match result {
+            Ok(()) => {
+                self.stats.lines += lines;
+                self.stats.bytes += len;
+                self.syncer.shared.dirty.store(true, Ordering::Release);
+                Ok(())
+            }
+            Err(e) => {
+                // A short write (disk full) must not leave half a line that the next line
+                // would be glued to.
+                self.size -= len;
+                let _ = self.file.set_len(self.size);
+                self.stats.lost += lines;
+                Err(SinkError::io(&self.path, "write", e))
+            }
+        }
     }
 }
 
@@ -139,26 +166,22 @@ impl LineSink for RotatingFile {
                 tracing::warn!(output = %self.name, "rotation failed, still writing to the current file: {e}");
             }
         }
-        match self.append(line) {
-            Ok(()) => {
-                self.size += len;
-                self.stats.lines += 1;
-                self.stats.bytes += len;
-                self.syncer.shared.dirty.store(true, Ordering::Release);
-                Ok(())
-            }
-            Err(e) => {
-                self.stats.lost += 1;
-                Err(SinkError::io(&self.path, "write", e))
-            }
+        self.buf.extend_from_slice(line);
+        self.buf.push(b'\n');
+        self.size += len;
+        self.waiting += 1;
+        if self.buf.len() >= WRITE_AT {
+            self.write_out()?;
         }
-    }
-
-    fn flush(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
 
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.write_out()
+    }
+
     fn sync(&mut self) -> Result<(), SinkError> {
+        self.write_out()?;
         self.syncer.sync_now(&self.file).map_err(|e| SinkError::io(&self.path, "fdatasync", e))
     }
 
@@ -207,6 +230,9 @@ fn rename_if_present(from: &Path, to: &Path) -> Result<(), SinkError> {
 
 impl Drop for RotatingFile {
     fn drop(&mut self) {
+        if let Err(e) = self.write_out() {
+            tracing::warn!(output = %self.name, "final write: {e}");
+        }
         self.syncer.stop();
         if self.syncer.shared.dirty.swap(false, Ordering::AcqRel) {
             if let Err(e) = self.file.sync_data() {
@@ -335,6 +361,7 @@ mod tests {
         let (_dir, path, mut f) = rotating("alerts.json", 100, 3);
         f.write_line(&line(1, 50)).unwrap();
         f.write_line(&line(2, 50)).unwrap();
+        f.flush().unwrap();
         assert_eq!(
             std::fs::metadata(&path).unwrap().len(),
             100,
@@ -342,6 +369,7 @@ mod tests {
         );
         assert!(!f.rotated_path(1).exists());
         f.write_line(&line(3, 50)).unwrap();
+        f.flush().unwrap();
         assert_eq!(lines_of(&f.rotated_path(1)).len(), 2);
         assert_eq!(lines_of(&path).len(), 1);
         assert_eq!(f.stats().rotations, 1);
@@ -356,6 +384,7 @@ mod tests {
         let big = line(2, 250);
         f.write_line(&big).unwrap();
         f.write_line(&line(3, 30)).unwrap();
+        f.flush().unwrap();
         assert_eq!(lines_of(&f.rotated_path(2)).len(), 1);
         assert_eq!(lines_of(&f.rotated_path(1)), vec![String::from_utf8(big).unwrap()]);
         assert_eq!(lines_of(&path).len(), 1);
@@ -367,6 +396,7 @@ mod tests {
         for n in 0..10 {
             f.write_line(&line(n, 40)).unwrap();
         }
+        f.flush().unwrap();
         // One line per file: 9 in PATH, 8 in PATH.1, 7 in PATH.2; older ones gone.
         let n_of = |p: &Path| -> Vec<u64> {
             lines_of(p)
@@ -388,6 +418,7 @@ mod tests {
         let (_dir, path, mut f) = rotating("a", 60, 0);
         f.write_line(&line(1, 40)).unwrap();
         f.write_line(&line(2, 40)).unwrap();
+        f.flush().unwrap();
         assert_eq!(lines_of(&path).len(), 1);
         assert!(!f.rotated_path(1).exists());
     }
@@ -399,6 +430,7 @@ mod tests {
         std::fs::write(&path, [b'{', b'}', b'\n'].repeat(30)).unwrap();
         let mut f = RotatingFile::open(&path, 100, 1).unwrap();
         f.write_line(&line(1, 20)).unwrap();
+        f.flush().unwrap();
         assert_eq!(lines_of(&path).len(), 1, "90 + 20 > 100: rotated first");
         assert_eq!(lines_of(&f.rotated_path(1)).len(), 30);
     }
@@ -414,6 +446,7 @@ mod tests {
         f.write_line(b"{\"n\":2}").unwrap();
         f.reopen().unwrap();
         f.write_line(b"{\"n\":3}").unwrap();
+        f.flush().unwrap();
         assert_eq!(lines_of(&moved), vec!["{\"n\":1}", "{\"n\":2}"]);
         assert_eq!(lines_of(&path), vec!["{\"n\":3}"]);
     }
@@ -426,6 +459,7 @@ mod tests {
         for n in 0..2000 {
             f.write_line(format!("{{\"n\":{n}}}").as_bytes()).unwrap();
         }
+        f.flush().unwrap();
         std::thread::sleep(Duration::from_millis(1500));
         let secs = started.elapsed().as_secs_f64();
         let syncs = f.syncs();
@@ -455,7 +489,9 @@ mod tests {
     fn a_failed_write_is_a_typed_error_and_a_counted_loss() {
         // /dev/full refuses every write with ENOSPC.
         let mut f = RotatingFile::open("/dev/full", 0, 0).unwrap();
-        match f.write_line(b"{}") {
+        // Lines wait for the flush, which writes them and finds the error.
+        f.write_line(b"{}").unwrap();
+        match f.flush() {
             Err(SinkError::Io { op: "write", source, .. }) => {
                 assert_eq!(source.raw_os_error(), Some(libc::ENOSPC))
             }

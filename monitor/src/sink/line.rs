@@ -95,7 +95,7 @@ pub trait LineSink: Send {
 /// The line without its trailing newline, or the position of a newline inside it.
 pub(crate) fn strip_line(line: &[u8]) -> Result<&[u8], SinkError> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
-    match line.iter().position(|&b| b == b'\n') {
+    match memchr::memchr(b'\n', line) {
         Some(at) => Err(SinkError::EmbeddedNewline { at }),
         None => Ok(line),
     }
@@ -354,7 +354,7 @@ impl Write for Fanout {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let mut rest = buf;
         if !self.pending.is_empty() {
-            let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+            let Some(nl) = memchr::memchr(b'\n', rest) else {
                 self.pending.extend_from_slice(rest);
                 return Ok(buf.len());
             };
@@ -367,7 +367,9 @@ impl Write for Fanout {
             rest = &rest[nl + 1..];
         }
         // Whole lines straight from the caller's buffer; the tail waits for its newline.
-        while let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+        // memchr: a byte-by-byte search of each ~2 KiB line was the hottest code of a burst
+        // of alerts (perf: 22 % of the monitor's samples here and in `strip_line`).
+        while let Some(nl) = memchr::memchr(b'\n', rest) {
             self.send(&rest[..nl])?;
             rest = &rest[nl + 1..];
         }

@@ -48,6 +48,9 @@ pub struct Sink<W: Write> {
     out: Output<W>,
     /// Flush after every line (live: a SIEM tails it); a replay flushes at the end.
     flush_each_line: bool,
+    /// Lines are held until [`Sink::release`] (a live read of the ring buffer in progress:
+    /// its lines go out together when it ends).
+    held: bool,
     sequence: u64,
     clock: Clock,
     /// The host the events happened on (`host.*`), `None` when the input does not say.
@@ -79,6 +82,7 @@ impl<W: Write> Sink<W> {
         Sink {
             out: Output::inline(out),
             flush_each_line,
+            held: false,
             sequence: 0,
             clock,
             host,
@@ -227,8 +231,23 @@ impl<W: Write> Sink<W> {
         self.line_done()
     }
 
+    /// Hold lines until [`Sink::release`] even when every line is flushed: what one read of
+    /// the kernel's buffer produced goes out in as few writes as possible.
+    pub fn hold(&mut self) {
+        self.held = true;
+    }
+
+    /// Flush what was held since [`Sink::hold`].
+    pub fn release(&mut self) -> std::io::Result<()> {
+        let was = std::mem::replace(&mut self.held, false);
+        if was && self.flush_each_line {
+            self.out.flush()?;
+        }
+        Ok(())
+    }
+
     fn line_done(&mut self) -> std::io::Result<()> {
-        if self.flush_each_line {
+        if self.flush_each_line && !self.held {
             self.out.flush()?;
         }
         Ok(())

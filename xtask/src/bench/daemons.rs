@@ -14,6 +14,8 @@ pub fn monitor_bin() -> PathBuf {
 /// A running monitor (stdout to /dev/null, or piped).
 pub struct Monitor {
     pub child: Child,
+    /// The `lost=` of the monitor's stop line on stderr, once it has stopped.
+    stop_line: std::thread::JoinHandle<Option<u64>>,
 }
 
 impl Monitor {
@@ -37,19 +39,26 @@ impl Monitor {
                 }
             }
         }
-        // Keep draining its log so that it never blocks on stderr.
-        std::thread::spawn(move || for _ in lines {});
-        Ok(Monitor { child })
+        // Keep draining its log so that it never blocks on stderr, and keep what its stop
+        // line says was lost in the kernel.
+        let stop_line = std::thread::spawn(move || {
+            lines.map_while(Result::ok).filter(|l| l.contains("monitor stopped")).find_map(|l| {
+                l.split_whitespace().find_map(|w| w.strip_prefix("lost=")?.parse().ok())
+            })
+        });
+        Ok(Monitor { child, stop_line })
     }
 
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn stop(mut self) -> Result<()> {
+    /// Stop the monitor (SIGTERM); the events it counted lost in the kernel over its run,
+    /// from its stop line (none when it had stopped on its own, its only output closed).
+    pub fn stop(mut self) -> Result<Option<u64>> {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         self.child.wait()?;
-        Ok(())
+        Ok(self.stop_line.join().ok().flatten())
     }
 }
 

@@ -22,7 +22,7 @@ mod workload;
 
 pub use workload::workload;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,9 @@ pub struct Results {
     pub peak_rss: [u64; 3],
     /// The monitor's resident memory by part when it was largest (end of a rep's workloads).
     pub breakdown: memory::Breakdown,
+    /// Events the monitor counted lost in the kernel over each rep's workloads (each
+    /// workload is a burst of `size` events at full speed).
+    pub workload_lost: Vec<u64>,
     pub points: Vec<String>,
     pub latency: (f64, f64),
     pub rates: Vec<passes::PacedRun>,
@@ -127,6 +130,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let mut cpu: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); MODES.len()]; WORKLOADS.len()];
     let mut peak_rss = [0u64; 3];
     let mut breakdown = memory::Breakdown::default();
+    let mut workload_lost = Vec::new();
     for rep in 0..opts.reps {
         for (mi, mode) in MODES.iter().enumerate() {
             eprintln!("xtask: bench rep {}/{} mode {mode}", rep + 1, opts.reps);
@@ -155,7 +159,8 @@ pub fn run(opts: &Options) -> Result<()> {
                             breakdown = b;
                         }
                     }
-                    m.stop()?;
+                    let lost = m.stop()?;
+                    workload_lost.push(lost.context("the monitor's stop line (lost=)")?);
                 }
                 Some(Daemon::Audit(a)) => {
                     let i = if *mode == "auditd" { 1 } else { 2 };
@@ -204,6 +209,7 @@ pub fn run(opts: &Options) -> Result<()> {
         cpu,
         peak_rss,
         breakdown,
+        workload_lost,
         points,
         latency,
         rates,

@@ -174,7 +174,7 @@ impl Daemon {
 
     fn stop(self) -> Result<()> {
         match self {
-            Daemon::Monitor { monitor, .. } => monitor.stop(),
+            Daemon::Monitor { monitor, .. } => monitor.stop().map(drop),
             Daemon::None | Daemon::Audit(_) => Ok(()),
         }
     }

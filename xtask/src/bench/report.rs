@@ -181,7 +181,7 @@ fn memory(r: &Results, md: &mut String) {
         mib(r.peak_rss[2])
     ));
     md.push_str(&format!(
-        "\nThe monitor's resident memory after the workloads (/proc/PID/smaps): ring buffer {} (its data pages are mapped twice), heap {}, binary {}, other {} (libraries, stacks); {} in all. A peak above that is reached while loading (kernel BTF parsed).\n\n| part | KiB |\n|---|---:|\n| ring buffer | {} |\n| heap | {} |\n| binary | {} |\n| other | {} |\n",
+        "\nThe monitor's resident memory after the workloads (/proc/PID/smaps): ring buffer {} (its data pages are mapped twice), heap {}, binary {}, other {} (libraries, stacks); {} in all.\n\n| part | KiB |\n|---|---:|\n| ring buffer | {} |\n| heap | {} |\n| binary | {} |\n| other | {} |\n",
         mib(b.ring_buffer),
         mib(b.heap),
         mib(b.binary),
@@ -203,6 +203,10 @@ pub fn write(r: &Results, out: &Path) -> Result<()> {
     let (p50, p99) = r.latency;
     md.push_str(&format!(
         "\nsyscall→alert latency (paced watched writes): p50 {p50:.0} µs, p99 {p99:.0} µs\n"
+    ));
+    md.push_str(&format!(
+        "events the monitor lost in the kernel over the workloads (bursts of {} events at full speed), per repetition: {:?}\n",
+        r.size, r.workload_lost
     ));
     md.push_str(&format!("monitor peak RSS: {}\n", mib(r.peak_rss[0])));
     for x in &r.rates {
@@ -252,6 +256,7 @@ pub fn write(r: &Results, out: &Path) -> Result<()> {
         "peak_rss_kib": r.peak_rss[0],
         "peak_rss_kib_by_config": {"monitor": r.peak_rss[0], "auditd": r.peak_rss[1], "auditd+laurel": r.peak_rss[2]},
         "rss_breakdown_kib": r.breakdown.json(),
+        "workload_lost": r.workload_lost,
         "paced_rates": r.rates.iter().map(|x| json!({"target": x.target, "achieved": x.achieved, "seconds": x.seconds, "alerts": x.alerts, "lost": x.lost})).collect::<Vec<_>>(),
         "max_rate_without_drop": sustained,
         "replay": {"events": replay_events, "events_per_s": replay_per_s, "capture_bytes_per_event": bytes_per_event},

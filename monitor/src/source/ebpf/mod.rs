@@ -136,6 +136,7 @@ impl EbpfSource {
         })?;
         let ring = RingBuf::try_from(ring).kernel("the EVENTS ring buffer")?;
         release_freed_heap();
+        release_object_pages();
         Ok(EbpfSource { ebpf, ring, attached, watches, keep_raw })
     }
 
@@ -304,9 +305,8 @@ fn kernel_config(plan: &FilterPlan) -> Result<(Config, u32), LoadError> {
 
 /// Keep glibc from holding on to large freed blocks. By default its threshold for serving a
 /// block from its own mapping (returned to the system when freed) rises to the largest block
-/// freed so far, and the BTF parses free blocks of several MiB: later ones then come from
-/// the main heap, where growing one copies it (old and new resident at once) and freeing it
-/// keeps the pages. Fixed at glibc's initial 128 KiB, the BTF parses peak about 4 MiB lower.
+/// freed so far, and loading frees the 5 MiB kernel BTF blob: later large blocks would then
+/// come from the main heap, where freeing one keeps its pages resident.
 fn bound_freed_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes the allocator's tuning; it is called before the loader's
@@ -316,15 +316,27 @@ fn bound_freed_heap() {
     }
 }
 
-/// Give the heap that loading freed back to the system. glibc keeps freed memory at the top
-/// of its heap up to a threshold that grows with the largest block freed, and the BTF
-/// parses free blocks of several MiB: without this about 20 MiB of the monitor's resident
-/// memory would be heap it no longer uses.
+/// Give the heap that loading freed back to the system: glibc keeps freed memory at the top
+/// of its heap, and loading frees the BTF reader's index and aya's parse of the object.
 fn release_freed_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free pages of the allocator's own heap to the system.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Drop the embedded object's pages from the monitor's resident memory (1.2 MiB): they are
+/// read only while loading. They belong to the binary's read-only file mapping, so should
+/// they be read again the kernel maps them back from the page cache, unchanged.
+fn release_object_pages() {
+    let page = ring::page_size() as usize;
+    let start = (PROGRAMS.as_ptr() as usize).next_multiple_of(page);
+    let end = (PROGRAMS.as_ptr() as usize + PROGRAMS.len()) / page * page;
+    if end > start {
+        // SAFETY: whole pages inside `PROGRAMS`, a read-only private file mapping that is
+        // never written: MADV_DONTNEED only unmaps them until the next read faults them in.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
     }
 }
 

@@ -9,9 +9,13 @@
 use std::fmt;
 use std::str::FromStr;
 
-/// The default size, measured on the reference 2-core machine: the smallest with no loss in
-/// any run at 100,000 matching events/s and in bursts of 20,000 and 60,000 events at about
-/// 200,000/s (2 MiB met the first but not the bursts).
+/// The default size, measured on the reference 2-core machine: no loss at a sustained
+/// 400,000 matching events/s (`cargo xtask bench`), nor in tests/e2e/flood.rs's 10,000
+/// writes of one file at full speed, which 2 MiB does not hold. What no size this small
+/// holds is a burst faster than the reader for longer than the buffer lasts: the reader
+/// takes about 6 µs per file alert, so 20,000 watched files written at full speed (60,000
+/// alerts in a quarter of a second) lose about a third at 2, 4 or 8 MiB alike. Hosts with
+/// such bursts raise `--ring-buffer-size`; every loss is counted.
 pub const DEFAULT: u32 = monitor_common::RING_BUFFER_DEFAULT;
 
 /// Above this the buffer would pin more memory than any burst the monitor can drain needs.
@@ -110,7 +114,7 @@ fn human(bytes: u64) -> String {
     bytes.to_string()
 }
 
-fn page_size() -> u64 {
+pub fn page_size() -> u64 {
     match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
         n if n > 0 => n as u64,
         _ => 4096,
