@@ -36,16 +36,43 @@ pub fn tick_ns() -> u64 {
 /// `process.entity_id`: FNV-1a (128 bits) of the host's key, the pid and the start time,
 /// as 32 hex digits. The same process gives the same id on every line (and across an exec);
 /// a reused pid, another start time, gives another.
-pub fn entity_id(host_key: &str, pid: u32, start: u64) -> String {
+///
+/// Made without allocating: an alert names its process, the parent and every ancestor, and
+/// formatting each id through `format!` was the monitor's largest source of allocations
+/// at 1,000 execs/s (heaptrack: 27 per exec).
+pub fn entity_id(host_key: &str, pid: u32, start: u64) -> EntityId {
     const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
     const PRIME: u128 = 0x0000000001000000000000000000013b;
     let mut h = OFFSET;
-    let text = format!("{host_key}:{pid}:{start}");
-    for b in text.bytes() {
-        h ^= b as u128;
+    let (mut pid_digits, mut start_digits) = (itoa::Buffer::new(), itoa::Buffer::new());
+    let parts: [&[u8]; 5] = [
+        host_key.as_bytes(),
+        b":",
+        pid_digits.format(pid).as_bytes(),
+        b":",
+        start_digits.format(start).as_bytes(),
+    ];
+    for b in parts.into_iter().flatten() {
+        h ^= *b as u128;
         h = h.wrapping_mul(PRIME);
     }
-    format!("{h:032x}")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [0u8; 32];
+    for (i, digit) in id.iter_mut().enumerate() {
+        *digit = HEX[(h >> (4 * (31 - i)) & 0xf) as usize];
+    }
+    EntityId(id)
+}
+
+/// A `process.entity_id`: 32 lowercase hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntityId([u8; 32]);
+
+impl EntityId {
+    pub fn as_str(&self) -> &str {
+        // Hex digits only: always UTF-8.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 /// An ancestor as alerts name it: (pid, executable, start).
@@ -344,7 +371,12 @@ mod tests {
         t.observe(&exec);
         assert_eq!(t.peek(11).unwrap().start, Some(5), "an exec keeps the start");
         let id = entity_id("host", 11, 5);
-        assert_eq!(id.len(), 32);
+        // FNV-1a 128 of "host:11:5" in hex, the id's definition, computed the plain way.
+        let fnv = b"host:11:5".iter().fold(0x6c62272e07bb014262b821756295c58d_u128, |h, b| {
+            (h ^ *b as u128).wrapping_mul(0x0000000001000000000000000000013b)
+        });
+        assert_eq!(id.as_str(), format!("{fnv:032x}"));
+        assert_eq!(id.as_str().len(), 32);
         assert_eq!(id, entity_id("host", 11, 5));
         assert_ne!(id, entity_id("host", 11, 6));
         assert_ne!(id, entity_id("other", 11, 5));

@@ -21,12 +21,18 @@ pub struct ProcessParts {
     pub(super) encoded: Vec<String>,
 }
 
+/// Bytes reserved for a process's members before rendering them.
+const PROCESS_PARTS_ROOM: usize = 2048;
+
 impl ProcessParts {
     /// Render the parts of `view`'s process; entity ids are made with `host_key` (see
     /// [`HostInfo::key`]), start times with `clock`.
     pub fn render(&mut self, view: &ProcessView, host_key: &str, clock: Clock) {
         let start = |ticks: u64| rfc3339(clock.wall_ns(ticks.saturating_mul(tick_ns())));
         self.ecs.clear();
+        // Room for a process with a few ancestors at once: growing from empty took about 15
+        // allocations per exec'd process (heaptrack, 1,000 execs/s).
+        self.ecs.reserve(PROCESS_PARTS_ROOM);
         let mut w = JsonWriter::new(&mut self.ecs);
         if let Some(exe) = view.exe {
             w.key(key!("executable")).text(exe, || "process.executable".into());
@@ -37,13 +43,13 @@ impl ProcessParts {
         }
         w.close_array().key(key!("args_count")).u64(view.args.len() as u64);
         if let Some(s) = view.start {
-            w.key(key!("entity_id")).str(&entity_id(host_key, view.pid, s));
+            w.key(key!("entity_id")).str(entity_id(host_key, view.pid, s).as_str());
             w.key(key!("start")).str(&start(s));
         }
         w.object(key!("parent")).key(key!("pid")).u64(view.ppid as u64);
         if let Some(p) = view.parent {
             if let Some(s) = p.start {
-                w.key(key!("entity_id")).str(&entity_id(host_key, view.ppid, s));
+                w.key(key!("entity_id")).str(entity_id(host_key, view.ppid, s).as_str());
                 w.key(key!("start")).str(&start(s));
             }
             if let Some(exe) = &p.exe {
@@ -69,7 +75,7 @@ impl ProcessParts {
         for (i, (pid, exe, s)) in view.ancestors.iter().enumerate() {
             w.open().key(key!("pid")).u64(*pid as u64);
             if let Some(s) = s {
-                w.key(key!("entity_id")).str(&entity_id(host_key, *pid, *s));
+                w.key(key!("entity_id")).str(entity_id(host_key, *pid, *s).as_str());
             }
             if let Some(exe) = exe {
                 w.key(key!("executable"))
