@@ -217,8 +217,8 @@ fn closed() -> Result<()> {
 /// an event said they were staled. Whether there was anything.
 fn drain_source<W: Write>(source: &mut dyn Source, pipeline: &mut Pipeline<W>) -> Result<bool> {
     let mut found = false;
-    // The drain's lines go out together at its end (at most `DRAIN_BATCH` at a time):
-    // a write per line was most of the monitor's time in a burst of alerts.
+    // The drain's lines go out together at its end, not with a write(2) per alert; every
+    // `DRAIN_BATCH` records, so that a long burst is not held back.
     pipeline.hold_output();
     let mut held = 0;
     while let Some(input) = source.next()? {
