@@ -18,7 +18,17 @@ use serde_json::{json, Value};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// Every test here loads the machine with a burst, and a logger or a reader starved by a
+/// neighbour's burst loses lines for reasons not under test: one test at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// This binary's turn (see [`SERIAL`]).
+fn turn() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 const RSYSLOGD: &str = "/usr/sbin/rsyslogd";
 
@@ -132,6 +142,7 @@ fn rsyslogd_receives_every_alert_of_a_burst_as_rfc5424_with_the_json_intact() {
     if !have_rsyslogd() {
         return;
     }
+    let _turn = turn();
     let dir = scratch_dir("outputs-syslog");
     let logger = Rsyslogd::start(&dir);
     let mut sink = Syslog::open(SyslogConfig {
@@ -199,6 +210,7 @@ fn rsyslogd_receives_every_alert_of_a_burst_as_rfc5424_with_the_json_intact() {
 
 #[test]
 fn a_30000_line_burst_rotates_at_1_mib_without_splitting_or_losing_a_line() {
+    let _turn = turn();
     let dir = scratch_dir("outputs-file");
     let path = dir.join("alerts.json");
     const N: u64 = 30_000;

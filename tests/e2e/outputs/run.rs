@@ -9,11 +9,8 @@ use std::ffi::CString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
-
-/// These tests load the machine (bursts): one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
 
 /// One test's turn and its scratch directory, with `watched/` under a rules file that
 /// watches it for writes.
@@ -26,7 +23,7 @@ struct Setup {
 
 /// The [`Setup`] of a privileged test (`None`: skip), in scratch directory `name`.
 fn setup(name: &str) -> Option<Setup> {
-    let serial = privileged_turn(&SERIAL)?;
+    let serial = privileged_turn(&super::SERIAL)?;
     let dir = scratch_dir(name);
     let watched = dir.join("watched");
     std::fs::create_dir_all(&watched).unwrap();
@@ -194,6 +191,7 @@ fn a_real_rsyslogd_and_a_file_output_each_receive_every_alert_of_a_burst() {
         Running::start(&t.dir, &args(&t.rules, &[&file_output(&file), &syslog_name], &[]), &file);
     const N: usize = 3000;
     create_files(&t.watched, N);
+    let monitor_log = m.stderr.clone();
     // Everything the kernel handed over is written before the stop record.
     assert_eq!(m.stop(), 0);
     let all = lines(std::slice::from_ref(&file));
@@ -206,7 +204,12 @@ fn a_real_rsyslogd_and_a_file_output_each_receive_every_alert_of_a_burst() {
         alerts.len() <= N && alerts.len() as u64 + kernel_lost >= N as u64,
         "alerts + losses = events"
     );
-    assert_eq!((file_lost, syslog_lost), (0, 0), "no output lost a line");
+    assert_eq!(
+        (file_lost, syslog_lost),
+        (0, 0),
+        "no output lost a line; the monitor said:\n{}",
+        std::fs::read_to_string(&monitor_log).unwrap_or_default()
+    );
     // rsyslogd has every line the file has (the stop record written after the counts).
     let got = logger.wait_lines(all.len());
     assert_eq!(got.len(), all.len(), "rsyslogd wrote {} of {} lines", got.len(), all.len());
