@@ -7,6 +7,7 @@ pub mod decode;
 pub mod kfunc;
 mod loader;
 pub mod offsets;
+mod reader;
 pub mod ring;
 pub mod summary;
 pub mod tracefs;
@@ -14,11 +15,11 @@ pub mod watches;
 
 use super::{Arrival, Input, Source};
 use crate::plan::FilterPlan;
-use aya::maps::{MapData, PerCpuArray, ProgramArray, RingBuf};
+use aya::maps::{Map, MapData, PerCpuArray, ProgramArray};
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::Ebpf;
 use monitor_common::{sys, Config, InodeKey};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use tracing::{debug, warn};
 
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor-ebpf"));
@@ -90,7 +91,9 @@ fn map_mut<'e>(ebpf: &'e mut Ebpf, name: &str) -> Result<&'e mut aya::maps::Map,
 /// The loaded and attached sensors, and the ring buffer they write into.
 pub struct EbpfSource {
     ebpf: Ebpf,
-    ring: RingBuf<MapData>,
+    ring: reader::RingReader,
+    /// The ring buffer's map, open as long as `ring` reads it.
+    _ring_map: MapData,
     /// Hooks attached, as `category:name`.
     attached: Vec<String>,
     watches: watches::Watches,
@@ -131,13 +134,15 @@ impl EbpfSource {
         let attached = hooks.attached;
         // Mapped last: the kernel maps every page of the ring buffer at once, so from here
         // on they are resident.
-        let ring = ebpf.take_map("EVENTS").ok_or_else(|| {
-            LoadError::Unsupported("the programs have no EVENTS ring buffer".into())
-        })?;
-        let ring = RingBuf::try_from(ring).kernel("the EVENTS ring buffer")?;
+        let Some(Map::RingBuf(ring_map)) = ebpf.take_map("EVENTS") else {
+            return Err(LoadError::Unsupported("the programs have no EVENTS ring buffer".into()));
+        };
+        let page = ring::page_size() as usize;
+        let ring = reader::RingReader::new(ring_map.fd().as_fd(), ring.bytes() as usize, page)
+            .kernel("mapping the EVENTS ring buffer")?;
         release_freed_heap();
         release_object_pages();
-        Ok(EbpfSource { ebpf, ring, attached, watches, keep_raw })
+        Ok(EbpfSource { ebpf, ring, _ring_map: ring_map, attached, watches, keep_raw })
     }
 
     /// Events lost in the kernel since load, over all CPUs and causes (ring buffer full,
@@ -234,10 +239,10 @@ impl Hooks<'_> {
 
 impl Source for EbpfSource {
     fn next(&mut self) -> crate::Result<Option<Input>> {
-        let Some(item) = self.ring.next() else { return Ok(None) };
-        Ok(Some(match decode::decode(&item) {
+        let keep_raw = self.keep_raw;
+        Ok(self.ring.next(|record| match decode::decode(record) {
             Ok(ev) => {
-                let raw = self.keep_raw.then(|| item.to_vec());
+                let raw = keep_raw.then(|| record.to_vec());
                 Input::Event(Box::new(Arrival { raw, ..Arrival::event(ev) }))
             }
             Err(e) => Input::Undecodable(e.to_string()),

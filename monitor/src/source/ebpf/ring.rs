@@ -1,10 +1,10 @@
 //! The size of the kernel's event ring buffer (`EVENTS`), set at load time
 //! (`monitor run --ring-buffer-size`).
 //!
-//! The kernel maps a ring buffer's data pages twice in a row (so that a record crossing the
-//! end reads as one piece), and the reader maps them too: its size counts twice in the
-//! monitor's resident memory. It must be large enough to absorb what arrives while the
-//! reader is busy or descheduled; what does not fit is counted lost (`events-lost`).
+//! Every page of the buffer is resident from the moment the reader maps it (once:
+//! [`super::reader`]), so its size is the largest part of the monitor's memory. It must be
+//! large enough to absorb what arrives while the reader is busy or descheduled; what does
+//! not fit is counted lost (`events-lost`).
 
 use std::fmt;
 use std::str::FromStr;
