@@ -522,12 +522,16 @@ mod tests {
             w.open_array()
                 .u64(n)
                 .i64(n as i64)
-                .i64(-(n as i64))
+                .i64((n as i64).wrapping_neg())
                 .num_str("0x", n, 16)
                 .num_str("0o", n, 8)
                 .num_str("", n, 10)
                 .close_array();
-            let want = format!("[{n},{},{},\"{n:#x}\",\"{n:#o}\",\"{n}\"]", n as i64, -(n as i64));
+            let want = format!(
+                "[{n},{},{},\"{n:#x}\",\"{n:#o}\",\"{n}\"]",
+                n as i64,
+                (n as i64).wrapping_neg()
+            );
             assert_eq!(String::from_utf8(buf).unwrap(), want);
         }
         let mut buf = Vec::new();

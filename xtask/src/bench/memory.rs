@@ -1,6 +1,6 @@
 //! Where the monitor's resident memory is, from /proc/PID/smaps: the ring buffer (the
-//! `anon_inode:bpf-map` mappings: the only map the monitor maps is `EVENTS`, whose data pages
-//! the kernel maps twice), the heap (`[heap]` and anonymous mappings: malloc's arenas and
+//! `anon_inode:bpf-map` mappings: the only map the monitor maps is `EVENTS`, every page of
+//! it resident from the start), the heap (`[heap]` and anonymous mappings: malloc's arenas and
 //! large blocks), the binary's own file mappings, and the rest (shared libraries, stacks,
 //! vdso).
 

@@ -181,7 +181,7 @@ fn memory(r: &Results, md: &mut String) {
         mib(r.peak_rss[2])
     ));
     md.push_str(&format!(
-        "\nThe monitor's resident memory after the workloads (/proc/PID/smaps): ring buffer {} (its data pages are mapped twice), heap {}, binary {}, other {} (libraries, stacks); {} in all.\n\n| part | KiB |\n|---|---:|\n| ring buffer | {} |\n| heap | {} |\n| binary | {} |\n| other | {} |\n",
+        "\nThe monitor's resident memory after the workloads (/proc/PID/smaps): ring buffer {} (mapped once, all of it resident), heap {}, binary {}, other {} (libraries, stacks); {} in all.\n\n| part | KiB |\n|---|---:|\n| ring buffer | {} |\n| heap | {} |\n| binary | {} |\n| other | {} |\n",
         mib(b.ring_buffer),
         mib(b.heap),
         mib(b.binary),

@@ -77,7 +77,7 @@ impl RingReader {
     /// Map the ring buffer `fd` of `size` bytes (a power of two, a whole number of pages).
     /// The fd must stay open as long as the reader lives (the caller keeps the map).
     pub fn new(fd: BorrowedFd<'_>, size: usize, page: usize) -> io::Result<RingReader> {
-        if !size.is_power_of_two() || size % page != 0 {
+        if !size.is_power_of_two() || !size.is_multiple_of(page) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("ring buffer size {size} is not a power of two in whole pages"),
