@@ -8,6 +8,7 @@ pub mod kfunc;
 mod loader;
 pub mod offsets;
 mod reader;
+mod resident;
 pub mod ring;
 pub mod summary;
 pub mod tracefs;
@@ -114,7 +115,9 @@ impl EbpfSource {
         ring: ring::RingSize,
     ) -> Result<EbpfSource, LoadError> {
         tracefs::ensure_mounted()?;
-        bound_freed_heap();
+        resident::bound_freed_heap();
+        // What ran before (arguments, settings, rules) is not needed again soon.
+        resident::release_clean_binary_pages();
         let (config, rdonly_cast) = kernel_config(plan)?;
         let mut loader = loader::without_kernel_btf();
         let (object, casts) = kfunc::patch(PROGRAMS, rdonly_cast)
@@ -132,16 +135,16 @@ impl EbpfSource {
         let mut hooks = Hooks { ebpf: &mut ebpf, attached: Vec::new() };
         hooks.attach()?;
         let attached = hooks.attached;
-        // Mapped last: the kernel maps every page of the ring buffer at once, so from here
-        // on they are resident.
+        // What loading freed and the code that did it go before the ring buffer is mapped:
+        // the kernel maps every page of it at once, so from here on they are resident.
+        resident::release_freed_heap();
+        resident::release_clean_binary_pages();
         let Some(Map::RingBuf(ring_map)) = ebpf.take_map("EVENTS") else {
             return Err(LoadError::Unsupported("the programs have no EVENTS ring buffer".into()));
         };
         let page = ring::page_size() as usize;
         let ring = reader::RingReader::new(ring_map.fd().as_fd(), ring.bytes() as usize, page)
             .kernel("mapping the EVENTS ring buffer")?;
-        release_freed_heap();
-        release_object_pages();
         Ok(EbpfSource { ebpf, ring, _ring_map: ring_map, attached, watches, keep_raw })
     }
 
@@ -306,43 +309,6 @@ fn kernel_config(plan: &FilterPlan) -> Result<(Config, u32), LoadError> {
     };
     debug!(rdonly_cast_void = config.rdonly_cast_void, "kernel strings read by direct loads");
     Ok((config, rdonly_cast))
-}
-
-/// Keep glibc from holding on to large freed blocks. By default its threshold for serving a
-/// block from its own mapping (returned to the system when freed) rises to the largest block
-/// freed so far, and loading frees the 5 MiB kernel BTF blob: later large blocks would then
-/// come from the main heap, where freeing one keeps its pages resident.
-fn bound_freed_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes the allocator's tuning; it is called before the loader's
-    // threads exist.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
-    }
-}
-
-/// Give the heap that loading freed back to the system: glibc keeps freed memory at the top
-/// of its heap, and loading frees the BTF reader's index and aya's parse of the object.
-fn release_freed_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages of the allocator's own heap to the system.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-/// Drop the embedded object's pages from the monitor's resident memory (1.2 MiB): they are
-/// read only while loading. They belong to the binary's read-only file mapping, so should
-/// they be read again the kernel maps them back from the page cache, unchanged.
-fn release_object_pages() {
-    let page = ring::page_size() as usize;
-    let start = (PROGRAMS.as_ptr() as usize).next_multiple_of(page);
-    let end = (PROGRAMS.as_ptr() as usize + PROGRAMS.len()) / page * page;
-    if end > start {
-        // SAFETY: whole pages inside `PROGRAMS`, a read-only private file mapping that is
-        // never written: MADV_DONTNEED only unmaps them until the next read faults them in.
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
-    }
 }
 
 /// The cgroup hierarchy whose directory names say which container a task is in: a v1
