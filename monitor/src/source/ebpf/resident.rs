@@ -67,7 +67,7 @@ struct Clean {
 fn clean_mappings(smaps: &str, exe: &str) -> Vec<Clean> {
     let mut out = Vec::new();
     let mut current: Option<(Clean, bool)> = None;
-    let mut finish = |c: Option<(Clean, bool)>, out: &mut Vec<Clean>| {
+    let finish = |c: Option<(Clean, bool)>, out: &mut Vec<Clean>| {
         if let Some((m, true)) = c {
             out.push(m);
         }
