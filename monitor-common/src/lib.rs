@@ -180,6 +180,9 @@ pub struct Event {
     pub syscall: i32,
     /// `bpf_ktime_get_boot_ns()` at the event.
     pub ts_boot_ns: u64,
+    /// The id of the cgroup `cgroup_name` names (its kernfs node's, in the hierarchy the
+    /// loader chose): the task's cgroup v2 id on a cgroup v2 host, its v1 controller
+    /// cgroup's on a v1 or hybrid one. One id, one cgroup, one name.
     pub cgroup_id: u64,
     /// Syscall return value.
     pub ret: i64,
@@ -379,6 +382,7 @@ pub struct KernelOffsets {
     pub css_cgroup: u32,
     pub cgroup_kn: u32,
     pub kernfs_node_name: u32,
+    pub kernfs_node_id: u32,
     /// `sock.__sk_common.skc_family`: a socket's address family.
     pub sock_family: u32,
 }

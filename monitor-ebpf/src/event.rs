@@ -102,7 +102,10 @@ impl Draft {
         ev.sessionid = task_sessionid(task);
         // Straight into the record: the helper zeroes the buffer when it fails.
         unsafe { gen::bpf_get_current_comm(ev.comm.as_mut_ptr().cast(), COMM_LEN as u32) };
-        crate::kernel::task_cgroup_name(task, &mut ev.cgroup_name);
+        // The id of the cgroup named, which on a cgroup v1 host is not the v2 one.
+        if let Some(id) = crate::kernel::task_cgroup(task, &mut ev.cgroup_name) {
+            ev.cgroup_id = id;
+        }
     }
 
     /// Continue the record started by [`Draft::new`] in an earlier stage of this event

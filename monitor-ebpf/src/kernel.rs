@@ -198,13 +198,11 @@ pub fn task_ids(task: u64) -> Ids {
 }
 
 /// Copy the name of the task's cgroup (in the hierarchy `CONFIG.cgroup_subsys` selects) to
-/// `dst`, NUL-terminated; empty when it cannot be read.
+/// `dst`, NUL-terminated (empty when it cannot be read), and return that cgroup's id.
 #[inline(always)]
-pub fn task_cgroup_name(task: u64, dst: &mut [u8; CGROUP_NAME_LEN]) {
+pub fn task_cgroup(task: u64, dst: &mut [u8; CGROUP_NAME_LEN]) -> Option<u64> {
     dst[0] = 0;
-    let Some(css_set) = field::<u64>(task, off!(task_cgroups)) else {
-        return;
-    };
+    let css_set = field::<u64>(task, off!(task_cgroups))?;
     let subsys = unsafe { core::ptr::read_volatile(&CONFIG.cgroup_subsys) };
     let cgroup = if subsys == CGROUP_DEFAULT_HIERARCHY {
         field::<u64>(css_set, off!(css_set_dfl_cgrp))
@@ -213,15 +211,14 @@ pub fn task_cgroup_name(task: u64, dst: &mut [u8; CGROUP_NAME_LEN]) {
         field::<u64>(css_set, off!(css_set_subsys) + slot)
             .and_then(|css| field::<u64>(css, off!(css_cgroup)))
     };
-    let Some(kn) = cgroup.and_then(|c| field::<u64>(c, off!(cgroup_kn))) else {
-        return;
-    };
-    let Some(name) = field::<u64>(kn, off!(kernfs_node_name)) else {
-        return;
-    };
-    unsafe {
-        let _ = bpf_probe_read_kernel_str_bytes(name as *const u8, dst);
+    let kn = cgroup.and_then(|c| field::<u64>(c, off!(cgroup_kn)))?;
+    let id = field::<u64>(kn, off!(kernfs_node_id));
+    if let Some(name) = field::<u64>(kn, off!(kernfs_node_name)) {
+        unsafe {
+            let _ = bpf_probe_read_kernel_str_bytes(name as *const u8, dst);
+        }
     }
+    id
 }
 
 /// `task->fs->root` or `task->fs->pwd`.

@@ -111,11 +111,11 @@ const GONE_KEPT: Duration = Duration::from_secs(60);
 pub struct Containers {
     docker_root: PathBuf,
     cache: HashMap<String, Entry>,
-    /// The container (or none) of tasks whose cgroup name did not say, read from /proc
-    /// once per (cgroup id, pid) and cgroup name, then trusted for `CGROUP_TRUST`: not once
-    /// per alert. The pid is part of the key because with cgroup v1 controllers the kernel's
-    /// (v2) id does not tell cgroups apart; the name is kept with the entry (a task moved to
-    /// another cgroup misses); the expiry bounds what a reused pid could get wrong.
+    /// The container (or none) of the cgroups whose name did not say, read from /proc once
+    /// per cgroup (its id, which the eBPF sensors give for the cgroup they name, v1 or v2),
+    /// then trusted for `CGROUP_TRUST`: not once per process or alert (an exec storm in one
+    /// cgroup reads /proc once). A source that knows no id (the audit source, id 0) is read
+    /// once per process. The name is kept with the entry (a reused id misses).
     by_cgroup: crate::hash::FastMap<(u64, u32), CgroupEntry>,
 }
 
@@ -127,7 +127,7 @@ struct CgroupEntry {
 
 /// How long a task's container, read from /proc, is trusted.
 const CGROUP_TRUST: Duration = Duration::from_secs(2);
-/// Tasks remembered in `by_cgroup` before the expired ones are dropped.
+/// Cgroups remembered in `by_cgroup` before the expired ones are dropped.
 const MAX_CGROUPS: usize = 4096;
 
 impl Containers {
@@ -161,7 +161,8 @@ impl Containers {
         if cgroup_name.is_empty() || cgroup_name == b"/" {
             return None;
         }
-        if let Some(e) = self.by_cgroup.get(&(cgroup_id, pid)) {
+        let key = (cgroup_id, if cgroup_id == 0 { pid } else { 0 });
+        if let Some(e) = self.by_cgroup.get(&key) {
             if e.name == cgroup_name && e.read.elapsed() < CGROUP_TRUST {
                 return e.container.clone();
             }
@@ -178,7 +179,7 @@ impl Containers {
             container: found.clone(),
             read: Instant::now(),
         };
-        self.by_cgroup.insert((cgroup_id, pid), entry);
+        self.by_cgroup.insert(key, entry);
         found
     }
 

@@ -63,6 +63,7 @@ pub fn from_btf(btf: &Btf) -> Result<KernelOffsets> {
         css_cgroup: o("cgroup_subsys_state", "cgroup")?,
         cgroup_kn: o("cgroup", "kn")?,
         kernfs_node_name: o("kernfs_node", "name")?,
+        kernfs_node_id: o("kernfs_node", "id")?,
         sock_family: o("sock", "__sk_common")? + o("sock_common", "skc_family")?,
     })
 }
