@@ -4,7 +4,8 @@
 //! removed) and starts a new PATH. It happens before a line that would take the file past
 //! `max_size`, so a line is never split across files; a line larger than `max_size` gets a
 //! file to itself. [`LineSink::reopen`] starts again on PATH after an outside rotation
-//! (logrotate renames the file, then sends SIGUSR1).
+//! (logrotate renames the file, then sends SIGUSR1). A PATH that is not a regular file
+//! (`/dev/null`, a FIFO, a terminal) is written as it is: never rotated, truncated or synced.
 //!
 //! Lines are collected and written at [`LineSink::flush`] (the live monitor flushes after
 //! each read of the kernel's buffer) or when 64 KiB are waiting, whole lines in one
@@ -41,6 +42,8 @@ pub struct RotatingFile {
     /// Rotated files kept (PATH.1 ... PATH.max_files).
     max_files: usize,
     file: Arc<File>,
+    /// PATH is a regular file (else: no rotation, truncation or sync).
+    regular: bool,
     /// Bytes in the current file, with those waiting in `buf`.
     size: u64,
     /// Whole lines not yet written, and how many.
@@ -58,7 +61,10 @@ impl RotatingFile {
         max_files: usize,
     ) -> Result<RotatingFile, SinkError> {
         let path = path.into();
-        let (file, size) = open_append(&path)?;
+        let (file, size, regular) = open_append(&path)?;
+        if !regular && max_size > 0 {
+            tracing::debug!(path = %path.display(), "not a regular file: written without rotation");
+        }
         let file = Arc::new(file);
         Ok(RotatingFile {
             name: format!("file:{}", path.display()),
@@ -67,6 +73,7 @@ impl RotatingFile {
             max_size,
             max_files,
             file,
+            regular,
             size,
             buf: Vec::new(),
             waiting: 0,
@@ -113,9 +120,10 @@ impl RotatingFile {
 
     /// Open PATH afresh and hand it to the syncer.
     fn start_file(&mut self) -> Result<(), SinkError> {
-        let (file, size) = open_append(&self.path)?;
+        let (file, size, regular) = open_append(&self.path)?;
         self.file = Arc::new(file);
         self.size = size;
+        self.regular = regular;
         self.syncer.replace(self.file.clone());
         Ok(())
     }
@@ -136,14 +144,18 @@ impl RotatingFile {
             Ok(()) => {
                 self.stats.lines += lines;
                 self.stats.bytes += len;
-                self.syncer.shared.dirty.store(true, Ordering::Release);
+                if self.regular {
+                    self.syncer.shared.dirty.store(true, Ordering::Release);
+                }
                 Ok(())
             }
             Err(e) => {
                 // A short write (disk full) must not leave half a line that the next line
                 // would be glued to.
                 self.size -= len;
-                let _ = self.file.set_len(self.size);
+                if self.regular {
+                    let _ = self.file.set_len(self.size);
+                }
                 self.stats.lost += lines;
                 Err(SinkError::io(&self.path, "write", e))
             }
@@ -159,7 +171,7 @@ impl LineSink for RotatingFile {
     fn write_line(&mut self, line: &[u8]) -> Result<(), SinkError> {
         let line = strip_line(line).inspect_err(|_| self.stats.lost += 1)?;
         let len = line.len() as u64 + 1;
-        if self.max_size > 0 && self.size > 0 && self.size + len > self.max_size {
+        if self.regular && self.max_size > 0 && self.size > 0 && self.size + len > self.max_size {
             // A failed rotation keeps writing to the current file: a lost alert is worse
             // than an oversized file.
             if let Err(e) = self.rotate() {
@@ -197,15 +209,17 @@ impl LineSink for RotatingFile {
     }
 }
 
-fn open_append(path: &Path) -> Result<(File, u64), SinkError> {
+/// PATH opened for appending (created when missing), its size, and whether it is a regular
+/// file.
+fn open_append(path: &Path) -> Result<(File, u64, bool), SinkError> {
     let file = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(FILE_MODE)
         .open(path)
         .map_err(|e| SinkError::io(path, "open", e))?;
-    let size = file.metadata().map_err(|e| SinkError::io(path, "stat", e))?.len();
-    Ok((file, size))
+    let meta = file.metadata().map_err(|e| SinkError::io(path, "stat", e))?;
+    Ok((file, meta.len(), meta.file_type().is_file()))
 }
 
 fn numbered(path: &Path, n: usize) -> PathBuf {
@@ -329,6 +343,7 @@ impl SyncShared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileTypeExt;
 
     fn lines_of(path: &Path) -> Vec<String> {
         std::fs::read_to_string(path).unwrap_or_default().lines().map(String::from).collect()
@@ -421,6 +436,33 @@ mod tests {
         f.flush().unwrap();
         assert_eq!(lines_of(&path).len(), 1);
         assert!(!f.rotated_path(1).exists());
+    }
+
+    #[test]
+    fn a_fifo_is_written_as_it_is_never_rotated() {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pipe");
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let reader = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                File::open(path).unwrap().read_to_string(&mut text).unwrap();
+                text
+            })
+        };
+        let mut f = RotatingFile::open(&path, 100, 2).unwrap();
+        for n in 0..50 {
+            f.write_line(&line(n, 40)).unwrap();
+        }
+        f.flush().unwrap();
+        assert_eq!(f.stats().rotations, 0);
+        drop(f);
+        assert_eq!(reader.join().unwrap().lines().count(), 50);
+        assert!(std::fs::symlink_metadata(&path).unwrap().file_type().is_fifo(), "still the FIFO");
+        assert!(!path.with_file_name("pipe.1").exists(), "nothing renamed");
     }
 
     #[test]
