@@ -111,9 +111,9 @@ pub const RING_BUFFER_DEFAULT: u32 = 4 * 1024 * 1024;
 /// A record asks the kernel to wake the ring buffer's reader only when no record did in
 /// this many nanoseconds (`monitor-ebpf`'s `event` module). The reader drains again
 /// [`FOLLOW_UP_NS`] after every drain that found records, so that a record left without a
-/// wakeup waits at most that long. 2 ms rather than 1: at 1 000 execs/s the daemon's CPU
-/// falls by a sixth (wakeups, each drain's write), and the bench's p99 syscall→alert latency
-/// stays under 4 ms.
+/// wakeup waits at most that long. The gap bounds the wakeups records ask for to 500 a
+/// second however many records come (each wakeup is a drain and a write of its lines),
+/// while the bench's p99 syscall→alert latency stays under 4 ms.
 pub const WAKE_GAP_NS: u64 = 2_000_000;
 /// How long after a drain that found records the reader drains again: the wake gap, and a
 /// millisecond for a program that decided on no wakeup to commit its record.

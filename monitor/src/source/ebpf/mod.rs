@@ -20,7 +20,7 @@ use aya::maps::{Map, MapData, PerCpuArray, ProgramArray};
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::Ebpf;
 use monitor_common::{sys, Config, InodeKey};
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use tracing::{debug, warn};
 
 static PROGRAMS: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor-ebpf"));
@@ -93,8 +93,6 @@ fn map_mut<'e>(ebpf: &'e mut Ebpf, name: &str) -> Result<&'e mut aya::maps::Map,
 pub struct EbpfSource {
     ebpf: Ebpf,
     ring: reader::RingReader,
-    /// The ring buffer's map, open as long as `ring` reads it.
-    _ring_map: MapData,
     /// Hooks attached, as `category:name`.
     attached: Vec<String>,
     watches: watches::Watches,
@@ -143,9 +141,9 @@ impl EbpfSource {
             return Err(LoadError::Unsupported("the programs have no EVENTS ring buffer".into()));
         };
         let page = ring::page_size() as usize;
-        let ring = reader::RingReader::new(ring_map.fd().as_fd(), ring.bytes() as usize, page)
+        let ring = reader::RingReader::new(ring_map, ring.bytes() as usize, page)
             .kernel("mapping the EVENTS ring buffer")?;
-        Ok(EbpfSource { ebpf, ring, _ring_map: ring_map, attached, watches, keep_raw })
+        Ok(EbpfSource { ebpf, ring, attached, watches, keep_raw })
     }
 
     /// Events lost in the kernel since load, over all CPUs and causes (ring buffer full,

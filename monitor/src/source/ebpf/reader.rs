@@ -13,8 +13,9 @@
 //! acquire (busy bit: still being written, stop there; discard bit: skip it), and the
 //! consumer position is published with release ordering after each record.
 
+use aya::maps::MapData;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
@@ -55,9 +56,8 @@ impl Drop for Mapping {
     }
 }
 
-/// The reader of one BPF ring buffer map.
+/// The reader of one BPF ring buffer map, which it keeps open.
 pub struct RingReader {
-    fd: RawFd,
     /// The consumer position's page (read-write).
     consumer: Mapping,
     /// The producer position's page followed by the data pages, once (read-only).
@@ -68,31 +68,33 @@ pub struct RingReader {
     pos: usize,
     /// A record that crosses the end of the data pages, put back together.
     scratch: Vec<u8>,
+    /// Last, so that it is closed after the mappings are gone.
+    map: MapData,
 }
 
 // The mappings are owned by the reader alone; the kernel is the only other party.
 unsafe impl Send for RingReader {}
 
 impl RingReader {
-    /// Map the ring buffer `fd` of `size` bytes (a power of two, a whole number of pages).
-    /// The fd must stay open as long as the reader lives (the caller keeps the map).
-    pub fn new(fd: BorrowedFd<'_>, size: usize, page: usize) -> io::Result<RingReader> {
+    /// Map the ring buffer `map` of `size` bytes (a power of two, a whole number of pages).
+    pub fn new(map: MapData, size: usize, page: usize) -> io::Result<RingReader> {
         if !size.is_power_of_two() || !size.is_multiple_of(page) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("ring buffer size {size} is not a power of two in whole pages"),
             ));
         }
+        let fd = map.fd().as_fd();
         let consumer = Mapping::new(fd, page, libc::PROT_READ | libc::PROT_WRITE, 0)?;
         let producer = Mapping::new(fd, page + size, libc::PROT_READ, page)?;
         let mut r = RingReader {
-            fd: fd.as_raw_fd(),
             consumer,
             producer,
             page,
             mask: size - 1,
             pos: 0,
             scratch: Vec::new(),
+            map,
         };
         r.pos = r.consumer_pos().load(Ordering::Acquire);
         Ok(r)
@@ -162,6 +164,6 @@ impl RingReader {
 
 impl AsRawFd for RingReader {
     fn as_raw_fd(&self) -> RawFd {
-        self.fd
+        self.map.fd().as_fd().as_raw_fd()
     }
 }

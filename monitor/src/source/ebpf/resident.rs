@@ -65,18 +65,12 @@ struct Clean {
 
 /// The read-only, private mappings of `exe` in `smaps` text with no anonymous (copied) page.
 fn clean_mappings(smaps: &str, exe: &str) -> Vec<Clean> {
-    let mut out = Vec::new();
-    let mut current: Option<(Clean, bool)> = None;
-    let finish = |c: Option<(Clean, bool)>, out: &mut Vec<Clean>| {
-        if let Some((m, true)) = c {
-            out.push(m);
-        }
-    };
+    // Every mapping, and whether it may be dropped, in the order smaps lists them.
+    let mut mappings: Vec<(Clean, bool)> = Vec::new();
     for line in smaps.lines() {
         let mut fields = line.split_whitespace();
         let first = fields.next().unwrap_or("");
         if let Some((start, end)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
-            finish(current.take(), &mut out);
             let perms = fields.next().unwrap_or("");
             let path = fields.nth(3).unwrap_or("");
             let (Ok(start), Ok(end)) =
@@ -88,10 +82,10 @@ fn clean_mappings(smaps: &str, exe: &str) -> Vec<Clean> {
                 && perms.starts_with('r')
                 && &perms[1..2] == "-"
                 && perms.ends_with('p');
-            current = Some((Clean { start, end, rss_kib: 0 }, eligible));
+            mappings.push((Clean { start, end, rss_kib: 0 }, eligible));
             continue;
         }
-        let Some((m, eligible)) = current.as_mut() else { continue };
+        let Some((m, eligible)) = mappings.last_mut() else { continue };
         let kib = fields.next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
         match first {
             "Rss:" => m.rss_kib = kib,
@@ -102,8 +96,7 @@ fn clean_mappings(smaps: &str, exe: &str) -> Vec<Clean> {
             _ => {}
         }
     }
-    finish(current.take(), &mut out);
-    out
+    mappings.into_iter().filter(|(_, eligible)| *eligible).map(|(m, _)| m).collect()
 }
 
 #[cfg(test)]
