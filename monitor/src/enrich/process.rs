@@ -1,7 +1,8 @@
 //! The process table: pid → parent, executable, argv, start time. Seeded from /proc at
 //! start, then kept current from the kernel's fork/exec/exit events, so that short-lived
 //! processes and their parents are known even after they are gone from /proc. A process's
-//! start time with the host's id makes its [`entity_id`], the same on every line about it.
+//! start time with the host's id makes its `process.entity_id` ([`EntityIds`]), the same
+//! on every line about it.
 
 use crate::enrich::next_version;
 use crate::event::{Action, Event};
@@ -33,35 +34,49 @@ pub fn tick_ns() -> u64 {
     })
 }
 
-/// `process.entity_id`: FNV-1a (128 bits) of the host's key, the pid and the start time,
-/// as 32 hex digits. The same process gives the same id on every line (and across an exec);
-/// a reused pid, another start time, gives another.
+/// `process.entity_id`s of one host: FNV-1a (128 bits) of the host's key, the pid and the
+/// start time, as 32 hex digits. The same process gives the same id on every line (and
+/// across an exec); a reused pid, another start time, gives another.
 ///
-/// Made without allocating: an alert names its process, the parent and every ancestor, and
-/// formatting each id through `format!` was the monitor's largest source of allocations
-/// at 1,000 execs/s (heaptrack: 27 per exec).
-pub fn entity_id(host_key: &str, pid: u32, start: u64) -> EntityId {
+/// FNV-1a's state after `host_key:` kept, so that each id
+/// hashes only its pid and start (an alert names its process, the parent and every
+/// ancestor: the host's key, two thirds of the bytes, was hashed again for each).
+///
+/// Made without allocating: formatting each id through `format!` was the monitor's
+/// largest source of allocations at 1,000 execs/s (heaptrack: 27 per exec).
+#[derive(Clone, Copy, Debug)]
+pub struct EntityIds(u128);
+
+impl EntityIds {
     const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
     const PRIME: u128 = 0x0000000001000000000000000000013b;
-    let mut h = OFFSET;
-    let (mut pid_digits, mut start_digits) = (itoa::Buffer::new(), itoa::Buffer::new());
-    let parts: [&[u8]; 5] = [
-        host_key.as_bytes(),
-        b":",
-        pid_digits.format(pid).as_bytes(),
-        b":",
-        start_digits.format(start).as_bytes(),
-    ];
-    for b in parts.into_iter().flatten() {
-        h ^= *b as u128;
-        h = h.wrapping_mul(PRIME);
+
+    pub fn new(host_key: &str) -> EntityIds {
+        EntityIds(Self::hash(Self::OFFSET, [host_key.as_bytes(), b":"]))
     }
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = [0u8; 32];
-    for (i, digit) in id.iter_mut().enumerate() {
-        *digit = HEX[(h >> (4 * (31 - i)) & 0xf) as usize];
+
+    fn hash<const N: usize>(mut h: u128, parts: [&[u8]; N]) -> u128 {
+        for b in parts.into_iter().flatten() {
+            h ^= *b as u128;
+            h = h.wrapping_mul(Self::PRIME);
+        }
+        h
     }
-    EntityId(id)
+
+    /// The id of the process `pid` started at `start` (clock ticks since boot).
+    pub fn id(&self, pid: u32, start: u64) -> EntityId {
+        let (mut pid_digits, mut start_digits) = (itoa::Buffer::new(), itoa::Buffer::new());
+        let h = Self::hash(
+            self.0,
+            [pid_digits.format(pid).as_bytes(), b":", start_digits.format(start).as_bytes()],
+        );
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut id = [0u8; 32];
+        for (i, digit) in id.iter_mut().enumerate() {
+            *digit = HEX[(h >> (4 * (31 - i)) & 0xf) as usize];
+        }
+        EntityId(id)
+    }
 }
 
 /// A `process.entity_id`: 32 lowercase hex digits.
@@ -370,15 +385,17 @@ mod tests {
         exec.ppid = 10;
         t.observe(&exec);
         assert_eq!(t.peek(11).unwrap().start, Some(5), "an exec keeps the start");
-        let id = entity_id("host", 11, 5);
+        let id = EntityIds::new("host").id(11, 5);
         // FNV-1a 128 of "host:11:5" in hex, the id's definition, computed the plain way.
         let fnv = b"host:11:5".iter().fold(0x6c62272e07bb014262b821756295c58d_u128, |h, b| {
             (h ^ *b as u128).wrapping_mul(0x0000000001000000000000000000013b)
         });
         assert_eq!(id.as_str(), format!("{fnv:032x}"));
         assert_eq!(id.as_str().len(), 32);
-        assert_eq!(id, entity_id("host", 11, 5));
-        assert_ne!(id, entity_id("host", 11, 6));
-        assert_ne!(id, entity_id("other", 11, 5));
+        let ids = EntityIds::new("host");
+        assert_eq!(id, ids.id(11, 5));
+        assert_ne!(id, ids.id(11, 6));
+        assert_ne!(ids.id(12, 5), ids.id(11, 5));
+        assert_ne!(id, EntityIds::new("other").id(11, 5));
     }
 }

@@ -5,7 +5,7 @@
 //! pipeline renders them again only when what they are made of changes.
 
 use super::writer::{key, JsonWriter};
-use crate::enrich::process::{entity_id, tick_ns};
+use crate::enrich::process::{tick_ns, EntityIds};
 use crate::enrich::{rfc3339, Clock, HostInfo, ProcessView};
 use crate::event::Event;
 
@@ -29,6 +29,7 @@ impl ProcessParts {
     /// [`HostInfo::key`]), start times with `clock`.
     pub fn render(&mut self, view: &ProcessView, host_key: &str, clock: Clock) {
         let start = |ticks: u64| rfc3339(clock.wall_ns(ticks.saturating_mul(tick_ns())));
+        let ids = EntityIds::new(host_key);
         self.ecs.clear();
         // Room for a process with a few ancestors at once: growing from empty took about 15
         // allocations per exec'd process (heaptrack, 1,000 execs/s).
@@ -43,13 +44,13 @@ impl ProcessParts {
         }
         w.close_array().key(key!("args_count")).u64(view.args.len() as u64);
         if let Some(s) = view.start {
-            w.key(key!("entity_id")).str(entity_id(host_key, view.pid, s).as_str());
+            w.key(key!("entity_id")).str(ids.id(view.pid, s).as_str());
             w.key(key!("start")).str(&start(s));
         }
         w.object(key!("parent")).key(key!("pid")).u64(view.ppid as u64);
         if let Some(p) = view.parent {
             if let Some(s) = p.start {
-                w.key(key!("entity_id")).str(entity_id(host_key, view.ppid, s).as_str());
+                w.key(key!("entity_id")).str(ids.id(view.ppid, s).as_str());
                 w.key(key!("start")).str(&start(s));
             }
             if let Some(exe) = &p.exe {
@@ -75,7 +76,7 @@ impl ProcessParts {
         for (i, (pid, exe, s)) in view.ancestors.iter().enumerate() {
             w.open().key(key!("pid")).u64(*pid as u64);
             if let Some(s) = s {
-                w.key(key!("entity_id")).str(entity_id(host_key, *pid, *s).as_str());
+                w.key(key!("entity_id")).str(ids.id(*pid, *s).as_str());
             }
             if let Some(exe) = exe {
                 w.key(key!("executable"))
