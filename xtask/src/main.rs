@@ -110,6 +110,9 @@ enum Command {
 enum BenchPart {
     /// `monitor check --profile all --json` with 50 created containers (median of --reps runs).
     Check,
+    /// Only the paced exec scenario (`/bin/true` at 1 000/s for 20 s under each
+    /// configuration, --reps rounds); prints each run and the medians, writes no report.
+    PacedExec,
 }
 
 fn main() -> Result<()> {
@@ -151,6 +154,7 @@ fn main() -> Result<()> {
             let out = if out.is_absolute() { out } else { util::workspace_root().join(out) };
             match only {
                 Some(BenchPart::Check) => bench_check::run(&out, reps),
+                Some(BenchPart::PacedExec) => bench::paced_only(reps, ring_buffer_size),
                 None => bench::run(&bench::Options { size, reps, out, ring_buffer_size }),
             }
         }

@@ -37,7 +37,7 @@ const EXEC_RATE: u64 = 1_000;
 const EXEC_SECONDS: u64 = 20;
 const EXEC_SECONDS_SMALL: u64 = 2;
 /// Rounds of the paced exec scenario at most (each configuration runs once a round).
-const EXEC_ROUNDS: usize = 3;
+const EXEC_ROUNDS: usize = 5;
 /// Sizes below this are smoke runs: every pass runs, briefly.
 const SMALL: u64 = 1_000;
 
@@ -109,6 +109,58 @@ impl Daemon {
             last = now;
         }
     }
+}
+
+/// `cargo xtask bench paced-exec`: the paced exec scenario alone, `reps` rounds, each run
+/// and the medians on stdout.
+pub fn paced_only(reps: usize, ring_buffer_size: Option<String>) -> Result<()> {
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("the benchmarks need root (they load the monitor and auditd)");
+    }
+    let laurel = crate::setup::ensure_laurel()?;
+    let args: Vec<String> = ring_buffer_size
+        .iter()
+        .flat_map(|s| ["--ring-buffer-size".to_string(), s.clone()])
+        .collect();
+    let mut by_config: Vec<Vec<paced_exec::Run>> = vec![Vec::new(); paced_exec::CONFIGS.len()];
+    for round in 0..reps.max(1) {
+        for (config, runs) in paced_exec::CONFIGS.iter().zip(&mut by_config) {
+            let run = paced_exec::run(config, EXEC_RATE, EXEC_SECONDS, &args, &laurel)?;
+            println!(
+                "round {} {config:>13}: reached {:.0}/s records {:?} daemon {:.2} % host {:.1} % workload+daemon {:.1} % programs {:?} µs/exec",
+                round + 1,
+                run.reached(),
+                run.records,
+                run.daemon_pct(),
+                run.host_pct(),
+                run.work_pct(),
+                run.hooks_us_per_exec()
+            );
+            runs.push(run);
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let of = |runs: &[paced_exec::Run], f: fn(&paced_exec::Run) -> f64| {
+        median(runs.iter().map(f).collect())
+    };
+    let (host0, work0) = (
+        of(&by_config[0], paced_exec::Run::host_pct),
+        of(&by_config[0], paced_exec::Run::work_pct),
+    );
+    for (config, runs) in paced_exec::CONFIGS.iter().zip(&by_config) {
+        let (host, work) =
+            (of(runs, paced_exec::Run::host_pct), of(runs, paced_exec::Run::work_pct));
+        println!(
+            "median {config:>13}: daemon {:.2} % host {host:.1} % (added {:+.1}) workload+daemon {work:.1} % (added {:+.1})",
+            of(runs, paced_exec::Run::daemon_pct),
+            host - host0,
+            work - work0
+        );
+    }
+    Ok(())
 }
 
 pub fn run(opts: &Options) -> Result<()> {

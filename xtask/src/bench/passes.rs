@@ -238,7 +238,7 @@ pub fn ensure_no_tracing_programs() -> Result<()> {
 
 /// Time the kernel spent in BPF programs of type tracepoint/tracing (the monitor's), in ns,
 /// and how many times they ran: `bpftool prog show` with kernel.bpf_stats_enabled on.
-fn bpf_program_time() -> Result<(u64, u64)> {
+pub(super) fn bpf_program_time() -> Result<(u64, u64)> {
     let mut total = (0, 0);
     for p in tracing_programs()? {
         total.0 += p["run_time_ns"].as_u64().unwrap_or(0);
