@@ -110,8 +110,9 @@ enum Command {
 enum BenchPart {
     /// `monitor check --profile all --json` with 50 created containers (median of --reps runs).
     Check,
-    /// Only the paced exec scenario (`/bin/true` at 1 000/s for 20 s under each
-    /// configuration, --reps rounds); prints each run and the medians, writes no report.
+    /// Only the paced exec scenario (`/bin/true` at 1 000/s for 20 s under each of the four
+    /// configurations, --reps rounds: about 90 s a round); prints each run and the medians,
+    /// writes no report.
     PacedExec,
 }
 

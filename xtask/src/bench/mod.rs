@@ -117,6 +117,7 @@ pub fn paced_only(reps: usize, ring_buffer_size: Option<String>) -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the benchmarks need root (they load the monitor and auditd)");
     }
+    passes::ensure_no_tracing_programs()?;
     let laurel = crate::setup::ensure_laurel()?;
     let args: Vec<String> = ring_buffer_size
         .iter()
@@ -139,12 +140,8 @@ pub fn paced_only(reps: usize, ring_buffer_size: Option<String>) -> Result<()> {
             runs.push(run);
         }
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let of = |runs: &[paced_exec::Run], f: fn(&paced_exec::Run) -> f64| {
-        median(runs.iter().map(f).collect())
+        passes::median(&mut runs.iter().map(f).collect::<Vec<_>>())
     };
     let (host0, work0) = (
         of(&by_config[0], paced_exec::Run::host_pct),

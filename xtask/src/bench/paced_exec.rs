@@ -46,8 +46,9 @@ pub struct Run {
     /// from the scheduler's per-task clocks instead of /proc/stat's ticks, without the
     /// rest of the host's activity.
     pub work_cpu_s: f64,
-    /// Seconds the monitor's BPF programs ran (kernel.bpf_stats_enabled on for its runs;
-    /// none for the other configurations): the part of the workload's CPU its hooks take.
+    /// Seconds the monitor's BPF programs ran over the same span as the CPU figures, fired
+    /// by whichever task (the execs, nearly all of it; the bench's polling and the daemon
+    /// too); kernel.bpf_stats_enabled on for its runs, none for the other configurations.
     pub hooks_cpu_s: Option<f64>,
     /// Peak resident KiB of the daemon (auditd and its plugins summed), none for the base.
     pub peak_rss_kib: Option<u64>,
@@ -66,7 +67,8 @@ impl Run {
     pub fn work_pct(&self) -> f64 {
         self.work_cpu_s / self.seconds * 100.0
     }
-    /// The daemon's CPU and its programs' together (the monitor's runs only).
+    /// The daemon's CPU and its programs' together (the monitor's runs only): a lower bound
+    /// of its cost, without what being hooked at all costs (the bench's empty-hooks mode).
     pub fn attributed_pct(&self) -> Option<f64> {
         Some((self.daemon_cpu_s + self.hooks_cpu_s?) / self.seconds * 100.0)
     }
@@ -206,31 +208,12 @@ pub fn run(
     monitor_args: &[String],
     laurel: &Path,
 ) -> Result<Run> {
-    let stats = matches!(config, "monitor").then(BpfStats::enable).transpose()?;
+    let stats = matches!(config, "monitor").then(super::passes::BpfStats::enable).transpose()?;
     let daemon = Daemon::start(config, monitor_args, laurel)?;
     let result = measure(&daemon, rate, seconds, stats.is_some());
     daemon.stop()?;
     drop(stats);
     result
-}
-
-/// kernel.bpf_stats_enabled on while it lives, as it was after. Its two clock reads per
-/// program run cost about 40 ns, a few per exec: a hundredth of a point at 1 000 execs/s.
-struct BpfStats(String);
-
-impl BpfStats {
-    const PATH: &str = "/proc/sys/kernel/bpf_stats_enabled";
-    fn enable() -> Result<BpfStats> {
-        let was = std::fs::read_to_string(Self::PATH).unwrap_or_else(|_| "0".into());
-        std::fs::write(Self::PATH, "1").context("enabling kernel.bpf_stats_enabled")?;
-        Ok(BpfStats(was.trim().to_string()))
-    }
-}
-
-impl Drop for BpfStats {
-    fn drop(&mut self) {
-        let _ = std::fs::write(Self::PATH, &self.0);
-    }
 }
 
 fn measure(daemon: &Daemon, rate: u64, seconds: u64, hooks: bool) -> Result<Run> {
