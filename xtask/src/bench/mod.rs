@@ -114,64 +114,66 @@ impl Daemon {
 /// `cargo xtask bench paced-exec`: the paced exec scenario alone, `reps` rounds, each run
 /// and the medians on stdout.
 pub fn paced_only(reps: usize, ring_buffer_size: Option<String>) -> Result<()> {
-    if unsafe { libc::geteuid() } != 0 {
-        bail!("the benchmarks need root (they load the monitor and auditd)");
-    }
+    require_root()?;
     passes::ensure_no_tracing_programs()?;
     let laurel = crate::setup::ensure_laurel()?;
-    let args: Vec<String> = ring_buffer_size
-        .iter()
-        .flat_map(|s| ["--ring-buffer-size".to_string(), s.clone()])
-        .collect();
-    let mut by_config: Vec<Vec<paced_exec::Run>> = vec![Vec::new(); paced_exec::CONFIGS.len()];
-    for round in 0..reps.max(1) {
-        for (config, runs) in paced_exec::CONFIGS.iter().zip(&mut by_config) {
-            let run = paced_exec::run(config, EXEC_RATE, EXEC_SECONDS, &args, &laurel)?;
+    let args = monitor_args(ring_buffer_size.as_ref());
+    let exec = paced_exec::rounds(
+        reps.max(1),
+        EXEC_RATE,
+        EXEC_SECONDS,
+        &args,
+        &laurel,
+        |round, config, run| {
             println!(
-                "round {} {config:>13}: reached {:.0}/s records {:?} daemon {:.2} % host {:.1} % workload+daemon {:.1} % programs {:?} µs/exec",
-                round + 1,
-                run.reached(),
-                run.records,
-                run.daemon_pct(),
-                run.host_pct(),
-                run.work_pct(),
-                run.hooks_us_per_exec()
-            );
-            runs.push(run);
-        }
-    }
-    let of = |runs: &[paced_exec::Run], f: fn(&paced_exec::Run) -> f64| {
-        passes::median(&mut runs.iter().map(f).collect::<Vec<_>>())
-    };
-    let (host0, work0) = (
-        of(&by_config[0], paced_exec::Run::host_pct),
-        of(&by_config[0], paced_exec::Run::work_pct),
-    );
-    for (config, runs) in paced_exec::CONFIGS.iter().zip(&by_config) {
-        let (host, work) =
-            (of(runs, paced_exec::Run::host_pct), of(runs, paced_exec::Run::work_pct));
+            "round {} {config:>13}: reached {:.0}/s records {:?} daemon {:.2} % host {:.1} % workload+daemon {:.1} % programs {:?} µs/exec",
+            round + 1,
+            run.reached(),
+            run.records,
+            run.daemon_pct(),
+            run.host_pct(),
+            run.work_pct(),
+            run.hooks_us_per_exec()
+        );
+        },
+    )?;
+    let daemon = paced_exec::medians(&exec, paced_exec::Run::daemon_pct);
+    let host = paced_exec::medians(&exec, paced_exec::Run::host_pct);
+    let work = paced_exec::medians(&exec, paced_exec::Run::work_pct);
+    for (ci, config) in paced_exec::CONFIGS.iter().enumerate() {
         println!(
-            "median {config:>13}: daemon {:.2} % host {host:.1} % (added {:+.1}) workload+daemon {work:.1} % (added {:+.1})",
-            of(runs, paced_exec::Run::daemon_pct),
-            host - host0,
-            work - work0
+            "median {config:>13}: daemon {:.2} % host {:.1} % (added {:+.1}) workload+daemon {:.1} % (added {:+.1})",
+            daemon[ci],
+            host[ci],
+            host[ci] - host[0],
+            work[ci],
+            work[ci] - work[0]
         );
     }
     Ok(())
 }
 
-pub fn run(opts: &Options) -> Result<()> {
+fn require_root() -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the benchmarks need root (they load the monitor and auditd)");
     }
+    Ok(())
+}
+
+/// What every monitor the bench starts is given (`--ring-buffer-size`).
+fn monitor_args(ring_buffer_size: Option<&String>) -> Vec<String> {
+    ring_buffer_size
+        .iter()
+        .flat_map(|s| ["--ring-buffer-size".to_string(), s.to_string()])
+        .collect()
+}
+
+pub fn run(opts: &Options) -> Result<()> {
+    require_root()?;
     crate::docker::ensure_dockerd()?;
     passes::ensure_no_tracing_programs()?;
     let laurel = crate::setup::ensure_laurel()?;
-    let args: Vec<String> = opts
-        .ring_buffer_size
-        .iter()
-        .flat_map(|s| ["--ring-buffer-size".to_string(), s.clone()])
-        .collect();
+    let args = monitor_args(opts.ring_buffer_size.as_ref());
     let points = passes::hook_points(&args)?;
     let pack = audit::exported_pack()?;
     let small = opts.size < SMALL;
@@ -221,18 +223,7 @@ pub fn run(opts: &Options) -> Result<()> {
     }
     let (exec_seconds, rounds) =
         (if small { EXEC_SECONDS_SMALL } else { EXEC_SECONDS }, opts.reps.clamp(1, EXEC_ROUNDS));
-    let mut exec = Vec::new();
-    for round in 0..rounds {
-        let mut runs = Vec::new();
-        for config in paced_exec::CONFIGS {
-            eprintln!(
-                "xtask: paced exec round {}/{rounds}: {config}, {EXEC_RATE}/s for {exec_seconds} s",
-                round + 1
-            );
-            runs.push(paced_exec::run(config, EXEC_RATE, exec_seconds, &args, &laurel)?);
-        }
-        exec.push(runs);
-    }
+    let exec = paced_exec::rounds(rounds, EXEC_RATE, exec_seconds, &args, &laurel, |_, _, _| {})?;
     // The daemons' peaks under the exec load count too (auditd+laurel's is highest there).
     for runs in &exec {
         for (config, run) in paced_exec::CONFIGS.iter().zip(runs) {

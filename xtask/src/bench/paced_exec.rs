@@ -200,6 +200,43 @@ impl Daemon {
     }
 }
 
+/// `rounds` rounds of every configuration in turn (`rate` execs a second for `seconds`), as
+/// `exec[round][config]` (configurations in [`CONFIGS`] order); `each` sees every run as it
+/// ends.
+pub fn rounds(
+    rounds: usize,
+    rate: u64,
+    seconds: u64,
+    monitor_args: &[String],
+    laurel: &Path,
+    mut each: impl FnMut(usize, &str, &Run),
+) -> Result<Vec<Vec<Run>>> {
+    let mut exec = Vec::new();
+    for round in 0..rounds {
+        let mut runs = Vec::new();
+        for config in CONFIGS {
+            eprintln!(
+                "xtask: paced exec round {}/{rounds}: {config}, {rate}/s for {seconds} s",
+                round + 1
+            );
+            let r = run(config, rate, seconds, monitor_args, laurel)?;
+            each(round, config, &r);
+            runs.push(r);
+        }
+        exec.push(runs);
+    }
+    Ok(exec)
+}
+
+/// Per configuration, the median of `f` over the rounds of `exec` (as [`rounds`] returns).
+pub fn medians(exec: &[Vec<Run>], f: impl Fn(&Run) -> f64) -> Vec<f64> {
+    (0..CONFIGS.len())
+        .map(|ci| {
+            super::passes::median(&mut exec.iter().map(|round| f(&round[ci])).collect::<Vec<_>>())
+        })
+        .collect()
+}
+
 /// One run of `config`: `rate` execs a second for `seconds`.
 pub fn run(
     config: &str,

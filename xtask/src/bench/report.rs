@@ -101,13 +101,11 @@ fn kernel(r: &Results, md: &mut String, rows: &mut [Value]) {
 /// The paced exec scenario: medians over the rounds, per configuration.
 fn exec_scenario(r: &Results, md: &mut String) -> Value {
     let configs = paced_exec::CONFIGS;
-    let med = |f: &dyn Fn(&paced_exec::Run) -> f64, ci: usize| {
-        median(&mut r.exec.iter().map(|round| f(&round[ci])).collect::<Vec<_>>())
-    };
-    let reached: Vec<f64> = (0..configs.len()).map(|ci| med(&|x| x.reached(), ci)).collect();
-    let daemon: Vec<f64> = (0..configs.len()).map(|ci| med(&|x| x.daemon_pct(), ci)).collect();
-    let host: Vec<f64> = (0..configs.len()).map(|ci| med(&|x| x.host_pct(), ci)).collect();
-    let work: Vec<f64> = (0..configs.len()).map(|ci| med(&|x| x.work_pct(), ci)).collect();
+    let medians = |f: fn(&paced_exec::Run) -> f64| paced_exec::medians(&r.exec, f);
+    let reached = medians(paced_exec::Run::reached);
+    let daemon = medians(paced_exec::Run::daemon_pct);
+    let host = medians(paced_exec::Run::host_pct);
+    let work = medians(paced_exec::Run::work_pct);
     let mon = configs.iter().position(|c| *c == "monitor").unwrap_or(1);
     let monitor_runs = || r.exec.iter().map(|round| &round[mon]);
     let hooks_us = median(
@@ -115,10 +113,10 @@ fn exec_scenario(r: &Results, md: &mut String) -> Value {
     );
     let attributed =
         median(&mut monitor_runs().filter_map(paced_exec::Run::attributed_pct).collect::<Vec<_>>());
-    let execs: Vec<f64> = (0..configs.len()).map(|ci| med(&|x| x.execs as f64, ci)).collect();
-    let records: Vec<Option<f64>> = (0..configs.len())
-        .map(|ci| r.exec[0][ci].records.map(|_| med(&|x| x.records.unwrap_or(0) as f64, ci)))
-        .collect();
+    let execs = medians(|x| x.execs as f64);
+    let records = medians(|x| x.records.unwrap_or(0) as f64);
+    let records: Vec<Option<f64>> =
+        (0..configs.len()).map(|ci| r.exec[0][ci].records.map(|_| records[ci])).collect();
     md.push_str(&format!(
         "\nPaced exec: `/bin/true` at {}/s for {} s ({} threads), `-a always,exit -F arch=b64 -S execve -k exec` added on every side, median of {} rounds. CPU is counted from the run's start until the daemon wrote its last record, per second of the run, in % of one core; whole host from /proc/stat (the kernel's share of hooks and audit is charged to the exec'ing tasks, not to the daemon). /proc/stat counts timer ticks, and on this VM a run now and then reads tens of points off (a vCPU the hypervisor deschedules misses its ticks); \"workload + daemon\" is the same cost from the scheduler's per-task clocks: the generator and every exec it ran (getrusage of the reaped generator) plus the daemon.\n\n| configuration | execs/s reached | execs | records | daemon CPU | whole host CPU | added over base | workload + daemon CPU | added over base | daemon peak RSS |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         r.exec_rate,
